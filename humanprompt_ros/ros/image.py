@@ -1,0 +1,232 @@
+"""Conversion between ``sensor_msgs/msg/Image`` and numpy ``uint8`` arrays (SPEC §5).
+
+The package works in RGB: :func:`image_to_numpy` always returns ``H×W×3`` RGB (or ``H×W``
+for ``mono8``) whatever the message's colour encoding, and :func:`numpy_to_image` always takes
+RGB and writes it in the requested encoding.
+
+Supported encodings (8 bits per channel; ``is_bigendian`` is irrelevant for them):
+
+========  ===================================  =========================================
+encoding  message → numpy                      numpy → message
+========  ===================================  =========================================
+rgb8      H×W×3 RGB, zero-copy when unpadded   H×W×3 RGB
+bgr8      H×W×3 RGB (channels swapped)         H×W×3 RGB, written as BGR
+rgba8     H×W×3 RGB (alpha dropped)            H×W×3 RGB (alpha = 255) or H×W×4 RGBA
+bgra8     H×W×3 RGB (alpha dropped, swapped)   H×W×3 RGB (alpha = 255) or H×W×4 RGBA
+mono8     H×W                                  H×W or H×W×1
+========  ===================================  =========================================
+
+Anything else raises :class:`ValueError` naming the encoding and the supported ones.
+
+Ownership of the arrays returned by :func:`image_to_numpy`
+---------------------------------------------------------
+By default the result is **always read-only and C-contiguous**, so callers see one contract
+whatever the encoding:
+
+* ``rgb8``/``mono8`` with ``step == width * channels`` (the common case): a zero-copy view of
+  ``msg.data`` (~2 µs for 640×480). The view keeps ``msg.data`` alive, and while it exists the
+  message's ``array.array`` cannot be resized (``BufferError``); rclpy hands every callback a
+  fresh message, so this only matters to code that recycles messages.
+* anything that needs a conversion (padded rows, bgr, alpha): a fresh array, also marked
+  read-only for the uniform contract.
+
+Pass ``copy=True`` for an owned, writable, C-contiguous array (costs one copy, ~0.05 ms for a
+640×480 rgb8 frame). Note that ``torch.from_numpy`` warns on read-only arrays: a caller that
+hands frames to torch should use ``copy=True`` or ``torch.tensor(frame)``.
+
+Speed (640×480, measured on the project's 2-core machine): numpy → rgb8 message ~0.05–0.15 ms
+(``msg.data.frombytes`` through a memoryview: one copy), rgb8 message → numpy ~0.005 ms (view)
+or ~0.04 ms (``copy=True``), bgr8 either way ~0.4–1.6 ms (a channel swap). For comparison,
+assigning the pixels to ``msg.data`` element-wise costs 30–140 ms, and ``arr.tobytes()`` into a
+separate ``array.array`` then assigned to ``msg.data`` measured ~1.4 ms (an extra buffer whose
+allocation pattern makes glibc return memory to the OS and page-fault it back in every frame).
+
+This module imports ``sensor_msgs`` (and thus rclpy's message support) at import time; it lives
+under :mod:`humanprompt_ros.ros` so that the learning core never imports it.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import Image
+
+__all__ = [
+    "SUPPORTED_ENCODINGS",
+    "image_to_numpy",
+    "numpy_to_image",
+    "cv_bridge_available",
+]
+
+#: encoding -> channels per pixel in the message
+_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
+SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_CHANNELS)
+
+#: encoding -> message channel index of R, G, B (None: no reordering needed)
+_RGB_INDEX = {"rgb8": None, "bgr8": (2, 1, 0), "rgba8": (0, 1, 2), "bgra8": (2, 1, 0), "mono8": None}
+
+
+def _unsupported(encoding: str) -> ValueError:
+    return ValueError(
+        f"unsupported image encoding {encoding!r}: supported encodings are {', '.join(SUPPORTED_ENCODINGS)}"
+    )
+
+
+def _reorder(src: np.ndarray, index: tuple[int, ...], channels: int, fill: int | None = None) -> np.ndarray:
+    """A new C-contiguous H×W×`channels` array whose channel i is ``src[..., index[i]]``.
+
+    Channel-by-channel copies into a preallocated array are ~7× faster than
+    ``np.ascontiguousarray(src[..., ::-1])`` (0.4 ms vs 3 ms for 640×480), and unlike fancy
+    indexing give a C-contiguous result without a second copy. Channels past ``len(index)`` are
+    set to ``fill``.
+    """
+    out = np.empty(src.shape[:2] + (channels,), dtype=np.uint8)
+    for dst, s in enumerate(index):
+        out[..., dst] = src[..., s]
+    if fill is not None:
+        out[..., len(index):] = fill
+    return out
+
+
+def image_to_numpy(msg: Image, *, copy: bool = False) -> np.ndarray:
+    """The pixels of a ``sensor_msgs/msg/Image`` as a uint8 array.
+
+    Returns ``H×W×3`` RGB for rgb8/bgr8/rgba8/bgra8 (BGR converted, alpha dropped) and ``H×W``
+    for mono8. Row padding (``step > width * channels``) is honoured.
+
+    The result is read-only (a zero-copy view of ``msg.data`` when no conversion is needed,
+    otherwise a fresh array), unless ``copy=True``, which always returns an owned writable array.
+    See the module docstring.
+
+    Raises ValueError for an unsupported encoding, ``step < width * channels``, or a data
+    length different from ``height * step``.
+    """
+    encoding = msg.encoding
+    if encoding not in _CHANNELS:
+        raise _unsupported(encoding)
+    channels = _CHANNELS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row = width * channels
+    if step < row:
+        raise ValueError(
+            f"invalid {encoding} Image: step {step} is smaller than width*channels = {width}*{channels} = {row}"
+        )
+    nbytes = len(msg.data)
+    if nbytes != height * step:
+        raise ValueError(
+            f"invalid {encoding} Image: data has {nbytes} bytes, expected height*step = {height}*{step} = {height * step}"
+        )
+
+    flat = np.frombuffer(msg.data, dtype=np.uint8) if nbytes else np.zeros(0, dtype=np.uint8)
+    rows = flat.reshape(height, step)
+    if step != row:
+        rows = rows[:, :row]  # strided view: drop the row padding
+    pixels = rows.reshape(height, width, channels) if channels > 1 else rows
+
+    index = _RGB_INDEX[encoding]
+    if index is not None:
+        out = _reorder(pixels, index, 3)  # fresh, owned, C-contiguous
+    elif copy or step != row:
+        out = pixels.copy()  # owned, C-contiguous (drops the row padding)
+    else:
+        out = pixels  # zero-copy view of msg.data
+    # copy=True: owned and writable. Default: read-only, for the view and fresh arrays alike.
+    out.flags.writeable = copy
+    return out
+
+
+def _to_time(stamp: Any) -> Time:
+    if stamp is None:
+        return Time()
+    if isinstance(stamp, Time):
+        return stamp
+    to_msg = getattr(stamp, "to_msg", None)  # rclpy.time.Time
+    if callable(to_msg):
+        return to_msg()
+    raise TypeError(
+        f"stamp must be None, a builtin_interfaces.msg.Time or an rclpy.time.Time, not {type(stamp).__name__}"
+    )
+
+
+def numpy_to_image(
+    array_: np.ndarray,
+    encoding: str = "rgb8",
+    frame_id: str = "",
+    stamp: Any = None,
+) -> Image:
+    """A ``sensor_msgs/msg/Image`` holding ``array_`` in ``encoding``.
+
+    ``array_`` is uint8 **RGB** ``H×W×3`` for rgb8/bgr8 (converted to BGR for bgr8), RGB
+    ``H×W×3`` (alpha set to 255) or RGBA ``H×W×4`` for rgba8/bgra8, and ``H×W`` or ``H×W×1``
+    for mono8. Rows are written unpadded (``step = width * channels``). ``stamp`` is ``None``
+    (zero), a ``builtin_interfaces.msg.Time`` or an ``rclpy.time.Time``.
+
+    Raises ValueError for an unsupported encoding, a non-uint8 array, or a shape that does not
+    fit the encoding.
+    """
+    if encoding not in _CHANNELS:
+        raise _unsupported(encoding)
+    arr = np.asarray(array_)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"image array must have dtype uint8, got {arr.dtype}")
+    channels = _CHANNELS[encoding]
+    shape = arr.shape
+
+    if encoding == "mono8":
+        if arr.ndim == 3 and shape[2] == 1:
+            arr = arr[..., 0]
+        if arr.ndim != 2:
+            raise ValueError(f"mono8 needs an H×W (or H×W×1) array, got shape {shape}")
+        data = np.ascontiguousarray(arr)
+    elif encoding in ("rgb8", "bgr8"):
+        if arr.ndim != 3 or shape[2] != 3:
+            raise ValueError(f"{encoding} needs an H×W×3 RGB array, got shape {shape}")
+        data = np.ascontiguousarray(arr) if encoding == "rgb8" else _reorder(arr, (2, 1, 0), 3)
+    else:  # rgba8 / bgra8
+        if arr.ndim != 3 or shape[2] not in (3, 4):
+            raise ValueError(f"{encoding} needs an H×W×3 RGB or H×W×4 RGBA array, got shape {shape}")
+        rgb_index = (0, 1, 2) if encoding == "rgba8" else (2, 1, 0)
+        if shape[2] == 4:
+            data = np.ascontiguousarray(arr) if encoding == "rgba8" else _reorder(arr, rgb_index + (3,), 4)
+        else:
+            data = _reorder(arr, rgb_index, 4, fill=255)
+
+    height, width = int(data.shape[0]), int(data.shape[1])
+    msg = Image()
+    msg.header.frame_id = frame_id
+    msg.header.stamp = _to_time(stamp)
+    msg.height = height
+    msg.width = width
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = width * channels
+    if data.size:
+        # Into the fresh message's own (empty) array.array('B'), through the buffer protocol: one
+        # copy, no intermediate bytes object (SPEC §5).
+        msg.data.frombytes(memoryview(data).cast("B"))
+    return msg
+
+
+@functools.lru_cache(maxsize=1)
+def cv_bridge_available() -> bool:
+    """True only when ``cv_bridge`` imports cleanly *and* round-trips an image with this numpy.
+
+    PyPI's ``cv-bridge`` (1.13) is ROS 1 code that imports fine but fails when used: its
+    ``cv2_to_imgmsg`` calls ``ndarray.tostring`` (removed in NumPy 2), and its channel-count
+    decoding assumes OpenCV 4's type flags (OpenCV 5 reads ``rgb8`` as 9 channels). So importing
+    is not enough: a tiny round trip in both directions must work and give the right pixels.
+    The answer is cached for the process.
+    """
+    try:
+        from cv_bridge import CvBridge  # noqa: PLC0415 - optional dependency
+
+        bridge = CvBridge()
+        rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+        msg = bridge.cv2_to_imgmsg(rgb, encoding="rgb8")
+        back = bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+        ours = image_to_numpy(msg)
+        return bool(np.array_equal(np.asarray(back), rgb) and np.array_equal(ours, rgb))
+    except Exception:  # noqa: BLE001 - any failure means "not usable here"
+        return False

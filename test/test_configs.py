@@ -1,0 +1,65 @@
+"""Every shipped config file loads through its typed loader; none is left without one."""
+
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from humanprompt_ros.config import ConfigError, from_dict, load_config
+from humanprompt_ros.hand import HandConfig, RetargetingConfig, load_hand
+from humanprompt_ros.paths import share_dir
+
+CONFIG = share_dir() / "config"
+
+
+def _loaders() -> dict[str, Callable[[Path], object]]:
+    """Glob (relative to config/) → the loader that validates such a file."""
+    return {
+        "hands/*.yaml": load_hand,
+    }
+
+
+def _shipped() -> list[Path]:
+    return sorted(p for p in CONFIG.rglob("*.yaml"))
+
+
+def test_every_shipped_config_has_a_loader_and_loads():
+    loaders = _loaders()
+    assert _shipped(), "no config files found"
+    for path in _shipped():
+        rel = path.relative_to(CONFIG)
+        matches = [fn for pattern, fn in loaders.items() if rel.match(pattern)]
+        assert matches, f"config/{rel} has no loader in test_configs.py: every shipped config must be validated"
+        matches[0](path)
+
+
+def test_config_errors_name_file_and_key(tmp_path):
+    p = tmp_path / "h.yaml"
+    p.write_text("name: x\nurdf: u\nbase_link: b\nfingertip_links: {index: t}\nretargeting: {ik_max_iters: many}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(HandConfig, p)
+    assert str(p) in str(err.value) and "retargeting.ik_max_iters" in str(err.value)
+    assert "expected an integer" in str(err.value)
+
+
+def test_config_file_problems(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(HandConfig, tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(HandConfig, bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping at the top level"):
+        load_config(HandConfig, bad)
+
+
+def test_types_are_checked_strictly():
+    with pytest.raises(ConfigError, match="expected a number"):
+        from_dict(RetargetingConfig, {"scaling": "big"})
+    with pytest.raises(ConfigError, match="expected a number"):
+        from_dict(RetargetingConfig, {"scaling": True})
+    assert from_dict(RetargetingConfig, {"scaling": 2}).scaling == 2.0
+    assert from_dict(RetargetingConfig, {"low_pass_alpha": None}).low_pass_alpha is None
+    with pytest.raises(ConfigError, match="scaling: must be > 0"):
+        from_dict(RetargetingConfig, {"scaling": -1.0})
