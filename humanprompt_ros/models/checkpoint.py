@@ -1,0 +1,119 @@
+"""Self-describing checkpoints that cannot execute code on load (SPEC §2, §4).
+
+One ``.safetensors`` file holds the tensors and, in its header metadata, JSON for: the format name
+and version, the checkpoint ``kind`` (``stage1`` or ``policy``), the config it was trained with,
+and anything else the writer adds (hand name, action layout, training step, command line...).
+safetensors stores raw tensors only, so loading never runs code; a pickle (``torch.save``) file
+is recognised and refused with a message saying why.
+
+Training state (optimizer, RNG) for resuming goes into a second safetensors file beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "humanprompt_ros"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, unsafe, of another format/version, or does not match."""
+
+
+def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, config: dict[str, Any],
+                    **meta: Any) -> Path:
+    """Write ``tensors`` and JSON metadata atomically (temp file + rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": kind,
+              "config": json.dumps(config)}
+    header.update({k: json.dumps(v) for k, v in meta.items()})
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=header)
+    tmp.replace(path)
+    return path
+
+
+def _sniff_unsafe(path: Path) -> str | None:
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head[:2] == b"PK":
+        return "a zip archive (torch.save format), which unpickles Python objects and can execute code on load"
+    if head[:1] == b"\x80":
+        return "a pickle file, which can execute code on load"
+    return None
+
+
+def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint → (tensors, metadata with ``config`` and extras decoded from JSON).
+
+    Raises :class:`CheckpointError` naming the problem: not found, unsafe format (pickle), corrupt,
+    another format or version, or another ``kind`` than expected.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    unsafe = _sniff_unsafe(path)
+    if unsafe:
+        raise CheckpointError(f"refusing to load {path}: it is {unsafe}. humanprompt_ros checkpoints are "
+                              f"safetensors files; re-export the weights with safetensors.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint (corrupt or truncated?): {exc}") from None
+    if header.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a safetensors file but not a {FORMAT} checkpoint (no format tag)")
+    version = int(header.get("format_version", -1))
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {version}; this code reads version "
+                              f"{FORMAT_VERSION}")
+    if kind is not None and header.get("kind") != kind:
+        raise CheckpointError(f"{path} is a {header.get('kind')!r} checkpoint, expected {kind!r}")
+    meta: dict[str, Any] = {"format": FORMAT, "format_version": version, "kind": header.get("kind")}
+    for key, value in header.items():
+        if key not in meta:
+            try:
+                meta[key] = json.loads(value)
+            except json.JSONDecodeError:
+                raise CheckpointError(f"{path}: metadata {key!r} is not valid JSON (corrupt header)") from None
+    return tensors, meta
+
+
+def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v for k, v in state.items()}
+
+
+def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    p = prefix + "."
+    return {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimizer's state as flat tensors + JSON-able param groups (for safetensors)."""
+    sd = optimizer.state_dict()
+    tensors = {}
+    for idx, st in sd["state"].items():
+        for name, value in st.items():
+            tensors[f"optim.{idx}.{name}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                           groups: dict[str, Any]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups["param_groups"]})

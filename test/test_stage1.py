@@ -1,0 +1,161 @@
+"""Stage 1: the cross-prediction video model — shapes, training mechanics, checkpoints, prompts."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from humanprompt_ros.models.checkpoint import CheckpointError, save_checkpoint
+from humanprompt_ros.models.video_former import VideoFormer, VideoFormerConfig
+from humanprompt_ros.models.video_model import LatentVideoModel, VideoModelConfig
+from humanprompt_ros.stage1 import (PairMix, PairSampler, Stage1Config, Stage1Train, clip_indices, encode_episodes,
+                                    load_stage1, make_batch, prepare_prompt, probe_accuracy, psnr, ssim,
+                                    train_stage1)
+from humanprompt_ros.video import write_video
+
+from synthetic_clips import make_dataset
+
+TINY = VideoModelConfig(image_size=32, width=32, depth=2, heads=2, clip_frames=4, prompt_frames=4,
+                        prompt_tokens_per_frame=2, ae_channels=(8, 16, 16), feature_layer=1, sample_steps=3)
+
+
+def tiny_config(out: Path, steps: int = 60, ae_steps: int = 30) -> Stage1Config:
+    return Stage1Config(data="", out=str(out), clip_stride=3, model=TINY,
+                        train=Stage1Train(ae_steps=ae_steps, ae_batch_size=16, steps=steps, batch_size=8,
+                                          log_every=5, checkpoint_every=20, warmup_steps=5, seed=0, lr=2e-3))
+
+
+def test_shapes_are_as_documented():
+    torch.manual_seed(0)
+    m = LatentVideoModel(TINY).eval()
+    frames = torch.randint(0, 255, (2, 4, 32, 32, 3), dtype=torch.uint8)
+    lat = m.encode_frames(frames)
+    assert lat.shape == (2, 4, 4, 4, 4)  # (B, T, C, h, w) at 1/8 resolution
+    assert m.decode_latents(lat).shape == (2, 4, 32, 32, 3)
+    tokens = m.encode_prompt(lat)
+    assert tokens.shape == (2, 4 * 2, 32)  # (B, Tp·P, D)
+    feats = m.features(tokens, lat[:, 0])
+    assert feats.shape == (2, *m.feature_tokens, m.feature_dim) == (2, 4, 4, 32)  # (B, T, N, D)
+    former = VideoFormer(VideoFormerConfig(queries_per_frame=3, width=16, depth=1, heads=2), m.feature_dim, 4)
+    out = former(feats)
+    assert out.shape == (2, 4 * 3, 16) and VideoFormer.pool(out).shape == (2, 16)
+    assert m.sample(lat, lat[:, 0]).shape == (2, 4, 4, 4, 4)
+
+
+def test_features_are_deterministic_and_depend_on_prompt_and_frame():
+    torch.manual_seed(0)
+    m = LatentVideoModel(TINY).eval()
+    # adaLN-Zero starts as the identity: perturb it so the test sees the conditioning paths.
+    for p in m.denoiser.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    lat = torch.randn(2, 4, 4, 4, 4)
+    tok = m.encode_prompt(lat)
+    with torch.no_grad():
+        a = m.features(tok[:1], lat[0, :1])
+        assert torch.equal(a, m.features(tok[:1], lat[0, :1]))
+        assert not torch.allclose(a, m.features(tok[1:], lat[0, :1]))
+        assert not torch.allclose(a, m.features(tok[:1], lat[1, :1]))
+
+
+def test_config_validation_names_the_key():
+    with pytest.raises(ValueError, match="image_size"):
+        VideoModelConfig(image_size=36).validate()
+    with pytest.raises(ValueError, match="prediction_type"):
+        VideoModelConfig(prediction_type="x0").validate()
+
+
+def test_pair_sampler_mixes_embodiments_within_a_task():
+    eps = make_dataset(range(3), size=16, length=8)
+    sampler = PairSampler(eps, PairMix(human_to_robot=1.0, robot_to_human=0.0, same=0.0), seed=0)
+    for _ in range(50):
+        p, t, s = sampler.sample()
+        assert eps[p].task == eps[t].task
+        if eps[t].embodiment == "robot":
+            assert eps[p].embodiment == "human"
+        assert 0 <= s < len(eps[t].frames)
+    assert list(clip_indices(10, 7, 4, 2)) == [9, 9, 9, 9]
+
+
+def test_training_learns_checkpoints_and_resumes(tmp_path):
+    train = make_dataset(range(3), size=32, length=16)
+    cfg = tiny_config(tmp_path / "run", steps=40)
+    final = train_stage1(cfg, train)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    ae = [r["ae_loss"] for r in records if r.get("phase") == "ae"]
+    assert ae[-1] < ae[0]  # the autoencoder learns
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+    model, loaded_cfg, meta = load_stage1(final)
+    assert loaded_cfg.model == TINY and meta["kind"] == "stage1" and meta["format_version"] == 1
+    assert "command" in meta
+
+    # Resume: ask for more steps; training continues from the saved step rather than from scratch.
+    cfg2 = tiny_config(tmp_path / "run", steps=100)
+    train_stage1(cfg2, train)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if r.get("phase") == "denoiser"]
+    assert steps == sorted(steps) and len(steps) == len(set(steps)) and max(steps) >= 95
+    # The denoiser learns: held-fixed batches and noise, trained vs freshly initialised denoiser.
+    trained, _, _ = load_stage1(tmp_path / "run" / "stage1.safetensors")
+    torch.manual_seed(1)
+    fresh = LatentVideoModel(TINY).eval()
+    fresh.autoencoder.load_state_dict(trained.autoencoder.state_dict())
+    encode_episodes(trained, train, show=False)
+    sampler = PairSampler(train, cfg2.pairs, seed=123)
+    batch = make_batch(train, [sampler.sample() for _ in range(64)], cfg2, torch.device("cpu"))
+    with torch.no_grad():
+        losses = {name: np.mean([float(m.loss(*batch, generator=torch.Generator().manual_seed(k))) for k in range(4)])
+                  for name, m in (("trained", trained), ("fresh", fresh))}
+    assert losses["trained"] < 0.9 * losses["fresh"], losses
+
+
+def test_checkpoints_that_are_unsafe_corrupt_or_foreign_are_refused(tmp_path):
+    pickled = tmp_path / "model.safetensors"
+    torch.save({"w": torch.zeros(2)}, pickled)
+    with pytest.raises(CheckpointError, match="can execute code on load"):
+        load_stage1(pickled)
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
+        load_stage1(corrupt)
+    other = save_checkpoint(tmp_path / "policy.safetensors", {"w": torch.zeros(1)}, "policy", {})
+    with pytest.raises(CheckpointError, match="is a 'policy' checkpoint, expected 'stage1'"):
+        load_stage1(other)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_stage1(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize("length, size", [(2, 32), (40, 32), (9, 48), (5, 20)])
+def test_prompts_of_any_length_and_size_are_resampled(length, size):
+    m = LatentVideoModel(TINY).eval()
+    frames = np.random.default_rng(0).integers(0, 255, (length, size, size + 8, 3), dtype=np.uint8)
+    assert prepare_prompt(m, frames).shape == (1, TINY.prompt_frames, 4, 4, 4)
+
+
+def test_unreadable_prompt_is_a_clear_error(tmp_path):
+    from humanprompt_ros.video import read_video
+
+    bad = tmp_path / "prompt.mp4"
+    bad.write_bytes(b"not a video at all")
+    with pytest.raises(ValueError, match="cannot decode .*prompt.mp4 as a video"):
+        read_video(bad)
+    good = write_video(tmp_path / "ok.mp4", np.zeros((3, 32, 32, 3), np.uint8), fps=5)
+    frames, fps = read_video(good)
+    assert frames.shape == (3, 32, 32, 3) and fps == pytest.approx(5.0)
+
+
+def test_image_metrics_and_probes():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
+    assert np.all(psnr(a, a) > 90) and np.allclose(ssim(a, a), 1.0, atol=1e-4)
+    noisy = [np.clip(a + rng.normal(0, sigma, a.shape), 0, 255).astype(np.uint8) for sigma in (10, 30, 80)]
+    assert np.all(psnr(noisy[1], a) < 25)
+    p, s = [psnr(n, a).mean() for n in noisy], [ssim(n, a).mean() for n in noisy]
+    assert p[0] > p[1] > p[2] and 1.0 > s[0] > s[1] > s[2]
+    # separable classes are identified; labels carry no signal in random features
+    centers = rng.normal(size=(3, 8)) * 5
+    x = np.concatenate([c + rng.normal(size=(20, 8)) for c in centers])
+    y = [str(i) for i in range(3) for _ in range(20)]
+    acc = probe_accuracy(x[::2], y[::2], x[1::2], y[1::2])
+    assert acc["prototype"] > 0.9 and acc["linear"] > 0.9 and acc["chance"] == pytest.approx(1 / 3)
