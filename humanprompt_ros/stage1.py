@@ -24,7 +24,7 @@ import torch
 from .config import load_config, to_dict
 from .models.checkpoint import (CheckpointError, load_checkpoint, load_optimizer_tensors, optimizer_tensors,
                                 prefixed, save_checkpoint, unprefixed)
-from .models.video_model import LatentVideoModel, VideoModelConfig
+from .models.video_model import CrossPredictionModel, VideoModelConfig, build_video_model
 from .training import Distributed, MetricsLog, command_line, plot_metrics, progress, seed_everything
 from .video import resample_clip, resample_indices, resize_frames
 
@@ -128,7 +128,7 @@ class PairSampler:
         return p_idx, t_idx, start
 
 
-def encode_episodes(model: LatentVideoModel, episodes: Sequence[ClipEpisode], batch: int = 256,
+def encode_episodes(model: CrossPredictionModel, episodes: Sequence[ClipEpisode], batch: int = 256,
                     show: bool = True) -> None:
     """Fill ``ep.latents`` with the (frozen) autoencoder's latents of every frame."""
     model.eval()
@@ -155,7 +155,7 @@ def make_batch(episodes: Sequence[ClipEpisode], triples: list[tuple[int, int, in
 class _LossModule(torch.nn.Module):
     """Wraps the model's loss in forward() so DistributedDataParallel can average its gradients."""
 
-    def __init__(self, model: LatentVideoModel):
+    def __init__(self, model: CrossPredictionModel):
         super().__init__()
         self.model = model
 
@@ -171,12 +171,12 @@ def _lr(step: int, cfg: Stage1Train) -> float:
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------
-def save_stage1(path: Path, model: LatentVideoModel, cfg: Stage1Config, **meta: Any) -> Path:
+def save_stage1(path: Path, model: CrossPredictionModel, cfg: Stage1Config, **meta: Any) -> Path:
     return save_checkpoint(path, prefixed("model", model.state_dict()), KIND, to_dict(cfg),
                            backbone=model.name, command=command_line(), **meta)
 
 
-def load_stage1(path: str | Path, device: str | torch.device = "cpu") -> tuple[LatentVideoModel, Stage1Config, dict]:
+def load_stage1(path: str | Path, device: str | torch.device = "cpu") -> tuple[CrossPredictionModel, Stage1Config, dict]:
     """Load a stage-1 checkpoint → (model in eval mode, its config, metadata). Refuses mismatches."""
     from .config import from_dict
 
@@ -185,9 +185,10 @@ def load_stage1(path: str | Path, device: str | torch.device = "cpu") -> tuple[L
         cfg = from_dict(Stage1Config, meta["config"], source=f"{path} (embedded config)")
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: embedded config is invalid: {exc}") from None
-    if meta.get("backbone") != LatentVideoModel.name:
-        raise CheckpointError(f"{path}: backbone {meta.get('backbone')!r} is not {LatentVideoModel.name!r}")
-    model = LatentVideoModel(cfg.model)
+    if meta.get("backbone") != cfg.model.backbone:
+        raise CheckpointError(f"{path}: weights are for backbone {meta.get('backbone')!r} but the embedded config "
+                              f"says {cfg.model.backbone!r}")
+    model = build_video_model(cfg.model)
     missing, unexpected = model.load_state_dict(unprefixed("model", tensors), strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match the model its config describes "
@@ -203,11 +204,11 @@ def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: boo
     seed_everything(tc.seed + dist.rank)
     out = Path(cfg.out)
     log = MetricsLog(out / "metrics.jsonl", enabled=dist.is_main)
-    model = LatentVideoModel(cfg.model).to(dist.device)
+    model = build_video_model(cfg.model).to(dist.device)
     ae_opt = torch.optim.Adam(model.autoencoder.parameters(), lr=tc.ae_lr)
     params = [p for n, p in model.named_parameters() if not n.startswith("autoencoder.")]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
-    phase, step = "ae", 0
+    phase, step = ("ae" if model.trains_autoencoder else "denoiser"), 0
 
     last = out / "last.safetensors"
     if resume and last.exists():
@@ -292,19 +293,19 @@ def load_stage1_config(path: str | Path) -> Stage1Config:
 
 
 # -- sampling and evaluation ----------------------------------------------------------------------------
-def prepare_prompt(model: LatentVideoModel, frames: np.ndarray) -> torch.Tensor:
+def prepare_prompt(model: CrossPredictionModel, frames: np.ndarray) -> torch.Tensor:
     """Any prompt video (T, H, W, 3) uint8 → prompt latents (1, Tp, C, h, w) (resampled as documented)."""
     clip = resample_clip(frames, model.cfg.prompt_frames, model.cfg.image_size)
     return model.encode_frames(torch.from_numpy(clip))[None]
 
 
-def prepare_frame(model: LatentVideoModel, frame: np.ndarray) -> torch.Tensor:
+def prepare_frame(model: CrossPredictionModel, frame: np.ndarray) -> torch.Tensor:
     """One frame (H, W, 3) uint8 → latent (1, C, h, w)."""
     return model.encode_frames(torch.from_numpy(resize_frames(frame[None], model.cfg.image_size)))
 
 
 @torch.no_grad()
-def predict_video(model: LatentVideoModel, prompt_frames: np.ndarray, first_frame: np.ndarray, seed: int = 0,
+def predict_video(model: CrossPredictionModel, prompt_frames: np.ndarray, first_frame: np.ndarray, seed: int = 0,
                   steps: int | None = None) -> np.ndarray:
     """Predicted video (T, S, S, 3) uint8 of what follows ``first_frame`` when doing the prompt's task."""
     g = torch.Generator().manual_seed(seed)
@@ -340,7 +341,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def pooled_features(model: LatentVideoModel, episodes: Sequence[ClipEpisode]) -> np.ndarray:
+def pooled_features(model: CrossPredictionModel, episodes: Sequence[ClipEpisode]) -> np.ndarray:
     """Each episode as a prompt, with its own first frame as the current frame → mean-pooled
     representation (E, D)."""
     out = []
@@ -382,7 +383,7 @@ def _linear_probe(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.nda
 
 
 @torch.no_grad()
-def evaluate_stage1(model: LatentVideoModel, cfg: Stage1Config, train_eps: Sequence[ClipEpisode],
+def evaluate_stage1(model: CrossPredictionModel, cfg: Stage1Config, train_eps: Sequence[ClipEpisode],
                     test_eps: Sequence[ClipEpisode], max_targets: int = 40, seed: int = 0) -> dict[str, Any]:
     """The acceptance tables: prediction quality vs baselines, and task probes vs an untrained model.
 
@@ -416,7 +417,8 @@ def evaluate_stage1(model: LatentVideoModel, cfg: Stage1Config, train_eps: Seque
 
     human_train = [e for e in train_eps if e.embodiment == "human"]
     probes = {}
-    fresh = LatentVideoModel(dataclasses.replace(cfg.model)).eval()
+    torch.manual_seed(seed)
+    fresh = build_video_model(dataclasses.replace(cfg.model)).eval()
     for name, m in (("trained", model), ("untrained", fresh)):
         probes[name] = probe_accuracy(pooled_features(m, human_train), [e.task for e in human_train],
                                       pooled_features(m, human_test), [e.task for e in human_test], seed)

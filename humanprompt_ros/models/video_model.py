@@ -18,7 +18,7 @@ Noise schedules come from ``diffusers`` (DDPM for training, DDIM for sampling).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -27,11 +27,30 @@ from torch import nn
 from .autoencoder import FrameAutoencoder, to_model_frames, to_uint8_frames
 from .layers import MLP, Attention, TimestepEmbedder, modulate
 
+BACKBONES = ("latent_transformer", "svd")
+
+
+@dataclass
+class SVDUNetConfig:
+    """The ``svd`` backbone: diffusers' spatio-temporal UNet (Stable Video Diffusion's denoiser).
+
+    With ``pretrained`` (a local diffusers SVD folder with ``unet/`` and ``vae/``; nothing is
+    downloaded) the UNet and the VAE are loaded from it and the sizes below are ignored; otherwise a
+    UNet of these sizes is built from scratch on top of the frame autoencoder.
+    """
+
+    pretrained: str = ""
+    block_out_channels: tuple[int, ...] = (64, 128)
+    heads: tuple[int, ...] = (2, 4)
+    layers_per_block: int = 1
+    feature_block: int = 1  # index into unet.up_blocks whose output is the representation (as in VPP)
+
 
 @dataclass
 class VideoModelConfig:
-    """Shapes and sizes of the default latent video model (saved inside every checkpoint)."""
+    """Shapes and sizes of the stage-1 video model (saved inside every checkpoint)."""
 
+    backbone: str = "latent_transformer"  # or "svd"
     image_size: int = 64  # frames are resized to image_size × image_size
     latent_channels: int = 4
     ae_channels: tuple[int, int, int] = (16, 32, 64)
@@ -47,8 +66,11 @@ class VideoModelConfig:
     train_timesteps: int = 1000
     repr_timestep: int = 400  # noise level of the representation pass
     sample_steps: int = 25  # DDIM steps when sampling a video
+    svd: SVDUNetConfig = field(default_factory=SVDUNetConfig)
 
     def validate(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone: unknown {self.backbone!r} (valid: {', '.join(BACKBONES)})")
         if self.image_size % (8 * self.patch):
             raise ValueError(f"image_size: {self.image_size} must be divisible by 8·patch = {8 * self.patch}")
         if self.prediction_type not in ("epsilon", "v_prediction"):
@@ -193,35 +215,49 @@ class SpaceTimeDenoiser(nn.Module):
         return x.reshape(b, nt, c, h, w)
 
 
-class LatentVideoModel(nn.Module):
-    """The default stage-1 backbone: frame autoencoder + prompt encoder + space-time denoiser."""
+class CrossPredictionModel(nn.Module):
+    """What every stage-1 backbone offers (the interface the trainer and the policy use).
 
-    name = "latent_transformer"
+    Subclasses provide ``autoencoder`` (encode/decode to scaled latents), ``prompt_encoder`` and
+    :meth:`denoise`; this class turns them into the training loss, DDIM sampling and the
+    single-pass representation for control.
+    """
+
+    name = "base"
+    autoencoder: nn.Module
+    prompt_encoder: nn.Module
 
     def __init__(self, cfg: VideoModelConfig):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
-        self.autoencoder = FrameAutoencoder(cfg.latent_channels, cfg.ae_channels)
-        self.prompt_encoder = PromptEncoder(cfg)
-        self.denoiser = SpaceTimeDenoiser(cfg)
         self.train_scheduler, self.sample_scheduler = make_schedulers(cfg)
         g = torch.Generator().manual_seed(0)
         ls = cfg.latent_size
         # One fixed noise draw for the representation pass: the same frame gives the same features.
         self.register_buffer("repr_noise", torch.randn(1, cfg.clip_frames, cfg.latent_channels, ls, ls, generator=g))
-        alphas = self.train_scheduler.alphas_cumprod.float()
-        self.register_buffer("alphas_cumprod", alphas, persistent=False)
+        self.register_buffer("alphas_cumprod", self.train_scheduler.alphas_cumprod.float(), persistent=False)
+
+    def denoise(self, noisy: torch.Tensor, first: torch.Tensor, t: torch.Tensor, prompt: torch.Tensor,
+                features: bool = False) -> torch.Tensor:
+        """(B,T,C,h,w) noisy latents, (B,C,h,w) first latent, (B,) t, (B,S,D) prompt tokens →
+        prediction (B,T,C,h,w), or with ``features=True`` the representation (B,T,N,D)."""
+        raise NotImplementedError
+
+    @property
+    def trains_autoencoder(self) -> bool:
+        """Whether stage-1 training must fit the frame autoencoder first."""
+        return True
 
     # -- shapes ----------------------------------------------------------------------------------
     @property
     def feature_dim(self) -> int:
-        return self.cfg.width
+        raise NotImplementedError
 
     @property
     def feature_tokens(self) -> tuple[int, int]:
         """(T, N) of :meth:`features`."""
-        return self.cfg.clip_frames, self.cfg.tokens_per_frame
+        raise NotImplementedError
 
     # -- encoders --------------------------------------------------------------------------------
     def encode_frames(self, frames_uint8: torch.Tensor) -> torch.Tensor:
@@ -250,7 +286,7 @@ class LatentVideoModel(nn.Module):
         noise = torch.randn(target_latents.shape, generator=generator, device=target_latents.device)
         t = torch.randint(0, self.cfg.train_timesteps, (b,), generator=generator, device=target_latents.device)
         noisy = self.train_scheduler.add_noise(target_latents, noise, t)
-        pred = self.denoiser(noisy, first_latent, t, self.encode_prompt(prompt_latents))
+        pred = self.denoise(noisy, first_latent, t, self.encode_prompt(prompt_latents))
         if self.cfg.prediction_type == "epsilon":
             goal = noise
         else:
@@ -271,17 +307,50 @@ class LatentVideoModel(nn.Module):
         sched.set_timesteps(steps or self.cfg.sample_steps)
         for t in sched.timesteps:
             tt = torch.full((b,), int(t), device=x.device, dtype=torch.long)
-            pred = self.denoiser(x, first_latent, tt, prompt)
+            pred = self.denoise(x, first_latent, tt, prompt)
             x = sched.step(pred, t, x).prev_sample
         return x
 
     # -- representation for control --------------------------------------------------------------
     def features(self, prompt_tokens: torch.Tensor, frame_latent: torch.Tensor) -> torch.Tensor:
         """One denoiser pass at ``repr_timestep``: (B, S, D) prompt tokens, (B, C, h, w) current
-        frame latent → block ``feature_layer``'s output (B, T, N, D)."""
+        frame latent → the backbone's intermediate features (B, T, N, D)."""
         b = frame_latent.shape[0]
         t = torch.full((b,), self.cfg.repr_timestep, device=frame_latent.device, dtype=torch.long)
         a = self.alphas_cumprod[self.cfg.repr_timestep]
         static = frame_latent[:, None].expand(-1, self.cfg.clip_frames, -1, -1, -1)
         noisy = a.sqrt() * static + (1 - a).sqrt() * self.repr_noise.expand(b, -1, -1, -1, -1)
-        return self.denoiser(noisy, frame_latent, t, prompt_tokens, stop_at=self.cfg.feature_layer)
+        return self.denoise(noisy, frame_latent, t, prompt_tokens, features=True)
+
+
+class LatentVideoModel(CrossPredictionModel):
+    """The default backbone: frame autoencoder + prompt encoder + space-time transformer denoiser."""
+
+    name = "latent_transformer"
+
+    def __init__(self, cfg: VideoModelConfig):
+        super().__init__(cfg)
+        self.autoencoder = FrameAutoencoder(cfg.latent_channels, cfg.ae_channels)
+        self.prompt_encoder = PromptEncoder(cfg)
+        self.denoiser = SpaceTimeDenoiser(cfg)
+
+    def denoise(self, noisy, first, t, prompt, features=False):
+        return self.denoiser(noisy, first, t, prompt, stop_at=self.cfg.feature_layer if features else None)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.cfg.width
+
+    @property
+    def feature_tokens(self) -> tuple[int, int]:
+        return self.cfg.clip_frames, self.cfg.tokens_per_frame
+
+
+def build_video_model(cfg: VideoModelConfig) -> CrossPredictionModel:
+    """The stage-1 model for ``cfg.backbone``."""
+    cfg.validate()
+    if cfg.backbone == "svd":
+        from .svd_backbone import SVDVideoModel
+
+        return SVDVideoModel(cfg)
+    return LatentVideoModel(cfg)
