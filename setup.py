@@ -51,6 +51,7 @@ setup(
         "console_scripts": [
             "humanprompt-hand = humanprompt_ros.cli.hand:main",
             "humanprompt-sim = humanprompt_ros.cli.sim:main",
+            "humanprompt-train = humanprompt_ros.cli.train:main",
         ],
     },
 )

@@ -44,11 +44,21 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(cls: type[T], path: str | Path, overrides: dict[str, Any] | None = None) -> T:
-    """Load the YAML file at ``path`` into dataclass ``cls`` (``overrides`` merged on top)."""
+def load_config(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
+    """Load the YAML file at ``path`` into dataclass ``cls``; ``overrides`` are ``dotted.key=value``
+    strings (values parsed as YAML) applied on top, e.g. ``["train.steps=100"]``."""
     data = read_yaml(path)
-    if overrides:
-        data = {**data, **overrides}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(str(path), item, "an override must look like dotted.key=value")
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(str(path), key, f"{part!r} is not a mapping, cannot set {leaf!r} inside it")
+        node[leaf] = yaml.safe_load(value)
     return from_dict(cls, data, source=str(path))
 
 

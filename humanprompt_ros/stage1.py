@@ -66,7 +66,6 @@ class Stage1Train:
 class Stage1Config:
     data: str  # dataset directory (humanprompt-sim generate --out)
     out: str = "runs/stage1"
-    splits: str = ""  # benchmark splits YAML; empty = the shipped config/benchmark.yaml
     clip_stride: int = 6  # sim steps between predicted frames
     model: VideoModelConfig = field(default_factory=VideoModelConfig)
     pairs: PairMix = field(default_factory=PairMix)
@@ -288,8 +287,24 @@ def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: boo
     return final
 
 
-def load_stage1_config(path: str | Path) -> Stage1Config:
-    return load_config(Stage1Config, path)
+def load_stage1_config(path: str | Path, overrides: list[str] | None = None) -> Stage1Config:
+    return load_config(Stage1Config, path, overrides)
+
+
+def load_clip_episodes(root: str | Path, image_size: int, success_only: bool = True,
+                       show: bool = True) -> list[ClipEpisode]:
+    """Every episode under ``root`` (the benchmark's dataset format), frames resized to the model size."""
+    from .data import iter_episodes
+
+    episodes = []
+    found = iter_episodes(root, success=True if success_only else None)
+    for ep in progress(found, desc=f"load {root}", enabled=show):
+        episodes.append(ClipEpisode(resize_frames(ep.frames(), image_size), ep.task, ep.skill, ep.embodiment,
+                                    int(ep.seed or 0)))
+    if not episodes:
+        raise ValueError(f"{root}: no {'successful ' if success_only else ''}episodes found "
+                         f"(generate some with: humanprompt-sim generate --out {root})")
+    return episodes
 
 
 # -- sampling and evaluation ----------------------------------------------------------------------------

@@ -36,3 +36,22 @@ def make_episode(task: str, embodiment: str, seed: int, size: int = 32, length: 
 def make_dataset(seeds: range, size: int = 32, length: int = 24) -> list[ClipEpisode]:
     return [make_episode(task, emb, 1000 * i + s, size, length)
             for i, task in enumerate(DIRECTIONS) for emb in ("human", "robot") for s in seeds]
+
+
+def make_policy_dataset(seeds: range, size: int = 32, length: int = 24):
+    """The same clips as policy episodes: the unified action moves the wrist like the object moves."""
+    from humanprompt_ros.stage2 import PolicyEpisode
+
+    out = []
+    for ep in make_dataset(seeds, size, length):
+        dx, dy = DIRECTIONS[ep.task]
+        t = np.arange(length, dtype=np.float32)[:, None]
+        proprio = np.zeros((length, 24), np.float32)
+        proprio[:, 0:2] = 0.01 * t * np.array([dx, dy], np.float32)
+        proprio[:, 3], proprio[:, 7] = 1.0, 1.0  # identity rotation (6D)
+        proprio[:, 9:24] = 0.05 if ep.embodiment == "human" else 0.08  # fingertips: differ by embodiment
+        mask = np.array([True] * 5) if ep.embodiment == "human" else np.array([True] * 4 + [False])
+        if not mask[4]:
+            proprio[:, 21:24] = 0.0
+        out.append(PolicyEpisode(ep.frames, proprio[1:], proprio, mask, ep.task, ep.skill, ep.embodiment, ep.seed))
+    return out

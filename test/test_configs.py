@@ -14,8 +14,13 @@ CONFIG = share_dir() / "config"
 
 def _loaders() -> dict[str, Callable[[Path], object]]:
     """Glob (relative to config/) → the loader that validates such a file."""
+    from humanprompt_ros.stage1 import load_stage1_config
+    from humanprompt_ros.stage2 import load_stage2_config
+
     return {
         "hands/*.yaml": load_hand,
+        "stage1.yaml": load_stage1_config,
+        "stage2.yaml": load_stage2_config,
     }
 
 
@@ -52,6 +57,17 @@ def test_config_file_problems(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping at the top level"):
         load_config(HandConfig, bad)
+
+
+def test_overrides_use_dotted_keys(tmp_path):
+    from humanprompt_ros.stage1 import Stage1Config
+
+    cfg = load_config(Stage1Config, CONFIG / "stage1.yaml", ["train.steps=7", "model.width=64", "data=/x"])
+    assert cfg.train.steps == 7 and cfg.model.width == 64 and cfg.data == "/x"
+    with pytest.raises(ConfigError, match="train.stepz: unknown key"):
+        load_config(Stage1Config, CONFIG / "stage1.yaml", ["train.stepz=7"])
+    with pytest.raises(ConfigError, match="dotted.key=value"):
+        load_config(Stage1Config, CONFIG / "stage1.yaml", ["train.steps"])
 
 
 def test_types_are_checked_strictly():

@@ -1,0 +1,136 @@
+"""``humanprompt-train``: train and inspect the learned models.
+
+    humanprompt-train stage1 --config config/stage1.yaml [--set train.steps=100 ...] [--fresh]
+    humanprompt-train stage2 --config config/stage2.yaml [--set condition=none ...]
+    humanprompt-train eval-stage1 --checkpoint runs/stage1/stage1.safetensors --train DIR --heldout DIR [--json]
+    humanprompt-train sample --checkpoint CK --prompt HUMAN_EPISODE_OR_VIDEO --first-frame ROBOT_EPISODE_OR_IMAGE --out pred.mp4
+
+Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m humanprompt_ros.cli.train stage1 --config ...``
+(no code change: each rank draws its own batches, gradients are averaged by DistributedDataParallel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def cmd_stage1(args: argparse.Namespace) -> int:
+    from ..stage1 import load_clip_episodes, load_stage1_config, train_stage1
+
+    cfg = load_stage1_config(args.config, args.set)
+    episodes = load_clip_episodes(cfg.data, cfg.model.image_size)
+    print(f"[stage1] {len(episodes)} episodes from {cfg.data}: "
+          f"{sum(e.embodiment == 'human' for e in episodes)} human, {sum(e.embodiment == 'robot' for e in episodes)} robot")
+    train_stage1(cfg, episodes, resume=not args.fresh)
+    return 0
+
+
+def cmd_stage2(args: argparse.Namespace) -> int:
+    from ..stage1 import load_stage1
+    from ..stage2 import load_policy_episodes, load_stage2_config, train_stage2
+
+    cfg = load_stage2_config(args.config, args.set)
+    _, s1cfg, _ = load_stage1(cfg.stage1)
+    episodes = load_policy_episodes(cfg.data, s1cfg.model.image_size)
+    print(f"[stage2] {len(episodes)} episodes from {cfg.data}; condition={cfg.condition}, "
+          f"pdcp={'on' if cfg.pdcp.enabled else 'off'}, stage-1 {'pretrained' if cfg.stage1_pretrained else 'random'}")
+    train_stage2(cfg, episodes, resume=not args.fresh)
+    return 0
+
+
+def cmd_eval_stage1(args: argparse.Namespace) -> int:
+    from ..stage1 import evaluate_stage1, load_clip_episodes, load_stage1
+
+    model, cfg, _ = load_stage1(args.checkpoint)
+    train = load_clip_episodes(args.train, cfg.model.image_size)
+    heldout = load_clip_episodes(args.heldout, cfg.model.image_size)
+    result = evaluate_stage1(model, cfg, train, heldout, max_targets=args.max_targets, seed=args.seed)
+    print("prediction on held-out robot episodes (robot first frame + human prompt):")
+    print(f"  {'condition':<20} {'PSNR dB':>8} {'SSIM':>6}  per-frame PSNR")
+    for name, row in result["prediction"].items():
+        print(f"  {name:<20} {row['psnr']:8.2f} {row['ssim']:6.3f}  {row['psnr_per_frame']}")
+    print("task identification from held-out human prompts (pooled representation):")
+    for name, row in result["probe"].items():
+        print(f"  {name:<10} prototype {row['prototype']:.3f}  linear {row['linear']:.3f}  (chance {row['chance']:.3f})")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def _first_frame(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """An episode/video (its first frame, and the whole video as ground truth) or an image."""
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        import imageio.v3 as iio
+
+        return np.asarray(iio.imread(path))[..., :3], None
+    from ..data import load_prompt
+
+    frames = load_prompt(path, min_frames=1).frames()
+    return frames[0], frames
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from ..data import load_prompt
+    from ..stage1 import clip_indices, load_stage1, predict_video
+    from ..video import resize_frames, write_video
+
+    model, cfg, _ = load_stage1(args.checkpoint)
+    prompt = load_prompt(args.prompt).frames()
+    first, truth = _first_frame(args.first_frame)
+    pred = predict_video(model, prompt, first, seed=args.seed)
+    size = cfg.model.image_size
+    panels = [resize_frames(prompt[np.round(np.linspace(0, len(prompt) - 1, len(pred))).astype(int)], size), pred]
+    if truth is not None:
+        panels.append(resize_frames(truth[clip_indices(len(truth), 0, len(pred), cfg.clip_stride)], size))
+    video = np.concatenate(panels, axis=2)  # prompt | prediction | ground truth, side by side
+    write_video(args.out, np.kron(video, np.ones((1, 3, 3, 1), np.uint8)), fps=args.fps)
+    print(f"wrote {args.out}: prompt | predicted{' | ground truth' if truth is not None else ''} "
+          f"({len(pred)} frames, {cfg.clip_stride} sim steps apart)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="humanprompt-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("stage1", help="train the cross-prediction video model")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing run's last checkpoint")
+    p.set_defaults(func=cmd_stage1)
+    p = sub.add_parser("stage2", help="train the prompt-conditioned diffusion policy (PDCP)")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing run's last checkpoint")
+    p.set_defaults(func=cmd_stage2)
+    p = sub.add_parser("eval-stage1", help="prediction quality and task probes on held-out episodes")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--train", type=Path, required=True, help="training dataset (probe prototypes / fit)")
+    p.add_argument("--heldout", type=Path, required=True, help="held-out dataset")
+    p.add_argument("--max-targets", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
+    p.set_defaults(func=cmd_eval_stage1)
+    p = sub.add_parser("sample", help="predict the robot video for a human prompt and a first frame")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--prompt", type=Path, required=True)
+    p.add_argument("--first-frame", type=Path, required=True, help="robot episode/video (first frame) or image")
+    p.add_argument("--out", type=Path, required=True, help=".mp4 or .gif")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=float, default=4.0)
+    p.set_defaults(func=cmd_sample)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:  # bad config, checkpoint, prompt or dataset: say what, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

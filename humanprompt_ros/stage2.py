@@ -1,0 +1,422 @@
+"""Stage 2 — the prompt-conditioned diffusion policy trained with PDCP (SPEC §1), and its Policy backend.
+
+Per training sample: a demonstration episode of task k (human or robot) at time t, and a *prompt*:
+another demonstration of task k (a human one when there is, as at test time). The frozen stage-1
+model encodes the prompt once (prompt tokens) and, with the current frame as first frame, yields
+its representation (one denoiser pass); the Video Former turns that into tokens; the diffusion
+head denoises the next ``horizon`` unified actions given those tokens and the proprioception.
+PDCP shapes the pooled tokens z across the batch (same task → together, across embodiments).
+
+Ablations are config switches, so one code path trains every row of the paper-style table:
+``condition: prompt | none | skill_oracle``, ``pdcp.enabled``, ``stage1_pretrained``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .action import ACTION_DIM
+from .config import from_dict, load_config, to_dict
+from .models.checkpoint import (CheckpointError, load_checkpoint, load_optimizer_tensors, optimizer_tensors,
+                                prefixed, save_checkpoint, unprefixed)
+from .models.diffusion_policy import DiffusionPolicyHead, PolicyModelConfig
+from .models.pdcp import PDCPConfig, PDCPLoss
+from .models.video_former import VideoFormer, VideoFormerConfig
+from .models.video_model import CrossPredictionModel, build_video_model
+from .stage1 import Stage1Config, load_stage1, prepare_frame, prepare_prompt
+from .training import Distributed, MetricsLog, command_line, plot_metrics, progress, seed_everything
+from .video import resample_indices, resize_frames
+
+KIND = "policy"
+CONDITIONS = ("prompt", "none", "skill_oracle")
+
+
+@dataclass
+class PDCPSwitch(PDCPConfig):
+    enabled: bool = True
+
+
+@dataclass
+class Stage2Train:
+    steps: int = 4000
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    grad_clip: float = 1.0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class Stage2Config:
+    data: str
+    stage1: str  # stage-1 checkpoint (its prompt encoder and video model stay frozen)
+    hand: str = "allegro_right"  # the robot hand this policy is for (checked when loaded)
+    out: str = "runs/stage2"
+    condition: str = "prompt"  # prompt | none (behaviour cloning) | skill_oracle (true skill id)
+    stage1_pretrained: bool = True  # false: the stage-1 model is randomly initialised (ablation)
+    video_former: VideoFormerConfig = field(default_factory=VideoFormerConfig)
+    policy: PolicyModelConfig = field(default_factory=PolicyModelConfig)
+    pdcp: PDCPSwitch = field(default_factory=PDCPSwitch)
+    train: Stage2Train = field(default_factory=Stage2Train)
+    skills: list[str] = field(default_factory=list)  # filled from the data at training time
+    tasks: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"condition: must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
+
+
+# -- data ----------------------------------------------------------------------------------------------
+@dataclass
+class PolicyEpisode:
+    """A demonstration as stage 2 sees it."""
+
+    frames: np.ndarray  # (T+1, S, S, 3) uint8 at the video model's size
+    actions: np.ndarray  # (T, 24)
+    proprio: np.ndarray  # (T+1, 24)
+    mask: np.ndarray  # (5,) fingers this demo has
+    task: str
+    skill: str
+    embodiment: str
+    seed: int = 0
+
+
+def action_dim_mask(finger_mask: np.ndarray) -> np.ndarray:
+    """(5,) finger mask → (24,) mask of the unified action's dimensions."""
+    m = np.ones(ACTION_DIM, bool)
+    for i, ok in enumerate(finger_mask):
+        m[9 + 3 * i:12 + 3 * i] = bool(ok)
+    return m
+
+
+def load_policy_episodes(root: str | Path, image_size: int, show: bool = True) -> list[PolicyEpisode]:
+    """Successful episodes under ``root`` with their actions and proprioception."""
+    from .data import iter_episodes
+
+    out = []
+    for ep in progress(iter_episodes(root, success=True), desc=f"load {root}", enabled=show):
+        actions, proprio = ep.actions, ep.proprio
+        if actions is None or proprio is None:
+            continue
+        out.append(PolicyEpisode(resize_frames(ep.frames(), image_size), actions.astype(np.float32),
+                                 proprio.astype(np.float32), ep.mask, ep.task, ep.skill, ep.embodiment,
+                                 int(ep.seed or 0)))
+    if not out:
+        raise ValueError(f"{root}: no successful episodes with actions and proprio found")
+    return out
+
+
+def chunk(actions: np.ndarray, t: int, horizon: int) -> np.ndarray:
+    """actions[t : t+horizon], padded with the last action."""
+    idx = np.minimum(np.arange(t, t + horizon), len(actions) - 1)
+    return actions[idx]
+
+
+# -- the model -----------------------------------------------------------------------------------------
+class PromptPolicyModel(nn.Module):
+    """Frozen stage-1 model + Video Former + diffusion head (+ PDCP terms for training)."""
+
+    def __init__(self, cfg: Stage2Config, stage1_cfg: Stage1Config, video_model: CrossPredictionModel):
+        super().__init__()
+        self.cfg, self.stage1_cfg = cfg, stage1_cfg
+        self.video_model = video_model.requires_grad_(False).eval()
+        t, _ = video_model.feature_tokens
+        self.former = VideoFormer(cfg.video_former, video_model.feature_dim, t)
+        self.skill_embed = nn.Embedding(max(1, len(cfg.skills)), cfg.video_former.width)
+        self.head = DiffusionPolicyHead(cfg.policy, cfg.video_former.width)
+        self.pdcp = PDCPLoss(cfg.pdcp, cfg.video_former.width, max(1, len(cfg.skills)))
+
+    def train(self, mode: bool = True) -> "PromptPolicyModel":
+        super().train(mode)
+        self.video_model.eval()  # frozen, always
+        return self
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt_frames: np.ndarray) -> torch.Tensor:
+        """A prompt video (any length/size) → prompt tokens (1, S, D)."""
+        dev = next(self.head.parameters()).device
+        return self.video_model.encode_prompt(prepare_prompt(self.video_model, prompt_frames).to(dev))
+
+    def condition(self, prompt_tokens: torch.Tensor, frame_latents: torch.Tensor,
+                  skills: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,S,D) prompt tokens, (B,C,h,w) current-frame latents → condition tokens (B, L, Dv)."""
+        if self.cfg.condition == "none":
+            prompt_tokens = torch.zeros_like(prompt_tokens)
+        with torch.no_grad():
+            feats = self.video_model.features(prompt_tokens, frame_latents)
+        tokens = self.former(feats)
+        if self.cfg.condition == "skill_oracle":
+            tokens = torch.cat([tokens, self.skill_embed(skills)[:, None]], dim=1)
+        return tokens
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------
+def save_policy(path: Path, model: PromptPolicyModel, **meta: Any) -> Path:
+    tensors = {k: v for k, v in model.state_dict().items() if not k.startswith("video_model.")}
+    tensors.update(prefixed("video_model", model.video_model.state_dict()))
+    return save_checkpoint(path, tensors, KIND, to_dict(model.cfg), stage1_config=to_dict(model.stage1_cfg),
+                           hand=model.cfg.hand, action_dim=ACTION_DIM, action_layout="humanprompt_ros.action v1",
+                           command=command_line(), **meta)
+
+
+def load_policy_model(path: str | Path, hand: str | None = None, action_dim: int = ACTION_DIM,
+                      device: str | torch.device = "cpu") -> tuple[PromptPolicyModel, dict[str, Any]]:
+    """Load a policy checkpoint; refuses one for another hand or action size, with a clear message."""
+    tensors, meta = load_checkpoint(path, kind=KIND)
+    if meta.get("action_dim") != action_dim:
+        raise CheckpointError(f"{path}: trained for {meta.get('action_dim')}-D actions, this stack uses {action_dim}-D "
+                              f"unified actions")
+    if hand is not None and meta.get("hand") != hand:
+        raise CheckpointError(f"{path}: trained for hand {meta.get('hand')!r}, the configured hand is {hand!r}")
+    try:
+        cfg = from_dict(Stage2Config, meta["config"], source=f"{path} (embedded config)")
+        s1 = from_dict(Stage1Config, meta["stage1_config"], source=f"{path} (embedded stage-1 config)")
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: embedded config is invalid: {exc}") from None
+    model = PromptPolicyModel(cfg, s1, build_video_model(s1.model))
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not match the model its config describes "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.to(device).eval(), meta
+
+
+# -- training ------------------------------------------------------------------------------------------
+def _lr(step: int, tc: Stage2Train) -> float:
+    if step < tc.warmup_steps:
+        return tc.lr * (step + 1) / tc.warmup_steps
+    p = (step - tc.warmup_steps) / max(1, tc.steps - tc.warmup_steps)
+    return tc.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+
+class _Batcher:
+    """Samples (episode, time, prompt episode) and assembles tensors, caching prompt tokens."""
+
+    def __init__(self, model: PromptPolicyModel, episodes: Sequence[PolicyEpisode], seed: int):
+        self.model, self.episodes = model, list(episodes)
+        self.rng = np.random.default_rng(seed)
+        self.human_by_task: dict[str, list[int]] = {}
+        self.by_task: dict[str, list[int]] = {}
+        for i, ep in enumerate(self.episodes):
+            self.by_task.setdefault(ep.task, []).append(i)
+            if ep.embodiment == "human":
+                self.human_by_task.setdefault(ep.task, []).append(i)
+        self.token_cache: dict[int, torch.Tensor] = {}
+        self.latent_cache: dict[int, torch.Tensor] = {}
+        cfg = model.cfg
+        self.task_ids = {t: i for i, t in enumerate(cfg.tasks)}
+        self.skill_ids = {s: i for i, s in enumerate(cfg.skills)}
+
+    def prompt_tokens(self, idx: int) -> torch.Tensor:
+        if idx not in self.token_cache:
+            self.token_cache[idx] = self.model.encode_prompt(self.episodes[idx].frames)[0]
+        return self.token_cache[idx]
+
+    def frame_latents(self, idx: int) -> torch.Tensor:
+        if idx not in self.latent_cache:
+            vm = self.model.video_model
+            with torch.no_grad():
+                self.latent_cache[idx] = vm.encode_frames(torch.from_numpy(self.episodes[idx].frames)).half()
+        return self.latent_cache[idx]
+
+    def sample(self, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
+        h = self.model.cfg.policy.horizon
+        rows: dict[str, list] = {k: [] for k in ("tokens", "latent", "proprio", "actions", "mask", "task", "skill")}
+        for _ in range(batch):
+            i = int(self.rng.integers(len(self.episodes)))
+            ep = self.episodes[i]
+            t = int(self.rng.integers(len(ep.actions)))
+            pool = [j for j in self.human_by_task.get(ep.task, []) if j != i] or \
+                [j for j in self.by_task[ep.task] if j != i] or [i]
+            p = int(pool[self.rng.integers(len(pool))])
+            rows["tokens"].append(self.prompt_tokens(p))
+            rows["latent"].append(self.frame_latents(i)[t].float())
+            rows["proprio"].append(torch.from_numpy(ep.proprio[t]))
+            rows["actions"].append(torch.from_numpy(chunk(ep.actions, t, h)))
+            rows["mask"].append(torch.from_numpy(action_dim_mask(ep.mask)))
+            rows["task"].append(self.task_ids[ep.task])
+            rows["skill"].append(self.skill_ids[ep.skill])
+        out = {k: torch.stack(v) if k not in ("task", "skill") else torch.tensor(v) for k, v in rows.items()}
+        return {k: v.to(device) for k, v in out.items()}
+
+
+class _TrainStep(nn.Module):
+    """forward() = the whole stage-2 loss, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: PromptPolicyModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        m = self.model
+        cond = m.condition(b["tokens"], b["latent"], b["skill"])
+        out = {"diffusion": m.head.loss(cond, b["proprio"], b["actions"], b["mask"])}
+        total = out["diffusion"]
+        if m.cfg.pdcp.enabled and m.cfg.condition == "prompt":
+            terms = m.pdcp(VideoFormer.pool(cond), b["task"], b["skill"])
+            out.update({k: v for k, v in terms.items() if k != "total"})
+            total = total + terms["total"]
+        out["loss"] = total
+        return out
+
+
+def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: bool = True) -> Path:
+    """Train the policy (Video Former + diffusion head + PDCP parts); returns the checkpoint path."""
+    dist = Distributed.from_env(cfg.train.device)
+    tc = cfg.train
+    seed_everything(tc.seed + dist.rank)
+    cfg.tasks = sorted({e.task for e in episodes})
+    cfg.skills = sorted({e.skill for e in episodes})
+    if cfg.stage1_pretrained:
+        video_model, s1cfg, _ = load_stage1(cfg.stage1)
+    else:
+        _, s1cfg, _ = load_stage1(cfg.stage1)  # same architecture, random weights
+        torch.manual_seed(tc.seed)
+        video_model = build_video_model(s1cfg.model)
+    model = PromptPolicyModel(cfg, s1cfg, video_model).to(dist.device)
+    # Normalisation statistics from the training actions (stored in the checkpoint with the weights).
+    model.head.action_norm.fit(torch.from_numpy(np.concatenate([e.actions for e in episodes])))
+    model.head.proprio_norm.fit(torch.from_numpy(np.concatenate([e.proprio for e in episodes])))
+    params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("video_model.")]
+    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    out = Path(cfg.out)
+    log = MetricsLog(out / "metrics.jsonl", enabled=dist.is_main)
+    step = 0
+    last = out / "last.safetensors"
+    if resume and last.exists():
+        loaded, meta = load_policy_model(last, cfg.hand)
+        model.load_state_dict(loaded.state_dict())
+        step = int(meta["step"])
+        t, g = load_checkpoint(out / "last.train.safetensors", kind="train_state")
+        load_optimizer_tensors(opt, t, g)
+        log.truncate_after(step)
+        if dist.is_main:
+            print(f"[stage2] resumed from {last} at step {step}")
+
+    def checkpoint(step_: int) -> None:
+        if dist.is_main:
+            save_policy(last, model, step=step_)
+            t, g = optimizer_tensors(opt)
+            save_checkpoint(out / "last.train.safetensors", t, "train_state", {}, **g)
+
+    batcher = _Batcher(model, episodes, tc.seed + 7919 * dist.rank + step)
+    net = dist.wrap(_TrainStep(model))
+    model.train()
+    bar = progress(range(step, tc.steps), total=tc.steps, initial=step, desc=f"stage2 ({cfg.condition})",
+                   enabled=dist.is_main)
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, tc)
+        losses = net(batcher.sample(tc.batch_size, dist.device))
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+        opt.step()
+        if step % tc.log_every == 0:
+            log.write(step=step, grad_norm=float(gnorm), lr=_lr(step, tc),
+                      **{f"{k}_loss" if not k.endswith("loss") else k: float(v.detach()) for k, v in losses.items()})
+            bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4f}")
+        if (step + 1) % tc.checkpoint_every == 0:
+            checkpoint(step + 1)
+    final = out / "policy.safetensors"
+    if dist.is_main:
+        checkpoint(tc.steps)
+        save_policy(final, model, step=tc.steps)
+        plot_metrics(out / "metrics.jsonl", out / "curves.png", title=f"stage 2 ({out})")
+        print(f"[stage2] wrote {final}")
+    dist.barrier()
+    dist.close()
+    return final
+
+
+def load_stage2_config(path: str | Path, overrides: list[str] | None = None) -> Stage2Config:
+    return load_config(Stage2Config, path, overrides)
+
+
+# -- the Policy backend --------------------------------------------------------------------------------
+class LearnedPolicy:
+    """The learned checkpoint behind the Policy protocol (SPEC §4).
+
+    ``set_prompt`` encodes the prompt video once; ``act`` runs the representation pass, the Video
+    Former and DDIM, and returns the next ``execute`` actions of a temporally ensembled plan: each
+    new chunk is blended with what earlier chunks predicted for the same steps (exponential
+    weights, newest first), as in ACT-style temporal ensembling.
+    """
+
+    needs_prompt_video = True
+
+    def __init__(self, path: str | Path, hand: str | None = None, execute: int = 8, ensemble_decay: float = 0.5,
+                 device: str = "cpu", threads: int = 1, seed: int = 0, **_: Any):
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.model, self.meta = load_policy_model(path, hand, device=device)
+        self.execute = min(execute, self.model.cfg.policy.horizon)
+        self.decay = ensemble_decay
+        self.seed = seed
+        self.tokens: torch.Tensor | None = None
+        self.skill: torch.Tensor | None = None
+        self.reset()
+
+    def encode(self, prompt: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The slow part of :meth:`set_prompt` (call it off the control thread): prompt → tokens."""
+        from .policy import _as_prompt
+
+        ep = _as_prompt(prompt)
+        frames = ep.frames()
+        skill = None
+        if self.model.cfg.condition == "skill_oracle":
+            if ep.skill not in self.model.cfg.skills:
+                raise ValueError(f"skill_oracle policy: the prompt's skill {ep.skill!r} is not one it was trained on")
+            skill = torch.tensor([self.model.cfg.skills.index(ep.skill)])
+        return self.model.encode_prompt(frames), skill
+
+    def set_prompt(self, prompt: Any) -> None:
+        self.tokens, self.skill = self.encode(prompt)
+        self.reset()
+
+    def reset(self) -> None:
+        self.t = 0
+        self.plans: list[tuple[int, np.ndarray]] = []  # (start step, chunk)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    @torch.no_grad()
+    def act(self, frame: np.ndarray, proprio: np.ndarray) -> np.ndarray:
+        if self.tokens is None:
+            raise ValueError("the learned policy has no prompt: call set_prompt() first")
+        m = self.model
+        latent = prepare_frame(m.video_model, np.asarray(frame, np.uint8))
+        cond = m.condition(self.tokens, latent, self.skill)
+        p = torch.as_tensor(np.asarray(proprio, np.float32))[None]
+        plan = m.head.sample(cond, p, generator=self.generator)[0].numpy().astype(np.float64)
+        self.plans = [(s, c) for s, c in self.plans if s + len(c) > self.t][-4:] + [(self.t, plan)]
+        out = np.zeros((self.execute, ACTION_DIM))
+        for k in range(self.execute):
+            step, num, den = self.t + k, np.zeros(ACTION_DIM), 0.0
+            for age, (s, c) in enumerate(reversed(self.plans)):
+                if s <= step < s + len(c):
+                    w = self.decay ** age
+                    num += w * c[step - s]
+                    den += w
+            out[k] = num / den
+        self.t += self.execute
+        return out
+
+
+def _register() -> None:
+    from .policy import register_policy
+
+    register_policy("checkpoint", lambda path, **kw: LearnedPolicy(path, **kw))
+
+
+_register()
