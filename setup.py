@@ -41,6 +41,8 @@ setup(
         "dev": ["pytest>=7", "pytest-timeout"],
         # MediaPipe hand landmarks for real human videos; pulls jax (~1 GB), so it is opt-in.
         "human": ["mediapipe==0.10.14"],
+        # V4L2 cameras for the camera node (video files and image folders need no extra).
+        "camera": ["opencv-python-headless>=4.8"],
     },
     zip_safe=True,
     maintainer="humanprompt_ros developers",
@@ -52,6 +54,13 @@ setup(
             "humanprompt-hand = humanprompt_ros.cli.hand:main",
             "humanprompt-sim = humanprompt_ros.cli.sim:main",
             "humanprompt-train = humanprompt_ros.cli.train:main",
+            "humanprompt-bringup = humanprompt_ros.cli.bringup:main",
+            "humanprompt-prompt = humanprompt_ros.cli.prompt:main",
+            "humanprompt-camera = humanprompt_ros.nodes.camera:main",
+            "humanprompt-command = humanprompt_ros.nodes.command:main",
+            "humanprompt-prompt-encoder = humanprompt_ros.nodes.prompt_encoder:main",
+            "humanprompt-policy = humanprompt_ros.nodes.policy:main",
+            "humanprompt-sim-driver = humanprompt_ros.nodes.sim_driver:main",
         ],
     },
 )

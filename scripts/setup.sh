@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PY="${PYTHON:-python3}"
-EXTRAS="${HUMANPROMPT_EXTRAS:-dev}"
+EXTRAS="${HUMANPROMPT_EXTRAS:-dev,camera}"
 STAMP="$VENV/.humanprompt-setup.stamp"
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }

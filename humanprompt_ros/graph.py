@@ -1,0 +1,223 @@
+"""The node graph of humanprompt_ros, described once (ROS-free).
+
+Both ``launch/bringup.launch.py`` (ROS 2 installs: ``ros2 launch humanprompt_ros bringup.launch.py``)
+and ``humanprompt-bringup`` (ROS 2 from Python wheels, which have no ``launch``) build their
+processes from :func:`build_graph`, so the two cannot drift apart: same arguments, same nodes,
+same parameter files, same parameters.
+
+::
+
+    from humanprompt_ros.graph import build_graph
+    for spec in build_graph({"sim": "true", "policy": "replay"}):
+        if spec.enabled:
+            print(spec.name, spec.command())
+
+Arguments are strings (``name:=value`` on a command line); :data:`GRAPH_ARGS` lists them with
+their defaults. An unknown argument or a bad value raises ``ValueError`` naming the valid ones.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Arg", "GRAPH_ARGS", "NodeSpec", "build_graph", "parse_args", "resolve_share_path"]
+
+PACKAGE = "humanprompt_ros"
+POLICIES = ("replay", "scripted", "checkpoint")
+CAMERA_SOURCES = ("device", "video", "folder", "topic")
+SIM_IMAGE_TOPIC = "/humanprompt/sim/image_raw"  # humanprompt_ros.ros.topics.SIM_IMAGE (kept ROS-free here)
+
+
+@dataclass(frozen=True)
+class Arg:
+    default: str
+    description: str
+    choices: tuple[str, ...] = ()
+
+
+_BOOL = ("true", "false")
+
+GRAPH_ARGS: dict[str, Arg] = {
+    "sim": Arg("false", "true: the MuJoCo sim driver is the robot and the camera; false: a real hand and camera",
+               _BOOL),
+    "policy": Arg("replay", "policy backend: replay (retarget the prompt's own actions, open loop), scripted "
+                            "(the benchmark's expert, tests), checkpoint (the learned policy)", POLICIES),
+    "checkpoint": Arg("", "checkpoint file for policy:=checkpoint (empty: the policy node's default under models/)"),
+    "hand": Arg("config/hands/allegro_right.yaml", "hand YAML (absolute, or relative to the working directory or "
+                                                   "to the package share directory)"),
+    "prompt": Arg("", "initial prompt (a demonstration episode or a video); empty: none until one is set"),
+    "rviz": Arg("false", "true: start rviz2 with rviz/humanprompt.rviz", _BOOL),
+    "camera_source": Arg("", "camera node source: device, video, folder or topic (empty: topic with sim:=true, "
+                             "else config/camera.yaml's)", ("",) + CAMERA_SOURCES),
+    "camera_path": Arg("", "camera device, video file or image folder (empty: config/camera.yaml's)"),
+    "task": Arg("", "sim:=true: the benchmark task to load (empty: the sim driver's default)"),
+    "seed": Arg("", "sim:=true: the task seed (empty: the sim driver's default)"),
+    "nodes": Arg("", "comma-separated subset of the graph's nodes to start (empty: all that apply)"),
+    "respawn_delay": Arg("2.0", "seconds before a crashed node is restarted"),
+    "log_level": Arg("info", "log level of every node", ("debug", "info", "warn", "error", "fatal")),
+}
+
+
+def resolve_share_path(value: str, share: Path | None = None) -> Path:
+    """A file argument: absolute, relative to the working directory if it exists there, else to the share dir."""
+    p = Path(value).expanduser()
+    if p.is_absolute() or p.exists():
+        return p.resolve()
+    if share is None:
+        from .paths import share_dir
+
+        share = share_dir()
+    return share / p
+
+
+def _ros_value(value: Any) -> str:
+    """A parameter value as ``-p name:=VALUE`` text (a YAML scalar: strings are quoted so '1' stays a string)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One process of the graph."""
+
+    name: str  # node name (and process label)
+    executable: str  # console script in lib/<package> (what ros2 launch runs)
+    module: str | None  # python -m module (what humanprompt-bringup runs); None: not a Python node
+    description: str
+    package: str = PACKAGE
+    params_files: tuple[str, ...] = ()  # relative to the package share directory
+    parameters: dict[str, Any] = field(default_factory=dict)  # from the arguments
+    arguments: tuple[str, ...] = ()  # non-ROS command-line arguments; "{share}" = the package share directory
+    respawn: bool = True
+    condition: str = "always"  # always | sim | rviz
+    enabled: bool = True
+
+    def params_paths(self, share: Path | str | None = None) -> list[Path]:
+        if share is None:
+            from .paths import share_dir
+
+            share = share_dir()
+        return [Path(share) / f for f in self.params_files]
+
+    def cli_arguments(self, share: Path | str | None = None) -> list[str]:
+        """:attr:`arguments` with ``{share}`` replaced by the package share directory."""
+        if share is None and any("{share}" in a for a in self.arguments):
+            from .paths import share_dir
+
+            share = share_dir()
+        return [a.replace("{share}", str(share)) for a in self.arguments]
+
+    def ros_args(self, share: Path | str | None = None, log_level: str | None = None) -> list[str]:
+        """``--ros-args`` part of the command line: parameter files, node name, parameters, log level."""
+        out = ["--ros-args", "-r", f"__node:={self.name}"]
+        for p in self.params_paths(share):
+            out += ["--params-file", str(p)]
+        for k, v in self.parameters.items():
+            out += ["-p", f"{k}:={_ros_value(v)}"]
+        if log_level:
+            out += ["--log-level", log_level]
+        return out
+
+    def command(self, python: str = sys.executable, share: Path | str | None = None,
+                log_level: str | None = None) -> list[str]:
+        """The full command line humanprompt-bringup runs (``python -m module`` for Python nodes)."""
+        head = [python, "-m", self.module] if self.module else [self.executable]
+        return head + self.cli_arguments(share) + self.ros_args(share, log_level)
+
+
+def parse_args(args: dict[str, str] | None) -> dict[str, str]:
+    """Defaults merged with ``args``, validated (``ValueError`` names the bad argument and the valid ones)."""
+    args = dict(args or {})
+    unknown = sorted(set(args) - set(GRAPH_ARGS))
+    if unknown:
+        raise ValueError(f"unknown argument {unknown[0]!r}; valid arguments: {', '.join(GRAPH_ARGS)}")
+    out = {name: str(args.get(name, a.default)).strip() for name, a in GRAPH_ARGS.items()}
+    for name, a in GRAPH_ARGS.items():
+        if name in ("sim", "rviz"):
+            v = out[name].lower()
+            v = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}.get(v, v)
+            out[name] = v
+        if a.choices and out[name] not in a.choices:
+            shown = [c or "''" for c in a.choices]
+            raise ValueError(f"argument {name}:={out[name]!r} is not valid; choose one of {', '.join(shown)}")
+    try:
+        if float(out["respawn_delay"]) < 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"argument respawn_delay:={out['respawn_delay']!r} must be a number >= 0") from None
+    if out["seed"]:
+        try:
+            int(out["seed"])
+        except ValueError:
+            raise ValueError(f"argument seed:={out['seed']!r} must be an integer") from None
+    return out
+
+
+def build_graph(args: dict[str, str] | None = None) -> list[NodeSpec]:
+    """Every node of the graph for ``args`` (see :data:`GRAPH_ARGS`), with ``enabled`` set.
+
+    A node is enabled when its condition holds (``sim`` nodes with ``sim:=true``, rviz with
+    ``rviz:=true``) and, when ``nodes:=a,b`` is given, it is listed there.
+    """
+    a = parse_args(args)
+    sim, rviz = a["sim"] == "true", a["rviz"] == "true"
+    hand = a["hand"]
+
+    camera_params: dict[str, Any] = {}
+    source = a["camera_source"] or ("topic" if sim else "")
+    if source:
+        camera_params["source"] = source
+    if source == "topic" and sim:
+        camera_params["input_topic"] = SIM_IMAGE_TOPIC
+    if a["camera_path"]:
+        camera_params["path"] = a["camera_path"]
+
+    encoder_params: dict[str, Any] = {"hand": hand}
+    if a["prompt"]:
+        encoder_params["prompt_video"] = a["prompt"]
+    policy_params: dict[str, Any] = {"policy": a["policy"], "hand": hand}
+    if a["checkpoint"]:
+        policy_params["checkpoint"] = a["checkpoint"]
+    sim_params: dict[str, Any] = {"hand": hand}
+    if a["task"]:
+        sim_params["task"] = a["task"]
+    if a["seed"]:
+        sim_params["seed"] = int(a["seed"])
+
+    specs = [
+        NodeSpec("sim_driver", "humanprompt-sim-driver", "humanprompt_ros.nodes.sim_driver",
+                 "MuJoCo benchmark scene as the robot: camera images, /joint_states, ~/reset, task status",
+                 params_files=("config/sim_driver.yaml",), parameters=sim_params, condition="sim"),
+        NodeSpec("camera", "humanprompt-camera", "humanprompt_ros.nodes.camera",
+                 "camera ingestion → /humanprompt/observation", params_files=("config/camera.yaml",),
+                 parameters=camera_params),
+        NodeSpec("prompt_encoder", "humanprompt-prompt-encoder", "humanprompt_ros.nodes.prompt_encoder",
+                 "prompt_video parameter, ~/clear_prompt, ~/record_prompt → /humanprompt/prompt (latched)",
+                 params_files=("config/prompt_encoder.yaml",), parameters=encoder_params),
+        NodeSpec("policy", "humanprompt-policy", "humanprompt_ros.nodes.policy",
+                 "observation + prompt + /joint_states → /humanprompt/hand_target",
+                 params_files=("config/policy.yaml",), parameters=policy_params),
+        NodeSpec("command", "humanprompt-command", "humanprompt_ros.nodes.command",
+                 "hand target → safe joint commands, wrist target, markers",
+                 params_files=("config/command.yaml",), parameters={"hand": hand}),
+        NodeSpec("rviz", "rviz2", None, "rviz2 with rviz/humanprompt.rviz", package="rviz2",
+                 arguments=("-d", "{share}/rviz/humanprompt.rviz"), respawn=False, condition="rviz"),
+    ]
+    wanted = [n.strip() for n in a["nodes"].split(",") if n.strip()]
+    names = [s.name for s in specs]
+    bad = [n for n in wanted if n not in names]
+    if bad:
+        raise ValueError(f"argument nodes: unknown node {bad[0]!r}; graph nodes: {', '.join(names)}")
+    out = []
+    for s in specs:
+        enabled = {"always": True, "sim": sim, "rviz": rviz}[s.condition] and (not wanted or s.name in wanted)
+        out.append(NodeSpec(**{**s.__dict__, "enabled": enabled}))
+    return out

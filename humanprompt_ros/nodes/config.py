@@ -1,0 +1,186 @@
+"""Typed parameters of the nodes, with their defaults in ``config/<node>.yaml`` (ROS-free).
+
+Each node's parameters are one dataclass here. Every field carries its ROS parameter description
+(``ParameterDescriptor``: description, read-only, range) in its metadata, written with
+:func:`param`; :mod:`humanprompt_ros.ros.params` declares them on a node from the dataclass and
+the YAML defaults. This module imports no rclpy, so the configs can be checked anywhere.
+
+The YAML files are ROS 2 parameter files, usable with ``--params-file``::
+
+    camera:                 # the node name (or /** for any node)
+      ros__parameters:
+        width: 96
+        ...
+
+Loaders (each returns the validated dataclass; a bad value raises ``ConfigError`` naming the file
+and the key, e.g. ``config/camera.yaml: camera.ros__parameters.width: must be in [8, 4096], got 4``):
+
+* ``config/camera.yaml`` → :func:`load_camera_config`
+* ``config/command.yaml`` → :func:`load_command_config`
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from ..config import ConfigError, from_dict, read_yaml
+
+T = TypeVar("T")
+
+__all__ = [
+    "param", "load_node_config", "node_section", "check_ranges",
+    "CameraConfig", "CommandConfig", "load_camera_config", "load_command_config",
+]
+
+
+def param(default: Any, description: str, *, read_only: bool = False,
+          range: tuple[float, float] | None = None, default_factory: Any = None) -> Any:  # noqa: A002
+    """A dataclass field that is also a ROS parameter (see the module docstring)."""
+    meta = {"description": description, "read_only": read_only, "range": range}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def check_ranges(cls: type, values: dict[str, Any], source: str, prefix: str = "") -> None:
+    """Raise ``ConfigError`` for a numeric value outside its field's declared range."""
+    for f in dataclasses.fields(cls):
+        rng = f.metadata.get("range")
+        v = values.get(f.name)
+        if rng is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if not rng[0] <= v <= rng[1]:
+            key = f"{prefix}.{f.name}" if prefix else f.name
+            raise ConfigError(source, key, f"must be in [{rng[0]:g}, {rng[1]:g}], got {v!r}")
+
+
+def node_section(data: dict[str, Any], node_name: str, source: str) -> tuple[dict[str, Any], str]:
+    """The ``ros__parameters`` mapping for ``node_name`` (or ``/**``) in a parameter file, and its key prefix."""
+    for key in (node_name, f"/{node_name}", "/**"):
+        if key in data:
+            section = data[key]
+            if not isinstance(section, dict) or "ros__parameters" not in section:
+                raise ConfigError(source, key, "expected a mapping with a 'ros__parameters' key")
+            params = section["ros__parameters"] or {}
+            if not isinstance(params, dict):
+                raise ConfigError(source, f"{key}.ros__parameters", "expected a mapping")
+            return params, f"{key}.ros__parameters"
+    raise ConfigError(source, "", f"no '{node_name}:' (or '/**:') section with ros__parameters")
+
+
+def load_node_config(cls: type[T], path: str | Path, node_name: str, overrides: dict[str, Any] | None = None) -> T:
+    """Load the ``node_name`` section of a ROS 2 parameter file into ``cls`` (validated)."""
+    source = str(path)
+    params, prefix = node_section(read_yaml(path), node_name, source)
+    if overrides:
+        params = {**params, **overrides}
+    check_ranges(cls, params, source, prefix)
+    return from_dict(cls, params, source=source, prefix=prefix)
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Resolved type hints of a config dataclass (for the ROS declaration)."""
+    return typing.get_type_hints(cls)
+
+
+# -- camera ----------------------------------------------------------------------------------------
+CAMERA_SOURCES = ("video", "folder", "device", "topic")
+
+
+@dataclass
+class CameraConfig:
+    """Parameters of the camera ingestion node (``humanprompt_ros.nodes.camera``)."""
+
+    source: Literal["video", "folder", "device", "topic"] = param(
+        "device", "where frames come from: video (a file), folder (image files, sorted by name), device "
+        "(V4L2 through OpenCV) or topic (an existing sensor_msgs/Image topic)", read_only=True)
+    path: str = param("/dev/video0", "video file, image folder, or device (/dev/videoN or its index N); relative "
+                          "paths are relative to the working directory", read_only=True)
+    input_topic: str = param("/humanprompt/sim/image_raw", "input Image topic when source is 'topic'",
+                             read_only=True)
+    loop: bool = param(True, "video/folder: start again at the end (false: publish once, then idle)")
+    rate: float = param(30.0, "publish rate in Hz; 0 = the source's own rate (video: its fps, topic: every "
+                              "input frame, device: as delivered; a folder needs a rate)", range=(0.0, 1000.0))
+    width: int = param(96, "output width in pixels (the model's input size)", read_only=True, range=(8, 4096))
+    height: int = param(96, "output height in pixels", read_only=True, range=(8, 4096))
+    crop: Literal["center", "none"] = param(
+        "center", "center: crop to the output aspect ratio before resizing; none: stretch")
+    frame_id: str = param("camera", "header.frame_id of published frames (topic source: the input's frame_id "
+                                    "when it has one)")
+    device_width: int = param(640, "device: requested capture width", read_only=True, range=(0, 8192))
+    device_height: int = param(480, "device: requested capture height", read_only=True, range=(0, 8192))
+    stale_after: float = param(1.0, "diagnostics: WARN when no frame was published for this long (s)",
+                               range=(0.01, 3600.0))
+    diagnostics_period: float = param(1.0, "seconds between /diagnostics updates", read_only=True,
+                                      range=(0.05, 60.0))
+
+    def validate(self) -> None:
+        if self.source in ("video", "folder", "device") and not self.path:
+            raise ValueError(f"path: source '{self.source}' needs a path")
+        if self.source == "topic" and not self.input_topic.startswith("/"):
+            raise ValueError(f"input_topic: must be an absolute topic name, got {self.input_topic!r}")
+        if self.source == "folder" and self.rate <= 0:
+            raise ValueError("rate: an image folder has no rate of its own: set rate > 0")
+
+
+def load_camera_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CameraConfig:
+    """``config/camera.yaml`` → :class:`CameraConfig` (validated)."""
+    return load_node_config(CameraConfig, path, "camera", overrides)
+
+
+# -- retarget / command ----------------------------------------------------------------------------
+@dataclass
+class CommandConfig:
+    """Parameters of the retarget/command node (``humanprompt_ros.nodes.command``), the last line of safety."""
+
+    hand: str = param("config/hands/allegro_right.yaml", "hand YAML; relative paths are relative to the "
+                                                          "package share directory", read_only=True)
+    retargeting: str = param("", "retargeting method (fingertip_ik, vector, dexpilot, position); empty: the "
+                                 "hand config's", read_only=True)
+    rate: float = param(100.0, "command rate in Hz: the velocity-limited step toward the latest target",
+                        read_only=True, range=(1.0, 1000.0))
+    target_timeout: float = param(0.15, "hold when no valid hand target arrived for this long (s)",
+                                  range=(0.01, 10.0))
+    observation_timeout: float = param(0.15, "hold when no camera frame arrived for this long (s)",
+                                       range=(0.01, 10.0))
+    require_observation: bool = param(True, "watch the camera frames (false: targets only, e.g. open-loop replay "
+                                            "without a camera)")
+    require_prompt: bool = param(True, "no motion without an active prompt on /humanprompt/prompt (JSON with a "
+                                       "non-empty id); clearing the prompt holds the hand")
+    require_joint_states: bool = param(True, "no motion before the first /joint_states (the velocity limit "
+                                             "needs a start position); false: start from the first target")
+    joint_limit_margin: float = param(0.02, "commands stay this far inside the URDF joint limits (rad or m)",
+                                      range=(0.0, 0.5))
+    max_joint_velocity: float = param(2.0, "per-joint speed limit (rad/s or m/s): each step moves at most "
+                                           "max_joint_velocity * dt, dt <= 2 / rate", range=(0.001, 100.0))
+    hold_mode: Literal["silent", "republish"] = param(
+        "silent", "on stale input: silent = publish no commands (position controllers keep the last one); "
+                  "republish = keep sending the last safe position at the command rate")
+    controller_joints: list[str] = param(None, "joint order of the ros2_control forward position controller; "
+                                               "empty: the hand's joint order", read_only=True,
+                                         default_factory=list)
+    publish_controller_commands: bool = param(True, "publish std_msgs/Float64MultiArray for a forward position "
+                                                    "controller", read_only=True)
+    publish_trajectory: bool = param(False, "publish one-point trajectory_msgs/JointTrajectory commands",
+                                     read_only=True)
+    publish_wrist_target: bool = param(True, "publish the hand base pose for the arm (PoseStamped)",
+                                       read_only=True)
+    publish_markers: bool = param(True, "publish visualization_msgs/MarkerArray for rviz", read_only=True)
+    marker_rate: float = param(10.0, "marker rate in Hz", read_only=True, range=(0.1, 100.0))
+    publish_robot_description: bool = param(True, "publish the hand URDF on /robot_description (latched)",
+                                            read_only=True)
+    publish_tf: bool = param(True, "publish /tf (world → each hand link, from FK) where tf2_msgs is installed, for "
+                                   "rviz's RobotModel", read_only=True)
+    frame_id: str = param("world", "frame of markers and wrist targets when the target has none")
+    diagnostics_period: float = param(1.0, "seconds between /diagnostics updates", read_only=True,
+                                      range=(0.05, 60.0))
+    latency_window: int = param(1000, "samples in the latency statistics of the diagnostics", read_only=True,
+                                range=(10, 100000))
+
+
+def load_command_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CommandConfig:
+    """``config/command.yaml`` → :class:`CommandConfig` (validated)."""
+    return load_node_config(CommandConfig, path, "command", overrides)

@@ -1,0 +1,307 @@
+"""The retarget/command node as a real process over real DDS: the last line of safety.
+
+One command node process (module-scoped, to pay its startup and discovery once) is fed by an
+in-test ROS peer that plays the policy (hand targets), the camera (observation frames) and the
+robot (``/joint_states`` echoing the commands). The tests run in order and each one establishes
+the state it needs, waiting on messages (never on fixed sleeps alone).
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from ros_helpers import RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
+
+pytestmark = [pytest.mark.ros, require_rclpy(), pytest.mark.timeout(120)]
+
+RATE = 100.0
+VMAX = 1.0
+TIMEOUT = 0.15  # the shipped target/observation timeouts
+HOLD_DEADLINE = 0.2  # the acceptance bound: hold within 200 ms of the last frame
+
+
+class Feeder:
+    """Publishes observation frames, hand targets and joint states at 30 Hz from a thread."""
+
+    def __init__(self, peer, hand):
+        from humanprompt_ros.ros import topics
+
+        self.peer, self.hand = peer, hand
+        self.obs_pub = peer.publisher(topics.OBSERVATION)
+        self.target_pub = peer.publisher(topics.HAND_TARGET)
+        self.js_pub = peer.publisher(topics.JOINT_STATES)
+        self.send_obs = threading.Event()
+        self.send_targets = threading.Event()
+        self.send_js = threading.Event()
+        self.target_msg = None
+        self.q_robot = hand.neutral()
+        self.last_obs_sent: float | None = None
+        self.last_obs_stamp: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        import numpy as np
+
+        from humanprompt_ros.ros.conversions import joint_state
+        from humanprompt_ros.ros.image import numpy_to_image
+
+        frame = np.zeros((8, 8, 3), np.uint8)
+        while not self._stop.wait(1 / 30):
+            stamp = self.peer.now_msg()
+            if self.send_obs.is_set():
+                self.obs_pub.publish(numpy_to_image(frame, stamp=stamp))
+                self.last_obs_sent = time.monotonic()
+                self.last_obs_stamp = stamp.sec + 1e-9 * stamp.nanosec
+            if self.send_js.is_set():
+                self.js_pub.publish(joint_state(self.hand.joint_names, self.q_robot, stamp))
+            msg = self.target_msg
+            if self.send_targets.is_set() and msg is not None:
+                msg.header.stamp = stamp
+                self.target_pub.publish(msg)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+@pytest.fixture(scope="module")
+def rig():
+    from humanprompt_ros.hand import load_hand
+    from humanprompt_ros.paths import config_path
+    from humanprompt_ros.ros import topics
+    from humanprompt_ros.ros.probe import RosPeer
+    from std_msgs.msg import String
+
+    hand = load_hand(config_path("hands", "allegro_right.yaml"))
+    with reserve_domain_id() as domain:
+        env = make_ros_env(domain)
+        with RosProcesses(env) as procs, RosPeer(domain) as peer:
+            node = procs.start("command", "-m", "humanprompt_ros.nodes.command", "--ros-args",
+                               "-p", f"rate:={RATE}", "-p", f"max_joint_velocity:={VMAX}", "-p", "publish_trajectory:=true")
+            rig = type("Rig", (), {})()
+            rig.hand, rig.peer, rig.node, rig.procs = hand, peer, node, procs
+            rig.commands = peer.record(topics.JOINT_COMMANDS)
+            rig.ctrl = peer.record(topics.CONTROLLER_COMMANDS)
+            rig.wrist = peer.record(topics.WRIST_TARGET)
+            rig.markers = peer.record(topics.MARKERS)
+            rig.traj = peer.record(topics.JOINT_TRAJECTORY)
+            rig.description = peer.record(topics.ROBOT_DESCRIPTION)
+            rig.diag = peer.record(topics.DIAGNOSTICS)
+            rig.feeder = Feeder(peer, hand)
+            rig.prompt_pub = peer.publisher(topics.PROMPT)
+            rig.set_prompt = lambda pid: rig.prompt_pub.publish(String(data=json.dumps({"id": pid, "path": "/x"})))
+            try:
+                peer.wait_for_subscription(rig.feeder.target_pub, timeout=45)
+                peer.wait_for_subscription(rig.feeder.obs_pub, timeout=10)
+                peer.wait_for_subscription(rig.feeder.js_pub, timeout=10)
+                peer.wait_for_publisher(topics.JOINT_COMMANDS.name, timeout=10)
+                yield rig
+            except Exception:
+                print(procs.logs())
+                raise
+            finally:
+                rig.feeder.close()
+                assert node.returncode is None, f"the command node died\n{node.log()}"
+
+
+def command_status(rig, since: float = 0.0) -> list[dict]:
+    """The command node's diagnostics received after ``since`` (monotonic), as dicts."""
+    out = []
+    for t, arr in rig.diag.since(since):
+        for s in arr.status:
+            if s.name == "command":
+                d = {kv.key: kv.value for kv in s.values}
+                d["_message"], d["_level"], d["_t"] = s.message, s.level, t
+                out.append(d)
+    return out
+
+
+def wait_status(rig, predicate, timeout: float, what: str, since: float = 0.0) -> dict:
+    try:
+        return rig.peer.wait_until(lambda: next((d for d in command_status(rig, since) if predicate(d)), None),
+                                   timeout, what)
+    except TimeoutError:
+        raise AssertionError(f"{what}; last status: {command_status(rig)[-1:]}\n{rig.node.log()}") from None
+
+
+def target_for(rig, q: np.ndarray):
+    from humanprompt_ros.ros.conversions import action_to_pose_array
+
+    return action_to_pose_array(rig.hand.fk(q), frame_id="world")
+
+
+def safe_bounds(rig, margin=0.02):
+    lo, hi = rig.hand.joint_limits
+    return lo + margin - 1e-9, hi - margin + 1e-9
+
+
+def test_no_motion_before_a_prompt_and_the_first_target(rig):
+    rig.feeder.send_obs.set()
+    rig.feeder.send_js.set()
+    t0 = time.monotonic()
+    wait_status(rig, lambda d: "no active prompt on /humanprompt/prompt" in d["_message"], 20,
+                "diagnostics saying there is no prompt", since=t0)
+    rig.set_prompt("pour-1")  # latched: the node gets it whenever it matches
+    t0 = time.monotonic()
+    status = wait_status(rig, lambda d: "waiting for the first hand target" in d["_message"], 20,
+                         "diagnostics saying the node waits for a target", since=t0)
+    assert status["commands_published"] == "0"
+    assert len(rig.commands) == 0 and len(rig.ctrl) == 0
+
+
+def test_targets_become_commands_within_limits(rig):
+    lo, hi = rig.hand.joint_limits
+    # A target made from a configuration beyond the upper limits: reachable only up to the limits.
+    q_far = hi + 0.3
+    rig.feeder.target_msg = target_for(rig, np.clip(q_far, lo, hi))
+    t0 = time.monotonic()
+    rig.feeder.send_targets.set()
+    rig.peer.wait_until(lambda: len(rig.commands.since(t0)) >= 50, 20, "50 joint commands")
+    names = rig.hand.joint_names
+    slo, shi = safe_bounds(rig)
+    for _, msg in rig.commands.since(t0):
+        assert list(msg.name) == names
+        q = np.array(msg.position)
+        assert np.all(np.isfinite(q))
+        assert np.all(q >= slo) and np.all(q <= shi), f"command outside the limits minus margin: {q}"
+    ctrl = rig.ctrl.messages()
+    assert ctrl and all(len(m.data) == len(names) for m in ctrl)
+    # the wrist target is where the arm must put the hand's base link for this target
+    from humanprompt_ros.ros.conversions import matrix_from_pose, pose_array_to_action
+
+    rig.peer.wait_until(lambda: len(rig.wrist) > 0, 10, "a wrist target")
+    wrist = rig.wrist.last()[1]
+    expected = rig.hand.base_pose_for(pose_array_to_action(rig.feeder.target_msg))
+    assert wrist.header.frame_id == "world"
+    assert np.allclose(matrix_from_pose(wrist.pose), expected, atol=1e-6)
+    traj = rig.traj.last()[1]
+    assert list(traj.joint_names) == names and len(traj.points) == 1 and len(traj.points[0].positions) == len(names)
+    rig.peer.wait_until(lambda: len(rig.description) > 0, 10, "the latched robot description")
+    assert "<robot" in rig.description.last()[1].data
+    status = wait_status(rig, lambda d: d["_message"] == "commanding" and int(d["commands_published"]) > 0, 10,
+                         "diagnostics saying commanding")
+    assert int(status["targets_accepted"]) > 0
+    rig.peer.wait_until(lambda: len(rig.markers) > 0, 10, "markers")
+    ns = {m.ns for m in rig.markers.last()[1].markers}
+    assert {"targets", "hand_joints", "hand_links"} <= ns
+
+
+def test_velocity_limit_is_respected(rig):
+    lo, hi = rig.hand.joint_limits
+    # jump the target from one side of the range to the other: far more than one step allows
+    for q_goal in (lo + 0.25 * (hi - lo), lo + 0.75 * (hi - lo)):
+        t0 = time.monotonic()
+        rig.feeder.target_msg = target_for(rig, q_goal)
+        rig.peer.wait_until(lambda: len(rig.commands.since(t0)) >= 30, 20, "30 commands after the jump")
+    msgs = [m for _, m in rig.commands.since(t0)]
+    stamps = np.array([m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for m in msgs])
+    qs = np.array([m.position for m in msgs])
+    steps = np.abs(np.diff(qs, axis=0)).max(axis=1)
+    dts = np.diff(stamps)
+    assert steps.max() > 0, "the hand did not move"
+    # each step moves at most VMAX * dt (dt capped at 2/RATE), with 3 ms of timing slack
+    bound = VMAX * np.minimum(dts + 0.003, 2.0 / RATE) + 1e-9
+    assert np.all(steps <= bound), f"velocity limit broken: worst step {steps.max():.4f} rad, bound {bound[steps.argmax()]:.4f}"
+    wait_status(rig, lambda d: int(d["velocity_limited_steps"]) > 0, 10, "velocity-limited steps counted")
+
+
+def test_nan_target_is_rejected_and_counted(rig):
+    good = rig.feeder.target_msg
+    bad = target_for(rig, rig.hand.neutral())
+    bad.poses[2].position.y = math.nan
+    t0 = time.monotonic()
+    rig.feeder.target_msg = bad
+    status = wait_status(rig, lambda d: int(d["targets_rejected_nonfinite"]) >= 3, 10,
+                         "NaN targets counted in diagnostics", since=t0)
+    assert "NaN" in status["last_problem"]
+    rig.feeder.target_msg = good
+    for _, msg in rig.commands.since(t0):
+        assert np.all(np.isfinite(msg.position))
+    # only NaN targets → the watchdog holds on the stale target
+    rig.feeder.target_msg = bad
+    wait_status(rig, lambda d: d["_message"].startswith("holding: target stale"), 10, "a hold on NaN-only targets",
+                since=time.monotonic())
+    rig.feeder.target_msg = good
+    wait_status(rig, lambda d: d["_message"] == "commanding", 10, "commanding again", since=time.monotonic())
+
+
+def test_camera_stops_hand_holds_within_200ms_then_resumes(rig):
+    rig.peer.wait_until(lambda: len(rig.commands.since(time.monotonic() - 0.1)) > 0, 10, "commands flowing")
+    rig.feeder.send_obs.clear()
+    t_stop = time.monotonic()
+    status = wait_status(rig, lambda d: d["_message"].startswith("holding: observation stale"), 5,
+                         "diagnostics saying the hand holds on a stale observation", since=t_stop)
+    assert status["_level"] == bytes([1])  # WARN
+    last_obs = rig.feeder.last_obs_sent
+    assert last_obs is not None and last_obs <= t_stop
+    # targets keep coming: still no command may be sent more than 200 ms after the last frame
+    # (judged by the commands' publish stamps, so that this test's own scheduling cannot matter)
+    last_obs_stamp = rig.feeder.last_obs_stamp
+    time.sleep(0.3)
+    sent = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for _, m in rig.commands.since(last_obs)]
+    late = [s - last_obs_stamp for s in sent if s - last_obs_stamp > HOLD_DEADLINE]
+    assert not late, f"commands sent {late[0]:.3f} s after the last camera frame"
+    assert int(status["holds"]) >= 1
+    # the camera returns → control resumes, from where it held (no jump beyond the velocity limit)
+    held = np.array(rig.commands.last()[1].position)
+    t_back = time.monotonic()
+    rig.feeder.send_obs.set()
+    rig.peer.wait_until(lambda: len(rig.commands.since(t_back)) >= 5, 10, "commands after the camera returned")
+    first = np.array(rig.commands.since(t_back)[0][1].position)
+    assert np.abs(first - held).max() <= VMAX * 2.0 / RATE + 1e-9
+    wait_status(rig, lambda d: d["_message"] == "commanding", 10, "diagnostics saying commanding", since=t_back)
+
+
+def test_clearing_the_prompt_holds_the_hand(rig):
+    rig.peer.wait_until(lambda: len(rig.commands.since(time.monotonic() - 0.1)) > 0, 10, "commands flowing")
+    rig.set_prompt("")
+    t_clear = time.monotonic()
+    status = wait_status(rig, lambda d: d["_message"].startswith("holding: no active prompt"), 5,
+                         "a hold on a cleared prompt", since=t_clear)
+    assert status["prompt"] == ""
+    time.sleep(0.3)
+    t_quiet = time.monotonic()
+    time.sleep(0.3)
+    assert not rig.commands.since(t_quiet), "commands sent without a prompt"
+    rig.set_prompt("pour-2")
+    t_back = time.monotonic()
+    rig.peer.wait_until(lambda: len(rig.commands.since(t_back)) >= 3, 10, "commands with the new prompt")
+
+
+def test_hold_mode_can_be_switched_at_runtime_and_is_validated(rig):
+    """``ros2 param set /command hold_mode republish``: held position keeps being sent; bad values are refused."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    client = rig.peer.node.create_client(SetParameters, "/command/set_parameters")
+    assert client.wait_for_service(timeout_sec=20)
+
+    def set_param(name, value):
+        req = SetParameters.Request(parameters=[Parameter(name=name, value=ParameterValue(
+            type=ParameterType.PARAMETER_STRING, string_value=value))])
+        future = client.call_async(req)
+        rig.peer.wait_until(future.done, 10, f"set {name}")
+        return future.result().results[0]
+
+    res = set_param("hold_mode", "freeze")
+    assert not res.successful and "hold_mode: must be one of ['silent', 'republish']" in res.reason
+    assert set_param("hold_mode", "republish").successful
+    try:
+        rig.peer.wait_until(lambda: len(rig.commands.since(time.monotonic() - 0.1)) > 0, 10, "commands flowing")
+        rig.feeder.send_targets.clear()  # the policy stops
+        t_stop = time.monotonic()
+        wait_status(rig, lambda d: d["_message"].startswith("holding: target stale"), 5, "a hold", since=t_stop)
+        t_hold = time.monotonic()
+        rig.peer.wait_until(lambda: len(rig.commands.since(t_hold)) >= 10, 5, "the held position republished")
+        held = np.array([m.position for _, m in rig.commands.since(t_hold)])
+        assert np.ptp(held, axis=0).max() == 0.0, "republished holds must not move"
+    finally:
+        assert set_param("hold_mode", "silent").successful
+        rig.feeder.send_targets.set()
