@@ -13,7 +13,6 @@ resuming, ``metrics.jsonl`` and ``curves.png``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,7 +24,8 @@ from .config import load_config, to_dict
 from .models.checkpoint import (CheckpointError, load_checkpoint, load_optimizer_tensors, optimizer_tensors,
                                 prefixed, save_checkpoint, unprefixed)
 from .models.video_model import CrossPredictionModel, VideoModelConfig, build_video_model
-from .training import Distributed, MetricsLog, command_line, plot_metrics, progress, seed_everything
+from .training import (Distributed, MetricsLog, TrainConfig, command_line, cosine_lr, plot_metrics, progress,
+                       seed_everything)
 from .video import resample_clip, resample_indices, resize_frames
 
 KIND = "stage1"
@@ -46,20 +46,10 @@ class PairMix:
 
 
 @dataclass
-class Stage1Train:
-    ae_steps: int = 1500
+class Stage1Train(TrainConfig):
+    ae_steps: int = 1500  # the frame autoencoder trains first (backbones with their own VAE skip it)
     ae_batch_size: int = 32
     ae_lr: float = 1e-3
-    steps: int = 6000
-    batch_size: int = 16
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 200
-    grad_clip: float = 1.0
-    log_every: int = 50
-    checkpoint_every: int = 1000
-    seed: int = 0
-    device: str = "auto"
 
 
 @dataclass
@@ -162,13 +152,6 @@ class _LossModule(torch.nn.Module):
         return self.model.loss(prompt, first, target)
 
 
-def _lr(step: int, cfg: Stage1Train) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress_ = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_))))
-
-
 # -- checkpoints ---------------------------------------------------------------------------------------
 def save_stage1(path: Path, model: CrossPredictionModel, cfg: Stage1Config, **meta: Any) -> Path:
     return save_checkpoint(path, prefixed("model", model.state_dict()), KIND, to_dict(cfg),
@@ -263,7 +246,7 @@ def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: boo
                    enabled=dist.is_main)
     for step in bar:
         for g in opt.param_groups:
-            g["lr"] = _lr(step, tc)
+            g["lr"] = cosine_lr(step, tc)
         prompt, first, target = make_batch(episodes, [sampler.sample() for _ in range(tc.batch_size)], cfg,
                                            dist.device)
         loss = net(prompt, first, target)
@@ -272,7 +255,7 @@ def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: boo
         gnorm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
         opt.step()
         if step % tc.log_every == 0:
-            log.write(step=step, phase="denoiser", loss=float(loss.detach()), grad_norm=float(gnorm), lr=_lr(step, tc))
+            log.write(step=step, phase="denoiser", loss=float(loss.detach()), grad_norm=float(gnorm), lr=cosine_lr(step, tc))
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         if (step + 1) % tc.checkpoint_every == 0:
             checkpoint("denoiser", step + 1, opt)

@@ -13,7 +13,6 @@ Ablations are config switches, so one code path trains every row of the paper-st
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,7 +30,8 @@ from .models.pdcp import PDCPConfig, PDCPLoss
 from .models.video_former import VideoFormer, VideoFormerConfig
 from .models.video_model import CrossPredictionModel, build_video_model
 from .stage1 import Stage1Config, load_stage1, prepare_frame, prepare_prompt
-from .training import Distributed, MetricsLog, command_line, plot_metrics, progress, seed_everything
+from .training import (Distributed, MetricsLog, TrainConfig, command_line, cosine_lr, plot_metrics, progress,
+                       seed_everything)
 from .video import resample_indices, resize_frames
 
 KIND = "policy"
@@ -44,17 +44,8 @@ class PDCPSwitch(PDCPConfig):
 
 
 @dataclass
-class Stage2Train:
-    steps: int = 4000
-    batch_size: int = 32
-    lr: float = 3e-4
+class Stage2Train(TrainConfig):
     weight_decay: float = 1e-4
-    warmup_steps: int = 200
-    grad_clip: float = 1.0
-    log_every: int = 50
-    checkpoint_every: int = 500
-    seed: int = 0
-    device: str = "auto"
 
 
 @dataclass
@@ -193,13 +184,6 @@ def load_policy_model(path: str | Path, hand: str | None = None, action_dim: int
 
 
 # -- training ------------------------------------------------------------------------------------------
-def _lr(step: int, tc: Stage2Train) -> float:
-    if step < tc.warmup_steps:
-        return tc.lr * (step + 1) / tc.warmup_steps
-    p = (step - tc.warmup_steps) / max(1, tc.steps - tc.warmup_steps)
-    return tc.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
-
-
 class _Batcher:
     """Samples (episode, time, prompt episode) and assembles tensors, caching prompt tokens."""
 
@@ -317,14 +301,14 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
                    enabled=dist.is_main)
     for step in bar:
         for g in opt.param_groups:
-            g["lr"] = _lr(step, tc)
+            g["lr"] = cosine_lr(step, tc)
         losses = net(batcher.sample(tc.batch_size, dist.device))
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         gnorm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
         opt.step()
         if step % tc.log_every == 0:
-            log.write(step=step, grad_norm=float(gnorm), lr=_lr(step, tc),
+            log.write(step=step, grad_norm=float(gnorm), lr=cosine_lr(step, tc),
                       **{f"{k}_loss" if not k.endswith("loss") else k: float(v.detach()) for k, v in losses.items()})
             bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4f}")
         if (step + 1) % tc.checkpoint_every == 0:

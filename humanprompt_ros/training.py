@@ -9,6 +9,7 @@ only rank 0 writes logs and checkpoints.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import sys
@@ -19,6 +20,30 @@ from typing import Any
 
 import numpy as np
 import torch
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation settings every stage shares (a stage adds its own fields)."""
+
+    steps: int = 4000
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    grad_clip: float = 1.0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    seed: int = 0
+    device: str = "auto"  # auto = cuda:LOCAL_RANK when available, else cpu
+
+
+def cosine_lr(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 10% of ``cfg.lr`` at ``cfg.steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    done = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done)))
 
 
 def seed_everything(seed: int) -> None:
