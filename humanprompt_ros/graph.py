@@ -180,12 +180,13 @@ def build_graph(args: dict[str, str] | None = None) -> list[NodeSpec]:
     if a["camera_path"]:
         camera_params["path"] = a["camera_path"]
 
-    encoder_params: dict[str, Any] = {"hand": hand}
+    encoder_params: dict[str, Any] = {"hand": hand, "policy": a["policy"]}
     if a["prompt"]:
         encoder_params["prompt_video"] = a["prompt"]
     policy_params: dict[str, Any] = {"policy": a["policy"], "hand": hand}
     if a["checkpoint"]:
         policy_params["checkpoint"] = a["checkpoint"]
+        encoder_params["checkpoint"] = a["checkpoint"]
     sim_params: dict[str, Any] = {"hand": hand}
     if a["task"]:
         sim_params["task"] = a["task"]

@@ -15,12 +15,20 @@ CONFIG = share_dir() / "config"
 def _loaders() -> dict[str, Callable[[Path], object]]:
     """Glob (relative to config/) → the loader that validates such a file."""
     from humanprompt_ros.stage1 import load_stage1_config
+    from humanprompt_ros.nodes.config import load_camera_config, load_command_config
+    from humanprompt_ros.nodes.config_b import (load_policy_config, load_prompt_encoder_config,
+                                                load_sim_driver_config)
     from humanprompt_ros.stage2 import load_stage2_config
 
     return {
         "hands/*.yaml": load_hand,
         "stage1.yaml": load_stage1_config,
         "stage2.yaml": load_stage2_config,
+        "camera.yaml": load_camera_config,
+        "command.yaml": load_command_config,
+        "prompt_encoder.yaml": load_prompt_encoder_config,
+        "policy.yaml": load_policy_config,
+        "sim_driver.yaml": load_sim_driver_config,
     }
 
 

@@ -269,6 +269,8 @@ def _make_node_class():
                 self.prompt_id = prompt_id
                 if changed:
                     self.get_logger().info(f"prompt: {prompt_id!r}" if prompt_id else "prompt cleared")
+                    if prompt_id:  # a new task starts from the measured joints, not from the last command
+                        self.q_cmd = None
                     self._step(from_target=False)  # a cleared prompt holds at once
 
         def _on_joint_states(self, msg: JointState) -> None:

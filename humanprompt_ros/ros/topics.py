@@ -82,6 +82,9 @@ JOINT_TRAJECTORY = Topic(
 WRIST_TARGET = Topic(
     "/humanprompt/wrist_target", "geometry_msgs/msg/PoseStamped", "command",
     "pose of the hand's base link in the world frame, for the arm", ("command",))
+WRIST_POSE = Topic(
+    "/humanprompt/wrist_pose", "geometry_msgs/msg/PoseStamped", "state",
+    "measured pose of the hand's base link in the world (the arm driver, or the sim driver)", ("sim_driver", "external"))
 MARKERS = Topic(
     "/humanprompt/markers", "visualization_msgs/msg/MarkerArray", "display",
     "fingertip targets and the commanded hand drawn from FK (no tf2 needed)", ("command",))
@@ -104,7 +107,7 @@ DIAGNOSTICS = Topic(
 
 TOPICS: tuple[Topic, ...] = (
     OBSERVATION, SIM_IMAGE, PROMPT, HAND_TARGET, JOINT_STATES, JOINT_COMMANDS, CONTROLLER_COMMANDS,
-    JOINT_TRAJECTORY, WRIST_TARGET, MARKERS, PREVIEW, TASK_STATUS, ROBOT_DESCRIPTION, TF, DIAGNOSTICS,
+    JOINT_TRAJECTORY, WRIST_TARGET, WRIST_POSE, MARKERS, PREVIEW, TASK_STATUS, ROBOT_DESCRIPTION, TF, DIAGNOSTICS,
 )
 
 _BY_NAME = {t.name: t for t in TOPICS}

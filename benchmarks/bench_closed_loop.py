@@ -1,0 +1,401 @@
+"""Closed-loop success of the ROS graph on HumanPrompt-Sim, and frame → command latency with the
+real replay policy in the loop.
+
+::
+
+    python benchmarks/bench_closed_loop.py --tasks press_button,push_box --seeds 10
+    python benchmarks/bench_closed_loop.py --tasks press_button --seeds 2 --json
+    python benchmarks/bench_closed_loop.py --latency 1000 --rate 30     # frame → command latency
+
+For each task and seed: a human demonstration of that task and seed is generated with the sim's
+human expert into a prompt directory; then, through the running graph
+(``humanprompt-bringup sim:=true policy:=replay``, real processes, real DDS), the prompt is
+cleared, the sim driver is set to the task and seed and reset (``/sim_driver/set_parameters``,
+``/sim_driver/reset``), the prompt is set through ``/prompt_encoder/set_parameters`` (the service
+``humanprompt-prompt set`` and ``ros2 param set`` call), and the episode runs until the sim driver
+reports ``done`` on ``/humanprompt/task_status``. Prints a per-skill table, the command node's
+frame → joint command latency (observation stamp → command) from its diagnostics, each node's
+achieved rates and CPU use, and with ``--json`` one JSON line with everything.
+
+:class:`GraphClient` is also what ``test/test_closed_loop.py`` uses.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+LATCHED_SKILLS = ("press_button", "pick_lift")  # success is final once reached
+
+
+def _gen_one(args: tuple) -> tuple[str, int, str, bool]:
+    task, seed, out = args
+    os.environ.setdefault("MUJOCO_GL", "osmesa")
+    from humanprompt_ros.paths import config_path
+    from humanprompt_ros.sim import expert_episode, load_task
+
+    d = Path(out) / task / f"{seed:07d}"
+    if not (d / "meta.json").is_file():
+        rec = expert_episode(load_task(config_path("tasks", f"{task}.yaml")), "human", seed)
+        rec.save(d)
+    meta = json.loads((d / "meta.json").read_text())
+    return task, seed, str(d), bool(meta["success"])
+
+
+def generate_prompts(root: str | Path, tasks: list[str], seeds: list[int], workers: int = 2) -> dict:
+    """Human expert demonstrations ``root/<task>/<seed:07d>`` (cached); {(task, seed): path}."""
+    jobs = [(t, s, str(root)) for t in tasks for s in seeds]
+    if workers > 1 and len(jobs) > 1:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            out = pool.map(_gen_one, jobs)
+    else:
+        out = [_gen_one(j) for j in jobs]
+    return {(t, s): p for t, s, p, _ in out}
+
+
+class GraphClient:
+    """Drives a running graph from outside: the sim driver's task/seed/reset, the prompt encoder's
+    parameter and services, the task status (all through a :class:`RosPeer`)."""
+
+    def __init__(self, domain_id: int):
+        from rcl_interfaces.srv import SetParameters
+        from std_srvs.srv import Trigger
+
+        from humanprompt_ros.ros import topics
+        from humanprompt_ros.ros.probe import RosPeer
+
+        self.peer = RosPeer(domain_id, name="closed_loop_client")
+        n = self.peer.node
+        self.status = self.peer.record(topics.TASK_STATUS)
+        self.diag = self.peer.record(topics.DIAGNOSTICS)
+        self.commands = self.peer.record(topics.JOINT_COMMANDS)
+        self.prompt = self.peer.record(topics.PROMPT)
+        self.targets = self.peer.record(topics.HAND_TARGET)
+        self.sim_params = n.create_client(SetParameters, "/sim_driver/set_parameters")
+        self.sim_reset = n.create_client(Trigger, "/sim_driver/reset")
+        self.enc_params = n.create_client(SetParameters, "/prompt_encoder/set_parameters")
+        self.enc_clear = n.create_client(Trigger, "/prompt_encoder/clear_prompt")
+        self.enc_record = n.create_client(Trigger, "/prompt_encoder/record_prompt")
+        self.policy_reset = n.create_client(Trigger, "/policy/reset")
+
+    def close(self) -> None:
+        self.peer.close()
+
+    # -- calls ----------------------------------------------------------------------------------------
+    def call(self, client, request, timeout: float = 30.0):
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s")
+        fut = client.call_async(request)
+        self.peer.wait_until(fut.done, timeout, f"an answer from {client.srv_name}")
+        if fut.exception() is not None:
+            raise fut.exception()
+        return fut.result()
+
+    def trigger(self, client, timeout: float = 30.0):
+        from std_srvs.srv import Trigger
+
+        return self.call(client, Trigger.Request(), timeout)
+
+    def set_params(self, client, timeout: float = 60.0, **values):
+        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+        from rcl_interfaces.srv import SetParameters
+
+        req = SetParameters.Request()
+        for k, v in values.items():
+            if isinstance(v, bool):
+                pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=v)
+            elif isinstance(v, int):
+                pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=v)
+            else:
+                pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(v))
+            req.parameters.append(Parameter(name=k, value=pv))
+        return self.call(client, req, timeout).results
+
+    def set_prompt(self, path: str, timeout: float = 60.0):
+        """(successful, reason) of setting ``prompt_video`` through the parameter service."""
+        r = self.set_params(self.enc_params, timeout, prompt_video=str(path))[0]
+        return r.successful, r.reason
+
+    def last_status(self) -> dict | None:
+        last = self.status.last()
+        return json.loads(last[1].data) if last else None
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        for c in (self.sim_params, self.sim_reset, self.enc_params, self.enc_clear):
+            if not c.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f"service {c.srv_name} not available after {timeout:.0f} s")
+        self.peer.wait_until(lambda: self.last_status() is not None, timeout, "/humanprompt/task_status")
+        self.peer.wait_until(lambda: self.peer.node.count_publishers("/humanprompt/observation") > 0, timeout,
+                             "the camera node")
+        self.peer.wait_until(lambda: self.peer.node.count_subscribers("/humanprompt/observation") >= 3, timeout,
+                             "the policy, command and prompt encoder nodes")
+
+    # -- episodes -------------------------------------------------------------------------------------
+    def reset_sim(self, task: str, seed: int) -> dict:
+        self.trigger(self.enc_clear)
+        res = self.set_params(self.sim_params, task=task, seed=int(seed))
+        if not all(r.successful for r in res):
+            raise RuntimeError(f"sim_driver refused task={task} seed={seed}: {[r.reason for r in res]}")
+        resp = self.trigger(self.sim_reset, timeout=60.0)
+        if not resp.success:
+            raise RuntimeError(f"sim reset failed: {resp.message}")
+        return json.loads(resp.message)
+
+    def run_episode(self, task: str, seed: int, prompt: str, set_prompt=None, timeout: float = 60.0,
+                    stop_on_success: bool = False) -> dict:
+        """Reset the sim to (task, seed), set ``prompt`` and wait for the outcome."""
+        self.reset_sim(task, seed)
+        t0 = time.monotonic()
+        ok, reason = (set_prompt or self.set_prompt)(prompt)
+        if not ok:
+            raise RuntimeError(f"prompt {prompt} refused: {reason}")
+
+        def finished():
+            s = self.last_status()
+            if s is None or s.get("task") != task or s.get("seed") != seed or not s.get("started"):
+                return None
+            if s.get("done") or (stop_on_success and s.get("success")):
+                return s
+            return None
+
+        s = self.peer.wait_until(finished, timeout, f"the end of the {task} seed {seed} episode", poll=0.05)
+        return {"task": task, "skill": s.get("skill"), "seed": seed, "success": bool(s["success"]),
+                "steps": s["step"], "seconds": round(time.monotonic() - t0, 2)}
+
+    def node_status(self, name: str) -> dict:
+        """The latest diagnostics values of node ``name``."""
+        for _, arr in reversed(self.diag.snapshot()):
+            for st in arr.status:
+                if st.name == name:
+                    return {"message": st.message, **{kv.key: kv.value for kv in st.values}}
+        return {}
+
+
+def start_bringup(env: dict, *args: str, log_path: str | None = None) -> subprocess.Popen:
+    out = open(log_path, "w") if log_path else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "humanprompt_ros.cli.bringup", "sim:=true", *args],
+                            env=env, cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def node_pids(log_path: str) -> dict[str, int]:
+    pids = {}
+    for line in Path(log_path).read_text().splitlines():
+        m = re.match(r"\[bringup\] (?:re)?started (\w+) \(pid (\d+)", line)
+        if m:
+            pids[m.group(1)] = int(m.group(2))
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def latency(frames: int, rate: float, workdir: Path) -> dict:
+    """Camera frame → joint command latency with the real replay policy node in the loop.
+
+    Processes: the camera node (a generated 640×480 video, looping, at ``rate`` Hz → 96×96), the
+    policy node (``replay``, ``chunk:=1``, ``rate:=<rate>``: every control step runs ``act()`` on
+    the latest frame and stamps the target with it), the command node; this process publishes the
+    prompt (a long synthetic episode), echoes the commands on ``/joint_states`` and reads the
+    diagnostics. Latency = command publish − capture stamp of the frame the target came from (the
+    command node's ``frame_to_command`` over its last 1000 samples).
+    """
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "test"))
+    from ros_helpers import make_ros_env, reserve_domain_id
+    from std_msgs.msg import String
+
+    from humanprompt_ros.data import write_episode, write_video
+    from humanprompt_ros.hand import load_hand
+    from humanprompt_ros.paths import config_path
+    from humanprompt_ros.ros import topics
+    from humanprompt_ros.ros.conversions import joint_state
+
+    hand = load_hand(config_path("hands", "allegro_right.yaml"))
+    lo, hi = hand.joint_limits
+    n = int(frames * 1.5) + 100
+    ph = np.linspace(0, 2 * np.pi * n / 90, n)
+    acts = np.stack([hand.fk(lo + (hi - lo) * (0.4 + 0.2 * np.sin(p))).to_array() for p in ph]).astype(np.float32)
+    acts[:, :3] = [-0.28, 0.0, 0.22]
+    ep = write_episode(workdir / "latency_prompt", [np.zeros((16, 16, 3), np.uint8)] * 5, acts,
+                       {"task": "synthetic", "embodiment": "robot", "seed": 0})
+    rng = np.random.default_rng(0)
+    video = workdir / "latency_camera.mp4"
+    write_video(video, [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(30)], fps=rate)
+    py = [sys.executable, "-m"]
+    with reserve_domain_id() as domain:
+        env = make_ros_env(domain)
+        procs = {
+            "camera": subprocess.Popen(py + ["humanprompt_ros.nodes.camera", "--ros-args", "-p", "source:=video",
+                                             "-p", f"path:={video}", "-p", f"rate:={rate}"], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            "policy": subprocess.Popen(py + ["humanprompt_ros.nodes.policy", "--ros-args", "-p", "policy:=replay",
+                                             "-p", "chunk:=1", "-p", f"rate:={rate}"], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            "command": subprocess.Popen(py + ["humanprompt_ros.nodes.command", "--ros-args"], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        }
+        client = GraphClient(domain)
+        peer = client.peer
+        try:
+            js = peer.publisher(topics.JOINT_STATES)
+            prompt = peer.publisher(topics.PROMPT)
+            q = {"q": hand.neutral()}
+            stop = __import__("threading").Event()
+
+            def echo():
+                while not stop.wait(0.02):
+                    last = client.commands.last()
+                    if last is not None:
+                        q["q"] = np.array(last[1].position)
+                    js.publish(joint_state(hand.joint_names, q["q"], peer.now_msg()))
+
+            th = __import__("threading").Thread(target=echo, daemon=True)
+            th.start()
+            peer.wait_for_subscription(prompt, timeout=60, count=2)
+            prompt.publish(String(data=json.dumps({"id": "latency@1", "path": str(ep)})))
+            peer.wait_until(lambda: len(client.commands) > 10, 60, "joint commands")
+            cpu0, t0 = {k: cpu_seconds(p.pid) for k, p in procs.items()}, time.monotonic()
+            n0, tg0 = len(client.commands), len(client.targets)
+            obs = peer.record(topics.OBSERVATION)
+            time.sleep(frames / rate)
+            wall = time.monotonic() - t0
+            cpu = {k: round(100 * (cpu_seconds(p.pid) - cpu0[k]) / wall, 1) for k, p in procs.items()}
+            rates = {"observation_hz": round(len(obs) / wall, 2),
+                     "hand_target_hz": round((len(client.targets) - tg0) / wall, 2),
+                     "joint_commands_hz": round((len(client.commands) - n0) / wall, 2)}
+            time.sleep(1.2)
+            cmd, pol = client.node_status("command"), client.node_status("policy")
+            stop.set()
+            th.join()
+        finally:
+            client.close()
+            for p in procs.values():
+                p.send_signal(__import__("signal").SIGINT)
+            for p in procs.values():
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    return {"frames": frames, "rate_hz": rate,
+            "frame_to_command_ms": {k: cmd.get(f"frame_to_command_{k}_ms") for k in ("p50", "p95", "max")},
+            "frame_to_command_samples": cmd.get("frame_to_command_samples"),
+            "policy_frame_to_target_ms": {k: pol.get(f"frame_to_target_{k}_ms") for k in ("p50", "p95", "max")},
+            "policy_inference_ms": {k: pol.get(f"inference_{k}_ms") for k in ("p50", "p95")},
+            "policy_frames_dropped": pol.get("frames_dropped_stale"), "policy_frames_used": pol.get("frames_used"),
+            "rates": rates, "cpu_percent": cpu}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--latency", type=int, default=0, metavar="FRAMES",
+                    help="instead of the closed-loop episodes: frame → command latency over FRAMES camera frames "
+                         "with the real replay policy (chunk 1) in the loop")
+    ap.add_argument("--rate", type=float, default=30.0, help="--latency: camera and control rate (Hz)")
+    ap.add_argument("--tasks", default="press_button,push_box", help="comma-separated task names")
+    ap.add_argument("--seeds", type=int, default=10, help="seeds per task")
+    ap.add_argument("--seed-start", type=int, default=1_000_000, help="first seed (default: the heldout split)")
+    ap.add_argument("--prompt-dir", default="", help="prompt directory (default: a temporary one)")
+    ap.add_argument("--domain", type=int, default=0, help="ROS_DOMAIN_ID (default: a free one)")
+    ap.add_argument("--json", action="store_true", help="print one JSON line at the end")
+    ap.add_argument("--log", default="", help="bringup log file (default: in the prompt dir)")
+    args = ap.parse_args(argv)
+    if args.latency:
+        out = latency(args.latency, args.rate, Path(tempfile.mkdtemp(prefix="humanprompt-latency-")))
+        print(json.dumps(out, indent=None if args.json else 1))
+        return 0
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    root = Path(args.prompt_dir or tempfile.mkdtemp(prefix="humanprompt-prompts-"))
+    t0 = time.monotonic()
+    prompts = generate_prompts(root, tasks, seeds)
+    print(f"prompts: {len(prompts)} human demonstrations in {root} ({time.monotonic() - t0:.0f} s)", flush=True)
+
+    sys.path.insert(0, str(REPO / "test"))
+    from ros_helpers import make_ros_env, reserve_domain_id
+
+    import contextlib
+
+    ctx = contextlib.nullcontext(args.domain) if args.domain else reserve_domain_id()
+    with ctx as domain:
+        env = make_ros_env(domain)
+        env["HUMANPROMPT_PROMPT_DIR"] = str(root)
+        env.setdefault("MUJOCO_GL", "osmesa")
+        log_path = args.log or str(root / "bringup.log")
+        proc = start_bringup(env, "policy:=replay", log_path=log_path)
+        client = GraphClient(domain)
+        results = []
+        try:
+            client.wait_ready()
+            pids = node_pids(log_path)
+            cpu0, w0 = {n: cpu_seconds(p) for n, p in pids.items()}, time.monotonic()
+            for task in tasks:
+                for seed in seeds:
+                    r = client.run_episode(task, seed, prompts[(task, seed)])
+                    results.append(r)
+                    print(f"{task:14s} seed {seed}: {'success' if r['success'] else 'FAIL':7s} "
+                          f"({r['steps']} steps, {r['seconds']:.1f} s)", flush=True)
+            wall = time.monotonic() - w0
+            cpu = {n: round(100 * (cpu_seconds(p) - cpu0[n]) / wall, 1) for n, p in pids.items()}
+            time.sleep(1.2)  # one more diagnostics round
+            nodes = {n: client.node_status(n) for n in ("sim_driver", "camera", "policy", "command", "prompt_encoder")}
+        finally:
+            client.close()
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    table: dict[str, dict] = {}
+    for r in results:
+        s = table.setdefault(r["skill"], {"task": r["task"], "success": 0, "episodes": 0})
+        s["episodes"] += 1
+        s["success"] += int(r["success"])
+    print("\n| task | skill | success | episodes |\n|---|---|---|---|")
+    for skill, s in table.items():
+        print(f"| {s['task']} | {skill} | {s['success'] / s['episodes']:.2f} ({s['success']}/{s['episodes']}) | "
+              f"{s['episodes']} |")
+    cmd = nodes.get("command", {})
+    lat = {k: cmd.get(f"frame_to_command_{k}_ms") for k in ("p50", "p95", "max")}
+    print(f"\nframe → joint command latency (command node, stamp of the observation the target's chunk was "
+          f"computed from → command; open-loop chunks of 8 at 10 Hz add up to 0.7 s of chunk age): "
+          f"p50 {lat['p50']} ms, p95 {lat['p95']} ms, max {lat['max']} ms")
+    pol = nodes.get("policy", {})
+    lat["policy_frame_to_target_p50"] = pol.get("frame_to_target_p50_ms")
+    lat["policy_frame_to_target_p95"] = pol.get("frame_to_target_p95_ms")
+    lat["retarget_p50"], lat["retarget_p95"] = cmd.get("retarget_p50_ms"), cmd.get("retarget_p95_ms")
+    print(f"policy: camera frame → hand target when a chunk is computed (frame stamp → publish): p50 "
+          f"{lat['policy_frame_to_target_p50']} ms, p95 {lat['policy_frame_to_target_p95']} ms; command node "
+          f"retargeting p50 {lat['retarget_p50']} ms, p95 {lat['retarget_p95']} ms")
+    print(f"rates: sim images {nodes['sim_driver'].get('image_rate_hz')} Hz, physics "
+          f"{nodes['sim_driver'].get('tick_rate_hz')} ticks/s, camera {nodes['camera'].get('rate_hz')} Hz, "
+          f"targets {nodes['policy'].get('target_rate_hz')} Hz, commands {cmd.get('command_rate_hz')} Hz")
+    print(f"policy: frames used {nodes['policy'].get('frames_used')}, dropped (never used) "
+          f"{nodes['policy'].get('frames_dropped_stale')}, inference p50 {nodes['policy'].get('inference_p50_ms')} ms")
+    print(f"CPU % of one core per node: {cpu}")
+    if args.json:
+        print(json.dumps({"skills": {k: {"success": v["success"] / v["episodes"], "episodes": v["episodes"]}
+                                     for k, v in table.items()},
+                          "episodes": results, "latency_ms": lat, "cpu_percent": cpu, "nodes": nodes}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,504 @@
+"""Policy node: observation + prompt + ``/joint_states`` → ``/humanprompt/hand_target`` (SPEC §2, §4).
+
+::
+
+    python -m humanprompt_ros.nodes.policy --ros-args -p policy:=replay
+    python -m humanprompt_ros.nodes.policy --ros-args -p policy:=checkpoint -p checkpoint:=models/pour.safetensors
+
+Parameters: :class:`humanprompt_ros.nodes.config_b.PolicyConfig` (defaults in ``config/policy.yaml``).
+
+Backends (the Policy protocol of :mod:`humanprompt_ros.policy`, built with ``make_policy``):
+``replay`` (the prompt episode's unified actions, open loop: retarget-the-human-demo, runs on a
+real hand today), ``scripted`` (the benchmark's expert for the prompt's task and seed, computed
+from the simulator's privileged initial state; tests only) and ``checkpoint`` (the learned policy,
+``humanprompt_ros.stage2``; a missing or mismatched checkpoint stops the node at startup with the
+reason, exit code 2).
+
+In: ``/humanprompt/observation`` (the latest frame is kept; frames never used are counted as
+dropped), ``/humanprompt/prompt`` (latched JSON from the prompt encoder), ``/joint_states`` and
+the measured base-link pose ``wrist_pose_topic`` (``/humanprompt/wrist_pose``: the sim driver
+publishes it; on a real robot the arm driver should; until one arrives the last
+``/humanprompt/wrist_target`` is used).
+
+Proprio (what ``act`` receives) is the unified hand state computed here: ``hand.fk(q,
+base_pose)`` of the measured joints at the measured base-link pose — the same vector the
+benchmark's ``SimEnv`` gives its policies.
+
+Out: ``/humanprompt/hand_target`` (PoseArray, :mod:`humanprompt_ros.ros.conversions`) at
+``rate`` Hz, stamped with the stamp of the observation its chunk was computed from; ``/diagnostics``.
+
+How it runs
+-----------
+* **No motion without a prompt**: nothing is published until a prompt with a non-empty id is
+  active; ``{"id": ""}`` (clear) stops publishing at once.
+* **New prompt**: a worker thread builds a copy of the backend, calls ``set_prompt`` (slow for the
+  learned policy: the prompt video is encoded there) and one warm-up ``act`` (then ``reset``),
+  while control continues with the old prompt; the new one is swapped in atomically between two
+  control steps, and its chunk starts from its first action.
+* **Control loop** (a thread of its own, never the executor's): every ``1/rate`` s one action of
+  the current chunk is published; when the chunk is used up, ``act(latest frame, proprio)`` is
+  called for the next one (the protocol's contract: execute the whole chunk, then ask again).
+* **Stale camera**: while the newest frame is older than ``max_observation_age`` the node pauses:
+  no targets, and the chunk does not advance (the hand holds; it resumes where it stopped).
+* ``~/reset`` (std_srvs/Trigger): start the active prompt's episode again (``policy.reset()``).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..nodes.config_b import PolicyConfig
+from ..nodes.runtime import StartupError, run_node
+
+
+class ScriptedFromPrompt:
+    """``scripted`` inside the graph: the benchmark expert's plan for the prompt's task and seed
+    (read from the prompt episode's meta), computed from the simulator's privileged initial state,
+    executed open loop ``chunk`` actions per call. Tests only: a real robot has no such state."""
+
+    needs_prompt_video = False
+
+    def __init__(self, chunk: int = 8, **_: Any):
+        self.chunk = chunk
+        self.plan: np.ndarray | None = None
+        self.t = 0
+
+    def set_prompt(self, prompt: Any) -> None:
+        from ..data import load_episode
+        from ..sim import SimEnv, home_action, load_task
+        from ..sim.experts import expert_actions
+        from .sim_driver import resolve_task
+
+        ep = load_episode(prompt) if not hasattr(prompt, "meta") else prompt
+        task, seed = ep.meta.get("task"), ep.meta.get("seed")
+        if task is None or seed is None:
+            raise ValueError("the scripted policy needs a benchmark episode as the prompt (its meta.json names the "
+                             "task and seed)")
+        env = SimEnv(load_task(resolve_task(str(task))), "robot", render=False)
+        try:
+            env.reset(int(seed))
+            self.plan = expert_actions(env.instance, home_action(env.cfg), env.horizon)
+        finally:
+            env.close()
+        self.t = 0
+
+    def reset(self) -> None:
+        self.t = 0
+
+    def act(self, frame: np.ndarray, proprio: np.ndarray) -> np.ndarray:
+        if self.plan is None:
+            raise ValueError("the scripted policy has no prompt")
+        idx = np.minimum(np.arange(self.t, self.t + self.chunk), len(self.plan) - 1)
+        self.t += self.chunk
+        return self.plan[idx].copy()
+
+
+def resolve_checkpoint(value: str) -> Path:
+    from ..paths import share_dir
+
+    if not value:
+        return share_dir() / "models" / "policy.safetensors"
+    p = Path(value).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    return share_dir() / p
+
+
+def build_backend(cfg: PolicyConfig, hand_name: str):
+    """The configured backend, without a prompt. ``StartupError`` with the reason when it cannot be built."""
+    from ..policy import make_policy
+
+    if cfg.policy == "replay":
+        return make_policy("replay", chunk=cfg.chunk)
+    if cfg.policy == "scripted":
+        return ScriptedFromPrompt(chunk=cfg.chunk)
+    path = resolve_checkpoint(cfg.checkpoint)
+    if not path.is_file():
+        raise StartupError(f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train, or set "
+                           "checkpoint:=PATH)")
+    try:
+        import humanprompt_ros.stage2  # noqa: F401 - registers the "checkpoint" backend
+    except ImportError as exc:
+        raise StartupError(f"policy:=checkpoint needs the learning dependencies (torch): {exc}") from None
+    try:
+        return make_policy(str(path), hand=hand_name, device=cfg.device, threads=cfg.threads)
+    except Exception as exc:  # noqa: BLE001 - CheckpointError, ValueError, torch errors: all say why
+        raise StartupError(f"checkpoint {path}: {exc}") from None
+
+
+class PolicyRunner:
+    """The ROS-free core: the active prompt's policy, atomic prompt swaps and the chunk queue (thread safe)."""
+
+    def __init__(self, template, warmup: bool = True, warmup_frame: np.ndarray | None = None):
+        self.template = template
+        self.warmup = warmup
+        self.warmup_frame = warmup_frame if warmup_frame is not None else np.zeros((96, 96, 3), np.uint8)
+        self._lock = threading.Lock()
+        self.policy = None
+        self.prompt_id = ""
+        self.prompt: dict = {}
+        self.queue: deque[np.ndarray] = deque()
+        self.chunk_stamp = None
+        self.generation = 0  # bumps on every prompt change (cancels stale workers)
+
+    def prepare(self, prompt: dict, proprio: np.ndarray | None = None):
+        """Slow (worker thread): a copy of the backend with ``prompt`` set and warmed up."""
+        policy = copy.copy(self.template)
+        policy.set_prompt(prompt["path"])
+        if self.warmup:
+            policy.act(self.warmup_frame, np.zeros(24) if proprio is None else proprio)
+            policy.reset()
+        return policy
+
+    def swap(self, prompt: dict, policy, generation: int) -> bool:
+        with self._lock:
+            if generation != self.generation:
+                return False  # superseded by a newer prompt or a clear
+            self.policy, self.prompt_id, self.prompt = policy, str(prompt.get("id", "")), prompt
+            self.queue.clear()
+            self.chunk_stamp = None
+            return True
+
+    def next_generation(self) -> int:
+        with self._lock:
+            self.generation += 1
+            return self.generation
+
+    def clear(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self.policy, self.prompt_id, self.prompt = None, "", {}
+            self.queue.clear()
+
+    def reset(self) -> bool:
+        with self._lock:
+            if self.policy is None:
+                return False
+            self.policy.reset()
+            self.queue.clear()
+            return True
+
+    @property
+    def active(self) -> bool:
+        return self.policy is not None
+
+    def needs_chunk(self) -> bool:
+        with self._lock:
+            return self.policy is not None and not self.queue
+
+    def step(self, frame_fn, proprio_fn) -> tuple[np.ndarray | None, Any, float | None]:
+        """One control step: (action or None, stamp of the frame its chunk came from, inference seconds or None).
+
+        ``frame_fn()`` returns (frame, stamp) of the latest observation (called only when a chunk is
+        needed); ``proprio_fn()`` the current proprio.
+        """
+        with self._lock:
+            policy = self.policy
+            if policy is None:
+                return None, None, None
+            if self.queue:
+                return self.queue.popleft(), self.chunk_stamp, None
+        frame, stamp = frame_fn()
+        t0 = time.perf_counter()
+        chunk = np.asarray(policy.act(frame, proprio_fn()), np.float64)
+        dt = time.perf_counter() - t0
+        if chunk.ndim != 2 or chunk.shape[1] != 24 or len(chunk) == 0:
+            raise ValueError(f"the policy returned an action chunk of shape {chunk.shape}, expected (H, 24)")
+        with self._lock:
+            if policy is not self.policy:  # swapped during inference: drop the old prompt's chunk
+                return None, None, dt
+            self.queue.extend(chunk)
+            self.chunk_stamp = stamp
+            return self.queue.popleft(), stamp, dt
+
+
+def _make_node_class():
+    from geometry_msgs.msg import PoseArray, PoseStamped
+    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+    from rclpy.node import Node
+    from rclpy.time import Time
+    from sensor_msgs.msg import Image, JointState
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from ..action import HandAction
+    from ..hand import load_hand
+    from ..paths import config_path
+    from ..ros import topics
+    from ..ros.conversions import action_to_pose_array, joint_positions, matrix_from_pose
+    from ..ros.diagnostics import ERROR, OK, WARN, LatencyStats, NodeDiagnostics, RateMeter
+    from ..ros.image import image_to_numpy
+    from ..ros.params import declare_config, watch_config
+    from .command import resolve_hand_path
+
+    class PolicyNode(Node):
+        def __init__(self):
+            super().__init__("policy")
+            self.cfg: PolicyConfig = declare_config(self, PolicyConfig, config_path("policy.yaml"), "policy")
+            watch_config(self, PolicyConfig, self._on_config)
+            hand_path = resolve_hand_path(self.cfg.hand)
+            if not hand_path.is_file():
+                raise StartupError(f"hand: no such hand config: {hand_path}")
+            self.hand = load_hand(hand_path)
+            self.hand.fk(self.hand.neutral())  # warm-up of the kinematics
+            t0 = time.perf_counter()
+            self.runner = PolicyRunner(build_backend(self.cfg, self.hand.name), self.cfg.warmup)
+            self.load_s = time.perf_counter() - t0
+            self._lock = threading.Lock()
+            self.frame: np.ndarray | None = None
+            self.frame_stamp = None
+            self.frame_mono: float | None = None
+            self.frame_used = True
+            self.q: np.ndarray | None = None
+            self.base_pose: np.ndarray | None = None
+            self.base_from = "none"
+            self.counts = dict(frames_received=0, frames_used=0, frames_dropped_stale=0, frames_bad=0,
+                               targets_published=0, chunks=0, prompts=0, prompt_failures=0, pauses=0,
+                               act_failures=0, joint_states_invalid=0)
+            self.state = "waiting for a prompt"
+            self.paused = False
+            self.last_problem = ""
+            self.inference = LatencyStats(500)
+            self.frame_latency = LatencyStats(500)
+            self.target_rate = RateMeter()
+            self.preparing = ""
+            qos = topics.qos_profile
+            self.pub = self.create_publisher(PoseArray, topics.HAND_TARGET.name, qos(topics.HAND_TARGET))
+            inputs = MutuallyExclusiveCallbackGroup()
+            self.create_subscription(Image, topics.OBSERVATION.name, self._on_observation,
+                                     topics.subscription_qos(topics.OBSERVATION), callback_group=inputs)
+            self.create_subscription(JointState, topics.JOINT_STATES.name, self._on_joint_states,
+                                     topics.subscription_qos(topics.JOINT_STATES), callback_group=inputs)
+            self.create_subscription(PoseStamped, self.cfg.wrist_pose_topic, self._on_wrist_pose,
+                                     topics.subscription_qos(topics.JOINT_STATES), callback_group=inputs)
+            self.create_subscription(PoseStamped, topics.WRIST_TARGET.name, self._on_wrist_target,
+                                     topics.subscription_qos(topics.WRIST_TARGET), callback_group=inputs)
+            self.create_subscription(String, topics.PROMPT.name, self._on_prompt,
+                                     topics.subscription_qos(topics.PROMPT), callback_group=MutuallyExclusiveCallbackGroup())
+            self.create_service(Trigger, "~/reset", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
+            self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
+                                        hardware_id=f"{self.cfg.policy} / {self.hand.name}",
+                                        callback_group=MutuallyExclusiveCallbackGroup())
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._control_loop, name="policy-control", daemon=True)
+            self._thread.start()
+            self.get_logger().info(
+                f"ready: backend {self.cfg.policy} (loaded in {self.load_s:.2f} s), hand {self.hand.name!r}, "
+                f"{self.cfg.rate:g} Hz; waiting for a prompt on {topics.PROMPT.name}")
+
+        def _on_config(self, cfg: PolicyConfig) -> None:
+            self.cfg = cfg
+
+        def _problem(self, key: str, msg: str) -> None:
+            with self._lock:
+                self.counts[key] += 1
+                self.last_problem = msg
+            self.get_logger().warning(msg, throttle_duration_sec=2.0)
+
+        # -- inputs ---------------------------------------------------------------------------------
+        def _on_observation(self, msg: Image) -> None:
+            try:
+                frame = image_to_numpy(msg)
+            except ValueError as exc:
+                self._problem("frames_bad", f"dropped an observation: {exc}")
+                return
+            with self._lock:
+                self.counts["frames_received"] += 1
+                if not self.frame_used:
+                    self.counts["frames_dropped_stale"] += 1  # replaced before any act() saw it
+                self.frame, self.frame_stamp, self.frame_mono, self.frame_used = (
+                    frame, msg.header.stamp, time.monotonic(), False)
+
+        def _on_joint_states(self, msg: JointState) -> None:
+            try:
+                q = joint_positions(msg, self.hand.joint_names)
+            except ValueError as exc:
+                self._problem("joint_states_invalid", f"ignored /joint_states: {exc}")
+                return
+            with self._lock:
+                self.q = q
+
+        def _on_wrist_pose(self, msg: PoseStamped) -> None:
+            try:
+                pose = matrix_from_pose(msg.pose, "wrist pose")
+            except ValueError:
+                return
+            with self._lock:
+                self.base_pose, self.base_from = pose, "measured"
+
+        def _on_wrist_target(self, msg: PoseStamped) -> None:
+            with self._lock:
+                if self.base_from == "measured":
+                    return
+            try:
+                pose = matrix_from_pose(msg.pose, "wrist target")
+            except ValueError:
+                return
+            with self._lock:
+                self.base_pose, self.base_from = pose, "commanded"
+
+        def _on_prompt(self, msg: String) -> None:
+            try:
+                data = json.loads(msg.data) if msg.data else {}
+                if not isinstance(data, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:
+                self._problem("prompt_failures", f"unreadable prompt message ({exc}): treated as no prompt")
+                data = {}
+            pid = str(data.get("id") or "")
+            if not pid:
+                if self.runner.active:
+                    self.get_logger().info("prompt cleared: stopping")
+                self.runner.clear()
+                self.preparing = ""
+                return
+            if pid == self.runner.prompt_id:
+                return
+            if not data.get("path"):
+                self._problem("prompt_failures", f"prompt {pid!r} has no path: ignored")
+                return
+            generation = self.runner.next_generation()
+            self.preparing = pid
+            threading.Thread(target=self._prepare, args=(data, generation), name="policy-set-prompt",
+                             daemon=True).start()
+
+        def _prepare(self, prompt: dict, generation: int) -> None:
+            t0 = time.perf_counter()
+            try:
+                policy = self.runner.prepare(prompt, self._proprio())
+            except Exception as exc:  # noqa: BLE001 - the backend's reason, reported; the old prompt stays
+                self._problem("prompt_failures", f"prompt {prompt.get('id')!r} not usable by the {self.cfg.policy} "
+                                                 f"policy: {exc}")
+                if self.preparing == prompt.get("id"):
+                    self.preparing = ""
+                return
+            if self.runner.swap(prompt, policy, generation):
+                with self._lock:
+                    self.counts["prompts"] += 1
+                self.preparing = ""
+                self.get_logger().info(f"prompt {prompt.get('id')!r} active ({prompt.get('task') or 'video'}; "
+                                       f"set_prompt + warm-up {time.perf_counter() - t0:.2f} s)")
+
+        def _on_reset(self, _req, resp):
+            resp.success = self.runner.reset()
+            resp.message = "policy reset: the prompt's episode starts again" if resp.success else "no active prompt"
+            return resp
+
+        # -- control ----------------------------------------------------------------------------------
+        def _proprio(self) -> np.ndarray:
+            with self._lock:
+                q, base = self.q, self.base_pose
+            if q is None:
+                return np.zeros(24)
+            return self.hand.fk(q, base_pose=base).to_array()
+
+        def _latest_frame(self):
+            with self._lock:
+                self.frame_used = True
+                self.counts["frames_used"] += 1
+                return self.frame, self.frame_stamp
+
+        def _hold_reason(self) -> str | None:
+            if not self.runner.active:
+                return f"waiting for a prompt ({self.preparing!r} being prepared)" if self.preparing \
+                    else "no active prompt"
+            with self._lock:
+                mono, q = self.frame_mono, self.q
+            if self.cfg.require_joint_states and q is None:
+                return "waiting for /joint_states"
+            if mono is None:
+                return f"waiting for camera frames on {topics.OBSERVATION.name}"
+            age = time.monotonic() - mono
+            if age > self.cfg.max_observation_age:
+                return f"paused: observation stale {age:.2f} s"
+            return None
+
+        def _control_loop(self) -> None:
+            period = 1.0 / self.cfg.rate
+            next_t = time.monotonic()
+            while not self._stop.is_set():
+                next_t += period
+                try:
+                    self._control_step()
+                except Exception as exc:  # noqa: BLE001 - a failing act(): hold, report, keep the node up
+                    self._problem("act_failures", f"policy step failed: {type(exc).__name__}: {exc}")
+                delay = next_t - time.monotonic()
+                if delay < -period:
+                    next_t = time.monotonic()  # fell behind (slow inference): do not burst
+                elif delay > 0:
+                    self._stop.wait(delay)
+
+        def _control_step(self) -> None:
+            reason = self._hold_reason()
+            if reason is not None:
+                if not self.paused:
+                    self.paused = True
+                    with self._lock:
+                        self.counts["pauses"] += 1
+                    if self.runner.active:
+                        self.get_logger().warning(reason)
+                    self.state = reason
+                    self.diag.publish_now()
+                self.state = reason
+                return
+            action, stamp, dt = self.runner.step(self._latest_frame, self._proprio)
+            if dt is not None:
+                self.inference.add(dt)
+                with self._lock:
+                    self.counts["chunks"] += 1
+            if action is None:
+                return
+            if self.paused:
+                self.paused = False
+                self.state = "running"
+                self.get_logger().info(f"running: prompt {self.runner.prompt_id!r}")
+                self.diag.publish_now()
+            msg = action_to_pose_array(HandAction.from_array(action, self.hand.mask), self.cfg.frame_id,
+                                       stamp if stamp is not None else self.get_clock().now().to_msg())
+            self.pub.publish(msg)
+            if dt is not None and stamp is not None:  # a fresh chunk: camera frame → hand target latency
+                self.frame_latency.add((self.get_clock().now() - Time.from_msg(stamp)).nanoseconds * 1e-9)
+            self.target_rate.tick()
+            with self._lock:
+                self.counts["targets_published"] += 1
+
+        # -- diagnostics ------------------------------------------------------------------------------
+        def _diagnostics(self):
+            with self._lock:
+                values = {"state": self.state, "backend": self.cfg.policy, "prompt": self.runner.prompt_id,
+                          "preparing": self.preparing, **self.counts, "last_problem": self.last_problem,
+                          "wrist_pose_source": self.base_from,
+                          "observation_age_s": -1.0 if self.frame_mono is None else time.monotonic() - self.frame_mono}
+            values["target_rate_hz"] = self.target_rate.rate()
+            values["backend_load_s"] = self.load_s
+            for k, v in self.inference.summary_ms().items():
+                values[f"inference_{k}_ms" if k != "n" else "inference_samples"] = v
+            for k, v in self.frame_latency.summary_ms().items():
+                if k != "n":
+                    values[f"frame_to_target_{k}_ms"] = v
+            if not self._thread.is_alive():
+                return ERROR, "control thread stopped", values
+            if self.paused and self.runner.active:
+                return WARN, self.state, values
+            return OK, self.state, values
+
+        def close(self) -> None:
+            self._stop.set()
+            self._thread.join(timeout=2.0)
+
+    return PolicyNode
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(lambda: _make_node_class()(), "policy", args, threads=2)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

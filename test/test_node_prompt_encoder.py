@@ -1,0 +1,151 @@
+"""Prompt encoder node: validation before the parameter answer, latched prompt, clear, record."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from humanprompt_ros.data import write_episode, write_video
+from humanprompt_ros.nodes.config_b import PromptEncoderConfig, expand_dirs, load_prompt_encoder_config
+from humanprompt_ros.paths import config_path
+from ros_helpers import REPO_ROOT, RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
+
+FRAME = np.full((16, 16, 3), 90, np.uint8)
+
+
+def make_episode(d: Path, steps: int = 6, actions: bool = True) -> Path:
+    acts = np.zeros((steps, 24), np.float32)
+    acts[:, 0] = np.arange(steps) * 0.001
+    acts[:, 3], acts[:, 7] = 1.0, 1.0  # identity rotation (6D: first two columns)
+    write_episode(d, [FRAME] * (steps + 1), acts, {"task": "press_button", "skill": "press_button",
+                                                    "embodiment": "human", "seed": 5, "success": True})
+    if not actions:
+        (d / "actions.npy").unlink()
+    return d
+
+
+def bad_prompts(root: Path) -> dict[str, str]:
+    bad = root / "bad"
+    bad.mkdir(exist_ok=True)
+    (bad / "notes.txt").write_text("hello")
+    (bad / "empty.mp4").write_bytes(b"")
+    (bad / "garbage.mp4").write_bytes(os.urandom(1024))
+    write_video(bad / "short.mp4", [FRAME] * 2, fps=10)
+    write_video(bad / "bare.mp4", [FRAME] * 6, fps=10)
+    make_episode(bad / "no_actions", actions=False)
+    return {
+        str(root / "missing"): "not found",
+        str(bad / "notes.txt"): "not a video file",
+        str(bad / "empty.mp4"): "the file is empty",
+        str(bad / "garbage.mp4"): "not a readable video",
+        str(bad / "short.mp4"): "too short",
+        "/etc/hostname": "outside the configured prompt directories",
+        str(bad / "no_actions"): "needs the demonstration's unified actions",
+        str(bad / "bare.mp4"): "needs the demonstration's unified actions",
+    }
+
+
+def test_shipped_config_loads_and_dirs_expand(monkeypatch, tmp_path):
+    cfg = load_prompt_encoder_config(config_path("prompt_encoder.yaml"))
+    assert cfg.policy == "replay" and "$HUMANPROMPT_PROMPT_DIR" in cfg.prompt_dirs
+    monkeypatch.delenv("HUMANPROMPT_PROMPT_DIR", raising=False)
+    assert all("$" not in str(d) for d in expand_dirs(cfg.prompt_dirs))
+    monkeypatch.setenv("HUMANPROMPT_PROMPT_DIR", str(tmp_path))
+    assert expand_dirs(cfg.prompt_dirs)[0] == tmp_path
+
+
+def test_validator_reasons_without_ros(tmp_path):
+    from humanprompt_ros.nodes.prompt_encoder import PromptError, PromptValidator
+
+    v = PromptValidator(PromptEncoderConfig(prompt_dirs=[str(tmp_path)]))
+    good = make_episode(tmp_path / "good")
+    info = v.validate(str(good))
+    assert info["task"] == "press_button" and info["actions"] == 6 and info["frames"] == 7 and info["id"]
+    assert v.validate(str(good))["id"] != info["id"]  # every set is a new id (restarts the task)
+    for path, why in bad_prompts(tmp_path).items():
+        with pytest.raises(PromptError, match=why):
+            v.validate(path)
+    (tmp_path / "link").symlink_to("/etc")
+    with pytest.raises(PromptError, match="outside the configured prompt directories"):
+        v.validate(str(tmp_path / "link" / "hostname"))
+    # a backend that takes bare videos (the learned one, encoded by the policy node) accepts one
+    vv = PromptValidator(PromptEncoderConfig(prompt_dirs=[str(tmp_path)], policy="checkpoint"))
+    assert vv.validate(str(tmp_path / "bad" / "bare.mp4"))["frames"] == 6
+
+
+def _client(domain):
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from bench_closed_loop import GraphClient
+
+    return GraphClient(domain)
+
+
+@pytest.mark.ros
+@require_rclpy()
+def test_set_clear_record_over_dds(tmp_path):
+    good = make_episode(tmp_path / "good")
+    cases = bad_prompts(tmp_path)
+    with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs:
+        node = procs.start("prompt_encoder", "-m", "humanprompt_ros.nodes.prompt_encoder", "--ros-args",
+                           "-p", f"prompt_dirs:=['{tmp_path}']", "-p", "record_seconds:=1.0")
+        c = _client(domain)
+        try:
+            assert c.enc_params.wait_for_service(timeout_sec=60), node.log()
+            c.peer.wait_until(lambda: c.prompt.last(), 20, "the latched (empty) prompt")
+            assert json.loads(c.prompt.last()[1].data) == {"id": ""}
+            ok, reason = c.set_prompt(str(good))
+            assert ok, reason
+            c.peer.wait_until(lambda: json.loads(c.prompt.last()[1].data).get("id"), 10, "the prompt")
+            msg = json.loads(c.prompt.last()[1].data)
+            assert msg["path"] == str(good) and msg["backend"] == "replay" and msg["actions"] == 6
+            # a late subscriber gets it too (transient local)
+            late = c.peer.record("/humanprompt/prompt")
+            c.peer.wait_until(lambda: len(late), 10, "the latched prompt for a late subscriber")
+            assert json.loads(late.last()[1].data)["id"] == msg["id"]
+            for path, why in cases.items():
+                ok, reason = c.set_prompt(path)
+                assert not ok and why in reason, (path, reason)
+            from rcl_interfaces.srv import GetParameters
+
+            get = c.peer.node.create_client(GetParameters, "/prompt_encoder/get_parameters")
+            value = c.call(get, GetParameters.Request(names=["prompt_video"])).values[0].string_value
+            assert value == str(good)  # the refused values were never applied
+            assert json.loads(c.prompt.last()[1].data)["id"] == msg["id"]
+            # record: 1 s of observations into the prompt dir; replay cannot use a bare video
+            from humanprompt_ros.ros.image import numpy_to_image
+
+            pub = c.peer.publisher("/humanprompt/observation")
+            c.peer.wait_for_subscription(pub, timeout=10)
+            import threading
+
+            stop = threading.Event()
+
+            def feed():
+                while not stop.wait(0.05):
+                    pub.publish(numpy_to_image(FRAME, "rgb8", stamp=c.peer.now_msg()))
+
+            feeder = threading.Thread(target=feed, daemon=True)
+            feeder.start()
+            try:
+                resp = c.trigger(c.enc_record, timeout=30)
+            finally:
+                stop.set()
+                feeder.join()
+            assert not resp.success and "needs the demonstration's unified actions" in resp.message, resp.message
+            recorded = list(tmp_path.glob("recording-*.mp4"))
+            assert len(recorded) == 1 and str(recorded[0]) in resp.message
+            assert json.loads(c.prompt.last()[1].data)["id"] == msg["id"]
+            # clear
+            resp = c.trigger(c.enc_clear)
+            assert resp.success
+            c.peer.wait_until(lambda: json.loads(c.prompt.last()[1].data) == {"id": ""}, 10, "the cleared prompt")
+            assert node.returncode is None
+        finally:
+            c.close()
