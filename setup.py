@@ -55,6 +55,7 @@ setup(
             "humanprompt-sim = humanprompt_ros.cli.sim:main",
             "humanprompt-train = humanprompt_ros.cli.train:main",
             "humanprompt-bringup = humanprompt_ros.cli.bringup:main",
+            "humanprompt-demo = humanprompt_ros.cli.demo:main",
             "humanprompt-prompt = humanprompt_ros.cli.prompt:main",
             "humanprompt-camera = humanprompt_ros.nodes.camera:main",
             "humanprompt-command = humanprompt_ros.nodes.command:main",

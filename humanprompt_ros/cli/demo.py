@@ -1,0 +1,117 @@
+"""``humanprompt-demo``: the main job on the embedded default, end to end through ROS 2.
+
+1. A human demonstration of a benchmark task is recorded in the simulator (the human expert), into
+   a prompt directory.
+2. ``humanprompt-bringup sim:=true policy:=POLICY task:=TASK seed:=SEED`` starts the graph: the
+   simulated Allegro hand (sim driver), camera, prompt encoder, policy and retarget/command nodes,
+   each its own process talking over Fast DDS.
+3. The prompt is set from another process, exactly as an operator would:
+   ``humanprompt-prompt set PROMPT`` (= ``ros2 param set /prompt_encoder prompt_video PROMPT``).
+4. It waits for the sim driver's task status and prints the outcome, then shuts the graph down.
+
+Exit code 0 when the hand completed the task, 1 when it did not, 2 on a set-up error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_TASK = "press_button"
+DEFAULT_SEED = 1_000_000  # a held-out seed (config/benchmark.yaml)
+
+
+def record_prompt(task: str, seed: int, root: Path) -> Path:
+    """The human expert's demonstration of ``task``/``seed`` as an episode under ``root`` (cached)."""
+    from ..paths import config_path
+    from ..sim import expert_episode, load_task
+
+    out = root / task / f"{seed:07d}"
+    if not (out / "meta.json").is_file():
+        expert_episode(load_task(config_path("tasks", f"{task}.yaml")), "human", seed).save(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="humanprompt-demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default=DEFAULT_TASK, help="benchmark task (config/tasks/*.yaml)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--policy", default="replay", help="replay | checkpoint (the learned policy)")
+    parser.add_argument("--checkpoint", default="", help="with --policy checkpoint: the checkpoint file")
+    parser.add_argument("--prompt-dir", type=Path, default=Path("runs/demo/prompts"))
+    parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "42")))
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds for the whole run")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("MUJOCO_GL", "osmesa")
+    prompt_root = args.prompt_dir.resolve()
+    print(f"[demo] 1/4 recording a human demonstration of {args.task} (seed {args.seed}) in the simulator")
+    try:
+        prompt = record_prompt(args.task, args.seed, prompt_root)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"[demo] error: {exc}", file=sys.stderr)
+        return 2
+    print(f"[demo]      prompt: {prompt}")
+
+    env = {**os.environ, "ROS_DOMAIN_ID": str(args.domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+           "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp", "HUMANPROMPT_PROMPT_DIR": str(prompt_root)}
+    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION")})
+    graph_args = ["sim:=true", f"policy:={args.policy}", f"task:={args.task}", f"seed:={args.seed}"]
+    if args.checkpoint:
+        graph_args.append(f"checkpoint:={args.checkpoint}")
+    print(f"[demo] 2/4 humanprompt-bringup {' '.join(graph_args)}")
+    log_path = prompt_root.parent / "bringup.log"
+    log = open(log_path, "w")
+    bringup = subprocess.Popen([sys.executable, "-m", "humanprompt_ros.cli.bringup", *graph_args], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    client = None
+    try:
+        from ..ros.graph_client import GraphClient
+
+        client = GraphClient(args.domain_id)
+        deadline = time.monotonic() + args.timeout
+        client.wait_ready(timeout=max(10.0, deadline - time.monotonic()))
+        client.reset_sim(args.task, args.seed)
+        print(f"[demo] 3/4 humanprompt-prompt set {prompt}   (from another process)")
+        setter = subprocess.run([sys.executable, "-m", "humanprompt_ros.cli.prompt", "set", str(prompt)], env=env,
+                                capture_output=True, text=True, timeout=max(10.0, deadline - time.monotonic()))
+        print("       " + (setter.stdout.strip() or setter.stderr.strip()).replace("\n", "\n       "))
+        if setter.returncode != 0:
+            return 2
+
+        def finished():
+            s = client.last_status()
+            return s if s and s.get("task") == args.task and s.get("started") and s.get("done") else None
+
+        status = client.peer.wait_until(finished, max(10.0, deadline - time.monotonic()), "the end of the episode")
+        ok = bool(status.get("success"))
+        print(f"[demo] 4/4 outcome: {'SUCCESS' if ok else 'FAILURE'} — the simulated Allegro hand "
+              f"{'completed' if ok else 'did not complete'} {args.task} (seed {args.seed}) from the human prompt "
+              f"in {status.get('step')} control steps, policy {args.policy}")
+        print(json.dumps({"task": args.task, "seed": args.seed, "policy": args.policy, "success": ok,
+                          "steps": status.get("step")}))
+        return 0 if ok else 1
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"[demo] error: {exc} (bringup log: {log_path})", file=sys.stderr)
+        return 2
+    finally:
+        if client is not None:
+            client.close()
+        if bringup.poll() is None:
+            os.killpg(bringup.pid, signal.SIGINT)
+            try:
+                bringup.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(bringup.pid, signal.SIGKILL)
+        log.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
