@@ -266,9 +266,12 @@ def test_cv_bridge_available_is_a_bool():
     "cv-bridge 1.13, ROS 1 code that breaks on NumPy 2 (ndarray.tostring) and OpenCV 5 (channel flags)",
 )
 @pytest.mark.parametrize("encoding", SUPPORTED_ENCODINGS)
-def test_matches_cv_bridge(encoding):
+def test_matches_cv_bridge(encoding, monkeypatch):
     from cv_bridge import CvBridge
 
+    from humanprompt_ros.ros import image as image_module
+
+    monkeypatch.setattr(image_module, "PREFER_CV_BRIDGE", False)  # "ours" below is the project's own conversion
     bridge = CvBridge()
     rgb = rgb_image(61, 97)
     if encoding == "mono8":

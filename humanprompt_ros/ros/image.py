@@ -119,6 +119,12 @@ def image_to_numpy(msg: Image, *, copy: bool = False) -> np.ndarray:
             f"invalid {encoding} Image: data has {nbytes} bytes, expected height*step = {height}*{step} = {height * step}"
         )
 
+    if nbytes and PREFER_CV_BRIDGE and cv_bridge_available():  # SPEC: cv_bridge where it works, our conversion otherwise
+        out = np.array(_bridge().imgmsg_to_cv2(msg, desired_encoding="mono8" if channels == 1 else "rgb8"),
+                       dtype=np.uint8, order="C")
+        out.flags.writeable = copy
+        return out
+
     flat = np.frombuffer(msg.data, dtype=np.uint8) if nbytes else np.zeros(0, dtype=np.uint8)
     rows = flat.reshape(height, step)
     if step != row:
@@ -194,6 +200,11 @@ def numpy_to_image(
             data = _reorder(arr, rgb_index, 4, fill=255)
 
     height, width = int(data.shape[0]), int(data.shape[1])
+    if data.size and PREFER_CV_BRIDGE and cv_bridge_available():  # ``data`` is already in the encoding's channel order
+        msg = _bridge().cv2_to_imgmsg(data, encoding=encoding)
+        msg.header.frame_id = frame_id
+        msg.header.stamp = _to_time(stamp)
+        return msg
     msg = Image()
     msg.header.frame_id = frame_id
     msg.header.stamp = _to_time(stamp)
@@ -209,6 +220,17 @@ def numpy_to_image(
     return msg
 
 
+# cv_bridge is used where it works (cv_bridge_available()); False forces this module's own conversion.
+PREFER_CV_BRIDGE = True
+
+
+@functools.lru_cache(maxsize=1)
+def _bridge():
+    from cv_bridge import CvBridge  # noqa: PLC0415 - optional dependency
+
+    return CvBridge()
+
+
 @functools.lru_cache(maxsize=1)
 def cv_bridge_available() -> bool:
     """True only when ``cv_bridge`` imports cleanly *and* round-trips an image with this numpy.
@@ -220,13 +242,11 @@ def cv_bridge_available() -> bool:
     The answer is cached for the process.
     """
     try:
-        from cv_bridge import CvBridge  # noqa: PLC0415 - optional dependency
-
-        bridge = CvBridge()
+        bridge = _bridge()
         rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
         msg = bridge.cv2_to_imgmsg(rgb, encoding="rgb8")
         back = bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
-        ours = image_to_numpy(msg)
+        ours = np.frombuffer(msg.data, np.uint8).reshape(2, 3, 3)
         return bool(np.array_equal(np.asarray(back), rgb) and np.array_equal(ours, rgb))
     except Exception:  # noqa: BLE001 - any failure means "not usable here"
         return False
