@@ -6,7 +6,6 @@ kills a node and checks that bringup restarts it, then stops bringup with SIGTER
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
 import re
 import shlex
@@ -26,7 +25,6 @@ from test_launch_files import _ros2_launch_missing
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH = REPO / "launch" / "bringup.launch.py"
 BRINGUP = ("-m", "humanprompt_ros.cli.bringup")
-PART_B = ("prompt_encoder", "policy", "sim_driver")
 
 
 def run_bringup(*args, timeout=30):
@@ -69,19 +67,6 @@ def test_preflight_names_a_missing_module(tmp_path):
     problems = preflight([spec], tmp_path)
     assert any("module humanprompt_ros.nodes.ghost not found" in p for p in problems)
     assert any("config/ghost.yaml not found" in p for p in problems)
-
-
-@pytest.mark.parametrize("node", PART_B)
-def test_missing_node_module_stops_bringup_before_starting_anything(node):
-    module = f"humanprompt_ros.nodes.{node}"
-    if importlib.util.find_spec(module) is not None:
-        pytest.skip(f"{module} exists now")
-    args = [f"nodes:=camera,{node}"] + (["sim:=true"] if node == "sim_driver" else [])
-    out = run_bringup(*args)
-    assert out.returncode == 2
-    assert f"module {module} not found" in out.stderr
-    assert "Traceback" not in out.stderr + out.stdout
-    assert "started" not in out.stdout
 
 
 def test_launch_file_reads_the_graph_module():
