@@ -63,6 +63,7 @@ class VideoModelConfig:
     heads: int = 4
     feature_layer: int = 2  # 1-based block whose output is the representation
     prediction_type: str = "v_prediction"  # or "epsilon"
+    residual: bool = True  # diffuse the change from the first frame (static scene = 0), not the frames
     train_timesteps: int = 1000
     repr_timestep: int = 400  # noise level of the representation pass
     sample_steps: int = 25  # DDIM steps when sampling a video
@@ -283,15 +284,21 @@ class CrossPredictionModel(nn.Module):
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Cross-prediction diffusion loss: denoise target (B,T,C,h,w) given prompt and first frame."""
         b = target_latents.shape[0]
-        noise = torch.randn(target_latents.shape, generator=generator, device=target_latents.device)
-        t = torch.randint(0, self.cfg.train_timesteps, (b,), generator=generator, device=target_latents.device)
-        noisy = self.train_scheduler.add_noise(target_latents, noise, t)
+        x0 = self._to_diffused(target_latents, first_latent)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        t = torch.randint(0, self.cfg.train_timesteps, (b,), generator=generator, device=x0.device)
+        noisy = self.train_scheduler.add_noise(x0, noise, t)
         pred = self.denoise(noisy, first_latent, t, self.encode_prompt(prompt_latents))
         if self.cfg.prediction_type == "epsilon":
             goal = noise
         else:
-            goal = self.train_scheduler.get_velocity(target_latents, noise, t)
+            goal = self.train_scheduler.get_velocity(x0, noise, t)
         return F.mse_loss(pred, goal)
+
+    def _to_diffused(self, latents: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        """Frame latents (B,T,C,h,w) → what the diffusion models (their change from the first frame
+        when ``residual``)."""
+        return latents - first[:, None] if self.cfg.residual else latents
 
     # -- sampling --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -309,7 +316,7 @@ class CrossPredictionModel(nn.Module):
             tt = torch.full((b,), int(t), device=x.device, dtype=torch.long)
             pred = self.denoise(x, first_latent, tt, prompt)
             x = sched.step(pred, t, x).prev_sample
-        return x
+        return x + first_latent[:, None] if self.cfg.residual else x
 
     # -- representation for control --------------------------------------------------------------
     def features(self, prompt_tokens: torch.Tensor, frame_latent: torch.Tensor) -> torch.Tensor:
@@ -318,8 +325,8 @@ class CrossPredictionModel(nn.Module):
         b = frame_latent.shape[0]
         t = torch.full((b,), self.cfg.repr_timestep, device=frame_latent.device, dtype=torch.long)
         a = self.alphas_cumprod[self.cfg.repr_timestep]
-        static = frame_latent[:, None].expand(-1, self.cfg.clip_frames, -1, -1, -1)
-        noisy = a.sqrt() * static + (1 - a).sqrt() * self.repr_noise.expand(b, -1, -1, -1, -1)
+        static = frame_latent[:, None].expand(-1, self.cfg.clip_frames, -1, -1, -1)  # "nothing moves"
+        noisy = a.sqrt() * self._to_diffused(static, frame_latent) + (1 - a).sqrt() * self.repr_noise.expand(b, -1, -1, -1, -1)
         return self.denoise(noisy, frame_latent, t, prompt_tokens, features=True)
 
 
