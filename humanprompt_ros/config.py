@@ -27,6 +27,9 @@ class ConfigError(ValueError):
         where = f"{source}: " if source else ""
         super().__init__(f"{where}{key or '<top level>'}: {problem}")
 
+    def __reduce__(self):  # picklable, so an error raised in a worker process reaches the parent
+        return (type(self), (self.source, self.key, self.problem))
+
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing file, a parse error or a non-mapping raise ``ConfigError``."""

@@ -12,61 +12,68 @@ Resampling (what happens to a prompt shorter or longer than the model's clip, or
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v")
 
 
-def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
-    """Decode a video file → (frames (T, H, W, 3) uint8 RGB, fps). Raises ``ValueError`` if unreadable."""
-    import imageio.v3 as iio
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"video not found: {path}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"video file is empty: {path}")
-    try:
-        frames = []
-        for i, frame in enumerate(iio.imiter(path)):
-            if max_frames is not None and i >= max_frames:
-                break
-            frames.append(_to_rgb(np.asarray(frame)))
-        try:
-            meta = iio.immeta(path)
-        except Exception:  # metadata is optional
-            meta = {}
-    except Exception as exc:  # imageio raises many types for undecodable input
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"cannot decode {path} as a video ({reason})") from None
-    if not frames:
-        raise ValueError(f"video has no frames: {path}")
-    fps = float(meta.get("fps") or (1000.0 / meta["duration"] if meta.get("duration") else 10.0))
-    return np.stack(frames), fps
-
-
-def _to_rgb(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        frame = np.repeat(frame[..., None], 3, axis=-1)
-    if frame.shape[-1] == 4:
-        frame = frame[..., :3]
-    return frame.astype(np.uint8, copy=False)
-
-
-def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> Path:
-    """Write (T, H, W, 3) uint8 frames as .mp4 (H.264, high quality) or .gif, by suffix."""
-    import imageio.v3 as iio
+def write_video(path: str | Path, frames, fps: float, crf: int = 12) -> Path:
+    """Write uint8 (H, W, 3) frames as H.264 mp4 (yuv420p: even sizes; or a gif when ``path`` ends in
+    .gif); returns ``path``."""
+    import imageio.v2 as imageio
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames = np.asarray(frames, dtype=np.uint8)
+    frames = list(frames)
+    if not frames:
+        raise ValueError(f"{path}: no frames to write")
     if path.suffix.lower() == ".gif":
-        iio.imwrite(path, frames, duration=1000.0 / fps, loop=0)
-    else:
-        iio.imwrite(path, frames, fps=fps, codec="libx264", quality=None, pixelformat="yuv444p",
-                    output_params=["-crf", "15"], macro_block_size=1)
+        imageio.mimsave(path, [np.asarray(f, np.uint8) for f in frames], duration=1000.0 / fps, loop=0)
+        return path
+    h, w = frames[0].shape[:2]
+    if h % 2 or w % 2:
+        raise ValueError(f"{path}: H.264 needs even frame sizes, got {w}x{h}")
+    writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=None, macro_block_size=1,
+                                pixelformat="yuv420p", ffmpeg_log_level="error",
+                                ffmpeg_params=["-crf", str(crf), "-preset", "fast"])
+    try:
+        for f in frames:
+            writer.append_data(np.asarray(f, np.uint8))
+    finally:
+        writer.close()
     return path
+
+
+def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
+    """Decode a video into uint8 (T, H, W, 3). Raises ``ValueError`` when it cannot be read."""
+    frames = list(iter_video(path, max_frames))
+    return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
+
+
+def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    try:
+        reader = imageio.get_reader(path)
+    except Exception as exc:  # imageio raises many kinds
+        raise ValueError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from None
+    try:
+        for i, frame in enumerate(reader):
+            if max_frames is not None and i >= max_frames:
+                break
+            frame = np.asarray(frame)
+            if frame.ndim == 2:
+                frame = np.repeat(frame[..., None], 3, axis=2)
+            yield frame[..., :3].astype(np.uint8, copy=False)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from None
+    finally:
+        reader.close()
 
 
 def resample_indices(length: int, num_frames: int) -> np.ndarray:

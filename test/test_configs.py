@@ -18,6 +18,10 @@ def _loaders() -> dict[str, Callable[[Path], object]]:
     from humanprompt_ros.nodes.config import load_camera_config, load_command_config
     from humanprompt_ros.nodes.config_b import (load_policy_config, load_prompt_encoder_config,
                                                 load_sim_driver_config)
+    from humanprompt_ros.cli.sim import load_benchmark
+    from humanprompt_ros.sim.human_hand import load_human_hand
+    from humanprompt_ros.sim.scene import load_sim_config
+    from humanprompt_ros.sim.tasks import load_task
     from humanprompt_ros.stage2 import load_stage2_config
 
     return {
@@ -29,6 +33,10 @@ def _loaders() -> dict[str, Callable[[Path], object]]:
         "prompt_encoder.yaml": load_prompt_encoder_config,
         "policy.yaml": load_policy_config,
         "sim_driver.yaml": load_sim_driver_config,
+        "tasks/*.yaml": load_task,
+        "sim.yaml": load_sim_config,
+        "benchmark.yaml": load_benchmark,
+        "sim_human_hand.yaml": load_human_hand,
     }
 
 

@@ -42,11 +42,18 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], kind: st
 
 
 def _sniff_unsafe(path: Path) -> str | None:
+    """Name the pickle-based formats (which run code when loaded); None for anything else.
+
+    A safetensors file starts with an 8-byte little-endian header length followed by ``{``; its first
+    byte can be anything, so that layout is checked before the pickle/zip magic numbers.
+    """
     with path.open("rb") as f:
-        head = f.read(8)
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        return None
     if head[:2] == b"PK":
         return "a zip archive (torch.save format), which unpickles Python objects and can execute code on load"
-    if head[:1] == b"\x80":
+    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
         return "a pickle file, which can execute code on load"
     return None
 

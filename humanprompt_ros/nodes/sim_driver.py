@@ -205,11 +205,7 @@ class SimRobot:
             period = 1.0 / cfg.control_hz
             while self.sim_time >= (self.step + 1) * period - 1e-9:
                 self.step += 1
-                update = getattr(env, "update_success", None)  # public hook, when the sim offers one
-                if callable(update):
-                    update()
-                else:
-                    env._tracker.update()
+                env.update_success()
                 success = bool(env.success)
                 if success != self.success:
                     self.success, changed = success, True

@@ -1,0 +1,323 @@
+"""``humanprompt-sim``: the HumanPrompt-Sim benchmark (generate data, render, evaluate policies).
+
+    humanprompt-sim tasks                                   # list the tasks and check their YAML
+    humanprompt-sim generate --out data/sim                 # the dataset of config/benchmark.yaml
+    humanprompt-sim render --task push_box --seed 0 --out push_box.mp4
+    humanprompt-sim eval --policy scripted --embodiment robot --episodes 50 --json
+    humanprompt-sim eval --policy replay --prompt-seed other --episodes 50 --json
+
+``eval --json`` prints as its last line ``{"skills": {SKILL: {"success": RATE, "episodes": N}},
+"mean": RATE}`` (SPEC §4), the mean taken over skills.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+def _tqdm(**kw):
+    from tqdm import tqdm
+
+    return tqdm(**kw)
+
+
+# -- splits ---------------------------------------------------------------------------------------
+@dataclass
+class SeedRange:
+    start: int
+    count: int
+
+    def validate(self) -> None:
+        if self.start < 0 or self.count < 0:
+            raise ValueError(f"start: seeds must be >= 0 (start {self.start}, count {self.count})")
+
+    def seeds(self) -> list[int]:
+        return list(range(self.start, self.start + self.count))
+
+
+@dataclass
+class Seeds:
+    train: SeedRange
+    heldout: SeedRange
+
+
+@dataclass
+class BenchmarkConfig:
+    """``config/benchmark.yaml``: which skills have robot data, which are human-only, which seeds."""
+
+    robot_skills: list[str]
+    human_only_skills: list[str]
+    seeds: Seeds
+    format_version: int = 1
+
+    def validate(self) -> None:
+        from ..sim.tasks import SKILLS
+
+        for key in ("robot_skills", "human_only_skills"):
+            bad = [s for s in getattr(self, key) if s not in SKILLS]
+            if bad:
+                raise ValueError(f"{key}: unknown skill {bad[0]!r} (valid: {', '.join(SKILLS)})")
+        both = set(self.robot_skills) & set(self.human_only_skills)
+        if both:
+            raise ValueError(f"human_only_skills: {sorted(both)[0]!r} is also in robot_skills")
+        tr, ho = self.seeds.train, self.seeds.heldout
+        if tr.start < ho.start + ho.count and ho.start < tr.start + tr.count:
+            raise ValueError("seeds: the train and heldout seed ranges overlap")
+
+
+def load_benchmark(path: str | None = None) -> BenchmarkConfig:
+    from ..config import load_config
+    from ..paths import config_path
+
+    return load_config(BenchmarkConfig, path or config_path("benchmark.yaml"))
+
+
+# -- commands -------------------------------------------------------------------------------------
+def cmd_tasks(args) -> int:
+    from ..sim.tasks import task_files, load_task
+
+    for f in task_files(args.tasks):
+        t = load_task(f)
+        print(f"{t.name:16s} {t.skill:14s} horizon {t.horizon:3d}  {t.config.description}  ({f})")
+    return 0
+
+
+def _pool(workers: int):
+    return mp.get_context("spawn").Pool(workers) if workers > 1 else None
+
+
+def _chunks(seeds: list[int], size: int) -> list[list[int]]:
+    return [seeds[i:i + size] for i in range(0, len(seeds), size)]
+
+
+def cmd_generate(args) -> int:
+    from ..sim.runner import generate_job
+    from ..sim.tasks import task_files, load_task
+
+    bench = load_benchmark(args.benchmark)
+    if args.crf is None:
+        from ..sim.scene import load_sim_config
+
+        args.crf = load_sim_config().video_crf
+    split = getattr(bench.seeds, args.split)
+    seeds = split.seeds()
+    if args.episodes is not None:
+        seeds = seeds[:args.episodes]
+    if args.seed is not None:
+        seeds = list(range(args.seed, args.seed + len(seeds)))
+    jobs = []
+    for f in task_files(args.tasks):
+        task = load_task(f)
+        for emb in (["robot", "human"] if args.embodiment == "both" else [args.embodiment]):
+            if emb == "robot" and task.skill not in bench.robot_skills and not args.all_robot:
+                continue  # human-only skill (the unseen-skill setting)
+            for chunk in _chunks(seeds, args.chunk):
+                jobs.append((str(f), emb, chunk, str(args.out), args.crf, args.overwrite))
+    total = sum(len(j[2]) for j in jobs)
+    if not total:
+        print("nothing to generate (check --tasks, --embodiment and config/benchmark.yaml)", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    results = []
+    bar = _tqdm(total=total, desc="generate", unit="ep", disable=args.quiet)
+    pool = _pool(args.workers)
+    try:
+        it = pool.imap_unordered(generate_job, jobs) if pool else map(generate_job, jobs)
+        for res in it:
+            results += res
+            bar.update(len(res))
+            done = [r for r in results if r["success"] is not None]
+            if done:
+                bar.set_postfix(success=f"{np.mean([r['success'] for r in done]):.3f}")
+    finally:
+        bar.close()
+        if pool:
+            pool.close()
+            pool.join()
+    wall = time.perf_counter() - t0
+    summary = _success_table(results)
+    summary.update({"episodes": len(results), "seconds": round(wall, 1),
+                    "seconds_per_episode": round(wall / max(1, len(results)), 3), "workers": args.workers})
+    (out / "generate_summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary))
+    return 0
+
+
+def _success_table(results: list[dict]) -> dict:
+    table: dict[str, dict[str, list[bool]]] = {}
+    for r in results:
+        if r.get("success") is None:
+            continue
+        table.setdefault(r["embodiment"], {}).setdefault(r["skill"], []).append(bool(r["success"]))
+    return {emb: {skill: {"success": round(float(np.mean(v)), 4), "episodes": len(v)} for skill, v in sorted(d.items())}
+            for emb, d in table.items()}
+
+
+def cmd_eval(args) -> int:
+    from ..sim.runner import eval_job
+    from ..sim.tasks import task_files, load_task
+
+    kwargs = json.loads(args.policy_args) if args.policy_args else {}
+    if args.policy == "random":
+        kwargs.setdefault("seed", args.seed)
+    seeds = list(range(args.seed, args.seed + args.episodes))
+    jobs = []
+    for f in task_files(args.tasks):
+        load_task(f)  # validate up front, in this process
+        for chunk in _chunks(seeds, max(1, min(args.chunk, -(-len(seeds) // max(1, args.workers))))):
+            jobs.append((args.policy, str(f), args.embodiment, chunk, args.prompt_seed, kwargs, args.save_dir))
+    if not jobs or not seeds:
+        print("nothing to evaluate", file=sys.stderr)
+        return 1
+    if args.policy not in ("scripted", "replay", "noop", "random") and not Path(args.policy).exists():
+        from ..policy import make_policy
+
+        make_policy(args.policy)  # raises the readable error in this process
+    results = []
+    bar = _tqdm(total=sum(len(j[3]) for j in jobs), desc=f"eval {args.policy}", unit="ep",
+                disable=args.quiet or not sys.stderr.isatty())
+    pool = _pool(args.workers)
+    try:
+        it = pool.imap_unordered(eval_job, jobs) if pool else map(eval_job, jobs)
+        for res in it:
+            results += res
+            bar.update(len(res))
+    finally:
+        bar.close()
+        if pool:
+            pool.close()
+            pool.join()
+    per: dict[str, list[bool]] = {}
+    for r in results:
+        per.setdefault(r["skill"], []).append(r["success"])
+    skills = {k: {"success": round(float(np.mean(v)), 4), "episodes": len(v)} for k, v in sorted(per.items())}
+    mean = round(float(np.mean([v["success"] for v in skills.values()])), 4) if skills else 0.0
+    if not args.json:
+        print(f"policy {args.policy}  embodiment {args.embodiment}  seeds {args.seed}..{args.seed + args.episodes - 1}"
+              + (f"  prompt-seed {args.prompt_seed}" if args.policy == "replay" else ""))
+        for k, v in skills.items():
+            print(f"  {k:14s} {v['success']:.3f}  ({v['episodes']} episodes)")
+        print(f"  {'mean':14s} {mean:.3f}")
+    else:
+        print(json.dumps({"skills": skills, "mean": mean}))
+    return 0
+
+
+def _label(frame: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
+    out = frame.copy()
+    out[: max(3, frame.shape[0] // 60)] = color
+    return out
+
+
+def cmd_render(args) -> int:
+    from ..data import write_video
+    from ..sim.env import SimEnv
+    from ..sim.runner import expert_episode
+    from ..sim.scene import load_sim_config
+    from ..sim.tasks import task_files, load_task
+
+    files = task_files(args.task)
+    if len(files) != 1:
+        raise ValueError(f"--task must name exactly one task, {args.task!r} matches {len(files)}")
+    task = load_task(files[0])
+    cfg = load_sim_config()
+    size = args.size or cfg.video_size
+    size += size % 2
+    videos = {}
+    for emb in ("human", "robot"):
+        env = SimEnv(task, emb, render=True, image_size=size)
+        try:
+            rec = expert_episode(task, emb, args.seed, env=env)
+        finally:
+            env.close()
+        videos[emb] = (rec.frames, rec.success)
+        print(f"{task.name} seed {args.seed} {emb}: success {rec.success}", file=sys.stderr)
+    n = max(len(v[0]) for v in videos.values())
+    frames = []
+    for t in range(n):
+        h = videos["human"][0][min(t, len(videos["human"][0]) - 1)]
+        r = videos["robot"][0][min(t, len(videos["robot"][0]) - 1)]
+        gap = np.full((size, max(2, size // 64), 3), 255, np.uint8)
+        frames.append(np.concatenate([_label(h, (230, 170, 140)), gap, _label(r, (40, 40, 45))], axis=1))
+    if frames[0].shape[1] % 2:
+        frames = [np.pad(f, ((0, 0), (0, 1), (0, 0)), constant_values=255) for f in frames]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_video(out, frames, cfg.control_hz)
+    print(out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="humanprompt-sim", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    workers = max(1, os.cpu_count() or 1)
+
+    t = sub.add_parser("tasks", help="list (and validate) the tasks")
+    t.add_argument("--tasks", default=None, help="a task YAML, a directory, a path glob or a task-name glob")
+    t.set_defaults(func=cmd_tasks)
+
+    g = sub.add_parser("generate", help="write expert demonstrations (the dataset)")
+    g.add_argument("--out", required=True, type=Path, help="dataset root: <out>/<task>/<embodiment>/<seed>/")
+    g.add_argument("--tasks", default=None, help="task YAML, directory, path glob or name glob (default: all)")
+    g.add_argument("--embodiment", choices=["robot", "human", "both"], default="both")
+    g.add_argument("--split", choices=["train", "heldout"], default="train", help="seed range of config/benchmark.yaml")
+    g.add_argument("--episodes", type=int, default=None, help="episodes per task and embodiment (default: the split's count)")
+    g.add_argument("--seed", type=int, default=None, help="first seed (overrides the split's start)")
+    g.add_argument("--all-robot", action="store_true", help="also robot episodes of the human-only skills")
+    g.add_argument("--workers", type=int, default=workers)
+    g.add_argument("--chunk", type=int, default=10, help="episodes per worker job")
+    g.add_argument("--crf", type=int, default=None, help="H.264 quality (lower is better, 0 lossless; default sim.yaml video_crf)")
+    g.add_argument("--overwrite", action="store_true", help="regenerate episodes that exist")
+    g.add_argument("--benchmark", default=None, help="splits file (default config/benchmark.yaml)")
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("render", help="a human and a robot episode of one task side by side (mp4 or gif)")
+    r.add_argument("--task", required=True)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", required=True, help="output .mp4 or .gif")
+    r.add_argument("--size", type=int, default=None, help="frame size per hand (default: sim.yaml video_size)")
+    r.set_defaults(func=cmd_render)
+
+    e = sub.add_parser("eval", help="closed-loop success rate of a policy")
+    e.add_argument("--policy", required=True, help="scripted | replay | noop | random | a checkpoint path")
+    e.add_argument("--embodiment", choices=["robot", "human"], default="robot")
+    e.add_argument("--episodes", type=int, default=10, help="episodes per task")
+    e.add_argument("--seed", type=int, default=1_000_000, help="first seed (default: the held-out range)")
+    e.add_argument("--tasks", default=None, help="task YAML, directory, path glob or name glob (default: all)")
+    e.add_argument("--prompt-seed", choices=["same", "other"], default="same",
+                   help="prompt = a human demo of the same task at the same seed (same scene) or another seed")
+    e.add_argument("--policy-args", default=None, help="JSON object of extra policy arguments")
+    e.add_argument("--workers", type=int, default=workers)
+    e.add_argument("--chunk", type=int, default=10, help="max episodes per worker job")
+    e.add_argument("--save-dir", default=None, help="also write the evaluated episodes here")
+    e.add_argument("--json", action="store_true", help="print the result JSON as the last line")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"humanprompt-sim {args.cmd}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

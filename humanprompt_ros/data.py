@@ -1,0 +1,253 @@
+"""Demonstration episodes on disk (the HumanPrompt-Sim dataset format) and prompt loading.
+
+An episode is a directory (format version 1; see ``docs/benchmark.md``)::
+
+    <episode>/
+      meta.json        task, skill, embodiment, success, seed, fps, image size, hand, mask, ...
+      video.mp4        the camera video, T+1 frames (H.264, yuv420p, CRF 12): frame t is what the
+                       camera saw when action t was chosen; the last frame is the final state
+      actions.npy      (T, 24) float32 unified actions (humanprompt_ros.action layout), as commanded
+      proprio.npy      (T+1, 24) float32 measured hand state in the unified space
+      joints.npy       robot episodes: (T+1, n) float32 joint positions (meta.joint_names)
+      keypoints.npy    human episodes: (T+1, 21, 3) float32 world keypoints, MediaPipe order
+
+A dataset is any directory tree of episodes (``humanprompt-sim generate`` writes
+``<root>/<task>/<embodiment>/<seed>``). :func:`iter_episodes` walks it lazily, one episode at a
+time, loading arrays only on access and frames only when asked, so datasets larger than memory
+stream. A *prompt* (SPEC §4) is an episode directory or a bare video file: :func:`load_prompt`
+validates it and says why it is unusable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .video import VIDEO_SUFFIXES, iter_video, read_video, write_video  # noqa: F401  (re-exported)
+
+FORMAT_VERSION = 1
+VIDEO_FILE = "video.mp4"
+META_FILE = "meta.json"
+MIN_PROMPT_FRAMES = 4
+ACTION_LAYOUT = ("wrist_pos[3] world, wrist_rot6d[6] (first two rotation columns), "
+                 "fingertips thumb,index,middle,ring,little [5x3] in the wrist frame; masked fingers are 0")
+
+
+# -- episodes --------------------------------------------------------------------------------------------
+@dataclass
+class Episode:
+    """One demonstration. Arrays load lazily from ``path``; frames only through :meth:`frames`."""
+
+    path: Path | None
+    meta: dict[str, Any]
+    video_path: Path | None = None
+    _arrays: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
+    _frames: np.ndarray | None = field(default=None, repr=False)
+
+    # metadata shortcuts
+    task = property(lambda self: self.meta.get("task"))
+    skill = property(lambda self: self.meta.get("skill"))
+    embodiment = property(lambda self: self.meta.get("embodiment"))
+    success = property(lambda self: self.meta.get("success"))
+    seed = property(lambda self: self.meta.get("seed"))
+    fps = property(lambda self: float(self.meta.get("fps", 10.0)))
+
+    def _array(self, name: str) -> np.ndarray | None:
+        if name not in self._arrays:
+            f = self.path / f"{name}.npy" if self.path is not None else None
+            self._arrays[name] = np.load(f, allow_pickle=False) if f is not None and f.is_file() else None
+        return self._arrays[name]
+
+    @property
+    def actions(self) -> np.ndarray | None:
+        """(T, 24) unified actions, or None (e.g. a bare video prompt)."""
+        return self._array("actions")
+
+    @property
+    def proprio(self) -> np.ndarray | None:
+        return self._array("proprio")
+
+    @property
+    def joints(self) -> np.ndarray | None:
+        return self._array("joints")
+
+    @property
+    def keypoints(self) -> np.ndarray | None:
+        return self._array("keypoints")
+
+    @property
+    def mask(self) -> np.ndarray:
+        return np.asarray(self.meta.get("mask", [True] * 5), bool)
+
+    def frames(self) -> np.ndarray:
+        """(T+1, H, W, 3) uint8, decoded on first call and cached."""
+        if self._frames is None:
+            if self.video_path is None:
+                raise ValueError(f"episode {self.path}: no video")
+            self._frames = read_video(self.video_path)
+        return self._frames
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        if self._frames is not None:
+            yield from self._frames
+        elif self.video_path is not None:
+            yield from iter_video(self.video_path)
+
+    def require_actions(self, who: str = "this consumer") -> np.ndarray:
+        a = self.actions
+        if a is None:
+            where = self.path or self.video_path
+            raise ValueError(f"{who} needs the demonstration's unified actions, but the prompt {where} has none "
+                             f"(a bare video, or an episode without actions.npy)")
+        return a
+
+
+def write_episode(directory: str | Path, frames, actions: np.ndarray, meta: dict[str, Any], *,
+                  proprio: np.ndarray | None = None, joints: np.ndarray | None = None,
+                  keypoints: np.ndarray | None = None, fps: float = 10.0, crf: int = 12) -> Path:
+    """Write one episode directory (see the module docstring). Returns its path.
+
+    Files are written under temporary names and meta.json last, so a half-written episode (a worker
+    killed mid-write) is skipped by :func:`iter_episodes`.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    actions = np.asarray(actions, np.float32)
+    if actions.ndim != 2 or actions.shape[1] != 24:
+        raise ValueError(f"actions must be (T, 24), got {actions.shape}")
+    frames = list(frames)
+    if frames:
+        write_video(d / VIDEO_FILE, frames, fps, crf)
+    for name, arr in (("actions", actions), ("proprio", proprio), ("joints", joints), ("keypoints", keypoints)):
+        if arr is not None:
+            np.save(d / f"{name}.npy", np.asarray(arr, np.float32))
+    meta = dict(meta)
+    meta.setdefault("format_version", FORMAT_VERSION)
+    meta.setdefault("fps", fps)
+    meta.setdefault("num_actions", int(len(actions)))
+    meta.setdefault("num_frames", len(frames))
+    if frames:
+        meta.setdefault("image_size", [int(frames[0].shape[0]), int(frames[0].shape[1])])
+    meta.setdefault("action_layout", ACTION_LAYOUT)
+    tmp = d / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(meta), indent=1))
+    os.replace(tmp, d / META_FILE)
+    return d
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    return x
+
+
+def load_episode(path: str | Path) -> Episode:
+    """Open an episode directory (arrays and frames load lazily). Raises ``ValueError`` if it is not one."""
+    p = Path(path)
+    meta_file = p / META_FILE
+    if not p.is_dir():
+        raise ValueError(f"{p}: not an episode directory (not found or not a directory)")
+    if not meta_file.is_file():
+        raise ValueError(f"{p}: not an episode directory (no {META_FILE})")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{meta_file}: invalid JSON ({exc})") from None
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{meta_file}: episode format version {version!r}, this code reads version {FORMAT_VERSION}")
+    video = p / VIDEO_FILE
+    return Episode(p, meta, video if video.is_file() else None)
+
+
+def iter_episodes(root: str | Path, *, task: str | None = None, skill: str | None = None,
+                  embodiment: str | None = None, success: bool | None = None,
+                  where: Callable[[Episode], bool] | None = None) -> Iterator[Episode]:
+    """Stream the episodes under ``root`` (any depth, sorted), filtered on their metadata.
+
+    Only meta.json is read per episode; arrays and frames load when accessed, so memory stays flat.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root}: dataset directory not found")
+
+    def walk(d: Path) -> Iterator[Path]:
+        with os.scandir(d) as it:
+            entries = sorted((e for e in it if e.is_dir()), key=lambda e: e.name)
+        if (d / META_FILE).is_file():
+            yield d
+            return
+        for e in entries:
+            yield from walk(Path(e.path))
+
+    for d in walk(root):
+        try:
+            ep = load_episode(d)
+        except ValueError:
+            continue
+        m = ep.meta
+        if task is not None and m.get("task") != task:
+            continue
+        if skill is not None and m.get("skill") != skill:
+            continue
+        if embodiment is not None and m.get("embodiment") != embodiment:
+            continue
+        if success is not None and bool(m.get("success")) != success:
+            continue
+        if where is not None and not where(ep):
+            continue
+        yield ep
+
+
+def load_prompt(path: str | Path, min_frames: int = MIN_PROMPT_FRAMES) -> Episode:
+    """A prompt (SPEC §4): an episode directory or a bare video file, validated.
+
+    Raises ``ValueError`` with a readable reason: not found, not a video, unreadable, empty, too
+    short. The frames are decoded (a prompt is encoded once, so this is not wasted).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"prompt {p}: not found")
+    if p.is_dir():
+        if (p / META_FILE).is_file():
+            ep = load_episode(p)
+        else:
+            videos = sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_SUFFIXES)
+            if not videos:
+                raise ValueError(f"prompt {p}: a directory without {META_FILE} or a video file")
+            ep = Episode(p, {"embodiment": None}, videos[0])
+        if ep.video_path is None:
+            raise ValueError(f"prompt {p}: the episode has no {VIDEO_FILE}")
+    else:
+        if p.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"prompt {p}: not a video file (expected one of {', '.join(VIDEO_SUFFIXES)})")
+        if p.stat().st_size == 0:
+            raise ValueError(f"prompt {p}: the file is empty")
+        ep = Episode(None, {"embodiment": None, "source": str(p)}, p)
+    try:
+        frames = read_video(ep.video_path)
+    except ValueError as exc:
+        raise ValueError(f"prompt {p}: {exc}") from None
+    except Exception as exc:
+        raise ValueError(f"prompt {p}: not a readable video ({exc})") from None
+    if len(frames) == 0:
+        raise ValueError(f"prompt {p}: the video has no frames")
+    if len(frames) < min_frames:
+        raise ValueError(f"prompt {p}: too short ({len(frames)} frames, a prompt needs at least {min_frames})")
+    ep._frames = frames
+    return ep

@@ -1,0 +1,372 @@
+"""HumanPrompt-Sim tasks: YAML declarations, per-episode sampling and success predicates.
+
+A task file (``config/tasks/*.yaml``)::
+
+    name: push_box                 # unique task name (defaults to the file stem in messages)
+    skill: push_to_goal            # one of SKILLS
+    description: push the box onto the green disc
+    horizon: 60                    # control steps per episode (10 Hz)
+    objects:                       # name -> object; the skill acts on goal.object
+      box:
+        kind: box                  # box | cylinder | ball | button | drawer | lever
+        position: {low: [-0.02, -0.08], high: [0.06, 0.08]}   # xy on the table (m), uniform
+        size: {low: [0.022, 0.022, 0.022], high: [0.028, 0.028, 0.03]}  # kind-specific, uniform
+        yaw_deg: [-20, 20]
+        colors: [[0.85, 0.15, 0.15], [0.15, 0.35, 0.85]]     # one is drawn per episode
+        mass: 0.15
+    goal:
+      object: box
+      region: {low: [0.10, -0.10], high: [0.16, 0.10]}       # goal centre (push/pull/place)
+      radius: 0.045                # success radius (m)
+      min_distance: 0.08           # goal at least this far from the object's start
+      threshold: null              # skill-specific (see SKILL_THRESHOLDS)
+
+Size vectors per kind (half sizes, metres): box ``[hx, hy, hz]``; cylinder ``[radius, half_height]``;
+ball ``[radius]``; button ``[cap_radius, travel]``; drawer ``[half_width, travel]``;
+lever ``[half_length]``.
+
+:func:`load_task` validates everything and raises :class:`humanprompt_ros.config.ConfigError`
+naming the file, the key and the problem (unknown skill, wrong object kind, unreachable goal,
+missing or mistyped key).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ..config import ConfigError, load_config
+from ..paths import config_path
+
+KINDS = ("box", "cylinder", "ball", "button", "drawer", "lever")
+SIZE_DIMS = {"box": 3, "cylinder": 2, "ball": 1, "button": 2, "drawer": 2, "lever": 1}
+
+# skill -> object kinds its expert can handle
+SKILLS: dict[str, tuple[str, ...]] = {
+    "push_to_goal": ("box", "cylinder"),
+    "pull_to_goal": ("cylinder", "box"),
+    "press_button": ("button",),
+    "open_drawer": ("drawer",),
+    "knock_over": ("cylinder", "box"),
+    "rotate": ("lever",),
+    "pick_lift": ("ball", "cylinder", "box"),
+    "pick_place": ("box", "cylinder"),
+}
+# skills whose goal is a region on the table
+REGION_SKILLS = ("push_to_goal", "pull_to_goal", "pick_place")
+# skill -> (meaning, default, feasible range) of goal.threshold
+SKILL_THRESHOLDS: dict[str, tuple[str, float, tuple[float, float]]] = {
+    "press_button": ("fraction of the button travel", 0.7, (0.1, 1.0)),
+    "open_drawer": ("opening in metres", 0.07, (0.01, 0.11)),
+    "knock_over": ("tilt in degrees", 60.0, (20.0, 85.0)),
+    "rotate": ("rotation in degrees (counter-clockwise)", 50.0, (10.0, 80.0)),
+    "pick_lift": ("lift height in metres", 0.08, (0.02, 0.14)),
+}
+# where the hands can work: xy bounds on the table (m)
+WORKSPACE = np.array([[-0.16, -0.18], [0.22, 0.18]])
+
+
+@dataclass
+class Range:
+    low: list[float]
+    high: list[float]
+
+    def validate(self) -> None:
+        if len(self.low) != len(self.high):
+            raise ValueError(f"high: {len(self.high)} values but low has {len(self.low)}")
+        bad = [i for i, (a, b) in enumerate(zip(self.low, self.high)) if a > b]
+        if bad:
+            raise ValueError(f"low: low[{bad[0]}]={self.low[bad[0]]} is above high[{bad[0]}]={self.high[bad[0]]}")
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.uniform(np.asarray(self.low, float), np.asarray(self.high, float))
+
+
+@dataclass
+class ObjectConfig:
+    kind: Literal["box", "cylinder", "ball", "button", "drawer", "lever"]
+    position: Range
+    size: Range
+    colors: list[list[float]]
+    yaw_deg: tuple[float, float] = (0.0, 0.0)
+    mass: float = 0.1
+
+    def validate(self) -> None:
+        if len(self.position.low) != 2:
+            raise ValueError(f"position: expected xy ranges (2 values), got {len(self.position.low)}")
+        n = SIZE_DIMS[self.kind]
+        if len(self.size.low) != n:
+            raise ValueError(f"size: a {self.kind} takes {n} size values, got {len(self.size.low)}")
+        if any(v <= 0 for v in self.size.low):
+            raise ValueError("size: sizes must be > 0")
+        if not self.colors or any(len(c) not in (3, 4) for c in self.colors):
+            raise ValueError("colors: a non-empty list of [r, g, b] colours")
+        if any(not 0 <= v <= 1 for c in self.colors for v in c):
+            raise ValueError("colors: components must be in [0, 1]")
+        if self.mass <= 0:
+            raise ValueError(f"mass: must be > 0, got {self.mass}")
+
+
+@dataclass
+class GoalConfig:
+    object: str
+    region: Range | None = None
+    radius: float = 0.045
+    min_distance: float = 0.08
+    threshold: float | None = None
+
+
+@dataclass
+class TaskConfig:
+    skill: str
+    horizon: int
+    objects: dict[str, ObjectConfig]
+    goal: GoalConfig
+    name: str = ""
+    description: str = ""
+
+    def validate(self) -> None:
+        if self.skill not in SKILLS:
+            raise ValueError(f"skill: unknown skill {self.skill!r} (valid: {', '.join(SKILLS)})")
+        if not 10 <= self.horizon <= 400:
+            raise ValueError(f"horizon: must be within 10..400 control steps, got {self.horizon}")
+        if not self.objects:
+            raise ValueError("objects: a task needs at least one object")
+
+
+@dataclass
+class Task:
+    """A validated task: its config plus where it came from."""
+
+    config: TaskConfig
+    path: str
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def skill(self) -> str:
+        return self.config.skill
+
+    @property
+    def horizon(self) -> int:
+        return self.config.horizon
+
+    @property
+    def threshold(self) -> float | None:
+        t = self.config.goal.threshold
+        if t is None and self.skill in SKILL_THRESHOLDS:
+            return SKILL_THRESHOLDS[self.skill][1]
+        return t
+
+
+def _object_radius(kind: str, size: np.ndarray) -> float:
+    """Footprint radius on the table, for spacing objects apart."""
+    if kind == "box":
+        return float(np.hypot(size[0], size[1]))
+    if kind in ("cylinder", "ball"):
+        return float(size[0])
+    if kind == "button":
+        return float(size[0]) + 0.02
+    if kind == "drawer":
+        return 0.11
+    return float(size[0])  # lever
+
+
+def load_task(path: str | Path) -> Task:
+    """Load and validate a task YAML; errors name the file, the key and the problem."""
+    path = Path(path)
+    cfg = load_config(TaskConfig, path)
+    src = str(path)
+    if not cfg.name:
+        cfg.name = path.stem
+    goal = cfg.goal
+    if goal.object not in cfg.objects:
+        raise ConfigError(src, "goal.object", f"no object named {goal.object!r} (objects: {', '.join(cfg.objects)})")
+    kind = cfg.objects[goal.object].kind
+    if kind not in SKILLS[cfg.skill]:
+        raise ConfigError(src, f"objects.{goal.object}.kind",
+                          f"skill {cfg.skill!r} cannot act on a {kind} (valid kinds: {', '.join(SKILLS[cfg.skill])})")
+    lo_ws, hi_ws = WORKSPACE
+    for name, obj in cfg.objects.items():
+        lo, hi = np.asarray(obj.position.low), np.asarray(obj.position.high)
+        if np.any(lo < lo_ws) or np.any(hi > hi_ws):
+            raise ConfigError(src, f"objects.{name}.position",
+                              f"outside the hands' workspace x in [{lo_ws[0]}, {hi_ws[0]}], y in [{lo_ws[1]}, {hi_ws[1]}] m")
+    if cfg.skill in REGION_SKILLS:
+        if goal.region is None:
+            raise ConfigError(src, "goal.region", f"required key is missing: skill {cfg.skill!r} needs a goal region")
+        if len(goal.region.low) != 2:
+            raise ConfigError(src, "goal.region", "expected xy ranges (2 values)")
+        lo, hi = np.asarray(goal.region.low), np.asarray(goal.region.high)
+        if np.any(lo < lo_ws) or np.any(hi > hi_ws):
+            raise ConfigError(src, "goal.region",
+                              f"unreachable goal: [{lo.tolist()}, {hi.tolist()}] leaves the workspace "
+                              f"x in [{lo_ws[0]}, {hi_ws[0]}], y in [{lo_ws[1]}, {hi_ws[1]}] m")
+        if not 0.01 <= goal.radius <= 0.15:
+            raise ConfigError(src, "goal.radius", f"must be within 0.01..0.15 m, got {goal.radius}")
+        # at least one object position / goal pair must satisfy min_distance
+        olo, ohi = np.asarray(cfg.objects[goal.object].position.low), np.asarray(cfg.objects[goal.object].position.high)
+        far = np.linalg.norm(np.maximum(np.abs(hi - olo), np.abs(ohi - lo)))
+        if far < goal.min_distance:
+            raise ConfigError(src, "goal.min_distance",
+                              f"unreachable goal: no goal in the region is {goal.min_distance} m from the object")
+    elif goal.region is not None:
+        raise ConfigError(src, "goal.region", f"skill {cfg.skill!r} has no goal region (remove the key)")
+    if cfg.skill in SKILL_THRESHOLDS:
+        meaning, _, (tlo, thi) = SKILL_THRESHOLDS[cfg.skill]
+        if goal.threshold is not None and not tlo <= goal.threshold <= thi:
+            raise ConfigError(src, "goal.threshold",
+                              f"unreachable goal: {cfg.skill} threshold ({meaning}) must be within {tlo}..{thi}, "
+                              f"got {goal.threshold}")
+    elif goal.threshold is not None:
+        raise ConfigError(src, "goal.threshold", f"skill {cfg.skill!r} takes no threshold (remove the key)")
+    return Task(cfg, src)
+
+
+def task_files(spec: str | None = None) -> list[Path]:
+    """Task YAML files: ``spec`` is a file, a directory, a glob over paths, or a glob over task
+    names in ``config/tasks`` (``push*``), or a comma-separated list of those; None = all shipped
+    tasks."""
+    tasks_dir = config_path("tasks")
+    if spec is None or spec in ("all", "*"):
+        return sorted(tasks_dir.glob("*.yaml"))
+    if "," in spec:  # a comma-separated list of any of the forms below
+        out: list[Path] = []
+        for part in (p.strip() for p in spec.split(",") if p.strip()):
+            out += [f for f in task_files(part) if f not in out]
+        return out
+    p = Path(spec)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        return sorted(p.glob("*.yaml"))
+    import glob as _glob
+
+    hits = sorted(Path(h) for h in _glob.glob(spec) if h.endswith((".yaml", ".yml")))
+    if hits:
+        return hits
+    hits = [f for f in sorted(tasks_dir.glob("*.yaml")) if fnmatch.fnmatch(f.stem, spec)]
+    if not hits:
+        raise ValueError(f"no task matches {spec!r} (a YAML file, a directory, or a name glob over {tasks_dir})")
+    return hits
+
+
+def load_tasks(spec: str | None = None) -> list[Task]:
+    return [load_task(f) for f in task_files(spec)]
+
+
+# -- per-episode instances ----------------------------------------------------------------------
+@dataclass
+class ObjectInstance:
+    name: str
+    kind: str
+    pos: np.ndarray  # (2,) xy
+    yaw: float
+    size: np.ndarray
+    rgba: np.ndarray
+    mass: float
+
+
+@dataclass
+class TaskInstance:
+    """One sampled episode of a task: object placements, sizes, colours and the goal."""
+
+    task: Task
+    seed: int
+    objects: list[ObjectInstance]
+    goal_xy: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    def object(self, name: str) -> ObjectInstance:
+        return next(o for o in self.objects if o.name == name)
+
+    @property
+    def target(self) -> ObjectInstance:
+        return self.object(self.task.config.goal.object)
+
+
+def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    ab = b - a
+    t = 0.0 if float(ab @ ab) < 1e-12 else float(np.clip((p - a) @ ab / (ab @ ab), 0.0, 1.0))
+    return float(np.linalg.norm(p - (a + t * ab)))
+
+
+def work_corridor(skill: str, target: ObjectInstance, goal_xy: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(A, B, half width): the strip of table the expert's hand and the moved object sweep at low
+    height. Distractors are kept out of it, so they never block the demonstration."""
+    p = target.pos
+    ex = np.array([1.0, 0.0])
+    if skill in REGION_SKILLS:
+        u = (goal_xy - p) / max(1e-9, float(np.linalg.norm(goal_xy - p)))
+        return p - u * 0.2, goal_xy + u * 0.05, 0.08
+    if skill == "knock_over":
+        u = (goal_xy - p) / max(1e-9, float(np.linalg.norm(goal_xy - p)))
+        return p - u * 0.22, p + u * (2 * float(target.size[-1]) + 0.06), 0.09
+    if skill == "open_drawer":
+        return p, p - ex * 0.32, 0.15
+    if skill == "rotate":
+        return p, p, float(target.size[0]) + 0.12
+    return p, p, 0.12  # press_button, pick_lift: the hand comes from above
+
+
+def sample_instance(task: Task, seed: int) -> TaskInstance:
+    """Draw object positions, sizes, colours and the goal from the task's ranges (deterministic).
+
+    The goal object comes first, then its goal, then the other objects (distractors), which are
+    kept apart from each other and out of the expert's work corridor (:func:`work_corridor`).
+    """
+    rng = np.random.default_rng([seed, 7919])
+    cfg = task.config
+
+    def draw(name: str) -> ObjectInstance:
+        oc = cfg.objects[name]
+        size = oc.size.sample(rng)
+        pos = oc.position.sample(rng)
+        yaw = np.deg2rad(rng.uniform(*oc.yaw_deg))
+        rgb = np.asarray(oc.colors[int(rng.integers(len(oc.colors)))], float)
+        return ObjectInstance(name, oc.kind, pos, float(yaw), size, np.append(rgb[:3], 1.0), oc.mass)
+
+    others = [n for n in cfg.objects if n != cfg.goal.object]
+    for _attempt in range(200):
+        target = draw(cfg.goal.object)
+        goal_xy = None
+        if cfg.skill in REGION_SKILLS:
+            for _ in range(100):
+                g = cfg.goal.region.sample(rng)
+                if np.linalg.norm(g - target.pos) >= cfg.goal.min_distance:
+                    goal_xy = g
+                    break
+            if goal_xy is None:
+                continue
+        if cfg.skill == "knock_over":
+            # the bottle must fall to one side, drawn per episode and marked by a disc where it lands
+            side = 1.0 if rng.random() < 0.5 else -1.0
+            goal_xy = target.pos + np.array([0.0, side * (2 * float(target.size[-1]) * 0.8)])
+        objects = [target]
+        a, b, width = work_corridor(cfg.skill, target, goal_xy)
+        ok = True
+        for name in others:
+            for _ in range(60):
+                o = draw(name)
+                r = _object_radius(o.kind, o.size)
+                if _segment_distance(o.pos, a, b) < width + r:
+                    continue
+                if goal_xy is not None and np.linalg.norm(o.pos - goal_xy) < cfg.goal.radius + r + 0.03:
+                    continue
+                if any(np.linalg.norm(q.pos - o.pos) < _object_radius(q.kind, q.size) + r + 0.04 for q in objects):
+                    continue
+                objects.append(o)
+                break
+            else:
+                ok = False
+                break
+        if ok:
+            return TaskInstance(task, seed, objects, goal_xy)
+    raise ValueError(f"{task.path}: could not place the objects and goal without overlap (seed {seed}): "
+                     "widen objects.*.position or goal.region")

@@ -1,0 +1,105 @@
+"""Task YAML loading and validation (HumanPrompt-Sim)."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from humanprompt_ros.config import ConfigError
+from humanprompt_ros.sim.tasks import SKILLS, load_task, load_tasks, sample_instance, task_files
+
+GOOD = textwrap.dedent("""\
+    name: t
+    skill: push_to_goal
+    horizon: 50
+    objects:
+      box:
+        kind: box
+        position: {low: [-0.05, -0.1], high: [0.0, 0.1]}
+        size: {low: [0.02, 0.02, 0.02], high: [0.025, 0.025, 0.025]}
+        colors: [[1, 0, 0]]
+    goal:
+      object: box
+      region: {low: [0.1, -0.1], high: [0.15, 0.1]}
+    """)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "task.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_shipped_tasks_cover_eight_skills_and_five_kinds():
+    tasks = load_tasks()
+    assert len({t.skill for t in tasks}) >= 8
+    kinds = {o.kind for t in tasks for o in t.config.objects.values()}
+    assert {"box", "cylinder", "ball", "button", "drawer"} <= kinds
+    assert all(t.skill in SKILLS for t in tasks)
+
+
+def test_good_task_loads_and_samples_deterministically(tmp_path):
+    task = load_task(write(tmp_path, GOOD))
+    a, b, c = sample_instance(task, 3), sample_instance(task, 3), sample_instance(task, 4)
+    assert np.allclose(a.target.pos, b.target.pos) and np.allclose(a.goal_xy, b.goal_xy)
+    assert not np.allclose(a.target.pos, c.target.pos)
+    assert np.linalg.norm(a.goal_xy - a.target.pos) >= task.config.goal.min_distance
+
+
+@pytest.mark.parametrize("old,new,key,problem", [
+    ("skill: push_to_goal", "skill: juggle", "skill", "unknown skill 'juggle'"),
+    ("region: {low: [0.1, -0.1], high: [0.15, 0.1]}", "region: {low: [0.1, -0.1], high: [0.9, 0.1]}",
+     "goal.region", "unreachable goal"),
+    ("horizon: 50\n", "", "horizon", "required key is missing"),
+    ("horizon: 50", "horizon: fifty", "horizon", "expected an integer"),
+    ("kind: box", "kind: teapot", "objects.box.kind", "must be one of"),
+    ("colors: [[1, 0, 0]]", "colors: red", "objects.box.colors", "expected a list"),
+    ("skill: push_to_goal", "skill: press_button", "objects.box.kind", "cannot act on a box"),
+    ("object: box", "object: ball", "goal.object", "no object named 'ball'"),
+    ("name: t", "name: t\nspeed: 3", "speed", "unknown key"),
+])
+def test_bad_task_yaml_names_file_key_and_problem(tmp_path, old, new, key, problem):
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(ConfigError) as info:
+        load_task(path)
+    msg = str(info.value)
+    assert str(path) in msg and key in msg and problem in msg, msg
+
+
+def test_threshold_out_of_range_is_unreachable(tmp_path):
+    text = textwrap.dedent("""\
+        skill: pick_lift
+        horizon: 40
+        objects:
+          ball: {kind: ball, position: {low: [0, 0], high: [0.05, 0.05]}, size: {low: [0.02], high: [0.025]},
+                 colors: [[0, 1, 0]]}
+        goal: {object: ball, threshold: 0.5}
+        """)
+    with pytest.raises(ConfigError, match=r"goal.threshold: unreachable goal"):
+        load_task(write(tmp_path, text))
+
+
+def test_task_selection_by_name_glob():
+    names = [f.stem for f in task_files("pick*")]
+    assert names == ["pick_lift", "pick_place"]
+    with pytest.raises(ValueError, match="no task matches"):
+        task_files("no_such_task*")
+
+
+def test_benchmark_splits(tmp_path):
+    from humanprompt_ros.cli.sim import load_benchmark
+
+    bench = load_benchmark()
+    assert set(bench.robot_skills).isdisjoint(bench.human_only_skills)
+    assert set(bench.robot_skills) | set(bench.human_only_skills) == {t.skill for t in load_tasks()}
+    assert 2 <= len(bench.human_only_skills) <= 3
+    train, held = set(bench.seeds.train.seeds()), set(bench.seeds.heldout.seeds())
+    assert train and held and train.isdisjoint(held)
+    bad = tmp_path / "benchmark.yaml"
+    bad.write_text("robot_skills: [push_to_goal]\nhuman_only_skills: [juggle]\n"
+                   "seeds: {train: {start: 0, count: 5}, heldout: {start: 100, count: 5}}\n")
+    with pytest.raises(ConfigError, match="human_only_skills: unknown skill 'juggle'"):
+        load_benchmark(str(bad))
