@@ -47,7 +47,7 @@ def test_mlp_siamese_head_trains_and_total_combines_terms():
         out["siamese"].backward()
         opt.step()
         first = first if first is not None else float(out["siamese"].detach())
-    assert float(loss(z, labels, labels)["siamese"]) < 0.5 * first
+    assert float(loss(z, labels, labels)["siamese"].detach()) < 0.5 * first
     out = loss(z, labels, labels)
     expected = cfg.nt_xent_weight * out["nt_xent"] + cfg.proto_weight * out["proto_ce"] + cfg.siamese_weight * out["siamese"]
     assert torch.allclose(out["total"], expected)

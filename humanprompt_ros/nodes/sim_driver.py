@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ..nodes.config_b import SimDriverConfig
+from ..sim.env import mat_from_quat, quat_from_mat, rotate_toward, slerp
 from ..nodes.runtime import StartupError, run_node
 
 
@@ -67,33 +68,6 @@ def resolve_task(value: str) -> Path:
         names = sorted(x.stem for x in config_path("tasks").glob("*.yaml"))
         raise ValueError(f"task: unknown task {value!r} (known: {', '.join(names)})")
     return f
-
-
-def _quat_from_mat(rot: np.ndarray) -> np.ndarray:
-    import mujoco
-
-    q = np.zeros(4)
-    mujoco.mju_mat2Quat(q, np.ascontiguousarray(rot, dtype=np.float64).reshape(9))
-    return q
-
-
-def _mat_from_quat(q: np.ndarray) -> np.ndarray:
-    import mujoco
-
-    m = np.zeros(9)
-    mujoco.mju_quat2Mat(m, np.asarray(q, float))
-    return m.reshape(3, 3)
-
-
-def _rotate_toward(r_from: np.ndarray, r_to: np.ndarray, max_angle: float) -> np.ndarray:
-    rel = r_from.T @ r_to
-    ang = float(np.arccos(np.clip((np.trace(rel) - 1) / 2, -1.0, 1.0)))
-    if ang <= max_angle or ang < 1e-9:
-        return r_to
-    q = _quat_from_mat(rel)  # (w, x, y, z)
-    axis = q[1:] / max(np.linalg.norm(q[1:]), 1e-12)
-    c, s = np.cos(max_angle / 2), np.sin(max_angle / 2)
-    return r_from @ _mat_from_quat(np.concatenate([[c], s * axis]))
 
 
 class SimRobot:
@@ -134,7 +108,7 @@ class SimRobot:
         d.ctrl[:] = self.q_target
         base = np.eye(4)
         base[:3, 3] = d.mocap_pos[self.mocap]
-        base[:3, :3] = _mat_from_quat(d.mocap_quat[self.mocap])
+        base[:3, :3] = mat_from_quat(d.mocap_quat[self.mocap])
         self.wrist = base @ self.base_T_wrist  # current (rate-limited) wrist pose the mocap holds
         self.wrist_goal = self.wrist.copy()
         self.started = False
@@ -184,19 +158,16 @@ class SimRobot:
         delta = self.wrist_goal[:3, 3] - p0
         dist = float(np.linalg.norm(delta))
         p1 = p0 + delta * min(1.0, v_lin * dt / dist) if dist > 1e-12 else p0
-        r1 = _rotate_toward(self.wrist[:3, :3], self.wrist_goal[:3, :3], v_rot * dt)
+        r1 = rotate_toward(self.wrist[:3, :3], self.wrist_goal[:3, :3], v_rot * dt)
         new = np.eye(4)
         new[:3, :3], new[:3, 3] = r1, p1
         b0, b1 = self.wrist @ self.inv_base_T_wrist, new @ self.inv_base_T_wrist
-        q0, q1 = _quat_from_mat(b0[:3, :3]), _quat_from_mat(b1[:3, :3])
-        if np.dot(q0, q1) < 0:
-            q1 = -q1
+        q0, q1 = quat_from_mat(b0[:3, :3]), quat_from_mat(b1[:3, :3])
         d.ctrl[:] = self.q_target
         for k in range(n):
             s = (k + 1) / n
             d.mocap_pos[self.mocap] = (1 - s) * b0[:3, 3] + s * b1[:3, 3]
-            q = (1 - s) * q0 + s * q1
-            d.mocap_quat[self.mocap] = q / np.linalg.norm(q)
+            d.mocap_quat[self.mocap] = slerp(q0, q1, s)
             self._mujoco.mj_step(m, d)
         self.wrist = new
         changed = False

@@ -48,19 +48,20 @@ class Observation:
     t: int = 0
 
 
-def _quat_from_mat(rot: np.ndarray) -> np.ndarray:
+def quat_from_mat(rot: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation → unit quaternion (w, x, y, z)."""
     q = np.zeros(4)
     mujoco.mju_mat2Quat(q, np.ascontiguousarray(rot, dtype=np.float64).reshape(9))
     return q
 
 
-def _mat_from_quat(q: np.ndarray) -> np.ndarray:
+def mat_from_quat(q: np.ndarray) -> np.ndarray:
     m = np.zeros(9)
     mujoco.mju_quat2Mat(m, np.asarray(q, float))
     return m.reshape(3, 3)
 
 
-def _slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
+def slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
     if np.dot(q0, q1) < 0:
         q1 = -q1
     q = (1 - t) * q0 + t * q1
@@ -71,14 +72,15 @@ def _rot_angle(r: np.ndarray) -> float:
     return float(np.arccos(np.clip((np.trace(r) - 1) / 2, -1.0, 1.0)))
 
 
-def _axis_angle_step(r_from: np.ndarray, r_to: np.ndarray, max_angle: float) -> np.ndarray:
+def rotate_toward(r_from: np.ndarray, r_to: np.ndarray, max_angle: float) -> np.ndarray:
+    """``r_from`` turned toward ``r_to`` by at most ``max_angle`` radians (a rate-limited wrist)."""
     rel = r_from.T @ r_to
     ang = _rot_angle(rel)
     if ang <= max_angle:
         return r_to
-    q = _quat_from_mat(rel)
-    q = _slerp(np.array([1.0, 0, 0, 0]), q, max_angle / ang)
-    return r_from @ _mat_from_quat(q)
+    q = quat_from_mat(rel)
+    q = slerp(np.array([1.0, 0, 0, 0]), q, max_angle / ang)
+    return r_from @ mat_from_quat(q)
 
 
 _ROBOT_HAND = {}
@@ -166,7 +168,7 @@ class SimEnv:
         q0 = self._finger_targets(home, reset=True)
         root_pose = self._wrist @ np.linalg.inv(self._base_T_wrist)
         d.mocap_pos[self._mocap] = root_pose[:3, 3]
-        d.mocap_quat[self._mocap] = _quat_from_mat(root_pose[:3, :3])
+        d.mocap_quat[self._mocap] = quat_from_mat(root_pose[:3, :3])
         d.qpos[self._root_qadr:self._root_qadr + 3] = root_pose[:3, 3]
         d.qpos[self._root_qadr + 3:self._root_qadr + 7] = d.mocap_quat[self._mocap]
         d.qpos[self._jnt_qadr] = q0
@@ -234,20 +236,20 @@ class SimEnv:
         dist = np.linalg.norm(delta)
         if dist > cfg.max_wrist_step:
             target_pos = self._wrist[:3, 3] + delta * (cfg.max_wrist_step / dist)
-        target_rot = _axis_angle_step(self._wrist[:3, :3], wrist_target[:3, :3], cfg.max_wrist_rot_step)
+        target_rot = rotate_toward(self._wrist[:3, :3], wrist_target[:3, :3], cfg.max_wrist_rot_step)
         new_wrist = np.eye(4)
         new_wrist[:3, :3], new_wrist[:3, 3] = target_rot, target_pos
         self._last_q_target = q_target
         inv = np.linalg.inv(self._base_T_wrist)
         p0 = (self._wrist @ inv)
         p1 = (new_wrist @ inv)
-        q0, q1 = _quat_from_mat(p0[:3, :3]), _quat_from_mat(p1[:3, :3])
+        q0, q1 = quat_from_mat(p0[:3, :3]), quat_from_mat(p1[:3, :3])
         ctrl0 = d.ctrl.copy()
         n = cfg.substeps
         for k in range(n):
             s = (k + 1) / n
             d.mocap_pos[self._mocap] = (1 - s) * p0[:3, 3] + s * p1[:3, 3]
-            d.mocap_quat[self._mocap] = _slerp(q0, q1, s)
+            d.mocap_quat[self._mocap] = slerp(q0, q1, s)
             d.ctrl[:] = (1 - s) * ctrl0 + s * q_target
             mujoco.mj_step(m, d)
         self._wrist = new_wrist
@@ -265,7 +267,7 @@ class SimEnv:
         d = self.data
         pose = np.eye(4)
         pose[:3, 3] = d.qpos[self._root_qadr:self._root_qadr + 3]
-        pose[:3, :3] = _mat_from_quat(d.qpos[self._root_qadr + 3:self._root_qadr + 7])
+        pose[:3, :3] = mat_from_quat(d.qpos[self._root_qadr + 3:self._root_qadr + 7])
         return pose
 
     def joints(self) -> np.ndarray:
