@@ -125,7 +125,7 @@ def expert_episode(task: Task, embodiment: str, seed: int, render: bool = True, 
 
 def _picklable_errors(fn):
     """Worker errors travel back through pickle: re-raise them as plain ValueError/RuntimeError
-    with the message (some exception types, e.g. ConfigError, cannot be unpickled)."""
+    with the message (an exception type that cannot be unpickled would hang ``Pool.imap``)."""
     import functools
 
     @functools.wraps(fn)
