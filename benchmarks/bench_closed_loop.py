@@ -5,17 +5,27 @@ real replay policy in the loop.
 
     python benchmarks/bench_closed_loop.py --tasks press_button,push_box --seeds 10
     python benchmarks/bench_closed_loop.py --tasks press_button --seeds 2 --json
+    python benchmarks/bench_closed_loop.py --policy checkpoint --checkpoint models/policy.safetensors \
+        --prompt-seed other --tasks press_button --seeds 10 --json
     python benchmarks/bench_closed_loop.py --latency 1000 --rate 30     # frame → command latency
 
-For each task and seed: a human demonstration of that task and seed is generated with the sim's
-human expert into a prompt directory; then, through the running graph
-(``humanprompt-bringup sim:=true policy:=replay``, real processes, real DDS), the prompt is
-cleared, the sim driver is set to the task and seed and reset (``/sim_driver/set_parameters``,
-``/sim_driver/reset``), the prompt is set through ``/prompt_encoder/set_parameters`` (the service
-``humanprompt-prompt set`` and ``ros2 param set`` call), and the episode runs until the sim driver
-reports ``done`` on ``/humanprompt/task_status``. Prints a per-skill table, the command node's
-frame → joint command latency (observation stamp → command) from its diagnostics, each node's
-achieved rates and CPU use, and with ``--json`` one JSON line with everything.
+For each task and seed: a human demonstration of that task is generated with the sim's human
+expert into a prompt directory, at the same seed (``--prompt-seed same``, the default with
+``--policy replay``) or at another held-out seed (``--prompt-seed other``, the default with
+``--policy checkpoint``), picked by :func:`humanprompt_ros.sim.runner.prompt_seed` exactly as
+``humanprompt-sim eval --prompt-seed other`` picks it; then, through the running graph
+(``humanprompt-bringup sim:=true policy:=POLICY [checkpoint:=PATH]``, real processes, real DDS), the
+prompt is cleared, the sim driver is set to the task and seed and reset
+(``/sim_driver/set_parameters``, ``/sim_driver/reset``), the prompt is set through
+``/prompt_encoder/set_parameters`` (the service ``humanprompt-prompt set`` and ``ros2 param set``
+call), and the episode runs until the sim driver reports ``done`` on ``/humanprompt/task_status``.
+Prints a per-skill table, the command node's frame → joint command latency (observation stamp →
+command) from its diagnostics, each node's achieved rates and CPU use. With ``--json``, one JSON
+line with the details, then as the *last* line the result in the contract of
+``humanprompt-sim eval --json`` (SPEC §4): ``{"skills": {SKILL: {"success": RATE, "episodes": N}},
+"mean": RATE, ...}`` (computed by its own ``summarize``, seen/unseen means included), so the ROS
+graph's result compares line for line with
+``humanprompt-sim eval --policy CKPT --prompt-seed other --seed S --episodes N --json`` on the same seeds.
 
 :class:`GraphClient` is also what ``test/test_closed_loop.py`` uses.
 """
@@ -52,15 +62,40 @@ def _gen_one(args: tuple) -> tuple[str, int, str, bool]:
     return task, seed, str(d), bool(meta["success"])
 
 
-def generate_prompts(root: str | Path, tasks: list[str], seeds: list[int], workers: int = 2) -> dict:
-    """Human expert demonstrations ``root/<task>/<seed:07d>`` (cached); {(task, seed): path}."""
-    jobs = [(t, s, str(root)) for t in tasks for s in seeds]
+def generate_prompts(root: str | Path, tasks: list[str], seeds: list[int], workers: int = 2,
+                     prompt_mode: str = "same") -> dict:
+    """Human expert demonstrations ``root/<task>/<prompt seed:07d>`` (cached); {(task, seed): path}, the
+    prompt seed of each scene seed picked by ``humanprompt_ros.sim.runner.prompt_seed(seed, prompt_mode)``
+    (the rule of ``humanprompt-sim eval --prompt-seed``)."""
+    from humanprompt_ros.sim.runner import prompt_seed
+
+    jobs = [(t, prompt_seed(s, prompt_mode), str(root)) for t in tasks for s in seeds]
     if workers > 1 and len(jobs) > 1:
         with mp.get_context("spawn").Pool(workers) as pool:
             out = pool.map(_gen_one, jobs)
     else:
         out = [_gen_one(j) for j in jobs]
-    return {(t, s): p for t, s, p, _ in out}
+    paths = {(t, ps): p for t, ps, p, _ in out}
+    return {(t, s): paths[(t, prompt_seed(s, prompt_mode))] for t in tasks for s in seeds}
+
+
+def eval_summary(results: list[dict]) -> dict:
+    """Per-episode results → ``{"skills": {SKILL: {"success": RATE, "episodes": N}}, "mean": RATE, ...}``:
+    ``humanprompt-sim eval --json``'s own summary (with its seen/unseen means) where it has one."""
+    import numpy as np
+
+    try:
+        from humanprompt_ros.cli.sim import load_benchmark, summarize
+    except ImportError:
+        summarize = None
+    if summarize is not None:
+        return summarize([{**r, "success": bool(r["success"])} for r in results], load_benchmark())
+    per: dict[str, list[bool]] = {}
+    for r in results:
+        per.setdefault(r["skill"], []).append(bool(r["success"]))
+    skills = {k: {"success": round(float(np.mean(v)), 4), "episodes": len(v)} for k, v in sorted(per.items())}
+    mean = round(float(np.mean([v["success"] for v in skills.values()])), 4) if skills else 0.0
+    return {"skills": skills, "mean": mean}
 
 
 from humanprompt_ros.ros.graph_client import GraphClient  # noqa: E402  (re-exported for the tests)
@@ -195,9 +230,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", default="press_button,push_box", help="comma-separated task names")
     ap.add_argument("--seeds", type=int, default=10, help="seeds per task")
     ap.add_argument("--seed-start", type=int, default=1_000_000, help="first seed (default: the heldout split)")
+    ap.add_argument("--policy", choices=["replay", "checkpoint"], default="replay",
+                    help="the graph's policy backend (policy:=...)")
+    ap.add_argument("--checkpoint", default="",
+                    help="--policy checkpoint: the checkpoint file (default: models/policy.safetensors)")
+    ap.add_argument("--prompt-seed", choices=["same", "other"], default=None,
+                    help="prompt = a human demo of the task at the same seed or at another held-out seed (the rule "
+                         "of humanprompt-sim eval --prompt-seed); default: same for replay, other for checkpoint")
+    ap.add_argument("--episode-timeout", type=float, default=120.0, help="seconds per episode before giving up")
     ap.add_argument("--prompt-dir", default="", help="prompt directory (default: a temporary one)")
     ap.add_argument("--domain", type=int, default=0, help="ROS_DOMAIN_ID (default: a free one)")
-    ap.add_argument("--json", action="store_true", help="print one JSON line at the end")
+    ap.add_argument("--json", action="store_true",
+                    help="end with a JSON line of details, then the result as the last line in the contract of "
+                         "humanprompt-sim eval --json (with --latency: one JSON line)")
     ap.add_argument("--log", default="", help="bringup log file (default: in the prompt dir)")
     args = ap.parse_args(argv)
     if args.latency:
@@ -207,10 +252,23 @@ def main(argv: list[str] | None = None) -> int:
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    mode = args.prompt_seed or ("same" if args.policy == "replay" else "other")
+    graph_args, checkpoint = [f"policy:={args.policy}"], None
+    if args.policy == "checkpoint":
+        from humanprompt_ros.graph import build_graph, checkpoint_problem
+
+        specs = build_graph({"sim": "true", "policy": "checkpoint", "checkpoint": args.checkpoint})
+        problem = checkpoint_problem(specs)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        checkpoint = next(s.parameters["checkpoint"] for s in specs if s.name == "policy")
+        graph_args.append(f"checkpoint:={checkpoint}")
     root = Path(args.prompt_dir or tempfile.mkdtemp(prefix="humanprompt-prompts-"))
     t0 = time.monotonic()
-    prompts = generate_prompts(root, tasks, seeds)
-    print(f"prompts: {len(prompts)} human demonstrations in {root} ({time.monotonic() - t0:.0f} s)", flush=True)
+    prompts = generate_prompts(root, tasks, seeds, prompt_mode=mode)
+    print(f"prompts: {len(prompts)} human demonstrations ({mode} seed) in {root} ({time.monotonic() - t0:.0f} s)",
+          flush=True)
 
     sys.path.insert(0, str(REPO / "test"))
     from ros_helpers import make_ros_env, reserve_domain_id
@@ -223,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         env["HUMANPROMPT_PROMPT_DIR"] = str(root)
         env.setdefault("MUJOCO_GL", "osmesa")
         log_path = args.log or str(root / "bringup.log")
-        proc = start_bringup(env, "policy:=replay", log_path=log_path)
+        proc = start_bringup(env, *graph_args, log_path=log_path)
         client = GraphClient(domain)
         results = []
         try:
@@ -232,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu0, w0 = {n: cpu_seconds(p) for n, p in pids.items()}, time.monotonic()
             for task in tasks:
                 for seed in seeds:
-                    r = client.run_episode(task, seed, prompts[(task, seed)])
+                    r = client.run_episode(task, seed, prompts[(task, seed)], timeout=args.episode_timeout)
                     results.append(r)
                     print(f"{task:14s} seed {seed}: {'success' if r['success'] else 'FAIL':7s} "
                           f"({r['steps']} steps, {r['seconds']:.1f} s)", flush=True)
@@ -275,10 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"policy: frames used {nodes['policy'].get('frames_used')}, dropped (never used) "
           f"{nodes['policy'].get('frames_dropped_stale')}, inference p50 {nodes['policy'].get('inference_p50_ms')} ms")
     print(f"CPU % of one core per node: {cpu}")
+    summary = eval_summary(results)
+    print(f"policy {args.policy}{f' ({checkpoint})' if checkpoint else ''}, prompt seed {mode}: "
+          f"mean success over skills {summary['mean']:.3f}")
     if args.json:
-        print(json.dumps({"skills": {k: {"success": v["success"] / v["episodes"], "episodes": v["episodes"]}
-                                     for k, v in table.items()},
-                          "episodes": results, "latency_ms": lat, "cpu_percent": cpu, "nodes": nodes}))
+        print(json.dumps({"policy": args.policy, "checkpoint": checkpoint,
+                          "prompt_seed": mode, "seeds": [seeds[0], seeds[-1]], "episodes": results,
+                          "latency_ms": lat, "cpu_percent": cpu, "nodes": nodes}))
+        print(json.dumps(summary))  # last line: the humanprompt-sim eval --json contract
     return 0
 
 

@@ -14,6 +14,13 @@ same parameter files, same parameters.
 
 Arguments are strings (``name:=value`` on a command line); :data:`GRAPH_ARGS` lists them with
 their defaults. An unknown argument or a bad value raises ``ValueError`` naming the valid ones.
+
+The default policy is the learned one, ``policy:=checkpoint`` with the shipped
+``models/policy.safetensors`` (:data:`DEFAULT_CHECKPOINT`, resolved against the working directory,
+then the package share directory: the source tree or the installed ``share/humanprompt_ros``). The
+policy and prompt encoder nodes both get the resolved, absolute path: the encoder encodes each
+prompt once and the policy node uses those tokens. Whether the file exists is checked by
+:func:`checkpoint_problem` (``humanprompt-bringup``'s preflight), not here.
 """
 from __future__ import annotations
 
@@ -23,12 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Arg", "GRAPH_ARGS", "NodeSpec", "build_graph", "parse_args", "resolve_share_path"]
+__all__ = ["Arg", "GRAPH_ARGS", "DEFAULT_CHECKPOINT", "NodeSpec", "build_graph", "checkpoint_problem", "parse_args",
+           "resolve_share_path"]
 
 PACKAGE = "humanprompt_ros"
 POLICIES = ("replay", "scripted", "checkpoint")
 CAMERA_SOURCES = ("device", "video", "folder", "topic")
 SIM_IMAGE_TOPIC = "/humanprompt/sim/image_raw"  # humanprompt_ros.ros.topics.SIM_IMAGE (kept ROS-free here)
+DEFAULT_CHECKPOINT = "models/policy.safetensors"  # the shipped policy, relative to the package share directory
 
 
 @dataclass(frozen=True)
@@ -43,9 +52,10 @@ _BOOL = ("true", "false")
 GRAPH_ARGS: dict[str, Arg] = {
     "sim": Arg("false", "true: the MuJoCo sim driver is the robot and the camera; false: a real hand and camera",
                _BOOL),
-    "policy": Arg("replay", "policy backend: replay (retarget the prompt's own actions, open loop), scripted "
-                            "(the benchmark's expert, tests), checkpoint (the learned policy)", POLICIES),
-    "checkpoint": Arg("", "checkpoint file for policy:=checkpoint (empty: the policy node's default under models/)"),
+    "policy": Arg("checkpoint", "policy backend: checkpoint (the learned policy), replay (retarget the prompt's own "
+                                "actions, open loop), scripted (the benchmark's expert, tests)", POLICIES),
+    "checkpoint": Arg(DEFAULT_CHECKPOINT, "checkpoint file for policy:=checkpoint (absolute, or relative to the "
+                                          "working directory or to the package share directory)"),
     "hand": Arg("config/hands/allegro_right.yaml", "hand YAML (absolute, or relative to the working directory or "
                                                    "to the package share directory)"),
     "prompt": Arg("", "initial prompt (a demonstration episode or a video); empty: none until one is set"),
@@ -71,6 +81,24 @@ def resolve_share_path(value: str, share: Path | None = None) -> Path:
 
         share = share_dir()
     return share / p
+
+
+def checkpoint_problem(specs: list["NodeSpec"]) -> str | None:
+    """Why the enabled nodes' checkpoint cannot be used (a missing file), in one line; None when fine."""
+    users = [s for s in specs
+             if s.enabled and s.parameters.get("policy") == "checkpoint" and "checkpoint" in s.parameters]
+    if not users:
+        return None
+    path = Path(users[0].parameters["checkpoint"])
+    if path.is_file():
+        return None
+    names = ", ".join(s.name for s in users)
+    shipped = path.name == Path(DEFAULT_CHECKPOINT).name and path.parent.name == "models"
+    return (f"policy:=checkpoint needs the checkpoint file {path}, which does not exist (needed by {names}). "
+            + ("No trained policy is installed in models/ yet: train" if shipped else "Train")
+            + " one with `humanprompt-train stage2 --config config/stage2.yaml` (after stage1; it writes "
+              "runs/stage2/policy.safetensors) and pass checkpoint:=runs/stage2/policy.safetensors or copy it to "
+              "models/policy.safetensors; or run without the learned policy: policy:=replay")
 
 
 def _ros_value(value: Any) -> str:
@@ -161,11 +189,12 @@ def parse_args(args: dict[str, str] | None) -> dict[str, str]:
     return out
 
 
-def build_graph(args: dict[str, str] | None = None) -> list[NodeSpec]:
+def build_graph(args: dict[str, str] | None = None, share: Path | str | None = None) -> list[NodeSpec]:
     """Every node of the graph for ``args`` (see :data:`GRAPH_ARGS`), with ``enabled`` set.
 
     A node is enabled when its condition holds (``sim`` nodes with ``sim:=true``, rviz with
-    ``rviz:=true``) and, when ``nodes:=a,b`` is given, it is listed there.
+    ``rviz:=true``) and, when ``nodes:=a,b`` is given, it is listed there. ``share``: the package
+    share directory a relative checkpoint is resolved against (default :func:`humanprompt_ros.paths.share_dir`).
     """
     a = parse_args(args)
     sim, rviz = a["sim"] == "true", a["rviz"] == "true"
@@ -184,9 +213,10 @@ def build_graph(args: dict[str, str] | None = None) -> list[NodeSpec]:
     if a["prompt"]:
         encoder_params["prompt_video"] = a["prompt"]
     policy_params: dict[str, Any] = {"policy": a["policy"], "hand": hand}
-    if a["checkpoint"]:
-        policy_params["checkpoint"] = a["checkpoint"]
-        encoder_params["checkpoint"] = a["checkpoint"]
+    if a["policy"] == "checkpoint":
+        ckpt = str(resolve_share_path(a["checkpoint"] or DEFAULT_CHECKPOINT, Path(share) if share else None))
+        policy_params["checkpoint"] = ckpt
+        encoder_params["checkpoint"] = ckpt
     sim_params: dict[str, Any] = {"hand": hand}
     if a["task"]:
         sim_params["task"] = a["task"]

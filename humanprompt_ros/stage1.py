@@ -304,11 +304,16 @@ def prepare_frame(model: CrossPredictionModel, frame: np.ndarray) -> torch.Tenso
 
 @torch.no_grad()
 def predict_video(model: CrossPredictionModel, prompt_frames: np.ndarray, first_frame: np.ndarray, seed: int = 0,
-                  steps: int | None = None) -> np.ndarray:
-    """Predicted video (T, S, S, 3) uint8 of what follows ``first_frame`` when doing the prompt's task."""
+                  steps: int | None = None, samples: int = 1) -> np.ndarray:
+    """Predicted video (T, S, S, 3) uint8 of what follows ``first_frame`` when doing the prompt's task.
+
+    ``samples > 1`` decodes the mean latent of that many samples (an estimate of the expected
+    video: sharper motion is traded for lower error where the future is uncertain).
+    """
     g = torch.Generator().manual_seed(seed)
-    lat = model.sample(prepare_prompt(model, prompt_frames), prepare_frame(model, first_frame), steps, g)
-    return model.decode_latents(lat)[0].numpy()
+    prompt, first = prepare_prompt(model, prompt_frames), prepare_frame(model, first_frame)
+    lat = model.sample(prompt.expand(samples, *prompt.shape[1:]), first.expand(samples, *first.shape[1:]), steps, g)
+    return model.decode_latents(lat.mean(0, keepdim=True))[0].numpy()
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -382,7 +387,8 @@ def _linear_probe(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.nda
 
 @torch.no_grad()
 def evaluate_stage1(model: CrossPredictionModel, cfg: Stage1Config, train_eps: Sequence[ClipEpisode],
-                    test_eps: Sequence[ClipEpisode], max_targets: int = 40, seed: int = 0) -> dict[str, Any]:
+                    test_eps: Sequence[ClipEpisode], max_targets: int = 40, seed: int = 0,
+                    samples: int = 1) -> dict[str, Any]:
     """The acceptance tables: prediction quality vs baselines, and task probes vs an untrained model.
 
     Prediction: each held-out robot episode's first frame + a held-out human prompt of the same task
@@ -402,9 +408,11 @@ def evaluate_stage1(model: CrossPredictionModel, cfg: Stage1Config, train_eps: S
         gt = resize_frames(gt, cfg.model.image_size)
         first = target.frames[0]
         preds = {
-            "same-task prompt": predict_video(model, same[rng.integers(len(same))].frames, first, seed=i),
+            "same-task prompt": predict_video(model, same[rng.integers(len(same))].frames, first, seed=i,
+                                              samples=samples),
             "copy first frame": np.repeat(resize_frames(first[None], cfg.model.image_size), len(gt), axis=0),
-            "other-task prompt": predict_video(model, other[rng.integers(len(other))].frames, first, seed=i),
+            "other-task prompt": predict_video(model, other[rng.integers(len(other))].frames, first, seed=i,
+                                               samples=samples),
         }
         for k, p in preds.items():
             rows[k].append(psnr(p, gt))

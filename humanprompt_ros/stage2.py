@@ -55,7 +55,8 @@ class Stage2Config:
     hand: str = "allegro_right"  # the robot hand this policy is for (checked when loaded)
     out: str = "runs/stage2"
     condition: str = "prompt"  # prompt | none (behaviour cloning) | skill_oracle (true skill id)
-    stage1_pretrained: bool = True  # false: the stage-1 model is randomly initialised (ablation)
+    stage1_pretrained: bool = True  # false: stage-1 weights random, its prompt encoder + denoiser trained here
+    prompt_tokens: bool = True  # the head also attends to the stage-1 prompt tokens, not only the features
     video_former: VideoFormerConfig = field(default_factory=VideoFormerConfig)
     policy: PolicyModelConfig = field(default_factory=PolicyModelConfig)
     pdcp: PDCPSwitch = field(default_factory=PDCPSwitch)
@@ -122,8 +123,15 @@ class PromptPolicyModel(nn.Module):
         super().__init__()
         self.cfg, self.stage1_cfg = cfg, stage1_cfg
         self.video_model = video_model.requires_grad_(False).eval()
+        if not cfg.stage1_pretrained:
+            # the ablation: the prompt encoder and the denoiser's feature layers learn from the policy loss
+            # alone (the frame autoencoder stays a fixed random encoder)
+            video_model.prompt_encoder.requires_grad_(True)
+            video_model.denoiser.requires_grad_(True)
         t, _ = video_model.feature_tokens
         self.former = VideoFormer(cfg.video_former, video_model.feature_dim, t)
+        self.prompt_proj = nn.Sequential(nn.LayerNorm(video_model.prompt_dim),
+                                         nn.Linear(video_model.prompt_dim, cfg.video_former.width))
         self.skill_embed = nn.Embedding(max(1, len(cfg.skills)), cfg.video_former.width)
         self.head = DiffusionPolicyHead(cfg.policy, cfg.video_former.width)
         self.pdcp = PDCPLoss(cfg.pdcp, cfg.video_former.width, max(1, len(cfg.skills)))
@@ -133,20 +141,35 @@ class PromptPolicyModel(nn.Module):
         self.video_model.eval()  # frozen, always
         return self
 
+    @property
+    def trains_video_model(self) -> bool:
+        """Whether the stage-1 prompt encoder and denoiser are trained here (the no-pretraining ablation)."""
+        return not self.cfg.stage1_pretrained
+
+    def prompt_latents(self, prompt_frames: np.ndarray) -> torch.Tensor:
+        """A prompt video (any length/size) → prompt latents (1, Tp, C, h, w) (resampled as documented)."""
+        dev = next(self.head.parameters()).device
+        return prepare_prompt(self.video_model, prompt_frames).to(dev)
+
     @torch.no_grad()
     def encode_prompt(self, prompt_frames: np.ndarray) -> torch.Tensor:
         """A prompt video (any length/size) → prompt tokens (1, S, D)."""
-        dev = next(self.head.parameters()).device
-        return self.video_model.encode_prompt(prepare_prompt(self.video_model, prompt_frames).to(dev))
+        return self.video_model.encode_prompt(self.prompt_latents(prompt_frames))
 
     def condition(self, prompt_tokens: torch.Tensor, frame_latents: torch.Tensor,
                   skills: torch.Tensor | None = None) -> torch.Tensor:
-        """(B,S,D) prompt tokens, (B,C,h,w) current-frame latents → condition tokens (B, L, Dv)."""
+        """(B,S,D) prompt tokens, (B,C,h,w) current-frame latents → condition tokens (B, L, Dv).
+
+        L = T·Q Video Former tokens (+ S projected prompt tokens with ``prompt_tokens``, + 1 skill
+        token for the oracle).
+        """
         if self.cfg.condition == "none":
             prompt_tokens = torch.zeros_like(prompt_tokens)
-        with torch.no_grad():
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.trains_video_model):
             feats = self.video_model.features(prompt_tokens, frame_latents)
         tokens = self.former(feats)
+        if self.cfg.prompt_tokens:
+            tokens = torch.cat([tokens, self.prompt_proj(prompt_tokens)], dim=1)
         if self.cfg.condition == "skill_oracle":
             tokens = torch.cat([tokens, self.skill_embed(skills)[:, None]], dim=1)
         return tokens
@@ -196,16 +219,17 @@ class _Batcher:
             self.by_task.setdefault(ep.task, []).append(i)
             if ep.embodiment == "human":
                 self.human_by_task.setdefault(ep.task, []).append(i)
-        self.token_cache: dict[int, torch.Tensor] = {}
+        self.prompt_cache: dict[int, torch.Tensor] = {}
         self.latent_cache: dict[int, torch.Tensor] = {}
         cfg = model.cfg
         self.task_ids = {t: i for i, t in enumerate(cfg.tasks)}
         self.skill_ids = {s: i for i, s in enumerate(cfg.skills)}
 
-    def prompt_tokens(self, idx: int) -> torch.Tensor:
-        if idx not in self.token_cache:
-            self.token_cache[idx] = self.model.encode_prompt(self.episodes[idx].frames)[0]
-        return self.token_cache[idx]
+    def prompt_latents(self, idx: int) -> torch.Tensor:
+        """(Tp, C, h, w) latents of episode ``idx`` as a prompt (the frozen autoencoder's, cached)."""
+        if idx not in self.prompt_cache:
+            self.prompt_cache[idx] = self.model.prompt_latents(self.episodes[idx].frames)[0].half()
+        return self.prompt_cache[idx]
 
     def frame_latents(self, idx: int) -> torch.Tensor:
         if idx not in self.latent_cache:
@@ -216,7 +240,7 @@ class _Batcher:
 
     def sample(self, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
         h = self.model.cfg.policy.horizon
-        rows: dict[str, list] = {k: [] for k in ("tokens", "latent", "proprio", "actions", "mask", "task", "skill")}
+        rows: dict[str, list] = {k: [] for k in ("prompt", "latent", "proprio", "actions", "mask", "task", "skill")}
         for _ in range(batch):
             i = int(self.rng.integers(len(self.episodes)))
             ep = self.episodes[i]
@@ -224,7 +248,7 @@ class _Batcher:
             pool = [j for j in self.human_by_task.get(ep.task, []) if j != i] or \
                 [j for j in self.by_task[ep.task] if j != i] or [i]
             p = int(pool[self.rng.integers(len(pool))])
-            rows["tokens"].append(self.prompt_tokens(p))
+            rows["prompt"].append(self.prompt_latents(p).float())
             rows["latent"].append(self.frame_latents(i)[t].float())
             rows["proprio"].append(torch.from_numpy(ep.proprio[t]))
             rows["actions"].append(torch.from_numpy(chunk(ep.actions, t, h)))
@@ -244,7 +268,9 @@ class _TrainStep(nn.Module):
 
     def forward(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         m = self.model
-        cond = m.condition(b["tokens"], b["latent"], b["skill"])
+        with torch.set_grad_enabled(m.trains_video_model):
+            tokens = m.video_model.encode_prompt(b["prompt"])
+        cond = m.condition(tokens, b["latent"], b["skill"])
         out = {"diffusion": m.head.loss(cond, b["proprio"], b["actions"], b["mask"])}
         total = out["diffusion"]
         if m.cfg.pdcp.enabled and m.cfg.condition == "prompt":
@@ -272,7 +298,7 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
     # Normalisation statistics from the training actions (stored in the checkpoint with the weights).
     model.head.action_norm.fit(torch.from_numpy(np.concatenate([e.actions for e in episodes])))
     model.head.proprio_norm.fit(torch.from_numpy(np.concatenate([e.proprio for e in episodes])))
-    params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("video_model.")]
+    params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     out = Path(cfg.out)
     log = MetricsLog(out / "metrics.jsonl", enabled=dist.is_main)
@@ -367,6 +393,42 @@ class LearnedPolicy:
 
     def set_prompt(self, prompt: Any) -> None:
         self.tokens, self.skill = self.encode(prompt)
+        self.reset()
+
+    def set_encoded(self, tokens: Any, skill: Any = None) -> None:
+        """Install prompt tokens that :meth:`encode` computed elsewhere (e.g. the prompt encoder node, sent
+        over ROS) and :meth:`reset`: :meth:`set_prompt` without the encoding.
+
+        ``tokens``: (1, S, D) floats (tensor or array) shaped like this checkpoint's prompt tokens, all
+        finite; ``skill``: the prompt's skill index (``skill_oracle`` policies only, ignored otherwise).
+        Anything else raises ``ValueError`` saying why, and the previous prompt stays.
+        """
+        vm = self.model.video_model
+        try:
+            t = tokens.detach().cpu().float() if isinstance(tokens, torch.Tensor) else \
+                torch.from_numpy(np.array(tokens, dtype=np.float32))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"prompt tokens: not an array of numbers ({exc})") from None
+        pe = getattr(getattr(vm, "prompt_encoder", None), "cfg", None)
+        length = pe.prompt_frames * pe.prompt_tokens_per_frame if pe is not None else None
+        if t.ndim != 3 or t.shape[0] != 1 or t.shape[2] != vm.prompt_dim or length not in (None, t.shape[1]):
+            raise ValueError(f"prompt tokens of shape {tuple(t.shape)} do not fit this checkpoint, which encodes a "
+                             f"prompt as (1, {length or 'S'}, {vm.prompt_dim})")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError("prompt tokens contain NaN or inf")
+        idx = None
+        if self.model.cfg.condition == "skill_oracle":
+            n = len(self.model.cfg.skills)
+            try:
+                k = int(np.asarray(skill.cpu() if isinstance(skill, torch.Tensor) else skill).reshape(-1)[0])
+            except (TypeError, ValueError, IndexError):
+                k = -1
+            if not 0 <= k < n:
+                raise ValueError(f"skill_oracle policy: prompt tokens need the prompt's skill index in [0, {n}), "
+                                 f"got {skill!r}")
+            idx = torch.tensor([k])
+        ref = next(self.model.head.parameters())
+        self.tokens, self.skill = t.to(ref.device, ref.dtype), idx
         self.reset()
 
     def reset(self) -> None:

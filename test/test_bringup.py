@@ -69,6 +69,26 @@ def test_preflight_names_a_missing_module(tmp_path):
     assert any("config/ghost.yaml not found" in p for p in problems)
 
 
+def test_preflight_refuses_a_missing_checkpoint_before_starting_anything(tmp_path):
+    from humanprompt_ros.cli.bringup import preflight
+    from humanprompt_ros.paths import share_dir
+
+    missing = tmp_path / "models" / "policy.safetensors"
+    problems = preflight([s for s in build_graph({"checkpoint": str(missing)}) if s.enabled], share_dir())
+    assert len(problems) == 1, problems
+    assert str(missing) in problems[0] and "humanprompt-train stage2" in problems[0] and "policy:=replay" in problems[0]
+    missing.parent.mkdir()
+    missing.write_bytes(b"weights")  # preflight checks that the file is there; the policy node checks its content
+    assert preflight([s for s in build_graph({"checkpoint": str(missing)}) if s.enabled], share_dir()) == []
+    assert preflight([s for s in build_graph({"policy": "replay"}) if s.enabled], share_dir()) == []
+    # the command line: exit 2, one clear line, nothing started
+    out = run_bringup(f"checkpoint:={tmp_path / 'nope.safetensors'}", "sim:=true")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "cannot start the graph" in out.stderr
+    assert f"{tmp_path / 'nope.safetensors'}, which does not exist" in out.stderr
+    assert "started" not in out.stdout and "Traceback" not in out.stderr
+
+
 def test_launch_file_reads_the_graph_module():
     text = LAUNCH.read_text()
     tree = ast.parse(text)
@@ -76,6 +96,7 @@ def test_launch_file_reads_the_graph_module():
     assert "humanprompt_ros.graph" in froms, "bringup.launch.py must build its nodes from humanprompt_ros.graph"
     assert "build_graph" in text and "GRAPH_ARGS" in text and "OpaqueFunction" in text
     assert "respawn=" in text
+    assert "checkpoint_problem" in text, "a missing checkpoint must stop ros2 launch too, with the same message"
 
 
 @pytest.mark.skipif(_ros2_launch_missing() is not None, reason=_ros2_launch_missing() or "")

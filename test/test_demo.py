@@ -8,17 +8,48 @@ import pytest
 
 from ros_helpers import REPO_ROOT, make_ros_env, require_rclpy, reserve_domain_id
 
-pytestmark = [pytest.mark.ros, require_rclpy()]
+
+def demo(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "humanprompt_ros.cli.demo", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
+def test_defaults_are_the_learned_policy_on_a_human_only_skill_from_another_scene():
+    from humanprompt_ros.cli.demo import DEFAULT_SEED, DEFAULT_TASK, default_prompt_seed
+    from humanprompt_ros.cli.sim import load_benchmark
+    from humanprompt_ros.sim.tasks import load_task
+    from humanprompt_ros.paths import config_path
+
+    bench = load_benchmark()
+    assert load_task(config_path("tasks", f"{DEFAULT_TASK}.yaml")).skill in bench.human_only_skills
+    heldout = bench.seeds.heldout.seeds()
+    from humanprompt_ros.sim.runner import prompt_seed
+
+    prompt = default_prompt_seed(DEFAULT_SEED, "checkpoint")
+    assert DEFAULT_SEED in heldout and prompt not in bench.seeds.train.seeds() and prompt != DEFAULT_SEED
+    assert prompt == prompt_seed(DEFAULT_SEED, "other")  # the scene humanprompt-sim eval prompts this episode with
+    assert default_prompt_seed(DEFAULT_SEED, "replay") == DEFAULT_SEED  # replay needs the prompt's own scene
+
+
+def test_a_missing_checkpoint_is_a_set_up_error_that_says_what_to_do(tmp_path):
+    missing = tmp_path / "policy.safetensors"
+    out = demo("--checkpoint", str(missing), "--prompt-dir", str(tmp_path / "prompts"), timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"{missing}, which does not exist" in out.stderr
+    assert "humanprompt-train stage2" in out.stderr and "--policy replay" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "prompts").exists()  # failed before any work
+
+
+@pytest.mark.ros
+@require_rclpy()
 def test_demo_completes_a_task_from_a_human_prompt(tmp_path):
     with reserve_domain_id() as domain:
         env = make_ros_env(domain)
         env.setdefault("MUJOCO_GL", "osmesa")
-        out = subprocess.run([sys.executable, "-m", "humanprompt_ros.cli.demo", "--domain-id", str(domain),
-                              "--prompt-dir", str(tmp_path / "prompts"), "--timeout", "240"],
-                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+        out = demo("--policy", "replay", "--domain-id", str(domain), "--prompt-dir", str(tmp_path / "prompts"),
+                   "--timeout", "240", env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {**result, "task": "press_button", "policy": "replay", "success": True}
+    assert result["prompt_seed"] == result["seed"] and result["checkpoint"] is None
     assert "humanprompt-prompt set" in out.stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from humanprompt_ros.graph import GRAPH_ARGS, build_graph, parse_args
+from humanprompt_ros.graph import DEFAULT_CHECKPOINT, GRAPH_ARGS, build_graph, checkpoint_problem, parse_args
 from humanprompt_ros.paths import share_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,7 +22,12 @@ def test_default_graph_is_the_real_robot_without_rviz():
     assert set(specs) == {"sim_driver", "camera", "prompt_encoder", "policy", "command", "rviz"}
     enabled = {n for n, s in specs.items() if s.enabled}
     assert enabled == {"camera", "prompt_encoder", "policy", "command"}
-    assert specs["policy"].parameters["policy"] == "replay"
+    # the learned policy with the shipped checkpoint, for the policy node and the prompt encoder alike
+    shipped = str(share_dir() / DEFAULT_CHECKPOINT)
+    assert DEFAULT_CHECKPOINT == "models/policy.safetensors"
+    for name in ("policy", "prompt_encoder"):
+        assert specs[name].parameters["policy"] == "checkpoint"
+        assert specs[name].parameters["checkpoint"] == shipped
     assert specs["command"].parameters["hand"] == GRAPH_ARGS["hand"].default
     assert "source" not in specs["camera"].parameters  # config/camera.yaml's device
     for name, module, exe in [("camera", "humanprompt_ros.nodes.camera", "humanprompt-camera"),
@@ -47,6 +52,31 @@ def test_sim_rviz_policy_and_prompt_arguments():
     rviz = specs["rviz"]
     assert rviz.module is None and rviz.package == "rviz2" and not rviz.respawn
     assert rviz.cli_arguments("/share") == ["-d", "/share/rviz/humanprompt.rviz"]
+
+
+def test_checkpoint_resolution_and_replay_without_one(tmp_path, monkeypatch):
+    # relative: to the working directory when it exists there, else to the share directory
+    specs = by_name(build_graph({"checkpoint": "models/x.safetensors"}, share="/opt/share/humanprompt_ros"))
+    assert specs["policy"].parameters["checkpoint"] == "/opt/share/humanprompt_ros/models/x.safetensors"
+    (tmp_path / "mine.safetensors").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    specs = by_name(build_graph({"checkpoint": "mine.safetensors"}, share="/opt/share/humanprompt_ros"))
+    assert specs["policy"].parameters["checkpoint"] == str(tmp_path / "mine.safetensors")
+    assert checkpoint_problem(list(specs.values())) is None
+    specs = by_name(build_graph({"policy": "replay"}))
+    assert "checkpoint" not in specs["policy"].parameters and "checkpoint" not in specs["prompt_encoder"].parameters
+    assert checkpoint_problem(list(specs.values())) is None
+
+
+def test_a_missing_checkpoint_is_named_with_how_to_get_one(tmp_path):
+    missing = tmp_path / "models" / "policy.safetensors"
+    problem = checkpoint_problem(build_graph({"checkpoint": str(missing)}))
+    assert str(missing) in problem and "does not exist" in problem
+    assert "humanprompt-train stage2" in problem and "policy:=replay" in problem
+    assert "No trained policy is installed in models/ yet" in problem
+    # only the enabled nodes that load it count
+    assert checkpoint_problem(build_graph({"checkpoint": str(missing), "nodes": "camera,command"})) is None
+    assert "(needed by policy)" in checkpoint_problem(build_graph({"checkpoint": str(missing), "nodes": "policy"}))
 
 
 def test_the_sim_image_topic_is_the_table_one():

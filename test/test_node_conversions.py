@@ -161,7 +161,41 @@ def test_topic_table():
 
     assert topics.qos_profile(topics.OBSERVATION).reliability == ReliabilityPolicy.BEST_EFFORT
     assert topics.qos_profile(topics.PROMPT).durability == DurabilityPolicy.TRANSIENT_LOCAL
+    tokens_qos = topics.qos_profile(topics.PROMPT_TOKENS)  # latched like the prompt it encodes
+    assert (tokens_qos.durability, tokens_qos.reliability, tokens_qos.depth) == \
+        (DurabilityPolicy.TRANSIENT_LOCAL, ReliabilityPolicy.RELIABLE, 1)
+    assert topics.PROMPT_TOKENS.type == "std_msgs/msg/Float32MultiArray"
     assert topics.qos_profile(topics.MARKERS).reliability == ReliabilityPolicy.RELIABLE
     assert topics.subscription_qos(topics.JOINT_STATES).reliability == ReliabilityPolicy.BEST_EFFORT
     with pytest.raises(KeyError, match="not a humanprompt_ros topic"):
         topics.by_name("/nope")
+
+
+def test_prompt_tokens_message_round_trip_and_checks():
+    from rclpy.serialization import deserialize_message, serialize_message
+    from std_msgs.msg import Float32MultiArray
+
+    from humanprompt_ros.ros.conversions import msg_to_tokens, tokens_to_msg
+
+    tokens = np.random.default_rng(0).normal(size=(1, 8, 32)).astype(np.float32)
+    msg = tokens_to_msg(tokens, "press_button-1-ab@2", "0123456789abcdef", 3)
+    assert [(d.size, d.stride) for d in msg.layout.dim] == [(1, 256), (8, 256), (32, 32)]
+    assert [d.label for d in msg.layout.dim[1:]] == ["tokens", "channels"]
+    meta, back = msg_to_tokens(deserialize_message(serialize_message(msg), Float32MultiArray))  # as sent over DDS
+    assert meta == {"prompt_id": "press_button-1-ab@2", "checkpoint": "0123456789abcdef", "skill": 3}
+    np.testing.assert_array_equal(back, tokens)
+    meta, none = msg_to_tokens(tokens_to_msg(None, "", ""))  # a cleared prompt
+    assert meta["prompt_id"] == "" and none is None
+    with pytest.raises(ValueError, match="must be"):
+        tokens_to_msg(tokens[0], "x@1", "c")
+    short = tokens_to_msg(tokens, "x@1", "c")
+    short.data = short.data[:-1]
+    with pytest.raises(ValueError, match="does not match 255 values"):
+        msg_to_tokens(short)
+    foreign = Float32MultiArray()  # someone else's array on the topic
+    with pytest.raises(ValueError, match="without layout dimensions"):
+        msg_to_tokens(foreign)
+    foreign = tokens_to_msg(tokens, "x@1", "c")
+    foreign.layout.dim[0].label = "batch"
+    with pytest.raises(ValueError, match="not the JSON meta"):
+        msg_to_tokens(foreign)

@@ -52,7 +52,7 @@ def bad_prompts(root: Path) -> dict[str, str]:
 
 def test_shipped_config_loads_and_dirs_expand(monkeypatch, tmp_path):
     cfg = load_prompt_encoder_config(config_path("prompt_encoder.yaml"))
-    assert cfg.policy == "replay" and "$HUMANPROMPT_PROMPT_DIR" in cfg.prompt_dirs
+    assert cfg.policy == "checkpoint" and "$HUMANPROMPT_PROMPT_DIR" in cfg.prompt_dirs
     monkeypatch.delenv("HUMANPROMPT_PROMPT_DIR", raising=False)
     assert all("$" not in str(d) for d in expand_dirs(cfg.prompt_dirs))
     monkeypatch.setenv("HUMANPROMPT_PROMPT_DIR", str(tmp_path))
@@ -62,7 +62,7 @@ def test_shipped_config_loads_and_dirs_expand(monkeypatch, tmp_path):
 def test_validator_reasons_without_ros(tmp_path):
     from humanprompt_ros.nodes.prompt_encoder import PromptError, PromptValidator
 
-    v = PromptValidator(PromptEncoderConfig(prompt_dirs=[str(tmp_path)]))
+    v = PromptValidator(PromptEncoderConfig(prompt_dirs=[str(tmp_path)], policy="replay"))
     good = make_episode(tmp_path / "good")
     info = v.validate(str(good))
     assert info["task"] == "press_button" and info["actions"] == 6 and info["frames"] == 7 and info["id"]
@@ -76,6 +76,30 @@ def test_validator_reasons_without_ros(tmp_path):
     # a backend that takes bare videos (the learned one, encoded by the policy node) accepts one
     vv = PromptValidator(PromptEncoderConfig(prompt_dirs=[str(tmp_path)], policy="checkpoint"))
     assert vv.validate(str(tmp_path / "bad" / "bare.mp4"))["frames"] == 6
+    assert vv.encoded is None and "checkpoint" not in vv.validate(str(good))  # no checkpoint here: nothing encoded
+
+
+def test_validator_encodes_with_the_checkpoint_and_keeps_the_tokens(tmp_path, tmp_path_factory):
+    from humanprompt_ros.nodes.policy import checkpoint_identity
+    from humanprompt_ros.nodes.prompt_encoder import PromptError, PromptValidator
+    from humanprompt_ros.nodes.runtime import StartupError
+    from tiny_checkpoint import tiny_policy_checkpoint
+
+    ckpt = tiny_policy_checkpoint(tmp_path_factory)
+    v = PromptValidator(PromptEncoderConfig(prompt_dirs=[str(tmp_path)], policy="checkpoint", checkpoint=str(ckpt)))
+    assert v.checkpoint_id == checkpoint_identity(ckpt) and len(v.checkpoint_id) == 16
+    video = write_video(tmp_path / "prompt.mp4", [FRAME] * 6, fps=10)
+    info = v.validate(str(video))
+    assert info["checkpoint"] == v.checkpoint_id
+    pid, tokens, skill = v.encoded
+    assert pid == info["id"] and tokens.dtype == np.float32 and tokens.ndim == 3 and tokens.shape[0] == 1
+    assert skill is None
+    bad_prompts(tmp_path)
+    with pytest.raises(PromptError, match="too short"):
+        v.validate(str(tmp_path / "bad" / "short.mp4"))
+    assert v.encoded[0] == pid  # a refused prompt leaves the active one's tokens
+    with pytest.raises(StartupError, match="no such checkpoint file"):
+        PromptValidator(PromptEncoderConfig(policy="checkpoint", checkpoint=str(tmp_path / "missing.safetensors")))
 
 
 def _client(domain):
@@ -94,7 +118,7 @@ def test_set_clear_record_over_dds(tmp_path):
     cases = bad_prompts(tmp_path)
     with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs:
         node = procs.start("prompt_encoder", "-m", "humanprompt_ros.nodes.prompt_encoder", "--ros-args",
-                           "-p", f"prompt_dirs:=['{tmp_path}']", "-p", "record_seconds:=1.0")
+                           "-p", "policy:=replay", "-p", f"prompt_dirs:=['{tmp_path}']", "-p", "record_seconds:=1.0")
         c = _client(domain)
         try:
             assert c.enc_params.wait_for_service(timeout_sec=60), node.log()

@@ -20,9 +20,30 @@ def test_eval_json_last_line_contract():
               "--workers", "1", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(result) == {"skills", "mean"}
+    assert set(result) == {"skills", "mean", "unseen_mean"}  # press_button is a human-only skill
     assert result["skills"] == {"press_button": {"success": 1.0, "episodes": 2}}
     assert result["mean"] == 1.0
+
+
+def test_eval_several_policies_one_table_and_splits():
+    out = run("eval", "--policy", "expert=scripted", "--policy", "noop", "--tasks", "press_button,rotate_lever",
+              "--episodes", "1", "--seed", "7", "--workers", "1", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result["policies"]) == {"expert", "noop"} and result["split"] == "all"
+    assert result["policies"]["expert"]["skills"] == {"press_button": {"success": 1.0, "episodes": 1},
+                                                      "rotate": {"success": 1.0, "episodes": 1}}
+    assert result["policies"]["expert"]["seen_mean"] == 1.0 and result["policies"]["noop"]["unseen_mean"] == 0.0
+    unseen = run("eval", "--policy", "scripted", "--tasks", "press_button,rotate_lever", "--split", "unseen",
+                 "--episodes", "1", "--workers", "1", "--json")
+    assert set(json.loads(unseen.stdout.strip().splitlines()[-1])["skills"]) == {"press_button"}
+    table = run("eval", "--policy", "scripted", "--tasks", "rotate_lever", "--split", "seen", "--episodes", "1",
+                "--workers", "1")
+    assert "| policy | rotate | seen_mean | mean |" in table.stdout and "| scripted | 1.00 |" in table.stdout
+    none = run("eval", "--policy", "scripted", "--tasks", "rotate_lever", "--split", "unseen", "--episodes", "1")
+    assert none.returncode == 2 and "no task matches" in none.stderr
+    twice = run("eval", "--policy", "a=noop", "--policy", "a=random", "--episodes", "1")
+    assert twice.returncode == 2 and "given twice" in twice.stderr
 
 
 def test_eval_replay_and_bad_arguments():

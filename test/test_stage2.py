@@ -102,3 +102,18 @@ def test_pdcp_terms_are_logged_and_training_resumes(tmp_path, stage1_checkpoint,
     steps = [r["step"] for r in records]
     assert steps == sorted(set(steps)) and max(steps) == 8
     assert {"diffusion_loss", "nt_xent_loss", "proto_ce_loss", "siamese_loss"} <= set(records[0])
+
+
+@pytest.mark.parametrize("pretrained", [True, False])
+def test_stage1_weights_frozen_only_when_pretrained(tmp_path, stage1_checkpoint, episodes, pretrained):
+    from humanprompt_ros.stage1 import load_stage1
+
+    final = train_stage2(stage2_config(tmp_path / "run", stage1_checkpoint, stage1_pretrained=pretrained), episodes)
+    trained, _ = load_policy_model(final)
+    s1, _, _ = load_stage1(stage1_checkpoint)
+    before = s1.prompt_encoder.state_dict()
+    after = trained.video_model.prompt_encoder.state_dict()
+    same = all(torch.equal(before[k], after[k]) for k in before)
+    assert same == pretrained  # pretrained: frozen stage-1 weights; ablation: random init, then trained
+    ae_before, ae_after = s1.autoencoder.state_dict(), trained.video_model.autoencoder.state_dict()
+    assert all(torch.equal(ae_before[k], ae_after[k]) for k in ae_before) == pretrained

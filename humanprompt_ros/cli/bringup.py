@@ -2,7 +2,9 @@
 
 ::
 
-    humanprompt-bringup sim:=true policy:=replay
+    humanprompt-bringup sim:=true                  # the learned policy, models/policy.safetensors
+    humanprompt-bringup sim:=true checkpoint:=runs/stage2/policy.safetensors
+    humanprompt-bringup sim:=true policy:=replay   # retarget the prompt's own actions (no checkpoint)
     humanprompt-bringup camera_source:=video camera_path:=demo.mp4 nodes:=camera,command
     humanprompt-bringup --dry-run sim:=true        # print the commands, start nothing
     humanprompt-bringup --help                     # the arguments and their defaults
@@ -13,7 +15,8 @@ The same ``name:=value`` arguments and the same nodes, parameter files and param
 * Each node runs as ``python -m <module> --ros-args -r __node:=NAME --params-file ... -p k:=v``
   with this interpreter, in a process group of its own; its output is prefixed with ``[NAME]``.
 * Before starting anything, every node is checked (its module importable, its parameter files
-  present); a problem is reported in one line per node and the exit code is 2.
+  present, and with ``policy:=checkpoint`` — the default — the checkpoint file present); a problem
+  is reported in one line each and the exit code is 2.
 * A node that exits while the graph runs is restarted after ``respawn_delay`` seconds, with a log
   line — except after exit code 2 (the node's "cannot start: bad configuration" code: restarting
   would fail the same way).
@@ -35,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..graph import GRAPH_ARGS, NodeSpec, build_graph
+from ..graph import GRAPH_ARGS, NodeSpec, build_graph, checkpoint_problem
 
 EXIT_CONFIG_ERROR = 2
 SHUTDOWN_GRACE_S = 5.0
@@ -87,6 +90,9 @@ def preflight(specs: list[NodeSpec], share: Path) -> list[str]:
         for p in s.params_paths(share):
             if not p.is_file():
                 problems.append(f"node {s.name!r}: parameter file {p} not found")
+    ckpt = checkpoint_problem(specs)
+    if ckpt:
+        problems.append(ckpt)
     return problems
 
 
@@ -196,15 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(usage())
         return 0
-    try:
-        args, dry_run = parse_cli(argv)
-        specs = [s for s in build_graph(args) if s.enabled]
-    except ValueError as exc:
-        print(f"humanprompt-bringup: {exc}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
     from ..paths import share_dir
 
-    share = share_dir()
+    try:
+        share = share_dir()
+        args, dry_run = parse_cli(argv)
+        specs = [s for s in build_graph(args, share) if s.enabled]
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"humanprompt-bringup: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     log_level = args.get("log_level", GRAPH_ARGS["log_level"].default)
     if not specs:
         print("humanprompt-bringup: no node to start with these arguments", file=sys.stderr)

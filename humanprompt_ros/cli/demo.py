@@ -1,15 +1,26 @@
 """``humanprompt-demo``: the main job on the embedded default, end to end through ROS 2.
 
-1. A human demonstration of a benchmark task is recorded in the simulator (the human expert), into
-   a prompt directory.
-2. ``humanprompt-bringup sim:=true policy:=POLICY task:=TASK seed:=SEED`` starts the graph: the
-   simulated Allegro hand (sim driver), camera, prompt encoder, policy and retarget/command nodes,
-   each its own process talking over Fast DDS.
+By default the simulated Allegro hand performs a *human-only* skill (``press_button``: the robot
+never saw it done in its training data) with the learned policy (``models/policy.safetensors``),
+prompted by a human demonstration recorded in *another* scene than the one it acts in (the prompt's
+seed is the scene's seed + 7,000,000, the rule of ``humanprompt-sim eval``; both are held out from training).
+
+1. A human demonstration of the task at the prompt seed is recorded in the simulator (the human
+   expert), into a prompt directory.
+2. ``humanprompt-bringup sim:=true policy:=POLICY checkpoint:=CKPT task:=TASK seed:=SEED`` starts
+   the graph: the simulated Allegro hand (sim driver), camera, prompt encoder, policy and
+   retarget/command nodes, each its own process talking over Fast DDS.
 3. The prompt is set from another process, exactly as an operator would:
    ``humanprompt-prompt set PROMPT`` (= ``ros2 param set /prompt_encoder prompt_video PROMPT``).
-4. It waits for the sim driver's task status and prints the outcome, then shuts the graph down.
+4. It waits for the sim driver's task status and prints the outcome (and a JSON line), then shuts
+   the graph down.
 
-Exit code 0 when the hand completed the task, 1 when it did not, 2 on a set-up error.
+``--policy replay`` runs the retarget-the-human-demo baseline instead: it replays the prompt's own
+actions open loop, so it needs the prompt from the same scene (the prompt seed defaults to the
+scene seed then).
+
+Exit code 0 when the hand completed the task, 1 when it did not, 2 on a set-up error (e.g. no
+checkpoint: the message says which file and how to get one).
 """
 
 from __future__ import annotations
@@ -23,8 +34,18 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_TASK = "press_button"
+DEFAULT_TASK = "press_button"  # a human-only skill (config/benchmark.yaml human_only_skills)
 DEFAULT_SEED = 1_000_000  # a held-out seed (config/benchmark.yaml)
+POLICIES = ("checkpoint", "replay")
+
+
+def default_prompt_seed(seed: int, policy: str) -> int:
+    """The prompt's seed when none is given: another held-out scene for the learned policy, chosen by
+    the rule ``humanprompt-sim eval`` uses (so the demo's outcome is that of the eval episode); the
+    same scene for replay, which executes the prompt's actions open loop."""
+    from ..sim.runner import prompt_seed
+
+    return prompt_seed(seed, "same" if policy == "replay" else "other")
 
 
 def record_prompt(task: str, seed: int, root: Path) -> Path:
@@ -42,19 +63,46 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="humanprompt-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default=DEFAULT_TASK, help="benchmark task (config/tasks/*.yaml)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--policy", default="replay", help="replay | checkpoint (the learned policy)")
-    parser.add_argument("--checkpoint", default="", help="with --policy checkpoint: the checkpoint file")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the scene's seed (default: held out)")
+    parser.add_argument("--prompt-seed", type=int, default=None,
+                        help="seed of the scene the human prompt is recorded in (default: --seed + 7,000,000 with "
+                             "the learned policy, as humanprompt-sim eval; --seed with replay)")
+    parser.add_argument("--policy", default="checkpoint", choices=POLICIES,
+                        help="checkpoint (the learned policy, default) | replay (retarget the prompt's actions)")
+    parser.add_argument("--checkpoint", default="",
+                        help="with --policy checkpoint: the checkpoint file (default: models/policy.safetensors)")
     parser.add_argument("--prompt-dir", type=Path, default=Path("runs/demo/prompts"))
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "42")))
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds for the whole run")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("MUJOCO_GL", "osmesa")
+    prompt_seed = default_prompt_seed(args.seed, args.policy) if args.prompt_seed is None else args.prompt_seed
+    graph_args = ["sim:=true", f"policy:={args.policy}", f"task:={args.task}", f"seed:={args.seed}"]
+    checkpoint = None
+    if args.policy == "checkpoint":
+        from ..graph import build_graph, checkpoint_problem
+
+        try:
+            specs = build_graph({"sim": "true", "policy": "checkpoint", "checkpoint": args.checkpoint})
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"[demo] error: {exc}", file=sys.stderr)
+            return 2
+        problem = checkpoint_problem(specs)
+        if problem:
+            print(f"[demo] error: {problem} (here: humanprompt-demo --checkpoint PATH, or --policy replay)",
+                  file=sys.stderr)
+            return 2
+        checkpoint = next(s.parameters["checkpoint"] for s in specs if s.name == "policy")
+        graph_args.append(f"checkpoint:={checkpoint}")
+    elif prompt_seed != args.seed:
+        print(f"[demo] note: replay executes the prompt's own actions open loop; a prompt from another scene "
+              f"(seed {prompt_seed} ≠ {args.seed}) will usually miss")
     prompt_root = args.prompt_dir.resolve()
-    print(f"[demo] 1/4 recording a human demonstration of {args.task} (seed {args.seed}) in the simulator")
+    print(f"[demo] 1/4 recording a human demonstration of {args.task} in the simulator (prompt seed {prompt_seed}; "
+          f"the hand acts in seed {args.seed})")
     try:
-        prompt = record_prompt(args.task, args.seed, prompt_root)
+        prompt = record_prompt(args.task, prompt_seed, prompt_root)
     except (ValueError, FileNotFoundError) as exc:
         print(f"[demo] error: {exc}", file=sys.stderr)
         return 2
@@ -63,9 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "ROS_DOMAIN_ID": str(args.domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
            "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp", "HUMANPROMPT_PROMPT_DIR": str(prompt_root)}
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION")})
-    graph_args = ["sim:=true", f"policy:={args.policy}", f"task:={args.task}", f"seed:={args.seed}"]
-    if args.checkpoint:
-        graph_args.append(f"checkpoint:={args.checkpoint}")
     print(f"[demo] 2/4 humanprompt-bringup {' '.join(graph_args)}")
     log_path = prompt_root.parent / "bringup.log"
     log = open(log_path, "w")
@@ -94,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         ok = bool(status.get("success"))
         print(f"[demo] 4/4 outcome: {'SUCCESS' if ok else 'FAILURE'} — the simulated Allegro hand "
               f"{'completed' if ok else 'did not complete'} {args.task} (seed {args.seed}) from the human prompt "
-              f"in {status.get('step')} control steps, policy {args.policy}")
-        print(json.dumps({"task": args.task, "seed": args.seed, "policy": args.policy, "success": ok,
-                          "steps": status.get("step")}))
+              f"(seed {prompt_seed}) in {status.get('step')} control steps, policy {args.policy}"
+              + (f" ({checkpoint})" if checkpoint else ""))
+        print(json.dumps({"task": args.task, "seed": args.seed, "prompt_seed": prompt_seed, "policy": args.policy,
+                          "checkpoint": checkpoint, "success": ok, "steps": status.get("step")}))
         return 0 if ok else 1
     except (TimeoutError, RuntimeError) as exc:
         print(f"[demo] error: {exc} (bringup log: {log_path})", file=sys.stderr)

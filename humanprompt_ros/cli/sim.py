@@ -4,10 +4,12 @@
     humanprompt-sim generate --out data/sim                 # the dataset of config/benchmark.yaml
     humanprompt-sim render --task push_box --seed 0 --out push_box.mp4
     humanprompt-sim eval --policy scripted --embodiment robot --episodes 50 --json
-    humanprompt-sim eval --policy replay --prompt-seed other --episodes 50 --json
+    humanprompt-sim eval --policy replay --episodes 50 --json   # prompts: held-out human demos
+    humanprompt-sim eval --policy full=models/policy.safetensors --policy replay --split unseen --episodes 20
 
 ``eval --json`` prints as its last line ``{"skills": {SKILL: {"success": RATE, "episodes": N}},
-"mean": RATE}`` (SPEC §4), the mean taken over skills.
+"mean": RATE, "seen_mean": RATE, "unseen_mean": RATE}`` (SPEC §4), the means taken over skills; with
+several ``--policy NAME=SPEC`` rows, ``{"policies": {NAME: <that object>}, ...}``.
 """
 
 from __future__ import annotations
@@ -164,54 +166,124 @@ def _success_table(results: list[dict]) -> dict:
             for emb, d in table.items()}
 
 
-def cmd_eval(args) -> int:
-    from ..sim.runner import eval_job
-    from ..sim.tasks import task_files, load_task
+SPLITS = ("seen", "unseen", "all")
+SIMPLE_POLICIES = ("scripted", "replay", "noop", "random")
 
-    kwargs = json.loads(args.policy_args) if args.policy_args else {}
-    if args.policy == "random":
-        kwargs.setdefault("seed", args.seed)
+
+def parse_policies(specs: list[str]) -> dict[str, str]:
+    """``--policy`` values → {row name: policy spec}; ``NAME=SPEC`` names a row, else the spec is the name."""
+    rows: dict[str, str] = {}
+    for spec in specs:
+        name, _, value = spec.partition("=") if "=" in spec else (spec, "", spec)
+        name, value = name.strip(), value.strip()
+        if not name or not value:
+            raise ValueError(f"--policy {spec!r}: expected SPEC or NAME=SPEC")
+        if name in rows:
+            raise ValueError(f"--policy: the row name {name!r} is given twice (name them: NAME=SPEC)")
+        if value not in SIMPLE_POLICIES and not Path(value).exists():
+            from ..policy import make_policy
+
+            make_policy(value)  # raises the readable error here, before any worker starts
+        rows[name] = value
+    return rows
+
+
+def split_tasks(task_arg: str | None, split: str, benchmark: str | None = None) -> list[Path]:
+    """The task files of ``--tasks`` whose skill is in ``split``: seen (robot skills), unseen (human-only)."""
+    from ..sim.tasks import load_task, task_files
+
+    if split not in SPLITS:
+        raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    bench = load_benchmark(benchmark)
+    keep = {"seen": set(bench.robot_skills), "unseen": set(bench.human_only_skills),
+            "all": set(bench.robot_skills) | set(bench.human_only_skills)}[split]
+    files = [f for f in task_files(task_arg) if load_task(f).skill in keep]  # validates each task here
+    if not files:
+        raise ValueError(f"no task matches --tasks {task_arg or '(all)'} in split {split!r}")
+    return files
+
+
+def summarize(results: list[dict], bench: "BenchmarkConfig") -> dict:
+    """Per-episode results → the eval JSON contract (SPEC §4) plus the seen/unseen means."""
+    per: dict[str, list[bool]] = {}
+    for r in results:
+        per.setdefault(r["skill"], []).append(r["success"])
+    skills = {k: {"success": round(float(np.mean(v)), 4), "episodes": len(v)} for k, v in sorted(per.items())}
+    out = {"skills": skills, "mean": round(float(np.mean([v["success"] for v in skills.values()])), 4) if skills else 0.0}
+    for name, group in (("seen_mean", bench.robot_skills), ("unseen_mean", bench.human_only_skills)):
+        vals = [v["success"] for k, v in skills.items() if k in group]
+        if vals:
+            out[name] = round(float(np.mean(vals)), 4)
+    return out
+
+
+def markdown_table(rows: dict[str, dict]) -> str:
+    """{row: summary} → a markdown table, one column per skill, then the seen/unseen/overall means."""
+    skills = sorted({k for r in rows.values() for k in r["skills"]})
+    cols = skills + [c for c in ("seen_mean", "unseen_mean") if any(c in r for r in rows.values())] + ["mean"]
+    lines = ["| policy | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, r in rows.items():
+        cells = [f"{r['skills'][k]['success']:.2f}" if k in r["skills"] else "–" for k in skills]
+        cells += [f"{r[c]:.2f}" if c in r else "–" for c in cols[len(skills):]]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cmd_eval(args) -> int:
+    rows = parse_policies(args.policy)
+    bench = load_benchmark(args.benchmark)
+    files = split_tasks(args.tasks, args.split, args.benchmark)
     seeds = list(range(args.seed, args.seed + args.episodes))
-    jobs = []
-    for f in task_files(args.tasks):
-        load_task(f)  # validate up front, in this process
-        for chunk in _chunks(seeds, max(1, min(args.chunk, -(-len(seeds) // max(1, args.workers))))):
-            jobs.append((args.policy, str(f), args.embodiment, chunk, args.prompt_seed, kwargs, args.save_dir))
-    if not jobs or not seeds:
+    if not seeds:
         print("nothing to evaluate", file=sys.stderr)
         return 1
-    if args.policy not in ("scripted", "replay", "noop", "random") and not Path(args.policy).exists():
-        from ..policy import make_policy
-
-        make_policy(args.policy)  # raises the readable error in this process
-    results = []
-    bar = _tqdm(total=sum(len(j[3]) for j in jobs), desc=f"eval {args.policy}", unit="ep",
+    base_kwargs = json.loads(args.policy_args) if args.policy_args else {}
+    size = max(1, min(args.chunk, -(-len(seeds) // max(1, args.workers))))
+    jobs = []
+    for name, spec in rows.items():
+        kwargs = dict(base_kwargs)
+        if spec == "random":
+            kwargs.setdefault("seed", args.seed)
+        for f in files:
+            for chunk in _chunks(seeds, size):
+                jobs.append((name, (spec, str(f), args.embodiment, chunk, args.prompt_seed, kwargs, args.save_dir)))
+    results: dict[str, list[dict]] = {name: [] for name in rows}
+    bar = _tqdm(total=len(jobs) and sum(len(j[1][3]) for j in jobs), desc=f"eval {', '.join(rows)}", unit="ep",
                 disable=args.quiet or not sys.stderr.isatty())
     pool = _pool(args.workers)
     try:
-        it = pool.imap_unordered(eval_job, jobs) if pool else map(eval_job, jobs)
-        for res in it:
-            results += res
+        it = pool.imap_unordered(_named_eval_job, jobs) if pool else map(_named_eval_job, jobs)
+        for name, res in it:
+            results[name] += res
             bar.update(len(res))
     finally:
         bar.close()
         if pool:
             pool.close()
             pool.join()
-    per: dict[str, list[bool]] = {}
-    for r in results:
-        per.setdefault(r["skill"], []).append(r["success"])
-    skills = {k: {"success": round(float(np.mean(v)), 4), "episodes": len(v)} for k, v in sorted(per.items())}
-    mean = round(float(np.mean([v["success"] for v in skills.values()])), 4) if skills else 0.0
-    if not args.json:
-        print(f"policy {args.policy}  embodiment {args.embodiment}  seeds {args.seed}..{args.seed + args.episodes - 1}"
-              + (f"  prompt-seed {args.prompt_seed}" if args.policy == "replay" else ""))
-        for k, v in skills.items():
-            print(f"  {k:14s} {v['success']:.3f}  ({v['episodes']} episodes)")
-        print(f"  {'mean':14s} {mean:.3f}")
+    table = {name: summarize(results[name], bench) for name in rows}
+    header = (f"embodiment {args.embodiment}  split {args.split}  seeds {args.seed}..{args.seed + args.episodes - 1}"
+              f"  prompts: human demos at {'the same seed' if args.prompt_seed == 'same' else 'other held-out seeds'}")
+    if len(rows) == 1:
+        result = next(iter(table.values()))
     else:
-        print(json.dumps({"skills": skills, "mean": mean}))
+        result = {"policies": table, "split": args.split, "embodiment": args.embodiment,
+                  "seeds": [seeds[0], seeds[-1]], "prompt_seed": args.prompt_seed}
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(header)
+        print(markdown_table(table))
     return 0
+
+
+def _named_eval_job(job: tuple[str, tuple]) -> tuple[str, list[dict]]:
+    from ..sim.runner import eval_job
+
+    name, args = job
+    return name, eval_job(args)
 
 
 def _label(frame: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
@@ -293,18 +365,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_render)
 
     e = sub.add_parser("eval", help="closed-loop success rate of a policy")
-    e.add_argument("--policy", required=True, help="scripted | replay | noop | random | a checkpoint path")
+    e.add_argument("--policy", required=True, action="append",
+                   help="scripted | replay | noop | random | a checkpoint path; NAME=SPEC names the row; "
+                        "repeat to evaluate several policies on the same episodes (one table)")
+    e.add_argument("--split", choices=SPLITS, default="all",
+                   help="seen: the robot skills under new scenes; unseen: the human-only skills; all (default)")
+    e.add_argument("--benchmark", default=None, help="splits file (default config/benchmark.yaml)")
     e.add_argument("--embodiment", choices=["robot", "human"], default="robot")
     e.add_argument("--episodes", type=int, default=10, help="episodes per task")
     e.add_argument("--seed", type=int, default=1_000_000, help="first seed (default: the held-out range)")
     e.add_argument("--tasks", default=None, help="task YAML, directory, path glob or name glob (default: all)")
-    e.add_argument("--prompt-seed", choices=["same", "other"], default="same",
-                   help="prompt = a human demo of the same task at the same seed (same scene) or another seed")
+    e.add_argument("--prompt-seed", choices=["same", "other"], default="other",
+                   help="prompt = a human demo of the episode's task at another held-out seed (default; never "
+                        "a training scene) or at the same seed (the same scene)")
     e.add_argument("--policy-args", default=None, help="JSON object of extra policy arguments")
     e.add_argument("--workers", type=int, default=workers)
     e.add_argument("--chunk", type=int, default=10, help="max episodes per worker job")
     e.add_argument("--save-dir", default=None, help="also write the evaluated episodes here")
     e.add_argument("--json", action="store_true", help="print the result JSON as the last line")
+    e.add_argument("--out", default=None, help="also write the result JSON to this file")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
     return p

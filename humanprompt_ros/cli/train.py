@@ -49,8 +49,10 @@ def cmd_eval_stage1(args: argparse.Namespace) -> int:
     model, cfg, _ = load_stage1(args.checkpoint)
     train = load_clip_episodes(args.train, cfg.model.image_size)
     heldout = load_clip_episodes(args.heldout, cfg.model.image_size)
-    result = evaluate_stage1(model, cfg, train, heldout, max_targets=args.max_targets, seed=args.seed)
-    print("prediction on held-out robot episodes (robot first frame + human prompt):")
+    result = evaluate_stage1(model, cfg, train, heldout, max_targets=args.max_targets, seed=args.seed,
+                             samples=args.samples)
+    print(f"prediction on held-out robot episodes (robot first frame + human prompt; "
+          f"{'one sample' if args.samples == 1 else f'mean of {args.samples} samples'}):")
     print(f"  {'condition':<20} {'PSNR dB':>8} {'SSIM':>6}  per-frame PSNR")
     for name, row in result["prediction"].items():
         print(f"  {name:<20} {row['psnr']:8.2f} {row['ssim']:6.3f}  {row['psnr_per_frame']}")
@@ -112,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--train", type=Path, required=True, help="training dataset (probe prototypes / fit)")
     p.add_argument("--heldout", type=Path, required=True, help="held-out dataset")
-    p.add_argument("--max-targets", type=int, default=40)
+    p.add_argument("--max-targets", type=int, default=48)
+    p.add_argument("--samples", type=int, default=1,
+                   help="predict with the mean latent of this many samples (1: a single sample)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
     p.set_defaults(func=cmd_eval_stage1)

@@ -256,6 +256,11 @@ class CrossPredictionModel(nn.Module):
         raise NotImplementedError
 
     @property
+    def prompt_dim(self) -> int:
+        """D of the prompt tokens (B, S, D) that :meth:`encode_prompt` returns."""
+        return self.prompt_encoder.cfg.width
+
+    @property
     def feature_tokens(self) -> tuple[int, int]:
         """(T, N) of :meth:`features`."""
         raise NotImplementedError

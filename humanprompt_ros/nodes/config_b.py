@@ -49,10 +49,11 @@ class PromptEncoderConfig:
                                   "validates and encodes the prompt before answering; a bad prompt is refused with "
                                   "the reason and the previous one stays active. Empty: no prompt (stop)")
     policy: Literal["replay", "scripted", "checkpoint"] = param(
-        "replay", "the policy backend the prompt is for (its requirements are checked: replay needs the "
-                  "demonstration's actions, checkpoint a video)", read_only=True)
-    checkpoint: str = param("", "policy:=checkpoint: the checkpoint whose prompt encoder is used (empty: validate the "
-                                "video only; the policy node encodes it)", read_only=True)
+        "checkpoint", "the policy backend the prompt is for (its requirements are checked: replay needs the "
+                      "demonstration's actions, checkpoint a video)", read_only=True)
+    checkpoint: str = param("", "policy:=checkpoint: the checkpoint whose prompt encoder encodes the prompt when it "
+                                "is set; the tokens are published on /humanprompt/prompt_tokens for the policy node "
+                                "(empty: validate the video only; the policy node encodes it)", read_only=True)
     hand: str = param("config/hands/allegro_right.yaml", "hand YAML (relative: to the package share directory)",
                       read_only=True)
     prompt_dirs: list[str] = param(None, "directories prompts may come from (~ and $VARS expanded; an entry whose "
@@ -82,7 +83,7 @@ class PolicyConfig:
     """Parameters of the policy node (``humanprompt_ros.nodes.policy``)."""
 
     policy: Literal["replay", "scripted", "checkpoint"] = param(
-        "replay", "backend: replay (the prompt's own unified actions, open loop), scripted (the benchmark's "
+        "checkpoint", "backend: replay (the prompt's own unified actions, open loop), scripted (the benchmark's "
                   "expert for the prompt's task and seed; tests only), checkpoint (the learned policy)",
         read_only=True)
     checkpoint: str = param("", "policy:=checkpoint: checkpoint file (absolute, or relative to the working or share "
@@ -104,6 +105,10 @@ class PolicyConfig:
                          read_only=True)
     device: str = param("cpu", "policy:=checkpoint: torch device", read_only=True)
     threads: int = param(1, "policy:=checkpoint: torch CPU threads", read_only=True, range=(0, 64))
+    prompt_tokens_timeout: float = param(
+        2.0, "policy:=checkpoint: seconds the prompt worker waits for the prompt encoder's tokens of a new prompt "
+             "(/humanprompt/prompt_tokens, same checkpoint) before encoding the prompt itself; 0: use them only "
+             "when already there. Control never waits on this", range=(0.0, 60.0))
     diagnostics_period: float = param(1.0, "seconds between /diagnostics updates", read_only=True,
                                       range=(0.05, 60.0))
 

@@ -35,6 +35,14 @@ How it runs
   learned policy: the prompt video is encoded there) and one warm-up ``act`` (then ``reset``),
   while control continues with the old prompt; the new one is swapped in atomically between two
   control steps, and its chunk starts from its first action.
+* **Prompt tokens** (``policy:=checkpoint``): the prompt encoder node, given the same checkpoint,
+  encodes the prompt when it is set and publishes the tokens latched on
+  ``/humanprompt/prompt_tokens`` with the prompt's id and the checkpoint's identity
+  (:func:`checkpoint_identity`: a hash of the safetensors header, the file size and mtime). The
+  worker installs tokens whose prompt id and checkpoint identity match (``set_encoded``) instead
+  of encoding the video again; it waits for them at most ``prompt_tokens_timeout`` s when the prompt
+  message says they come from this checkpoint, and otherwise (another checkpoint, an encoder
+  without one, a late or malformed message) encodes the prompt itself. Control never waits on it.
 * **Control loop** (a thread of its own, never the executor's): every ``1/rate`` s one action of
   the current chunk is published; when the chunk is used up, ``act(latest frame, proprio)`` is
   called for the next one (the protocol's contract: execute the whole chunk, then ask again).
@@ -45,6 +53,7 @@ How it runs
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import threading
 import time
@@ -100,6 +109,22 @@ class ScriptedFromPrompt:
         return self.plan[idx].copy()
 
 
+def checkpoint_identity(path: str | Path) -> str:
+    """A short identity of a checkpoint file's content: sha1 of its safetensors header (config, hand,
+    step, ...), its size and mtime. Two nodes share prompt tokens only when their identities match,
+    so tokens from another checkpoint (or an older version of the same file) are never used."""
+    p = Path(path)
+    st = p.stat()
+    h = hashlib.sha1()
+    with p.open("rb") as f:
+        head = f.read(8)
+        h.update(head)
+        if len(head) == 8:
+            h.update(f.read(min(int.from_bytes(head, "little"), 100 << 20)))
+    h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
 def resolve_checkpoint(value: str) -> Path:
     from ..paths import share_dir
 
@@ -148,10 +173,14 @@ class PolicyRunner:
         self.chunk_stamp = None
         self.generation = 0  # bumps on every prompt change (cancels stale workers)
 
-    def prepare(self, prompt: dict, proprio: np.ndarray | None = None):
-        """Slow (worker thread): a copy of the backend with ``prompt`` set and warmed up."""
+    def prepare(self, prompt: dict, proprio: np.ndarray | None = None, encoded: tuple | None = None):
+        """Slow (worker thread): a copy of the backend with ``prompt`` set and warmed up; ``encoded`` =
+        (tokens, skill) already computed for it (the learned backend's ``set_encoded``)."""
         policy = copy.copy(self.template)
-        policy.set_prompt(prompt["path"])
+        if encoded is not None:
+            policy.set_encoded(*encoded)
+        else:
+            policy.set_prompt(prompt["path"])
         if self.warmup:
             policy.act(self.warmup_frame, np.zeros(24) if proprio is None else proprio)
             policy.reset()
@@ -225,14 +254,14 @@ def _make_node_class():
     from rclpy.node import Node
     from rclpy.time import Time
     from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import String
+    from std_msgs.msg import Float32MultiArray, String
     from std_srvs.srv import Trigger
 
     from ..action import HandAction
     from ..hand import load_hand
     from ..paths import config_path
     from ..ros import topics
-    from ..ros.conversions import action_to_pose_array, joint_positions, matrix_from_pose
+    from ..ros.conversions import action_to_pose_array, joint_positions, matrix_from_pose, msg_to_tokens
     from ..ros.diagnostics import ERROR, OK, WARN, LatencyStats, NodeDiagnostics, RateMeter
     from ..ros.image import image_to_numpy
     from ..ros.params import declare_config, watch_config
@@ -249,8 +278,17 @@ def _make_node_class():
             self.hand = load_hand(hand_path)
             self.hand.fk(self.hand.neutral())  # warm-up of the kinematics
             t0 = time.perf_counter()
+            self.checkpoint_id = ""  # identity of the loaded checkpoint ("" : none, never matches)
+            if self.cfg.policy == "checkpoint":
+                path = resolve_checkpoint(self.cfg.checkpoint)
+                before = checkpoint_identity(path) if path.is_file() else ""
             self.runner = PolicyRunner(build_backend(self.cfg, self.hand.name), self.cfg.warmup)
+            if self.cfg.policy == "checkpoint" and hasattr(self.runner.template, "set_encoded"):
+                after = checkpoint_identity(path)
+                self.checkpoint_id = before if before == after else ""  # replaced while loading: trust no tokens
             self.load_s = time.perf_counter() - t0
+            self._tokens_cv = threading.Condition()
+            self._tokens: dict[str, tuple] = {}  # prompt id → (tokens, skill) from the prompt encoder
             self._lock = threading.Lock()
             self.frame: np.ndarray | None = None
             self.frame_stamp = None
@@ -261,7 +299,8 @@ def _make_node_class():
             self.base_from = "none"
             self.counts = dict(frames_received=0, frames_used=0, frames_dropped_stale=0, frames_bad=0,
                                targets_published=0, chunks=0, prompts=0, prompt_failures=0, pauses=0,
-                               act_failures=0, joint_states_invalid=0)
+                               act_failures=0, joint_states_invalid=0, prompts_from_tokens=0,
+                               prompts_encoded_here=0, tokens_received=0, tokens_ignored=0)
             self.state = "waiting for a prompt"
             self.paused = False
             self.last_problem = ""
@@ -282,6 +321,10 @@ def _make_node_class():
                                      topics.subscription_qos(topics.WRIST_TARGET), callback_group=inputs)
             self.create_subscription(String, topics.PROMPT.name, self._on_prompt,
                                      topics.subscription_qos(topics.PROMPT), callback_group=MutuallyExclusiveCallbackGroup())
+            if self.checkpoint_id:
+                self.create_subscription(Float32MultiArray, topics.PROMPT_TOKENS.name, self._on_tokens,
+                                         topics.subscription_qos(topics.PROMPT_TOKENS),
+                                         callback_group=MutuallyExclusiveCallbackGroup())
             self.create_service(Trigger, "~/reset", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
             self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
                                         hardware_id=f"{self.cfg.policy} / {self.hand.name}",
@@ -344,6 +387,42 @@ def _make_node_class():
             with self._lock:
                 self.base_pose, self.base_from = pose, "commanded"
 
+        def _on_tokens(self, msg: Float32MultiArray) -> None:
+            """Prompt tokens from the prompt encoder: kept when they come from this node's checkpoint."""
+            try:
+                meta, tokens = msg_to_tokens(msg)
+            except ValueError as exc:
+                self._problem("tokens_ignored", f"ignored {topics.PROMPT_TOKENS.name}: {exc}")
+                return
+            if tokens is None:
+                return  # the prompt was cleared
+            if meta["checkpoint"] != self.checkpoint_id:
+                self._problem("tokens_ignored", f"ignored the prompt encoder's tokens for {meta['prompt_id']!r}: "
+                                                "encoded with another checkpoint (this node encodes that prompt "
+                                                "itself)")
+                return
+            with self._lock:
+                self.counts["tokens_received"] += 1
+            with self._tokens_cv:
+                self._tokens = {**dict(list(self._tokens.items())[-3:]), meta["prompt_id"]: (tokens, meta["skill"])}
+                self._tokens_cv.notify_all()
+
+        def _wait_tokens(self, prompt: dict) -> tuple | None:
+            """(tokens, skill) of ``prompt`` from the prompt encoder, waiting up to ``prompt_tokens_timeout``
+            when the prompt message says this checkpoint encoded it (worker thread only)."""
+            if not self.checkpoint_id:
+                return None
+            pid = str(prompt.get("id"))
+            coming = prompt.get("checkpoint") == self.checkpoint_id
+            deadline = time.monotonic() + (self.cfg.prompt_tokens_timeout if coming else 0.0)
+            with self._tokens_cv:
+                while pid not in self._tokens:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    self._tokens_cv.wait(left)
+                return self._tokens[pid]
+
         def _on_prompt(self, msg: String) -> None:
             try:
                 data = json.loads(msg.data) if msg.data else {}
@@ -371,8 +450,18 @@ def _make_node_class():
 
         def _prepare(self, prompt: dict, generation: int) -> None:
             t0 = time.perf_counter()
+            encoded, how = self._wait_tokens(prompt), "set_prompt"
+            policy = None
+            if encoded is not None:
+                try:
+                    policy = self.runner.prepare(prompt, self._proprio(), encoded)
+                    how = "tokens from the prompt encoder"
+                except Exception as exc:  # noqa: BLE001 - unusable tokens: encode the prompt here instead
+                    self._problem("tokens_ignored", f"prompt {prompt.get('id')!r}: the prompt encoder's tokens are "
+                                                    f"unusable ({exc}); encoding the prompt here")
             try:
-                policy = self.runner.prepare(prompt, self._proprio())
+                if policy is None:
+                    policy = self.runner.prepare(prompt, self._proprio())
             except Exception as exc:  # noqa: BLE001 - the backend's reason, reported; the old prompt stays
                 self._problem("prompt_failures", f"prompt {prompt.get('id')!r} not usable by the {self.cfg.policy} "
                                                  f"policy: {exc}")
@@ -382,9 +471,11 @@ def _make_node_class():
             if self.runner.swap(prompt, policy, generation):
                 with self._lock:
                     self.counts["prompts"] += 1
+                    if self.checkpoint_id:
+                        self.counts["prompts_encoded_here" if how == "set_prompt" else "prompts_from_tokens"] += 1
                 self.preparing = ""
                 self.get_logger().info(f"prompt {prompt.get('id')!r} active ({prompt.get('task') or 'video'}; "
-                                       f"set_prompt + warm-up {time.perf_counter() - t0:.2f} s)")
+                                       f"{how} + warm-up {time.perf_counter() - t0:.2f} s)")
 
         def _on_reset(self, _req, resp):
             resp.success = self.runner.reset()
@@ -478,6 +569,7 @@ def _make_node_class():
                           "observation_age_s": -1.0 if self.frame_mono is None else time.monotonic() - self.frame_mono}
             values["target_rate_hz"] = self.target_rate.rate()
             values["backend_load_s"] = self.load_s
+            values["checkpoint_identity"] = self.checkpoint_id
             for k, v in self.inference.summary_ms().items():
                 values[f"inference_{k}_ms" if k != "n" else "inference_samples"] = v
             for k, v in self.frame_latency.summary_ms().items():

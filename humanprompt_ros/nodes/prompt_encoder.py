@@ -34,6 +34,13 @@ transient local, depth 1) as JSON::
 ``id`` is new on every successful set (setting the same file again restarts the task). An empty
 ``prompt_video`` or ``~/clear_prompt`` publishes ``{"id": ""}``: no prompt, the robot stops.
 
+With ``policy:=checkpoint`` and a ``checkpoint``, the tokens the checkpoint's prompt encoder computed
+are published *before* the prompt message, latched on ``/humanprompt/prompt_tokens``
+(``std_msgs/Float32MultiArray``, :func:`humanprompt_ros.ros.conversions.tokens_to_msg`) with the
+prompt id and the checkpoint's identity (:func:`humanprompt_ros.nodes.policy.checkpoint_identity`),
+which the prompt message also carries as ``"checkpoint"``; a policy node with the same checkpoint
+installs them instead of encoding the video again. A clear publishes the "no prompt" tokens message.
+
 ``~/record_prompt`` records ``record_seconds`` of ``/humanprompt/observation`` into an mp4 in
 ``record_dir`` (default: the first prompt directory) and sets it as the prompt. A bare video has
 no actions, so with ``replay`` the answer is ``success: false`` saying so, and the recording is
@@ -69,18 +76,26 @@ class PromptValidator:
         self.dirs = expand_dirs(cfg.prompt_dirs)
         self.backend = None
         self.counter = 0
+        self.checkpoint_id = ""  # identity of the checkpoint that encodes prompts here ("" : none)
+        self.encoded: tuple | None = None  # (prompt id, tokens (1, S, D) float32, skill or None) of the last validate
         if cfg.policy == "replay":
             from ..policy import make_policy
 
             self.backend = make_policy("replay")
         elif cfg.policy == "checkpoint" and cfg.checkpoint:
-            from .policy import resolve_checkpoint
+            from .policy import checkpoint_identity, resolve_checkpoint
+            from .runtime import StartupError
 
             path = resolve_checkpoint(cfg.checkpoint)
+            if not path.is_file():
+                raise StartupError(f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train "
+                                   "stage2, or set checkpoint:=PATH, or use policy:=replay)")
+            before = checkpoint_identity(path)
             import humanprompt_ros.stage2  # noqa: F401 - registers the checkpoint backend
             from ..policy import make_policy
 
             self.backend = make_policy(str(path))
+            self.checkpoint_id = before if checkpoint_identity(path) == before else ""
 
     def check_location(self, path: Path) -> Path:
         real = Path(os.path.realpath(path))
@@ -121,15 +136,19 @@ class PromptValidator:
             if ep.task is None or ep.seed is None:
                 raise PromptError(f"prompt {real}: the scripted policy needs a benchmark episode (a meta.json naming "
                                   "the task and seed)")
-        elif self.backend is not None:  # checkpoint with its prompt encoder here
+        encoded = None
+        if self.cfg.policy == "checkpoint" and self.backend is not None:  # with its prompt encoder here
             try:
-                self.backend.encode(ep)
+                tokens, skill = self.backend.encode(ep)
             except ValueError as exc:
                 raise PromptError(str(exc)) from None
+            encoded = (tokens.detach().cpu().float().numpy(), None if skill is None else int(skill.reshape(-1)[0]))
+            info["checkpoint"] = self.checkpoint_id
         self.counter += 1
         digest = hashlib.sha1(f"{real}:{real.stat().st_mtime_ns}".encode()).hexdigest()[:6]
         name = real.name if real.is_file() else "-".join(p for p in (str(ep.task or real.name), str(ep.seed or "")) if p)
         info["id"] = f"{name}-{digest}@{self.counter}"
+        self.encoded = None if encoded is None else (info["id"], *encoded)
         info["encode_s"] = round(time.perf_counter() - t0, 4)
         info["set_at"] = time.time()
         return info
@@ -148,7 +167,7 @@ def _make_node_class():
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image
-    from std_msgs.msg import String
+    from std_msgs.msg import Float32MultiArray, String
     from std_srvs.srv import Trigger
 
     from ..config import ConfigError, from_dict
@@ -156,6 +175,7 @@ def _make_node_class():
     from ..paths import config_path
     from ..ros import topics
     from ..ros.diagnostics import OK, WARN, NodeDiagnostics
+    from ..ros.conversions import tokens_to_msg
     from ..ros.image import image_to_numpy
     from ..ros.params import current_values, declare_config
     from ..nodes.config import check_ranges
@@ -174,6 +194,8 @@ def _make_node_class():
             self._rec_stamps: list[float] = []
             qos = topics.qos_profile
             self.pub = self.create_publisher(String, topics.PROMPT.name, qos(topics.PROMPT))
+            self.tokens_pub = self.create_publisher(Float32MultiArray, topics.PROMPT_TOKENS.name,
+                                                    qos(topics.PROMPT_TOKENS))
             self.create_subscription(Image, topics.OBSERVATION.name, self._on_observation,
                                      topics.subscription_qos(topics.OBSERVATION),
                                      callback_group=MutuallyExclusiveCallbackGroup())
@@ -200,6 +222,12 @@ def _make_node_class():
         def _publish(self, info: dict[str, Any]) -> None:
             with self._lock:
                 self.active = info
+            pid = str(info.get("id") or "")
+            enc = self.core.encoded
+            if enc is not None and enc[0] == pid:  # the tokens first: they are there when the prompt arrives
+                self.tokens_pub.publish(tokens_to_msg(enc[1], pid, self.core.checkpoint_id, enc[2]))
+            elif not pid and self.core.checkpoint_id:
+                self.tokens_pub.publish(tokens_to_msg(None, "", ""))
             self.pub.publish(String(data=json.dumps(info)))
             self.diag.publish_now()
 
@@ -313,6 +341,7 @@ def _make_node_class():
             values = {"prompt": active.get("id", ""), "path": active.get("path", ""), "backend": self.cfg.policy,
                       **self.counts, "last_refusal": self.last_refusal,
                       "prompt_dirs": ", ".join(str(d) for d in self.core.dirs),
+                      "checkpoint_identity": self.core.checkpoint_id,
                       "recording": self._recording is not None}
             if self._recording is not None:
                 return OK, f"recording ({len(self._recording)} frames)", values

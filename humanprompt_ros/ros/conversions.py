@@ -27,9 +27,20 @@ Joint states
 :func:`joint_positions` reads a ``sensor_msgs/msg/JointState`` into the order of a hand's
 ``joint_names`` (by name, so the publisher's order does not matter);
 :func:`joint_state` builds one.
+
+Prompt tokens as ``std_msgs/msg/Float32MultiArray`` (``/humanprompt/prompt_tokens``)
+-------------------------------------------------------------------------------------
+The active prompt encoded by a checkpoint's prompt encoder, (1, S, D) float32, row-major in
+``data``; ``layout.dim`` = ``[(meta, 1, S·D), ("tokens", S, S·D), ("channels", D, D)]`` where the
+first dimension's label is JSON ``{"prompt_id": ID, "checkpoint": IDENTITY, "skill": K or null}``:
+the id of the prompt on ``/humanprompt/prompt`` these tokens encode, the identity of the checkpoint
+that encoded them (:func:`humanprompt_ros.nodes.policy.checkpoint_identity`) and the skill index
+(``skill_oracle`` policies). A cleared prompt is one dimension labelled ``{"prompt_id": ""}`` and no
+data. :func:`tokens_to_msg` builds one, :func:`msg_to_tokens` reads and checks one.
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Sequence
 
 import numpy as np
@@ -48,6 +59,8 @@ __all__ = [
     "matrix_from_pose",
     "joint_positions",
     "joint_state",
+    "tokens_to_msg",
+    "msg_to_tokens",
 ]
 
 HAND_TARGET_POSES = 1 + len(FINGERS)
@@ -188,3 +201,55 @@ def joint_state(joint_names: Sequence[str], positions: np.ndarray, stamp: Any = 
     if velocities is not None:
         msg.velocity = np.asarray(velocities, dtype=np.float64).tolist()
     return msg
+
+
+def tokens_to_msg(tokens: Any, prompt_id: str, checkpoint: str, skill: int | None = None):
+    """(1, S, D) prompt tokens → ``std_msgs/Float32MultiArray`` (see the module docstring); ``tokens``
+    None (or ``prompt_id`` empty): the "no prompt" message."""
+    from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+
+    msg = Float32MultiArray()
+    if tokens is None or not prompt_id:
+        msg.layout.dim = [MultiArrayDimension(label=json.dumps({"prompt_id": ""}), size=0, stride=0)]
+        return msg
+    arr = np.ascontiguousarray(np.asarray(tokens, dtype=np.float32))
+    if arr.ndim != 3 or arr.shape[0] != 1:
+        raise ValueError(f"prompt tokens must be (1, S, D), got {arr.shape}")
+    _, n, d = arr.shape
+    meta = {"prompt_id": str(prompt_id), "checkpoint": str(checkpoint), "skill": None if skill is None else int(skill)}
+    msg.layout.dim = [MultiArrayDimension(label=json.dumps(meta), size=1, stride=n * d),
+                      MultiArrayDimension(label="tokens", size=n, stride=n * d),
+                      MultiArrayDimension(label="channels", size=d, stride=d)]
+    msg.layout.data_offset = 0
+    msg.data.frombytes(arr.astype("<f4", copy=False).tobytes())
+    return msg
+
+
+def msg_to_tokens(msg) -> tuple[dict[str, Any], np.ndarray | None]:
+    """``/humanprompt/prompt_tokens`` message → (meta ``{prompt_id, checkpoint, skill}``, (1, S, D) float32
+    tokens or None for the "no prompt" message). ``ValueError`` on a malformed message."""
+    dims = list(msg.layout.dim)
+    if not dims:
+        raise ValueError("prompt tokens message without layout dimensions")
+    try:
+        meta = json.loads(dims[0].label)
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict) or "prompt_id" not in meta:
+        raise ValueError(f"prompt tokens message: layout.dim[0].label is not the JSON meta: {dims[0].label[:80]!r}")
+    meta = {"prompt_id": str(meta.get("prompt_id") or ""), "checkpoint": str(meta.get("checkpoint") or ""),
+            "skill": meta.get("skill")}
+    if not meta["prompt_id"]:
+        return meta, None
+    if len(dims) != 3:
+        raise ValueError(f"prompt tokens message: expected 3 layout dimensions (1, S, D), got {len(dims)}")
+    shape = tuple(int(x.size) for x in dims)
+    try:
+        data = np.frombuffer(msg.data, np.float32)  # array.array('f') as rclpy delivers it: no copy
+    except (TypeError, ValueError):
+        data = np.asarray(msg.data, np.float32).ravel()
+    off = int(msg.layout.data_offset)
+    n = int(np.prod(shape))
+    if shape[0] != 1 or len(data) < off + n:
+        raise ValueError(f"prompt tokens message: layout {shape} (offset {off}) does not match {len(data)} values")
+    return meta, data[off:off + n].reshape(shape).copy()

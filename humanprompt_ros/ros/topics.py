@@ -18,7 +18,7 @@ QoS by kind of data, on purpose:
     ``joint_state_broadcaster`` and ``robot_state_publisher`` use); subscribers of state use best
     effort (:func:`subscription_qos`) so they also match best-effort drivers.
 ``latched``
-    The active prompt, the robot description and the task status: reliable, transient local,
+    The active prompt (and its encoded tokens), the robot description and the task status: reliable, transient local,
     keep last 1, so a node that starts late still receives the current value (the navigation2
     pattern for state that changes rarely).
 ``display``
@@ -62,6 +62,11 @@ SIM_IMAGE = Topic(
 PROMPT = Topic(
     "/humanprompt/prompt", "std_msgs/msg/String", "latched",
     "the active prompt as JSON: {id, path, ...}; an empty id means no prompt (stop)", ("prompt_encoder",))
+PROMPT_TOKENS = Topic(
+    "/humanprompt/prompt_tokens", "std_msgs/msg/Float32MultiArray", "latched",
+    "the active prompt encoded by the checkpoint's prompt encoder (policy:=checkpoint): (1, S, D) tokens, "
+    "layout.dim[0].label = JSON {prompt_id, checkpoint, skill} (humanprompt_ros.ros.conversions.tokens_to_msg), "
+    "so the policy node does not encode the prompt again", ("prompt_encoder",))
 HAND_TARGET = Topic(
     "/humanprompt/hand_target", "geometry_msgs/msg/PoseArray", "command",
     "unified hand target (humanprompt_ros.ros.conversions): wrist pose + 5 fingertips; header.stamp = "
@@ -106,7 +111,7 @@ DIAGNOSTICS = Topic(
     ("camera", "command", "prompt_encoder", "policy", "sim_driver"))
 
 TOPICS: tuple[Topic, ...] = (
-    OBSERVATION, SIM_IMAGE, PROMPT, HAND_TARGET, JOINT_STATES, JOINT_COMMANDS, CONTROLLER_COMMANDS,
+    OBSERVATION, SIM_IMAGE, PROMPT, PROMPT_TOKENS, HAND_TARGET, JOINT_STATES, JOINT_COMMANDS, CONTROLLER_COMMANDS,
     JOINT_TRAJECTORY, WRIST_TARGET, WRIST_POSE, MARKERS, PREVIEW, TASK_STATUS, ROBOT_DESCRIPTION, TF, DIAGNOSTICS,
 )
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Train the shipped policy on the default HumanPrompt-Sim benchmark and evaluate it with every ablation.
+#
+#   scripts/train_benchmark.sh            # data → stage 1 → stage 2 (5 variants) → evaluation tables
+#
+# Everything lands under runs/ (and data/); the final policy is copied to models/policy.safetensors
+# only with SHIP=1. Each step resumes or skips when its output exists, so a re-run continues.
+# Environment: DATA (data/humanprompt-sim), RUNS (runs), EPISODES (eval episodes per skill, 20),
+# JOBS (stage-2 variants trained at once, 2), SHIP (0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091
+source .venv/bin/activate
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # one torch thread per process: 2 threads contend badly on 2 cores
+
+DATA=${DATA:-data/humanprompt-sim}
+RUNS=${RUNS:-runs}
+EPISODES=${EPISODES:-20}
+JOBS=${JOBS:-2}
+mkdir -p "$RUNS"
+
+echo "== 1/5 data: $DATA"
+humanprompt-sim generate --out "$DATA/train" --quiet
+humanprompt-sim generate --out "$DATA/heldout" --split heldout --episodes 6 --all-robot --quiet
+
+echo "== 2/5 stage 1: $RUNS/stage1"
+[ -f "$RUNS/stage1/stage1.safetensors" ] ||
+  humanprompt-train stage1 --config config/stage1.yaml --set "data=$DATA/train" --set "out=$RUNS/stage1"
+humanprompt-train eval-stage1 --checkpoint "$RUNS/stage1/stage1.safetensors" --train "$DATA/train" \
+  --heldout "$DATA/heldout" --json | tee "$RUNS/stage1/eval.txt"
+humanprompt-train eval-stage1 --checkpoint "$RUNS/stage1/stage1.safetensors" --train "$DATA/train" \
+  --heldout "$DATA/heldout" --samples 4 --json | tee "$RUNS/stage1/eval_mean4.txt"
+
+echo "== 3/5 stage 2: the full method and the ablations"
+declare -A VARIANTS=(
+  [full]=""
+  [no_prompt]="--set condition=none"
+  [no_stage1]="--set stage1_pretrained=false"
+  [no_pdcp]="--set pdcp.enabled=false"
+  [oracle]="--set condition=skill_oracle"
+)
+for name in full no_prompt no_stage1 no_pdcp oracle; do
+  out="$RUNS/stage2/$name"
+  if [ ! -f "$out/policy.safetensors" ]; then
+    # shellcheck disable=SC2086
+    humanprompt-train stage2 --config config/stage2.yaml --set "data=$DATA/train" \
+      --set "stage1=$RUNS/stage1/stage1.safetensors" --set "out=$out" ${VARIANTS[$name]} \
+      > "$RUNS/stage2_$name.log" 2>&1 &
+  fi
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 5; done
+done
+wait
+
+echo "== 4/5 closed-loop evaluation: $EPISODES held-out episodes per skill, prompts from held-out human demos"
+policies=()
+for name in full no_prompt no_stage1 no_pdcp oracle; do
+  policies+=(--policy "$name=$RUNS/stage2/$name/policy.safetensors")
+done
+humanprompt-sim eval "${policies[@]}" --policy replay --episodes "$EPISODES" --split all \
+  --out "$RUNS/eval.json" | tee "$RUNS/eval.md"
+
+echo "== 5/5 done: tables in $RUNS/stage1/eval.txt and $RUNS/eval.md"
+if [ "${SHIP:-0}" = 1 ]; then
+  cp "$RUNS/stage2/full/policy.safetensors" models/policy.safetensors
+  echo "shipped models/policy.safetensors"
+fi
