@@ -10,6 +10,7 @@ An episode is a directory (format version 1; see ``docs/benchmark.md``)::
       proprio.npy      (T+1, 24) float32 measured hand state in the unified space
       joints.npy       robot episodes: (T+1, n) float32 joint positions (meta.joint_names)
       keypoints.npy    human episodes: (T+1, 21, 3) float32 world keypoints, MediaPipe order
+      frames_<S>.npy   optional cache: the video resized to S×S for a model (Episode.frames_at)
 
 A dataset is any directory tree of episodes (``humanprompt-sim generate`` writes
 ``<root>/<task>/<embodiment>/<seed>``). :func:`iter_episodes` walks it lazily, one episode at a
@@ -28,7 +29,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .video import VIDEO_SUFFIXES, iter_video, read_video, write_video  # noqa: F401  (re-exported)
+from .video import VIDEO_SUFFIXES, iter_video, read_video, resize_frames, write_video  # noqa: F401  (re-exported)
 
 FORMAT_VERSION = 1
 VIDEO_FILE = "video.mp4"
@@ -91,6 +92,30 @@ class Episode:
                 raise ValueError(f"episode {self.path}: no video")
             self._frames = read_video(self.video_path)
         return self._frames
+
+    def frames_at(self, size: int) -> np.ndarray:
+        """(T+1, size, size, 3) uint8: the frames resized for a model (:func:`resize_frames`).
+
+        Cached next to the video as ``frames_<size>.npy`` (a derived file, safe to delete; rebuilt
+        when the video is newer), because decoding every video again costs minutes per training run.
+        """
+        if self.video_path is None:
+            raise ValueError(f"episode {self.path}: no video")
+        cache = self.video_path.with_name(f"frames_{size}.npy")
+        try:
+            if cache.stat().st_mtime >= self.video_path.stat().st_mtime:
+                return np.load(cache)
+        except (OSError, ValueError):
+            pass
+        frames = resize_frames(self.frames(), size)
+        try:
+            tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                np.save(f, frames)
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a read-only dataset: no cache
+        return frames
 
     def iter_frames(self) -> Iterator[np.ndarray]:
         if self._frames is not None:

@@ -282,7 +282,7 @@ def load_clip_episodes(root: str | Path, image_size: int, success_only: bool = T
     episodes = []
     found = iter_episodes(root, success=True if success_only else None)
     for ep in progress(found, desc=f"load {root}", enabled=show):
-        episodes.append(ClipEpisode(resize_frames(ep.frames(), image_size), ep.task, ep.skill, ep.embodiment,
+        episodes.append(ClipEpisode(ep.frames_at(image_size), ep.task, ep.skill, ep.embodiment,
                                     int(ep.seed or 0)))
     if not episodes:
         raise ValueError(f"{root}: no {'successful ' if success_only else ''}episodes found "
@@ -388,11 +388,13 @@ def _linear_probe(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.nda
 @torch.no_grad()
 def evaluate_stage1(model: CrossPredictionModel, cfg: Stage1Config, train_eps: Sequence[ClipEpisode],
                     test_eps: Sequence[ClipEpisode], max_targets: int = 40, seed: int = 0,
-                    samples: int = 1) -> dict[str, Any]:
+                    samples: int = 1, twins: dict[str, str] | None = None) -> dict[str, Any]:
     """The acceptance tables: prediction quality vs baselines, and task probes vs an untrained model.
 
     Prediction: each held-out robot episode's first frame + a held-out human prompt of the same task
-    (and, as the control, of a different task) → predicted clip vs the ground-truth clip.
+    (and, as the control, of a different task: the task's twin from ``twins`` — same objects in the
+    scene, another skill — when it has one, else a random other task) → predicted clip vs the
+    ground-truth clip.
     """
     rng = np.random.default_rng(seed)
     human_test = [e for e in test_eps if e.embodiment == "human"]
@@ -402,6 +404,8 @@ def evaluate_stage1(model: CrossPredictionModel, cfg: Stage1Config, train_eps: S
     for i, target in enumerate(robot_test[:max_targets]):
         same = [e for e in human_test if e.task == target.task]
         other = [e for e in human_test if e.task != target.task]
+        twin = [e for e in other if twins and e.task == twins.get(target.task)]
+        other = twin or other
         if not same or not other:
             continue
         gt = target.frames[clip_indices(len(target.frames), 0, cfg.model.clip_frames, cfg.clip_stride)]

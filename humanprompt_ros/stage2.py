@@ -13,6 +13,7 @@ Ablations are config switches, so one code path trains every row of the paper-st
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,7 +33,6 @@ from .models.video_model import CrossPredictionModel, build_video_model
 from .stage1 import Stage1Config, load_stage1, prepare_frame, prepare_prompt
 from .training import (Distributed, MetricsLog, TrainConfig, command_line, cosine_lr, plot_metrics, progress,
                        seed_everything)
-from .video import resample_indices, resize_frames
 
 KIND = "policy"
 CONDITIONS = ("prompt", "none", "skill_oracle")
@@ -46,6 +46,10 @@ class PDCPSwitch(PDCPConfig):
 @dataclass
 class Stage2Train(TrainConfig):
     weight_decay: float = 1e-4
+    # With a frozen (pretrained) stage 1, its representation of every training frame is computed once
+    # for this many prompts per episode and kept on disk next to the stage-1 checkpoint; 0 computes
+    # it every step with a fresh random prompt (slow on a CPU: the stage-1 pass dominates a step).
+    cached_prompts: int = 2
 
 
 @dataclass
@@ -55,7 +59,8 @@ class Stage2Config:
     hand: str = "allegro_right"  # the robot hand this policy is for (checked when loaded)
     out: str = "runs/stage2"
     condition: str = "prompt"  # prompt | none (behaviour cloning) | skill_oracle (true skill id)
-    stage1_pretrained: bool = True  # false: stage-1 weights random, its prompt encoder + denoiser trained here
+    stage1_pretrained: bool = True  # false: the stage-1 architecture with random weights (the ablation)
+    stage1_trainable: bool = False  # true: the stage-1 prompt encoder + denoiser train with the policy loss
     prompt_tokens: bool = True  # the head also attends to the stage-1 prompt tokens, not only the features
     video_former: VideoFormerConfig = field(default_factory=VideoFormerConfig)
     policy: PolicyModelConfig = field(default_factory=PolicyModelConfig)
@@ -101,7 +106,7 @@ def load_policy_episodes(root: str | Path, image_size: int, show: bool = True) -
         actions, proprio = ep.actions, ep.proprio
         if actions is None or proprio is None:
             continue
-        out.append(PolicyEpisode(resize_frames(ep.frames(), image_size), actions.astype(np.float32),
+        out.append(PolicyEpisode(ep.frames_at(image_size), actions.astype(np.float32),
                                  proprio.astype(np.float32), ep.mask, ep.task, ep.skill, ep.embodiment,
                                  int(ep.seed or 0)))
     if not out:
@@ -123,9 +128,9 @@ class PromptPolicyModel(nn.Module):
         super().__init__()
         self.cfg, self.stage1_cfg = cfg, stage1_cfg
         self.video_model = video_model.requires_grad_(False).eval()
-        if not cfg.stage1_pretrained:
-            # the ablation: the prompt encoder and the denoiser's feature layers learn from the policy loss
-            # alone (the frame autoencoder stays a fixed random encoder)
+        if cfg.stage1_trainable:
+            # the prompt encoder and the denoiser's feature layers learn from the policy loss too (from
+            # scratch with stage1_pretrained=false); the frame autoencoder stays fixed
             video_model.prompt_encoder.requires_grad_(True)
             video_model.denoiser.requires_grad_(True)
         t, _ = video_model.feature_tokens
@@ -138,13 +143,13 @@ class PromptPolicyModel(nn.Module):
 
     def train(self, mode: bool = True) -> "PromptPolicyModel":
         super().train(mode)
-        self.video_model.eval()  # frozen, always
+        self.video_model.eval()  # no dropout or norm statistics in it: eval mode even when it trains
         return self
 
     @property
     def trains_video_model(self) -> bool:
-        """Whether the stage-1 prompt encoder and denoiser are trained here (the no-pretraining ablation)."""
-        return not self.cfg.stage1_pretrained
+        """Whether the stage-1 prompt encoder and denoiser are trained here (``stage1_trainable``)."""
+        return self.cfg.stage1_trainable
 
     def prompt_latents(self, prompt_frames: np.ndarray) -> torch.Tensor:
         """A prompt video (any length/size) → prompt latents (1, Tp, C, h, w) (resampled as documented)."""
@@ -156,17 +161,25 @@ class PromptPolicyModel(nn.Module):
         """A prompt video (any length/size) → prompt tokens (1, S, D)."""
         return self.video_model.encode_prompt(self.prompt_latents(prompt_frames))
 
-    def condition(self, prompt_tokens: torch.Tensor, frame_latents: torch.Tensor,
-                  skills: torch.Tensor | None = None) -> torch.Tensor:
-        """(B,S,D) prompt tokens, (B,C,h,w) current-frame latents → condition tokens (B, L, Dv).
+    def features(self, prompt_tokens: torch.Tensor, frame_latents: torch.Tensor) -> torch.Tensor:
+        """The stage-1 representation (B, T, N, D) of (prompt, current frame); the no-prompt
+        variant sees zero prompt tokens."""
+        if self.cfg.condition == "none":
+            prompt_tokens = torch.zeros_like(prompt_tokens)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.trains_video_model):
+            return self.video_model.features(prompt_tokens, frame_latents)
+
+    def condition(self, prompt_tokens: torch.Tensor, frame_latents: torch.Tensor | None,
+                  skills: torch.Tensor | None = None, features: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,S,D) prompt tokens, (B,C,h,w) current-frame latents (or their precomputed
+        :meth:`features`) → condition tokens (B, L, Dv).
 
         L = T·Q Video Former tokens (+ S projected prompt tokens with ``prompt_tokens``, + 1 skill
         token for the oracle).
         """
         if self.cfg.condition == "none":
             prompt_tokens = torch.zeros_like(prompt_tokens)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.trains_video_model):
-            feats = self.video_model.features(prompt_tokens, frame_latents)
+        feats = self.features(prompt_tokens, frame_latents) if features is None else features
         tokens = self.former(feats)
         if self.cfg.prompt_tokens:
             tokens = torch.cat([tokens, self.prompt_proj(prompt_tokens)], dim=1)
@@ -224,6 +237,16 @@ class _Batcher:
         cfg = model.cfg
         self.task_ids = {t: i for i, t in enumerate(cfg.tasks)}
         self.skill_ids = {s: i for i, s in enumerate(cfg.skills)}
+        self.store: FeatureStore | None = None
+        if cfg.train.cached_prompts > 0 and not model.trains_video_model:
+            self.store = FeatureStore.build(model, self.episodes, self.prompt_pool, cfg.train.cached_prompts,
+                                            seed=cfg.train.seed)
+
+    def prompt_pool(self, i: int) -> list[int]:
+        """Episodes that can prompt episode ``i``: human demos of its task (as at test time), else any."""
+        ep = self.episodes[i]
+        return [j for j in self.human_by_task.get(ep.task, []) if j != i] or \
+            [j for j in self.by_task[ep.task] if j != i] or [i]
 
     def prompt_latents(self, idx: int) -> torch.Tensor:
         """(Tp, C, h, w) latents of episode ``idx`` as a prompt (the frozen autoencoder's, cached)."""
@@ -240,16 +263,22 @@ class _Batcher:
 
     def sample(self, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
         h = self.model.cfg.policy.horizon
-        rows: dict[str, list] = {k: [] for k in ("prompt", "latent", "proprio", "actions", "mask", "task", "skill")}
+        keys = ("prompt", "latent", "proprio", "actions", "mask", "task", "skill")
+        rows: dict[str, list] = {k: [] for k in keys + (("features",) if self.store else ())}
         for _ in range(batch):
             i = int(self.rng.integers(len(self.episodes)))
             ep = self.episodes[i]
             t = int(self.rng.integers(len(ep.actions)))
-            pool = [j for j in self.human_by_task.get(ep.task, []) if j != i] or \
-                [j for j in self.by_task[ep.task] if j != i] or [i]
-            p = int(pool[self.rng.integers(len(pool))])
+            if self.store is not None:
+                k = int(self.rng.integers(self.store.prompts.shape[1]))
+                p = int(self.store.prompts[i, k])
+                rows["features"].append(self.store.get(i, t, k))
+                rows["latent"].append(torch.zeros(0))
+            else:
+                pool = self.prompt_pool(i)
+                p = int(pool[self.rng.integers(len(pool))])
+                rows["latent"].append(self.frame_latents(i)[t].float())
             rows["prompt"].append(self.prompt_latents(p).float())
-            rows["latent"].append(self.frame_latents(i)[t].float())
             rows["proprio"].append(torch.from_numpy(ep.proprio[t]))
             rows["actions"].append(torch.from_numpy(chunk(ep.actions, t, h)))
             rows["mask"].append(torch.from_numpy(action_dim_mask(ep.mask)))
@@ -257,6 +286,66 @@ class _Batcher:
             rows["skill"].append(self.skill_ids[ep.skill])
         out = {k: torch.stack(v) if k not in ("task", "skill") else torch.tensor(v) for k, v in rows.items()}
         return {k: v.to(device) for k, v in out.items()}
+
+
+class FeatureStore:
+    """The frozen stage-1 representation of every training frame under a few fixed prompts.
+
+    ``data``: (frames in all episodes, K, T, N, D) float16, memory-mapped from a ``.npy`` file next
+    to the stage-1 checkpoint (``features/<key>.npy``; the key hashes the checkpoint, whether its
+    weights are used or random, the episodes, the prompt slots and whether prompts are blanked), so
+    the variants of one run share it.
+    ``prompts``: (episodes, K) the prompt episode of each slot.
+    """
+
+    def __init__(self, data: np.ndarray, offsets: np.ndarray, prompts: np.ndarray):
+        self.data, self.offsets, self.prompts = data, offsets, prompts
+
+    def get(self, episode: int, t: int, k: int) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.data[self.offsets[episode] + t, k], np.float32))
+
+    @classmethod
+    def build(cls, model: "PromptPolicyModel", episodes: Sequence[PolicyEpisode], pool, k: int, seed: int,
+              batch: int = 64) -> "FeatureStore":
+        import hashlib
+        import json
+
+        rng = np.random.default_rng([seed, 4049])
+        prompts = np.array([[pool(i)[int(rng.integers(len(pool(i))))] for _ in range(k)]
+                            for i in range(len(episodes))], np.int64)
+        lengths = np.array([len(e.frames) for e in episodes])
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        ckpt = Path(model.cfg.stage1)
+        stat = ckpt.stat()
+        key = hashlib.sha256(json.dumps({
+            "stage1": [str(ckpt.resolve()), stat.st_size, stat.st_mtime_ns],
+            "episodes": [[e.task, e.embodiment, e.seed, len(e.frames)] for e in episodes],
+            "prompts": prompts.tolist(), "blank": model.cfg.condition == "none",
+            "pretrained": model.cfg.stage1_pretrained, "seed": seed,
+        }).encode()).hexdigest()[:16]
+        path = ckpt.parent / "features" / f"{key}.npy"
+        if path.is_file():
+            return cls(np.load(path, mmap_mode="r"), offsets, prompts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        vm = model.video_model
+        t, n = vm.feature_tokens
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+        data = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
+                                         shape=(int(lengths.sum()), k, t, n, vm.feature_dim))
+        dev = next(model.head.parameters()).device
+        with torch.no_grad():
+            tokens = {p: vm.encode_prompt(model.prompt_latents(episodes[p].frames)) for p in np.unique(prompts)}
+            for i, ep in enumerate(progress(episodes, desc=f"stage-1 features ({k} prompts per episode)")):
+                latents = vm.encode_frames(torch.from_numpy(ep.frames).to(dev))
+                for slot in range(k):
+                    for a in range(0, len(latents), batch):
+                        lat = latents[a:a + batch]
+                        f = model.features(tokens[int(prompts[i, slot])].expand(len(lat), -1, -1), lat)
+                        data[offsets[i] + a:offsets[i] + a + len(lat), slot] = f.cpu().numpy().astype(np.float16)
+        data.flush()
+        del data
+        os.replace(tmp, path)
+        return cls(np.load(path, mmap_mode="r"), offsets, prompts)
 
 
 class _TrainStep(nn.Module):
@@ -270,7 +359,7 @@ class _TrainStep(nn.Module):
         m = self.model
         with torch.set_grad_enabled(m.trains_video_model):
             tokens = m.video_model.encode_prompt(b["prompt"])
-        cond = m.condition(tokens, b["latent"], b["skill"])
+        cond = m.condition(tokens, b["latent"], b["skill"], features=b.get("features"))
         out = {"diffusion": m.head.loss(cond, b["proprio"], b["actions"], b["mask"])}
         total = out["diffusion"]
         if m.cfg.pdcp.enabled and m.cfg.condition == "prompt":

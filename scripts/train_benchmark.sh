@@ -39,7 +39,9 @@ declare -A VARIANTS=(
   [no_pdcp]="--set pdcp.enabled=false"
   [oracle]="--set condition=skill_oracle"
 )
-for name in full no_prompt no_stage1 no_pdcp oracle; do
+# full and no_prompt first: they build the two stage-1 feature caches (prompt / blank prompt) that
+# no_pdcp and oracle then read; no_stage1 builds its own (random stage-1 weights).
+for name in full no_prompt no_pdcp oracle no_stage1; do
   out="$RUNS/stage2/$name"
   if [ ! -f "$out/policy.safetensors" ]; then
     # shellcheck disable=SC2086

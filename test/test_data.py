@@ -115,3 +115,20 @@ def test_bad_prompts_have_readable_reasons(tmp_path, case, match):
         p.mkdir()
     with pytest.raises(ValueError, match=match):
         load_prompt(p)
+
+
+def test_resized_frames_are_cached_and_rebuilt_when_the_video_changes(tmp_path):
+    import os
+
+    from humanprompt_ros.video import resize_frames
+
+    d = write_episode(tmp_path / "ep", _frames(), np.zeros((5, 24)), _meta(), fps=10)
+    first = load_episode(d).frames_at(16)
+    cache = d / "frames_16.npy"
+    assert cache.is_file() and first.shape == (6, 16, 16, 3)
+    np.testing.assert_array_equal(first, resize_frames(load_episode(d).frames(), 16))
+    np.testing.assert_array_equal(load_episode(d).frames_at(16), first)  # served from the cache
+    write_video(d / "video.mp4", [f[::-1].copy() for f in _frames()], fps=10)  # a newer video
+    os.utime(cache, (1, 1))
+    np.testing.assert_array_equal(load_episode(d).frames_at(16), resize_frames(load_episode(d).frames(), 16))
+    assert not np.array_equal(load_episode(d).frames_at(16), first)

@@ -103,3 +103,24 @@ def test_benchmark_splits(tmp_path):
                    "seeds: {train: {start: 0, count: 5}, heldout: {start: 100, count: 5}}\n")
     with pytest.raises(ConfigError, match="human_only_skills: unknown skill 'juggle'"):
         load_benchmark(str(bad))
+
+
+def test_twin_scenes_pair_each_human_only_skill_with_a_robot_skill():
+    """Only the prompt tells twins apart: same object kinds, sizes and colours in both scenes."""
+    from humanprompt_ros.cli.sim import load_benchmark
+    from humanprompt_ros.sim.tasks import load_tasks, twin_tasks
+
+    twins = twin_tasks()
+    assert twins == {"push_box": "pick_place", "pick_place": "push_box", "pull_puck": "knock_over",
+                     "knock_over": "pull_puck", "rotate_lever": "press_button", "press_button": "rotate_lever"}
+    bench = load_benchmark()
+    tasks = {t.name: t for t in load_tasks()}
+    for a, b in twins.items():
+        assert {tasks[a].skill, tasks[b].skill} & set(bench.human_only_skills)
+        assert {tasks[a].skill, tasks[b].skill} & set(bench.robot_skills)
+        look = lambda t: sorted((o.kind, tuple(map(tuple, o.colors)), tuple(o.size.low), tuple(o.size.high))  # noqa: E731
+                                for o in t.config.objects.values())
+        for (kind, colors, low, high), (kind2, colors2, low2, high2) in zip(look(tasks[a]), look(tasks[b])):
+            assert (kind, colors) == (kind2, colors2), (a, b)
+            # size ranges overlap (push_box's box may be 2 mm taller than pick_place's cube)
+            assert all(max(lo, lo2) < min(hi, hi2) + 1e-9 for lo, hi, lo2, hi2 in zip(low, high, low2, high2)), (a, b)

@@ -49,8 +49,10 @@ def cmd_eval_stage1(args: argparse.Namespace) -> int:
     model, cfg, _ = load_stage1(args.checkpoint)
     train = load_clip_episodes(args.train, cfg.model.image_size)
     heldout = load_clip_episodes(args.heldout, cfg.model.image_size)
+    from ..sim.tasks import twin_tasks
+
     result = evaluate_stage1(model, cfg, train, heldout, max_targets=args.max_targets, seed=args.seed,
-                             samples=args.samples)
+                             samples=args.samples, twins=twin_tasks())
     print(f"prediction on held-out robot episodes (robot first frame + human prompt; "
           f"{'one sample' if args.samples == 1 else f'mean of {args.samples} samples'}):")
     print(f"  {'condition':<20} {'PSNR dB':>8} {'SSIM':>6}  per-frame PSNR")

@@ -370,3 +370,18 @@ def sample_instance(task: Task, seed: int) -> TaskInstance:
             return TaskInstance(task, seed, objects, goal_xy)
     raise ValueError(f"{task.path}: could not place the objects and goal without overlap (seed {seed}): "
                      "widen objects.*.position or goal.region")
+
+
+def twin_tasks(files: list[Path] | None = None) -> dict[str, str]:
+    """task name → its twin: the other task whose scenes hold the same kinds of objects (docs/benchmark.md).
+
+    Only pairs count: a task whose object kinds match none or several others has no twin.
+    """
+    tasks = [load_task(f) for f in (files if files is not None else task_files(None))]
+    kinds = {t.name: tuple(sorted(o.kind for o in t.config.objects.values())) for t in tasks}
+    twins = {}
+    for name, k in kinds.items():
+        same = [n for n, k2 in kinds.items() if k2 == k and n != name]
+        if len(same) == 1:
+            twins[name] = same[0]
+    return twins
