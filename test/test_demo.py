@@ -47,7 +47,7 @@ def test_demo_completes_a_task_from_a_human_prompt(tmp_path):
         env = make_ros_env(domain)
         env.setdefault("MUJOCO_GL", "osmesa")
         out = demo("--policy", "replay", "--domain-id", str(domain), "--prompt-dir", str(tmp_path / "prompts"),
-                   "--timeout", "240", env=env)
+                   "--timeout", "240", "--require-success", env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {**result, "task": "press_button", "policy": "replay", "success": True}

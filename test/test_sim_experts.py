@@ -62,3 +62,33 @@ def test_trivial_policies_fail(task, spec):
             assert not rec.success, f"{spec} solved {task.name} (seed {seed}): the predicate is too easy"
     finally:
         env.close()
+
+
+def test_evaluation_renders_only_the_frames_the_policy_sees():
+    class Chunks8:
+        """Eight actions per act(), like the learned policy."""
+
+        def __init__(self):
+            self.inner = make_policy("random", seed=3)
+
+        def set_prompt(self, prompt):
+            pass
+
+        def reset(self):
+            self.inner.reset()
+
+        def act(self, frame, proprio):
+            assert frame is not None and frame.shape == (128, 128, 3)
+            return np.concatenate([self.inner.act(frame, proprio) for _ in range(8)])[:8]
+
+    task = next(t for t in TASKS if t.name == "press_button")
+    env = SimEnv(task, "robot", render=True)
+    try:
+        full = run_episode(env, Chunks8(), 5, record_frames=True)
+        sparse = run_episode(env, Chunks8(), 5, record_frames=False)
+    finally:
+        env.close()
+    np.testing.assert_array_equal(full.actions, sparse.actions)
+    assert full.success == sparse.success and len(full.frames) == len(full.actions) + 1
+    assert len(sparse.frames) == -(-len(full.actions) // 8)  # one frame per act()
+    np.testing.assert_array_equal(sparse.frames[1], full.frames[8])  # the frame the policy saw at step 8

@@ -19,8 +19,10 @@ seed is the scene's seed + 7,000,000, the rule of ``humanprompt-sim eval``; both
 actions open loop, so it needs the prompt from the same scene (the prompt seed defaults to the
 scene seed then).
 
-Exit code 0 when the hand completed the task, 1 when it did not, 2 on a set-up error (e.g. no
-checkpoint: the message says which file and how to get one).
+Exit code 0 once the outcome is printed (success or not: the learned policy fails some episodes,
+and the demo reports rather than hides it), 1 with ``--require-success`` when the hand did not
+complete the task, 2 on a set-up error (e.g. no checkpoint: the message says which file and how to
+get one).
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-dir", type=Path, default=Path("runs/demo/prompts"))
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "42")))
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds for the whole run")
+    parser.add_argument("--require-success", action="store_true",
+                        help="exit 1 when the hand did not complete the task (default: 0 once the outcome is printed)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("MUJOCO_GL", "osmesa")
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
               + (f" ({checkpoint})" if checkpoint else ""))
         print(json.dumps({"task": args.task, "seed": args.seed, "prompt_seed": prompt_seed, "policy": args.policy,
                           "checkpoint": checkpoint, "success": ok, "steps": status.get("step")}))
-        return 0 if ok else 1
+        return 0 if ok or not args.require_success else 1
     except (TimeoutError, RuntimeError) as exc:
         print(f"[demo] error: {exc} (bringup log: {log_path})", file=sys.stderr)
         return 2

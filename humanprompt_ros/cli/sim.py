@@ -230,6 +230,8 @@ def markdown_table(rows: dict[str, dict]) -> str:
 
 
 def cmd_eval(args) -> int:
+    from ..sim.runner import eval_job
+
     rows = parse_policies(args.policy)
     bench = load_benchmark(args.benchmark)
     files = split_tasks(args.tasks, args.split, args.benchmark)
@@ -237,24 +239,20 @@ def cmd_eval(args) -> int:
     if not seeds:
         print("nothing to evaluate", file=sys.stderr)
         return 1
-    base_kwargs = json.loads(args.policy_args) if args.policy_args else {}
+    kwargs = json.loads(args.policy_args) if args.policy_args else {}
     size = max(1, min(args.chunk, -(-len(seeds) // max(1, args.workers))))
-    jobs = []
-    for name, spec in rows.items():
-        kwargs = dict(base_kwargs)
-        if spec == "random":
-            kwargs.setdefault("seed", args.seed)
-        for f in files:
-            for chunk in _chunks(seeds, size):
-                jobs.append((name, (spec, str(f), args.embodiment, chunk, args.prompt_seed, kwargs, args.save_dir)))
+    policies = list(rows.items())
+    jobs = [(policies, str(f), args.embodiment, chunk, args.prompt_seed, kwargs, args.save_dir)
+            for f in files for chunk in _chunks(seeds, size)]
     results: dict[str, list[dict]] = {name: [] for name in rows}
-    bar = _tqdm(total=len(jobs) and sum(len(j[1][3]) for j in jobs), desc=f"eval {', '.join(rows)}", unit="ep",
+    bar = _tqdm(total=len(rows) * len(files) * len(seeds), desc=f"eval {', '.join(rows)}", unit="ep",
                 disable=args.quiet or not sys.stderr.isatty())
     pool = _pool(args.workers)
     try:
-        it = pool.imap_unordered(_named_eval_job, jobs) if pool else map(_named_eval_job, jobs)
-        for name, res in it:
-            results[name] += res
+        it = pool.imap_unordered(eval_job, jobs) if pool else map(eval_job, jobs)
+        for res in it:
+            for r in res:
+                results[r["policy"]].append(r)
             bar.update(len(res))
     finally:
         bar.close()
@@ -277,13 +275,6 @@ def cmd_eval(args) -> int:
         print(header)
         print(markdown_table(table))
     return 0
-
-
-def _named_eval_job(job: tuple[str, tuple]) -> tuple[str, list[dict]]:
-    from ..sim.runner import eval_job
-
-    name, args = job
-    return name, eval_job(args)
 
 
 def _label(frame: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
@@ -381,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--policy-args", default=None, help="JSON object of extra policy arguments")
     e.add_argument("--workers", type=int, default=workers)
     e.add_argument("--chunk", type=int, default=10, help="max episodes per worker job")
-    e.add_argument("--save-dir", default=None, help="also write the evaluated episodes here")
+    e.add_argument("--save-dir", default=None,
+                   help="also write the evaluated episodes (every frame rendered) to DIR/<policy>/<task>/<embodiment>/<seed>")
     e.add_argument("--json", action="store_true", help="print the result JSON as the last line")
     e.add_argument("--out", default=None, help="also write the result JSON to this file")
     e.add_argument("--quiet", action="store_true")

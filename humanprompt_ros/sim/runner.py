@@ -76,9 +76,15 @@ def instance_summary(env: SimEnv) -> dict[str, Any]:
     }
 
 
-def run_episode(env: SimEnv, policy, seed: int, prompt: Any = None, policy_name: str = "") -> EpisodeRecord:
-    """Reset ``env`` with ``seed`` and run ``policy`` for the task's horizon (whole chunks executed)."""
+def run_episode(env: SimEnv, policy, seed: int, prompt: Any = None, policy_name: str = "",
+                record_frames: bool = True) -> EpisodeRecord:
+    """Reset ``env`` with ``seed`` and run ``policy`` for the task's horizon (whole chunks executed).
+
+    ``record_frames=False`` renders only the frames the policy sees (one per chunk), not every step:
+    the record then has those frames only (enough for success, not for a dataset).
+    """
     t0 = time.perf_counter()
+    renders = env.render_enabled
     obs = env.reset(seed)
     if prompt is not None:
         policy.set_prompt(prompt)
@@ -87,9 +93,13 @@ def run_episode(env: SimEnv, policy, seed: int, prompt: Any = None, policy_name:
     proprio, joints, kps, actions = [obs.proprio], [obs.joints], [obs.keypoints], []
     mask = env.mask
     while env.t < env.horizon:
+        if renders and obs.frame is None:
+            obs.frame = env.render()
+            frames.append(obs.frame)
         chunk = np.asarray(policy.act(obs.frame, obs.proprio), np.float64)
         if chunk.ndim != 2 or chunk.shape[1] != 24 or len(chunk) == 0:
             raise ValueError(f"policy returned an action chunk of shape {chunk.shape}, expected (H, 24)")
+        env.render_enabled = renders and record_frames
         for a in chunk:
             if env.t >= env.horizon:
                 break
@@ -102,6 +112,7 @@ def run_episode(env: SimEnv, policy, seed: int, prompt: Any = None, policy_name:
             kps.append(obs.keypoints)
             if obs.frame is not None:
                 frames.append(obs.frame)
+        env.render_enabled = renders
     return EpisodeRecord(
         task=env.task, embodiment=env.embodiment, seed=seed, hand_name=env.hand_name, mask=mask.copy(),
         fps=env.cfg.control_hz, actions=np.stack(actions), proprio=np.stack(proprio), joints=np.stack(joints),
@@ -175,36 +186,47 @@ def prompt_seed(seed: int, mode: str) -> int:
 
 @_picklable_errors
 def eval_job(args: tuple) -> list[dict[str, Any]]:
-    """Worker: (policy_spec, task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir) →
-    one result dict per episode."""
+    """Worker: (policies [(name, spec)], task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir)
+    → one result dict per (policy, episode).
+
+    Every policy sees the same scenes and the same prompt per seed (generated once per seed).
+    """
     from ..policy import make_policy
 
-    spec, task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir = args
+    policies, task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir = args
     task = load_task(task_path)
-    kwargs = dict(policy_kwargs or {})
+    specs = [spec for _, spec in policies]
     # the simple backends ignore the camera: skip rendering for them (4x faster)
-    env = SimEnv(task, embodiment, render=spec not in FRAME_FREE_POLICIES)
+    env = SimEnv(task, embodiment, render=any(spec not in FRAME_FREE_POLICIES for spec in specs))
     results = []
+    prompt_env = None
     try:
-        if spec == "scripted":
-            kwargs["env"] = env
-        policy = make_policy(spec, **kwargs)
-        wants_video = getattr(policy, "needs_prompt_video", True)
-        prompt_env = None
+        built = []
+        for name, spec in policies:
+            kwargs = dict(policy_kwargs or {})
+            if spec == "scripted":
+                kwargs["env"] = env
+            if spec == "random":
+                kwargs.setdefault("seed", seeds[0])
+            built.append((name, spec, make_policy(spec, **kwargs)))
+        wants_video = any(getattr(p, "needs_prompt_video", True) for _, spec, p in built
+                          if spec not in ("scripted", "noop", "random"))
         for seed in seeds:
             prompt = None
-            if spec not in ("scripted", "noop", "random"):
-                # the prompt: a human demonstration of the same task (same scene or another one)
-                if prompt_env is None:
-                    prompt_env = SimEnv(task, "human", render=wants_video)
-                prompt = expert_episode(task, "human", prompt_seed(seed, prompt_mode), env=prompt_env).to_episode()
-            rec = run_episode(env, policy, seed, prompt=prompt, policy_name=spec)
-            if save_dir:
-                rec.save(Path(save_dir) / task.name / embodiment / f"{seed:07d}")
-            results.append({"task": task.name, "skill": task.skill, "seed": seed, "success": bool(rec.success),
-                            "seconds": rec.seconds})
+            for name, spec, policy in built:
+                if spec not in ("scripted", "noop", "random") and prompt is None:
+                    # the prompt: a human demonstration of the same task (same scene or another one)
+                    if prompt_env is None:
+                        prompt_env = SimEnv(task, "human", render=wants_video)
+                    prompt = expert_episode(task, "human", prompt_seed(seed, prompt_mode), env=prompt_env).to_episode()
+                rec = run_episode(env, policy, seed, prompt=None if spec in ("scripted", "noop", "random") else prompt,
+                                  policy_name=spec, record_frames=bool(save_dir))
+                if save_dir:
+                    rec.save(Path(save_dir) / name / task.name / embodiment / f"{seed:07d}")
+                results.append({"policy": name, "task": task.name, "skill": task.skill, "seed": seed,
+                                "success": bool(rec.success), "seconds": rec.seconds})
+    finally:
         if prompt_env is not None:
             prompt_env.close()
-    finally:
         env.close()
     return results
