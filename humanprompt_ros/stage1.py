@@ -304,16 +304,21 @@ def prepare_frame(model: CrossPredictionModel, frame: np.ndarray) -> torch.Tenso
 
 @torch.no_grad()
 def predict_video(model: CrossPredictionModel, prompt_frames: np.ndarray, first_frame: np.ndarray, seed: int = 0,
-                  steps: int | None = None, samples: int = 1) -> np.ndarray:
+                  steps: int | None = None, method: str = "sample") -> np.ndarray:
     """Predicted video (T, S, S, 3) uint8 of what follows ``first_frame`` when doing the prompt's task.
 
-    ``samples > 1`` decodes the mean latent of that many samples (an estimate of the expected
-    video: sharper motion is traded for lower error where the future is uncertain).
+    ``method``: ``sample`` (DDIM, ``steps`` steps: one plausible future) or ``mean`` (one denoiser
+    pass at the noisiest step: the model's estimate of the expected future, see
+    :meth:`CrossPredictionModel.predict_mean`).
     """
-    g = torch.Generator().manual_seed(seed)
     prompt, first = prepare_prompt(model, prompt_frames), prepare_frame(model, first_frame)
-    lat = model.sample(prompt.expand(samples, *prompt.shape[1:]), first.expand(samples, *first.shape[1:]), steps, g)
-    return model.decode_latents(lat.mean(0, keepdim=True))[0].numpy()
+    if method == "mean":
+        lat = model.predict_mean(prompt, first)
+    elif method == "sample":
+        lat = model.sample(prompt, first, steps, torch.Generator().manual_seed(seed))
+    else:
+        raise ValueError(f"method: 'sample' or 'mean', got {method!r}")
+    return model.decode_latents(lat)[0].numpy()
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -388,7 +393,7 @@ def _linear_probe(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.nda
 @torch.no_grad()
 def evaluate_stage1(model: CrossPredictionModel, cfg: Stage1Config, train_eps: Sequence[ClipEpisode],
                     test_eps: Sequence[ClipEpisode], max_targets: int = 40, seed: int = 0,
-                    samples: int = 1, twins: dict[str, str] | None = None) -> dict[str, Any]:
+                    methods: Sequence[str] = ("mean", "sample"), twins: dict[str, str] | None = None) -> dict[str, Any]:
     """The acceptance tables: prediction quality vs baselines, and task probes vs an untrained model.
 
     Prediction: each held-out robot episode's first frame + a held-out human prompt of the same task
@@ -399,7 +404,9 @@ def evaluate_stage1(model: CrossPredictionModel, cfg: Stage1Config, train_eps: S
     rng = np.random.default_rng(seed)
     human_test = [e for e in test_eps if e.embodiment == "human"]
     robot_test = [e for e in test_eps if e.embodiment == "robot"]
-    rows: dict[str, list[np.ndarray]] = {"same-task prompt": [], "copy first frame": [], "other-task prompt": []}
+    rows: dict[str, list[np.ndarray]] = {"copy first frame": []}
+    for m in methods:
+        rows.update({f"same-task prompt, {m}": [], f"other-task prompt, {m}": []})
     ssim_rows: dict[str, list[np.ndarray]] = {k: [] for k in rows}
     for i, target in enumerate(robot_test[:max_targets]):
         same = [e for e in human_test if e.task == target.task]
@@ -411,13 +418,11 @@ def evaluate_stage1(model: CrossPredictionModel, cfg: Stage1Config, train_eps: S
         gt = target.frames[clip_indices(len(target.frames), 0, cfg.model.clip_frames, cfg.clip_stride)]
         gt = resize_frames(gt, cfg.model.image_size)
         first = target.frames[0]
-        preds = {
-            "same-task prompt": predict_video(model, same[rng.integers(len(same))].frames, first, seed=i,
-                                              samples=samples),
-            "copy first frame": np.repeat(resize_frames(first[None], cfg.model.image_size), len(gt), axis=0),
-            "other-task prompt": predict_video(model, other[rng.integers(len(other))].frames, first, seed=i,
-                                               samples=samples),
-        }
+        same_prompt, other_prompt = same[rng.integers(len(same))].frames, other[rng.integers(len(other))].frames
+        preds = {"copy first frame": np.repeat(resize_frames(first[None], cfg.model.image_size), len(gt), axis=0)}
+        for m in methods:
+            preds[f"same-task prompt, {m}"] = predict_video(model, same_prompt, first, seed=i, method=m)
+            preds[f"other-task prompt, {m}"] = predict_video(model, other_prompt, first, seed=i, method=m)
         for k, p in preds.items():
             rows[k].append(psnr(p, gt))
             ssim_rows[k].append(ssim(p, gt))

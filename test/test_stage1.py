@@ -232,3 +232,18 @@ def test_a_safetensors_header_that_looks_like_pickle_magic_still_loads(tmp_path)
         pytest.fail("no padding produced a 0x80 first byte")
     tensors, meta = load_checkpoint(path, kind="stage1")
     assert torch.equal(tensors["w"], torch.ones(2)) and meta["pad"] == "x" * pad
+
+
+def test_mean_prediction_is_one_deterministic_pass_and_untrained_means_nothing_moves():
+    torch.manual_seed(0)
+    m = LatentVideoModel(TINY).eval()
+    prompt = m.encode_frames(torch.randint(0, 255, (2, TINY.prompt_frames, 32, 32, 3), dtype=torch.uint8))
+    first = m.encode_frames(torch.randint(0, 255, (2, 32, 32, 3), dtype=torch.uint8))
+    a, b = m.predict_mean(prompt, first), m.predict_mean(prompt, first)
+    assert a.shape == (2, TINY.clip_frames, *first.shape[1:]) and torch.equal(a, b)
+    # the denoiser's output layer starts at zero: the expected change from the first frame is ~0
+    torch.testing.assert_close(a, first[:, None].expand_as(a), atol=1e-3, rtol=0)
+    with torch.no_grad():
+        for p in m.denoiser.final.parameters():
+            p.normal_(0, 0.5)
+    assert not torch.allclose(m.predict_mean(prompt, first), a)  # a trained head moves it

@@ -52,12 +52,12 @@ def cmd_eval_stage1(args: argparse.Namespace) -> int:
     from ..sim.tasks import twin_tasks
 
     result = evaluate_stage1(model, cfg, train, heldout, max_targets=args.max_targets, seed=args.seed,
-                             samples=args.samples, twins=twin_tasks())
-    print(f"prediction on held-out robot episodes (robot first frame + human prompt; "
-          f"{'one sample' if args.samples == 1 else f'mean of {args.samples} samples'}):")
-    print(f"  {'condition':<20} {'PSNR dB':>8} {'SSIM':>6}  per-frame PSNR")
+                             methods=args.methods.split(","), twins=twin_tasks())
+    print("prediction on held-out robot episodes (robot first frame + human prompt; mean = one denoiser pass "
+          "at the noisiest step, the expected future; sample = DDIM; other-task = the twin task when there is one):")
+    print(f"  {'condition':<28} {'PSNR dB':>8} {'SSIM':>6}  per-frame PSNR")
     for name, row in result["prediction"].items():
-        print(f"  {name:<20} {row['psnr']:8.2f} {row['ssim']:6.3f}  {row['psnr_per_frame']}")
+        print(f"  {name:<28} {row['psnr']:8.2f} {row['ssim']:6.3f}  {row['psnr_per_frame']}")
     print("task identification from held-out human prompts (pooled representation):")
     for name, row in result["probe"].items():
         print(f"  {name:<10} prototype {row['prototype']:.3f}  linear {row['linear']:.3f}  (chance {row['chance']:.3f})")
@@ -86,7 +86,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     model, cfg, _ = load_stage1(args.checkpoint)
     prompt = load_prompt(args.prompt).frames()
     first, truth = _first_frame(args.first_frame)
-    pred = predict_video(model, prompt, first, seed=args.seed)
+    pred = predict_video(model, prompt, first, seed=args.seed, method=args.method)
     size = cfg.model.image_size
     panels = [resize_frames(prompt[np.round(np.linspace(0, len(prompt) - 1, len(pred))).astype(int)], size), pred]
     if truth is not None:
@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", type=Path, required=True, help="training dataset (probe prototypes / fit)")
     p.add_argument("--heldout", type=Path, required=True, help="held-out dataset")
     p.add_argument("--max-targets", type=int, default=48)
-    p.add_argument("--samples", type=int, default=1,
-                   help="predict with the mean latent of this many samples (1: a single sample)")
+    p.add_argument("--methods", default="mean,sample",
+                   help="prediction methods to report: mean (one pass, the expected future), sample (DDIM)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
     p.set_defaults(func=cmd_eval_stage1)
@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first-frame", type=Path, required=True, help="robot episode/video (first frame) or image")
     p.add_argument("--out", type=Path, required=True, help=".mp4 or .gif")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", choices=["sample", "mean"], default="sample",
+                   help="sample: DDIM (one plausible future); mean: one pass, the expected future")
     p.add_argument("--fps", type=float, default=4.0)
     p.set_defaults(func=cmd_sample)
     args = parser.parse_args(argv)

@@ -307,6 +307,21 @@ class CrossPredictionModel(nn.Module):
 
     # -- sampling --------------------------------------------------------------------------------
     @torch.no_grad()
+    def predict_mean(self, prompt_latents: torch.Tensor, first_latent: torch.Tensor) -> torch.Tensor:
+        """One denoiser pass at the noisiest step: the model's estimate of the *expected* target
+        latents (B, T, C, h, w) given the prompt and the first frame (blurry where the future is
+        uncertain; deterministic: the fixed noise draw of the representation pass)."""
+        b = first_latent.shape[0]
+        t_max = self.cfg.train_timesteps - 1
+        t = torch.full((b,), t_max, device=first_latent.device, dtype=torch.long)
+        a = self.alphas_cumprod[t_max]
+        noise = self.repr_noise.expand(b, -1, -1, -1, -1)
+        out = self.denoise(noise, first_latent, t, self.encode_prompt(prompt_latents))
+        x0 = (noise - (1 - a).sqrt() * out) / a.sqrt().clamp_min(1e-4) if self.cfg.prediction_type == "epsilon" \
+            else a.sqrt() * noise - (1 - a).sqrt() * out
+        return x0 + first_latent[:, None] if self.cfg.residual else x0
+
+    @torch.no_grad()
     def sample(self, prompt_latents: torch.Tensor, first_latent: torch.Tensor, steps: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """DDIM-sample target latents (B, T, C, h, w) given prompt latents and the first latent."""
