@@ -86,18 +86,35 @@ def _as_prompt(prompt: Any):
     raise ValueError(f"a prompt is an Episode or a path, got {type(prompt).__name__}")
 
 
-class ReplayPolicy:
-    """Replays the prompt's unified actions open loop, ``chunk`` actions per :meth:`act` call; after
-    the last one it holds the final action."""
+class OpenLoopPlan:
+    """Executes a fixed action plan (T, 24) open loop, ``chunk`` actions per :meth:`act` call; after
+    the last one it holds the final action. Subclasses fill ``plan`` in :meth:`set_prompt`."""
 
     needs_prompt_video = False
+    name = "open-loop"
 
     def __init__(self, chunk: int = 8, **_: Any):
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
         self.chunk = chunk
-        self.actions: np.ndarray | None = None
+        self.plan: np.ndarray | None = None
         self.t = 0
+
+    def reset(self) -> None:
+        self.t = 0
+
+    def act(self, frame: np.ndarray, proprio: np.ndarray) -> np.ndarray:
+        if self.plan is None:
+            raise ValueError(f"the {self.name} policy has no prompt: call set_prompt() first")
+        idx = np.minimum(np.arange(self.t, self.t + self.chunk), len(self.plan) - 1)
+        self.t += self.chunk
+        return self.plan[idx].copy()
+
+
+class ReplayPolicy(OpenLoopPlan):
+    """Replays the prompt's unified actions open loop (see :class:`OpenLoopPlan`)."""
+
+    name = "replay"
 
     def set_prompt(self, prompt: Any) -> None:
         ep = _as_prompt(prompt)
@@ -106,18 +123,8 @@ class ReplayPolicy:
             raise ValueError(f"the replay policy: prompt actions must be (T, {ACTION_DIM}) with T > 0, got {actions.shape}")
         if not np.all(np.isfinite(actions)):
             raise ValueError("the replay policy: the prompt's actions contain NaN or inf")
-        self.actions = actions
+        self.plan = actions
         self.t = 0
-
-    def reset(self) -> None:
-        self.t = 0
-
-    def act(self, frame: np.ndarray, proprio: np.ndarray) -> np.ndarray:
-        if self.actions is None:
-            raise ValueError("the replay policy has no prompt: call set_prompt() first")
-        idx = np.minimum(np.arange(self.t, self.t + self.chunk), len(self.actions) - 1)
-        self.t += self.chunk
-        return self.actions[idx].copy()
 
 
 class NoOpPolicy:

@@ -263,8 +263,8 @@ class _Batcher:
 
     def sample(self, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
         h = self.model.cfg.policy.horizon
-        keys = ("prompt", "latent", "proprio", "actions", "mask", "task", "skill")
-        rows: dict[str, list] = {k: [] for k in keys + (("features",) if self.store else ())}
+        keys = ("prompt", "proprio", "actions", "mask", "task", "skill") + (("features",) if self.store else ("latent",))
+        rows: dict[str, list] = {k: [] for k in keys}
         for _ in range(batch):
             i = int(self.rng.integers(len(self.episodes)))
             ep = self.episodes[i]
@@ -273,7 +273,6 @@ class _Batcher:
                 k = int(self.rng.integers(self.store.prompts.shape[1]))
                 p = int(self.store.prompts[i, k])
                 rows["features"].append(self.store.get(i, t, k))
-                rows["latent"].append(torch.zeros(0))
             else:
                 pool = self.prompt_pool(i)
                 p = int(pool[self.rng.integers(len(pool))])
@@ -359,7 +358,7 @@ class _TrainStep(nn.Module):
         m = self.model
         with torch.set_grad_enabled(m.trains_video_model):
             tokens = m.video_model.encode_prompt(b["prompt"])
-        cond = m.condition(tokens, b["latent"], b["skill"], features=b.get("features"))
+        cond = m.condition(tokens, b.get("latent"), b["skill"], features=b.get("features"))
         out = {"diffusion": m.head.loss(cond, b["proprio"], b["actions"], b["mask"])}
         total = out["diffusion"]
         if m.cfg.pdcp.enabled and m.cfg.condition == "prompt":

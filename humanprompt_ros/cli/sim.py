@@ -156,14 +156,18 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _success_table(results: list[dict]) -> dict:
-    table: dict[str, dict[str, list[bool]]] = {}
+def skill_rates(results: list[dict]) -> dict[str, dict]:
+    """Per-episode results → {skill: {"success": RATE, "episodes": N}} (episodes without an outcome skipped)."""
+    per: dict[str, list[bool]] = {}
     for r in results:
-        if r.get("success") is None:
-            continue
-        table.setdefault(r["embodiment"], {}).setdefault(r["skill"], []).append(bool(r["success"]))
-    return {emb: {skill: {"success": round(float(np.mean(v)), 4), "episodes": len(v)} for skill, v in sorted(d.items())}
-            for emb, d in table.items()}
+        if r.get("success") is not None:
+            per.setdefault(r["skill"], []).append(bool(r["success"]))
+    return {k: {"success": round(float(np.mean(v)), 4), "episodes": len(v)} for k, v in sorted(per.items())}
+
+
+def _success_table(results: list[dict]) -> dict:
+    embodiments = sorted({r["embodiment"] for r in results if r.get("success") is not None})
+    return {emb: skill_rates([r for r in results if r["embodiment"] == emb]) for emb in embodiments}
 
 
 SPLITS = ("seen", "unseen", "all")
@@ -205,10 +209,7 @@ def split_tasks(task_arg: str | None, split: str, benchmark: str | None = None) 
 
 def summarize(results: list[dict], bench: "BenchmarkConfig") -> dict:
     """Per-episode results → the eval JSON contract (SPEC §4) plus the seen/unseen means."""
-    per: dict[str, list[bool]] = {}
-    for r in results:
-        per.setdefault(r["skill"], []).append(r["success"])
-    skills = {k: {"success": round(float(np.mean(v)), 4), "episodes": len(v)} for k, v in sorted(per.items())}
+    skills = skill_rates(results)
     out = {"skills": skills, "mean": round(float(np.mean([v["success"] for v in skills.values()])), 4) if skills else 0.0}
     for name, group in (("seen_mean", bench.robot_skills), ("unseen_mean", bench.human_only_skills)):
         vals = [v["success"] for k, v in skills.items() if k in group]

@@ -65,19 +65,15 @@ import numpy as np
 
 from ..nodes.config_b import PolicyConfig
 from ..nodes.runtime import StartupError, run_node
+from ..policy import OpenLoopPlan
 
 
-class ScriptedFromPrompt:
+class ScriptedFromPrompt(OpenLoopPlan):
     """``scripted`` inside the graph: the benchmark expert's plan for the prompt's task and seed
     (read from the prompt episode's meta), computed from the simulator's privileged initial state,
     executed open loop ``chunk`` actions per call. Tests only: a real robot has no such state."""
 
-    needs_prompt_video = False
-
-    def __init__(self, chunk: int = 8, **_: Any):
-        self.chunk = chunk
-        self.plan: np.ndarray | None = None
-        self.t = 0
+    name = "scripted"
 
     def set_prompt(self, prompt: Any) -> None:
         from ..data import load_episode
@@ -97,16 +93,6 @@ class ScriptedFromPrompt:
         finally:
             env.close()
         self.t = 0
-
-    def reset(self) -> None:
-        self.t = 0
-
-    def act(self, frame: np.ndarray, proprio: np.ndarray) -> np.ndarray:
-        if self.plan is None:
-            raise ValueError("the scripted policy has no prompt")
-        idx = np.minimum(np.arange(self.t, self.t + self.chunk), len(self.plan) - 1)
-        self.t += self.chunk
-        return self.plan[idx].copy()
 
 
 def checkpoint_identity(path: str | Path) -> str:

@@ -20,6 +20,7 @@ from .tasks import Task, load_task
 # seeds of "other" prompts are drawn from a range no evaluation uses
 OTHER_PROMPT_OFFSET = 7_000_000
 FRAME_FREE_POLICIES = ("scripted", "replay", "noop", "random")
+PROMPTLESS_POLICIES = ("scripted", "noop", "random")  # these ignore the prompt: none is generated for them
 
 
 @dataclass
@@ -210,16 +211,16 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
                 kwargs.setdefault("seed", seeds[0])
             built.append((name, spec, make_policy(spec, **kwargs)))
         wants_video = any(getattr(p, "needs_prompt_video", True) for _, spec, p in built
-                          if spec not in ("scripted", "noop", "random"))
+                          if spec not in PROMPTLESS_POLICIES)
         for seed in seeds:
             prompt = None
             for name, spec, policy in built:
-                if spec not in ("scripted", "noop", "random") and prompt is None:
+                if spec not in PROMPTLESS_POLICIES and prompt is None:
                     # the prompt: a human demonstration of the same task (same scene or another one)
                     if prompt_env is None:
                         prompt_env = SimEnv(task, "human", render=wants_video)
                     prompt = expert_episode(task, "human", prompt_seed(seed, prompt_mode), env=prompt_env).to_episode()
-                rec = run_episode(env, policy, seed, prompt=None if spec in ("scripted", "noop", "random") else prompt,
+                rec = run_episode(env, policy, seed, prompt=None if spec in PROMPTLESS_POLICIES else prompt,
                                   policy_name=spec, record_frames=bool(save_dir))
                 if save_dir:
                     rec.save(Path(save_dir) / name / task.name / embodiment / f"{seed:07d}")
