@@ -116,6 +116,11 @@ class ReplayPolicy(OpenLoopPlan):
 
     name = "replay"
 
+    @property
+    def actions(self) -> np.ndarray | None:
+        """The prompt's (T, 24) unified actions being replayed (the plan), or None before a prompt."""
+        return self.plan
+
     def set_prompt(self, prompt: Any) -> None:
         ep = _as_prompt(prompt)
         actions = np.asarray(ep.require_actions("the replay policy"), np.float64)
