@@ -71,6 +71,17 @@ GRAPH_ARGS: dict[str, Arg] = {
 }
 
 
+def sim_image_size() -> int:
+    """The benchmark camera's image size (``config/sim.yaml`` ``image_size``; 128 when unreadable)."""
+    from .config import read_yaml
+    from .paths import config_path
+
+    try:
+        return int((read_yaml(config_path("sim.yaml")) or {}).get("image_size", 128))
+    except Exception:  # noqa: BLE001 - a missing or odd file: the default
+        return 128
+
+
 def resolve_share_path(value: str, share: Path | None = None) -> Path:
     """A file argument: absolute, relative to the working directory if it exists there, else to the share dir."""
     p = Path(value).expanduser()
@@ -206,6 +217,10 @@ def build_graph(args: dict[str, str] | None = None, share: Path | str | None = N
         camera_params["source"] = source
     if source == "topic" and sim:
         camera_params["input_topic"] = SIM_IMAGE_TOPIC
+        # relay the sim's frames at their own size (config/sim.yaml image_size, what humanprompt-sim eval
+        # gives a policy), so the policy resizes exactly the pixels the benchmark's policies see
+        size = sim_image_size()
+        camera_params["width"] = camera_params["height"] = size
     if a["camera_path"]:
         camera_params["path"] = a["camera_path"]
 

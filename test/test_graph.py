@@ -44,7 +44,9 @@ def test_sim_rviz_policy_and_prompt_arguments():
     specs = by_name(build_graph({"sim": "true", "rviz": "1", "policy": "checkpoint", "checkpoint": "/m/c.safetensors",
                                  "prompt": "/data/pour", "task": "pour", "seed": "3"}))
     assert all(s.enabled for s in specs.values())
-    assert specs["camera"].parameters == {"source": "topic", "input_topic": "/humanprompt/sim/image_raw"}
+    # the sim's frames are relayed at their own size (config/sim.yaml: 128), as humanprompt-sim eval sees them
+    assert specs["camera"].parameters == {"source": "topic", "input_topic": "/humanprompt/sim/image_raw",
+                                          "width": 128, "height": 128}
     assert specs["policy"].parameters == {"policy": "checkpoint", "hand": GRAPH_ARGS["hand"].default,
                                           "checkpoint": "/m/c.safetensors"}
     assert specs["prompt_encoder"].parameters["prompt_video"] == "/data/pour"

@@ -105,6 +105,153 @@ def test_runner_swaps_prompts_atomically(tmp_path):
     assert runner.step(frame, proprio)[0] is None
 
 
+class _SlowReplay:
+    """The replay backend with an inference time (act sleeps ``delay`` s), recording each act call's
+    (thread name, frame stamp, proprio[0], t at the call)."""
+
+    def __init__(self, delay: float, chunk: int = 4, fail_at: int | None = None):
+        from humanprompt_ros.policy import make_policy
+
+        self.inner = make_policy("replay", chunk=chunk)
+        self.delay, self.fail_at, self.calls = delay, fail_at, []
+
+    def __copy__(self):
+        import copy
+
+        other = type(self).__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.inner, other.calls = copy.copy(self.inner), []
+        return other
+
+    def set_prompt(self, prompt):
+        self.inner.set_prompt(prompt)
+
+    def reset(self):
+        self.inner.reset()
+
+    def act(self, frame, proprio):
+        self.calls.append((threading.current_thread().name, frame, float(proprio[0]), self.inner.t))
+        if self.fail_at is not None and len(self.calls) > self.fail_at:
+            raise RuntimeError("inference failed")
+        time.sleep(self.delay)
+        return self.inner.act(frame, proprio)
+
+
+def _runner_with(tmp_path, backend, lookahead, steps=40):
+    from humanprompt_ros.nodes.policy import PolicyRunner
+
+    ep = make_episode(tmp_path / "ep", steps=steps)
+    runner = PolicyRunner(backend, warmup=False, lookahead=lookahead)
+    g = runner.next_generation()
+    policy = runner.prepare({"path": str(ep)})
+    assert runner.swap({"id": "ep", "path": str(ep)}, policy, g)
+    return runner, policy
+
+
+def test_runner_computes_the_next_chunk_ahead_without_stalling(tmp_path):
+    """lookahead: the next chunk is computed on a worker from the freshest frame and proprio while
+    the current one runs, appended after it (no action skipped or repeated), and control never waits."""
+    runner, policy = _runner_with(tmp_path, _SlowReplay(delay=0.06, chunk=4), lookahead=2)
+    clock = {"n": 0}
+
+    def frame():
+        return np.zeros((8, 8, 3), np.uint8), f"frame{clock['n']}"
+
+    def proprio():
+        return np.full(24, float(clock["n"]))
+
+    xs, stamps = [], []
+    for n in range(14):
+        clock["n"] = n
+        action, stamp, _ = runner.step(frame, proprio)
+        xs.append(action[0])
+        stamps.append(stamp)
+        time.sleep(0.1)  # the control period: longer than the inference (60 ms)
+    assert np.allclose(xs, np.arange(14) * 0.001), xs  # contiguous: each chunk follows the previous one
+    runner.wait_pending()
+    calls = policy.calls
+    assert calls[0][0] == threading.current_thread().name  # nothing queued yet: computed here
+    assert all(c[0] == "policy-next-chunk" for c in calls[1:])
+    # requested after the 2nd action of each chunk (2 left), with the frame and proprio of that moment
+    assert [c[2] for c in calls] == [0.0, 1.0, 5.0, 9.0, 13.0]
+    assert [c[3] for c in calls] == [0, 4, 8, 12, 16]  # one act() per chunk, in order
+    assert stamps[:4] == ["frame0"] * 4 and stamps[4:8] == ["frame1"] * 4 and stamps[8:12] == ["frame5"] * 4
+    assert runner.counts["chunks_ahead"] == 4 and runner.counts["chunks_late"] == 0
+
+
+def test_runner_waits_for_a_late_chunk_and_lookahead_zero_computes_when_used_up(tmp_path):
+    runner, policy = _runner_with(tmp_path, _SlowReplay(delay=0.15, chunk=3), lookahead=1)
+    frame = lambda: (np.zeros((8, 8, 3), np.uint8), "s")  # noqa: E731
+    proprio = lambda: np.zeros(24)  # noqa: E731
+    xs = [runner.step(frame, proprio)[0][0] for _ in range(7)]  # no sleep: the worker is always late
+    assert np.allclose(xs, np.arange(7) * 0.001)
+    assert runner.counts["chunks_late"] >= 1
+    runner0, policy0 = _runner_with(tmp_path / "0", _SlowReplay(delay=0.0, chunk=3), lookahead=0)
+    xs = [runner0.step(frame, proprio)[0][0] for _ in range(7)]
+    assert np.allclose(xs, np.arange(7) * 0.001)
+    assert all(c[0] == threading.current_thread().name for c in policy0.calls)  # the old behaviour
+    assert [c[3] for c in policy0.calls] == [0, 3, 6]
+
+
+def test_runner_drops_a_chunk_computed_for_a_cleared_reset_or_replaced_prompt(tmp_path):
+    from humanprompt_ros.nodes.policy import PolicyRunner
+
+    frame = lambda: (np.zeros((8, 8, 3), np.uint8), "s")  # noqa: E731
+    proprio = lambda: np.zeros(24)  # noqa: E731
+    runner, policy = _runner_with(tmp_path, _SlowReplay(delay=0.2, chunk=4), lookahead=3)
+    runner.step(frame, proprio)  # first chunk; the next one is being computed on the worker
+    assert runner.computing
+    assert runner.reset()  # waits for the worker, then starts the episode again
+    assert not runner.computing and not runner.queue
+    b = make_episode(tmp_path / "b", steps=20)
+    policy_b = runner.prepare({"path": str(b)})
+    assert runner.step(frame, proprio)[0][0] == 0.0 and policy.inner.t == 4  # not 12: reset after the worker
+    old_worker = runner._pending
+    assert runner.computing
+    g = runner.next_generation()
+    runner.swap({"id": "b", "path": str(b)}, policy_b, g)  # while the old prompt's next chunk is computed
+    assert runner.step(frame, proprio)[0][0] == 0.0  # the new prompt starts at its first action
+    old_worker.join()
+    runner.wait_pending()
+    assert runner.counts["chunks_dropped"] == 1  # the old prompt's chunk, finished after the swap
+    assert runner.counts["chunks_late"] == 0  # the new prompt never waited for the old prompt's worker
+    runner.clear()
+    assert runner.step(frame, proprio)[0] is None
+    assert isinstance(runner, PolicyRunner)
+
+
+class _AligningReplay(_SlowReplay):
+    """A backend whose act() takes lag= (the observation is lag actions before the chunk)."""
+
+    def act(self, frame, proprio, lag=0):
+        self.calls.append(("lag", lag))
+        return self.inner.act(frame, proprio)
+
+
+def test_runner_tells_an_aligning_backend_how_far_ahead_it_plans(tmp_path):
+    runner, policy = _runner_with(tmp_path, _AligningReplay(delay=0.0, chunk=4), lookahead=3)
+    frame = lambda: (np.zeros((8, 8, 3), np.uint8), "s")  # noqa: E731
+    proprio = lambda: np.zeros(24)  # noqa: E731
+    for _ in range(2):
+        runner.step(frame, proprio)
+        runner.wait_pending()
+    # first chunk at once; the next requested as the first of the 3 last actions starts: its plan's step 0
+    # is that action, so the chunk after the 3 begins at plan step 4
+    assert policy.calls == [("lag", 0), ("lag", 4)]
+
+
+def test_runner_reports_a_worker_failure_on_the_next_step(tmp_path):
+    runner, _ = _runner_with(tmp_path, _SlowReplay(delay=0.0, chunk=4, fail_at=1), lookahead=2)
+    frame = lambda: (np.zeros((8, 8, 3), np.uint8), "s")  # noqa: E731
+    proprio = lambda: np.zeros(24)  # noqa: E731
+    runner.step(frame, proprio)
+    runner.step(frame, proprio)  # 2 left: the worker's act() fails
+    runner.wait_pending()
+    with pytest.raises(RuntimeError, match="inference failed"):
+        runner.step(frame, proprio)
+    runner.step(frame, proprio)  # reported once; the queued actions go on
+
+
 def _start(procs, *params):
     args = ["-m", "humanprompt_ros.nodes.policy", "--ros-args", "-p", "policy:=replay"]
     for p in params:

@@ -269,8 +269,10 @@ def _make_node_class():
                 self.prompt_id = prompt_id
                 if changed:
                     self.get_logger().info(f"prompt: {prompt_id!r}" if prompt_id else "prompt cleared")
-                    if prompt_id:  # a new task starts from the measured joints, not from the last command
-                        self.q_cmd = None
+                    if prompt_id:  # a new task starts from the measured joints, not from the last command,
+                        self.q_cmd = None  # and its retargeting is warm-started from them, not from the last goal
+                        self.goal = None
+                        self.target_mono = None
                     self._step(from_target=False)  # a cleared prompt holds at once
 
         def _on_joint_states(self, msg: JointState) -> None:

@@ -94,6 +94,14 @@ class PolicyConfig:
                         read_only=True, range=(0.1, 1000.0))
     chunk: int = param(8, "replay/scripted: actions per act() call (the chunk is executed step by step)",
                        read_only=True, range=(1, 1000))
+    lookahead: int = param(0, "request the next chunk (from the freshest frame and proprio, on a worker thread) when "
+                              "this many actions of the current chunk are left, so control does not stall while "
+                              "it is computed (cover the inference time in control periods); 0: execute the whole "
+                              "chunk, then compute the next one on the control thread (the hand pauses for the "
+                              "inference; the chunk starts at the observed state, as in humanprompt-sim eval). A "
+                              "backend whose act() takes lag= (the learned policy: at most horizon - execute, 8 for "
+                              "the shipped one, so lookahead <= 7) gets how far ahead it plans and aligns its plan",
+                           range=(0, 1000))
     max_observation_age: float = param(0.25, "pause (no targets, the chunk does not advance) while the latest camera "
                                              "frame is older than this (s)", range=(0.01, 10.0))
     require_joint_states: bool = param(True, "no targets before the first /joint_states (proprio needs them)")
