@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Speed of the learned models at the shipped configs (weights are random: speed does not depend on them).
 
-    python benchmarks/bench_models.py [--threads 1] [--iters 50] [--device cpu]
+    python benchmarks/bench_models.py [--threads 1] [--iters 50] [--device cpu|cuda] [--compile]
 
 Prints: stage-1 training samples/s (one optimiser step on a batch of cached latents, the training
 loop's inner step), the representation pass at batch 1 (ms p50/p95: frame encode + one denoiser pass),
@@ -20,7 +20,7 @@ from humanprompt_ros.config import load_config
 from humanprompt_ros.models.video_model import build_video_model
 from humanprompt_ros.paths import config_path
 from humanprompt_ros.stage1 import Stage1Config, prepare_frame
-from humanprompt_ros.stage2 import PromptPolicyModel, Stage2Config
+from humanprompt_ros.stage2 import PromptPolicyModel, Stage2Config, compile_for_inference
 
 
 def percentiles(xs: list[float]) -> str:
@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the inference networks (CUDA graphs on a GPU; see compile_for_inference)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -68,13 +70,19 @@ def main() -> None:
     # Representation pass and whole chunk at batch 1.
     video.eval()
     policy = PromptPolicyModel(s2, s1, video).to(dev).eval()
+    warmup = 3
+    if args.compile:
+        compile_for_inference(policy)
+        warmup = 15  # compilation, then CUDA-graph recording, happen in the first calls
     frame = np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)
     tokens = policy.encode_prompt(np.random.default_rng(1).integers(0, 255, (51, 128, 128, 3), dtype=np.uint8))
     proprio = torch.zeros(1, 24, device=dev)
     rep, chunk = [], []
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     with torch.no_grad():
-        for i in range(args.iters + 3):
+        for i in range(args.iters + warmup):
+            if args.compile:
+                torch.compiler.cudagraph_mark_step_begin()  # earlier outputs are no longer used
             t0 = time.perf_counter()
             video.features(tokens, prepare_frame(video, frame).to(dev))
             sync()
@@ -83,7 +91,7 @@ def main() -> None:
             policy.head.sample(cond, proprio)
             sync()
             t2 = time.perf_counter()
-            if i >= 3:  # warm-up excluded
+            if i >= warmup:  # warm-up excluded
                 rep.append(t1 - t0)
                 chunk.append(t2 - t1)
     print(f"representation pass (frame encode + 1 denoiser pass), batch 1: {percentiles(rep)}")

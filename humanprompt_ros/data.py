@@ -98,8 +98,12 @@ class Episode:
 
         Cached next to the video as ``frames_<size>.npy`` (a derived file, safe to delete; rebuilt
         when the video is newer), because decoding every video again costs minutes per training run.
+        An episode that has the cache but no video (a dataset packed for training elsewhere) uses it.
         """
         if self.video_path is None:
+            cache = self.path / f"frames_{size}.npy" if self.path is not None else None
+            if cache is not None and cache.is_file():
+                return np.load(cache)
             raise ValueError(f"episode {self.path}: no video")
         cache = self.video_path.with_name(f"frames_{size}.npy")
         try:

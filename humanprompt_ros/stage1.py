@@ -24,8 +24,8 @@ from .config import load_config, to_dict
 from .models.checkpoint import (CheckpointError, load_checkpoint, load_optimizer_tensors, optimizer_tensors,
                                 prefixed, save_checkpoint, unprefixed)
 from .models.video_model import CrossPredictionModel, VideoModelConfig, build_video_model
-from .training import (Distributed, MetricsLog, TrainConfig, command_line, cosine_lr, plot_metrics, progress,
-                       seed_everything)
+from .training import (Distributed, MetricsLog, StepBudget, TrainConfig, command_line, cosine_lr, plot_metrics,
+                       progress, seed_everything)
 from .video import resample_clip, resample_indices, resize_frames
 
 KIND = "stage1"
@@ -242,9 +242,9 @@ def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: boo
     model.train()
     net = dist.wrap(_LossModule(model))
     sampler = PairSampler(episodes, cfg.pairs, tc.seed + 7919 * dist.rank + step)
-    bar = progress(range(step, tc.steps), total=tc.steps, initial=step, desc="stage1 cross-prediction",
-                   enabled=dist.is_main)
-    for step in bar:
+    budget = StepBudget(tc, step, dist.world_size)
+    bar = progress(total=tc.steps, initial=step, desc="stage1 cross-prediction", enabled=dist.is_main)
+    while step < tc.steps:
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, tc)
         prompt, first, target = make_batch(episodes, [sampler.sample() for _ in range(tc.batch_size)], cfg,
@@ -259,6 +259,10 @@ def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: boo
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         if (step + 1) % tc.checkpoint_every == 0:
             checkpoint("denoiser", step + 1, opt)
+        step += 1
+        bar.update()
+        budget.update(step, bar)
+    bar.close()
     final = out / "stage1.safetensors"
     if dist.is_main:
         checkpoint("denoiser", tc.steps, opt)
@@ -304,18 +308,19 @@ def prepare_frame(model: CrossPredictionModel, frame: np.ndarray) -> torch.Tenso
 
 @torch.no_grad()
 def predict_video(model: CrossPredictionModel, prompt_frames: np.ndarray, first_frame: np.ndarray, seed: int = 0,
-                  steps: int | None = None, method: str = "sample") -> np.ndarray:
+                  steps: int | None = None, method: str = "sample", guidance: float | None = None) -> np.ndarray:
     """Predicted video (T, S, S, 3) uint8 of what follows ``first_frame`` when doing the prompt's task.
 
     ``method``: ``sample`` (DDIM, ``steps`` steps: one plausible future) or ``mean`` (one denoiser
     pass at the noisiest step: the model's estimate of the expected future, see
-    :meth:`CrossPredictionModel.predict_mean`).
+    :meth:`CrossPredictionModel.predict_mean`). ``guidance``: classifier-free guidance scale
+    (default: the model's ``guidance_scale``; > 1 needs a model trained with ``prompt_dropout``).
     """
     prompt, first = prepare_prompt(model, prompt_frames), prepare_frame(model, first_frame)
     if method == "mean":
-        lat = model.predict_mean(prompt, first)
+        lat = model.predict_mean(prompt, first, guidance)
     elif method == "sample":
-        lat = model.sample(prompt, first, steps, torch.Generator().manual_seed(seed))
+        lat = model.sample(prompt, first, steps, torch.Generator().manual_seed(seed), guidance)
     else:
         raise ValueError(f"method: 'sample' or 'mean', got {method!r}")
     return model.decode_latents(lat)[0].numpy()
@@ -348,6 +353,18 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return s.mean(dim=(1, 2, 3)).numpy()
 
 
+def paired_difference(psnr_a: np.ndarray, psnr_b: np.ndarray, ssim_a: np.ndarray, ssim_b: np.ndarray,
+                      seed: int = 0, resamples: int = 10_000) -> dict[str, float]:
+    """Per-clip PSNR/SSIM of condition a minus condition b on the same clips: mean differences, the
+    share of clips where a is better, and a 95% bootstrap interval of the mean PSNR difference."""
+    d = np.asarray(psnr_a) - np.asarray(psnr_b)
+    boot = np.random.default_rng(seed).choice(d, size=(resamples, len(d))).mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {"psnr": float(d.mean()), "psnr_ci95": [float(lo), float(hi)],
+            "ssim": float(np.mean(np.asarray(ssim_a) - np.asarray(ssim_b))),
+            "a_better": float(np.mean(d > 0)), "clips": int(len(d))}
+
+
 @torch.no_grad()
 def pooled_features(model: CrossPredictionModel, episodes: Sequence[ClipEpisode]) -> np.ndarray:
     """Each episode as a prompt, with its own first frame as the current frame → mean-pooled
@@ -356,7 +373,7 @@ def pooled_features(model: CrossPredictionModel, episodes: Sequence[ClipEpisode]
     for ep in episodes:
         tokens = model.encode_prompt(prepare_prompt(model, ep.frames))
         feats = model.features(tokens, prepare_frame(model, ep.frames[0]))
-        out.append(feats.mean(dim=(1, 2))[0].numpy())
+        out.append(feats.mean(dim=(1, 2))[0].cpu().numpy())
     return np.stack(out)
 
 
@@ -393,20 +410,23 @@ def _linear_probe(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.nda
 @torch.no_grad()
 def evaluate_stage1(model: CrossPredictionModel, cfg: Stage1Config, train_eps: Sequence[ClipEpisode],
                     test_eps: Sequence[ClipEpisode], max_targets: int = 40, seed: int = 0,
-                    methods: Sequence[str] = ("mean", "sample"), twins: dict[str, str] | None = None) -> dict[str, Any]:
+                    methods: Sequence[str] = ("mean", "sample"), twins: dict[str, str] | None = None,
+                    guidance: Sequence[float] = (1.0,)) -> dict[str, Any]:
     """The acceptance tables: prediction quality vs baselines, and task probes vs an untrained model.
 
     Prediction: each held-out robot episode's first frame + a held-out human prompt of the same task
     (and, as the control, of a different task: the task's twin from ``twins`` — same objects in the
     scene, another skill — when it has one, else a random other task) → predicted clip vs the
-    ground-truth clip.
+    ground-truth clip. Each method is reported at each classifier-free ``guidance`` scale (rows named
+    ``..., mean, guidance 3`` when it is not 1).
     """
     rng = np.random.default_rng(seed)
     human_test = [e for e in test_eps if e.embodiment == "human"]
     robot_test = [e for e in test_eps if e.embodiment == "robot"]
     rows: dict[str, list[np.ndarray]] = {"copy first frame": []}
-    for m in methods:
-        rows.update({f"same-task prompt, {m}": [], f"other-task prompt, {m}": []})
+    variants = [(m, g, m if g == 1.0 else f"{m}, guidance {g:g}") for m in methods for g in guidance]
+    for _, _, name in variants:
+        rows.update({f"same-task prompt, {name}": [], f"other-task prompt, {name}": []})
     ssim_rows: dict[str, list[np.ndarray]] = {k: [] for k in rows}
     for i, target in enumerate(robot_test[:max_targets]):
         same = [e for e in human_test if e.task == target.task]
@@ -420,22 +440,30 @@ def evaluate_stage1(model: CrossPredictionModel, cfg: Stage1Config, train_eps: S
         first = target.frames[0]
         same_prompt, other_prompt = same[rng.integers(len(same))].frames, other[rng.integers(len(other))].frames
         preds = {"copy first frame": np.repeat(resize_frames(first[None], cfg.model.image_size), len(gt), axis=0)}
-        for m in methods:
-            preds[f"same-task prompt, {m}"] = predict_video(model, same_prompt, first, seed=i, method=m)
-            preds[f"other-task prompt, {m}"] = predict_video(model, other_prompt, first, seed=i, method=m)
+        for m, g, name in variants:
+            preds[f"same-task prompt, {name}"] = predict_video(model, same_prompt, first, seed=i, method=m, guidance=g)
+            preds[f"other-task prompt, {name}"] = predict_video(model, other_prompt, first, seed=i, method=m,
+                                                                guidance=g)
         for k, p in preds.items():
             rows[k].append(psnr(p, gt))
             ssim_rows[k].append(ssim(p, gt))
     prediction = {k: {"psnr_per_frame": np.mean(v, 0).round(2).tolist(), "psnr": float(np.mean(v)),
                       "ssim_per_frame": np.mean(ssim_rows[k], 0).round(3).tolist(), "ssim": float(np.mean(ssim_rows[k])),
                       "clips": len(v)} for k, v in rows.items() if v}
+    # Does the right prompt help? Per-clip paired differences, same-task minus other-task prompt.
+    paired = {}
+    for _, _, name in variants:
+        same, other = f"same-task prompt, {name}", f"other-task prompt, {name}"
+        if rows[same]:
+            paired[name] = paired_difference(np.mean(rows[same], 1), np.mean(rows[other], 1),
+                                             np.mean(ssim_rows[same], 1), np.mean(ssim_rows[other], 1), seed)
 
     human_train = [e for e in train_eps if e.embodiment == "human"]
     probes = {}
     torch.manual_seed(seed)
-    fresh = build_video_model(dataclasses.replace(cfg.model)).eval()
+    fresh = build_video_model(dataclasses.replace(cfg.model)).to(model.device).eval()
     for name, m in (("trained", model), ("untrained", fresh)):
         probes[name] = probe_accuracy(pooled_features(m, human_train), [e.task for e in human_train],
                                       pooled_features(m, human_test), [e.task for e in human_test], seed)
-    return {"prediction": prediction, "probe": probes,
+    return {"prediction": prediction, "same_minus_other": paired, "probe": probes,
             "counts": {"train_human": len(human_train), "test_human": len(human_test), "test_robot": len(robot_test)}}

@@ -31,8 +31,8 @@ from .models.pdcp import PDCPConfig, PDCPLoss
 from .models.video_former import VideoFormer, VideoFormerConfig
 from .models.video_model import CrossPredictionModel, build_video_model
 from .stage1 import Stage1Config, load_stage1, prepare_frame, prepare_prompt
-from .training import (Distributed, MetricsLog, TrainConfig, command_line, cosine_lr, plot_metrics, progress,
-                       seed_everything)
+from .training import (Distributed, MetricsLog, StepBudget, TrainConfig, command_line, cosine_lr, plot_metrics,
+                       progress, seed_everything)
 
 KIND = "policy"
 CONDITIONS = ("prompt", "none", "skill_oracle")
@@ -186,6 +186,18 @@ class PromptPolicyModel(nn.Module):
         if self.cfg.condition == "skill_oracle":
             tokens = torch.cat([tokens, self.skill_embed(skills)[:, None]], dim=1)
         return tokens
+
+
+def compile_for_inference(model: PromptPolicyModel) -> PromptPolicyModel:
+    """``torch.compile`` the inference path's networks (stage-1 denoiser, Video Former, head denoiser) with
+    ``mode="reduce-overhead"``: on CUDA the batch-1 passes replay as CUDA graphs, which removes the
+    per-kernel launch cost that dominates them. The first few calls compile (tens of seconds)."""
+    vm = model.video_model
+    if hasattr(vm, "denoiser"):
+        vm.denoiser = torch.compile(vm.denoiser, mode="reduce-overhead", dynamic=False)
+    model.former = torch.compile(model.former, mode="reduce-overhead", dynamic=False)
+    model.head.denoiser = torch.compile(model.head.denoiser, mode="reduce-overhead", dynamic=False)
+    return model
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------
@@ -411,9 +423,9 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
     batcher = _Batcher(model, episodes, tc.seed + 7919 * dist.rank + step)
     net = dist.wrap(_TrainStep(model))
     model.train()
-    bar = progress(range(step, tc.steps), total=tc.steps, initial=step, desc=f"stage2 ({cfg.condition})",
-                   enabled=dist.is_main)
-    for step in bar:
+    budget = StepBudget(tc, step, dist.world_size)
+    bar = progress(total=tc.steps, initial=step, desc=f"stage2 ({cfg.condition})", enabled=dist.is_main)
+    while step < tc.steps:
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, tc)
         losses = net(batcher.sample(tc.batch_size, dist.device))
@@ -427,6 +439,10 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
             bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4f}")
         if (step + 1) % tc.checkpoint_every == 0:
             checkpoint(step + 1)
+        step += 1
+        bar.update()
+        budget.update(step, bar)
+    bar.close()
     final = out / "policy.safetensors"
     if dist.is_main:
         checkpoint(tc.steps)
@@ -525,7 +541,16 @@ class LearnedPolicy:
         self.generator = torch.Generator().manual_seed(self.seed)
 
     @torch.no_grad()
-    def act(self, frame: np.ndarray, proprio: np.ndarray) -> np.ndarray:
+    def act(self, frame: np.ndarray, proprio: np.ndarray, lag: int = 0) -> np.ndarray:
+        """The next ``execute`` actions (steps t … t+execute−1 of the episode).
+
+        ``lag``: the observation is from ``lag`` steps before step t (a runner that computes the next
+        chunk while the current one still runs), so the new plan starts at step t − lag and its first
+        ``lag`` actions, already in the past, are skipped (0 ≤ lag ≤ horizon − execute).
+        """
+        if not 0 <= lag <= self.model.cfg.policy.horizon - self.execute:
+            raise ValueError(f"lag: must be within [0, {self.model.cfg.policy.horizon - self.execute}] "
+                             f"(horizon {self.model.cfg.policy.horizon}, execute {self.execute}), got {lag}")
         if self.tokens is None:
             raise ValueError("the learned policy has no prompt: call set_prompt() first")
         m = self.model
@@ -533,7 +558,7 @@ class LearnedPolicy:
         cond = m.condition(self.tokens, latent, self.skill)
         p = torch.as_tensor(np.asarray(proprio, np.float32))[None]
         plan = m.head.sample(cond, p, generator=self.generator)[0].numpy().astype(np.float64)
-        self.plans = [(s, c) for s, c in self.plans if s + len(c) > self.t][-4:] + [(self.t, plan)]
+        self.plans = [(s, c) for s, c in self.plans if s + len(c) > self.t][-4:] + [(self.t - lag, plan)]
         out = np.zeros((self.execute, ACTION_DIM))
         for k in range(self.execute):
             step, num, den = self.t + k, np.zeros(ACTION_DIM), 0.0

@@ -36,6 +36,39 @@ class TrainConfig:
     checkpoint_every: int = 500
     seed: int = 0
     device: str = "auto"  # auto = cuda:LOCAL_RANK when available, else cpu
+    # > 0: fit ``steps`` to this many seconds of training (measured after the first steps; the saved
+    # config records the steps that ran). Single process only. 0: exactly ``steps``.
+    time_budget_s: float = 0.0
+
+
+class StepBudget:
+    """Fits ``cfg.steps`` to ``cfg.time_budget_s`` seconds of training (a wall-clock budget).
+
+    Every ``probe`` steps the remaining steps are re-estimated from the speed of the *last* ``probe``
+    steps (so slow first steps — compilation, lazily filled caches — do not stick), capped at the
+    configured ``steps``. The cosine schedule reads ``cfg.steps``, so it ends where training does, and
+    the saved config records the steps that ran.
+    """
+
+    def __init__(self, cfg: TrainConfig, start_step: int, world_size: int = 1, probe: int = 20):
+        if cfg.time_budget_s > 0 and world_size > 1:
+            raise ValueError("train.time_budget_s: only for single-process training (set steps under torchrun)")
+        self.cfg, self.probe, self.max_steps = cfg, probe, cfg.steps
+        self.t0 = self.t_last = time.perf_counter()
+        self.step_last = start_step
+
+    def update(self, step: int, bar=None) -> None:
+        """Call after finishing ``step`` steps in total."""
+        if self.cfg.time_budget_s <= 0 or step - self.step_last < self.probe:
+            return
+        now = time.perf_counter()
+        per_step = (now - self.t_last) / (step - self.step_last)
+        self.t_last, self.step_last = now, step
+        remaining = max(0.0, self.cfg.time_budget_s - (now - self.t0))
+        self.cfg.steps = max(step, min(self.max_steps, step + int(remaining / per_step)))
+        if bar is not None:
+            bar.total = self.cfg.steps
+            bar.refresh()
 
 
 def cosine_lr(step: int, cfg: TrainConfig) -> float:

@@ -28,8 +28,6 @@ echo "== 2/5 stage 1: $RUNS/stage1"
   humanprompt-train stage1 --config config/stage1.yaml --set "data=$DATA/train" --set "out=$RUNS/stage1"
 humanprompt-train eval-stage1 --checkpoint "$RUNS/stage1/stage1.safetensors" --train "$DATA/train" \
   --heldout "$DATA/heldout" --json | tee "$RUNS/stage1/eval.txt"
-humanprompt-train eval-stage1 --checkpoint "$RUNS/stage1/stage1.safetensors" --train "$DATA/train" \
-  --heldout "$DATA/heldout" --samples 4 --json | tee "$RUNS/stage1/eval_mean4.txt"
 
 echo "== 3/5 stage 2: the full method and the ablations"
 declare -A VARIANTS=(

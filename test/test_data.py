@@ -132,3 +132,12 @@ def test_resized_frames_are_cached_and_rebuilt_when_the_video_changes(tmp_path):
     os.utime(cache, (1, 1))
     np.testing.assert_array_equal(load_episode(d).frames_at(16), resize_frames(load_episode(d).frames(), 16))
     assert not np.array_equal(load_episode(d).frames_at(16), first)
+
+
+def test_an_episode_packed_without_its_video_trains_from_the_cached_frames(tmp_path):
+    d = write_episode(tmp_path / "ep", _frames(), np.zeros((5, 24)), _meta(), fps=10)
+    cached = load_episode(d).frames_at(16)
+    (d / "video.mp4").unlink()
+    np.testing.assert_array_equal(load_episode(d).frames_at(16), cached)
+    with pytest.raises(ValueError, match="no video"):
+        load_episode(d).frames_at(32)  # no cache at that size and nothing to rebuild it from

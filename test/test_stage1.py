@@ -11,8 +11,8 @@ from humanprompt_ros.models.checkpoint import CheckpointError, save_checkpoint
 from humanprompt_ros.models.video_former import VideoFormer, VideoFormerConfig
 from humanprompt_ros.models.video_model import LatentVideoModel, VideoModelConfig
 from humanprompt_ros.stage1 import (PairMix, PairSampler, Stage1Config, Stage1Train, clip_indices, encode_episodes,
-                                    load_stage1, make_batch, prepare_prompt, probe_accuracy, psnr, ssim,
-                                    train_stage1)
+                                    load_stage1, make_batch, paired_difference, prepare_prompt, probe_accuracy,
+                                    psnr, ssim, train_stage1)
 from humanprompt_ros.video import write_video
 
 from synthetic_clips import make_dataset
@@ -158,6 +158,12 @@ def test_image_metrics_and_probes():
     y = [str(i) for i in range(3) for _ in range(20)]
     acc = probe_accuracy(x[::2], y[::2], x[1::2], y[1::2])
     assert acc["prototype"] > 0.9 and acc["linear"] > 0.9 and acc["chance"] == pytest.approx(1 / 3)
+    # paired same-vs-other differences: a consistent small gain has an interval above 0, noise does not
+    base = rng.normal(16, 1, 48)
+    gain = paired_difference(base + 0.2 + rng.normal(0, 0.05, 48), base, np.zeros(48), np.zeros(48))
+    assert gain["psnr"] == pytest.approx(0.2, abs=0.03) and gain["psnr_ci95"][0] > 0 and gain["a_better"] > 0.95
+    noise = paired_difference(base + rng.normal(0, 0.5, 48), base, np.zeros(48), np.zeros(48))
+    assert noise["psnr_ci95"][0] < 0 < noise["psnr_ci95"][1]
 
 
 # -- the pluggable backbone: diffusers' spatio-temporal UNet (SVD) behind the same interface ------------
@@ -247,3 +253,46 @@ def test_mean_prediction_is_one_deterministic_pass_and_untrained_means_nothing_m
         for p in m.denoiser.final.parameters():
             p.normal_(0, 0.5)
     assert not torch.allclose(m.predict_mean(prompt, first), a)  # a trained head moves it
+
+
+def test_classifier_free_guidance_drops_prompts_in_training_and_extrapolates_when_sampling():
+    import dataclasses
+
+    torch.manual_seed(0)
+    assert not LatentVideoModel(TINY).has_null_prompt  # format-1 checkpoints: no extra weights
+    with pytest.raises(ValueError, match="prompt_dropout"):
+        LatentVideoModel(TINY).null_prompt(1)
+    cfg = dataclasses.replace(TINY, prompt_dropout=0.5)
+    m = LatentVideoModel(cfg).eval()
+    for p in m.denoiser.parameters():  # adaLN-Zero starts as the identity: make the prompt matter
+        p.data.add_(0.05 * torch.randn_like(p))
+    lat = torch.randn(64, 4, 4, 4, 4)
+    tokens = m.encode_prompt(lat)
+    dropped = m.drop_prompts(tokens, torch.Generator().manual_seed(0))
+    is_null = torch.isclose(dropped, m.null_prompt(64)).all(dim=(1, 2))
+    assert 16 < int(is_null.sum()) < 48  # about half, the rest untouched
+    torch.testing.assert_close(dropped[~is_null], tokens[~is_null])
+    # guidance 1 = the plain conditional prediction; 0 = unconditional; 3 extrapolates away from it
+    first = lat[:2, 0]
+    cond, uncond = m.predict_mean(lat[:2], first, 1.0), m.predict_mean(lat[:2], first, 0.0)
+    assert not torch.allclose(cond, uncond)
+    torch.testing.assert_close(m.predict_mean(lat[:2], first, 3.0), uncond + 3.0 * (cond - uncond), atol=1e-4,
+                               rtol=1e-4)  # x0 is linear in the denoiser's output
+    assert m.sample(lat[:2], first, steps=2, guidance=2.0).shape == (2, 4, 4, 4, 4)
+    with pytest.raises(ValueError, match="guidance"):
+        dataclasses.replace(TINY, guidance_scale=2.0).validate()
+
+
+def test_the_shipped_stage1_checkpoint_loads_and_guides():
+    """models/stage1.safetensors (float16 weights, prompt dropout): loads as float32, has the null prompt."""
+    from humanprompt_ros.paths import share_dir
+
+    path = share_dir() / "models" / "stage1.safetensors"
+    model, cfg, meta = load_stage1(path)
+    assert meta["stored_dtype"] == "float16" and next(model.parameters()).dtype == torch.float32
+    assert cfg.model.prompt_dropout > 0 and model.has_null_prompt
+    frames = np.random.default_rng(0).integers(0, 255, (12, 80, 80, 3), dtype=np.uint8)
+    prompt = prepare_prompt(model, frames)
+    first = prompt[:, 0]
+    a, b = model.predict_mean(prompt, first, 1.0), model.predict_mean(prompt, first, 3.0)
+    assert a.shape == (1, cfg.model.clip_frames, *first.shape[1:]) and not torch.allclose(a, b)

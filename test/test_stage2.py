@@ -144,3 +144,38 @@ def test_feature_store_matches_the_live_representation_and_is_shared(tmp_path, s
     np.testing.assert_array_equal(again.prompts, store.prompts)
     b = batcher.sample(4, torch.device("cpu"))
     assert b["features"].shape[1:] == store.data.shape[2:]
+
+
+def test_a_half_precision_export_loads_and_acts_like_the_original(policy_checkpoint, episodes, tmp_path):
+    from humanprompt_ros.cli.train import main as train_main
+
+    half = tmp_path / "half.safetensors"
+    assert train_main(["export", "--checkpoint", str(policy_checkpoint), "--out", str(half)]) == 0
+    assert half.stat().st_size < 0.6 * policy_checkpoint.stat().st_size
+    prompt = write_video(tmp_path / "prompt.mp4", episodes[0].frames, fps=10)
+    acts = []
+    for path in (policy_checkpoint, half):
+        policy = LearnedPolicy(path, hand="allegro_right", execute=2)
+        policy.set_prompt(prompt)
+        acts.append(policy.act(episodes[0].frames[0], episodes[0].proprio[0]))
+        assert next(policy.model.parameters()).dtype == torch.float32  # cast back on load
+    np.testing.assert_allclose(acts[1], acts[0], atol=0.05)
+    _, meta = load_policy_model(half, "allegro_right")
+    assert meta["stored_dtype"] == "float16"
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x80\x04junk")
+    assert train_main(["export", "--checkpoint", str(bad), "--out", str(tmp_path / "x.safetensors")]) == 2
+
+
+def test_a_lagged_observation_skips_the_plan_steps_already_past(policy_checkpoint, episodes, tmp_path):
+    prompt = write_video(tmp_path / "prompt.mp4", episodes[0].frames, fps=10)
+    frame, proprio = episodes[0].frames[0], episodes[0].proprio[0]
+    whole = LearnedPolicy(policy_checkpoint, hand="allegro_right", execute=4)  # horizon 4: the whole plan
+    whole.set_prompt(prompt)
+    plan = whole.act(frame, proprio)
+    late = LearnedPolicy(policy_checkpoint, hand="allegro_right", execute=2)
+    late.set_prompt(prompt)
+    np.testing.assert_allclose(late.act(frame, proprio, lag=2), plan[2:4], atol=1e-6)  # same seed, same plan
+    assert late.t == 2
+    with pytest.raises(ValueError, match="lag"):
+        late.act(frame, proprio, lag=3)  # more than horizon − execute: nothing of the plan would be left

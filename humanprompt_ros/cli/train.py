@@ -4,6 +4,7 @@
     humanprompt-train stage2 --config config/stage2.yaml [--set condition=none ...]
     humanprompt-train eval-stage1 --checkpoint runs/stage1/stage1.safetensors --train DIR --heldout DIR [--json]
     humanprompt-train sample --checkpoint CK --prompt HUMAN_EPISODE_OR_VIDEO --first-frame ROBOT_EPISODE_OR_IMAGE --out pred.mp4
+    humanprompt-train export --checkpoint runs/stage2/policy.safetensors --out models/policy.safetensors  # float16
 
 Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m humanprompt_ros.cli.train stage1 --config ...``
 (no code change: each rank draws its own batches, gradients are averaged by DistributedDataParallel).
@@ -46,23 +47,37 @@ def cmd_stage2(args: argparse.Namespace) -> int:
 def cmd_eval_stage1(args: argparse.Namespace) -> int:
     from ..stage1 import evaluate_stage1, load_clip_episodes, load_stage1
 
-    model, cfg, _ = load_stage1(args.checkpoint)
+    model, cfg, _ = load_stage1(args.checkpoint, device=args.device)
     train = load_clip_episodes(args.train, cfg.model.image_size)
     heldout = load_clip_episodes(args.heldout, cfg.model.image_size)
     from ..sim.tasks import twin_tasks
 
     result = evaluate_stage1(model, cfg, train, heldout, max_targets=args.max_targets, seed=args.seed,
-                             methods=args.methods.split(","), twins=twin_tasks())
+                             methods=args.methods.split(","), twins=twin_tasks(),
+                             guidance=[float(g) for g in args.guidance.split(",")])
     print("prediction on held-out robot episodes (robot first frame + human prompt; mean = one denoiser pass "
           "at the noisiest step, the expected future; sample = DDIM; other-task = the twin task when there is one):")
-    print(f"  {'condition':<28} {'PSNR dB':>8} {'SSIM':>6}  per-frame PSNR")
+    print(f"  {'condition':<40} {'PSNR dB':>8} {'SSIM':>6}  per-frame PSNR")
     for name, row in result["prediction"].items():
-        print(f"  {name:<28} {row['psnr']:8.2f} {row['ssim']:6.3f}  {row['psnr_per_frame']}")
+        print(f"  {name:<40} {row['psnr']:8.2f} {row['ssim']:6.3f}  {row['psnr_per_frame']}")
+    print("same-task minus other-task prompt, per clip (does the prompt's content help?):")
+    for name, d in result["same_minus_other"].items():
+        print(f"  {name:<28} PSNR {d['psnr']:+.3f} dB (95% CI {d['psnr_ci95'][0]:+.3f} … {d['psnr_ci95'][1]:+.3f}), "
+              f"SSIM {d['ssim']:+.4f}, same better on {100 * d['a_better']:.0f}% of {d['clips']} clips")
     print("task identification from held-out human prompts (pooled representation):")
     for name, row in result["probe"].items():
         print(f"  {name:<10} prototype {row['prototype']:.3f}  linear {row['linear']:.3f}  (chance {row['chance']:.3f})")
     if args.json:
         print(json.dumps(result))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..models.checkpoint import convert_checkpoint
+
+    out = convert_checkpoint(args.checkpoint, args.out, args.dtype)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, tensors as {args.dtype}; "
+          f"was {args.checkpoint.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -86,7 +101,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     model, cfg, _ = load_stage1(args.checkpoint)
     prompt = load_prompt(args.prompt).frames()
     first, truth = _first_frame(args.first_frame)
-    pred = predict_video(model, prompt, first, seed=args.seed, method=args.method)
+    pred = predict_video(model, prompt, first, seed=args.seed, method=args.method, guidance=args.guidance)
     size = cfg.model.image_size
     panels = [resize_frames(prompt[np.round(np.linspace(0, len(prompt) - 1, len(pred))).astype(int)], size), pred]
     if truth is not None:
@@ -119,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-targets", type=int, default=48)
     p.add_argument("--methods", default="mean,sample",
                    help="prediction methods to report: mean (one pass, the expected future), sample (DDIM)")
+    p.add_argument("--guidance", default="1",
+                   help="classifier-free guidance scales to report, comma-separated (> 1 needs prompt_dropout)")
+    p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
     p.set_defaults(func=cmd_eval_stage1)
@@ -130,8 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", choices=["sample", "mean"], default="sample",
                    help="sample: DDIM (one plausible future); mean: one pass, the expected future")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale (default: the checkpoint's guidance_scale)")
     p.add_argument("--fps", type=float, default=4.0)
     p.set_defaults(func=cmd_sample)
+    p = sub.add_parser("export", help="copy a checkpoint with its weights stored in half precision (for shipping)")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    p.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -97,6 +97,30 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
     return tensors, meta
 
 
+def convert_checkpoint(src: str | Path, dst: str | Path, dtype: str = "float16") -> Path:
+    """Copy a checkpoint with its floating-point tensors stored as ``dtype`` (metadata kept, plus
+    ``stored_dtype``): half the size for shipping. Loading casts them back to the model's dtype."""
+    from safetensors import safe_open
+
+    target = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}.get(dtype)
+    if target is None:
+        raise ValueError(f"dtype: float16, bfloat16 or float32, got {dtype!r}")
+    load_checkpoint(src)  # refuses unsafe, corrupt and foreign files with the usual messages
+    with safe_open(str(src), framework="pt") as f:
+        header = dict(f.metadata() or {})
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors = {k: v.to(target) if v.is_floating_point() else v for k, v in tensors.items()}
+    header["stored_dtype"] = json.dumps(dtype)
+    from safetensors.torch import save_file
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_suffix(dst.suffix + ".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=header)
+    tmp.replace(dst)
+    return dst
+
+
 def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{k}": v for k, v in state.items()}
 

@@ -67,6 +67,11 @@ class VideoModelConfig:
     train_timesteps: int = 1000
     repr_timestep: int = 400  # noise level of the representation pass
     sample_steps: int = 25  # DDIM steps when sampling a video
+    # Classifier-free guidance: in training, each sample's prompt tokens are replaced by a learned
+    # "no prompt" token set with this probability (0: no null prompt, as in format-1 checkpoints) ...
+    prompt_dropout: float = 0.0
+    # ... and predictions are uncond + guidance_scale · (cond − uncond) (1: plain conditional).
+    guidance_scale: float = 1.0
     svd: SVDUNetConfig = field(default_factory=SVDUNetConfig)
 
     def validate(self) -> None:
@@ -82,6 +87,10 @@ class VideoModelConfig:
             raise ValueError(f"repr_timestep: must be within [0, {self.train_timesteps})")
         if self.width % self.heads:
             raise ValueError(f"width: {self.width} is not divisible by heads={self.heads}")
+        if not 0.0 <= self.prompt_dropout < 1.0:
+            raise ValueError(f"prompt_dropout: must be within [0, 1), got {self.prompt_dropout}")
+        if self.guidance_scale != 1.0 and self.prompt_dropout == 0.0:
+            raise ValueError("guidance_scale: classifier-free guidance needs a model trained with prompt_dropout > 0")
 
     @property
     def latent_size(self) -> int:
@@ -133,6 +142,9 @@ class PromptEncoder(nn.Module):
         self.pool = Attention(d, cfg.heads)
         self.time = nn.Parameter(torch.zeros(1, cfg.prompt_frames, 1, d))
         self.out = nn.Sequential(nn.LayerNorm(d), MLP(d, 2.0))
+        # the learned "no prompt" tokens of classifier-free guidance (S = Tp·P of them)
+        self.null = nn.Parameter(torch.randn(1, cfg.prompt_frames * cfg.prompt_tokens_per_frame, d) * 0.02) \
+            if cfg.prompt_dropout > 0 else None
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         b, tp = latents.shape[:2]
@@ -266,8 +278,13 @@ class CrossPredictionModel(nn.Module):
         raise NotImplementedError
 
     # -- encoders --------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.repr_noise.device
+
     def encode_frames(self, frames_uint8: torch.Tensor) -> torch.Tensor:
-        """(..., H, W, 3) uint8 at image_size → latents (..., C, h, w) (frozen autoencoder)."""
+        """(..., H, W, 3) uint8 at image_size → latents (..., C, h, w) on the model's device (frozen autoencoder)."""
+        frames_uint8 = frames_uint8.to(self.device)
         lead = frames_uint8.shape[:-3]
         with torch.no_grad():
             z = self.autoencoder.encode(to_model_frames(frames_uint8.flatten(0, len(lead) - 1) if lead else
@@ -275,14 +292,44 @@ class CrossPredictionModel(nn.Module):
         return z.view(*lead, *z.shape[1:]) if lead else z[0]
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """(..., C, h, w) → (..., H, W, 3) uint8."""
+        """(..., C, h, w) → (..., H, W, 3) uint8 on the CPU."""
         lead = latents.shape[:-3]
         x = self.autoencoder.decode(latents.reshape(-1, *latents.shape[-3:]))
-        return to_uint8_frames(x).view(*lead, *x.shape[-2:], 3)
+        return to_uint8_frames(x).view(*lead, *x.shape[-2:], 3).cpu()
 
     def encode_prompt(self, prompt_latents: torch.Tensor) -> torch.Tensor:
         """(B, Tp, C, h, w) → prompt tokens (B, Tp·P, D)."""
         return self.prompt_encoder(prompt_latents)
+
+    # -- classifier-free guidance ----------------------------------------------------------------
+    @property
+    def has_null_prompt(self) -> bool:
+        return getattr(self.prompt_encoder, "null", None) is not None
+
+    def null_prompt(self, batch: int) -> torch.Tensor:
+        """The learned "no prompt" tokens (B, S, D) (models trained with ``prompt_dropout > 0``)."""
+        if not self.has_null_prompt:
+            raise ValueError("this stage-1 model was trained without prompt_dropout, so it has no null prompt "
+                             "for classifier-free guidance: use guidance 1")
+        return self.prompt_encoder.null.expand(batch, -1, -1)
+
+    def drop_prompts(self, prompt: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Training: each sample's prompt tokens (B, S, D) become the null prompt with probability ``prompt_dropout``."""
+        if not self.has_null_prompt:
+            return prompt
+        drop = torch.rand(prompt.shape[0], generator=generator, device=prompt.device) < self.cfg.prompt_dropout
+        return torch.where(drop[:, None, None], self.null_prompt(prompt.shape[0]).to(prompt.dtype), prompt)
+
+    def guided_denoise(self, noisy: torch.Tensor, first: torch.Tensor, t: torch.Tensor, prompt: torch.Tensor,
+                       guidance: float) -> torch.Tensor:
+        """:meth:`denoise` with classifier-free guidance: uncond + guidance · (cond − uncond) (one batched pass)."""
+        if guidance == 1.0:
+            return self.denoise(noisy, first, t, prompt)
+        b = noisy.shape[0]
+        out = self.denoise(torch.cat([noisy, noisy]), torch.cat([first, first]), torch.cat([t, t]),
+                           torch.cat([prompt, self.null_prompt(b).to(prompt.dtype)]))
+        cond, uncond = out[:b], out[b:]
+        return uncond + guidance * (cond - uncond)
 
     # -- training --------------------------------------------------------------------------------
     def loss(self, prompt_latents: torch.Tensor, first_latent: torch.Tensor, target_latents: torch.Tensor,
@@ -293,7 +340,7 @@ class CrossPredictionModel(nn.Module):
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
         t = torch.randint(0, self.cfg.train_timesteps, (b,), generator=generator, device=x0.device)
         noisy = self.train_scheduler.add_noise(x0, noise, t)
-        pred = self.denoise(noisy, first_latent, t, self.encode_prompt(prompt_latents))
+        pred = self.denoise(noisy, first_latent, t, self.drop_prompts(self.encode_prompt(prompt_latents), generator))
         if self.cfg.prediction_type == "epsilon":
             goal = noise
         else:
@@ -307,34 +354,39 @@ class CrossPredictionModel(nn.Module):
 
     # -- sampling --------------------------------------------------------------------------------
     @torch.no_grad()
-    def predict_mean(self, prompt_latents: torch.Tensor, first_latent: torch.Tensor) -> torch.Tensor:
+    def predict_mean(self, prompt_latents: torch.Tensor, first_latent: torch.Tensor,
+                     guidance: float | None = None) -> torch.Tensor:
         """One denoiser pass at the noisiest step: the model's estimate of the *expected* target
         latents (B, T, C, h, w) given the prompt and the first frame (blurry where the future is
-        uncertain; deterministic: the fixed noise draw of the representation pass)."""
+        uncertain; deterministic: the fixed noise draw of the representation pass). ``guidance``:
+        classifier-free guidance scale (default ``cfg.guidance_scale``)."""
+        guidance = self.cfg.guidance_scale if guidance is None else guidance
         b = first_latent.shape[0]
         t_max = self.cfg.train_timesteps - 1
         t = torch.full((b,), t_max, device=first_latent.device, dtype=torch.long)
         a = self.alphas_cumprod[t_max]
         noise = self.repr_noise.expand(b, -1, -1, -1, -1)
-        out = self.denoise(noise, first_latent, t, self.encode_prompt(prompt_latents))
+        out = self.guided_denoise(noise, first_latent, t, self.encode_prompt(prompt_latents), guidance)
         x0 = (noise - (1 - a).sqrt() * out) / a.sqrt().clamp_min(1e-4) if self.cfg.prediction_type == "epsilon" \
             else a.sqrt() * noise - (1 - a).sqrt() * out
         return x0 + first_latent[:, None] if self.cfg.residual else x0
 
     @torch.no_grad()
     def sample(self, prompt_latents: torch.Tensor, first_latent: torch.Tensor, steps: int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """DDIM-sample target latents (B, T, C, h, w) given prompt latents and the first latent."""
+               generator: torch.Generator | None = None, guidance: float | None = None) -> torch.Tensor:
+        """DDIM-sample target latents (B, T, C, h, w) given prompt latents and the first latent
+        (``guidance``: classifier-free guidance scale, default ``cfg.guidance_scale``)."""
+        guidance = self.cfg.guidance_scale if guidance is None else guidance
         prompt = self.encode_prompt(prompt_latents)
         b = first_latent.shape[0]
         ls = self.cfg.latent_size
         x = torch.randn((b, self.cfg.clip_frames, self.cfg.latent_channels, ls, ls), generator=generator,
-                        device=first_latent.device)
+                        device=generator.device if generator is not None else first_latent.device).to(first_latent.device)
         sched = self.sample_scheduler
         sched.set_timesteps(steps or self.cfg.sample_steps)
         for t in sched.timesteps:
             tt = torch.full((b,), int(t), device=x.device, dtype=torch.long)
-            pred = self.denoise(x, first_latent, tt, prompt)
+            pred = self.guided_denoise(x, first_latent, tt, prompt, guidance)
             x = sched.step(pred, t, x).prev_sample
         return x + first_latent[:, None] if self.cfg.residual else x
 

@@ -2,12 +2,22 @@
 tasks (SPEC §3). See docs/benchmark.md.
 
     from humanprompt_ros.sim import SimEnv, load_task, load_tasks, expert_episode
+
+Names load on first use, so ``humanprompt_ros.sim.tasks`` (task files, twin scenes) imports without
+MuJoCo, e.g. on a training machine that only has the dataset.
 """
 
-from .env import EMBODIMENTS, Observation, SimEnv, home_action
-from .runner import EpisodeRecord, expert_episode, run_episode
-from .scene import SimConfig, load_sim_config
-from .tasks import SKILLS, Task, load_task, load_tasks, sample_instance
+import importlib
 
-__all__ = ["EMBODIMENTS", "Observation", "SimEnv", "home_action", "EpisodeRecord", "expert_episode", "run_episode",
-           "SimConfig", "load_sim_config", "SKILLS", "Task", "load_task", "load_tasks", "sample_instance"]
+_WHERE = {"EMBODIMENTS": "env", "Observation": "env", "SimEnv": "env", "home_action": "env",
+          "EpisodeRecord": "runner", "expert_episode": "runner", "run_episode": "runner",
+          "SimConfig": "scene", "load_sim_config": "scene",
+          "SKILLS": "tasks", "Task": "tasks", "load_task": "tasks", "load_tasks": "tasks", "sample_instance": "tasks"}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
