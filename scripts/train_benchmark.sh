@@ -27,7 +27,7 @@ echo "== 2/5 stage 1: $RUNS/stage1"
 [ -f "$RUNS/stage1/stage1.safetensors" ] ||
   humanprompt-train stage1 --config config/stage1.yaml --set "data=$DATA/train" --set "out=$RUNS/stage1"
 humanprompt-train eval-stage1 --checkpoint "$RUNS/stage1/stage1.safetensors" --train "$DATA/train" \
-  --heldout "$DATA/heldout" --json | tee "$RUNS/stage1/eval.txt"
+  --heldout "$DATA/heldout" --guidance 1,3 --json | tee "$RUNS/stage1/eval.txt"
 
 echo "== 3/5 stage 2: the full method and the ablations"
 declare -A VARIANTS=(
