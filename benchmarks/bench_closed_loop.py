@@ -7,6 +7,7 @@ real replay policy in the loop.
     python benchmarks/bench_closed_loop.py --tasks press_button --seeds 2 --json
     python benchmarks/bench_closed_loop.py --policy checkpoint --checkpoint models/policy.safetensors \
         --prompt-seed other --tasks press_button --seeds 10 --json
+    python benchmarks/bench_closed_loop.py --policy checkpoint --lockstep --tasks open_drawer --seeds 10
     python benchmarks/bench_closed_loop.py --latency 1000 --rate 30     # frame → command latency
 
 For each task and seed: a human demonstration of that task is generated with the sim's human
@@ -244,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="end with a JSON line of details, then the result as the last line in the contract of "
                          "humanprompt-sim eval --json (with --latency: one JSON line)")
     ap.add_argument("--log", default="", help="bringup log file (default: in the prompt dir)")
+    ap.add_argument("--lockstep", action="store_true",
+                    help="run the graph in lockstep (bringup lockstep:=true): the sim steps once per command, "
+                         "episodes end at the horizon, as in humanprompt-sim eval")
     args = ap.parse_args(argv)
     if args.latency:
         out = latency(args.latency, args.rate, Path(tempfile.mkdtemp(prefix="humanprompt-latency-")))
@@ -253,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     mode = args.prompt_seed or ("same" if args.policy == "replay" else "other")
-    graph_args, checkpoint = [f"policy:={args.policy}"], None
+    graph_args, checkpoint = [f"policy:={args.policy}"] + (["lockstep:=true"] if args.lockstep else []), None
     if args.policy == "checkpoint":
         from humanprompt_ros.graph import build_graph, checkpoint_problem
 
@@ -334,10 +338,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{nodes['policy'].get('frames_dropped_stale')}, inference p50 {nodes['policy'].get('inference_p50_ms')} ms")
     print(f"CPU % of one core per node: {cpu}")
     summary = eval_summary(results)
-    print(f"policy {args.policy}{f' ({checkpoint})' if checkpoint else ''}, prompt seed {mode}: "
+    print(f"policy {args.policy}{f' ({checkpoint})' if checkpoint else ''}, prompt seed {mode}"
+          f"{', lockstep' if args.lockstep else ', real time'}: "
           f"mean success over skills {summary['mean']:.3f}")
     if args.json:
-        print(json.dumps({"policy": args.policy, "checkpoint": checkpoint,
+        print(json.dumps({"policy": args.policy, "checkpoint": checkpoint, "lockstep": args.lockstep,
                           "prompt_seed": mode, "seeds": [seeds[0], seeds[-1]], "episodes": results,
                           "latency_ms": lat, "cpu_percent": cpu, "nodes": nodes}))
         print(json.dumps(summary))  # last line: the humanprompt-sim eval --json contract

@@ -60,6 +60,10 @@ GRAPH_ARGS: dict[str, Arg] = {
                                                    "to the package share directory)"),
     "prompt": Arg("", "initial prompt (a demonstration episode or a video); empty: none until one is set"),
     "rviz": Arg("false", "true: start rviz2 with rviz/humanprompt.rviz", _BOOL),
+    "lockstep": Arg("false", "sim:=true only: the sim driver, policy and command nodes run in lockstep (physics "
+                             "advances one control period per command, one action per frame, episodes end at "
+                             "the task's horizon), so evaluation through ROS reproduces humanprompt-sim eval "
+                             "whatever the machine's speed", _BOOL),
     "camera_source": Arg("", "camera node source: device, video, folder or topic (empty: topic with sim:=true, "
                              "else config/camera.yaml's)", ("",) + CAMERA_SOURCES),
     "camera_path": Arg("", "camera device, video file or image folder (empty: config/camera.yaml's)"),
@@ -180,7 +184,7 @@ def parse_args(args: dict[str, str] | None) -> dict[str, str]:
         raise ValueError(f"unknown argument {unknown[0]!r}; valid arguments: {', '.join(GRAPH_ARGS)}")
     out = {name: str(args.get(name, a.default)).strip() for name, a in GRAPH_ARGS.items()}
     for name, a in GRAPH_ARGS.items():
-        if name in ("sim", "rviz"):
+        if name in ("sim", "rviz", "lockstep"):
             v = out[name].lower()
             v = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}.get(v, v)
             out[name] = v
@@ -192,6 +196,8 @@ def parse_args(args: dict[str, str] | None) -> dict[str, str]:
             raise ValueError
     except ValueError:
         raise ValueError(f"argument respawn_delay:={out['respawn_delay']!r} must be a number >= 0") from None
+    if out["lockstep"] == "true" and out["sim"] != "true":
+        raise ValueError("argument lockstep:=true needs sim:=true (a real robot cannot wait for the policy)")
     if out["seed"]:
         try:
             int(out["seed"])
@@ -237,6 +243,11 @@ def build_graph(args: dict[str, str] | None = None, share: Path | str | None = N
         sim_params["task"] = a["task"]
     if a["seed"]:
         sim_params["seed"] = int(a["seed"])
+    command_params: dict[str, Any] = {"hand": hand}
+    if a["lockstep"] == "true":
+        sim_params.update(lockstep=True, extra_steps=0)  # an episode is the task's horizon, as in the benchmark
+        policy_params["lockstep"] = command_params["lockstep"] = True
+        camera_params["rate"] = 0.0  # relay every frame: each one is a step
 
     specs = [
         NodeSpec("sim_driver", "humanprompt-sim-driver", "humanprompt_ros.nodes.sim_driver",
@@ -253,7 +264,7 @@ def build_graph(args: dict[str, str] | None = None, share: Path | str | None = N
                  params_files=("config/policy.yaml",), parameters=policy_params),
         NodeSpec("command", "humanprompt-command", "humanprompt_ros.nodes.command",
                  "hand target → safe joint commands, wrist target, markers",
-                 params_files=("config/command.yaml",), parameters={"hand": hand}),
+                 params_files=("config/command.yaml",), parameters=command_params),
         NodeSpec("rviz", "rviz2", None, "rviz2 with rviz/humanprompt.rviz", package="rviz2",
                  arguments=("-d", "{share}/rviz/humanprompt.rviz"), respawn=False, condition="rviz"),
     ]

@@ -17,6 +17,7 @@ machine), never on fixed sleeps alone.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -40,22 +42,21 @@ MOTION = ("push_box", 1_000_000)  # a long episode for the camera and respawn te
 RUNNING = ("sim_driver", "camera", "prompt_encoder", "policy", "command")
 
 
-@pytest.fixture(scope="module")
-def graph(tmp_path_factory):
+@contextlib.contextmanager
+def bringup_graph(root: Path, tasks: list[str], seed: int, *args: str):
+    """``humanprompt-bringup sim:=true policy:=replay ARGS`` with human prompts of ``tasks`` at ``seed``
+    in ``root``, ready; yields a namespace with env, bringup, client, prompts, root, procs."""
     from bench_closed_loop import GraphClient, generate_prompts
 
-    root = tmp_path_factory.mktemp("prompts")
-    prompts = generate_prompts(root, [t for t, _ in TASKS + [MOTION]], [TASKS[0][1]], workers=1)
+    prompts = generate_prompts(root, tasks, [seed], workers=1)
     with reserve_domain_id() as domain:
         env = make_ros_env(domain)
         env["HUMANPROMPT_PROMPT_DIR"] = str(root)
         env.setdefault("MUJOCO_GL", "osmesa")
         with RosProcesses(env) as procs:
-            bringup = procs.start("bringup", "-m", "humanprompt_ros.cli.bringup", "sim:=true", "policy:=replay",
-                                  "respawn_delay:=1.5")
+            bringup = procs.start("bringup", "-m", "humanprompt_ros.cli.bringup", "sim:=true", "policy:=replay", *args)
             client = GraphClient(domain)
-            g = type("Graph", (), {})()
-            g.env, g.bringup, g.client, g.prompts, g.root, g.procs = env, bringup, client, prompts, root, procs
+            g = SimpleNamespace(env=env, bringup=bringup, client=client, prompts=prompts, root=root, procs=procs)
             try:
                 client.wait_ready(timeout=120)
                 yield g
@@ -67,6 +68,13 @@ def graph(tmp_path_factory):
                 if bringup.returncode is None:
                     bringup.proc.send_signal(signal.SIGTERM)
                     bringup.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    with bringup_graph(tmp_path_factory.mktemp("prompts"), [t for t, _ in TASKS + [MOTION]], TASKS[0][1],
+                       "respawn_delay:=1.5") as g:
+        yield g
 
 
 def pids(g) -> dict[str, int]:
@@ -204,3 +212,14 @@ def test_killing_the_policy_respawns_it_and_no_commands_meanwhile(graph):
     c.peer.wait_until(lambda: c.commands.since(t_restart), 60, "joint commands from the restarted policy")
     for name, pid in pids(graph).items():
         assert alive(pid), f"{name} is not running\n{graph.bringup.log()}"
+
+
+def test_lockstep_graph_reproduces_the_benchmark_loop(tmp_path):
+    """bringup lockstep:=true: the sim steps once per command and the episode ends at the task's horizon,
+    whatever the machine's speed; replaying the same scene's human demo succeeds as in humanprompt-sim eval."""
+    task, seed = TASKS[0]
+    with bringup_graph(tmp_path, [task], seed, "lockstep:=true") as g:
+        r = g.client.run_episode(task, seed, g.prompts[(task, seed)], timeout=120)
+        status = g.client.node_status("sim_driver")
+        assert r["success"], f"{r}\n{g.bringup.log()}"
+    assert r["steps"] == 40 and status.get("lockstep") == "true"  # press_button's horizon, no extra steps

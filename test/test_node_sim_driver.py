@@ -55,6 +55,35 @@ def test_sim_robot_core_clock_rate_limit_and_done():
     robot.close()
 
 
+def test_lockstep_steps_exactly_as_the_benchmark_does():
+    """SimRobot.step_once (the lockstep driver's step) = SimEnv.step_joints with the same commands."""
+    from humanprompt_ros.nodes.sim_driver import SimRobot
+    from humanprompt_ros.sim import SimEnv, load_task
+    from humanprompt_ros.sim.scene import load_sim_config
+
+    robot = SimRobot(extra_steps=0)
+    robot.reset("press_button", 5)
+    env = SimEnv(load_task(robot.task_file), "robot", config=load_sim_config(), render=False)
+    env.reset(5)
+    rng = np.random.default_rng(0)
+    base = robot.base_pose()
+    for _ in range(6):
+        q = env.joints() + rng.normal(0, 0.2, len(robot.names))
+        goal = base.copy()
+        goal[:3, 3] += rng.normal(0, 0.03, 3)
+        robot.command_joints(q)
+        robot.command_base_pose(goal)
+        robot.step_once()
+        env.step_joints(np.clip(q, *env.hand.joint_limits), goal @ robot.base_T_wrist)
+    np.testing.assert_allclose(robot.env.data.qpos, env.data.qpos, rtol=0, atol=1e-9)  # the same physics
+    assert robot.status()["step"] == 6 and not robot.status()["done"]
+    for _ in range(robot.horizon):
+        robot.step_once()
+    assert robot.status()["done"] and robot.status()["step"] == robot.horizon  # extra_steps 0: the horizon
+    env.close()
+    robot.close()
+
+
 @pytest.mark.ros
 @require_rclpy()
 def test_sim_driver_node_over_dds():

@@ -39,6 +39,9 @@ Safety (each case counted in the diagnostics, whose message states the current r
   once. When fresh input returns, commands resume from the last command, velocity limited.
 * **NaN/inf** anywhere in a target (or a malformed target: wrong pose count, non-unit wrist
   quaternion) is rejected and counted; it never refreshes the watchdog.
+* ``lockstep`` (evaluation with the sim driver's lockstep mode only): one command per target, the
+  clamped goal itself (the simulator steps one control period per command, as the benchmark does),
+  no stream and no timeouts.
 * A ros2_control forward position controller silently drops a command whose length differs from
   its joint count: ``controller_joints`` (default: the hand's joints) must name exactly the hand's
   joints, which is checked at startup with an error that says so.
@@ -333,6 +336,8 @@ def _make_node_class():
                 return "waiting for the first hand target"
             if cfg.require_joint_states and self.q_meas is None and self.q_cmd is None:
                 return "waiting for /joint_states"
+            if cfg.lockstep:
+                return None  # time stands still between a lockstep simulator's steps: no ages to watch
             if cfg.require_observation:
                 if self.obs_mono is None:
                     return f"waiting for camera frames on {topics.OBSERVATION.name}"
@@ -345,6 +350,8 @@ def _make_node_class():
             return None
 
         def _on_timer(self) -> None:
+            if self.cfg.lockstep:
+                return  # one command per target, sent from _on_target
             with self._lock:
                 self._step(from_target=False)
 
@@ -374,7 +381,10 @@ def _make_node_class():
                 self.q_cmd = np.clip(start, self.lower, self.upper)
             period = 1.0 / self.cfg.rate
             dt = period if self.last_step_mono is None else min(now - self.last_step_mono, 2.0 * period)
-            q, limited = velocity_step(self.q_cmd, self.goal, self.cfg.max_joint_velocity, dt)
+            if self.cfg.lockstep:  # the simulator moves one control period per command, as the benchmark
+                q, limited = self.goal, False
+            else:
+                q, limited = velocity_step(self.q_cmd, self.goal, self.cfg.max_joint_velocity, dt)
             q = np.clip(q, self.lower, self.upper)
             if limited:
                 self.counts["velocity_limited_steps"] += 1

@@ -142,6 +142,10 @@ class CommandConfig:
                                  "hand config's", read_only=True)
     rate: float = param(100.0, "command rate in Hz: the velocity-limited step toward the latest target",
                         read_only=True, range=(1.0, 1000.0))
+    lockstep: bool = param(False, "evaluation with a lockstep simulator (bringup lockstep:=true): exactly one "
+                                  "command per hand target, its retargeted goal (clamped to the safe limits; the "
+                                  "simulator steps one control period per command), no command stream and no "
+                                  "target/observation timeouts (time stands still between steps)", read_only=True)
     target_timeout: float = param(0.15, "hold when no valid hand target arrived for this long (s)",
                                   range=(0.01, 10.0))
     observation_timeout: float = param(0.15, "hold when no camera frame arrived for this long (s)",

@@ -102,6 +102,9 @@ class PolicyConfig:
                               "backend whose act() takes lag= (the learned policy: at most horizon - execute, 8 for "
                               "the shipped one, so lookahead <= 7) gets how far ahead it plans and aligns its plan",
                            range=(0, 1000))
+    lockstep: bool = param(False, "evaluation with a lockstep simulator (bringup lockstep:=true): one action per "
+                                  "new camera frame instead of one per 1/rate s, no stale-camera pause",
+                           read_only=True)
     max_observation_age: float = param(0.25, "pause (no targets, the chunk does not advance) while the latest camera "
                                              "frame is older than this (s)", range=(0.01, 10.0))
     require_joint_states: bool = param(True, "no targets before the first /joint_states (proprio needs them)")
@@ -151,6 +154,13 @@ class SimDriverConfig:
     frame_id: str = param("world", "frame of the camera images' poses and of the wrist pose", read_only=True)
     diagnostics_period: float = param(1.0, "seconds between /diagnostics updates", read_only=True,
                                       range=(0.05, 60.0))
+    lockstep: bool = param(False, "evaluation mode: physics stands still until the command for the current step "
+                                  "arrives (a joint command and, once one was seen, a wrist target), then advances "
+                                  "one control period exactly as humanprompt-sim eval does (SimEnv.step_joints) and "
+                                  "publishes the new state and a camera frame; results do not depend on machine "
+                                  "speed. Off: real-time physics (what a real robot does)", read_only=True)
+    lockstep_timeout: float = param(2.0, "lockstep: publish the current frame again when no command came for this "
+                                         "long (a dropped message must not stall the episode)", range=(0.1, 60.0))
 
 
 def load_sim_driver_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SimDriverConfig:

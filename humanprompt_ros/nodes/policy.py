@@ -52,6 +52,9 @@ How it runs
   current one runs out is waited for (counted ``chunks_late``: raise ``lookahead``).
   ``lookahead: 0`` computes the next chunk only when the current one is used up, on the control
   thread (the hand pauses for the inference time).
+* **Lockstep** (``lockstep: true``, with the sim driver's lockstep mode): one control step per new
+  camera frame instead of one per ``1/rate`` s, and no stale-camera pause; a frame that produced no
+  target (no prompt yet) is tried again.
 * **Stale camera**: while the newest frame is older than ``max_observation_age`` the node pauses:
   no targets, and the chunk does not advance (the hand holds; it resumes where it stopped).
 * ``~/reset`` (std_srvs/Trigger): start the active prompt's episode again (``policy.reset()``).
@@ -392,6 +395,7 @@ def _make_node_class():
             self.frame_stamp = None
             self.frame_mono: float | None = None
             self.frame_used = True
+            self.frame_seq = 0  # frames received (lockstep acts once per frame)
             self.q: np.ndarray | None = None
             self.base_pose: np.ndarray | None = None
             self.base_from = "none"
@@ -428,6 +432,7 @@ def _make_node_class():
                                         hardware_id=f"{self.cfg.policy} / {self.hand.name}",
                                         callback_group=MutuallyExclusiveCallbackGroup())
             self._stop = threading.Event()
+            self._frame_event = threading.Event()  # lockstep: a camera frame arrived
             self._thread = threading.Thread(target=self._control_loop, name="policy-control", daemon=True)
             self._thread.start()
             self.get_logger().info(
@@ -457,6 +462,8 @@ def _make_node_class():
                     self.counts["frames_dropped_stale"] += 1  # replaced before any act() saw it
                 self.frame, self.frame_stamp, self.frame_mono, self.frame_used = (
                     frame, msg.header.stamp, time.monotonic(), False)
+                self.frame_seq += 1
+            self._frame_event.set()
 
         def _on_joint_states(self, msg: JointState) -> None:
             try:
@@ -606,11 +613,31 @@ def _make_node_class():
             if mono is None:
                 return f"waiting for camera frames on {topics.OBSERVATION.name}"
             age = time.monotonic() - mono
-            if age > self.cfg.max_observation_age:
+            if age > self.cfg.max_observation_age and not self.cfg.lockstep:
                 return f"paused: observation stale {age:.2f} s"
             return None
 
+        def _lockstep_loop(self) -> None:
+            """One action per new frame (a lockstep simulator steps once per command, then sends a frame).
+            A frame that produced no action (no prompt yet, waiting for joint states) is tried again."""
+            done_seq = 0
+            while not self._stop.is_set():
+                self._frame_event.wait(0.02)
+                self._frame_event.clear()
+                with self._lock:
+                    seq = self.frame_seq
+                if seq == done_seq:
+                    continue
+                try:
+                    if self._control_step():
+                        done_seq = seq
+                except Exception as exc:  # noqa: BLE001 - a failing act(): hold, report, keep the node up
+                    self._problem("act_failures", f"policy step failed: {type(exc).__name__}: {exc}")
+                    self._stop.wait(0.1)
+
         def _control_loop(self) -> None:
+            if self.cfg.lockstep:
+                return self._lockstep_loop()
             period = 1.0 / self.cfg.rate
             next_t = time.monotonic()
             while not self._stop.is_set():
@@ -625,7 +652,8 @@ def _make_node_class():
                 elif delay > 0:
                     self._stop.wait(delay)
 
-        def _control_step(self) -> None:
+        def _control_step(self) -> bool:
+            """One control period; True when a hand target was published."""
             reason = self._hold_reason()
             if reason is not None:
                 if not self.paused:
@@ -637,14 +665,14 @@ def _make_node_class():
                     self.state = reason
                     self.diag.publish_now()
                 self.state = reason
-                return
+                return False
             action, stamp, dt = self.runner.step(self._latest_frame, self._proprio)
             if dt is not None:
                 self.inference.add(dt)
                 with self._lock:
                     self.counts["chunks"] += 1
             if action is None:
-                return
+                return False
             if self.paused:
                 self.paused = False
                 self.state = "running"
@@ -658,6 +686,7 @@ def _make_node_class():
             self.target_rate.tick()
             with self._lock:
                 self.counts["targets_published"] += 1
+            return True
 
         # -- diagnostics ------------------------------------------------------------------------------
         def _diagnostics(self):

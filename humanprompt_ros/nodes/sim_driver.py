@@ -29,6 +29,15 @@ thread (the scene is copied under the lock, the pixels rendered outside it, so a
 render never stalls physics). Without commands the hand holds its last targets, like a position
 controlled robot.
 
+**Lockstep** (``lockstep: true``, ``humanprompt-bringup sim:=true lockstep:=true``, for evaluation):
+physics stands still until the command for the current step has arrived (a new joint command and,
+once the command node has sent one this episode, a new wrist target), then advances exactly one
+control period the way ``humanprompt-sim eval`` does (``SimEnv.step_joints``), publishes the new
+state and renders one frame on the same thread. The policy and command nodes run their lockstep
+modes too (one action per frame, one command per target), so the graph reproduces the benchmark's
+synchronous loop through real processes and DDS, whatever the machine's speed. When nothing comes for
+``lockstep_timeout`` s the current frame is published again (counted ``lockstep_resends``).
+
 Episode clock: an episode *starts* with the first joint command or wrist target after a reset
 (the graph may wait for a prompt first); ``step`` counts control periods (``1/control_hz``) since
 then, the benchmark's success predicates are evaluated every period (:class:`SimEnv`'s tracker),
@@ -185,6 +194,24 @@ class SimRobot:
                     break
         return changed
 
+    def step_once(self) -> bool:
+        """Lockstep: one control period from the current commands, exactly as the benchmark steps
+        (``SimEnv.step_joints``: joint targets interpolated over the substeps, the wrist rate-limited per
+        period). Returns True when the task status changed."""
+        if self.done:
+            return False
+        self.env.step_joints(self.q_target, self.wrist_goal)
+        self.started = True
+        self.sim_time += 1.0 / self.cfg.control_hz
+        self.step += 1
+        changed = False
+        success = bool(self.env.success)
+        if success != self.success:
+            self.success, changed = success, True
+        if self.step >= self.horizon + self.extra_steps:
+            self.done, changed = True, True
+        return changed
+
     def joints(self) -> np.ndarray:
         return self.env.joints()
 
@@ -202,6 +229,36 @@ class SimRobot:
     def close(self) -> None:
         if self.env is not None:
             self.env.close()
+
+
+class _SimCamera:
+    """The benchmark's camera for one thread: copy the scene (under the caller's lock), then render."""
+
+    def __init__(self, size: int):
+        import mujoco
+
+        from ..sim.scene import COLLISION_GROUP
+
+        self._mujoco, self.size = mujoco, size
+        self.option = mujoco.MjvOption()
+        self.option.geomgroup[COLLISION_GROUP] = 0
+        self.option.sitegroup[3] = 0
+        self.renderer, self.model = None, None
+
+    def update(self, env) -> None:
+        if self.renderer is None or self.model is not env.model:
+            self.close()
+            self.model = env.model
+            self.renderer = self._mujoco.Renderer(self.model, self.size, self.size)
+        self.renderer.update_scene(env.data, camera="main", scene_option=self.option)
+
+    def render(self) -> np.ndarray:
+        return self.renderer.render()
+
+    def close(self) -> None:
+        if self.renderer is not None:
+            self.renderer.close()
+            self.renderer = None
 
 
 # -- the node -----------------------------------------------------------------------------------------
@@ -239,8 +296,10 @@ def _make_node_class():
             self._reset_request: tuple[str, int] | None = None
             self._reset_done = threading.Event()
             self._reset_error = ""
+            self._command_event = threading.Event()  # lockstep: a command arrived
+            self._new_joints = self._new_wrist = self._wrist_seen = False
             self.counts = dict(joint_commands=0, joint_commands_rejected=0, wrist_targets=0,
-                               wrist_targets_rejected=0, images=0, resets=0, tick_overruns=0)
+                               wrist_targets_rejected=0, images=0, resets=0, tick_overruns=0, lockstep_resends=0)
             self.image_rate = RateMeter()
             self.tick_rate_meter = RateMeter()
             self.render_ms = LatencyStats(200)
@@ -263,12 +322,16 @@ def _make_node_class():
                                         hardware_id="humanprompt-sim", callback_group=slow)
             self._publish_status()
             self._thread = threading.Thread(target=self._loop, name="sim-physics", daemon=True)
-            self._camera = threading.Thread(target=self._camera_loop, name="sim-camera", daemon=True)
+            # lockstep renders on the physics thread, one frame per step
+            self._camera = None if self.cfg.lockstep else threading.Thread(target=self._camera_loop,
+                                                                            name="sim-camera", daemon=True)
             self._thread.start()
-            self._camera.start()
-            self.get_logger().info(
-                f"task {self.robot.task_name!r} seed {self.robot.seed}: {self.robot.image_size}px images at "
-                f"{self.cfg.camera_rate:g} Hz on {topics.SIM_IMAGE.name}, physics {self.cfg.tick_rate:g} ticks/s")
+            if self._camera is not None:
+                self._camera.start()
+            mode = ("lockstep: one control period per command, a frame per step" if self.cfg.lockstep else
+                    f"{self.cfg.camera_rate:g} Hz images, physics {self.cfg.tick_rate:g} ticks/s in real time")
+            self.get_logger().info(f"task {self.robot.task_name!r} seed {self.robot.seed}: {self.robot.image_size}px "
+                                   f"images on {topics.SIM_IMAGE.name}, {mode}")
 
         # -- parameters ----------------------------------------------------------------------------
         def _check_task(self, params) -> SetParametersResult:
@@ -300,7 +363,9 @@ def _make_node_class():
                 return
             with self._lock:
                 self.robot.command_joints(q)
+                self._new_joints = True
             self.counts["joint_commands"] += 1
+            self._command_event.set()
 
         def _on_wrist_target(self, msg: PoseStamped) -> None:
             try:
@@ -312,7 +377,9 @@ def _make_node_class():
                 return
             with self._lock:
                 self.robot.command_base_pose(pose)
+                self._new_wrist = self._wrist_seen = True
             self.counts["wrist_targets"] += 1
+            self._command_event.set()
 
         def _on_reset(self, _req, resp):
             task = str(self.get_parameter("task").value)
@@ -347,32 +414,11 @@ def _make_node_class():
         def _camera_loop(self) -> None:
             """The camera, on a thread of its own: the scene is copied under the lock (fast), the
             pixels are rendered outside it, so physics keeps real time while a frame renders."""
-            import mujoco
-
-            from ..sim.scene import COLLISION_GROUP
-
-            renderer, model = None, None
-            option = mujoco.MjvOption()
-            option.geomgroup[COLLISION_GROUP] = 0
-            option.sitegroup[3] = 0
-            size = self.robot.image_size
+            camera = _SimCamera(self.robot.image_size)
             next_t = time.monotonic()
             try:
                 while not self._stop.is_set():
-                    with self._lock:
-                        t0 = time.perf_counter()
-                        stamp = self.get_clock().now().to_msg()  # the moment the scene is copied
-                        if renderer is None or model is not self.robot.env.model:
-                            if renderer is not None:
-                                renderer.close()
-                            model = self.robot.env.model
-                            renderer = mujoco.Renderer(model, size, size)
-                        renderer.update_scene(self.robot.env.data, camera="main", scene_option=option)
-                    frame = renderer.render()
-                    self.pub_image.publish(numpy_to_image(frame, "rgb8", frame_id="sim_camera", stamp=stamp))
-                    self.render_ms.add(time.perf_counter() - t0)
-                    self.image_rate.tick()
-                    self.counts["images"] += 1
+                    self._publish_frame(camera)
                     next_t += 1.0 / self.cfg.camera_rate
                     delay = next_t - time.monotonic()
                     if delay < -0.5:
@@ -384,13 +430,23 @@ def _make_node_class():
                     self.get_logger().error(f"camera thread stopped: {type(exc).__name__}: {exc}")
                     raise
             finally:
-                if renderer is not None:
-                    renderer.close()
+                camera.close()
+
+        def _publish_frame(self, camera: "_SimCamera") -> None:
+            with self._lock:
+                t0 = time.perf_counter()
+                stamp = self.get_clock().now().to_msg()  # the moment the scene is copied
+                camera.update(self.robot.env)
+            frame = camera.render()
+            self.pub_image.publish(numpy_to_image(frame, "rgb8", frame_id="sim_camera", stamp=stamp))
+            self.render_ms.add(time.perf_counter() - t0)
+            self.image_rate.tick()
+            self.counts["images"] += 1
 
         # -- the real-time loop ---------------------------------------------------------------------
         def _loop(self) -> None:
             try:
-                self._run_loop()
+                self._run_lockstep() if self.cfg.lockstep else self._run_loop()
             except Exception as exc:  # noqa: BLE001
                 if self.context.ok() and not self._stop.is_set():
                     self.get_logger().error(f"physics thread stopped: {type(exc).__name__}: {exc}")
@@ -402,18 +458,7 @@ def _make_node_class():
             ticks = 0
             next_state = start
             while not self._stop.is_set():
-                req, self._reset_request = self._reset_request, None
-                if req is not None:
-                    try:
-                        with self._lock:
-                            self.robot.reset(*req)
-                        self._reset_error = ""
-                        self.counts["resets"] += 1
-                        self.get_logger().info(f"reset: task {req[0]!r} seed {req[1]}")
-                    except Exception as exc:  # noqa: BLE001 - report it to the caller, keep running
-                        self._reset_error = f"reset failed: {exc}"
-                    self._reset_done.set()
-                    self._publish_status()
+                if self._reset_if_requested():
                     start, ticks = time.monotonic(), 0
                     next_state = start
                 now = time.monotonic()
@@ -437,6 +482,60 @@ def _make_node_class():
                 if changed:
                     self._publish_status()
 
+        def _reset_if_requested(self) -> bool:
+            req, self._reset_request = self._reset_request, None
+            if req is None:
+                return False
+            try:
+                with self._lock:
+                    self.robot.reset(*req)
+                    self._new_joints = self._new_wrist = self._wrist_seen = False
+                self._reset_error = ""
+                self.counts["resets"] += 1
+                self.get_logger().info(f"reset: task {req[0]!r} seed {req[1]}")
+            except Exception as exc:  # noqa: BLE001 - report it to the caller, keep running
+                self._reset_error = f"reset failed: {exc}"
+            self._reset_done.set()
+            self._publish_status()
+            return True
+
+        def _run_lockstep(self) -> None:
+            """Physics waits for each step's command: a new joint command and (once the command node has
+            sent one this episode) a new wrist target; then one control period, then state and a frame."""
+            camera = _SimCamera(self.robot.image_size)
+            try:
+                published = time.monotonic()
+                self._publish_state()
+                self._publish_frame(camera)
+                while not self._stop.is_set():
+                    if self._reset_if_requested():
+                        self._command_event.clear()
+                        self._publish_state()
+                        self._publish_frame(camera)
+                        published = time.monotonic()
+                        continue
+                    self._command_event.wait(0.05)
+                    self._command_event.clear()
+                    with self._lock:
+                        ready = self._new_joints and (self._new_wrist or not self._wrist_seen)
+                        if ready:
+                            self._new_joints = self._new_wrist = False
+                            changed = self.robot.step_once()
+                    if ready:
+                        self.tick_rate_meter.tick()
+                        self._publish_state()
+                        self._publish_frame(camera)
+                        published = time.monotonic()
+                        if changed:
+                            self._publish_status()
+                    elif time.monotonic() - published > self.cfg.lockstep_timeout:
+                        self.counts["lockstep_resends"] += 1  # a dropped frame or command: ask again
+                        self._publish_state()
+                        self._publish_frame(camera)
+                        published = time.monotonic()
+            finally:
+                camera.close()
+
         # -- diagnostics ----------------------------------------------------------------------------
         def _diagnostics(self):
             with self._lock:
@@ -447,10 +546,11 @@ def _make_node_class():
             for k, v in self.render_ms.summary_ms().items():
                 if k != "n":
                     values[f"render_{k}_ms"] = v
-            if not self._thread.is_alive() or not self._camera.is_alive():
+            if not self._thread.is_alive() or (self._camera is not None and not self._camera.is_alive()):
                 return ERROR, "physics or camera thread stopped", values
+            values["lockstep"] = self.cfg.lockstep
             rate = values["tick_rate_hz"]
-            if self.counts["images"] > 30 and rate < 0.8 * self.cfg.tick_rate:
+            if not self.cfg.lockstep and self.counts["images"] > 30 and rate < 0.8 * self.cfg.tick_rate:
                 return WARN, f"physics slower than real time ({rate:.0f} of {self.cfg.tick_rate:g} ticks/s)", values
             state = "done" if status["done"] else ("running" if status["started"] else "waiting for commands")
             return OK, (f"{status['task']} seed {status['seed']}: {state}, step {status['step']}/{status['horizon']}, "
@@ -459,7 +559,8 @@ def _make_node_class():
         def close(self) -> None:
             self._stop.set()
             self._thread.join(timeout=2.0)
-            self._camera.join(timeout=2.0)
+            if self._camera is not None:
+                self._camera.join(timeout=2.0)
             self.robot.close()
 
     return SimDriverNode
