@@ -61,8 +61,9 @@ GRAPH_ARGS: dict[str, Arg] = {
     "prompt": Arg("", "initial prompt (a demonstration episode or a video); empty: none until one is set"),
     "rviz": Arg("false", "true: start rviz2 with rviz/humanprompt.rviz", _BOOL),
     "lockstep": Arg("false", "sim:=true only: the sim driver, policy and command nodes run in lockstep (physics "
-                             "advances one control period per command, one action per frame, episodes end at "
-                             "the task's horizon), so evaluation through ROS reproduces humanprompt-sim eval "
+                             "advances one control period per command, one action per frame, commands clamped "
+                             "to the URDF limits like the benchmark's, episodes end at the task's horizon), so "
+                             "evaluation through ROS reproduces humanprompt-sim eval "
                              "whatever the machine's speed", _BOOL),
     "camera_source": Arg("", "camera node source: device, video, folder or topic (empty: topic with sim:=true, "
                              "else config/camera.yaml's)", ("",) + CAMERA_SOURCES),
@@ -247,6 +248,7 @@ def build_graph(args: dict[str, str] | None = None, share: Path | str | None = N
     if a["lockstep"] == "true":
         sim_params.update(lockstep=True, extra_steps=0)  # an episode is the task's horizon, as in the benchmark
         policy_params["lockstep"] = command_params["lockstep"] = True
+        command_params["joint_limit_margin"] = 0.0  # the benchmark's hand clamps to the URDF limits only
         camera_params["rate"] = 0.0  # relay every frame: each one is a step
 
     specs = [

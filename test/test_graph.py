@@ -115,6 +115,7 @@ def test_lockstep_sets_the_simulator_policy_command_and_camera_together():
     specs = {s.name: s for s in build_graph({"sim": "true", "lockstep": "on", "policy": "replay"})}
     assert specs["sim_driver"].parameters["lockstep"] is True and specs["sim_driver"].parameters["extra_steps"] == 0
     assert specs["policy"].parameters["lockstep"] is True and specs["command"].parameters["lockstep"] is True
+    assert specs["command"].parameters["joint_limit_margin"] == 0.0  # the benchmark's hand: URDF limits only
     assert specs["camera"].parameters["rate"] == 0.0  # relays every frame: each is a step
     plain = {s.name: s for s in build_graph({"sim": "true", "policy": "replay"})}
     assert "lockstep" not in plain["sim_driver"].parameters and "lockstep" not in plain["command"].parameters

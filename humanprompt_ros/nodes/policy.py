@@ -396,6 +396,7 @@ def _make_node_class():
             self.frame_mono: float | None = None
             self.frame_used = True
             self.frame_seq = 0  # frames received (lockstep acts once per frame)
+            self.q_stamp_ns = self.base_stamp_ns = -1  # stamps of the latest joint state and wrist pose
             self.q: np.ndarray | None = None
             self.base_pose: np.ndarray | None = None
             self.base_from = "none"
@@ -473,6 +474,7 @@ def _make_node_class():
                 return
             with self._lock:
                 self.q = q
+                self.q_stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
 
         def _on_wrist_pose(self, msg: PoseStamped) -> None:
             try:
@@ -481,6 +483,7 @@ def _make_node_class():
                 return
             with self._lock:
                 self.base_pose, self.base_from = pose, "measured"
+                self.base_stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
 
         def _on_wrist_target(self, msg: PoseStamped) -> None:
             with self._lock:
@@ -619,14 +622,19 @@ def _make_node_class():
 
         def _lockstep_loop(self) -> None:
             """One action per new frame (a lockstep simulator steps once per command, then sends a frame).
-            A frame that produced no action (no prompt yet, waiting for joint states) is tried again."""
+            The simulator stamps a step's joint state, wrist pose and frame alike: the action waits until the
+            state of the frame's step has arrived (DDS does not order topics). A frame that produced no action
+            (no prompt yet, waiting for joint states) is tried again."""
             done_seq = 0
             while not self._stop.is_set():
                 self._frame_event.wait(0.02)
                 self._frame_event.clear()
                 with self._lock:
                     seq = self.frame_seq
-                if seq == done_seq:
+                    frame_ns = Time.from_msg(self.frame_stamp).nanoseconds if self.frame_stamp is not None else 0
+                    state_ready = self.q_stamp_ns >= frame_ns and (self.base_from != "measured" or
+                                                                   self.base_stamp_ns >= frame_ns)
+                if seq == done_seq or not state_ready:
                     continue
                 try:
                     if self._control_step():

@@ -401,8 +401,8 @@ def _make_node_class():
                 status = self.robot.status()
             self.pub_status.publish(String(data=json.dumps(status)))
 
-        def _publish_state(self) -> None:
-            stamp = self.get_clock().now().to_msg()
+        def _publish_state(self, stamp=None) -> None:
+            stamp = stamp or self.get_clock().now().to_msg()
             with self._lock:
                 q, base = self.robot.joints(), self.robot.base_pose()
             self.pub_js.publish(joint_state(self.robot.names, q, stamp))
@@ -432,10 +432,10 @@ def _make_node_class():
             finally:
                 camera.close()
 
-        def _publish_frame(self, camera: "_SimCamera") -> None:
+        def _publish_frame(self, camera: "_SimCamera", stamp=None) -> None:
             with self._lock:
                 t0 = time.perf_counter()
-                stamp = self.get_clock().now().to_msg()  # the moment the scene is copied
+                stamp = stamp or self.get_clock().now().to_msg()  # the moment the scene is copied
                 camera.update(self.robot.env)
             frame = camera.render()
             self.pub_image.publish(numpy_to_image(frame, "rgb8", frame_id="sim_camera", stamp=stamp))
@@ -503,16 +503,19 @@ def _make_node_class():
             """Physics waits for each step's command: a new joint command and (once the command node has
             sent one this episode) a new wrist target; then one control period, then state and a frame."""
             camera = _SimCamera(self.robot.image_size)
+
+            def publish_step() -> float:
+                stamp = self.get_clock().now().to_msg()  # one stamp: the policy pairs the frame with its state
+                self._publish_state(stamp)
+                self._publish_frame(camera, stamp)
+                return time.monotonic()
+
             try:
-                published = time.monotonic()
-                self._publish_state()
-                self._publish_frame(camera)
+                published = publish_step()
                 while not self._stop.is_set():
                     if self._reset_if_requested():
                         self._command_event.clear()
-                        self._publish_state()
-                        self._publish_frame(camera)
-                        published = time.monotonic()
+                        published = publish_step()
                         continue
                     self._command_event.wait(0.05)
                     self._command_event.clear()
@@ -523,16 +526,12 @@ def _make_node_class():
                             changed = self.robot.step_once()
                     if ready:
                         self.tick_rate_meter.tick()
-                        self._publish_state()
-                        self._publish_frame(camera)
-                        published = time.monotonic()
+                        published = publish_step()
                         if changed:
                             self._publish_status()
                     elif time.monotonic() - published > self.cfg.lockstep_timeout:
                         self.counts["lockstep_resends"] += 1  # a dropped frame or command: ask again
-                        self._publish_state()
-                        self._publish_frame(camera)
-                        published = time.monotonic()
+                        published = publish_step()
             finally:
                 camera.close()
 
