@@ -155,7 +155,7 @@ class SimDriverConfig:
     diagnostics_period: float = param(1.0, "seconds between /diagnostics updates", read_only=True,
                                       range=(0.05, 60.0))
     lockstep: bool = param(False, "evaluation mode: physics stands still until the command for the current step "
-                                  "arrives (a joint command and, once one was seen, a wrist target), then advances "
+                                  "arrives (a joint command and the wrist target sent after it), then advances "
                                   "one control period exactly as humanprompt-sim eval does (SimEnv.step_joints) and "
                                   "publishes the new state and a camera frame; results do not depend on machine "
                                   "speed. Off: real-time physics (what a real robot does)", read_only=True)

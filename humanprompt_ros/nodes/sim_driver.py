@@ -30,8 +30,9 @@ render never stalls physics). Without commands the hand holds its last targets, 
 controlled robot.
 
 **Lockstep** (``lockstep: true``, ``humanprompt-bringup sim:=true lockstep:=true``, for evaluation):
-physics stands still until the command for the current step has arrived (a new joint command and,
-once the command node has sent one this episode, a new wrist target), then advances exactly one
+physics stands still until the command for the current step has arrived (a new joint command and
+the wrist target the command node sends after it; without one within 0.25 s the joints step alone),
+then advances exactly one
 control period the way ``humanprompt-sim eval`` does (``SimEnv.step_joints``), publishes the new
 state and renders one frame on the same thread. The policy and command nodes run their lockstep
 modes too (one action per frame, one command per target), so the graph reproduces the benchmark's
@@ -231,6 +232,9 @@ class SimRobot:
             self.env.close()
 
 
+WRIST_GRACE = 0.25  # s a lockstep step waits for the wrist target that follows its joint command
+
+
 class _SimCamera:
     """The benchmark's camera for one thread: copy the scene (under the caller's lock), then render."""
 
@@ -297,7 +301,7 @@ def _make_node_class():
             self._reset_done = threading.Event()
             self._reset_error = ""
             self._command_event = threading.Event()  # lockstep: a command arrived
-            self._new_joints = self._new_wrist = self._wrist_seen = False
+            self._new_joints = self._new_wrist = False
             self.counts = dict(joint_commands=0, joint_commands_rejected=0, wrist_targets=0,
                                wrist_targets_rejected=0, images=0, resets=0, tick_overruns=0, lockstep_resends=0)
             self.image_rate = RateMeter()
@@ -377,7 +381,7 @@ def _make_node_class():
                 return
             with self._lock:
                 self.robot.command_base_pose(pose)
-                self._new_wrist = self._wrist_seen = True
+                self._new_wrist = True
             self.counts["wrist_targets"] += 1
             self._command_event.set()
 
@@ -489,7 +493,7 @@ def _make_node_class():
             try:
                 with self._lock:
                     self.robot.reset(*req)
-                    self._new_joints = self._new_wrist = self._wrist_seen = False
+                    self._new_joints = self._new_wrist = False
                 self._reset_error = ""
                 self.counts["resets"] += 1
                 self.get_logger().info(f"reset: task {req[0]!r} seed {req[1]}")
@@ -500,8 +504,8 @@ def _make_node_class():
             return True
 
         def _run_lockstep(self) -> None:
-            """Physics waits for each step's command: a new joint command and (once the command node has
-            sent one this episode) a new wrist target; then one control period, then state and a frame."""
+            """Physics waits for each step's command: a new joint command and a new wrist target; then one
+            control period, then state and a frame (one stamp for both)."""
             camera = _SimCamera(self.robot.image_size)
 
             def publish_step() -> float:
@@ -510,19 +514,27 @@ def _make_node_class():
                 self._publish_frame(camera, stamp)
                 return time.monotonic()
 
+            joints_at = None  # when this step's joint command arrived
             try:
                 published = publish_step()
                 while not self._stop.is_set():
                     if self._reset_if_requested():
                         self._command_event.clear()
+                        joints_at = None
                         published = publish_step()
                         continue
-                    self._command_event.wait(0.05)
+                    self._command_event.wait(0.02)
                     self._command_event.clear()
                     with self._lock:
-                        ready = self._new_joints and (self._new_wrist or not self._wrist_seen)
+                        # the command node sends a step's joint command and then its wrist target: wait for
+                        # both (DDS does not order topics); without a wrist target for WRIST_GRACE s after the
+                        # joint command (a graph that sends none), step with the joints alone
+                        if self._new_joints and joints_at is None:
+                            joints_at = time.monotonic()
+                        ready = self._new_joints and (self._new_wrist or time.monotonic() - joints_at > WRIST_GRACE)
                         if ready:
                             self._new_joints = self._new_wrist = False
+                            joints_at = None
                             changed = self.robot.step_once()
                     if ready:
                         self.tick_rate_meter.tick()
