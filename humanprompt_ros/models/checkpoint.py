@@ -100,25 +100,14 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
 def convert_checkpoint(src: str | Path, dst: str | Path, dtype: str = "float16") -> Path:
     """Copy a checkpoint with its floating-point tensors stored as ``dtype`` (metadata kept, plus
     ``stored_dtype``): half the size for shipping. Loading casts them back to the model's dtype."""
-    from safetensors import safe_open
-
     target = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}.get(dtype)
     if target is None:
         raise ValueError(f"dtype: float16, bfloat16 or float32, got {dtype!r}")
-    load_checkpoint(src)  # refuses unsafe, corrupt and foreign files with the usual messages
-    with safe_open(str(src), framework="pt") as f:
-        header = dict(f.metadata() or {})
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    tensors = {k: v.to(target) if v.is_floating_point() else v for k, v in tensors.items()}
-    header["stored_dtype"] = json.dumps(dtype)
-    from safetensors.torch import save_file
-
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_suffix(dst.suffix + ".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=header)
-    tmp.replace(dst)
-    return dst
+    tensors, meta = load_checkpoint(src)  # refuses unsafe, corrupt and foreign files with the usual messages
+    extras = {k: v for k, v in meta.items() if k not in ("format", "format_version", "kind", "config")}
+    extras["stored_dtype"] = dtype
+    return save_checkpoint(dst, {k: v.to(target) if v.is_floating_point() else v for k, v in tensors.items()},
+                           meta["kind"], meta["config"], **extras)
 
 
 def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -321,8 +321,10 @@ class CrossPredictionModel(nn.Module):
         return torch.where(drop[:, None, None], self.null_prompt(prompt.shape[0]).to(prompt.dtype), prompt)
 
     def guided_denoise(self, noisy: torch.Tensor, first: torch.Tensor, t: torch.Tensor, prompt: torch.Tensor,
-                       guidance: float) -> torch.Tensor:
-        """:meth:`denoise` with classifier-free guidance: uncond + guidance · (cond − uncond) (one batched pass)."""
+                       guidance: float | None = None) -> torch.Tensor:
+        """:meth:`denoise` with classifier-free guidance: uncond + guidance · (cond − uncond) (one batched pass;
+        ``guidance`` None: ``cfg.guidance_scale``)."""
+        guidance = self.cfg.guidance_scale if guidance is None else guidance
         if guidance == 1.0:
             return self.denoise(noisy, first, t, prompt)
         b = noisy.shape[0]
@@ -360,7 +362,6 @@ class CrossPredictionModel(nn.Module):
         latents (B, T, C, h, w) given the prompt and the first frame (blurry where the future is
         uncertain; deterministic: the fixed noise draw of the representation pass). ``guidance``:
         classifier-free guidance scale (default ``cfg.guidance_scale``)."""
-        guidance = self.cfg.guidance_scale if guidance is None else guidance
         b = first_latent.shape[0]
         t_max = self.cfg.train_timesteps - 1
         t = torch.full((b,), t_max, device=first_latent.device, dtype=torch.long)
@@ -376,7 +377,6 @@ class CrossPredictionModel(nn.Module):
                generator: torch.Generator | None = None, guidance: float | None = None) -> torch.Tensor:
         """DDIM-sample target latents (B, T, C, h, w) given prompt latents and the first latent
         (``guidance``: classifier-free guidance scale, default ``cfg.guidance_scale``)."""
-        guidance = self.cfg.guidance_scale if guidance is None else guidance
         prompt = self.encode_prompt(prompt_latents)
         b = first_latent.shape[0]
         ls = self.cfg.latent_size

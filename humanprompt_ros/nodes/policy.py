@@ -332,7 +332,7 @@ class PolicyRunner:
             action, stamp, dt = self.queue.popleft()
             self.chunk_stamp = stamp
             left = len(self.queue)
-            request = 0 < left <= self.lookahead and not (self._pending is not None and self._pending.is_alive())
+            request = 0 < left <= self.lookahead and not self.computing
         if request:
             frame, fstamp = frame_fn()
             # the frame shows the state as the action just popped starts: plan step 0 is that action, and

@@ -241,12 +241,10 @@ class _SimCamera:
     def __init__(self, size: int):
         import mujoco
 
-        from ..sim.scene import COLLISION_GROUP
+        from ..sim.env import camera_scene_option
 
         self._mujoco, self.size = mujoco, size
-        self.option = mujoco.MjvOption()
-        self.option.geomgroup[COLLISION_GROUP] = 0
-        self.option.sitegroup[3] = 0
+        self.option = camera_scene_option()
         self.renderer, self.model = None, None
 
     def update(self, env) -> None:

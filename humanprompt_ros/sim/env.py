@@ -104,6 +104,14 @@ def home_action(cfg: SimConfig, mask: np.ndarray | None = None) -> HandAction:
                       np.ones(5, bool) if mask is None else mask)
 
 
+def camera_scene_option() -> "mujoco.MjvOption":
+    """What the benchmark's camera shows: no collision geometry, no marker sites (group 3)."""
+    option = mujoco.MjvOption()
+    option.geomgroup[COLLISION_GROUP] = 0
+    option.sitegroup[3] = 0
+    return option
+
+
 class SimEnv:
     """One task with one embodiment (see the module docstring)."""
 
@@ -304,9 +312,7 @@ class SimEnv:
         r = self._renderers.get(size)
         if r is None:
             r = self._renderers[size] = mujoco.Renderer(self.model, size, size)
-            self._scene_option = mujoco.MjvOption()
-            self._scene_option.geomgroup[COLLISION_GROUP] = 0
-            self._scene_option.sitegroup[3] = 0
+            self._scene_option = camera_scene_option()
         r.update_scene(self.data, camera="main", scene_option=self._scene_option)
         return r.render().copy()
 
