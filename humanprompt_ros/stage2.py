@@ -62,6 +62,9 @@ class Stage2Config:
     stage1_pretrained: bool = True  # false: the stage-1 architecture with random weights (the ablation)
     stage1_trainable: bool = False  # true: the stage-1 prompt encoder + denoiser train with the policy loss
     prompt_tokens: bool = True  # the head also attends to the stage-1 prompt tokens, not only the features
+    # all: the head sees every proprio dimension; hand: only those of fingers the robot hand has (the
+    # training run writes the mask into policy.proprio_mask, so the checkpoint carries it)
+    proprio: str = "all"
     video_former: VideoFormerConfig = field(default_factory=VideoFormerConfig)
     policy: PolicyModelConfig = field(default_factory=PolicyModelConfig)
     pdcp: PDCPSwitch = field(default_factory=PDCPSwitch)
@@ -72,6 +75,8 @@ class Stage2Config:
     def validate(self) -> None:
         if self.condition not in CONDITIONS:
             raise ValueError(f"condition: must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
+        if self.proprio not in ("all", "hand"):
+            raise ValueError(f"proprio: must be 'all' or 'hand', got {self.proprio!r}")
 
 
 # -- data ----------------------------------------------------------------------------------------------
@@ -95,6 +100,17 @@ def action_dim_mask(finger_mask: np.ndarray) -> np.ndarray:
     for i, ok in enumerate(finger_mask):
         m[9 + 3 * i:12 + 3 * i] = bool(ok)
     return m
+
+
+def hand_finger_mask(cfg: "Stage2Config", episodes: Sequence[PolicyEpisode]) -> np.ndarray:
+    """(5,) the fingers of the robot hand ``cfg.hand``: from its robot demonstrations, else its YAML."""
+    robot = {tuple(bool(x) for x in e.mask) for e in episodes if e.embodiment == "robot"}
+    if len(robot) == 1:
+        return np.array(robot.pop())
+    from .hand import load_hand
+    from .paths import config_path
+
+    return load_hand(config_path("hands", f"{cfg.hand}.yaml")).mask
 
 
 def load_policy_episodes(root: str | Path, image_size: int, show: bool = True) -> list[PolicyEpisode]:
@@ -388,6 +404,8 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
     seed_everything(tc.seed + dist.rank)
     cfg.tasks = sorted({e.task for e in episodes})
     cfg.skills = sorted({e.skill for e in episodes})
+    if cfg.proprio == "hand":
+        cfg.policy.proprio_mask = action_dim_mask(hand_finger_mask(cfg, episodes)).tolist()
     if cfg.stage1_pretrained:
         video_model, s1cfg, _ = load_stage1(cfg.stage1)
     else:
@@ -396,8 +414,8 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
         video_model = build_video_model(s1cfg.model)
     model = PromptPolicyModel(cfg, s1cfg, video_model).to(dist.device)
     # Normalisation statistics from the training actions (stored in the checkpoint with the weights).
-    model.head.action_norm.fit(torch.from_numpy(np.concatenate([e.actions for e in episodes])))
-    model.head.proprio_norm.fit(torch.from_numpy(np.concatenate([e.proprio for e in episodes])))
+    model.head.fit_normalizers([torch.from_numpy(e.actions) for e in episodes],
+                               [torch.from_numpy(e.proprio) for e in episodes])
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     out = Path(cfg.out)
@@ -452,6 +470,80 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
     dist.barrier()
     dist.close()
     return final
+
+
+# -- offline evaluation ----------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode], times: int = 4,
+                     seed: int = 0, groups: dict[str, Sequence[str]] | None = None,
+                     show: bool = True) -> dict[str, Any]:
+    """Open-loop action error on held-out robot demonstrations, prompted by a held-out human demo of
+    the same task and of another task (the next one in name order), with the same sampling noise.
+
+    Per robot episode, ``times`` evenly spaced steps t: the policy's chunk from (frame t, proprio t)
+    against the expert's actions t … t+H−1; errors are the mean wrist-position and fingertip distance
+    (cm, fingers of the robot hand). A policy that reads its prompt is closer with the same-task prompt,
+    also on skills with no robot training data. Returns {"skills": {skill: {wrist_same, wrist_other,
+    tips_same, tips_other, same_better, samples}}, and the same means over each of ``groups`` (e.g. the
+    benchmark's seen and unseen skills)}; ``same_better`` is the share of samples whose wrist error is
+    smaller with the same-task prompt.
+    """
+    robot = [e for e in heldout if e.embodiment == "robot"]
+    human: dict[str, list[PolicyEpisode]] = {}
+    for e in heldout:
+        if e.embodiment == "human":
+            human.setdefault(e.task, []).append(e)
+    tasks = sorted(human)
+    if not robot or len(tasks) < 2:
+        raise ValueError("evaluate_actions: needs held-out robot episodes and human episodes of >= 2 tasks "
+                         "(humanprompt-sim generate --split heldout --all-robot)")
+    tokens: dict[int, torch.Tensor] = {}
+
+    def prompt_tokens(ep: PolicyEpisode) -> torch.Tensor:
+        if id(ep) not in tokens:
+            tokens[id(ep)] = model.encode_prompt(ep.frames)
+        return tokens[id(ep)]
+
+    h = model.cfg.policy.horizon
+    rows: dict[str, dict[str, list[float]]] = {}
+    for i, ep in enumerate(progress([e for e in robot if e.task in human], desc="action error", enabled=show)):
+        same = human[ep.task][i % len(human[ep.task])]
+        other_task = tasks[(tasks.index(ep.task) + 1) % len(tasks)]
+        other = human[other_task][i % len(human[other_task])]
+        skill = torch.tensor([model.cfg.skills.index(ep.skill)]) if ep.skill in model.cfg.skills else None
+        if model.cfg.condition == "skill_oracle" and skill is None:
+            continue
+        tips = action_dim_mask(ep.mask)[9:].reshape(5, 3).all(1)
+        latents = model.video_model.encode_frames(torch.from_numpy(ep.frames))
+        for t in np.linspace(0, len(ep.actions) - 1, times).round().astype(int):
+            truth = chunk(ep.actions, int(t), h)
+            errs = {}
+            for name, prompt in (("same", same), ("other", other)):
+                gen = torch.Generator().manual_seed(seed + 1000 * i + int(t))
+                cond = model.condition(prompt_tokens(prompt), latents[t:t + 1], skill)
+                pred = model.head.sample(cond, torch.from_numpy(ep.proprio[t])[None], generator=gen)[0].numpy()
+                wrist = np.linalg.norm(pred[:, :3] - truth[:, :3], axis=-1).mean()
+                d = np.linalg.norm((pred[:, 9:] - truth[:, 9:]).reshape(h, 5, 3), axis=-1)[:, tips].mean()
+                errs[name] = (100 * wrist, 100 * d)
+            r = rows.setdefault(ep.skill, {k: [] for k in ("wrist_same", "wrist_other", "tips_same", "tips_other")})
+            r["wrist_same"].append(errs["same"][0])
+            r["wrist_other"].append(errs["other"][0])
+            r["tips_same"].append(errs["same"][1])
+            r["tips_other"].append(errs["other"][1])
+
+    def summary(vals: dict[str, list[float]]) -> dict[str, float]:
+        out = {k: round(float(np.mean(v)), 3) for k, v in vals.items()}
+        diff = np.array(vals["wrist_other"]) - np.array(vals["wrist_same"])
+        out["same_better"] = round(float(np.mean(diff > 0)), 3)  # share of samples
+        out["samples"] = len(diff)
+        return out
+
+    result: dict[str, Any] = {"skills": {k: summary(v) for k, v in sorted(rows.items())}}
+    for name, members in (groups or {}).items():
+        vals = [rows[k] for k in members if k in rows]
+        if vals:
+            result[name] = summary({key: [x for v in vals for x in v[key]] for key in vals[0]})
+    return result
 
 
 def load_stage2_config(path: str | Path, overrides: list[str] | None = None) -> Stage2Config:

@@ -46,6 +46,15 @@ def write_video(path: str | Path, frames, fps: float, crf: int = 12) -> Path:
     return path
 
 
+def through_codec(frames, fps: float, crf: int = 12) -> np.ndarray:
+    """uint8 (T, H, W, 3) frames → the same frames after an H.264 encode and decode at ``crf``: what a
+    model sees of a prompt handed over as a video file (the dataset's videos, a ROS prompt directory)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="humanprompt-codec-") as tmp:
+        return read_video(write_video(Path(tmp) / "clip.mp4", frames, fps, crf))
+
+
 def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
     """Decode a video into uint8 (T, H, W, 3). Raises ``ValueError`` when it cannot be read."""
     frames = list(iter_video(path, max_frames))

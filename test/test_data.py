@@ -141,3 +141,15 @@ def test_an_episode_packed_without_its_video_trains_from_the_cached_frames(tmp_p
     np.testing.assert_array_equal(load_episode(d).frames_at(16), cached)
     with pytest.raises(ValueError, match="no video"):
         load_episode(d).frames_at(32)  # no cache at that size and nothing to rebuild it from
+
+
+def test_frames_through_the_codec_match_a_saved_video(tmp_path):
+    """A prompt generated in memory, passed through the codec, is what a saved episode's video decodes to."""
+    from humanprompt_ros.video import through_codec, write_video
+
+    rng = np.random.default_rng(0)
+    frames = np.repeat(np.repeat(rng.integers(0, 255, (6, 8, 8, 3), np.uint8), 4, 1), 4, 2)
+    coded = through_codec(frames, fps=10, crf=12)
+    assert coded.shape == frames.shape and coded.dtype == np.uint8
+    assert 0 < np.abs(coded.astype(int) - frames.astype(int)).mean() < 20  # lossy, but close
+    np.testing.assert_array_equal(coded, read_video(write_video(tmp_path / "v.mp4", frames, fps=10, crf=12)))

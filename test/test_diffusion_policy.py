@@ -1,8 +1,9 @@
 """The diffusion policy head: shapes, normalisation, masked loss, and that it learns a conditional map."""
 
+import pytest
 import torch
 
-from humanprompt_ros.models.diffusion_policy import DiffusionPolicyHead, Normalizer, PolicyModelConfig
+from humanprompt_ros.models.diffusion_policy import POSITION_DIMS, DiffusionPolicyHead, Normalizer, PolicyModelConfig
 
 SMALL = PolicyModelConfig(horizon=4, action_dim=6, proprio_dim=6, width=32, depth=2, heads=2,
                           train_timesteps=50, inference_steps=5)
@@ -49,3 +50,41 @@ def test_learns_a_conditional_action_chunk():
     err_right = (out - targets).abs().mean(dim=(1, 2))
     err_swapped = (out - targets.flip(0)).abs().mean(dim=(1, 2))
     assert torch.all(err_right < 0.3) and torch.all(err_swapped > 1.0), (err_right, err_swapped)
+
+
+def test_normalizer_std_floor_keeps_jitter_small():
+    """min_std: a near-constant dimension (0.002 of jitter) is not scaled up to unit size."""
+    data = torch.stack([torch.randn(200) * 0.002, torch.randn(200) * 0.5], dim=-1)
+    loose, floored = Normalizer(2), Normalizer(2, min_std=0.01)
+    loose.fit(data)
+    floored.fit(data)
+    assert float(loose.normalize(data)[:, 0].std()) == pytest.approx(1.0, abs=0.01)
+    assert float(floored.normalize(data)[:, 0].std()) < 0.25
+    assert torch.allclose(loose.normalize(data)[:, 1], floored.normalize(data)[:, 1])
+
+
+def test_relative_head_anchors_the_chunk_to_the_proprio():
+    """relative: positions are offsets from the current proprio — statistics are fitted on those offsets,
+    and moving the hand moves the sampled chunk's positions (not its rotation) by as much."""
+    torch.manual_seed(0)
+    blind = [False] * 24  # the denoiser does not see the proprio: only the anchoring depends on it
+    cfg = PolicyModelConfig(horizon=4, width=32, depth=2, heads=2, train_timesteps=50, inference_steps=5,
+                            prediction_type="v_prediction", timestep_spacing="trailing", relative=True,
+                            proprio_mask=blind)
+    head = DiffusionPolicyHead(cfg, cond_dim=8)
+    proprio = torch.rand(3, 24)
+    actions = proprio[:, None].expand(-1, 5, -1) + 0.25  # every action 0.25 away from the start state
+    head.fit_normalizers(list(actions), list(torch.cat([proprio[:, None]] * 6, dim=1)))
+    assert torch.allclose(head.action_norm.mean[POSITION_DIMS], torch.full((18,), 0.25))
+    cond, shift = torch.randn(3, 2, 8), torch.zeros(3, 24)
+    shift[:, POSITION_DIMS] = 0.3
+    a = head.sample(cond, proprio, generator=torch.Generator().manual_seed(1))
+    b = head.sample(cond, proprio + shift, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(b - a, shift[:, None].expand_as(a), atol=1e-5)
+    torch.manual_seed(2)
+    la = head.loss(cond, proprio, actions[:, :4])
+    torch.manual_seed(2)
+    lb = head.loss(cond, proprio + shift, actions[:, :4] + shift[:, None])
+    assert torch.allclose(la, lb)
+    with pytest.raises(ValueError, match="relative: needs the 24-D"):
+        PolicyModelConfig(action_dim=6, proprio_dim=6, relative=True).validate()

@@ -357,6 +357,68 @@ def test_policy_node_over_dds(tmp_path):
             feeder.join()
 
 
+@pytest.mark.ros
+@require_rclpy()
+def test_lockstep_policy_node_acts_once_per_frame_stamp(tmp_path):
+    """lockstep: one target per new frame stamp, in order, each with the state of its own step; the same
+    step sent again (a lockstep simulator's resend, same stamp) is not acted on twice, and a late frame
+    of an earlier step is never acted on, whatever the timing."""
+    from std_msgs.msg import String
+
+    from humanprompt_ros.hand import load_hand
+    from humanprompt_ros.ros import topics
+    from humanprompt_ros.ros.conversions import joint_state, pose_array_to_action
+    from humanprompt_ros.ros.image import numpy_to_image
+    from humanprompt_ros.ros.probe import RosPeer
+
+    ep = make_episode(tmp_path / "ep", steps=60)
+    hand = load_hand(config_path("hands", "allegro_right.yaml"))
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs, RosPeer(domain) as peer:
+        node = _start(procs, "chunk:=4", "lockstep:=true")
+        targets = peer.record(topics.HAND_TARGET)
+        obs_pub = peer.publisher(topics.OBSERVATION)
+        js_pub = peer.publisher(topics.JOINT_STATES)
+        prompt_pub = peer.publisher(topics.PROMPT)
+        for pub in (obs_pub, js_pub, prompt_pub):
+            peer.wait_for_subscription(pub, timeout=60)
+        prompt_pub.publish(String(data=json.dumps({"id": "ep@1", "path": str(ep)})))
+
+        def send(stamp) -> None:
+            js_pub.publish(joint_state(hand.joint_names, hand.neutral(), stamp))
+            obs_pub.publish(numpy_to_image(frame, "rgb8", stamp=stamp))
+
+        def step(stamp) -> None:
+            """Send a step until its target arrives, as the lockstep sim resends (images are best effort)."""
+            n, deadline = len(targets), time.monotonic() + 30
+            while len(targets) == n and time.monotonic() < deadline:
+                send(stamp)
+                time.sleep(0.2)
+            assert len(targets) == n + 1, node.log()  # one target, however often its step was sent
+
+        stamp = peer.now_msg()
+        step(stamp)  # the first step, acted on once the prompt is ready
+        for _ in range(3):  # the same step again: nothing new
+            send(stamp)
+            time.sleep(0.2)
+        assert len(targets) == 1
+        for _ in range(5):  # each new step: exactly one more target, the chunk's next action
+            step(peer.now_msg())
+        # a late frame of an earlier step: dropped; a frame whose step's state is not the newest: waits
+        obs_pub.publish(numpy_to_image(frame, "rgb8", stamp=stamp))
+        between = peer.now_msg()
+        time.sleep(0.01)
+        newest = peer.now_msg()
+        js_pub.publish(joint_state(hand.joint_names, hand.neutral(), newest))
+        obs_pub.publish(numpy_to_image(frame, "rgb8", stamp=between))
+        time.sleep(0.5)
+        assert len(targets) == 6  # neither is acted on
+        step(newest)  # the newest step's own frame
+        xs = [pose_array_to_action(m).wrist_pos[0] for _, m in targets.snapshot()]
+        assert len(xs) == 7 and np.allclose(np.diff(xs), 0.001), xs
+        assert node.returncode is None, node.log()
+
+
 def test_scripted_backend_plans_the_prompts_task_and_seed(tmp_path):
     from humanprompt_ros.nodes.policy import ScriptedFromPrompt
 

@@ -65,6 +65,9 @@ def test_lockstep_steps_exactly_as_the_benchmark_does():
     robot.reset("press_button", 5)
     env = SimEnv(load_task(robot.task_file), "robot", config=load_sim_config(), render=False)
     env.reset(5)
+    # the same state after a reset, actuator targets included (the first step interpolates from them)
+    np.testing.assert_array_equal(robot.env.data.ctrl, env.data.ctrl)
+    np.testing.assert_array_equal(robot.q_target, env.joint_targets())
     rng = np.random.default_rng(0)
     base = robot.base_pose()
     for _ in range(6):
@@ -75,7 +78,7 @@ def test_lockstep_steps_exactly_as_the_benchmark_does():
         robot.command_base_pose(goal)
         robot.step_once()
         env.step_joints(np.clip(q, *env.hand.joint_limits), goal @ robot.base_T_wrist)
-    np.testing.assert_allclose(robot.env.data.qpos, env.data.qpos, rtol=0, atol=1e-9)  # the same physics
+    np.testing.assert_array_equal(robot.env.data.qpos, env.data.qpos)  # the same physics, bit for bit
     assert robot.status()["step"] == 6 and not robot.status()["done"]
     for _ in range(robot.horizon):
         robot.step_once()
@@ -149,6 +152,65 @@ def test_sim_driver_node_over_dds():
             peer.wait_until(lambda: c.node_status("sim_driver").get("joint_commands_rejected") == "1", 5,
                             "diagnostics counting the rejected command")
             assert time.monotonic() - t0 < 5
+            assert node.returncode is None, node.log()
+        finally:
+            c.close()
+
+
+@pytest.mark.ros
+@require_rclpy()
+def test_lockstep_waits_for_the_wrist_target_and_resends_a_step_with_its_stamp():
+    """Lockstep under any load: a joint command alone does not step while a wrist-target publisher exists
+    (the step waits for its wrist target, however late); with no command the step's frame is sent again
+    with the same stamp, so a policy acting once per stamp never acts twice on one step."""
+    import sys
+
+    from geometry_msgs.msg import PoseStamped
+
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from bench_closed_loop import GraphClient
+
+    from humanprompt_ros.ros import topics
+    from humanprompt_ros.ros.conversions import joint_state
+
+    def stamp_ns(msg) -> int:
+        return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+    with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs:
+        node = procs.start("sim_driver", "-m", "humanprompt_ros.nodes.sim_driver", "--ros-args",
+                           "-p", "task:=press_button", "-p", "seed:=1", "-p", "lockstep:=true",
+                           "-p", "lockstep_timeout:=1.0")
+        c = GraphClient(domain)
+        try:
+            peer = c.peer
+            images = peer.record(topics.SIM_IMAGE)
+            js = peer.record(topics.JOINT_STATES)
+            wrist = peer.record("/humanprompt/wrist_pose", msg_type=PoseStamped,
+                                qos=topics.subscription_qos(topics.JOINT_STATES))
+            cmd_pub = peer.publisher(topics.JOINT_COMMANDS)
+            wrist_pub = peer.publisher(topics.WRIST_TARGET)
+            peer.wait_for_subscription(cmd_pub, timeout=60)
+            peer.wait_for_subscription(wrist_pub, timeout=60)
+            peer.wait_until(lambda: len(images) >= 2 and len(js) >= 1 and len(wrist) >= 1, 60,
+                            "the first step and one resend")
+            stamps = {stamp_ns(m) for _, m in images.since(0)}
+            assert len(stamps) == 1, "a resend carries the step's own stamp"
+            first = stamps.pop()
+            # the joint command alone: no step while the wrist target is pending (< lockstep_timeout)
+            names, q = list(js.last()[1].name), np.array(js.last()[1].position)
+            cmd_pub.publish(joint_state(names, q, peer.now_msg()))
+            time.sleep(0.6)
+            assert {stamp_ns(m) for _, m in images.since(0)} == {first}
+            # its wrist target arrives: one step, one new stamp for state and frame alike
+            t_sent = time.monotonic()
+            wrist_pub.publish(PoseStamped(pose=wrist.last()[1].pose))  # hold the base where it is
+            peer.wait_until(lambda: any(stamp_ns(m) != first for _, m in images.since(t_sent)), 10, "the step")
+            new = {stamp_ns(m) for _, m in images.since(t_sent)} - {first}
+            assert len(new) == 1 and new <= {stamp_ns(m) for _, m in js.since(t_sent)}
+            assert c.last_status() is None or c.last_status()["step"] <= 1
+            peer.wait_until(lambda: c.node_status("sim_driver").get("lockstep_resends") not in (None, "0"), 10,
+                            "diagnostics counting the resends")
+            assert c.node_status("sim_driver").get("lockstep_wrist_missing") == "0"
             assert node.returncode is None, node.log()
         finally:
             c.close()

@@ -15,14 +15,17 @@ def run(*args, timeout=300):
                           timeout=timeout)
 
 
-def test_eval_json_last_line_contract():
+def test_eval_json_last_line_contract(tmp_path):
     out = run("eval", "--policy", "scripted", "--tasks", "press_button", "--episodes", "2", "--seed", "7",
-              "--workers", "1", "--json")
+              "--workers", "1", "--json", "--out", str(tmp_path / "eval.json"))
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(result) == {"skills", "mean", "unseen_mean"}  # press_button is a human-only skill
     assert result["skills"] == {"press_button": {"success": 1.0, "episodes": 2}}
     assert result["mean"] == 1.0
+    saved = json.loads((tmp_path / "eval.json").read_text())  # the file adds every episode's outcome
+    assert saved["episodes"] == [{"task": "press_button", "seed": 7, "success": True},
+                                 {"task": "press_button", "seed": 8, "success": True}]
 
 
 def test_eval_several_policies_one_table_and_splits():

@@ -179,3 +179,35 @@ def test_a_lagged_observation_skips_the_plan_steps_already_past(policy_checkpoin
     assert late.t == 2
     with pytest.raises(ValueError, match="lag"):
         late.act(frame, proprio, lag=3)  # more than horizon − execute: nothing of the plan would be left
+
+
+def test_proprio_hand_mask_hides_the_fingers_the_robot_lacks(stage1_checkpoint, episodes, tmp_path):
+    """proprio: hand — the little finger (zeros for the Allegro hand, real values in human demos) never
+    reaches the policy, so it cannot tell the embodiment from it; the mask travels in the checkpoint."""
+    cfg = stage2_config(tmp_path / "run", stage1_checkpoint, proprio="hand")
+    cfg.train.steps = 2
+    model, _ = load_policy_model(train_stage2(cfg, episodes))
+    keep = model.cfg.policy.proprio_mask
+    assert len(keep) == 24 and not any(keep[21:24]) and all(keep[:21])
+    p = torch.from_numpy(episodes[0].proprio[:1].copy())
+    q = p.clone()
+    q[:, 21:24] += 0.3
+    assert torch.equal(model.head.proprio_input(p), model.head.proprio_input(q))
+    assert not torch.equal(model.head.proprio_input(p), model.head.proprio_input(p + 0.3))
+    with pytest.raises(ValueError, match="proprio: must be 'all' or 'hand'"):
+        Stage2Config(data="", stage1="", proprio="arm").validate()
+
+
+def test_offline_action_error_compares_same_and_other_task_prompts(policy_checkpoint, episodes):
+    from humanprompt_ros.stage2 import evaluate_actions
+
+    model, _ = load_policy_model(policy_checkpoint)
+    skills = sorted({e.skill for e in episodes})
+    result = evaluate_actions(model, episodes, times=2, show=False, groups={"all": skills})
+    robot_skills = {e.skill for e in episodes if e.embodiment == "robot"}
+    assert set(result["skills"]) == robot_skills
+    for r in [*result["skills"].values(), result["all"]]:
+        assert r["samples"] > 0 and 0.0 <= r["same_better"] <= 1.0
+        assert all(np.isfinite(r[k]) and r[k] >= 0 for k in ("wrist_same", "wrist_other", "tips_same", "tips_other"))
+    with pytest.raises(ValueError, match="needs held-out robot episodes"):
+        evaluate_actions(model, [e for e in episodes if e.embodiment == "human"], show=False)

@@ -268,8 +268,11 @@ def cmd_eval(args) -> int:
     else:
         result = {"policies": table, "split": args.split, "embodiment": args.embodiment,
                   "seeds": [seeds[0], seeds[-1]], "prompt_seed": args.prompt_seed}
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    if args.out:  # the file also lists every episode's outcome, e.g. to compare runs seed by seed
+        episodes = {name: sorted(({"task": r["task"], "seed": r["seed"], "success": r["success"]} for r in rs),
+                                 key=lambda e: (e["task"], e["seed"])) for name, rs in results.items()}
+        full = dict(result, episodes=episodes if len(rows) > 1 else next(iter(episodes.values())))
+        Path(args.out).write_text(json.dumps(full, indent=1) + "\n")
     if args.json:
         print(json.dumps(result))
     else:
@@ -376,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--save-dir", default=None,
                    help="also write the evaluated episodes (every frame rendered) to DIR/<policy>/<task>/<embodiment>/<seed>")
     e.add_argument("--json", action="store_true", help="print the result JSON as the last line")
-    e.add_argument("--out", default=None, help="also write the result JSON to this file")
+    e.add_argument("--out", default=None, help="also write the result JSON to this file, with every episode's outcome")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
     return p

@@ -3,6 +3,7 @@
     humanprompt-train stage1 --config config/stage1.yaml [--set train.steps=100 ...] [--fresh]
     humanprompt-train stage2 --config config/stage2.yaml [--set condition=none ...]
     humanprompt-train eval-stage1 --checkpoint runs/stage1/stage1.safetensors --train DIR --heldout DIR [--json]
+    humanprompt-train eval-stage2 --checkpoint runs/stage2/policy.safetensors --heldout DIR [--json]
     humanprompt-train sample --checkpoint CK --prompt HUMAN_EPISODE_OR_VIDEO --first-frame ROBOT_EPISODE_OR_IMAGE --out pred.mp4
     humanprompt-train export --checkpoint runs/stage2/policy.safetensors --out models/policy.safetensors  # float16
 
@@ -67,6 +68,26 @@ def cmd_eval_stage1(args: argparse.Namespace) -> int:
     print("task identification from held-out human prompts (pooled representation):")
     for name, row in result["probe"].items():
         print(f"  {name:<10} prototype {row['prototype']:.3f}  linear {row['linear']:.3f}  (chance {row['chance']:.3f})")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def cmd_eval_stage2(args: argparse.Namespace) -> int:
+    from .sim import load_benchmark
+    from ..stage2 import evaluate_actions, load_policy_episodes, load_policy_model
+
+    model, _ = load_policy_model(args.checkpoint, device=args.device)
+    heldout = load_policy_episodes(args.heldout, model.stage1_cfg.model.image_size)
+    bench = load_benchmark(args.benchmark)
+    result = evaluate_actions(model, heldout, times=args.times, seed=args.seed,
+                              groups={"seen": bench.robot_skills, "unseen": bench.human_only_skills})
+    print("open-loop action error on held-out robot demos (cm, mean over the chunk), prompted by a held-out "
+          "human demo of the same task vs of another task (same sampling noise):")
+    print(f"  {'skill':<14} {'wrist same':>10} {'other':>7} {'tips same':>10} {'other':>7}  same better")
+    for name, r in [*result["skills"].items(), *((k, result[k]) for k in ("seen", "unseen") if k in result)]:
+        print(f"  {name:<14} {r['wrist_same']:10.2f} {r['wrist_other']:7.2f} {r['tips_same']:10.2f} "
+              f"{r['tips_other']:7.2f}  {100 * r['same_better']:.0f}% of {r['samples']}")
     if args.json:
         print(json.dumps(result))
     return 0
@@ -140,6 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
     p.set_defaults(func=cmd_eval_stage1)
+    p = sub.add_parser("eval-stage2", help="open-loop action error on held-out robot demos, same- vs other-task prompt")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--heldout", required=True, help="held-out episodes with robot demos (generate --all-robot)")
+    p.add_argument("--times", type=int, default=4, help="evaluated steps per episode")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--benchmark", default=None, help="splits file for the seen/unseen groups (default config/benchmark.yaml)")
+    p.add_argument("--json", action="store_true", help="also print the result as one JSON line")
+    p.set_defaults(func=cmd_eval_stage2)
     p = sub.add_parser("sample", help="predict the robot video for a human prompt and a first frame")
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--prompt", type=Path, required=True)

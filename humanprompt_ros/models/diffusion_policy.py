@@ -11,7 +11,7 @@ Inference is DDIM with few steps (``diffusers``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -31,21 +31,45 @@ class PolicyModelConfig:
     train_timesteps: int = 100
     inference_steps: int = 8  # DDIM
     prediction_type: str = "epsilon"
+    # DDIM's inference timesteps: "trailing" starts at the last training step (pure noise, where the
+    # sampler starts), "leading" (the diffusers default) at T − T/steps, where a model reads the sampler's
+    # pure noise as if it still held ~20% signal. Use trailing with v_prediction or sample (epsilon
+    # cannot recover x0 from pure noise).
+    timestep_spacing: str = "leading"
+    # Which proprio dimensions the policy sees (P bools; empty = all). Training fills it from the hand:
+    # dimensions the robot hand lacks (Allegro's little finger) are zeros for every robot state and real
+    # values in human demos, so left in they would tell the policy which embodiment it is looking at.
+    proprio_mask: list[bool] = field(default_factory=list)
+    proprio_noise: float = 0.0  # std of Gaussian noise on the normalised proprio while training
+    min_std: float = 1e-4  # floor of the normalisers' std: below it a dimension is not scaled up
+    # relative: the head predicts positions (wrist, fingertips) as offsets from the current proprio, so
+    # "stay where you are" is its zero and the chunk is anchored to the hand's measured state
+    relative: bool = False
 
     def validate(self) -> None:
+        if self.proprio_mask and len(self.proprio_mask) != self.proprio_dim:
+            raise ValueError(f"proprio_mask: needs {self.proprio_dim} entries (one per proprio dimension), "
+                             f"got {len(self.proprio_mask)}")
+        if self.relative and (self.action_dim != 24 or self.proprio_dim != 24):
+            raise ValueError("relative: needs the 24-D unified action and proprio (positions at 0:3 and 9:24)")
+        if self.proprio_noise < 0 or self.min_std <= 0:
+            raise ValueError("proprio_noise must be >= 0 and min_std > 0")
         if self.width % self.heads:
             raise ValueError(f"width: {self.width} is not divisible by heads={self.heads}")
         if not 1 <= self.inference_steps <= self.train_timesteps:
             raise ValueError("inference_steps: must be within 1..train_timesteps")
         if self.prediction_type not in ("epsilon", "v_prediction", "sample"):
             raise ValueError(f"prediction_type: unknown {self.prediction_type!r}")
+        if self.timestep_spacing not in ("leading", "trailing"):
+            raise ValueError(f"timestep_spacing: must be 'leading' or 'trailing', got {self.timestep_spacing!r}")
 
 
 class Normalizer(nn.Module):
     """Per-dimension affine normalisation fitted on data; constant dimensions pass through."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, min_std: float = 1e-4):
         super().__init__()
+        self.min_std = min_std
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
 
@@ -55,7 +79,11 @@ class Normalizer(nn.Module):
         flat = data.reshape(-1, data.shape[-1]).float()
         self.mean.copy_(flat.mean(0))
         std = flat.std(0)
-        self.std.copy_(torch.where(std > 1e-4, std, torch.ones_like(std)))
+        # A constant dimension passes through unscaled; a near-constant one is divided by at least min_std,
+        # so its jitter is not blown up to unit size (the human wrist's 0.001 rotation noise against the
+        # robot's exact constant would otherwise become a loud embodiment signal).
+        std = torch.where(std > 1e-6, std.clamp_min(self.min_std), torch.ones_like(std))
+        self.std.copy_(std)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -86,6 +114,10 @@ class ActionDenoiser(nn.Module):
         return self.out(x)
 
 
+# Position dimensions of the unified action (wrist 0:3, fingertips 9:24); the 6-D wrist rotation stays absolute.
+POSITION_DIMS = list(range(0, 3)) + list(range(9, 24))
+
+
 class DiffusionPolicyHead(nn.Module):
     """Denoiser + normalisers + schedulers: ``loss`` for training, ``sample`` for inference."""
 
@@ -96,23 +128,55 @@ class DiffusionPolicyHead(nn.Module):
 
         self.cfg = cfg
         self.denoiser = ActionDenoiser(cfg, cond_dim)
-        self.action_norm = Normalizer(cfg.action_dim)
-        self.proprio_norm = Normalizer(cfg.proprio_dim)
+        self.action_norm = Normalizer(cfg.action_dim, cfg.min_std)
+        self.proprio_norm = Normalizer(cfg.proprio_dim, cfg.min_std)
+        keep = torch.tensor(cfg.proprio_mask, dtype=torch.float32) if cfg.proprio_mask else None
+        self.register_buffer("proprio_keep", keep, persistent=False)  # from the config, not the weights
         common = dict(num_train_timesteps=cfg.train_timesteps, beta_schedule="squaredcos_cap_v2",
                       prediction_type=cfg.prediction_type, clip_sample=True, clip_sample_range=5.0)
         self.train_scheduler = DDPMScheduler(**common)
-        self.sample_scheduler = DDIMScheduler(**common)
+        self.sample_scheduler = DDIMScheduler(**common, timestep_spacing=cfg.timestep_spacing)
+
+    def _offset(self, proprio: torch.Tensor) -> torch.Tensor:
+        """(B, P) proprio → (B, 1, A) what ``relative`` subtracts from an action chunk (zeros otherwise)."""
+        off = torch.zeros(proprio.shape[0], 1, self.cfg.action_dim, device=proprio.device, dtype=proprio.dtype)
+        if self.cfg.relative:
+            off[:, 0, POSITION_DIMS] = proprio[:, POSITION_DIMS]
+        return off
+
+    @torch.no_grad()
+    def fit_normalizers(self, actions: list[torch.Tensor], proprio: list[torch.Tensor]) -> None:
+        """Fit both normalisers on demonstrations: per episode actions (T, A) and proprio (T+1, P). With
+        ``relative``, the action statistics are those of the chunks the head predicts (offsets from the
+        proprio at each chunk's start, H steps ahead)."""
+        self.proprio_norm.fit(torch.cat(proprio))
+        if not self.cfg.relative:
+            self.action_norm.fit(torch.cat(actions))
+            return
+        h, rows = self.cfg.horizon, []
+        for a, p in zip(actions, proprio):
+            idx = torch.clamp(torch.arange(len(a))[:, None] + torch.arange(h)[None], max=len(a) - 1)
+            rows.append(a[idx] - self._offset(p[:len(a)]))
+        self.action_norm.fit(torch.cat(rows))
+
+    def proprio_input(self, proprio: torch.Tensor, train: bool = False) -> torch.Tensor:
+        """(B, P) measured proprio → the denoiser's input: normalised, masked dimensions zero, plus
+        ``proprio_noise`` while training."""
+        p = self.proprio_norm.normalize(proprio)
+        if train and self.cfg.proprio_noise > 0:
+            p = p + self.cfg.proprio_noise * torch.randn_like(p)
+        return p if self.proprio_keep is None else p * self.proprio_keep
 
     def loss(self, cond: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor,
              action_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Diffusion loss; ``action_mask`` (B, A) zeroes dimensions a demo does not have (masked fingers)."""
-        x0 = self.action_norm.normalize(actions)
+        x0 = self.action_norm.normalize(actions - self._offset(proprio))
         if action_mask is not None:  # a missing finger is "at the mean", so its garbage cannot leak in
             x0 = torch.where(action_mask[:, None, :], x0, torch.zeros_like(x0))
         noise = torch.randn_like(x0)
         t = torch.randint(0, self.cfg.train_timesteps, (x0.shape[0],), device=x0.device)
         noisy = self.train_scheduler.add_noise(x0, noise, t)
-        pred = self.denoiser(noisy, t, cond, self.proprio_norm.normalize(proprio))
+        pred = self.denoiser(noisy, t, cond, self.proprio_input(proprio, train=True))
         goal = {"epsilon": noise, "sample": x0}.get(self.cfg.prediction_type)
         if goal is None:
             goal = self.train_scheduler.get_velocity(x0, noise, t)
@@ -128,10 +192,10 @@ class DiffusionPolicyHead(nn.Module):
         """DDIM → unnormalised action chunk (B, H, A)."""
         b = cond.shape[0]
         x = torch.randn((b, self.cfg.horizon, self.cfg.action_dim), generator=generator, device=cond.device)
-        p = self.proprio_norm.normalize(proprio)
+        p = self.proprio_input(proprio)
         sched = self.sample_scheduler
         sched.set_timesteps(steps or self.cfg.inference_steps)
         for t in sched.timesteps:
             tt = torch.full((b,), int(t), device=cond.device, dtype=torch.long)
             x = sched.step(self.denoiser(x, tt, cond, p), t, x).prev_sample
-        return self.action_norm.unnormalize(x)
+        return self.action_norm.unnormalize(x) + self._offset(proprio)

@@ -53,8 +53,11 @@ How it runs
   ``lookahead: 0`` computes the next chunk only when the current one is used up, on the control
   thread (the hand pauses for the inference time).
 * **Lockstep** (``lockstep: true``, with the sim driver's lockstep mode): one control step per new
-  camera frame instead of one per ``1/rate`` s, and no stale-camera pause; a frame that produced no
-  target (no prompt yet) is tried again.
+  camera frame stamp instead of one per ``1/rate`` s, and no stale-camera pause; a frame that produced
+  no target (no prompt yet) is tried again, a frame the simulator sends again with a stamp already
+  acted on is not (counted ``frames_repeated``), and the action waits for the state stamped exactly
+  like its frame; a frame older than the newest one (late, from an earlier step or episode) is
+  dropped (counted ``frames_out_of_order``).
 * **Stale camera**: while the newest frame is older than ``max_observation_age`` the node pauses:
   no targets, and the chunk does not advance (the hand holds; it resumes where it stopped).
 * ``~/reset`` (std_srvs/Trigger): start the active prompt's episode again (``policy.reset()``).
@@ -401,8 +404,8 @@ def _make_node_class():
             self.base_pose: np.ndarray | None = None
             self.base_from = "none"
             self.counts = dict(frames_received=0, frames_used=0, frames_dropped_stale=0, frames_bad=0,
-                               targets_published=0, chunks=0, prompts=0, prompt_failures=0, pauses=0,
-                               act_failures=0, joint_states_invalid=0, prompts_from_tokens=0,
+                               frames_repeated=0, frames_out_of_order=0, targets_published=0, chunks=0, prompts=0,
+                               prompt_failures=0, pauses=0, act_failures=0, joint_states_invalid=0, prompts_from_tokens=0,
                                prompts_encoded_here=0, tokens_received=0, tokens_ignored=0)
             self.state = "waiting for a prompt"
             self.paused = False
@@ -459,6 +462,10 @@ def _make_node_class():
                 return
             with self._lock:
                 self.counts["frames_received"] += 1
+                if self.cfg.lockstep and self.frame_stamp is not None and \
+                        Time.from_msg(msg.header.stamp).nanoseconds < Time.from_msg(self.frame_stamp).nanoseconds:
+                    self.counts["frames_out_of_order"] += 1  # a late frame of an earlier step (or episode)
+                    return
                 if not self.frame_used:
                     self.counts["frames_dropped_stale"] += 1  # replaced before any act() saw it
                 self.frame, self.frame_stamp, self.frame_mono, self.frame_used = (
@@ -625,20 +632,26 @@ def _make_node_class():
             The simulator stamps a step's joint state, wrist pose and frame alike: the action waits until the
             state of the frame's step has arrived (DDS does not order topics). A frame that produced no action
             (no prompt yet, waiting for joint states) is tried again."""
-            done_seq = 0
+            done_seq, done_ns = 0, -1
             while not self._stop.is_set():
                 self._frame_event.wait(0.02)
                 self._frame_event.clear()
                 with self._lock:
                     seq = self.frame_seq
                     frame_ns = Time.from_msg(self.frame_stamp).nanoseconds if self.frame_stamp is not None else 0
-                    state_ready = self.q_stamp_ns >= frame_ns and (self.base_from != "measured" or
-                                                                   self.base_stamp_ns >= frame_ns)
+                    # the state of exactly this frame's step: a newer state means this frame is stale
+                    # (its step's successor is on its way), an older one that the state is
+                    state_ready = self.q_stamp_ns == frame_ns and (self.base_from != "measured" or
+                                                                   self.base_stamp_ns == frame_ns)
                 if seq == done_seq or not state_ready:
+                    continue
+                if frame_ns == done_ns:  # the simulator sent this step again: its action is already out
+                    done_seq = seq
+                    self.counts["frames_repeated"] += 1
                     continue
                 try:
                     if self._control_step():
-                        done_seq = seq
+                        done_seq, done_ns = seq, frame_ns
                 except Exception as exc:  # noqa: BLE001 - a failing act(): hold, report, keep the node up
                     self._problem("act_failures", f"policy step failed: {type(exc).__name__}: {exc}")
                     self._stop.wait(0.1)

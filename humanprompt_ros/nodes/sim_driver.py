@@ -30,14 +30,18 @@ render never stalls physics). Without commands the hand holds its last targets, 
 controlled robot.
 
 **Lockstep** (``lockstep: true``, ``humanprompt-bringup sim:=true lockstep:=true``, for evaluation):
-physics stands still until the command for the current step has arrived (a new joint command and
-the wrist target the command node sends after it; without one within 0.25 s the joints step alone),
-then advances exactly one
-control period the way ``humanprompt-sim eval`` does (``SimEnv.step_joints``), publishes the new
-state and renders one frame on the same thread. The policy and command nodes run their lockstep
-modes too (one action per frame, one command per target), so the graph reproduces the benchmark's
-synchronous loop through real processes and DDS, whatever the machine's speed. When nothing comes for
-``lockstep_timeout`` s the current frame is published again (counted ``lockstep_resends``).
+physics stands still until the command for the current step has arrived (a new joint command and,
+while anything publishes wrist targets, the wrist target the command node sends after it, however
+late: only after ``lockstep_timeout`` s do the joints step alone, counted ``lockstep_wrist_missing``),
+then advances exactly one control period the way ``humanprompt-sim eval`` does
+(``SimEnv.step_joints``), publishes the new state and renders one frame on the same thread, all with
+one stamp. The policy and command nodes run their lockstep modes too (one action per frame stamp, one
+command per target), so the graph reproduces the benchmark's synchronous loop through real processes
+and DDS, whatever the machine's speed or load. When no command comes for ``lockstep_timeout`` s the
+step's frame is published again with its stamp (counted ``lockstep_resends``): a frame that was
+dropped gets through, one that was not is not acted on twice. A joint command or wrist target stamped
+before the episode's first step (the previous episode's, still in flight) is dropped (counted
+``commands_before_episode``).
 
 Episode clock: an episode *starts* with the first joint command or wrist target after a reset
 (the graph may wait for a prompt first); ``step`` counts control periods (``1/control_hz``) since
@@ -114,8 +118,9 @@ class SimRobot:
         self.inv_base_T_wrist = np.linalg.inv(self.base_T_wrist)
         m, d = env.model, env.data
         self.mocap = int(m.body("wrist_target").mocapid[0])
-        self.q_target = env.joints()
-        d.ctrl[:] = self.q_target
+        # hold the joint targets the reset left (the home pose's), exactly as the benchmark's first step
+        # starts from them: the settled measured joints differ by a hair, and contacts amplify it
+        self.q_target = env.joint_targets()
         base = np.eye(4)
         base[:3, 3] = d.mocap_pos[self.mocap]
         base[:3, :3] = mat_from_quat(d.mocap_quat[self.mocap])
@@ -232,9 +237,6 @@ class SimRobot:
             self.env.close()
 
 
-WRIST_GRACE = 0.25  # s a lockstep step waits for the wrist target that follows its joint command
-
-
 class _SimCamera:
     """The benchmark's camera for one thread: copy the scene (under the caller's lock), then render."""
 
@@ -269,6 +271,7 @@ def _make_node_class():
     from rcl_interfaces.msg import SetParametersResult
     from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
     from rclpy.node import Node
+    from rclpy.time import Time
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
@@ -300,8 +303,10 @@ def _make_node_class():
             self._reset_error = ""
             self._command_event = threading.Event()  # lockstep: a command arrived
             self._new_joints = self._new_wrist = False
+            self._episode_ns = 0  # lockstep: stamp of the current episode's first step
             self.counts = dict(joint_commands=0, joint_commands_rejected=0, wrist_targets=0,
-                               wrist_targets_rejected=0, images=0, resets=0, tick_overruns=0, lockstep_resends=0)
+                               wrist_targets_rejected=0, images=0, resets=0, tick_overruns=0, lockstep_resends=0,
+                               lockstep_wrist_missing=0, commands_before_episode=0)
             self.image_rate = RateMeter()
             self.tick_rate_meter = RateMeter()
             self.render_ms = LatencyStats(200)
@@ -355,7 +360,18 @@ def _make_node_class():
             self.last_problem = msg
             self.get_logger().warning(msg, throttle_duration_sec=2.0)
 
+        def _before_episode(self, stamp) -> bool:
+            """Lockstep: a command stamped before the current episode's first step (one the previous
+            episode's graph still had in flight) is dropped, so it cannot take the new episode's step."""
+            ns = Time.from_msg(stamp).nanoseconds
+            if self.cfg.lockstep and 0 < ns < self._episode_ns:
+                self.counts["commands_before_episode"] += 1
+                return True
+            return False
+
         def _on_joint_command(self, msg: JointState) -> None:
+            if self._before_episode(msg.header.stamp):
+                return
             try:
                 q = joint_positions(msg, self.robot.names)
                 if not np.all(np.isfinite(q)):
@@ -370,6 +386,8 @@ def _make_node_class():
             self._command_event.set()
 
         def _on_wrist_target(self, msg: PoseStamped) -> None:
+            if self._before_episode(msg.header.stamp):
+                return
             try:
                 pose = matrix_from_pose(msg.pose, "wrist target")
                 if not np.all(np.isfinite(pose)):
@@ -506,42 +524,53 @@ def _make_node_class():
             control period, then state and a frame (one stamp for both)."""
             camera = _SimCamera(self.robot.image_size)
 
-            def publish_step() -> float:
-                stamp = self.get_clock().now().to_msg()  # one stamp: the policy pairs the frame with its state
+            def publish_step(stamp=None):
+                # one stamp for a step's state and frame: the policy pairs them, and acts once per stamp
+                stamp = stamp or self.get_clock().now().to_msg()
                 self._publish_state(stamp)
                 self._publish_frame(camera, stamp)
-                return time.monotonic()
+                return time.monotonic(), stamp
 
             joints_at = None  # when this step's joint command arrived
             try:
-                published = publish_step()
+                published, stamp = publish_step()
                 while not self._stop.is_set():
                     if self._reset_if_requested():
                         self._command_event.clear()
                         joints_at = None
-                        published = publish_step()
+                        stamp = self.get_clock().now().to_msg()
+                        with self._lock:  # from here on, commands stamped before this step are dropped
+                            self._episode_ns = Time.from_msg(stamp).nanoseconds
+                            self._new_joints = self._new_wrist = False
+                        published, stamp = publish_step(stamp)
                         continue
                     self._command_event.wait(0.02)
                     self._command_event.clear()
                     with self._lock:
                         # the command node sends a step's joint command and then its wrist target: wait for
-                        # both (DDS does not order topics); without a wrist target for WRIST_GRACE s after the
-                        # joint command (a graph that sends none), step with the joints alone
+                        # both (DDS does not order topics), however long the graph takes under load. A graph
+                        # with no wrist-target publisher steps with the joints alone at once; one whose wrist
+                        # target is late by more than lockstep_timeout steps without it (and counts it).
                         if self._new_joints and joints_at is None:
                             joints_at = time.monotonic()
-                        ready = self._new_joints and (self._new_wrist or time.monotonic() - joints_at > WRIST_GRACE)
+                        grace = self.cfg.lockstep_timeout if self.count_publishers(topics.WRIST_TARGET.name) else 0.0
+                        ready = self._new_joints and (self._new_wrist or time.monotonic() - joints_at > grace)
                         if ready:
+                            if not self._new_wrist and grace:
+                                self.counts["lockstep_wrist_missing"] += 1
                             self._new_joints = self._new_wrist = False
                             joints_at = None
                             changed = self.robot.step_once()
                     if ready:
                         self.tick_rate_meter.tick()
-                        published = publish_step()
+                        published, stamp = publish_step()
                         if changed:
                             self._publish_status()
-                    elif time.monotonic() - published > self.cfg.lockstep_timeout:
-                        self.counts["lockstep_resends"] += 1  # a dropped frame or command: ask again
-                        published = publish_step()
+                    elif joints_at is None and time.monotonic() - published > self.cfg.lockstep_timeout:
+                        # a dropped frame: publish the same step again, with its stamp (the policy acts
+                        # once per stamp, so a frame that did arrive is not acted on twice)
+                        self.counts["lockstep_resends"] += 1
+                        published, stamp = publish_step(stamp)
             finally:
                 camera.close()
 

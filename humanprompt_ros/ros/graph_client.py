@@ -86,8 +86,20 @@ class GraphClient:
                              "the policy, command and prompt encoder nodes")
 
     # -- episodes -------------------------------------------------------------------------------------
+    def quiet(self, seconds: float = 0.3, timeout: float = 10.0) -> None:
+        """Wait until no hand target or joint command has arrived for ``seconds`` (after a prompt clear:
+        what the previous episode's graph still had in flight has landed)."""
+        def still() -> bool:
+            last = [r.last() for r in (self.targets, self.commands)]
+            return all(x is None or time.monotonic() - x[0] > seconds for x in last)
+
+        self.peer.wait_until(still, timeout, f"{seconds:g} s without hand targets or joint commands", poll=0.05)
+
     def reset_sim(self, task: str, seed: int) -> dict:
+        """Clear the prompt, let the graph fall quiet, then reset the sim to (task, seed): no command of
+        the previous episode can land in the new one."""
         self.trigger(self.enc_clear)
+        self.quiet()
         res = self.set_params(self.sim_params, task=task, seed=int(seed))
         if not all(r.successful for r in res):
             raise RuntimeError(f"sim_driver refused task={task} seed={seed}: {[r.reason for r in res]}")

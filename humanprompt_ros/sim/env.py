@@ -281,6 +281,10 @@ class SimEnv:
     def joints(self) -> np.ndarray:
         return self.data.qpos[self._jnt_qadr].copy()
 
+    def joint_targets(self) -> np.ndarray:
+        """The joint position targets the hand's actuators hold (the last step's, or the home pose's)."""
+        return np.asarray(self._last_q_target, float).copy()
+
     def keypoints(self) -> np.ndarray:
         """Human: the 21 keypoints in the world (MediaPipe order)."""
         return self.data.site_xpos[self._kp_sites].copy()

@@ -52,13 +52,16 @@ class EpisodeRecord:
             "instance": self.instance, "task_file": Path(self.task.path).name,
         }
 
-    def to_episode(self) -> Episode:
-        """An in-memory Episode (e.g. a prompt generated on the fly)."""
+    def to_episode(self, crf: int | None = None) -> Episode:
+        """An in-memory Episode (e.g. a prompt generated on the fly). ``crf``: its frames as they come
+        back from a video file written at that quality (a saved episode's), not the raw renders."""
+        from ..video import through_codec
+
         ep = Episode(None, self.meta(), None)
         ep._arrays = {"actions": self.actions, "proprio": self.proprio, "joints": self.joints,
                       "keypoints": self.keypoints}
         if self.frames:
-            ep._frames = np.stack(self.frames)
+            ep._frames = np.stack(self.frames) if crf is None else through_codec(self.frames, self.fps, crf)
         return ep
 
     def save(self, directory: str | Path, crf: int = 12) -> Path:
@@ -216,10 +219,13 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
             prompt = None
             for name, spec, policy in built:
                 if spec not in PROMPTLESS_POLICIES and prompt is None:
-                    # the prompt: a human demonstration of the same task (same scene or another one)
+                    # the prompt: a human demonstration of the same task (same scene or another one), as
+                    # a video file gives it (the codec's artefacts included), like the training prompts
+                    # and a prompt set through ROS
                     if prompt_env is None:
                         prompt_env = SimEnv(task, "human", render=wants_video)
-                    prompt = expert_episode(task, "human", prompt_seed(seed, prompt_mode), env=prompt_env).to_episode()
+                    rec = expert_episode(task, "human", prompt_seed(seed, prompt_mode), env=prompt_env)
+                    prompt = rec.to_episode(crf=prompt_env.cfg.video_crf if wants_video else None)
                 rec = run_episode(env, policy, seed, prompt=None if spec in PROMPTLESS_POLICIES else prompt,
                                   policy_name=spec, record_frames=bool(save_dir))
                 if save_dir:
