@@ -79,10 +79,10 @@ class Normalizer(nn.Module):
         flat = data.reshape(-1, data.shape[-1]).float()
         self.mean.copy_(flat.mean(0))
         std = flat.std(0)
-        # A constant dimension passes through unscaled; a near-constant one is divided by at least min_std,
-        # so its jitter is not blown up to unit size (the human wrist's 0.001 rotation noise against the
-        # robot's exact constant would otherwise become a loud embodiment signal).
-        std = torch.where(std > 1e-6, std.clamp_min(self.min_std), torch.ones_like(std))
+        # A constant dimension (std <= 1e-4) passes through unscaled; any other is divided by at least
+        # min_std, so a little jitter is not blown up to unit size (the human wrist's 0.001 rotation noise
+        # against the robot's exact constant would otherwise become a loud embodiment signal).
+        std = torch.where(std > 1e-4, std.clamp_min(self.min_std), torch.ones_like(std))
         self.std.copy_(std)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
