@@ -514,22 +514,18 @@ def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode],
         if model.cfg.condition == "skill_oracle" and skill is None:
             continue
         tips = action_dim_mask(ep.mask)[9:].reshape(5, 3).all(1)
-        latents = model.video_model.encode_frames(torch.from_numpy(ep.frames))
-        for t in np.linspace(0, len(ep.actions) - 1, times).round().astype(int):
+        steps = np.linspace(0, len(ep.actions) - 1, times).round().astype(int)
+        latents = model.video_model.encode_frames(torch.from_numpy(ep.frames[steps]))  # only the frames used
+        r = rows.setdefault(ep.skill, {k: [] for k in ("wrist_same", "wrist_other", "tips_same", "tips_other")})
+        for k, t in enumerate(steps):
             truth = chunk(ep.actions, int(t), h)
-            errs = {}
             for name, prompt in (("same", same), ("other", other)):
                 gen = torch.Generator().manual_seed(seed + 1000 * i + int(t))
-                cond = model.condition(prompt_tokens(prompt), latents[t:t + 1], skill)
+                cond = model.condition(prompt_tokens(prompt), latents[k:k + 1], skill)
                 pred = model.head.sample(cond, torch.from_numpy(ep.proprio[t])[None], generator=gen)[0].numpy()
-                wrist = np.linalg.norm(pred[:, :3] - truth[:, :3], axis=-1).mean()
-                d = np.linalg.norm((pred[:, 9:] - truth[:, 9:]).reshape(h, 5, 3), axis=-1)[:, tips].mean()
-                errs[name] = (100 * wrist, 100 * d)
-            r = rows.setdefault(ep.skill, {k: [] for k in ("wrist_same", "wrist_other", "tips_same", "tips_other")})
-            r["wrist_same"].append(errs["same"][0])
-            r["wrist_other"].append(errs["other"][0])
-            r["tips_same"].append(errs["same"][1])
-            r["tips_other"].append(errs["other"][1])
+                r[f"wrist_{name}"].append(100 * np.linalg.norm(pred[:, :3] - truth[:, :3], axis=-1).mean())
+                r[f"tips_{name}"].append(
+                    100 * np.linalg.norm((pred[:, 9:] - truth[:, 9:]).reshape(h, 5, 3), axis=-1)[:, tips].mean())
 
     def summary(vals: dict[str, list[float]]) -> dict[str, float]:
         out = {k: round(float(np.mean(v)), 3) for k, v in vals.items()}

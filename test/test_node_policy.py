@@ -259,6 +259,16 @@ def _start(procs, *params):
     return procs.start("policy", *args)
 
 
+def _policy_rig(procs, peer, *params):
+    """A replay policy node with ``params`` and the peer's side of it: (node, hand-target recorder, and
+    publishers of observations, joint states and prompts)."""
+    from humanprompt_ros.ros import topics
+
+    node = _start(procs, *params)
+    return (node, peer.record(topics.HAND_TARGET), peer.publisher(topics.OBSERVATION),
+            peer.publisher(topics.JOINT_STATES), peer.publisher(topics.PROMPT))
+
+
 @pytest.mark.ros
 @require_rclpy()
 def test_checkpoint_backend_startup_errors(tmp_path):
@@ -284,7 +294,6 @@ def test_policy_node_over_dds(tmp_path):
     from std_msgs.msg import String
 
     from humanprompt_ros.hand import load_hand
-    from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.conversions import joint_state, pose_array_to_action
     from humanprompt_ros.ros.image import numpy_to_image
     from humanprompt_ros.ros.probe import RosPeer
@@ -292,11 +301,7 @@ def test_policy_node_over_dds(tmp_path):
     ep = make_episode(tmp_path / "ep", steps=60)
     hand = load_hand(config_path("hands", "allegro_right.yaml"))
     with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs, RosPeer(domain) as peer:
-        node = _start(procs, "chunk:=4", "rate:=20.0")
-        targets = peer.record(topics.HAND_TARGET)
-        obs_pub = peer.publisher(topics.OBSERVATION)
-        js_pub = peer.publisher(topics.JOINT_STATES)
-        prompt_pub = peer.publisher(topics.PROMPT)
+        node, targets, obs_pub, js_pub, prompt_pub = _policy_rig(procs, peer, "chunk:=4", "rate:=20.0")
         sent_stamps = []
         feeding = threading.Event()
         feeding.set()
@@ -366,7 +371,6 @@ def test_lockstep_policy_node_acts_once_per_frame_stamp(tmp_path):
     from std_msgs.msg import String
 
     from humanprompt_ros.hand import load_hand
-    from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.conversions import joint_state, pose_array_to_action
     from humanprompt_ros.ros.image import numpy_to_image
     from humanprompt_ros.ros.probe import RosPeer
@@ -375,11 +379,7 @@ def test_lockstep_policy_node_acts_once_per_frame_stamp(tmp_path):
     hand = load_hand(config_path("hands", "allegro_right.yaml"))
     frame = np.zeros((8, 8, 3), np.uint8)
     with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs, RosPeer(domain) as peer:
-        node = _start(procs, "chunk:=4", "lockstep:=true")
-        targets = peer.record(topics.HAND_TARGET)
-        obs_pub = peer.publisher(topics.OBSERVATION)
-        js_pub = peer.publisher(topics.JOINT_STATES)
-        prompt_pub = peer.publisher(topics.PROMPT)
+        node, targets, obs_pub, js_pub, prompt_pub = _policy_rig(procs, peer, "chunk:=4", "lockstep:=true")
         for pub in (obs_pub, js_pub, prompt_pub):
             peer.wait_for_subscription(pub, timeout=60)
         prompt_pub.publish(String(data=json.dumps({"id": "ep@1", "path": str(ep)})))

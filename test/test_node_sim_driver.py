@@ -2,6 +2,7 @@
 commands, wrist target, ~/reset with task and seed, task status)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -11,7 +12,7 @@ import pytest
 
 from humanprompt_ros.nodes.config_b import load_sim_driver_config
 from humanprompt_ros.paths import config_path
-from ros_helpers import REPO_ROOT, RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
+from ros_helpers import RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
@@ -87,74 +88,81 @@ def test_lockstep_steps_exactly_as_the_benchmark_does():
     robot.close()
 
 
+@contextlib.contextmanager
+def sim_driver_graph(*params: str):
+    """A sim driver process with ``-p`` params and a graph client recording its images, joint states and
+    wrist pose: yields (node, client, images, joint_states, wrist_pose)."""
+    from geometry_msgs.msg import PoseStamped
+
+    from humanprompt_ros.ros import topics
+    from humanprompt_ros.ros.graph_client import GraphClient
+
+    args = [x for p in params for x in ("-p", p)]
+    with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs:
+        node = procs.start("sim_driver", "-m", "humanprompt_ros.nodes.sim_driver", "--ros-args", *args)
+        c = GraphClient(domain)
+        try:
+            peer = c.peer
+            wrist = peer.record("/humanprompt/wrist_pose", msg_type=PoseStamped,
+                                qos=topics.subscription_qos(topics.JOINT_STATES))
+            yield node, c, peer.record(topics.SIM_IMAGE), peer.record(topics.JOINT_STATES), wrist
+        finally:
+            c.close()
+
+
 @pytest.mark.ros
 @require_rclpy()
 def test_sim_driver_node_over_dds():
-    import sys
-
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import JointState
-
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    from bench_closed_loop import GraphClient
 
     from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.conversions import joint_state, matrix_from_pose, pose_from_matrix
     from humanprompt_ros.ros.image import image_to_numpy
 
-    with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs:
-        node = procs.start("sim_driver", "-m", "humanprompt_ros.nodes.sim_driver", "--ros-args",
-                           "-p", "task:=push_box", "-p", "seed:=2")
-        c = GraphClient(domain)
-        try:
-            peer = c.peer
-            images = peer.record(topics.SIM_IMAGE)
-            js = peer.record(topics.JOINT_STATES)
-            wrist = peer.record("/humanprompt/wrist_pose", msg_type=PoseStamped,
-                                qos=topics.subscription_qos(topics.JOINT_STATES))
-            peer.wait_until(lambda: len(images) >= 3 and len(js) >= 3 and len(wrist) and c.last_status(), 90,
-                            "images, joint states, wrist pose and task status")
-            img = image_to_numpy(images.last()[1])
-            assert img.shape == (128, 128, 3) and img.std() > 5 and images.last()[1].encoding == "rgb8"
-            st = c.last_status()
-            assert (st["task"], st["seed"], st["skill"], st["started"]) == ("push_box", 2, "push_to_goal", False)
-            names = list(js.last()[1].name)
-            assert len(names) == 16
-            # a joint command moves the joint; a wrist target moves the wrist
-            q0 = np.array(js.last()[1].position)
-            cmd_pub = peer.publisher(topics.JOINT_COMMANDS)
-            wrist_pub = peer.publisher(topics.WRIST_TARGET)
-            peer.wait_for_subscription(cmd_pub, timeout=10)
-            peer.wait_for_subscription(wrist_pub, timeout=10)
-            q1 = q0.copy()
-            q1[1] += 0.5
-            cmd_pub.publish(joint_state(names, q1, peer.now_msg()))
-            base = matrix_from_pose(wrist.last()[1].pose)
-            goal = base.copy()
-            goal[2, 3] -= 0.05
-            wrist_pub.publish(PoseStamped(pose=pose_from_matrix(goal)))
-            peer.wait_until(lambda: np.array(js.last()[1].position)[1] > q0[1] + 0.3, 10, "the joint to move")
-            peer.wait_until(lambda: matrix_from_pose(wrist.last()[1].pose)[2, 3] < base[2, 3] - 0.04, 10,
-                            "the wrist to move")
-            peer.wait_until(lambda: c.last_status()["started"], 5, "the episode to start")
-            bad = JointState(name=["nope"], position=[0.0])
-            cmd_pub.publish(bad)  # rejected and counted, never fatal
-            # reset with new task and seed; a bad task is refused by the parameter service
-            res = c.set_params(c.sim_params, task="pour")[0]
-            assert not res.successful and "unknown task 'pour'" in res.reason
-            assert all(r.successful for r in c.set_params(c.sim_params, task="press_button", seed=7))
-            resp = c.trigger(c.sim_reset, timeout=60)
-            assert resp.success, resp.message
-            st = json.loads(resp.message)
-            assert (st["task"], st["seed"], st["step"], st["started"]) == ("press_button", 7, 0, False)
-            peer.wait_until(lambda: c.last_status()["task"] == "press_button", 5, "the new task status")
-            t0 = time.monotonic()
-            peer.wait_until(lambda: c.node_status("sim_driver").get("joint_commands_rejected") == "1", 5,
-                            "diagnostics counting the rejected command")
-            assert time.monotonic() - t0 < 5
-            assert node.returncode is None, node.log()
-        finally:
-            c.close()
+    with sim_driver_graph("task:=push_box", "seed:=2") as (node, c, images, js, wrist):
+        peer = c.peer
+        peer.wait_until(lambda: len(images) >= 3 and len(js) >= 3 and len(wrist) and c.last_status(), 90,
+                        "images, joint states, wrist pose and task status")
+        img = image_to_numpy(images.last()[1])
+        assert img.shape == (128, 128, 3) and img.std() > 5 and images.last()[1].encoding == "rgb8"
+        st = c.last_status()
+        assert (st["task"], st["seed"], st["skill"], st["started"]) == ("push_box", 2, "push_to_goal", False)
+        names = list(js.last()[1].name)
+        assert len(names) == 16
+        # a joint command moves the joint; a wrist target moves the wrist
+        q0 = np.array(js.last()[1].position)
+        cmd_pub = peer.publisher(topics.JOINT_COMMANDS)
+        wrist_pub = peer.publisher(topics.WRIST_TARGET)
+        peer.wait_for_subscription(cmd_pub, timeout=10)
+        peer.wait_for_subscription(wrist_pub, timeout=10)
+        q1 = q0.copy()
+        q1[1] += 0.5
+        cmd_pub.publish(joint_state(names, q1, peer.now_msg()))
+        base = matrix_from_pose(wrist.last()[1].pose)
+        goal = base.copy()
+        goal[2, 3] -= 0.05
+        wrist_pub.publish(PoseStamped(pose=pose_from_matrix(goal)))
+        peer.wait_until(lambda: np.array(js.last()[1].position)[1] > q0[1] + 0.3, 10, "the joint to move")
+        peer.wait_until(lambda: matrix_from_pose(wrist.last()[1].pose)[2, 3] < base[2, 3] - 0.04, 10,
+                        "the wrist to move")
+        peer.wait_until(lambda: c.last_status()["started"], 5, "the episode to start")
+        bad = JointState(name=["nope"], position=[0.0])
+        cmd_pub.publish(bad)  # rejected and counted, never fatal
+        # reset with new task and seed; a bad task is refused by the parameter service
+        res = c.set_params(c.sim_params, task="pour")[0]
+        assert not res.successful and "unknown task 'pour'" in res.reason
+        assert all(r.successful for r in c.set_params(c.sim_params, task="press_button", seed=7))
+        resp = c.trigger(c.sim_reset, timeout=60)
+        assert resp.success, resp.message
+        st = json.loads(resp.message)
+        assert (st["task"], st["seed"], st["step"], st["started"]) == ("press_button", 7, 0, False)
+        peer.wait_until(lambda: c.last_status()["task"] == "press_button", 5, "the new task status")
+        t0 = time.monotonic()
+        peer.wait_until(lambda: c.node_status("sim_driver").get("joint_commands_rejected") == "1", 5,
+                        "diagnostics counting the rejected command")
+        assert time.monotonic() - t0 < 5
+        assert node.returncode is None, node.log()
 
 
 @pytest.mark.ros
@@ -163,12 +171,7 @@ def test_lockstep_waits_for_the_wrist_target_and_resends_a_step_with_its_stamp()
     """Lockstep under any load: a joint command alone does not step while a wrist-target publisher exists
     (the step waits for its wrist target, however late); with no command the step's frame is sent again
     with the same stamp, so a policy acting once per stamp never acts twice on one step."""
-    import sys
-
     from geometry_msgs.msg import PoseStamped
-
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    from bench_closed_loop import GraphClient
 
     from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.conversions import joint_state
@@ -176,41 +179,32 @@ def test_lockstep_waits_for_the_wrist_target_and_resends_a_step_with_its_stamp()
     def stamp_ns(msg) -> int:
         return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
-    with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs:
-        node = procs.start("sim_driver", "-m", "humanprompt_ros.nodes.sim_driver", "--ros-args",
-                           "-p", "task:=press_button", "-p", "seed:=1", "-p", "lockstep:=true",
-                           "-p", "lockstep_timeout:=1.0")
-        c = GraphClient(domain)
-        try:
-            peer = c.peer
-            images = peer.record(topics.SIM_IMAGE)
-            js = peer.record(topics.JOINT_STATES)
-            wrist = peer.record("/humanprompt/wrist_pose", msg_type=PoseStamped,
-                                qos=topics.subscription_qos(topics.JOINT_STATES))
-            cmd_pub = peer.publisher(topics.JOINT_COMMANDS)
-            wrist_pub = peer.publisher(topics.WRIST_TARGET)
-            peer.wait_for_subscription(cmd_pub, timeout=60)
-            peer.wait_for_subscription(wrist_pub, timeout=60)
-            peer.wait_until(lambda: len(images) >= 2 and len(js) >= 1 and len(wrist) >= 1, 60,
-                            "the first step and one resend")
-            stamps = {stamp_ns(m) for _, m in images.since(0)}
-            assert len(stamps) == 1, "a resend carries the step's own stamp"
-            first = stamps.pop()
-            # the joint command alone: no step while the wrist target is pending (< lockstep_timeout)
-            names, q = list(js.last()[1].name), np.array(js.last()[1].position)
-            cmd_pub.publish(joint_state(names, q, peer.now_msg()))
-            time.sleep(0.6)
-            assert {stamp_ns(m) for _, m in images.since(0)} == {first}
-            # its wrist target arrives: one step, one new stamp for state and frame alike
-            t_sent = time.monotonic()
-            wrist_pub.publish(PoseStamped(pose=wrist.last()[1].pose))  # hold the base where it is
-            peer.wait_until(lambda: any(stamp_ns(m) != first for _, m in images.since(t_sent)), 10, "the step")
-            new = {stamp_ns(m) for _, m in images.since(t_sent)} - {first}
-            assert len(new) == 1 and new <= {stamp_ns(m) for _, m in js.since(t_sent)}
-            assert c.last_status() is None or c.last_status()["step"] <= 1
-            peer.wait_until(lambda: c.node_status("sim_driver").get("lockstep_resends") not in (None, "0"), 10,
-                            "diagnostics counting the resends")
-            assert c.node_status("sim_driver").get("lockstep_wrist_missing") == "0"
-            assert node.returncode is None, node.log()
-        finally:
-            c.close()
+    with sim_driver_graph("task:=press_button", "seed:=1", "lockstep:=true", "lockstep_timeout:=1.0") as \
+            (node, c, images, js, wrist):
+        peer = c.peer
+        cmd_pub = peer.publisher(topics.JOINT_COMMANDS)
+        wrist_pub = peer.publisher(topics.WRIST_TARGET)
+        peer.wait_for_subscription(cmd_pub, timeout=60)
+        peer.wait_for_subscription(wrist_pub, timeout=60)
+        peer.wait_until(lambda: len(images) >= 2 and len(js) >= 1 and len(wrist) >= 1, 60,
+                        "the first step and one resend")
+        stamps = {stamp_ns(m) for _, m in images.since(0)}
+        assert len(stamps) == 1, "a resend carries the step's own stamp"
+        first = stamps.pop()
+        # the joint command alone: no step while the wrist target is pending (< lockstep_timeout)
+        names, q = list(js.last()[1].name), np.array(js.last()[1].position)
+        cmd_pub.publish(joint_state(names, q, peer.now_msg()))
+        time.sleep(0.6)
+        assert {stamp_ns(m) for _, m in images.since(0)} == {first}
+        # its wrist target arrives: one step, one new stamp for state and frame alike
+        t_sent = time.monotonic()
+        wrist_pub.publish(PoseStamped(pose=wrist.last()[1].pose))  # hold the base where it is
+        peer.wait_until(lambda: any(stamp_ns(m) != first for _, m in images.since(t_sent)), 10, "the step")
+        new = {stamp_ns(m) for _, m in images.since(t_sent)} - {first}
+        assert len(new) == 1 and new <= {stamp_ns(m) for _, m in js.since(t_sent)}
+        assert c.last_status() is None or c.last_status()["step"] <= 1
+        peer.wait_until(lambda: c.node_status("sim_driver").get("lockstep_resends") not in (None, "0"), 10,
+                        "diagnostics counting the resends")
+        assert c.node_status("sim_driver").get("lockstep_wrist_missing") == "0"
+        assert node.returncode is None, node.log()
+

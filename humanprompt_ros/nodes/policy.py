@@ -647,7 +647,8 @@ def _make_node_class():
                     continue
                 if frame_ns == done_ns:  # the simulator sent this step again: its action is already out
                     done_seq = seq
-                    self.counts["frames_repeated"] += 1
+                    with self._lock:
+                        self.counts["frames_repeated"] += 1
                     continue
                 try:
                     if self._control_step():

@@ -303,7 +303,8 @@ def _make_node_class():
             self._reset_error = ""
             self._command_event = threading.Event()  # lockstep: a command arrived
             self._new_joints = self._new_wrist = False
-            self._episode_ns = 0  # lockstep: stamp of the current episode's first step
+            self._episode_stamp = None  # the current episode's first step (set by a reset)
+            self._episode_ns = 0
             self.counts = dict(joint_commands=0, joint_commands_rejected=0, wrist_targets=0,
                                wrist_targets_rejected=0, images=0, resets=0, tick_overruns=0, lockstep_resends=0,
                                lockstep_wrist_missing=0, commands_before_episode=0)
@@ -510,6 +511,10 @@ def _make_node_class():
                 with self._lock:
                     self.robot.reset(*req)
                     self._new_joints = self._new_wrist = False
+                    # the episode's first step: lockstep publishes it with this stamp and drops commands
+                    # stamped before it (the previous episode's, still in flight)
+                    self._episode_stamp = self.get_clock().now().to_msg()
+                    self._episode_ns = Time.from_msg(self._episode_stamp).nanoseconds
                 self._reset_error = ""
                 self.counts["resets"] += 1
                 self.get_logger().info(f"reset: task {req[0]!r} seed {req[1]}")
@@ -538,11 +543,7 @@ def _make_node_class():
                     if self._reset_if_requested():
                         self._command_event.clear()
                         joints_at = None
-                        stamp = self.get_clock().now().to_msg()
-                        with self._lock:  # from here on, commands stamped before this step are dropped
-                            self._episode_ns = Time.from_msg(stamp).nanoseconds
-                            self._new_joints = self._new_wrist = False
-                        published, stamp = publish_step(stamp)
+                        published, stamp = publish_step(self._episode_stamp)
                         continue
                     self._command_event.wait(0.02)
                     self._command_event.clear()
@@ -553,11 +554,14 @@ def _make_node_class():
                         # target is late by more than lockstep_timeout steps without it (and counts it).
                         if self._new_joints and joints_at is None:
                             joints_at = time.monotonic()
-                        grace = self.cfg.lockstep_timeout if self.count_publishers(topics.WRIST_TARGET.name) else 0.0
-                        ready = self._new_joints and (self._new_wrist or time.monotonic() - joints_at > grace)
-                        if ready:
-                            if not self._new_wrist and grace:
+                        ready = self._new_joints and self._new_wrist
+                        if self._new_joints and not self._new_wrist:  # only then ask the graph (not every poll)
+                            grace = self.cfg.lockstep_timeout if self.count_publishers(topics.WRIST_TARGET.name) \
+                                else 0.0
+                            ready = time.monotonic() - joints_at > grace
+                            if ready and grace:
                                 self.counts["lockstep_wrist_missing"] += 1
+                        if ready:
                             self._new_joints = self._new_wrist = False
                             joints_at = None
                             changed = self.robot.step_once()

@@ -224,8 +224,8 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
                     # and a prompt set through ROS
                     if prompt_env is None:
                         prompt_env = SimEnv(task, "human", render=wants_video)
-                    rec = expert_episode(task, "human", prompt_seed(seed, prompt_mode), env=prompt_env)
-                    prompt = rec.to_episode(crf=prompt_env.cfg.video_crf if wants_video else None)
+                    demo = expert_episode(task, "human", prompt_seed(seed, prompt_mode), env=prompt_env)
+                    prompt = demo.to_episode(crf=prompt_env.cfg.video_crf if wants_video else None)
                 rec = run_episode(env, policy, seed, prompt=None if spec in PROMPTLESS_POLICIES else prompt,
                                   policy_name=spec, record_frames=bool(save_dir))
                 if save_dir:
