@@ -483,10 +483,11 @@ def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode],
     Per robot episode, ``times`` evenly spaced steps t: the policy's chunk from (frame t, proprio t)
     against the expert's actions t … t+H−1; errors are the mean wrist-position and fingertip distance
     (cm, fingers of the robot hand). A policy that reads its prompt is closer with the same-task prompt,
-    also on skills with no robot training data. Returns {"skills": {skill: {wrist_same, wrist_other,
-    tips_same, tips_other, same_better, samples}}, and the same means over each of ``groups`` (e.g. the
-    benchmark's seen and unseen skills)}; ``same_better`` is the share of samples whose wrist error is
-    smaller with the same-task prompt.
+    also on skills with no robot training data. ``*_hold`` is the error of a hand that holds its current
+    pose for the whole chunk: a policy that has learned where to move beats it. Returns {"skills": {skill:
+    {wrist_same, wrist_other, tips_same, tips_other, wrist_hold, tips_hold, same_better, samples}}, and
+    the same means over each of ``groups`` (e.g. the benchmark's seen and unseen skills)};
+    ``same_better`` is the share of samples whose wrist error is smaller with the same-task prompt.
     """
     robot = [e for e in heldout if e.embodiment == "robot"]
     human: dict[str, list[PolicyEpisode]] = {}
@@ -516,9 +517,14 @@ def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode],
         tips = action_dim_mask(ep.mask)[9:].reshape(5, 3).all(1)
         steps = np.linspace(0, len(ep.actions) - 1, times).round().astype(int)
         latents = model.video_model.encode_frames(torch.from_numpy(ep.frames[steps]))  # only the frames used
-        r = rows.setdefault(ep.skill, {k: [] for k in ("wrist_same", "wrist_other", "tips_same", "tips_other")})
+        r = rows.setdefault(ep.skill, {k: [] for k in ("wrist_same", "wrist_other", "tips_same", "tips_other",
+                                                        "wrist_hold", "tips_hold")})
         for k, t in enumerate(steps):
             truth = chunk(ep.actions, int(t), h)
+            hold = np.broadcast_to(ep.proprio[t], truth.shape)  # the baseline that does not move
+            r["wrist_hold"].append(100 * np.linalg.norm(hold[:, :3] - truth[:, :3], axis=-1).mean())
+            r["tips_hold"].append(
+                100 * np.linalg.norm((hold[:, 9:] - truth[:, 9:]).reshape(h, 5, 3), axis=-1)[:, tips].mean())
             for name, prompt in (("same", same), ("other", other)):
                 gen = torch.Generator().manual_seed(seed + 1000 * i + int(t))
                 cond = model.condition(prompt_tokens(prompt), latents[k:k + 1], skill)

@@ -208,6 +208,15 @@ def test_offline_action_error_compares_same_and_other_task_prompts(policy_checkp
     assert set(result["skills"]) == robot_skills
     for r in [*result["skills"].values(), result["all"]]:
         assert r["samples"] > 0 and 0.0 <= r["same_better"] <= 1.0
-        assert all(np.isfinite(r[k]) and r[k] >= 0 for k in ("wrist_same", "wrist_other", "tips_same", "tips_other"))
+        assert all(np.isfinite(r[k]) and r[k] >= 0 for k in ("wrist_same", "wrist_other", "tips_same", "tips_other",
+                                                               "wrist_hold", "tips_hold"))
+    # the hold-still baseline: the chunk's distance from the pose at its start, computed here directly
+    from humanprompt_ros.stage2 import chunk
+
+    h = model.cfg.policy.horizon
+    hold = [100 * np.linalg.norm(chunk(e.actions, int(t), h)[:, :3] - e.proprio[t][:3], axis=-1).mean()
+            for e in episodes if e.embodiment == "robot"
+            for t in np.linspace(0, len(e.actions) - 1, 2).round().astype(int)]
+    assert result["all"]["wrist_hold"] == pytest.approx(np.mean(hold), abs=1e-3)
     with pytest.raises(ValueError, match="needs held-out robot episodes"):
         evaluate_actions(model, [e for e in episodes if e.embodiment == "human"], show=False)

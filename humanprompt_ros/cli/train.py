@@ -84,10 +84,13 @@ def cmd_eval_stage2(args: argparse.Namespace) -> int:
                               groups={"seen": bench.robot_skills, "unseen": bench.human_only_skills})
     print("open-loop action error on held-out robot demos (cm, mean over the chunk), prompted by a held-out "
           "human demo of the same task vs of another task (same sampling noise):")
-    print(f"  {'skill':<14} {'wrist same':>10} {'other':>7} {'tips same':>10} {'other':>7}  same better")
+    print("  (hold: a hand that keeps its current pose; a policy that has learned where to move is closer)")
+    print(f"  {'skill':<14} {'wrist same':>10} {'other':>7} {'hold':>6} {'tips same':>10} {'other':>7} {'hold':>6}"
+          f"  same better")
     for name, r in [*result["skills"].items(), *((k, result[k]) for k in ("seen", "unseen") if k in result)]:
-        print(f"  {name:<14} {r['wrist_same']:10.2f} {r['wrist_other']:7.2f} {r['tips_same']:10.2f} "
-              f"{r['tips_other']:7.2f}  {100 * r['same_better']:.0f}% of {r['samples']}")
+        print(f"  {name:<14} {r['wrist_same']:10.2f} {r['wrist_other']:7.2f} {r['wrist_hold']:6.2f} "
+              f"{r['tips_same']:10.2f} {r['tips_other']:7.2f} {r['tips_hold']:6.2f}  "
+              f"{100 * r['same_better']:.0f}% of {r['samples']}")
     if args.json:
         print(json.dumps(result))
     return 0
