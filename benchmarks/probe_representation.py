@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from humanprompt_ros.cli.sim import load_benchmark  # noqa: E402
 from humanprompt_ros.stage1 import load_stage1  # noqa: E402
-from humanprompt_ros.stage2 import (_Batcher, PromptPolicyModel, chunk, load_policy_episodes,  # noqa: E402
-                                    load_stage2_config)
+from humanprompt_ros.stage2 import (_Batcher, PromptPolicyModel, chunk, heldout_samples,  # noqa: E402
+                                    load_policy_episodes, load_stage2_config)
 
 
 def offsets(ep, t: int, horizon: int) -> np.ndarray:
@@ -38,9 +38,10 @@ def offsets(ep, t: int, horizon: int) -> np.ndarray:
     return (chunk(ep.actions, t, horizon)[:, :3] - ep.proprio[t][:3]).reshape(-1)
 
 
-def ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
-    """Weights W with x @ W ≈ y (x already standardised, with a bias column)."""
-    return np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
+def ridge(x: np.ndarray, y: np.ndarray, lams: list[float]) -> list[np.ndarray]:
+    """Weights W with x @ W ≈ y for each strength in ``lams`` (x already standardised, with a bias column)."""
+    gram, xy = x.T @ x, x.T @ y
+    return [np.linalg.solve(gram + lam * np.eye(x.shape[1]), xy) for lam in lams]
 
 
 def main() -> int:
@@ -49,7 +50,7 @@ def main() -> int:
     ap.add_argument("--data", default=None, help="training episodes (default: the config's data)")
     ap.add_argument("--heldout", default="data/humanprompt-sim/heldout")
     ap.add_argument("--scenes", default="10,20,40", help="training scenes (seeds) per task to probe with")
-    ap.add_argument("--lam", default="100,1000,3000", help="ridge strengths (the best on held-out is shown too)")
+    ap.add_argument("--lam", default="100,1000,3000", help="ridge strengths of the representation's probe")
     ap.add_argument("--times", type=int, default=4, help="evaluated steps per held-out episode")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -74,15 +75,9 @@ def main() -> int:
     mu, sd = x.mean(0), x.std(0) + 1e-6
 
     held = load_policy_episodes(args.heldout, s1cfg.model.image_size, show=False)
-    human: dict[str, list] = {}
-    for e in held:
-        if e.embodiment == "human":
-            human.setdefault(e.task, []).append(e)
     hx, hy, skills = [], [], []
-    with torch.no_grad():
-        for j, ep in enumerate(e for e in held if e.embodiment == "robot" and e.task in human):
-            prompt = human[ep.task][j % len(human[ep.task])]
-            steps = np.linspace(0, len(ep.actions) - 1, args.times).round().astype(int)
+    with torch.no_grad():  # the samples and prompts of eval-stage2
+        for ep, prompt, _, steps in heldout_samples(held, args.times):
             latents = video_model.encode_frames(torch.from_numpy(ep.frames[steps]))
             f = model.features(model.encode_prompt(prompt.frames).expand(len(steps), -1, -1), latents).numpy()
             hx.append(np.concatenate([f.mean(1).reshape(len(f), -1), ep.proprio[steps]], 1))
@@ -99,19 +94,18 @@ def main() -> int:
         return f"{d[seen].mean():5.2f} / {d[~seen].mean():5.2f}"
 
     proprio = slice(x.shape[1] - episodes[0].proprio.shape[1], None)
+    lams = [float(v) for v in args.lam.split(",")]
     print(f"held-out robot demos: {seen.sum()} samples of seen skills, {(~seen).sum()} of human-only skills")
     print(f"wrist error over the {horizon}-step chunk, cm (seen / human-only); hold still: {error(0 * hy)}")
-    print(f"| scenes per task | train samples | proprio only | " +
-          " | ".join(f"representation + proprio, λ={lam:g}" for lam in map(float, args.lam.split(","))) + " |")
+    print("| scenes per task | train samples | proprio only | " +
+          " | ".join(f"representation + proprio, λ={lam:g}" for lam in lams) + " |")
     firsts = np.unique(scene)
+    held_all, held_proprio = standard(hx, slice(None)), standard(hx, proprio)
     for n in map(int, args.scenes.split(",")):
         keep = np.isin(scene, firsts[:n])
         row = [str(n), str(int(keep.sum()))]
-        w = ridge(standard(x[keep], proprio), y[keep], 1.0)
-        row.append(error(standard(hx, proprio) @ w))
-        for lam in map(float, args.lam.split(",")):
-            w = ridge(standard(x[keep], slice(None)), y[keep], lam)
-            row.append(error(standard(hx, slice(None)) @ w))
+        row += [error(held_proprio @ w) for w in ridge(standard(x[keep], proprio), y[keep], [1.0])]
+        row += [error(held_all @ w) for w in ridge(standard(x[keep], slice(None)), y[keep], lams)]
         print("| " + " | ".join(row) + " |")
     return 0
 

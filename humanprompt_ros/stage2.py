@@ -473,6 +473,29 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
 
 
 # -- offline evaluation ----------------------------------------------------------------------------------
+def heldout_samples(heldout: Sequence[PolicyEpisode], times: int = 4) -> list[
+        tuple[PolicyEpisode, PolicyEpisode, PolicyEpisode, np.ndarray]]:
+    """The open-loop evaluation samples of held-out episodes: for every robot demonstration whose task has
+    human ones, (robot episode, a human demo of the same task, one of the next task in name order, the
+    ``times`` evenly spaced steps evaluated). Prompts rotate through each task's human demos, so the
+    selection is fixed for a given set of episodes."""
+    robot = [e for e in heldout if e.embodiment == "robot"]
+    human: dict[str, list[PolicyEpisode]] = {}
+    for e in heldout:
+        if e.embodiment == "human":
+            human.setdefault(e.task, []).append(e)
+    tasks = sorted(human)
+    if not robot or len(tasks) < 2:
+        raise ValueError("open-loop evaluation needs held-out robot episodes and human episodes of >= 2 tasks "
+                         "(humanprompt-sim generate --split heldout --all-robot)")
+    out = []
+    for i, ep in enumerate(e for e in robot if e.task in human):
+        other_task = tasks[(tasks.index(ep.task) + 1) % len(tasks)]
+        out.append((ep, human[ep.task][i % len(human[ep.task])], human[other_task][i % len(human[other_task])],
+                    np.linspace(0, len(ep.actions) - 1, times).round().astype(int)))
+    return out
+
+
 @torch.no_grad()
 def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode], times: int = 4,
                      seed: int = 0, groups: dict[str, Sequence[str]] | None = None,
@@ -489,15 +512,7 @@ def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode],
     the same means over each of ``groups`` (e.g. the benchmark's seen and unseen skills)};
     ``same_better`` is the share of samples whose wrist error is smaller with the same-task prompt.
     """
-    robot = [e for e in heldout if e.embodiment == "robot"]
-    human: dict[str, list[PolicyEpisode]] = {}
-    for e in heldout:
-        if e.embodiment == "human":
-            human.setdefault(e.task, []).append(e)
-    tasks = sorted(human)
-    if not robot or len(tasks) < 2:
-        raise ValueError("evaluate_actions: needs held-out robot episodes and human episodes of >= 2 tasks "
-                         "(humanprompt-sim generate --split heldout --all-robot)")
+    samples = heldout_samples(heldout, times)
     tokens: dict[int, torch.Tensor] = {}
 
     def prompt_tokens(ep: PolicyEpisode) -> torch.Tensor:
@@ -506,32 +521,32 @@ def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode],
         return tokens[id(ep)]
 
     h = model.cfg.policy.horizon
+
+    def errors(pred: np.ndarray, truth: np.ndarray, tips: np.ndarray) -> tuple[float, float]:
+        """(H, 24) chunk vs the truth → (wrist, fingertip) distance in cm; ``tips``: the hand's fingers."""
+        return (100 * np.linalg.norm(pred[:, :3] - truth[:, :3], axis=-1).mean(),
+                100 * np.linalg.norm((pred[:, 9:] - truth[:, 9:]).reshape(h, 5, 3), axis=-1)[:, tips].mean())
+
     rows: dict[str, dict[str, list[float]]] = {}
-    for i, ep in enumerate(progress([e for e in robot if e.task in human], desc="action error", enabled=show)):
-        same = human[ep.task][i % len(human[ep.task])]
-        other_task = tasks[(tasks.index(ep.task) + 1) % len(tasks)]
-        other = human[other_task][i % len(human[other_task])]
+    for i, (ep, same, other, steps) in enumerate(progress(samples, desc="action error", enabled=show)):
         skill = torch.tensor([model.cfg.skills.index(ep.skill)]) if ep.skill in model.cfg.skills else None
         if model.cfg.condition == "skill_oracle" and skill is None:
             continue
         tips = action_dim_mask(ep.mask)[9:].reshape(5, 3).all(1)
-        steps = np.linspace(0, len(ep.actions) - 1, times).round().astype(int)
         latents = model.video_model.encode_frames(torch.from_numpy(ep.frames[steps]))  # only the frames used
         r = rows.setdefault(ep.skill, {k: [] for k in ("wrist_same", "wrist_other", "tips_same", "tips_other",
                                                         "wrist_hold", "tips_hold")})
         for k, t in enumerate(steps):
             truth = chunk(ep.actions, int(t), h)
-            hold = np.broadcast_to(ep.proprio[t], truth.shape)  # the baseline that does not move
-            r["wrist_hold"].append(100 * np.linalg.norm(hold[:, :3] - truth[:, :3], axis=-1).mean())
-            r["tips_hold"].append(
-                100 * np.linalg.norm((hold[:, 9:] - truth[:, 9:]).reshape(h, 5, 3), axis=-1)[:, tips].mean())
+            preds = {"hold": np.broadcast_to(ep.proprio[t], truth.shape)}  # the baseline that does not move
             for name, prompt in (("same", same), ("other", other)):
                 gen = torch.Generator().manual_seed(seed + 1000 * i + int(t))
                 cond = model.condition(prompt_tokens(prompt), latents[k:k + 1], skill)
-                pred = model.head.sample(cond, torch.from_numpy(ep.proprio[t])[None], generator=gen)[0].numpy()
-                r[f"wrist_{name}"].append(100 * np.linalg.norm(pred[:, :3] - truth[:, :3], axis=-1).mean())
-                r[f"tips_{name}"].append(
-                    100 * np.linalg.norm((pred[:, 9:] - truth[:, 9:]).reshape(h, 5, 3), axis=-1)[:, tips].mean())
+                preds[name] = model.head.sample(cond, torch.from_numpy(ep.proprio[t])[None], generator=gen)[0].numpy()
+            for name, pred in preds.items():
+                wrist, tip = errors(pred, truth, tips)
+                r[f"wrist_{name}"].append(wrist)
+                r[f"tips_{name}"].append(tip)
 
     def summary(vals: dict[str, list[float]]) -> dict[str, float]:
         out = {k: round(float(np.mean(v)), 3) for k, v in vals.items()}
