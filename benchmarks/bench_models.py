@@ -21,6 +21,7 @@ from humanprompt_ros.models.video_model import build_video_model
 from humanprompt_ros.paths import config_path
 from humanprompt_ros.stage1 import Stage1Config, prepare_frame
 from humanprompt_ros.stage2 import PromptPolicyModel, Stage2Config, compile_for_inference
+from humanprompt_ros.video import resize_frames
 
 
 def percentiles(xs: list[float]) -> str:
@@ -87,7 +88,8 @@ def main() -> None:
             video.features(tokens, prepare_frame(video, frame).to(dev))
             sync()
             t1 = time.perf_counter()
-            cond = policy.condition(tokens, prepare_frame(video, frame).to(dev))
+            small = torch.from_numpy(resize_frames(frame[None], video.cfg.image_size))
+            cond = policy.condition(tokens, video.encode_frames(small), frames=small)
             policy.head.sample(cond, proprio)
             sync()
             t2 = time.perf_counter()

@@ -27,12 +27,14 @@ from .config import from_dict, load_config, to_dict
 from .models.checkpoint import (CheckpointError, load_checkpoint, load_optimizer_tensors, optimizer_tensors,
                                 prefixed, save_checkpoint, unprefixed)
 from .models.diffusion_policy import DiffusionPolicyHead, PolicyModelConfig
+from .models.frame_encoder import FrameEncoder, FrameEncoderConfig
 from .models.pdcp import PDCPConfig, PDCPLoss
 from .models.video_former import VideoFormer, VideoFormerConfig
 from .models.video_model import CrossPredictionModel, build_video_model
-from .stage1 import Stage1Config, load_stage1, prepare_frame, prepare_prompt
+from .stage1 import Stage1Config, load_stage1, prepare_prompt
 from .training import (Distributed, MetricsLog, StepBudget, TrainConfig, command_line, cosine_lr, plot_metrics,
                        progress, seed_everything)
+from .video import resize_frames
 
 KIND = "policy"
 CONDITIONS = ("prompt", "none", "skill_oracle")
@@ -66,6 +68,8 @@ class Stage2Config:
     # training run writes the mask into policy.proprio_mask, so the checkpoint carries it)
     proprio: str = "all"
     video_former: VideoFormerConfig = field(default_factory=VideoFormerConfig)
+    # the policy's own current-frame encoder (image points for the head, see models/frame_encoder.py)
+    frame_encoder: FrameEncoderConfig = field(default_factory=FrameEncoderConfig)
     policy: PolicyModelConfig = field(default_factory=PolicyModelConfig)
     pdcp: PDCPSwitch = field(default_factory=PDCPSwitch)
     train: Stage2Train = field(default_factory=Stage2Train)
@@ -155,6 +159,8 @@ class PromptPolicyModel(nn.Module):
                                          nn.Linear(video_model.prompt_dim, cfg.video_former.width))
         self.skill_embed = nn.Embedding(max(1, len(cfg.skills)), cfg.video_former.width)
         self.head = DiffusionPolicyHead(cfg.policy, cfg.video_former.width)
+        self.frame_encoder = FrameEncoder(cfg.frame_encoder, cfg.video_former.width) \
+            if cfg.frame_encoder.enabled else None
         self.pdcp = PDCPLoss(cfg.pdcp, cfg.video_former.width, max(1, len(cfg.skills)))
 
     def train(self, mode: bool = True) -> "PromptPolicyModel":
@@ -186,12 +192,14 @@ class PromptPolicyModel(nn.Module):
             return self.video_model.features(prompt_tokens, frame_latents)
 
     def condition(self, prompt_tokens: torch.Tensor, frame_latents: torch.Tensor | None,
-                  skills: torch.Tensor | None = None, features: torch.Tensor | None = None) -> torch.Tensor:
+                  skills: torch.Tensor | None = None, features: torch.Tensor | None = None,
+                  frames: torch.Tensor | None = None) -> torch.Tensor:
         """(B,S,D) prompt tokens, (B,C,h,w) current-frame latents (or their precomputed
-        :meth:`features`) → condition tokens (B, L, Dv).
+        :meth:`features`), (B,S',S',3) uint8 current frames at the video model's size (used by the
+        ``frame_encoder`` only) → condition tokens (B, L, Dv).
 
         L = T·Q Video Former tokens (+ S projected prompt tokens with ``prompt_tokens``, + 1 skill
-        token for the oracle).
+        token for the oracle, + K image-point tokens last with the frame encoder).
         """
         if self.cfg.condition == "none":
             prompt_tokens = torch.zeros_like(prompt_tokens)
@@ -201,7 +209,17 @@ class PromptPolicyModel(nn.Module):
             tokens = torch.cat([tokens, self.prompt_proj(prompt_tokens)], dim=1)
         if self.cfg.condition == "skill_oracle":
             tokens = torch.cat([tokens, self.skill_embed(skills)[:, None]], dim=1)
+        if self.frame_encoder is not None:
+            if frames is None:
+                raise ValueError("this policy encodes the current frame itself: pass frames")
+            tokens = torch.cat([tokens, self.frame_encoder(frames.to(tokens.device))], dim=1)
         return tokens
+
+    def pooled(self, cond: torch.Tensor) -> torch.Tensor:
+        """(B, L, Dv) condition tokens → (B, Dv) the embedding z PDCP shapes: the pool of the prompt/scene
+        tokens, without the frame encoder's image points (where things are is not what the task is)."""
+        k = self.cfg.frame_encoder.keypoints if self.frame_encoder is not None else 0
+        return VideoFormer.pool(cond[:, :cond.shape[1] - k])
 
 
 def compile_for_inference(model: PromptPolicyModel) -> PromptPolicyModel:
@@ -291,7 +309,8 @@ class _Batcher:
 
     def sample(self, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
         h = self.model.cfg.policy.horizon
-        keys = ("prompt", "proprio", "actions", "mask", "task", "skill") + (("features",) if self.store else ("latent",))
+        keys = ("prompt", "proprio", "actions", "mask", "task", "skill", "frame") + \
+            (("features",) if self.store else ("latent",))
         rows: dict[str, list] = {k: [] for k in keys}
         for _ in range(batch):
             i = int(self.rng.integers(len(self.episodes)))
@@ -307,6 +326,7 @@ class _Batcher:
                 rows["latent"].append(self.frame_latents(i)[t].float())
             rows["prompt"].append(self.prompt_latents(p).float())
             rows["proprio"].append(torch.from_numpy(ep.proprio[t]))
+            rows["frame"].append(torch.from_numpy(ep.frames[t]))
             rows["actions"].append(torch.from_numpy(chunk(ep.actions, t, h)))
             rows["mask"].append(torch.from_numpy(action_dim_mask(ep.mask)))
             rows["task"].append(self.task_ids[ep.task])
@@ -386,11 +406,11 @@ class _TrainStep(nn.Module):
         m = self.model
         with torch.set_grad_enabled(m.trains_video_model):
             tokens = m.video_model.encode_prompt(b["prompt"])
-        cond = m.condition(tokens, b.get("latent"), b["skill"], features=b.get("features"))
+        cond = m.condition(tokens, b.get("latent"), b["skill"], features=b.get("features"), frames=b["frame"])
         out = {"diffusion": m.head.loss(cond, b["proprio"], b["actions"], b["mask"])}
         total = out["diffusion"]
         if m.cfg.pdcp.enabled and m.cfg.condition == "prompt":
-            terms = m.pdcp(VideoFormer.pool(cond), b["task"], b["skill"])
+            terms = m.pdcp(m.pooled(cond), b["task"], b["skill"])
             out.update({k: v for k, v in terms.items() if k != "total"})
             total = total + terms["total"]
         out["loss"] = total
@@ -533,7 +553,8 @@ def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode],
         if model.cfg.condition == "skill_oracle" and skill is None:
             continue
         tips = action_dim_mask(ep.mask)[9:].reshape(5, 3).all(1)
-        latents = model.video_model.encode_frames(torch.from_numpy(ep.frames[steps]))  # only the frames used
+        frames = torch.from_numpy(ep.frames[steps])
+        latents = model.video_model.encode_frames(frames)  # only the frames used
         r = rows.setdefault(ep.skill, {k: [] for k in ("wrist_same", "wrist_other", "tips_same", "tips_other",
                                                         "wrist_hold", "tips_hold")})
         for k, t in enumerate(steps):
@@ -541,7 +562,7 @@ def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode],
             preds = {"hold": np.broadcast_to(ep.proprio[t], truth.shape)}  # the baseline that does not move
             for name, prompt in (("same", same), ("other", other)):
                 gen = torch.Generator().manual_seed(seed + 1000 * i + int(t))
-                cond = model.condition(prompt_tokens(prompt), latents[k:k + 1], skill)
+                cond = model.condition(prompt_tokens(prompt), latents[k:k + 1], skill, frames=frames[k:k + 1])
                 preds[name] = model.head.sample(cond, torch.from_numpy(ep.proprio[t])[None], generator=gen)[0].numpy()
             for name, pred in preds.items():
                 wrist, tip = errors(pred, truth, tips)
@@ -572,19 +593,20 @@ class LearnedPolicy:
     """The learned checkpoint behind the Policy protocol (SPEC §4).
 
     ``set_prompt`` encodes the prompt video once; ``act`` runs the representation pass, the Video
-    Former and DDIM, and returns the next ``execute`` actions of a temporally ensembled plan: each
-    new chunk is blended with what earlier chunks predicted for the same steps (exponential
-    weights, newest first), as in ACT-style temporal ensembling.
+    Former and DDIM, and returns the next ``execute`` actions (default: the checkpoint's
+    ``policy.execute``) of a temporally ensembled plan: each new chunk is blended with what earlier
+    chunks predicted for the same steps (exponential weights, newest first), as in ACT-style temporal
+    ensembling. With ``execute`` = horizon no plans overlap and each chunk runs whole.
     """
 
     needs_prompt_video = True
 
-    def __init__(self, path: str | Path, hand: str | None = None, execute: int = 8, ensemble_decay: float = 0.5,
-                 device: str = "cpu", threads: int = 1, seed: int = 0, **_: Any):
+    def __init__(self, path: str | Path, hand: str | None = None, execute: int | None = None,
+                 ensemble_decay: float = 0.5, device: str = "cpu", threads: int = 1, seed: int = 0, **_: Any):
         if threads > 0:
             torch.set_num_threads(threads)
         self.model, self.meta = load_policy_model(path, hand, device=device)
-        self.execute = min(execute, self.model.cfg.policy.horizon)
+        self.execute = min(execute or self.model.cfg.policy.execute, self.model.cfg.policy.horizon)
         self.decay = ensemble_decay
         self.seed = seed
         self.tokens: torch.Tensor | None = None
@@ -655,21 +677,23 @@ class LearnedPolicy:
 
         ``lag``: the observation is from ``lag`` steps before step t (a runner that computes the next
         chunk while the current one still runs), so the new plan starts at step t − lag and its first
-        ``lag`` actions, already in the past, are skipped (0 ≤ lag ≤ horizon − execute).
+        ``lag`` actions, already in the past, are skipped (0 ≤ lag < horizon). When fewer than
+        ``execute`` of its actions are left (lag > horizon − execute), only those are returned.
         """
-        if not 0 <= lag <= self.model.cfg.policy.horizon - self.execute:
-            raise ValueError(f"lag: must be within [0, {self.model.cfg.policy.horizon - self.execute}] "
-                             f"(horizon {self.model.cfg.policy.horizon}, execute {self.execute}), got {lag}")
+        h = self.model.cfg.policy.horizon
+        if not 0 <= lag < h:
+            raise ValueError(f"lag: must be within [0, {h - 1}] (a plan covers {h} steps from its observation), "
+                             f"got {lag}: lower the runner's lookahead")
         if self.tokens is None:
             raise ValueError("the learned policy has no prompt: call set_prompt() first")
         m = self.model
-        latent = prepare_frame(m.video_model, np.asarray(frame, np.uint8))
-        cond = m.condition(self.tokens, latent, self.skill)
+        small = torch.from_numpy(resize_frames(np.asarray(frame, np.uint8)[None], m.video_model.cfg.image_size))
+        cond = m.condition(self.tokens, m.video_model.encode_frames(small), self.skill, frames=small)
         p = torch.as_tensor(np.asarray(proprio, np.float32))[None]
         plan = m.head.sample(cond, p, generator=self.generator)[0].numpy().astype(np.float64)
         self.plans = [(s, c) for s, c in self.plans if s + len(c) > self.t][-4:] + [(self.t - lag, plan)]
-        out = np.zeros((self.execute, ACTION_DIM))
-        for k in range(self.execute):
+        out = np.zeros((min(self.execute, h - lag), ACTION_DIM))
+        for k in range(len(out)):
             step, num, den = self.t + k, np.zeros(ACTION_DIM), 0.0
             for age, (s, c) in enumerate(reversed(self.plans)):
                 if s <= step < s + len(c):
@@ -677,7 +701,7 @@ class LearnedPolicy:
                     num += w * c[step - s]
                     den += w
             out[k] = num / den
-        self.t += self.execute
+        self.t += len(out)
         return out
 
 

@@ -29,7 +29,16 @@ echo "== 2/5 stage 1: $RUNS/stage1"
 humanprompt-train eval-stage1 --checkpoint "$RUNS/stage1/stage1.safetensors" --train "$DATA/train" \
   --heldout "$DATA/heldout" --guidance 1,3 --json | tee "$RUNS/stage1/eval.txt"
 
-echo "== 3/5 stage 2: the full method and the ablations"
+echo "== 3/5 stage 2: the full method and the ablations, on scenes 0-79"
+# Stage 2 needs more scenes than the benchmark's 40 (docs/training.md, "What limits it"): seeds 40-79
+# go to train_more, and train80 links both (the stage-1 feature cache keys on the episodes, not paths).
+humanprompt-sim generate --out "$DATA/train_more" --seed 40 --episodes 40 --quiet
+for src in "$DATA/train" "$DATA/train_more"; do
+  (cd "$src" && find . -mindepth 3 -maxdepth 3 -type d) | while read -r ep; do
+    mkdir -p "$DATA/train80/$(dirname "$ep")"
+    [ -e "$DATA/train80/$ep" ] || ln -s "$(realpath "$src/$ep")" "$DATA/train80/$ep"
+  done
+done
 declare -A VARIANTS=(
   [full]=""
   [no_prompt]="--set condition=none"
@@ -43,7 +52,7 @@ for name in full no_prompt no_pdcp oracle no_stage1; do
   out="$RUNS/stage2/$name"
   if [ ! -f "$out/policy.safetensors" ]; then
     # shellcheck disable=SC2086
-    humanprompt-train stage2 --config config/stage2.yaml --set "data=$DATA/train" \
+    humanprompt-train stage2 --config config/stage2.yaml --set "data=$DATA/train80" \
       --set "stage1=$RUNS/stage1/stage1.safetensors" --set "out=$out" ${VARIANTS[$name]} \
       > "$RUNS/stage2_$name.log" 2>&1 &
   fi

@@ -9,6 +9,7 @@ import torch
 
 from humanprompt_ros.models.checkpoint import CheckpointError
 from humanprompt_ros.models.diffusion_policy import PolicyModelConfig
+from humanprompt_ros.models.frame_encoder import FrameEncoderConfig
 from humanprompt_ros.models.video_former import VideoFormerConfig
 from humanprompt_ros.stage1 import train_stage1
 from humanprompt_ros.stage2 import (LearnedPolicy, PDCPSwitch, Stage2Config, Stage2Train, load_policy_model,
@@ -83,12 +84,32 @@ def test_checkpoint_describes_itself_and_refuses_mismatches(policy_checkpoint, t
     {"condition": "skill_oracle"},
     {"pdcp": PDCPSwitch(enabled=False)},
     {"stage1_pretrained": False},
+    {"frame_encoder": FrameEncoderConfig(enabled=True, channels=[8, 8], keypoints=4)},
 ])
 def test_every_ablation_trains(tmp_path, stage1_checkpoint, episodes, switches):
     final = train_stage2(stage2_config(tmp_path / "run", stage1_checkpoint, **switches), episodes)
     model, _ = load_policy_model(final)
     for key, value in switches.items():
         assert getattr(model.cfg, key) == value
+
+
+def test_a_policy_with_its_own_frame_encoder_acts_and_keeps_image_points_out_of_pdcp(tmp_path, stage1_checkpoint,
+                                                                                  episodes):
+    fe = FrameEncoderConfig(enabled=True, channels=[8, 8], keypoints=4)
+    final = train_stage2(stage2_config(tmp_path / "run", stage1_checkpoint, frame_encoder=fe), episodes)
+    policy = LearnedPolicy(final, hand="allegro_right", execute=2)
+    policy.set_prompt(write_video(tmp_path / "prompt.mp4", episodes[0].frames, fps=10))
+    big = np.repeat(np.repeat(episodes[0].frames[0], 3, axis=0), 3, axis=1)  # a camera frame larger than the model's
+    a = policy.act(big, episodes[0].proprio[0])
+    assert a.shape == (2, 24) and np.all(np.isfinite(a))
+    m = policy.model
+    latent = m.video_model.encode_frames(torch.from_numpy(episodes[0].frames[:1]))
+    with pytest.raises(ValueError, match="pass frames"):
+        m.condition(policy.tokens, latent)
+    cond = m.condition(policy.tokens, latent, frames=torch.from_numpy(episodes[0].frames[:1]))
+    points = m.frame_encoder(torch.from_numpy(episodes[0].frames[:1]))  # the image points come last
+    torch.testing.assert_close(cond[:, -4:], points)
+    torch.testing.assert_close(m.pooled(cond), cond[:, :-4].mean(1))  # PDCP's z ignores them
 
 
 def test_pdcp_terms_are_logged_and_training_resumes(tmp_path, stage1_checkpoint, episodes):
@@ -167,6 +188,23 @@ def test_a_half_precision_export_loads_and_acts_like_the_original(policy_checkpo
     assert train_main(["export", "--checkpoint", str(bad), "--out", str(tmp_path / "x.safetensors")]) == 2
 
 
+def test_export_changes_how_a_checkpoint_runs_but_never_what_it_learned(policy_checkpoint, tmp_path, capsys):
+    from humanprompt_ros.cli.train import main as train_main
+
+    assert LearnedPolicy(policy_checkpoint).execute == 4  # the default 8, capped at this tiny model's horizon 4
+    out = tmp_path / "exec2.safetensors"
+    assert train_main(["export", "--checkpoint", str(policy_checkpoint), "--out", str(out),
+                       "--set", "policy.execute=2", "--dtype", "float32"]) == 0
+    policy = LearnedPolicy(out)
+    assert policy.execute == 2 and policy.meta["inference_overrides"] == {"policy.execute": 2}
+    assert LearnedPolicy(out, execute=3).execute == 3  # an explicit argument still wins
+    for bad, why in (("policy.width=8", "can only change policy.execute"), ("policy.execute=0", "must be >= 1"),
+                     ("policy.execute=two", "expected KEY=INTEGER")):
+        target = tmp_path / "bad.safetensors"
+        assert train_main(["export", "--checkpoint", str(policy_checkpoint), "--out", str(target), "--set", bad]) == 2
+        assert why in capsys.readouterr().err and not target.exists()
+
+
 def test_a_lagged_observation_skips_the_plan_steps_already_past(policy_checkpoint, episodes, tmp_path):
     prompt = write_video(tmp_path / "prompt.mp4", episodes[0].frames, fps=10)
     frame, proprio = episodes[0].frames[0], episodes[0].proprio[0]
@@ -177,8 +215,11 @@ def test_a_lagged_observation_skips_the_plan_steps_already_past(policy_checkpoin
     late.set_prompt(prompt)
     np.testing.assert_allclose(late.act(frame, proprio, lag=2), plan[2:4], atol=1e-6)  # same seed, same plan
     assert late.t == 2
-    with pytest.raises(ValueError, match="lag"):
-        late.act(frame, proprio, lag=3)  # more than horizon − execute: nothing of the plan would be left
+    late.reset()
+    np.testing.assert_allclose(late.act(frame, proprio, lag=3), plan[3:4], atol=1e-6)  # only one step is left
+    assert late.t == 1
+    with pytest.raises(ValueError, match="lower the runner's lookahead"):
+        late.act(frame, proprio, lag=4)  # the whole plan would be in the past
 
 
 def test_proprio_hand_mask_hides_the_fingers_the_robot_lacks(stage1_checkpoint, episodes, tmp_path):

@@ -99,7 +99,27 @@ def cmd_eval_stage2(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ..models.checkpoint import convert_checkpoint
 
-    out = convert_checkpoint(args.checkpoint, args.out, args.dtype)
+    inference = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip().lstrip("-").isdigit():
+            print(f"error: --set {item}: expected KEY=INTEGER, e.g. policy.execute=16", file=sys.stderr)
+            return 2
+        inference[key.strip()] = int(value)
+    try:
+        out = convert_checkpoint(args.checkpoint, args.out, args.dtype, inference)
+        if inference:  # the changed settings must still describe a model that loads
+            from ..models.checkpoint import CheckpointError
+            from ..stage2 import load_policy_model
+
+            try:
+                load_policy_model(out)
+            except CheckpointError as exc:
+                out.unlink()
+                raise ValueError(str(exc).replace(str(out), str(args.checkpoint) + " with " + " ".join(args.set)))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, tensors as {args.dtype}; "
           f"was {args.checkpoint.stat().st_size / 1e6:.1f} MB)")
     return 0
@@ -189,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    p.add_argument("--set", action="append", metavar="KEY=N",
+                   help="change how the checkpoint runs: policy.execute (actions per chunk) or policy.inference_steps")
     p.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
     try:

@@ -97,17 +97,35 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
     return tensors, meta
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, dtype: str = "float16") -> Path:
+# config keys that only change how a checkpoint runs, not its weights: `export --set` may change them
+INFERENCE_KEYS = ("policy.execute", "policy.inference_steps")
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, dtype: str = "float16",
+                       inference: dict[str, Any] | None = None) -> Path:
     """Copy a checkpoint with its floating-point tensors stored as ``dtype`` (metadata kept, plus
-    ``stored_dtype``): half the size for shipping. Loading casts them back to the model's dtype."""
+    ``stored_dtype``): half the size for shipping. Loading casts them back to the model's dtype.
+    ``inference``: new values for :data:`INFERENCE_KEYS` of its config (dotted keys), recorded under
+    ``inference_overrides`` next to the training config they change."""
     target = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}.get(dtype)
     if target is None:
         raise ValueError(f"dtype: float16, bfloat16 or float32, got {dtype!r}")
     tensors, meta = load_checkpoint(src)  # refuses unsafe, corrupt and foreign files with the usual messages
+    config = meta["config"]
+    for key, value in (inference or {}).items():
+        if key not in INFERENCE_KEYS:
+            raise ValueError(f"{key}: export can only change {', '.join(INFERENCE_KEYS)} (the rest is what the "
+                             f"weights were trained with)")
+        section, name = key.split(".")
+        if not isinstance(config.get(section), dict):
+            raise ValueError(f"{key}: {src} is a {meta['kind']} checkpoint without a {section!r} section")
+        config[section][name] = value  # also for a checkpoint older than the setting (it had the default)
     extras = {k: v for k, v in meta.items() if k not in ("format", "format_version", "kind", "config")}
     extras["stored_dtype"] = dtype
+    if inference:
+        extras["inference_overrides"] = {**extras.get("inference_overrides", {}), **inference}
     return save_checkpoint(dst, {k: v.to(target) if v.is_floating_point() else v for k, v in tensors.items()},
-                           meta["kind"], meta["config"], **extras)
+                           meta["kind"], config, **extras)
 
 
 def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -45,6 +45,10 @@ class PolicyModelConfig:
     # relative: the head predicts positions (wrist, fingertips) as offsets from the current proprio, so
     # "stay where you are" is its zero and the chunk is anchored to the hand's measured state
     relative: bool = False
+    # actions of each chunk executed before the next is planned (inference; saved so a checkpoint runs as
+    # it was evaluated). Below ``horizon`` overlapping plans are blended (temporal ensembling); at
+    # ``horizon`` (or more: capped) each chunk runs whole, measured better closed loop here (docs/training.md)
+    execute: int = 8
 
     def validate(self) -> None:
         if self.proprio_mask and len(self.proprio_mask) != self.proprio_dim:
@@ -56,6 +60,8 @@ class PolicyModelConfig:
             raise ValueError("proprio_noise must be >= 0 and min_std > 0")
         if self.width % self.heads:
             raise ValueError(f"width: {self.width} is not divisible by heads={self.heads}")
+        if self.execute < 1:
+            raise ValueError(f"execute: must be >= 1 (at most horizon={self.horizon} are used), got {self.execute}")
         if not 1 <= self.inference_steps <= self.train_timesteps:
             raise ValueError("inference_steps: must be within 1..train_timesteps")
         if self.prediction_type not in ("epsilon", "v_prediction", "sample"):
