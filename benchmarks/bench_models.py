@@ -21,7 +21,6 @@ from humanprompt_ros.models.video_model import build_video_model
 from humanprompt_ros.paths import config_path
 from humanprompt_ros.stage1 import Stage1Config, prepare_frame
 from humanprompt_ros.stage2 import PromptPolicyModel, Stage2Config, compile_for_inference
-from humanprompt_ros.video import resize_frames
 
 
 def percentiles(xs: list[float]) -> str:
@@ -88,8 +87,7 @@ def main() -> None:
             video.features(tokens, prepare_frame(video, frame).to(dev))
             sync()
             t1 = time.perf_counter()
-            small = torch.from_numpy(resize_frames(frame[None], video.cfg.image_size))
-            cond = policy.condition(tokens, video.encode_frames(small), frames=small)
+            cond = policy.condition_on_frame(tokens, frame)
             policy.head.sample(cond, proprio)
             sync()
             t2 = time.perf_counter()

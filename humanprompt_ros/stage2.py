@@ -215,6 +215,13 @@ class PromptPolicyModel(nn.Module):
             tokens = torch.cat([tokens, self.frame_encoder(frames.to(tokens.device))], dim=1)
         return tokens
 
+    def condition_on_frame(self, prompt_tokens: torch.Tensor, frame: np.ndarray,
+                           skills: torch.Tensor | None = None) -> torch.Tensor:
+        """One camera frame (H, W, 3) uint8, any size → condition tokens (1, L, Dv): the frame resized to
+        the video model's size feeds both the stage-1 representation and the frame encoder."""
+        small = torch.from_numpy(resize_frames(np.asarray(frame, np.uint8)[None], self.video_model.cfg.image_size))
+        return self.condition(prompt_tokens, self.video_model.encode_frames(small), skills, frames=small)
+
     def pooled(self, cond: torch.Tensor) -> torch.Tensor:
         """(B, L, Dv) condition tokens → (B, Dv) the embedding z PDCP shapes: the pool of the prompt/scene
         tokens, without the frame encoder's image points (where things are is not what the task is)."""
@@ -687,8 +694,7 @@ class LearnedPolicy:
         if self.tokens is None:
             raise ValueError("the learned policy has no prompt: call set_prompt() first")
         m = self.model
-        small = torch.from_numpy(resize_frames(np.asarray(frame, np.uint8)[None], m.video_model.cfg.image_size))
-        cond = m.condition(self.tokens, m.video_model.encode_frames(small), self.skill, frames=small)
+        cond = m.condition_on_frame(self.tokens, frame, self.skill)
         p = torch.as_tensor(np.asarray(proprio, np.float32))[None]
         plan = m.head.sample(cond, p, generator=self.generator)[0].numpy().astype(np.float64)
         self.plans = [(s, c) for s, c in self.plans if s + len(c) > self.t][-4:] + [(self.t - lag, plan)]
