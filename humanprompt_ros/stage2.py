@@ -43,6 +43,9 @@ CONDITIONS = ("prompt", "none", "skill_oracle")
 @dataclass
 class PDCPSwitch(PDCPConfig):
     enabled: bool = True
+    # true: z also pools the frame encoder's image points, so PDCP pulls them together across
+    # embodiments as well (by default they stay out: where things are is not what the task is)
+    image_points: bool = False
 
 
 @dataclass
@@ -224,8 +227,10 @@ class PromptPolicyModel(nn.Module):
 
     def pooled(self, cond: torch.Tensor) -> torch.Tensor:
         """(B, L, Dv) condition tokens → (B, Dv) the embedding z PDCP shapes: the pool of the prompt/scene
-        tokens, without the frame encoder's image points (where things are is not what the task is)."""
-        k = self.cfg.frame_encoder.keypoints if self.frame_encoder is not None else 0
+        tokens, without the frame encoder's image points (where things are is not what the task is)
+        unless ``pdcp.image_points``."""
+        k = self.cfg.frame_encoder.keypoints if self.frame_encoder is not None and not self.cfg.pdcp.image_points \
+            else 0
         return VideoFormer.pool(cond[:, :cond.shape[1] - k])
 
 

@@ -305,3 +305,56 @@ def test_hold_mode_can_be_switched_at_runtime_and_is_validated(rig):
     finally:
         assert set_param("hold_mode", "silent").successful
         rig.feeder.send_targets.set()
+
+
+def test_lockstep_commands_carry_their_targets_stamp_and_a_held_target_is_not_commanded():
+    """lockstep: one joint command (and wrist target) per target, stamped like the target (its step's
+    frame), so a lockstep simulator can drop a command for a step it already took; a target that comes
+    before the prompt is not commanded (the simulator sends that step again, the policy its target)."""
+    from std_msgs.msg import String
+
+    from humanprompt_ros.hand import load_hand
+    from humanprompt_ros.paths import config_path
+    from humanprompt_ros.ros import topics
+    from humanprompt_ros.ros.conversions import joint_state
+    from humanprompt_ros.ros.probe import RosPeer
+
+    def ns(msg) -> int:
+        return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+    hand = load_hand(config_path("hands", "allegro_right.yaml"))
+    with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs, RosPeer(domain) as peer:
+        node = procs.start("command", "-m", "humanprompt_ros.nodes.command", "--ros-args", "-p", "lockstep:=true")
+        commands, wrist = peer.record(topics.JOINT_COMMANDS), peer.record(topics.WRIST_TARGET)
+        target_pub, js_pub = peer.publisher(topics.HAND_TARGET), peer.publisher(topics.JOINT_STATES)
+        prompt_pub = peer.publisher(topics.PROMPT)
+        for pub in (target_pub, js_pub, prompt_pub):
+            peer.wait_for_subscription(pub, timeout=60)
+        peer.wait_for_publisher(topics.JOINT_COMMANDS.name, timeout=30)
+        q = hand.neutral()
+
+        def target(stamp):
+            msg = target_for(type("R", (), {"hand": hand})(), q)
+            msg.header.stamp = stamp
+            return msg
+
+        js_pub.publish(joint_state(hand.joint_names, q, peer.now_msg()))
+        early = peer.now_msg()
+        target_pub.publish(target(early))  # no prompt yet: held
+        time.sleep(1.0)
+        assert len(commands) == 0 and len(wrist) == 0
+        prompt_pub.publish(String(data=json.dumps({"id": "p", "path": "/x"})))
+        stamps = []
+        for _ in range(3):  # the step's target until it is commanded (the prompt arrives some time)
+            stamp = peer.now_msg()
+            stamps.append(stamp.sec * 1_000_000_000 + stamp.nanosec)
+            deadline = time.monotonic() + 20
+            n = len(commands)
+            while len(commands) == n and time.monotonic() < deadline:
+                target_pub.publish(target(stamp))
+                time.sleep(0.3)
+            peer.wait_until(lambda: len(wrist) >= len(commands), 10, "the wrist target after its command")
+        got = [ns(m) for _, m in commands.snapshot()]
+        assert set(got) <= set(stamps) and got[-1] == stamps[-1] and ns(wrist.last()[1]) == stamps[-1], (got, stamps)
+        assert early.sec * 1_000_000_000 + early.nanosec not in got
+        assert node.returncode is None, node.log()

@@ -365,15 +365,26 @@ def test_policy_node_over_dds(tmp_path):
 @pytest.mark.ros
 @require_rclpy()
 def test_lockstep_policy_node_acts_once_per_frame_stamp(tmp_path):
-    """lockstep: one target per new frame stamp, in order, each with the state of its own step; the same
-    step sent again (a lockstep simulator's resend, same stamp) is not acted on twice, and a late frame
-    of an earlier step is never acted on, whatever the timing."""
+    """lockstep: one action per new frame stamp, in order, each with the state of its own step and stamped
+    like its frame; the same step sent again (a lockstep simulator's resend, same stamp: its command never
+    came) gets the same target again, never the chunk's next action; a late frame of an earlier step is
+    never acted on, whatever the timing."""
     from std_msgs.msg import String
 
     from humanprompt_ros.hand import load_hand
     from humanprompt_ros.ros.conversions import joint_state, pose_array_to_action
     from humanprompt_ros.ros.image import numpy_to_image
     from humanprompt_ros.ros.probe import RosPeer
+
+    def ns(stamp) -> int:
+        return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+    def by_stamp() -> dict[int, list[float]]:
+        """targets so far: the stamp → the wrist x of each target with it (in arrival order)."""
+        out: dict[int, list[float]] = {}
+        for _, m in targets.snapshot():
+            out.setdefault(ns(m.header.stamp), []).append(float(pose_array_to_action(m).wrist_pos[0]))
+        return out
 
     ep = make_episode(tmp_path / "ep", steps=60)
     hand = load_hand(config_path("hands", "allegro_right.yaml"))
@@ -390,21 +401,23 @@ def test_lockstep_policy_node_acts_once_per_frame_stamp(tmp_path):
 
         def step(stamp) -> None:
             """Send a step until its target arrives, as the lockstep sim resends (images are best effort)."""
-            n, deadline = len(targets), time.monotonic() + 30
-            while len(targets) == n and time.monotonic() < deadline:
+            deadline = time.monotonic() + 30
+            while ns(stamp) not in by_stamp() and time.monotonic() < deadline:
                 send(stamp)
                 time.sleep(0.2)
-            assert len(targets) == n + 1, node.log()  # one target, however often its step was sent
+            assert ns(stamp) in by_stamp(), node.log()
 
         stamp = peer.now_msg()
         step(stamp)  # the first step, acted on once the prompt is ready
-        for _ in range(3):  # the same step again: nothing new
+        for _ in range(3):  # the same step again: its target again, not the next action
             send(stamp)
             time.sleep(0.2)
-        assert len(targets) == 1
-        for _ in range(5):  # each new step: exactly one more target, the chunk's next action
+        peer.wait_until(lambda: len(by_stamp()[ns(stamp)]) >= 2, 10, "the first step's target sent again")
+        assert list(by_stamp()) == [ns(stamp)] and len(set(by_stamp()[ns(stamp)])) == 1
+        for _ in range(5):  # each new step: the chunk's next action
             step(peer.now_msg())
         # a late frame of an earlier step: dropped; a frame whose step's state is not the newest: waits
+        n = len(targets)
         obs_pub.publish(numpy_to_image(frame, "rgb8", stamp=stamp))
         between = peer.now_msg()
         time.sleep(0.01)
@@ -412,10 +425,12 @@ def test_lockstep_policy_node_acts_once_per_frame_stamp(tmp_path):
         js_pub.publish(joint_state(hand.joint_names, hand.neutral(), newest))
         obs_pub.publish(numpy_to_image(frame, "rgb8", stamp=between))
         time.sleep(0.5)
-        assert len(targets) == 6  # neither is acted on
+        assert len(targets) == n  # neither is acted on (nor answered again)
         step(newest)  # the newest step's own frame
-        xs = [pose_array_to_action(m).wrist_pos[0] for _, m in targets.snapshot()]
-        assert len(xs) == 7 and np.allclose(np.diff(xs), 0.001), xs
+        steps = by_stamp()
+        assert all(len(set(xs)) == 1 for xs in steps.values()), steps  # a repeat is the same target
+        xs = [v[0] for v in steps.values()]
+        assert len(xs) == 7 and np.allclose(np.diff(xs), 0.001), xs  # one action per step, in order
         assert node.returncode is None, node.log()
 
 

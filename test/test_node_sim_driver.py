@@ -170,8 +170,10 @@ def test_sim_driver_node_over_dds():
 def test_lockstep_waits_for_the_wrist_target_and_resends_a_step_with_its_stamp():
     """Lockstep under any load: a joint command alone does not step while a wrist-target publisher exists
     (the step waits for its wrist target, however late); with no command the step's frame is sent again
-    with the same stamp, so a policy acting once per stamp never acts twice on one step."""
+    with the same stamp, so a policy acting once per stamp never acts twice on one step; a command
+    stamped before the current step (an answer to a resend that crossed the first command) is dropped."""
     from geometry_msgs.msg import PoseStamped
+    from std_msgs.msg import Header
 
     from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.conversions import joint_state
@@ -203,6 +205,22 @@ def test_lockstep_waits_for_the_wrist_target_and_resends_a_step_with_its_stamp()
         new = {stamp_ns(m) for _, m in images.since(t_sent)} - {first}
         assert len(new) == 1 and new <= {stamp_ns(m) for _, m in js.since(t_sent)}
         assert c.last_status() is None or c.last_status()["step"] <= 1
+        # the old step's command again (a policy answering a resend that crossed its command): stale, no step
+        (step_ns,) = new
+        old_stamp = images.since(0)[0][1].header.stamp
+        t_sent = time.monotonic()
+        cmd_pub.publish(joint_state(names, q, old_stamp))
+        wrist_pub.publish(PoseStamped(header=Header(stamp=old_stamp), pose=wrist.last()[1].pose))
+        peer.wait_until(lambda: c.node_status("sim_driver").get("commands_stale") == "2", 10,
+                        "diagnostics counting the two stale commands")
+        assert {stamp_ns(m) for _, m in images.since(t_sent)} <= {step_ns}  # at most its resend
+        # the current step's command, stamped like its frame (as the command node sends it): one step
+        step_stamp = next(m.header.stamp for _, m in images.since(0) if stamp_ns(m) == step_ns)
+        t_sent = time.monotonic()
+        cmd_pub.publish(joint_state(names, q, step_stamp))
+        wrist_pub.publish(PoseStamped(header=Header(stamp=step_stamp), pose=wrist.last()[1].pose))
+        peer.wait_until(lambda: any(stamp_ns(m) not in (first, step_ns) for _, m in images.since(t_sent)), 10,
+                        "the step commanded with its own stamp")
         peer.wait_until(lambda: c.node_status("sim_driver").get("lockstep_resends") not in (None, "0"), 10,
                         "diagnostics counting the resends")
         assert c.node_status("sim_driver").get("lockstep_wrist_missing") == "0"

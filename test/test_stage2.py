@@ -110,6 +110,8 @@ def test_a_policy_with_its_own_frame_encoder_acts_and_keeps_image_points_out_of_
     points = m.frame_encoder(torch.from_numpy(episodes[0].frames[:1]))  # the image points come last
     torch.testing.assert_close(cond[:, -4:], points)
     torch.testing.assert_close(m.pooled(cond), cond[:, :-4].mean(1))  # PDCP's z ignores them
+    m.cfg.pdcp.image_points = True  # ... unless it is told to pool them too
+    torch.testing.assert_close(m.pooled(cond), cond.mean(1))
 
 
 def test_pdcp_terms_are_logged_and_training_resumes(tmp_path, stage1_checkpoint, episodes):

@@ -41,7 +41,10 @@ Safety (each case counted in the diagnostics, whose message states the current r
   quaternion) is rejected and counted; it never refreshes the watchdog.
 * ``lockstep`` (evaluation with the sim driver's lockstep mode only): one command per target, the
   clamped goal itself (the simulator steps one control period per command, as the benchmark does),
-  no stream and no timeouts.
+  stamped like the target (the step's frame stamp: the simulator drops a command for a step it has
+  already taken), no stream and no timeouts. A target that comes while the node holds (no prompt
+  yet, no joint states yet) is not commanded; the simulator sends that step again and the policy its
+  target again.
 * A ros2_control forward position controller silently drops a command whose length differs from
   its joint count: ``controller_joints`` (default: the hand's joints) must name exactly the hand's
   joints, which is checked at startup with an error that says so.
@@ -390,15 +393,15 @@ def _make_node_class():
                 self.counts["velocity_limited_steps"] += 1
             self.q_cmd = q
             self.last_step_mono = now
-            self._publish(q, dt)
+            self._publish(q, dt, self.target_stamp if self.cfg.lockstep and from_target else None)
             if from_target and self.target_stamp is not None:
                 stamp = Time.from_msg(self.target_stamp)
                 if stamp.nanoseconds > 0:
                     self.latency.add((self.get_clock().now() - stamp).nanoseconds * 1e-9)
             return True
 
-        def _publish(self, q: np.ndarray, dt: float) -> None:
-            stamp = self.get_clock().now().to_msg()
+        def _publish(self, q: np.ndarray, dt: float, stamp=None) -> None:
+            stamp = stamp or self.get_clock().now().to_msg()
             self.pub_js.publish(joint_state(self.names, q, stamp))
             if self.pub_ctrl is not None:
                 data = q[self.ctrl_index]

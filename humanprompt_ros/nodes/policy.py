@@ -54,10 +54,12 @@ How it runs
   thread (the hand pauses for the inference time).
 * **Lockstep** (``lockstep: true``, with the sim driver's lockstep mode): one control step per new
   camera frame stamp instead of one per ``1/rate`` s, and no stale-camera pause; a frame that produced
-  no target (no prompt yet) is tried again, a frame the simulator sends again with a stamp already
-  acted on is not (counted ``frames_repeated``), and the action waits for the state stamped exactly
-  like its frame; a frame older than the newest one (late, from an earlier step or episode) is
-  dropped (counted ``frames_out_of_order``).
+  no target (no prompt yet) is tried again; each target carries its step's frame stamp. A frame the
+  simulator sends again with a stamp already acted on (it resends a step whose command never came,
+  e.g. one a holding command node swallowed) is not acted on twice: the same target is published
+  again (counted ``frames_repeated``), so a lost target or command cannot stall the graph. The action
+  waits for the state stamped exactly like its frame; a frame older than the newest one (late, from
+  an earlier step or episode) is dropped (counted ``frames_out_of_order``).
 * **Stale camera**: while the newest frame is older than ``max_observation_age`` the node pauses:
   no targets, and the chunk does not advance (the hand holds; it resumes where it stopped).
 * ``~/reset`` (std_srvs/Trigger): start the active prompt's episode again (``policy.reset()``).
@@ -631,8 +633,9 @@ def _make_node_class():
             """One action per new frame (a lockstep simulator steps once per command, then sends a frame).
             The simulator stamps a step's joint state, wrist pose and frame alike: the action waits until the
             state of the frame's step has arrived (DDS does not order topics). A frame that produced no action
-            (no prompt yet, waiting for joint states) is tried again."""
-            done_seq, done_ns = 0, -1
+            (no prompt yet, waiting for joint states) is tried again; its target carries the frame's stamp,
+            so the simulator can tell a repeated step's target from the next step's."""
+            done_seq, done_ns, done_msg = 0, -1, None
             while not self._stop.is_set():
                 self._frame_event.wait(0.02)
                 self._frame_event.clear()
@@ -643,15 +646,20 @@ def _make_node_class():
                     # (its step's successor is on its way), an older one that the state is
                     state_ready = self.q_stamp_ns == frame_ns and (self.base_from != "measured" or
                                                                    self.base_stamp_ns == frame_ns)
+                    frame_stamp = self.frame_stamp
                 if seq == done_seq or not state_ready:
                     continue
-                if frame_ns == done_ns:  # the simulator sent this step again: its action is already out
+                if frame_ns == done_ns:
+                    # the simulator sent this step again, so its command never reached it: the same
+                    # target again (no new action: the chunk does not advance)
                     done_seq = seq
+                    self.pub.publish(done_msg)
                     with self._lock:
                         self.counts["frames_repeated"] += 1
                     continue
                 try:
-                    if self._control_step():
+                    done_msg = self._control_step(step_stamp=frame_stamp)
+                    if done_msg is not None:
                         done_seq, done_ns = seq, frame_ns
                 except Exception as exc:  # noqa: BLE001 - a failing act(): hold, report, keep the node up
                     self._problem("act_failures", f"policy step failed: {type(exc).__name__}: {exc}")
@@ -674,8 +682,9 @@ def _make_node_class():
                 elif delay > 0:
                     self._stop.wait(delay)
 
-        def _control_step(self) -> bool:
-            """One control period; True when a hand target was published."""
+        def _control_step(self, step_stamp=None) -> PoseArray | None:
+            """One control period; the hand target published, or None. ``step_stamp`` (lockstep): the
+            target carries the stamp of the frame of this step, not that of the frame its chunk came from."""
             reason = self._hold_reason()
             if reason is not None:
                 if not self.paused:
@@ -687,28 +696,28 @@ def _make_node_class():
                     self.state = reason
                     self.diag.publish_now()
                 self.state = reason
-                return False
+                return None
             action, stamp, dt = self.runner.step(self._latest_frame, self._proprio)
             if dt is not None:
                 self.inference.add(dt)
                 with self._lock:
                     self.counts["chunks"] += 1
             if action is None:
-                return False
+                return None
             if self.paused:
                 self.paused = False
                 self.state = "running"
                 self.get_logger().info(f"running: prompt {self.runner.prompt_id!r}")
                 self.diag.publish_now()
-            msg = action_to_pose_array(HandAction.from_array(action, self.hand.mask), self.cfg.frame_id,
-                                       stamp if stamp is not None else self.get_clock().now().to_msg())
+            target_stamp = step_stamp or stamp or self.get_clock().now().to_msg()
+            msg = action_to_pose_array(HandAction.from_array(action, self.hand.mask), self.cfg.frame_id, target_stamp)
             self.pub.publish(msg)
             if dt is not None and stamp is not None:  # a fresh chunk: camera frame → hand target latency
                 self.frame_latency.add((self.get_clock().now() - Time.from_msg(stamp)).nanoseconds * 1e-9)
             self.target_rate.tick()
             with self._lock:
                 self.counts["targets_published"] += 1
-            return True
+            return msg
 
         # -- diagnostics ------------------------------------------------------------------------------
         def _diagnostics(self):

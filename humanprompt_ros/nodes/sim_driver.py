@@ -39,9 +39,10 @@ one stamp. The policy and command nodes run their lockstep modes too (one action
 command per target), so the graph reproduces the benchmark's synchronous loop through real processes
 and DDS, whatever the machine's speed or load. When no command comes for ``lockstep_timeout`` s the
 step's frame is published again with its stamp (counted ``lockstep_resends``): a frame that was
-dropped gets through, one that was not is not acted on twice. A joint command or wrist target stamped
-before the episode's first step (the previous episode's, still in flight) is dropped (counted
-``commands_before_episode``).
+dropped gets through, one that was not is not acted on twice (the policy sends that step's target
+again, and the command node a command with the step's stamp). A joint command or wrist target stamped
+before the current step (a step already taken, or the previous episode's, still in flight) is
+dropped (counted ``commands_stale``), so a repeated command never takes the next step's place.
 
 Episode clock: an episode *starts* with the first joint command or wrist target after a reset
 (the graph may wait for a prompt first); ``step`` counts control periods (``1/control_hz``) since
@@ -304,10 +305,10 @@ def _make_node_class():
             self._command_event = threading.Event()  # lockstep: a command arrived
             self._new_joints = self._new_wrist = False
             self._episode_stamp = None  # the current episode's first step (set by a reset)
-            self._episode_ns = 0
+            self._step_ns = 0  # lockstep: the current step's stamp (commands stamped before it are stale)
             self.counts = dict(joint_commands=0, joint_commands_rejected=0, wrist_targets=0,
                                wrist_targets_rejected=0, images=0, resets=0, tick_overruns=0, lockstep_resends=0,
-                               lockstep_wrist_missing=0, commands_before_episode=0)
+                               lockstep_wrist_missing=0, commands_stale=0)
             self.image_rate = RateMeter()
             self.tick_rate_meter = RateMeter()
             self.render_ms = LatencyStats(200)
@@ -361,17 +362,19 @@ def _make_node_class():
             self.last_problem = msg
             self.get_logger().warning(msg, throttle_duration_sec=2.0)
 
-        def _before_episode(self, stamp) -> bool:
-            """Lockstep: a command stamped before the current episode's first step (one the previous
-            episode's graph still had in flight) is dropped, so it cannot take the new episode's step."""
+        def _stale(self, stamp) -> bool:
+            """Lockstep: a command stamped before the current step (for a step already taken, sent again,
+            or the previous episode's, still in flight) is dropped, so it cannot take this step's place.
+            Unstamped commands (zero) are taken."""
             ns = Time.from_msg(stamp).nanoseconds
-            if self.cfg.lockstep and 0 < ns < self._episode_ns:
-                self.counts["commands_before_episode"] += 1
-                return True
-            return False
+            with self._lock:
+                stale = self.cfg.lockstep and 0 < ns < self._step_ns
+            if stale:
+                self.counts["commands_stale"] += 1
+            return stale
 
         def _on_joint_command(self, msg: JointState) -> None:
-            if self._before_episode(msg.header.stamp):
+            if self._stale(msg.header.stamp):
                 return
             try:
                 q = joint_positions(msg, self.robot.names)
@@ -387,7 +390,7 @@ def _make_node_class():
             self._command_event.set()
 
         def _on_wrist_target(self, msg: PoseStamped) -> None:
-            if self._before_episode(msg.header.stamp):
+            if self._stale(msg.header.stamp):
                 return
             try:
                 pose = matrix_from_pose(msg.pose, "wrist target")
@@ -514,7 +517,7 @@ def _make_node_class():
                     # the episode's first step: lockstep publishes it with this stamp and drops commands
                     # stamped before it (the previous episode's, still in flight)
                     self._episode_stamp = self.get_clock().now().to_msg()
-                    self._episode_ns = Time.from_msg(self._episode_stamp).nanoseconds
+                    self._step_ns = Time.from_msg(self._episode_stamp).nanoseconds
                 self._reset_error = ""
                 self.counts["resets"] += 1
                 self.get_logger().info(f"reset: task {req[0]!r} seed {req[1]}")
@@ -529,16 +532,23 @@ def _make_node_class():
             control period, then state and a frame (one stamp for both)."""
             camera = _SimCamera(self.robot.image_size)
 
-            def publish_step(stamp=None):
+            def new_step():
+                """(holds the lock) the stamp of a new step: commands stamped before it are stale from now on."""
+                stamp = self.get_clock().now().to_msg()
+                self._step_ns = Time.from_msg(stamp).nanoseconds
+                return stamp
+
+            def publish_step(stamp):
                 # one stamp for a step's state and frame: the policy pairs them, and acts once per stamp
-                stamp = stamp or self.get_clock().now().to_msg()
                 self._publish_state(stamp)
                 self._publish_frame(camera, stamp)
                 return time.monotonic(), stamp
 
             joints_at = None  # when this step's joint command arrived
             try:
-                published, stamp = publish_step()
+                with self._lock:
+                    stamp = new_step()
+                published, stamp = publish_step(stamp)
                 while not self._stop.is_set():
                     if self._reset_if_requested():
                         self._command_event.clear()
@@ -565,14 +575,16 @@ def _make_node_class():
                             self._new_joints = self._new_wrist = False
                             joints_at = None
                             changed = self.robot.step_once()
+                            stamp = new_step()  # under the lock: a late command for the old step is stale
                     if ready:
                         self.tick_rate_meter.tick()
-                        published, stamp = publish_step()
+                        published, stamp = publish_step(stamp)
                         if changed:
                             self._publish_status()
                     elif joints_at is None and time.monotonic() - published > self.cfg.lockstep_timeout:
-                        # a dropped frame: publish the same step again, with its stamp (the policy acts
-                        # once per stamp, so a frame that did arrive is not acted on twice)
+                        # a dropped frame, or a target or command lost on the way: publish the same step
+                        # again, with its stamp (the policy acts once per stamp and sends that step's
+                        # target again, so a frame that did arrive is not acted on twice)
                         self.counts["lockstep_resends"] += 1
                         published, stamp = publish_step(stamp)
             finally:
