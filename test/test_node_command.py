@@ -338,7 +338,9 @@ def test_lockstep_commands_carry_their_targets_stamp_and_a_held_target_is_not_co
             msg.header.stamp = stamp
             return msg
 
-        js_pub.publish(joint_state(hand.joint_names, q, peer.now_msg()))
+        for _ in range(5):  # the robot's state (best effort: sent a few times, as a robot streams it)
+            js_pub.publish(joint_state(hand.joint_names, q, peer.now_msg()))
+            time.sleep(0.1)
         early = peer.now_msg()
         target_pub.publish(target(early))  # no prompt yet: held
         time.sleep(1.0)
@@ -351,8 +353,10 @@ def test_lockstep_commands_carry_their_targets_stamp_and_a_held_target_is_not_co
             deadline = time.monotonic() + 20
             n = len(commands)
             while len(commands) == n and time.monotonic() < deadline:
+                js_pub.publish(joint_state(hand.joint_names, q, peer.now_msg()))
                 target_pub.publish(target(stamp))
                 time.sleep(0.3)
+            assert len(commands) > n, f"no command for a target after the prompt\n{node.log()}"
             peer.wait_until(lambda: len(wrist) >= len(commands), 10, "the wrist target after its command")
         got = [ns(m) for _, m in commands.snapshot()]
         assert set(got) <= set(stamps) and got[-1] == stamps[-1] and ns(wrist.last()[1]) == stamps[-1], (got, stamps)
