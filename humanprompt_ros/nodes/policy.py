@@ -658,9 +658,9 @@ def _make_node_class():
                         self.counts["frames_repeated"] += 1
                     continue
                 try:
-                    done_msg = self._control_step(step_stamp=frame_stamp)
-                    if done_msg is not None:
-                        done_seq, done_ns = seq, frame_ns
+                    msg = self._control_step(step_stamp=frame_stamp)
+                    if msg is not None:  # a step that published nothing (a hold) keeps the last step's target
+                        done_seq, done_ns, done_msg = seq, frame_ns, msg
                 except Exception as exc:  # noqa: BLE001 - a failing act(): hold, report, keep the node up
                     self._problem("act_failures", f"policy step failed: {type(exc).__name__}: {exc}")
                     self._stop.wait(0.1)
