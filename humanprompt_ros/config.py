@@ -31,13 +31,31 @@ class ConfigError(ValueError):
         return (type(self), (self.source, self.key, self.problem))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (plain PyYAML keeps the last one,
+    so an edit to the first copy would silently do nothing)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ConfigError("", str(key), f"given twice (lines {seen[key]} and {key_node.start_mark.line + 1}); "
+                                                "keep one")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file, a parse error or a non-mapping raise ``ConfigError``."""
+    """Read a YAML mapping; a missing file, a parse error, a key given twice or a non-mapping raise
+    ``ConfigError``."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), "", "file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except ConfigError as exc:
+        raise ConfigError(str(path), exc.key, exc.problem) from None
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), "", f"not valid YAML: {exc}") from None
     if data is None:

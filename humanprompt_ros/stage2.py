@@ -5,7 +5,9 @@ another demonstration of task k (a human one when there is, as at test time). Th
 model encodes the prompt once (prompt tokens) and, with the current frame as first frame, yields
 its representation (one denoiser pass); the Video Former turns that into tokens; the diffusion
 head denoises the next ``horizon`` unified actions given those tokens and the proprioception.
-PDCP shapes the pooled tokens z across the batch (same task → together, across embodiments).
+PDCP shapes the pooled tokens z across the batch (same task → together, across embodiments); with
+``pdcp.align_weight`` it also pairs each robot frame with the human frame of the same scene and moment
+and pulls their current-frame tokens together (:meth:`PromptPolicyModel.frame_parts`).
 
 Ablations are config switches, so one code path trains every row of the paper-style table:
 ``condition: prompt | none | skill_oracle``, ``pdcp.enabled``, ``stage1_pretrained``.
@@ -28,7 +30,7 @@ from .models.checkpoint import (CheckpointError, load_checkpoint, load_optimizer
                                 prefixed, save_checkpoint, unprefixed)
 from .models.diffusion_policy import DiffusionPolicyHead, PolicyModelConfig
 from .models.frame_encoder import FrameEncoder, FrameEncoderConfig
-from .models.pdcp import PDCPConfig, PDCPLoss
+from .models.pdcp import PDCPConfig, PDCPLoss, paired_nt_xent
 from .models.video_former import VideoFormer, VideoFormerConfig
 from .models.video_model import CrossPredictionModel, build_video_model
 from .stage1 import Stage1Config, load_stage1, prepare_prompt
@@ -46,6 +48,14 @@ class PDCPSwitch(PDCPConfig):
     # true: z also pools the frame encoder's image points, so PDCP pulls them together across
     # embodiments as well (by default they stay out: where things are is not what the task is)
     image_points: bool = False
+    # with align_weight > 0: pairs per step for the paired cross-embodiment term (the same task, scene
+    # seed and moment by a human and by the robot; only data that has such twins, like HumanPrompt-Sim)
+    align_pairs: int = 16
+
+    def validate(self) -> None:
+        super().validate()
+        if self.align_pairs < 2:
+            raise ValueError(f"align_pairs: at least 2 (the other pairs are the negatives), got {self.align_pairs}")
 
 
 @dataclass
@@ -67,8 +77,9 @@ class Stage2Config:
     stage1_pretrained: bool = True  # false: the stage-1 architecture with random weights (the ablation)
     stage1_trainable: bool = False  # true: the stage-1 prompt encoder + denoiser train with the policy loss
     prompt_tokens: bool = True  # the head also attends to the stage-1 prompt tokens, not only the features
-    # all: the head sees every proprio dimension; hand: only those of fingers the robot hand has (the
-    # training run writes the mask into policy.proprio_mask, so the checkpoint carries it)
+    # all: the head sees every proprio dimension; hand: only those of fingers the robot hand has; wrist:
+    # only the wrist pose (fingertips differ by embodiment even where both hands have the finger). The
+    # training run writes the mask into policy.proprio_mask, so the checkpoint carries it.
     proprio: str = "all"
     video_former: VideoFormerConfig = field(default_factory=VideoFormerConfig)
     # the policy's own current-frame encoder (image points for the head, see models/frame_encoder.py)
@@ -82,8 +93,8 @@ class Stage2Config:
     def validate(self) -> None:
         if self.condition not in CONDITIONS:
             raise ValueError(f"condition: must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
-        if self.proprio not in ("all", "hand"):
-            raise ValueError(f"proprio: must be 'all' or 'hand', got {self.proprio!r}")
+        if self.proprio not in ("all", "hand", "wrist"):
+            raise ValueError(f"proprio: must be 'all', 'hand' or 'wrist', got {self.proprio!r}")
 
 
 # -- data ----------------------------------------------------------------------------------------------
@@ -233,6 +244,16 @@ class PromptPolicyModel(nn.Module):
             else 0
         return VideoFormer.pool(cond[:, :cond.shape[1] - k])
 
+    def frame_parts(self, cond: torch.Tensor) -> list[torch.Tensor]:
+        """(B, L, Dv) condition tokens → the parts that depend on the current frame, each flattened to
+        (B, ·): the Video Former tokens and, with the frame encoder, its image-point tokens. The paired
+        cross-embodiment term aligns these (the prompt tokens are the prompt's, not the frame's)."""
+        n = self.former.cfg.queries_per_frame * self.video_model.feature_tokens[0]
+        parts = [cond[:, :n].flatten(1)]
+        if self.frame_encoder is not None:
+            parts.append(cond[:, cond.shape[1] - self.cfg.frame_encoder.keypoints:].flatten(1))
+        return parts
+
 
 def compile_for_inference(model: PromptPolicyModel) -> PromptPolicyModel:
     """``torch.compile`` the inference path's networks (stage-1 denoiser, Video Former, head denoiser) with
@@ -299,6 +320,12 @@ class _Batcher:
         if cfg.train.cached_prompts > 0 and not model.trains_video_model:
             self.store = FeatureStore.build(model, self.episodes, self.prompt_pool, cfg.train.cached_prompts,
                                             seed=cfg.train.seed)
+        # (robot episode, human episode) of the same task and scene seed: the paired term's twins.
+        # Their own generator, so the main batches are the same with and without the term.
+        human = {(e.task, e.seed): i for i, e in enumerate(self.episodes) if e.embodiment == "human"}
+        self.twins = [(i, human[(e.task, e.seed)]) for i, e in enumerate(self.episodes)
+                      if e.embodiment == "robot" and (e.task, e.seed) in human]
+        self.twin_rng = np.random.default_rng([seed, 31337])
 
     def prompt_pool(self, i: int) -> list[int]:
         """Episodes that can prompt episode ``i``: human demos of its task (as at test time), else any."""
@@ -319,32 +346,59 @@ class _Batcher:
                 self.latent_cache[idx] = vm.encode_frames(torch.from_numpy(self.episodes[idx].frames)).half()
         return self.latent_cache[idx]
 
-    def sample(self, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
+    def _visual(self, rows: dict[str, list], i: int, t: int, rng: np.random.Generator) -> None:
+        """Append what the condition needs for frame ``t`` of episode ``i`` under a random prompt: the prompt
+        latents, the frame, and its cached stage-1 features (or its latents when nothing is cached)."""
+        if self.store is not None:
+            k = int(rng.integers(self.store.prompts.shape[1]))
+            p = int(self.store.prompts[i, k])
+            rows["features"].append(self.store.get(i, t, k))
+        else:
+            pool = self.prompt_pool(i)
+            p = int(pool[rng.integers(len(pool))])
+            rows["latent"].append(self.frame_latents(i)[t].float())
+        rows["prompt"].append(self.prompt_latents(p).float())
+        rows["frame"].append(torch.from_numpy(self.episodes[i].frames[t]))
+
+    def _visual_keys(self) -> tuple[str, ...]:
+        return ("prompt", "frame") + (("features",) if self.store else ("latent",))
+
+    def sample(self, batch: int, device: torch.device, pairs: int = 0) -> dict[str, torch.Tensor]:
+        """A training batch; with ``pairs`` (and twins in the data) also ``twin_robot`` / ``twin_human``:
+        the visual inputs of that many robot frames and their human twins (same task, scene, moment)."""
         h = self.model.cfg.policy.horizon
-        keys = ("prompt", "proprio", "actions", "mask", "task", "skill", "frame") + \
-            (("features",) if self.store else ("latent",))
+        keys = ("proprio", "actions", "mask", "task", "skill") + self._visual_keys()
         rows: dict[str, list] = {k: [] for k in keys}
         for _ in range(batch):
             i = int(self.rng.integers(len(self.episodes)))
             ep = self.episodes[i]
             t = int(self.rng.integers(len(ep.actions)))
-            if self.store is not None:
-                k = int(self.rng.integers(self.store.prompts.shape[1]))
-                p = int(self.store.prompts[i, k])
-                rows["features"].append(self.store.get(i, t, k))
-            else:
-                pool = self.prompt_pool(i)
-                p = int(pool[self.rng.integers(len(pool))])
-                rows["latent"].append(self.frame_latents(i)[t].float())
-            rows["prompt"].append(self.prompt_latents(p).float())
+            self._visual(rows, i, t, self.rng)
             rows["proprio"].append(torch.from_numpy(ep.proprio[t]))
-            rows["frame"].append(torch.from_numpy(ep.frames[t]))
             rows["actions"].append(torch.from_numpy(chunk(ep.actions, t, h)))
             rows["mask"].append(torch.from_numpy(action_dim_mask(ep.mask)))
             rows["task"].append(self.task_ids[ep.task])
             rows["skill"].append(self.skill_ids[ep.skill])
         out = {k: torch.stack(v) if k not in ("task", "skill") else torch.tensor(v) for k, v in rows.items()}
-        return {k: v.to(device) for k, v in out.items()}
+        out = {k: v.to(device) for k, v in out.items()}
+        if pairs > 0 and self.twins:
+            out["twin_robot"], out["twin_human"] = self.sample_twins(pairs, device)
+        return out
+
+    def sample_twins(self, pairs: int, device: torch.device) -> tuple[dict[str, torch.Tensor], ...]:
+        """``pairs`` robot frames and the human frames of the same task, scene and moment (by phase when
+        the two demonstrations differ in length), each under a prompt of its own."""
+        sides: tuple[dict[str, list], ...] = tuple({k: [] for k in self._visual_keys() + ("skill",)} for _ in range(2))
+        for _ in range(pairs):
+            r, hu = self.twins[int(self.twin_rng.integers(len(self.twins)))]
+            n_r, n_h = len(self.episodes[r].frames), len(self.episodes[hu].frames)
+            t = int(self.twin_rng.integers(n_r))
+            self._visual(sides[0], r, t, self.twin_rng)
+            self._visual(sides[1], hu, int(round(t * (n_h - 1) / max(1, n_r - 1))), self.twin_rng)
+            for side in sides:  # twins share the skill (the oracle's condition token)
+                side["skill"].append(self.skill_ids[self.episodes[r].skill])
+        return tuple({k: (torch.stack(v) if k != "skill" else torch.tensor(v)).to(device) for k, v in side.items()}
+                     for side in sides)
 
 
 class FeatureStore:
@@ -414,17 +468,27 @@ class _TrainStep(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _condition(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
         m = self.model
         with torch.set_grad_enabled(m.trains_video_model):
             tokens = m.video_model.encode_prompt(b["prompt"])
-        cond = m.condition(tokens, b.get("latent"), b["skill"], features=b.get("features"), frames=b["frame"])
+        return m.condition(tokens, b.get("latent"), b.get("skill"), features=b.get("features"), frames=b["frame"])
+
+    def forward(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        m = self.model
+        cond = self._condition(b)
         out = {"diffusion": m.head.loss(cond, b["proprio"], b["actions"], b["mask"])}
         total = out["diffusion"]
         if m.cfg.pdcp.enabled and m.cfg.condition == "prompt":
             terms = m.pdcp(m.pooled(cond), b["task"], b["skill"])
             out.update({k: v for k, v in terms.items() if k != "total"})
             total = total + terms["total"]
+        if "twin_robot" in b:  # the paired term is about the current frame, so every condition gets it
+            a, h = (self._condition(b[side]) for side in ("twin_robot", "twin_human"))
+            parts = [paired_nt_xent(x, y, m.cfg.pdcp.align_temperature)
+                     for x, y in zip(m.frame_parts(a), m.frame_parts(h))]
+            out["align"] = torch.stack(parts).mean()
+            total = total + m.cfg.pdcp.align_weight * out["align"]
         out["loss"] = total
         return out
 
@@ -438,6 +502,8 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
     cfg.skills = sorted({e.skill for e in episodes})
     if cfg.proprio == "hand":
         cfg.policy.proprio_mask = action_dim_mask(hand_finger_mask(cfg, episodes)).tolist()
+    elif cfg.proprio == "wrist":
+        cfg.policy.proprio_mask = action_dim_mask(np.zeros(5, bool)).tolist()
     if cfg.stage1_pretrained:
         video_model, s1cfg, _ = load_stage1(cfg.stage1)
     else:
@@ -471,6 +537,10 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
             save_checkpoint(out / "last.train.safetensors", t, "train_state", {}, **g)
 
     batcher = _Batcher(model, episodes, tc.seed + 7919 * dist.rank + step)
+    pairs = cfg.pdcp.align_pairs if cfg.pdcp.enabled and cfg.pdcp.align_weight > 0 else 0
+    if pairs and not batcher.twins and dist.is_main:
+        print("[stage2] pdcp.align_weight > 0 but no robot episode has a human twin (same task and seed): "
+              "the paired term is off for this data")
     net = dist.wrap(_TrainStep(model))
     model.train()
     budget = StepBudget(tc, step, dist.world_size)
@@ -478,7 +548,7 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
     while step < tc.steps:
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, tc)
-        losses = net(batcher.sample(tc.batch_size, dist.device))
+        losses = net(batcher.sample(tc.batch_size, dist.device, pairs))
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         gnorm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)

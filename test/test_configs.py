@@ -70,6 +70,10 @@ def test_config_file_problems(tmp_path):
     bad.write_text("name: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(HandConfig, bad)
+    bad.write_text("name: a\nurdf: u\nname: b\n")
+    with pytest.raises(ConfigError, match=r"name: given twice \(lines 1 and 3\)") as err:
+        load_config(HandConfig, bad)
+    assert str(bad) in str(err.value)
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping at the top level"):
         load_config(HandConfig, bad)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from humanprompt_ros.models.pdcp import PDCPConfig, PDCPLoss, nt_xent, siamese_margin
+from humanprompt_ros.models.pdcp import PDCPConfig, PDCPLoss, nt_xent, paired_nt_xent, siamese_margin
 
 
 def clustered(spread: float, separation: float, seed: int = 0, tasks: int = 4, per_task: int = 6, dim: int = 16):
@@ -77,8 +77,35 @@ def test_nt_xent_and_margin_reference_values():
     assert float(nt_xent(z, labels, tau)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_paired_term_falls_as_twins_meet_and_others_part():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(8, 16, generator=g)
+    noise = torch.randn(8, 16, generator=g)
+    values = [float(paired_nt_xent(a, a + s * noise, 0.1)) for s in (3.0, 1.0, 0.3, 0.0)]
+    assert all(x > y for x, y in zip(values, values[1:])), values
+    # twins that are also alike across pairs score worse than twins that stand apart from the others
+    alike = torch.ones(8, 16) + 0.05 * a
+    assert float(paired_nt_xent(alike, alike, 0.1)) > float(paired_nt_xent(a, a, 0.1))
+    # swapping the twins between rows makes it much worse: the pairing, not the set, is what counts
+    assert float(paired_nt_xent(a, a.roll(1, 0), 0.1)) > 5 * values[-1]
+
+
+def test_paired_term_gradients_are_finite_and_it_needs_two_pairs():
+    for a, b in [(torch.zeros(4, 8, requires_grad=True), torch.zeros(4, 8, requires_grad=True)),
+                 (torch.randn(4, 8, requires_grad=True), torch.randn(4, 8, requires_grad=True))]:
+        loss = paired_nt_xent(a, b, 0.1)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.all(torch.isfinite(a.grad)) and torch.all(torch.isfinite(b.grad))
+    one = torch.randn(1, 8, requires_grad=True)
+    assert float(paired_nt_xent(one, one, 0.1).detach()) == 0.0
+
+
 def test_bad_pdcp_config():
     with pytest.raises(ValueError, match="siamese"):
         PDCPConfig(siamese="triplet").validate()
     with pytest.raises(ValueError, match="temperature"):
         PDCPConfig(proto_temperature=0).validate()
+    with pytest.raises(ValueError, match="temperature"):
+        PDCPConfig(align_temperature=-1).validate()
+    with pytest.raises(ValueError, match="weights"):
+        PDCPConfig(align_weight=-0.1).validate()

@@ -127,6 +127,43 @@ def test_pdcp_terms_are_logged_and_training_resumes(tmp_path, stage1_checkpoint,
     assert {"diffusion_loss", "nt_xent_loss", "proto_ce_loss", "siamese_loss"} <= set(records[0])
 
 
+def test_paired_cross_embodiment_term_pairs_twins_and_trains(tmp_path, stage1_checkpoint, episodes):
+    import json
+
+    from humanprompt_ros.stage1 import load_stage1
+    from humanprompt_ros.stage2 import PromptPolicyModel, _Batcher
+
+    fe = FrameEncoderConfig(enabled=True, channels=[8, 8], keypoints=4)
+    pdcp = PDCPSwitch(align_weight=1.0, align_pairs=4)
+    cfg = stage2_config(tmp_path / "run", stage1_checkpoint, frame_encoder=fe, pdcp=pdcp)
+    cfg.tasks, cfg.skills = sorted({e.task for e in episodes}), sorted({e.skill for e in episodes})
+    vm, s1cfg, _ = load_stage1(stage1_checkpoint)
+    batcher = _Batcher(PromptPolicyModel(cfg, s1cfg, vm), episodes, seed=0)
+    assert len(batcher.twins) == len(episodes) // 2  # every robot clip has its human twin
+    for r, h in batcher.twins:
+        er, eh = episodes[r], episodes[h]
+        assert (er.embodiment, eh.embodiment) == ("robot", "human") and (er.task, er.seed) == (eh.task, eh.seed)
+    plain = _Batcher(PromptPolicyModel(cfg, s1cfg, vm), episodes, seed=0).sample(8, torch.device("cpu"))
+    b = batcher.sample(8, torch.device("cpu"), pairs=4)
+    assert b["twin_robot"]["frame"].shape == b["twin_human"]["frame"].shape == (4, 32, 32, 3)
+    torch.testing.assert_close(b["actions"], plain["actions"])  # the main batch is the one without twins
+    # a robot twin shows the robot (dark background), its human twin the human (light), same moment
+    assert b["twin_robot"]["frame"].float().mean() < b["twin_human"]["frame"].float().mean()
+
+    trained = train_stage2(cfg, episodes)
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["align_loss"]) and r["align_loss"] > 0 for r in records)
+    assert load_policy_model(trained)[0].cfg.pdcp.align_weight == 1.0
+    cfg_off = stage2_config(tmp_path / "off", stage1_checkpoint, frame_encoder=fe,
+                            pdcp=PDCPSwitch(enabled=False, align_weight=1.0))
+    train_stage2(cfg_off, episodes)  # PDCP off: no paired term either
+    assert "align_loss" not in (tmp_path / "off" / "metrics.jsonl").read_text()
+    for condition in ("none", "skill_oracle"):  # the ablations keep it: it is about the frame, not the prompt
+        run = tmp_path / condition
+        train_stage2(stage2_config(run, stage1_checkpoint, frame_encoder=fe, pdcp=pdcp, condition=condition), episodes)
+        assert "align_loss" in (run / "metrics.jsonl").read_text()
+
+
 @pytest.mark.parametrize("pretrained,trainable", [(True, False), (False, False), (False, True), (True, True)])
 def test_stage1_weights_random_or_trained_as_configured(tmp_path, stage1_checkpoint, episodes, pretrained, trainable):
     from humanprompt_ros.stage1 import load_stage1
@@ -237,8 +274,21 @@ def test_proprio_hand_mask_hides_the_fingers_the_robot_lacks(stage1_checkpoint, 
     q[:, 21:24] += 0.3
     assert torch.equal(model.head.proprio_input(p), model.head.proprio_input(q))
     assert not torch.equal(model.head.proprio_input(p), model.head.proprio_input(p + 0.3))
-    with pytest.raises(ValueError, match="proprio: must be 'all' or 'hand'"):
+    with pytest.raises(ValueError, match="proprio: must be 'all', 'hand' or 'wrist'"):
         Stage2Config(data="", stage1="", proprio="arm").validate()
+
+
+def test_proprio_wrist_mask_hides_every_fingertip(stage1_checkpoint, episodes, tmp_path):
+    cfg = stage2_config(tmp_path / "run", stage1_checkpoint, proprio="wrist")
+    cfg.train.steps = 2
+    model, _ = load_policy_model(train_stage2(cfg, episodes))
+    assert model.cfg.policy.proprio_mask == [True] * 9 + [False] * 15
+    p = torch.from_numpy(episodes[0].proprio[:1].copy())
+    q = p.clone()
+    q[:, 9:] += 0.3  # fingertips (they differ between a human demo and the robot)
+    assert torch.equal(model.head.proprio_input(p), model.head.proprio_input(q))
+    q[:, :3] += 0.3  # the wrist position still counts
+    assert not torch.equal(model.head.proprio_input(p), model.head.proprio_input(q))
 
 
 def test_offline_action_error_compares_same_and_other_task_prompts(policy_checkpoint, episodes):

@@ -12,6 +12,11 @@ their task (and skill, for the prototypes):
   |z_i − z_j| with binary cross-entropy.
 
 Total (the policy adds its diffusion loss): λ₁·NT-Xent + λ₂·proto-CE + λ₃·Siamese.
+
+Beyond SPEC's three terms, :func:`paired_nt_xent` (weight λ₄ ``align_weight``, 0 = off) is NT-Xent on
+*paired* embeddings: a[i]'s only positive is b[i], every other b[j] a negative. Stage 2 feeds it the
+same moment of the same task in the same scene seen by both embodiments, so the current-frame tokens
+learn to ignore which hand is in view (``humanprompt_ros/stage2.py``, ``pdcp.align_pairs``).
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ class PDCPConfig:
     proto_temperature: float = 0.1
     siamese: str = "cosine_margin"  # or "mlp"
     siamese_margin: float = 0.5  # cosine distance beyond which different tasks stop being pushed
+    align_weight: float = 0.0  # λ₄: paired cross-embodiment NT-Xent on the current-frame tokens (0 = off)
+    align_temperature: float = 0.1
 
     def validate(self) -> None:
-        if min(self.nt_xent_weight, self.proto_weight, self.siamese_weight) < 0:
+        if min(self.nt_xent_weight, self.proto_weight, self.siamese_weight, self.align_weight) < 0:
             raise ValueError("nt_xent_weight: loss weights must be >= 0")
-        if self.nt_xent_temperature <= 0 or self.proto_temperature <= 0:
+        if min(self.nt_xent_temperature, self.proto_temperature, self.align_temperature) <= 0:
             raise ValueError("nt_xent_temperature: temperatures must be > 0")
         if self.siamese not in ("cosine_margin", "mlp"):
             raise ValueError(f"siamese: must be cosine_margin or mlp, got {self.siamese!r}")
@@ -58,6 +65,16 @@ def nt_xent(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.
         return z.sum() * 0.0
     per_anchor = -(log_prob.masked_fill(~pos, 0.0)).sum(1)[has] / n_pos[has]
     return per_anchor.mean()
+
+
+def paired_nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent on pairs: a, b (P, D) → scalar. Row i of a and row i of b are positives, every other
+    row of the other side a negative; symmetric (a→b and b→a), cosine similarity / τ. 0 for P < 2."""
+    if a.shape[0] < 2:
+        return (a.sum() + b.sum()) * 0.0
+    logits = F.normalize(a, dim=-1, eps=1e-8) @ F.normalize(b, dim=-1, eps=1e-8).T / temperature
+    target = torch.arange(a.shape[0], device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
 def siamese_margin(z: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
