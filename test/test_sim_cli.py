@@ -79,6 +79,16 @@ def test_generate_respects_human_only_skills(tmp_path):
     assert out.returncode == 1 and "nothing to generate" in out.stderr  # knock_over is human-only
 
 
+def test_generate_past_the_split_needs_a_seed(tmp_path):
+    many = run("generate", "--out", str(tmp_path), "--tasks", "knock_over", "--episodes", "41", "--quiet")
+    assert many.returncode == 2 and "the train split has 40 seeds" in many.stderr and "--seed" in many.stderr
+    assert not any(tmp_path.iterdir())  # nothing half-written
+    out = run("generate", "--out", str(tmp_path), "--tasks", "knock_over", "--embodiment", "human", "--seed", "500",
+              "--episodes", "2", "--workers", "1", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert sorted(e.seed for e in iter_episodes(tmp_path)) == [500, 501]
+
+
 def test_render_writes_side_by_side_video(tmp_path):
     path = tmp_path / "side.mp4"
     out = run("render", "--task", "press_button", "--seed", "1", "--out", str(path), "--size", "96")

@@ -112,10 +112,16 @@ def cmd_generate(args) -> int:
         args.crf = load_sim_config().video_crf
     split = getattr(bench.seeds, args.split)
     seeds = split.seeds()
-    if args.episodes is not None:
-        seeds = seeds[:args.episodes]
+    n = len(seeds) if args.episodes is None else args.episodes
+    if n < 1:
+        raise ValueError(f"--episodes {n}: at least 1")
     if args.seed is not None:
-        seeds = list(range(args.seed, args.seed + len(seeds)))
+        seeds = list(range(args.seed, args.seed + n))
+    elif n > len(seeds):
+        raise ValueError(f"--episodes {n}: the {args.split} split has {len(seeds)} seeds "
+                         f"({seeds[0]}..{seeds[-1]}); pass --seed to generate past them")
+    else:
+        seeds = seeds[:n]
     jobs = []
     for f in task_files(args.tasks):
         task = load_task(f)
@@ -341,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tasks", default=None, help="task YAML, directory, path glob or name glob (default: all)")
     g.add_argument("--embodiment", choices=["robot", "human", "both"], default="both")
     g.add_argument("--split", choices=["train", "heldout"], default="train", help="seed range of config/benchmark.yaml")
-    g.add_argument("--episodes", type=int, default=None, help="episodes per task and embodiment (default: the split's count)")
+    g.add_argument("--episodes", type=int, default=None, help="episodes per task and embodiment (default: the split's count; more needs --seed)")
     g.add_argument("--seed", type=int, default=None, help="first seed (overrides the split's start)")
     g.add_argument("--all-robot", action="store_true", help="also robot episodes of the human-only skills")
     g.add_argument("--workers", type=int, default=workers)
