@@ -42,7 +42,7 @@ def resolve_package_uri(uri: str) -> Path:
             if candidate.exists():
                 return candidate
             tried.append(str(candidate))
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # OSError: AMENT_PREFIX_PATH unset (a venv not activated)
             pass
     except ImportError:
         pass

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,9 +11,9 @@ import numpy as np
 from humanprompt_ros.data import iter_episodes, read_video
 
 
-def run(*args, timeout=300):
+def run(*args, timeout=300, env=None):
     return subprocess.run([sys.executable, "-m", "humanprompt_ros.cli.sim", *args], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def test_eval_json_last_line_contract(tmp_path):
@@ -56,6 +57,16 @@ def test_eval_replay_and_bad_arguments():
     assert json.loads(out.stdout.strip().splitlines()[-1])["skills"]["open_drawer"]["episodes"] == 1
     bad = run("eval", "--policy", "nope", "--tasks", "open_drawer", "--episodes", "1", "--workers", "1")
     assert bad.returncode == 2 and "unknown policy 'nope'" in bad.stderr
+
+
+def test_runs_without_an_activated_environment():
+    """The venv's commands called by path, with nothing exported (no MUJOCO_GL, DISPLAY or
+    AMENT_PREFIX_PATH): rendering falls back to OSMesa and the hand's URDF still resolves."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "AMENT_PREFIX_PATH")}
+    out = run("eval", "--policy", "replay", "--prompt-seed", "same", "--tasks", "open_drawer", "--episodes", "1",
+              "--workers", "1", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["skills"]["open_drawer"]["success"] == 1.0
 
 
 def test_generate_writes_a_dataset(tmp_path):

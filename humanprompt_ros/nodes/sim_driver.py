@@ -53,7 +53,6 @@ The robot stays live after that (commands still move it) until the next reset.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -63,10 +62,6 @@ import numpy as np
 from ..nodes.config_b import SimDriverConfig
 from ..sim.env import mat_from_quat, quat_from_mat, rotate_toward, slerp
 from ..nodes.runtime import StartupError, run_node
-
-
-if not os.environ.get("MUJOCO_GL") and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "osmesa"  # offscreen rendering on a headless machine (set before mujoco loads)
 
 
 def resolve_task(value: str) -> Path:

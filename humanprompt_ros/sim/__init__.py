@@ -8,6 +8,12 @@ MuJoCo, e.g. on a training machine that only has the dataset.
 """
 
 import importlib
+import os
+
+# MuJoCo picks its GL backend when it is imported: on a headless machine, offscreen OSMesa (a
+# package's submodules load after this file, so every entry point that simulates gets it).
+if not os.environ.get("MUJOCO_GL") and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "osmesa"
 
 _WHERE = {"EMBODIMENTS": "env", "Observation": "env", "SimEnv": "env", "home_action": "env",
           "EpisodeRecord": "runner", "expert_episode": "runner", "run_episode": "runner",
