@@ -71,11 +71,18 @@ class PolicyModelConfig:
 
 
 class Normalizer(nn.Module):
-    """Per-dimension affine normalisation fitted on data; constant dimensions pass through."""
+    """Per-dimension affine normalisation fitted on data.
 
-    def __init__(self, dim: int, min_std: float = 1e-4):
+    A constant dimension (std <= 1e-4 in the data) gets ``constant_std``: 1 passes it through unscaled
+    (right for an input, where a small deviation at test time must not be blown up); a small value
+    suits an output, where whatever the model leaves unexplained there is scaled down, not put out in
+    raw units (a unit of sampling noise on the robot's constant wrist rotation would be a unit of
+    rotation).
+    """
+
+    def __init__(self, dim: int, min_std: float = 1e-4, constant_std: float = 1.0):
         super().__init__()
-        self.min_std = min_std
+        self.min_std, self.constant_std = min_std, constant_std
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
 
@@ -85,10 +92,10 @@ class Normalizer(nn.Module):
         flat = data.reshape(-1, data.shape[-1]).float()
         self.mean.copy_(flat.mean(0))
         std = flat.std(0)
-        # A constant dimension (std <= 1e-4) passes through unscaled; any other is divided by at least
-        # min_std, so a little jitter is not blown up to unit size (the human wrist's 0.001 rotation noise
-        # against the robot's exact constant would otherwise become a loud embodiment signal).
-        std = torch.where(std > 1e-4, std.clamp_min(self.min_std), torch.ones_like(std))
+        # Any non-constant dimension is divided by at least min_std, so a little jitter is not blown up
+        # to unit size (the human wrist's 0.001 rotation noise against the robot's exact constant would
+        # otherwise become a loud embodiment signal).
+        std = torch.where(std > 1e-4, std.clamp_min(self.min_std), torch.full_like(std, self.constant_std))
         self.std.copy_(std)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,7 +141,7 @@ class DiffusionPolicyHead(nn.Module):
 
         self.cfg = cfg
         self.denoiser = ActionDenoiser(cfg, cond_dim)
-        self.action_norm = Normalizer(cfg.action_dim, cfg.min_std)
+        self.action_norm = Normalizer(cfg.action_dim, cfg.min_std, constant_std=cfg.min_std)
         self.proprio_norm = Normalizer(cfg.proprio_dim, cfg.min_std)
         keep = torch.tensor(cfg.proprio_mask, dtype=torch.float32) if cfg.proprio_mask else None
         self.register_buffer("proprio_keep", keep, persistent=False)  # from the config, not the weights
