@@ -19,7 +19,7 @@ def test_normalizer_round_trip_and_constant_dims():
 
 def test_a_constant_action_dimension_stays_constant_in_samples():
     """The robot's wrist rotation never changes in its demos: whatever an (here untrained) denoiser puts
-    into such a dimension is scaled by min_std on the way out, not emitted in raw units."""
+    into such a dimension, the head emits exactly the constant, not noise in raw units."""
     from dataclasses import replace
 
     torch.manual_seed(0)
@@ -27,13 +27,24 @@ def test_a_constant_action_dimension_stays_constant_in_samples():
     actions = torch.randn(50, 6)
     actions[:, 3] = 1.0  # constant
     head.fit_normalizers([actions], [torch.randn(51, 6)])
-    assert float(head.action_norm.std[3]) == pytest.approx(0.01) and float(head.proprio_norm.std[0]) > 0.5
+    assert head.action_norm.constant.tolist() == [False, False, False, True, False, False]
     out = head.sample(torch.randn(8, 3, 8), torch.randn(8, 6))
-    assert (out[..., 3] - 1.0).abs().max() <= 5 * 0.01 + 1e-6  # clip_sample_range 5, in units of std
+    assert torch.equal(out[..., 3], torch.ones_like(out[..., 3]))
     assert (out[..., 0] - float(head.action_norm.mean[0])).abs().max() > 0.1  # the others are not squeezed
-    inputs = Normalizer(2)  # an input's constant dimension still passes through
+    assert torch.equal(head.action_norm.normalize(actions)[:, 3], torch.zeros(50))
+    inputs = Normalizer(2)  # an input's constant dimension passes its deviations through unscaled
     inputs.fit(torch.tensor([[1.0, 0.0], [1.0, 2.0]]))
     assert float(inputs.std[0]) == 1.0
+    assert inputs.normalize(torch.tensor([[1.5, 1.0]]))[0, 0] == pytest.approx(0.5)
+
+
+def test_a_checkpoint_from_before_the_constant_mask_keeps_its_behaviour():
+    """Old state dicts have no ``constant`` buffer: they load with nothing held and their stored std."""
+    old = {"mean": torch.tensor([0.0, 1.0]), "std": torch.tensor([2.0, 0.01])}
+    n = Normalizer(2, hold_constant=True)
+    n.load_state_dict(old)
+    assert not n.constant.any()
+    assert torch.allclose(n.unnormalize(torch.tensor([[1.0, 1.0]])), torch.tensor([[2.0, 1.01]]))
 
 
 def test_masked_dimensions_do_not_count():
@@ -104,7 +115,6 @@ def test_relative_head_anchors_the_chunk_to_the_proprio():
     la = head.loss(cond, proprio, actions[:, :4])
     torch.manual_seed(2)
     lb = head.loss(cond, proprio + shift, actions[:, :4] + shift[:, None])
-    # (the offsets are constant here, so their float32 round-off is divided by min_std)
-    assert torch.allclose(la, lb, atol=1e-4)
+    assert torch.allclose(la, lb, atol=1e-6)
     with pytest.raises(ValueError, match="relative: needs the 24-D"):
         PolicyModelConfig(action_dim=6, proprio_dim=6, relative=True).validate()

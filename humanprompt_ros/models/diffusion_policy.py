@@ -73,18 +73,24 @@ class PolicyModelConfig:
 class Normalizer(nn.Module):
     """Per-dimension affine normalisation fitted on data.
 
-    A constant dimension (std <= 1e-4 in the data) gets ``constant_std``: 1 passes it through unscaled
-    (right for an input, where a small deviation at test time must not be blown up); a small value
-    suits an output, where whatever the model leaves unexplained there is scaled down, not put out in
-    raw units (a unit of sampling noise on the robot's constant wrist rotation would be a unit of
-    rotation).
+    A constant dimension (std <= 1e-4 in the data) is marked in ``constant``. By default it passes
+    through unscaled (std 1: right for an input, where a small deviation at test time must not be
+    blown up). With ``hold_constant`` (an output) it is held at its mean exactly: it normalises to 0
+    and unnormalises to the mean whatever the model puts there, so sampling noise on the robot's
+    constant wrist rotation is never emitted as rotation, and float round-off in it is not amplified.
+    A checkpoint saved before ``constant`` existed loads with no dimension marked (its old behaviour).
     """
 
-    def __init__(self, dim: int, min_std: float = 1e-4, constant_std: float = 1.0):
+    def __init__(self, dim: int, min_std: float = 1e-4, hold_constant: bool = False):
         super().__init__()
-        self.min_std, self.constant_std = min_std, constant_std
+        self.min_std, self.hold_constant = min_std, hold_constant
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
+        self.register_buffer("constant", torch.zeros(dim, dtype=torch.bool))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 (torch's signature)
+        state_dict.setdefault(prefix + "constant", torch.zeros_like(self.constant))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def fit(self, data: torch.Tensor) -> None:
@@ -92,17 +98,19 @@ class Normalizer(nn.Module):
         flat = data.reshape(-1, data.shape[-1]).float()
         self.mean.copy_(flat.mean(0))
         std = flat.std(0)
+        self.constant.copy_(std <= 1e-4)
         # Any non-constant dimension is divided by at least min_std, so a little jitter is not blown up
         # to unit size (the human wrist's 0.001 rotation noise against the robot's exact constant would
         # otherwise become a loud embodiment signal).
-        std = torch.where(std > 1e-4, std.clamp_min(self.min_std), torch.full_like(std, self.constant_std))
-        self.std.copy_(std)
+        self.std.copy_(torch.where(self.constant, torch.ones_like(std), std.clamp_min(self.min_std)))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        y = (x - self.mean) / self.std
+        return y.masked_fill(self.constant, 0.0) if self.hold_constant else y
 
     def unnormalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std + self.mean
+        y = x * self.std + self.mean
+        return torch.where(self.constant, self.mean, y) if self.hold_constant else y
 
 
 class ActionDenoiser(nn.Module):
@@ -141,7 +149,7 @@ class DiffusionPolicyHead(nn.Module):
 
         self.cfg = cfg
         self.denoiser = ActionDenoiser(cfg, cond_dim)
-        self.action_norm = Normalizer(cfg.action_dim, cfg.min_std, constant_std=cfg.min_std)
+        self.action_norm = Normalizer(cfg.action_dim, cfg.min_std, hold_constant=True)
         self.proprio_norm = Normalizer(cfg.proprio_dim, cfg.min_std)
         keep = torch.tensor(cfg.proprio_mask, dtype=torch.float32) if cfg.proprio_mask else None
         self.register_buffer("proprio_keep", keep, persistent=False)  # from the config, not the weights
