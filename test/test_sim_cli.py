@@ -59,6 +59,22 @@ def test_eval_replay_and_bad_arguments():
     assert bad.returncode == 2 and "unknown policy 'nope'" in bad.stderr
 
 
+def test_eval_with_a_mismatched_prompt():
+    """--prompt-task: the prompt shows another task, success is judged on the episode's own. Replaying a
+    demonstration of the same scene succeeds; replaying one of another task does not."""
+    base = ("eval", "--policy", "replay", "--prompt-seed", "same", "--tasks", "press_button", "--episodes", "2",
+            "--workers", "1", "--json")
+    own, other = run(*base), run(*base, "--policy", "scripted", "--prompt-task", "rotate_lever")
+    assert own.returncode == 0 and other.returncode == 0, own.stderr + other.stderr
+    assert json.loads(own.stdout.strip().splitlines()[-1])["skills"]["press_button"]["success"] == 1.0
+    result = json.loads(other.stdout.strip().splitlines()[-1])
+    assert result["prompt_task"] == "rotate_lever"
+    assert result["policies"]["replay"]["skills"]["press_button"] == {"success": 0.0, "episodes": 2}
+    assert result["policies"]["scripted"]["skills"]["press_button"]["success"] == 1.0  # it ignores the prompt
+    many = run("eval", "--policy", "replay", "--tasks", "press_button", "--episodes", "1", "--prompt-task", "p*")
+    assert many.returncode == 2 and "name exactly one" in many.stderr
+
+
 def test_runs_without_an_activated_environment():
     """The venv's commands called by path, with nothing exported (no MUJOCO_GL, DISPLAY or
     AMENT_PREFIX_PATH): rendering falls back to OSMesa and the hand's URDF still resolves."""

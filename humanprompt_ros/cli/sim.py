@@ -238,6 +238,7 @@ def markdown_table(rows: dict[str, dict]) -> str:
 
 def cmd_eval(args) -> int:
     from ..sim.runner import eval_job
+    from ..sim.tasks import task_files
 
     rows = parse_policies(args.policy)
     bench = load_benchmark(args.benchmark)
@@ -249,7 +250,13 @@ def cmd_eval(args) -> int:
     kwargs = json.loads(args.policy_args) if args.policy_args else {}
     size = max(1, min(args.chunk, -(-len(seeds) // max(1, args.workers))))
     policies = list(rows.items())
-    jobs = [(policies, str(f), args.embodiment, chunk, args.prompt_seed, kwargs, args.save_dir)
+    prompt_task = None
+    if args.prompt_task:
+        matches = task_files(args.prompt_task)
+        if len(matches) != 1:
+            raise ValueError(f"--prompt-task {args.prompt_task!r} names {len(matches)} tasks; name exactly one")
+        prompt_task = str(matches[0])
+    jobs = [(policies, str(f), args.embodiment, chunk, args.prompt_seed, kwargs, args.save_dir, prompt_task)
             for f in files for chunk in _chunks(seeds, size)]
     results: dict[str, list[dict]] = {name: [] for name in rows}
     bar = _tqdm(total=len(rows) * len(files) * len(seeds), desc=f"eval {', '.join(rows)}", unit="ep",
@@ -268,12 +275,15 @@ def cmd_eval(args) -> int:
             pool.join()
     table = {name: summarize(results[name], bench) for name in rows}
     header = (f"embodiment {args.embodiment}  split {args.split}  seeds {args.seed}..{args.seed + args.episodes - 1}"
-              f"  prompts: human demos at {'the same seed' if args.prompt_seed == 'same' else 'other held-out seeds'}")
+              f"  prompts: human demos{' of ' + args.prompt_task if args.prompt_task else ''} at "
+              f"{'the same seed' if args.prompt_seed == 'same' else 'other held-out seeds'}")
     if len(rows) == 1:
         result = next(iter(table.values()))
     else:
         result = {"policies": table, "split": args.split, "embodiment": args.embodiment,
                   "seeds": [seeds[0], seeds[-1]], "prompt_seed": args.prompt_seed}
+        if args.prompt_task:
+            result["prompt_task"] = args.prompt_task
     if args.out:  # the file also lists every episode's outcome, e.g. to compare runs seed by seed
         episodes = {name: sorted(({"task": r["task"], "seed": r["seed"], "success": r["success"]} for r in rs),
                                  key=lambda e: (e["task"], e["seed"])) for name, rs in results.items()}
@@ -379,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--prompt-seed", choices=["same", "other"], default="other",
                    help="prompt = a human demo of the episode's task at another held-out seed (default; never "
                         "a training scene) or at the same seed (the same scene)")
+    e.add_argument("--prompt-task", default=None,
+                   help="prompt every episode with a human demo of this task instead of its own (a mismatched "
+                        "prompt: does the policy follow the prompt or the scene?); success is judged on the "
+                        "episode's own task")
     e.add_argument("--policy-args", default=None, help="JSON object of extra policy arguments")
     e.add_argument("--workers", type=int, default=workers)
     e.add_argument("--chunk", type=int, default=10, help="max episodes per worker job")

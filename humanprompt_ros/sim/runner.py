@@ -190,15 +190,18 @@ def prompt_seed(seed: int, mode: str) -> int:
 
 @_picklable_errors
 def eval_job(args: tuple) -> list[dict[str, Any]]:
-    """Worker: (policies [(name, spec)], task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir)
-    → one result dict per (policy, episode).
+    """Worker: (policies [(name, spec)], task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir,
+    prompt_task_path) → one result dict per (policy, episode).
 
-    Every policy sees the same scenes and the same prompt per seed (generated once per seed).
+    Every policy sees the same scenes and the same prompt per seed (generated once per seed). The prompt
+    demonstrates the episode's own task, or ``prompt_task_path``'s task when given (a mismatched prompt:
+    does the policy follow the prompt or the scene?); success is always judged on the episode's task.
     """
     from ..policy import make_policy
 
-    policies, task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir = args
+    policies, task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir, prompt_task_path = args
     task = load_task(task_path)
+    prompt_task = load_task(prompt_task_path) if prompt_task_path else task
     specs = [spec for _, spec in policies]
     # the simple backends ignore the camera: skip rendering for them (4x faster)
     env = SimEnv(task, embodiment, render=any(spec not in FRAME_FREE_POLICIES for spec in specs))
@@ -219,12 +222,12 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
             prompt = None
             for name, spec, policy in built:
                 if spec not in PROMPTLESS_POLICIES and prompt is None:
-                    # the prompt: a human demonstration of the same task (same scene or another one), as
+                    # the prompt: a human demonstration of the task (same scene or another one), as
                     # a video file gives it (the codec's artefacts included), like the training prompts
                     # and a prompt set through ROS
                     if prompt_env is None:
-                        prompt_env = SimEnv(task, "human", render=wants_video)
-                    demo = expert_episode(task, "human", prompt_seed(seed, prompt_mode), env=prompt_env)
+                        prompt_env = SimEnv(prompt_task, "human", render=wants_video)
+                    demo = expert_episode(prompt_task, "human", prompt_seed(seed, prompt_mode), env=prompt_env)
                     prompt = demo.to_episode(crf=prompt_env.cfg.video_crf if wants_video else None)
                 rec = run_episode(env, policy, seed, prompt=None if spec in PROMPTLESS_POLICIES else prompt,
                                   policy_name=spec, record_frames=bool(save_dir))
