@@ -215,6 +215,20 @@ class RosProcess:
                 self._lines.wait(min(left, 0.1))
         raise AssertionError(f"{self.name}: no {event!r} event within {timeout:.0f} s\n{self.log()}")
 
+    def wait_for_log(self, text: str, timeout: float) -> float:
+        """Wait until ``text`` appears in either stream; the monotonic time it was seen. AssertionError on
+        timeout or early exit."""
+        deadline = time.monotonic() + timeout
+        with self._lines:
+            while True:
+                if any(text in line for line in self._stdout + self._stderr):
+                    return time.monotonic()
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not any(t.is_alive() for t in self._readers)):
+                    break
+                self._lines.wait(min(left, 0.1))
+        raise AssertionError(f"{self.name}: {text!r} not logged within {timeout:.0f} s\n{self.log()}")
+
     def close_stdin(self) -> None:
         """Closing stdin is the helpers' polite 'stop' signal."""
         if self.proc.stdin and not self.proc.stdin.closed:

@@ -337,10 +337,10 @@ def test_policy_node_over_dds(tmp_path):
             assert (len(times) - 1) / (times[-1] - times[0]) < 25
             # camera stops: targets stop (the chunk does not advance); it returns: continue where it stopped
             feeding.clear()
-            t_stop = time.monotonic()
-            time.sleep(0.8)
-            late = [t for t, _ in targets.since(t_stop + 0.25 + 0.1)]
-            assert not late, f"{len(late)} targets with a stale camera"
+            time.sleep(0.8)  # max_observation_age is 0.25 s; the rest is slack for a loaded machine
+            n_paused = len(targets)
+            time.sleep(0.6)
+            assert len(targets) == n_paused, f"{len(targets) - n_paused} targets with a stale camera"
             n_before = len(targets)
             x_last = pose_array_to_action(targets.last()[1]).wrist_pos[0]
             feeding.set()
@@ -349,9 +349,11 @@ def test_policy_node_over_dds(tmp_path):
             assert x_next == pytest.approx(x_last + 0.001)
             # clear: stop at once; a new prompt starts at its first action
             prompt_pub.publish(String(data=json.dumps({"id": ""})))
-            t_clear = time.monotonic()
-            time.sleep(0.5)
-            assert not targets.since(t_clear + 0.1)
+            # timed from the node's own word that it cleared, not from the publish: on a loaded machine the
+            # clear itself can take a while to arrive; a target already on the wire may still land just after
+            t_clear = node.wait_for_log("prompt cleared: stopping", 10)
+            time.sleep(0.6)
+            assert not targets.since(t_clear + 0.25), node.log()
             prompt_pub.publish(String(data=json.dumps({"id": "ep@2", "path": str(ep)})))
             t_new = time.monotonic()
             peer.wait_until(lambda: targets.since(t_new), 10, "targets for the new prompt")
