@@ -50,7 +50,7 @@ def test_demo_completes_a_task_from_a_human_prompt(tmp_path):
                    "--timeout", "240", "--require-success", env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {**result, "task": "press_button", "policy": "replay", "success": True}
+    assert result == {**result, "task": "knock_over", "policy": "replay", "success": True}
     assert result["prompt_seed"] == result["seed"] and result["checkpoint"] is None
     assert "humanprompt-prompt set" in out.stdout
 
@@ -67,7 +67,7 @@ def test_the_readme_default_runs_the_shipped_learned_policy(tmp_path):
         out = demo("--domain-id", str(domain), "--prompt-dir", str(tmp_path / "prompts"), "--timeout", "240", env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["policy"] == "checkpoint" and result["task"] == "press_button"
+    assert result["policy"] == "checkpoint" and result["task"] == "knock_over"
     assert result["checkpoint"] == str(shipped) and result["prompt_seed"] != result["seed"]
     assert isinstance(result["success"], bool) and result["steps"] > 0
     assert "outcome: " in out.stdout and "humanprompt-prompt set" in out.stdout

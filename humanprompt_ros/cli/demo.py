@@ -1,6 +1,6 @@
 """``humanprompt-demo``: the main job on the embedded default, end to end through ROS 2.
 
-By default the simulated Allegro hand performs a *human-only* skill (``press_button``: the robot
+By default the simulated Allegro hand performs a *human-only* skill (``knock_over``: the robot
 never saw it done in its training data) with the learned policy (``models/policy.safetensors``),
 prompted by a human demonstration recorded in *another* scene than the one it acts in (the prompt's
 seed is the scene's seed + 7,000,000, the rule of ``humanprompt-sim eval``; both are held out from training).
@@ -36,8 +36,11 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_TASK = "press_button"  # a human-only skill (config/benchmark.yaml human_only_skills)
-DEFAULT_SEED = 1_000_000  # a held-out seed (config/benchmark.yaml)
+DEFAULT_TASK = "knock_over"  # a human-only skill (config/benchmark.yaml human_only_skills)
+# A held-out seed (config/benchmark.yaml): the first held-out scene in which the shipped policy completes
+# knock_over, chosen so that the first run shows the skill. Over 80 held-out scenes it completes 27 (34%;
+# models/README.md): other seeds (--seed) fail about two times in three.
+DEFAULT_SEED = 1_000_005
 POLICIES = ("checkpoint", "replay")
 
 
