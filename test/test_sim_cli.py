@@ -124,3 +124,40 @@ def test_render_writes_side_by_side_video(tmp_path):
     assert video.shape[1] == 96 and video.shape[2] > 2 * 96 and len(video) > 10
     left, right = video[-1, :, :96].astype(float), video[-1, :, -96:].astype(float)
     assert np.abs(left - right).mean() > 3  # two different hands
+
+
+def test_table_merges_eval_files_and_refuses_overlaps(tmp_path):
+    """humanprompt-sim table: several ``eval --out`` files (more seeds, more policies) → one table of counts;
+    an episode given twice, or files evaluated differently, are refused with the file named."""
+    def evaluate(name, *args):
+        out = run("eval", "--tasks", "press_button,rotate_lever", "--episodes", "1", "--workers", "1",
+                  "--out", str(tmp_path / name), *args)
+        assert out.returncode == 0, out.stderr
+        return str(tmp_path / name)
+
+    a = evaluate("a.json", "--policy", "expert=scripted", "--policy", "noop", "--seed", "7")
+    b = evaluate("b.json", "--policy", "expert=scripted", "--policy", "noop", "--seed", "8")
+    c = evaluate("c.json", "--policy", "scripted", "--seed", "7")
+    assert json.loads(open(c).read())["embodiment"] == "robot"  # a single-policy file keeps its settings too
+    out = run("table", a, b, f"expert2={c}")
+    assert out.returncode == 0, out.stderr
+    assert "| policy | press_button | rotate | seen | human-only | all |" in out.stdout
+    assert "| expert | 2/2 | 2/2 | 2/2 = 1.00 (0.34–1.00) | 2/2 = 1.00 (0.34–1.00) | 4/4 = 1.00 (0.51–1.00) |" in out.stdout
+    assert "| noop | 0/2 | 0/2 | 0/2 = 0.00 (0.00–0.66) |" in out.stdout
+    assert "| expert2 | 1/1 | 1/1 |" in out.stdout and "do not cover the same episodes" in out.stdout
+    js = json.loads(run("table", a, b, "--json").stdout.strip().splitlines()[-1])
+    assert js["policies"]["expert"]["skills"]["rotate"] == {"success": 1.0, "episodes": 2}
+    assert js["episodes"] == {"expert": 4, "noop": 4}
+
+    twice = run("table", a, a)
+    assert twice.returncode == 2 and "also in" in twice.stderr and "overlapping seed ranges" in twice.stderr
+    human = evaluate("h.json", "--policy", "scripted", "--seed", "9", "--embodiment", "human")
+    mixed = run("table", c, human)
+    assert mixed.returncode == 2 and "embodiment 'human'" in mixed.stderr and c in mixed.stderr
+    (tmp_path / "line.json").write_text(json.dumps({"skills": {}, "mean": 0.0}))
+    bare = run("table", str(tmp_path / "line.json"))
+    assert bare.returncode == 2 and "no per-episode outcomes" in bare.stderr
+    missing = run("table", str(tmp_path / "nope.json"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    named = run("table", f"x={a}")
+    assert named.returncode == 2 and "single-policy file" in named.stderr

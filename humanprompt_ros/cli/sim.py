@@ -284,16 +284,115 @@ def cmd_eval(args) -> int:
                   "seeds": [seeds[0], seeds[-1]], "prompt_seed": args.prompt_seed}
         if args.prompt_task:
             result["prompt_task"] = args.prompt_task
-    if args.out:  # the file also lists every episode's outcome, e.g. to compare runs seed by seed
+    if args.out:  # the file also lists every episode's outcome and the settings (humanprompt-sim table merges files)
         episodes = {name: sorted(({"task": r["task"], "seed": r["seed"], "success": r["success"]} for r in rs),
                                  key=lambda e: (e["task"], e["seed"])) for name, rs in results.items()}
-        full = dict(result, episodes=episodes if len(rows) > 1 else next(iter(episodes.values())))
+        settings = {"split": args.split, "embodiment": args.embodiment, "seeds": [seeds[0], seeds[-1]],
+                    "prompt_seed": args.prompt_seed, **({"prompt_task": args.prompt_task} if args.prompt_task else {})}
+        full = dict(settings, **result, episodes=episodes if len(rows) > 1 else next(iter(episodes.values())))
         Path(args.out).write_text(json.dumps(full, indent=1) + "\n")
     if args.json:
         print(json.dumps(result))
     else:
         print(header)
         print(markdown_table(table))
+    return 0
+
+
+# settings that must agree between the files of one table (a file without one says nothing about it)
+TABLE_SETTINGS = ("embodiment", "prompt_seed", "prompt_task")
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate k/n (sound at 0 and n, unlike the normal one)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def read_eval_files(specs: list[str]) -> dict[str, dict[tuple[str, int], bool]]:
+    """``humanprompt-sim eval --out`` files → {row: {(task, seed): success}}. ``NAME=FILE`` names the row
+    of a single-policy file (default: the file's stem). The same episode in two files, or files evaluated
+    under different settings (embodiment, prompt seeds, prompt task), are refused."""
+    rows: dict[str, dict[tuple[str, int], bool]] = {}
+    source: dict[tuple[str, str, int], str] = {}
+    settings: dict[str, tuple[object, str]] = {}
+    for spec in specs:
+        name, path = spec.split("=", 1) if "=" in spec and not Path(spec).exists() else ("", spec)
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no such file (an eval result: humanprompt-sim eval --out FILE)") from None
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a JSON file ({exc})") from None
+        episodes = data.get("episodes") if isinstance(data, dict) else None
+        if episodes is None:
+            raise ValueError(f"{path}: no per-episode outcomes (the file of humanprompt-sim eval --out FILE has them; "
+                             "its printed --json line does not)")
+        if isinstance(episodes, list):
+            episodes = {name or Path(path).stem: episodes}
+        elif name:
+            raise ValueError(f"{spec}: NAME= names the row of a single-policy file; {path} has the rows "
+                             f"{', '.join(episodes)}")
+        for key in TABLE_SETTINGS:
+            value = data.get(key)
+            if value is None:
+                continue
+            seen_value, seen_in = settings.setdefault(key, (value, path))
+            if value != seen_value:
+                raise ValueError(f"{path}: {key} {value!r}, but {seen_in} has {seen_value!r}: one table compares "
+                                 "episodes evaluated the same way")
+        for row, outcomes in episodes.items():
+            got = rows.setdefault(row, {})
+            for e in outcomes:
+                key = (str(e["task"]), int(e["seed"]))
+                if key in got:
+                    raise ValueError(f"{path}: {row}'s {key[0]} seed {key[1]} is also in {source[(row, *key)]} "
+                                     "(overlapping seed ranges): give each episode once")
+                got[key] = bool(e["success"])
+                source[(row, *key)] = path
+    return rows
+
+
+def cmd_table(args) -> int:
+    from ..sim.tasks import load_task, task_files
+
+    bench = load_benchmark(args.benchmark)
+    skill_of = {t.name: t.skill for t in map(load_task, task_files(None))}
+    rows = read_eval_files(args.files)
+    unknown = sorted({task for got in rows.values() for task, _ in got} - set(skill_of))
+    if unknown:
+        raise ValueError(f"tasks not in config/tasks: {', '.join(unknown)}")
+    results = {row: [{"skill": skill_of[task], "success": ok} for (task, _), ok in sorted(got.items())]
+               for row, got in rows.items()}
+    if args.json:
+        print(json.dumps({"policies": {row: summarize(r, bench) for row, r in results.items()},
+                          "episodes": {row: len(r) for row, r in results.items()}}))
+        return 0
+    skills = sorted({r["skill"] for rs in results.values() for r in rs})
+    groups = [("seen", set(bench.robot_skills)), ("human-only", set(bench.human_only_skills)), ("all", set(skills))]
+    groups = [(label, group) for label, group in groups if group & set(skills)]
+    lines = ["| policy | " + " | ".join(skills + [g for g, _ in groups]) + " |", "|---" * (1 + len(skills) + len(groups)) + "|"]
+    for row, rs in results.items():
+        def count(keep: set[str]) -> tuple[int, int]:
+            picked = [r["success"] for r in rs if r["skill"] in keep]
+            return sum(picked), len(picked)
+
+        cells = ["{}/{}".format(*count({s})) if count({s})[1] else "–" for s in skills]
+        for _, group in groups:
+            k, n = count(group)
+            lo, hi = wilson_interval(k, n)
+            cells.append(f"{k}/{n} = {k / n:.2f} ({lo:.2f}–{hi:.2f})" if n else "–")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    print("successes / episodes per skill; totals with a 95% Wilson interval")
+    print("\n".join(lines))
+    covered = {row: set(got) for row, got in rows.items()}
+    if len({frozenset(c) for c in covered.values()}) > 1:
+        print("note: the rows do not cover the same episodes (" + ", ".join(f"{r}: {len(c)}" for r, c in covered.items())
+              + "); only rows over the same episodes compare exactly")
     return 0
 
 
@@ -402,6 +501,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="also write the result JSON to this file, with every episode's outcome")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
+
+    tb = sub.add_parser("table", help="one table from several eval result files (more seeds, more policies)")
+    tb.add_argument("files", nargs="+", metavar="FILE",
+                    help="humanprompt-sim eval --out files; NAME=FILE names a single-policy file's row (default: "
+                         "its stem); each episode (policy, task, seed) may appear once")
+    tb.add_argument("--benchmark", default=None, help="splits file (default config/benchmark.yaml)")
+    tb.add_argument("--json", action="store_true", help="print the eval JSON contract per policy instead")
+    tb.set_defaults(func=cmd_table)
     return p
 
 
