@@ -8,7 +8,8 @@ names the target) and the green disc's position. Trained on seeds 0..N-1 of both
 the next ``--test`` seeds: 0.5 is chance (the layout hides the task), 1.0 means the scene alone says
 which task to do, and a policy needs no prompt to pick it.
 
-    python benchmarks/probe_scene_leakage.py            # about half a minute, no rendering
+    python benchmarks/probe_scene_leakage.py                        # about half a minute, no rendering
+    python benchmarks/probe_scene_leakage.py --twin-scenes shared   # the shared layouts: chance by design
 
 Prints a table and, last, one JSON line {pair: {features: held-out accuracy}}.
 """
@@ -36,17 +37,19 @@ FEATURES = {
 }
 
 
-def layout(task, seed: int, parts: tuple[str, ...]) -> list[float]:
-    """What the first frame shows of ``task``'s scene at ``seed``, in an order that does not name the target."""
-    inst = sample_instance(task, seed)
+def layout(task, seed: int, parts: tuple[str, ...], twin=None) -> list[float]:
+    """What the first frame shows of ``task``'s scene at ``seed`` (shared with ``twin`` when given), in an
+    order that does not name the target."""
+    inst = sample_instance(task, seed, twin=twin)
     out: list[float] = []
     for o in sorted(inst.objects, key=lambda o: (o.kind, float(np.max(o.size)))):
         if "pos" in parts:
             out += [float(v) for v in o.pos[:2]]
         if "size" in parts:
             out += [float(v) for v in np.ravel(o.size)]
-    if "disc" in parts:
-        out += [0.0, 0.0] if inst.goal_xy is None else [float(v) for v in inst.goal_xy]
+    if "disc" in parts:  # every green disc the frame shows (a shared scene shows both twins')
+        discs = inst.extra.get("discs", [] if inst.goal_xy is None else [(inst.goal_xy, 0.0)])
+        out += [float(v) for xy, _ in discs for v in xy] or [0.0, 0.0]
     return out
 
 
@@ -73,6 +76,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train", type=int, default=1000, help="training seeds per task (0..N-1)")
     parser.add_argument("--test", type=int, default=400, help="held-out seeds per task (N..N+test-1)")
+    parser.add_argument("--twin-scenes", choices=("own", "shared"), default="own",
+                        help="own: each task's own layouts (config/sim.yaml's default); shared: one layout per seed")
     args = parser.parse_args()
 
     pairs = sorted({tuple(sorted(p)) for p in twin_tasks().items()})
@@ -83,11 +88,12 @@ def main() -> int:
         result[f"{a} / {b}"] = {}
         for label, parts in FEATURES.items():
             # seed-major order, so the first 2 * train rows are the training seeds of both tasks
-            x = np.array([layout(t, s, parts) for s in seeds for t in tasks])
+            twin = {0: tasks[1], 1: tasks[0]} if args.twin_scenes == "shared" else {0: None, 1: None}
+            x = np.array([layout(t, s, parts, twin[i]) for s in seeds for i, t in enumerate(tasks)])
             y = np.array([i for _ in seeds for i in (0, 1)])
             result[f"{a} / {b}"][label] = round(held_out_accuracy(x, y, 2 * args.train), 3)
-    print(f"telling a twin pair's tasks apart from the scene layout (held-out accuracy; chance 0.5; "
-          f"{args.train} training and {args.test} held-out seeds per task)")
+    print(f"telling a twin pair's tasks apart from the scene layout, twin scenes {args.twin_scenes} (held-out "
+          f"accuracy; chance 0.5; {args.train} training and {args.test} held-out seeds per task)")
     print("| twin pair | " + " | ".join(FEATURES) + " |")
     print("|---" * (len(FEATURES) + 1) + "|")
     for pair, accs in result.items():

@@ -32,3 +32,11 @@ def test_the_probe_runs_on_the_twin_tasks():
     assert set(result) == {"knock_over / pull_puck", "pick_place / push_box", "press_button / rotate_lever"}
     for accs in result.values():
         assert len(accs) == 4 and all(0.0 <= a <= 1.0 for a in accs.values())
+
+
+def test_shared_twin_scenes_leave_only_chance():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "probe_scene_leakage.py"), "--train", "80",
+                          "--test", "40", "--twin-scenes", "shared"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for accs in json.loads(out.stdout.strip().splitlines()[-1]).values():
+        assert all(a == 0.5 for a in accs.values()), accs  # the same scene for both tasks: nothing to tell apart

@@ -154,6 +154,10 @@ def test_table_merges_eval_files_and_refuses_overlaps(tmp_path):
     human = evaluate("h.json", "--policy", "scripted", "--seed", "9", "--embodiment", "human")
     mixed = run("table", c, human)
     assert mixed.returncode == 2 and "embodiment 'human'" in mixed.stderr and c in mixed.stderr
+    shared = evaluate("s.json", "--policy", "scripted", "--seed", "9", "--twin-scenes", "shared")
+    assert json.loads(open(shared).read())["twin_scenes"] == "shared"
+    mixed = run("table", c, shared)
+    assert mixed.returncode == 2 and "twin_scenes 'shared'" in mixed.stderr
     (tmp_path / "line.json").write_text(json.dumps({"skills": {}, "mean": 0.0}))
     bare = run("table", str(tmp_path / "line.json"))
     assert bare.returncode == 2 and "no per-episode outcomes" in bare.stderr

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from humanprompt_ros.config import ConfigError
+from humanprompt_ros.paths import config_path
 from humanprompt_ros.sim.tasks import SKILLS, load_task, load_tasks, sample_instance, task_files
 
 GOOD = textwrap.dedent("""\
@@ -122,5 +123,55 @@ def test_twin_scenes_pair_each_human_only_skill_with_a_robot_skill():
                                 for o in t.config.objects.values())
         for (kind, colors, low, high), (kind2, colors2, low2, high2) in zip(look(tasks[a]), look(tasks[b])):
             assert (kind, colors) == (kind2, colors2), (a, b)
-            # size ranges overlap (push_box's box may be 2 mm taller than pick_place's cube)
+            # size ranges overlap (push_box's box may be 2 mm taller than pick_place's)
             assert all(max(lo, lo2) < min(hi, hi2) + 1e-9 for lo, hi, lo2, hi2 in zip(low, high, low2, high2)), (a, b)
+
+
+def test_shared_twin_scenes_are_one_scene_for_both_twins():
+    """twin_scenes: shared draws one layout per seed for a task and its twin: identical first frames (so only
+    the prompt says which is asked), each task keeping its own goal, and both experts succeed in it; the
+    own layouts (the default) differ between twins and are what they always were."""
+    import dataclasses
+
+    from humanprompt_ros.sim.env import SimEnv
+    from humanprompt_ros.sim.scene import load_sim_config
+    from humanprompt_ros.sim.runner import expert_episode
+    from humanprompt_ros.sim.tasks import load_task, sample_instance, twin_tasks
+
+    shared = dataclasses.replace(load_sim_config(), twin_scenes="shared")
+    tasks = {n: load_task(config_path("tasks", f"{n}.yaml")) for n in twin_tasks()}
+    for a, b in (("knock_over", "pull_puck"), ("pick_place", "push_box"), ("press_button", "rotate_lever")):
+        frames = {}
+        for name in (a, b):
+            env = SimEnv(tasks[name], "robot", config=shared, image_size=64)
+            try:
+                frames[name] = env.reset(1_000_003).frame
+                assert env.twin.name == ({a, b} - {name}).pop()
+                assert env.instance.target.name == tasks[name].config.goal.object
+                assert len(env.instance.extra["discs"]) == sum(t.config.goal.region is not None or
+                                                               t.skill == "knock_over" for t in (tasks[a], tasks[b]))
+            finally:
+                env.close()
+        assert np.array_equal(frames[a], frames[b]), (a, b)
+        ia, ib = sample_instance(tasks[a], 5, twin=tasks[b]), sample_instance(tasks[b], 5, twin=tasks[a])
+        assert [o.pos.tolist() for o in ia.objects] == [o.pos.tolist() for o in ib.objects]
+        own_a, own_b = sample_instance(tasks[a], 5), sample_instance(tasks[b], 5)
+        assert [o.pos.tolist() for o in own_a.objects] != [o.pos.tolist() for o in own_b.objects]
+        for name in (a, b):
+            env = SimEnv(tasks[name], "robot", render=False, config=shared)
+            try:
+                assert all(expert_episode(tasks[name], "robot", seed, render=False, env=env).success for seed in (0, 1))
+            finally:
+                env.close()
+    # the default layouts did not move (seed 0 of knock_over as generated since 2026-11-27)
+    bottle = sample_instance(tasks["knock_over"], 0).target
+    assert np.allclose(bottle.pos, [-0.02545, -0.02056], atol=1e-5)
+
+
+def test_twin_scenes_setting_is_validated(tmp_path):
+    from humanprompt_ros.sim.scene import load_sim_config
+
+    bad = tmp_path / "sim.yaml"
+    bad.write_text(config_path("sim.yaml").read_text().replace("twin_scenes: own", "twin_scenes: mixed"))
+    with pytest.raises(Exception, match="twin_scenes"):
+        load_sim_config(bad)

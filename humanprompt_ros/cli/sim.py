@@ -93,6 +93,13 @@ def cmd_tasks(args) -> int:
     return 0
 
 
+def _twin_scenes(args) -> str:
+    """--twin-scenes, or config/sim.yaml's when not given."""
+    from ..sim.runner import sim_config
+
+    return sim_config(args.twin_scenes).twin_scenes
+
+
 def _pool(workers: int):
     return mp.get_context("spawn").Pool(workers) if workers > 1 else None
 
@@ -129,7 +136,7 @@ def cmd_generate(args) -> int:
             if emb == "robot" and task.skill not in bench.robot_skills and not args.all_robot:
                 continue  # human-only skill (the unseen-skill setting)
             for chunk in _chunks(seeds, args.chunk):
-                jobs.append((str(f), emb, chunk, str(args.out), args.crf, args.overwrite))
+                jobs.append((str(f), emb, chunk, str(args.out), args.crf, args.overwrite, args.twin_scenes))
     total = sum(len(j[2]) for j in jobs)
     if not total:
         print("nothing to generate (check --tasks, --embodiment and config/benchmark.yaml)", file=sys.stderr)
@@ -156,7 +163,8 @@ def cmd_generate(args) -> int:
     wall = time.perf_counter() - t0
     summary = _success_table(results)
     summary.update({"episodes": len(results), "seconds": round(wall, 1),
-                    "seconds_per_episode": round(wall / max(1, len(results)), 3), "workers": args.workers})
+                    "seconds_per_episode": round(wall / max(1, len(results)), 3), "workers": args.workers,
+                    "twin_scenes": _twin_scenes(args)})
     (out / "generate_summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
     return 0
@@ -177,6 +185,9 @@ def _success_table(results: list[dict]) -> dict:
 
 
 SPLITS = ("seen", "unseen", "all")
+TWIN_SCENES = ("own", "shared")  # = humanprompt_ros.sim.scene.TWIN_SCENES (not imported: it loads MuJoCo)
+TWIN_SCENES_HELP = ("own: each task draws its own layout; shared: a task and its twin draw one layout per seed, "
+                    "so only the prompt says which is asked (default: config/sim.yaml twin_scenes)")
 SIMPLE_POLICIES = ("scripted", "replay", "noop", "random")
 
 
@@ -256,8 +267,8 @@ def cmd_eval(args) -> int:
         if len(matches) != 1:
             raise ValueError(f"--prompt-task {args.prompt_task!r} names {len(matches)} tasks; name exactly one")
         prompt_task = str(matches[0])
-    jobs = [(policies, str(f), args.embodiment, chunk, args.prompt_seed, kwargs, args.save_dir, prompt_task)
-            for f in files for chunk in _chunks(seeds, size)]
+    jobs = [(policies, str(f), args.embodiment, chunk, args.prompt_seed, kwargs, args.save_dir, prompt_task,
+             args.twin_scenes) for f in files for chunk in _chunks(seeds, size)]
     results: dict[str, list[dict]] = {name: [] for name in rows}
     bar = _tqdm(total=len(rows) * len(files) * len(seeds), desc=f"eval {', '.join(rows)}", unit="ep",
                 disable=args.quiet or not sys.stderr.isatty())
@@ -274,7 +285,9 @@ def cmd_eval(args) -> int:
             pool.close()
             pool.join()
     table = {name: summarize(results[name], bench) for name in rows}
+    twin_scenes = _twin_scenes(args)
     header = (f"embodiment {args.embodiment}  split {args.split}  seeds {args.seed}..{args.seed + args.episodes - 1}"
+              f"  twin scenes {twin_scenes}"
               f"  prompts: human demos{' of ' + args.prompt_task if args.prompt_task else ''} at "
               f"{'the same seed' if args.prompt_seed == 'same' else 'other held-out seeds'}")
     if len(rows) == 1:
@@ -288,7 +301,8 @@ def cmd_eval(args) -> int:
         episodes = {name: sorted(({"task": r["task"], "seed": r["seed"], "success": r["success"]} for r in rs),
                                  key=lambda e: (e["task"], e["seed"])) for name, rs in results.items()}
         settings = {"split": args.split, "embodiment": args.embodiment, "seeds": [seeds[0], seeds[-1]],
-                    "prompt_seed": args.prompt_seed, **({"prompt_task": args.prompt_task} if args.prompt_task else {})}
+                    "prompt_seed": args.prompt_seed, "twin_scenes": twin_scenes,
+                    **({"prompt_task": args.prompt_task} if args.prompt_task else {})}
         full = dict(settings, **result, episodes=episodes if len(rows) > 1 else next(iter(episodes.values())))
         Path(args.out).write_text(json.dumps(full, indent=1) + "\n")
     if args.json:
@@ -300,7 +314,7 @@ def cmd_eval(args) -> int:
 
 
 # settings that must agree between the files of one table (a file without one says nothing about it)
-TABLE_SETTINGS = ("embodiment", "prompt_seed", "prompt_task")
+TABLE_SETTINGS = ("embodiment", "prompt_seed", "prompt_task", "twin_scenes")
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -464,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--crf", type=int, default=None, help="H.264 quality (lower is better, 0 lossless; default sim.yaml video_crf)")
     g.add_argument("--overwrite", action="store_true", help="regenerate episodes that exist")
     g.add_argument("--benchmark", default=None, help="splits file (default config/benchmark.yaml)")
+    g.add_argument("--twin-scenes", choices=TWIN_SCENES, default=None, help=TWIN_SCENES_HELP)
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=cmd_generate)
 
@@ -492,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prompt every episode with a human demo of this task instead of its own (a mismatched "
                         "prompt: does the policy follow the prompt or the scene?); success is judged on the "
                         "episode's own task")
+    e.add_argument("--twin-scenes", choices=TWIN_SCENES, default=None, help=TWIN_SCENES_HELP)
     e.add_argument("--policy-args", default=None, help="JSON object of extra policy arguments")
     e.add_argument("--workers", type=int, default=workers)
     e.add_argument("--chunk", type=int, default=10, help="max episodes per worker job")

@@ -23,6 +23,7 @@ so a policy sees the same kind of vector for both embodiments.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from ..keypoints import keypoints_to_action
 from ..paths import config_path
 from .human_hand import HumanHand, load_human_hand
 from .scene import COLLISION_GROUP, SimConfig, allegro_mjcf, build_scene, load_sim_config
-from .tasks import Task, TaskInstance, sample_instance
+from .tasks import Task, TaskInstance, load_task, sample_instance, twin_tasks
 
 EMBODIMENTS = ("robot", "human")
 
@@ -148,11 +149,22 @@ class SimEnv:
     def horizon(self) -> int:
         return self.task.horizon
 
+    @functools.cached_property
+    def twin(self) -> Task | None:
+        """The task sharing this task's scenes under ``twin_scenes: shared`` (None: own layouts, or no twin)."""
+        if self.cfg.twin_scenes != "shared":
+            return None
+        name = twin_tasks().get(self.task.name)
+        if name is None:
+            return None
+        path = Path(self.task.path).with_name(f"{name}.yaml")
+        return load_task(path if path.is_file() else config_path("tasks", f"{name}.yaml"))
+
     # -- lifecycle -------------------------------------------------------------------------------
     def reset(self, seed: int) -> Observation:
         self.close()
         self.seed = int(seed)
-        self.instance = sample_instance(self.task, self.seed)
+        self.instance = sample_instance(self.task, self.seed, twin=self.twin)
         assets, body, acts, root = self._hand_xml
         xml = build_scene(self.instance, self.cfg, assets, body, acts, root,
                           max(self.cfg.video_size, self.image_size, 640))

@@ -6,6 +6,7 @@ processes (:mod:`multiprocessing`), so their arguments are plain picklable value
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..data import Episode, write_episode
 from .env import SimEnv
+from .scene import SimConfig, load_sim_config
 from .tasks import Task, load_task
 
 # seeds of "other" prompts are drawn from a range no evaluation uses
@@ -77,6 +79,8 @@ def instance_summary(env: SimEnv) -> dict[str, Any]:
                      "size": o.size.round(5).tolist(), "rgba": o.rgba.round(4).tolist()} for o in inst.objects],
         "goal_xy": None if inst.goal_xy is None else inst.goal_xy.round(5).tolist(),
         "threshold": env.task.threshold,
+        **({"twin": env.twin.name, "discs": [{"xy": np.round(xy, 5).tolist(), "radius": r}
+                                               for xy, r in inst.extra["discs"]]} if env.twin else {}),
     }
 
 
@@ -156,12 +160,22 @@ def _picklable_errors(fn):
 
 
 # -- generate (worker) ---------------------------------------------------------------------------------
+def sim_config(twin_scenes: str | None = None) -> SimConfig:
+    """config/sim.yaml, with ``twin_scenes`` (own | shared) replaced when given."""
+    cfg = load_sim_config()
+    if twin_scenes is not None:
+        cfg = dataclasses.replace(cfg, twin_scenes=twin_scenes)
+        cfg.validate()
+    return cfg
+
+
 @_picklable_errors
 def generate_job(args: tuple) -> list[dict[str, Any]]:
-    """Worker: (task_path, embodiment, seeds, out_dir, crf, overwrite) → one summary dict per episode."""
-    task_path, embodiment, seeds, out_dir, crf, overwrite = args
+    """Worker: (task_path, embodiment, seeds, out_dir, crf, overwrite, twin_scenes) → one summary dict per
+    episode."""
+    task_path, embodiment, seeds, out_dir, crf, overwrite, twin_scenes = args
     task = load_task(task_path)
-    env = SimEnv(task, embodiment, render=True)
+    env = SimEnv(task, embodiment, render=True, config=sim_config(twin_scenes))
     out = []
     try:
         for seed in seeds:
@@ -191,7 +205,7 @@ def prompt_seed(seed: int, mode: str) -> int:
 @_picklable_errors
 def eval_job(args: tuple) -> list[dict[str, Any]]:
     """Worker: (policies [(name, spec)], task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir,
-    prompt_task_path) → one result dict per (policy, episode).
+    prompt_task_path, twin_scenes) → one result dict per (policy, episode).
 
     Every policy sees the same scenes and the same prompt per seed (generated once per seed). The prompt
     demonstrates the episode's own task, or ``prompt_task_path``'s task when given (a mismatched prompt:
@@ -199,12 +213,13 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
     """
     from ..policy import make_policy
 
-    policies, task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir, prompt_task_path = args
+    policies, task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir, prompt_task_path, twin_scenes = args
     task = load_task(task_path)
     prompt_task = load_task(prompt_task_path) if prompt_task_path else task
     specs = [spec for _, spec in policies]
+    cfg = sim_config(twin_scenes)
     # the simple backends ignore the camera: skip rendering for them (4x faster)
-    env = SimEnv(task, embodiment, render=any(spec not in FRAME_FREE_POLICIES for spec in specs))
+    env = SimEnv(task, embodiment, render=any(spec not in FRAME_FREE_POLICIES for spec in specs), config=cfg)
     results = []
     prompt_env = None
     try:
@@ -226,7 +241,7 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
                     # a video file gives it (the codec's artefacts included), like the training prompts
                     # and a prompt set through ROS
                     if prompt_env is None:
-                        prompt_env = SimEnv(prompt_task, "human", render=wants_video)
+                        prompt_env = SimEnv(prompt_task, "human", render=wants_video, config=cfg)
                     demo = expert_episode(prompt_task, "human", prompt_seed(seed, prompt_mode), env=prompt_env)
                     prompt = demo.to_episode(crf=prompt_env.cfg.video_crf if wants_video else None)
                 rec = run_episode(env, policy, seed, prompt=None if spec in PROMPTLESS_POLICIES else prompt,

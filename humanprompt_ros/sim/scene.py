@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from .tasks import ObjectInstance, TaskInstance
+from .tasks import ObjectInstance, TaskInstance, disc_radius
+
+TWIN_SCENES = ("own", "shared")
 
 HAND_CONTYPE = 'contype="2" conaffinity="1"'
 WORLD_CONTYPE = 'contype="1" conaffinity="3"'
@@ -54,6 +56,9 @@ class SimConfig:
     shadows: bool = False  # software (OSMesa) shadows double the rendering time
     video_fps: float = 10.0
     video_crf: int = 12  # H.264 constant rate factor of dataset videos (0 lossless, 23 ffmpeg default)
+    # own: each task draws its own layout; shared: a task and its twin draw one layout per seed (identical
+    # first frames, so only the prompt says which of the two is asked; docs/benchmark.md, "Twin scenes")
+    twin_scenes: str = "own"
 
     def validate(self) -> None:
         if self.timestep <= 0 or self.timestep > 0.01:
@@ -64,6 +69,8 @@ class SimConfig:
             raise ValueError(f"image_size: must be within 16..1024, got {self.image_size}")
         if not 16 <= self.video_size <= 2048:
             raise ValueError(f"video_size: must be within 16..2048, got {self.video_size}")
+        if self.twin_scenes not in TWIN_SCENES:
+            raise ValueError(f"twin_scenes: must be one of {', '.join(TWIN_SCENES)}, got {self.twin_scenes!r}")
 
     @property
     def substeps(self) -> int:
@@ -224,11 +231,12 @@ def build_scene(instance: TaskInstance, cfg: SimConfig, hand_assets: str, hand_b
         body, exc = object_xml(o)
         objects.append(body)
         excludes += exc
-    goal = ""
-    if instance.goal_xy is not None:
-        r = instance.task.config.goal.radius if instance.task.skill != "knock_over" else 0.03
-        goal = (f'<site name="goal" type="cylinder" pos="{instance.goal_xy[0]:.5f} {instance.goal_xy[1]:.5f} 0.0008" '
-                f'size="{r:.4f} 0.0008" rgba="0.1 0.75 0.25 0.55"/>')
+    # a shared twin scene shows both tasks' discs alike (which one is the goal is the prompt's to say)
+    discs = instance.extra.get("discs")
+    if discs is None:
+        discs = [] if instance.goal_xy is None else [(instance.goal_xy, disc_radius(instance.task))]
+    goal = "".join(f'<site name="goal{i}" type="cylinder" pos="{xy[0]:.5f} {xy[1]:.5f} 0.0008" '
+                   f'size="{r:.4f} 0.0008" rgba="0.1 0.75 0.25 0.55"/>' for i, (xy, r) in enumerate(discs))
     exc_xml = "".join(f'<exclude body1="{a}" body2="{b}"/>' for a, b in excludes)
     hx, hy, hz = cfg.home_wrist
     return f"""<mujoco model="humanprompt_sim">

@@ -315,61 +315,111 @@ def work_corridor(skill: str, target: ObjectInstance, goal_xy: np.ndarray | None
     return p, p, 0.12  # press_button, pick_lift: the hand comes from above
 
 
-def sample_instance(task: Task, seed: int) -> TaskInstance:
+def _draw_object(cfg: TaskConfig, name: str, rng: np.random.Generator) -> ObjectInstance:
+    oc = cfg.objects[name]
+    size = oc.size.sample(rng)
+    pos = oc.position.sample(rng)
+    yaw = np.deg2rad(rng.uniform(*oc.yaw_deg))
+    rgb = np.asarray(oc.colors[int(rng.integers(len(oc.colors)))], float)
+    return ObjectInstance(name, oc.kind, pos, float(yaw), size, np.append(rgb[:3], 1.0), oc.mass)
+
+
+def _draw_goal(cfg: TaskConfig, target: ObjectInstance, rng: np.random.Generator) -> np.ndarray | None | bool:
+    """The goal of ``cfg``'s skill for ``target``: a goal disc, knock_over's fall-side marker, None when the
+    skill has none, or False when no goal far enough from the target was drawn (try again)."""
+    if cfg.skill in REGION_SKILLS:
+        for _ in range(100):
+            g = cfg.goal.region.sample(rng)
+            if np.linalg.norm(g - target.pos) >= cfg.goal.min_distance:
+                return g
+        return False
+    if cfg.skill == "knock_over":
+        # the bottle must fall to one side, drawn per episode and marked by a disc where it lands
+        side = 1.0 if rng.random() < 0.5 else -1.0
+        return target.pos + np.array([0.0, side * (2 * float(target.size[-1]) * 0.8)])
+    return None
+
+
+def disc_radius(task: Task) -> float:
+    """The radius of the green disc drawn at ``task``'s goal (knock_over's is a small fall-side marker)."""
+    return 0.03 if task.skill == "knock_over" else float(task.config.goal.radius)
+
+
+def _clear_of(o: ObjectInstance, task: Task, target: ObjectInstance, goal_xy: np.ndarray | None) -> bool:
+    """``o`` neither blocks ``task``'s expert (out of its work corridor) nor covers its goal disc."""
+    r = _object_radius(o.kind, o.size)
+    a, b, width = work_corridor(task.skill, target, goal_xy)
+    if _segment_distance(o.pos, a, b) < width + r:
+        return False
+    return goal_xy is None or np.linalg.norm(o.pos - goal_xy) >= task.config.goal.radius + r + 0.03
+
+
+def _apart(o: ObjectInstance, objects: list[ObjectInstance]) -> bool:
+    r = _object_radius(o.kind, o.size)
+    return all(np.linalg.norm(q.pos - o.pos) >= _object_radius(q.kind, q.size) + r + 0.04 for q in objects)
+
+
+def sample_instance(task: Task, seed: int, twin: Task | None = None) -> TaskInstance:
     """Draw object positions, sizes, colours and the goal from the task's ranges (deterministic).
 
     The goal object comes first, then its goal, then the other objects (distractors), which are
     kept apart from each other and out of the expert's work corridor (:func:`work_corridor`).
+    With ``twin`` (the task whose scenes hold the same objects, :func:`twin_tasks`) the layout is
+    shared instead (:func:`_sample_shared`): the same scene for both tasks at ``seed``.
     """
+    if twin is not None:
+        return _sample_shared(task, twin, seed)
     rng = np.random.default_rng([seed, 7919])
     cfg = task.config
-
-    def draw(name: str) -> ObjectInstance:
-        oc = cfg.objects[name]
-        size = oc.size.sample(rng)
-        pos = oc.position.sample(rng)
-        yaw = np.deg2rad(rng.uniform(*oc.yaw_deg))
-        rgb = np.asarray(oc.colors[int(rng.integers(len(oc.colors)))], float)
-        return ObjectInstance(name, oc.kind, pos, float(yaw), size, np.append(rgb[:3], 1.0), oc.mass)
-
     others = [n for n in cfg.objects if n != cfg.goal.object]
     for _attempt in range(200):
-        target = draw(cfg.goal.object)
-        goal_xy = None
-        if cfg.skill in REGION_SKILLS:
-            for _ in range(100):
-                g = cfg.goal.region.sample(rng)
-                if np.linalg.norm(g - target.pos) >= cfg.goal.min_distance:
-                    goal_xy = g
-                    break
-            if goal_xy is None:
-                continue
-        if cfg.skill == "knock_over":
-            # the bottle must fall to one side, drawn per episode and marked by a disc where it lands
-            side = 1.0 if rng.random() < 0.5 else -1.0
-            goal_xy = target.pos + np.array([0.0, side * (2 * float(target.size[-1]) * 0.8)])
+        target = _draw_object(cfg, cfg.goal.object, rng)
+        goal_xy = _draw_goal(cfg, target, rng)
+        if goal_xy is False:
+            continue
         objects = [target]
-        a, b, width = work_corridor(cfg.skill, target, goal_xy)
-        ok = True
         for name in others:
             for _ in range(60):
-                o = draw(name)
-                r = _object_radius(o.kind, o.size)
-                if _segment_distance(o.pos, a, b) < width + r:
-                    continue
-                if goal_xy is not None and np.linalg.norm(o.pos - goal_xy) < cfg.goal.radius + r + 0.03:
-                    continue
-                if any(np.linalg.norm(q.pos - o.pos) < _object_radius(q.kind, q.size) + r + 0.04 for q in objects):
-                    continue
-                objects.append(o)
-                break
+                o = _draw_object(cfg, name, rng)
+                if _clear_of(o, task, target, goal_xy) and _apart(o, objects):
+                    objects.append(o)
+                    break
             else:
-                ok = False
                 break
-        if ok:
+        if len(objects) == len(cfg.objects):
             return TaskInstance(task, seed, objects, goal_xy)
     raise ValueError(f"{task.path}: could not place the objects and goal without overlap (seed {seed}): "
                      "widen objects.*.position or goal.region")
+
+
+def _sample_shared(task: Task, twin: Task, seed: int) -> TaskInstance:
+    """One layout for ``task`` and ``twin`` at ``seed``, identical for both, so a first frame cannot tell
+    them apart. The objects are drawn from the config of the pair's first task (by name) that lists them,
+    targets first; then both goals (both discs shown); kept only when every object is clear of both
+    experts' work corridors and goal discs, except its own. The instance's goal is ``task``'s;
+    ``extra["discs"]`` holds both."""
+    pair = sorted((task, twin), key=lambda t: t.name)  # the same draws whichever of the two asks
+    rng = np.random.default_rng([seed, 7919, 2])
+    names = list(dict.fromkeys([t.config.goal.object for t in pair] + [n for t in pair for n in t.config.objects]))
+    owner = {n: next(t for t in pair if n in t.config.objects) for n in names}
+    for _attempt in range(2000):
+        objects: list[ObjectInstance] = []
+        for name in names:
+            o = _draw_object(owner[name].config, name, rng)
+            if not _apart(o, objects):
+                break
+            objects.append(o)
+        else:
+            by_name = {o.name: o for o in objects}
+            goals = {t.name: _draw_goal(t.config, by_name[t.config.goal.object], rng) for t in pair}
+            if any(g is False for g in goals.values()):
+                continue
+            if all(_clear_of(o, t, by_name[t.config.goal.object], goals[t.name])
+                   for t in pair for o in objects if o.name != t.config.goal.object):
+                discs = [(goals[t.name], disc_radius(t)) for t in pair if goals[t.name] is not None]
+                return TaskInstance(task, seed, objects, goals[task.name], extra={"discs": discs})
+    raise ValueError(f"{task.name} / {twin.name}: could not draw a scene both can be done in (seed {seed}): "
+                     "widen the targets' objects.*.position")
 
 
 def twin_tasks(files: list[Path] | None = None) -> dict[str, str]:
