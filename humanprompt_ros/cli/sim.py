@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..sim.tasks import TWIN_SCENES
+
 
 def _tqdm(**kw):
     from tqdm import tqdm
@@ -185,7 +187,6 @@ def _success_table(results: list[dict]) -> dict:
 
 
 SPLITS = ("seen", "unseen", "all")
-TWIN_SCENES = ("own", "shared")  # = humanprompt_ros.sim.scene.TWIN_SCENES (not imported: it loads MuJoCo)
 TWIN_SCENES_HELP = ("own: each task draws its own layout; shared: a task and its twin draw one layout per seed, "
                     "so only the prompt says which is asked (default: config/sim.yaml twin_scenes)")
 SIMPLE_POLICIES = ("scripted", "replay", "noop", "random")
@@ -286,6 +287,9 @@ def cmd_eval(args) -> int:
             pool.join()
     table = {name: summarize(results[name], bench) for name in rows}
     twin_scenes = _twin_scenes(args)
+    settings = {"split": args.split, "embodiment": args.embodiment, "seeds": [seeds[0], seeds[-1]],
+                "prompt_seed": args.prompt_seed, "twin_scenes": twin_scenes,
+                **({"prompt_task": args.prompt_task} if args.prompt_task else {})}
     header = (f"embodiment {args.embodiment}  split {args.split}  seeds {args.seed}..{args.seed + args.episodes - 1}"
               f"  twin scenes {twin_scenes}"
               f"  prompts: human demos{' of ' + args.prompt_task if args.prompt_task else ''} at "
@@ -293,16 +297,10 @@ def cmd_eval(args) -> int:
     if len(rows) == 1:
         result = next(iter(table.values()))
     else:
-        result = {"policies": table, "split": args.split, "embodiment": args.embodiment,
-                  "seeds": [seeds[0], seeds[-1]], "prompt_seed": args.prompt_seed}
-        if args.prompt_task:
-            result["prompt_task"] = args.prompt_task
+        result = {"policies": table, **settings}
     if args.out:  # the file also lists every episode's outcome and the settings (humanprompt-sim table merges files)
         episodes = {name: sorted(({"task": r["task"], "seed": r["seed"], "success": r["success"]} for r in rs),
                                  key=lambda e: (e["task"], e["seed"])) for name, rs in results.items()}
-        settings = {"split": args.split, "embodiment": args.embodiment, "seeds": [seeds[0], seeds[-1]],
-                    "prompt_seed": args.prompt_seed, "twin_scenes": twin_scenes,
-                    **({"prompt_task": args.prompt_task} if args.prompt_task else {})}
         full = dict(settings, **result, episodes=episodes if len(rows) > 1 else next(iter(episodes.values())))
         Path(args.out).write_text(json.dumps(full, indent=1) + "\n")
     if args.json:
@@ -395,7 +393,7 @@ def cmd_table(args) -> int:
             picked = [r["success"] for r in rs if r["skill"] in keep]
             return sum(picked), len(picked)
 
-        cells = ["{}/{}".format(*count({s})) if count({s})[1] else "–" for s in skills]
+        cells = ["{}/{}".format(*c) if c[1] else "–" for c in (count({s}) for s in skills)]
         for _, group in groups:
             k, n = count(group)
             lo, hi = wilson_interval(k, n)

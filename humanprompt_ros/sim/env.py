@@ -154,11 +154,9 @@ class SimEnv:
         """The task sharing this task's scenes under ``twin_scenes: shared`` (None: own layouts, or no twin)."""
         if self.cfg.twin_scenes != "shared":
             return None
-        name = twin_tasks().get(self.task.name)
-        if name is None:
-            return None
-        path = Path(self.task.path).with_name(f"{name}.yaml")
-        return load_task(path if path.is_file() else config_path("tasks", f"{name}.yaml"))
+        folder = Path(self.task.path).parent
+        name = twin_tasks(sorted(folder.glob("*.yaml"))).get(self.task.name)
+        return None if name is None else load_task(folder / f"{name}.yaml")
 
     # -- lifecycle -------------------------------------------------------------------------------
     def reset(self, seed: int) -> Observation:

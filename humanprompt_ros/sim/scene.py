@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from .tasks import ObjectInstance, TaskInstance, disc_radius
-
-TWIN_SCENES = ("own", "shared")
+from .tasks import TWIN_SCENES, ObjectInstance, TaskInstance, disc_radius
 
 HAND_CONTYPE = 'contype="2" conaffinity="1"'
 WORLD_CONTYPE = 'contype="1" conaffinity="3"'

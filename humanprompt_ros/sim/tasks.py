@@ -58,6 +58,8 @@ SKILLS: dict[str, tuple[str, ...]] = {
 }
 # skills whose goal is a region on the table
 REGION_SKILLS = ("push_to_goal", "pull_to_goal", "pick_place")
+# config/sim.yaml twin_scenes: own layouts per task, or one layout per seed shared with the twin task
+TWIN_SCENES = ("own", "shared")
 # skill -> (meaning, default, feasible range) of goal.threshold
 SKILL_THRESHOLDS: dict[str, tuple[str, float, tuple[float, float]]] = {
     "press_button": ("fraction of the button travel", 0.7, (0.1, 1.0)),
