@@ -53,11 +53,14 @@ def layout(task, seed: int, parts: tuple[str, ...], twin=None) -> list[float]:
     return out
 
 
-def held_out_accuracy(x: np.ndarray, y: np.ndarray, n_train: int, steps: int = 600) -> float:
-    """Logistic regression on the features and their pairwise products (a quadratic boundary)."""
+def held_out_accuracy(x: np.ndarray, y: np.ndarray, n_train: int, steps: int = 600,
+                      quadratic: bool = True, l2: float = 1e-3) -> float:
+    """Logistic regression on the first ``n_train`` rows, accuracy on the rest: on the features and
+    their pairwise products (a quadratic boundary), or on the features alone (``quadratic=False``, for
+    wide features such as embeddings)."""
     torch.manual_seed(0)
     x_t = torch.tensor(x, dtype=torch.float32)
-    q = torch.cat([x_t, (x_t[:, :, None] * x_t[:, None, :]).flatten(1)], 1)
+    q = torch.cat([x_t, (x_t[:, :, None] * x_t[:, None, :]).flatten(1)], 1) if quadratic else x_t
     q = (q - q[:n_train].mean(0)) / (q[:n_train].std(0) + 1e-6)
     y_t = torch.tensor(y, dtype=torch.float32)
     w = torch.zeros(q.shape[1], requires_grad=True)
@@ -66,7 +69,7 @@ def held_out_accuracy(x: np.ndarray, y: np.ndarray, n_train: int, steps: int = 6
     for _ in range(steps):
         opt.zero_grad()
         loss = torch.nn.functional.binary_cross_entropy_with_logits(q[:n_train] @ w + b, y_t[:n_train])
-        (loss + 1e-3 * w.square().sum()).backward()
+        (loss + l2 * w.square().sum()).backward()
         opt.step()
     with torch.no_grad():
         return float(((q[n_train:] @ w + b > 0).float() == y_t[n_train:]).float().mean())
