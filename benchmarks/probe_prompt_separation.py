@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from humanprompt_ros.data import iter_episodes  # noqa: E402
-from humanprompt_ros.sim.tasks import twin_tasks  # noqa: E402
+from humanprompt_ros.sim.tasks import twin_pairs  # noqa: E402
 from humanprompt_ros.stage2 import load_policy_model  # noqa: E402
 from probe_scene_leakage import held_out_accuracy  # noqa: E402
 
@@ -58,7 +58,7 @@ def main() -> int:
     torch.set_num_threads(2)
     model, _ = load_policy_model(args.policy)
     data = Path(args.data)
-    pairs = sorted({tuple(sorted(p)) for p in twin_tasks().items()})
+    pairs = twin_pairs()
     result: dict[str, dict[str, float]] = {}
     for a, b in pairs:
         rows = [(seed, label, p, z) for label, t in enumerate((a, b)) if (data / t).is_dir()

@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from humanprompt_ros.paths import config_path  # noqa: E402
-from humanprompt_ros.sim.tasks import load_task, sample_instance, twin_tasks  # noqa: E402
+from humanprompt_ros.sim.tasks import load_task, sample_instance, twin_pairs  # noqa: E402
 
 FEATURES = {
     "positions": ("pos",),
@@ -83,7 +83,7 @@ def main() -> int:
                         help="own: each task's own layouts (config/sim.yaml's default); shared: one layout per seed")
     args = parser.parse_args()
 
-    pairs = sorted({tuple(sorted(p)) for p in twin_tasks().items()})
+    pairs = twin_pairs()
     seeds = range(args.train + args.test)
     result: dict[str, dict[str, float]] = {}
     for a, b in pairs:

@@ -109,11 +109,12 @@ def test_benchmark_splits(tmp_path):
 def test_twin_scenes_pair_each_human_only_skill_with_a_robot_skill():
     """Only the prompt tells twins apart: same object kinds, sizes and colours in both scenes."""
     from humanprompt_ros.cli.sim import load_benchmark
-    from humanprompt_ros.sim.tasks import load_tasks, twin_tasks
+    from humanprompt_ros.sim.tasks import load_tasks, twin_pairs, twin_tasks
 
     twins = twin_tasks()
     assert twins == {"push_box": "pick_place", "pick_place": "push_box", "pull_puck": "knock_over",
                      "knock_over": "pull_puck", "rotate_lever": "press_button", "press_button": "rotate_lever"}
+    assert twin_pairs() == [("knock_over", "pull_puck"), ("pick_place", "push_box"), ("press_button", "rotate_lever")]
     bench = load_benchmark()
     tasks = {t.name: t for t in load_tasks()}
     for a, b in twins.items():

@@ -437,3 +437,8 @@ def twin_tasks(files: list[Path] | None = None) -> dict[str, str]:
         if len(same) == 1:
             twins[name] = same[0]
     return twins
+
+
+def twin_pairs(files: list[Path] | None = None) -> list[tuple[str, str]]:
+    """Each twin pair once, as (first, second) by name, sorted: :func:`twin_tasks` without the mirror."""
+    return sorted({tuple(sorted(p)) for p in twin_tasks(files).items()})
