@@ -88,7 +88,7 @@ def main() -> None:
             sync()
             t1 = time.perf_counter()
             cond = policy.condition_on_frame(tokens, frame)
-            policy.head.sample(cond, proprio)
+            policy.sample_actions(cond, proprio)
             sync()
             t2 = time.perf_counter()
             if i >= warmup:  # warm-up excluded

@@ -244,6 +244,16 @@ class PromptPolicyModel(nn.Module):
             else 0
         return VideoFormer.pool(cond[:, :cond.shape[1] - k])
 
+    def global_condition(self, cond: torch.Tensor) -> torch.Tensor | None:
+        """(B, L, Dv) condition tokens → the head's global condition (B, Dv): the pooled z that PDCP shapes,
+        with ``policy.global_cond``; None otherwise (the head only cross-attends to the tokens)."""
+        return self.pooled(cond) if self.cfg.policy.global_cond else None
+
+    def sample_actions(self, cond: torch.Tensor, proprio: torch.Tensor,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, L, Dv) condition tokens, (B, P) proprio → an unnormalised action chunk (B, H, A) (DDIM)."""
+        return self.head.sample(cond, proprio, generator=generator, global_cond=self.global_condition(cond))
+
     def frame_parts(self, cond: torch.Tensor) -> list[torch.Tensor]:
         """(B, L, Dv) condition tokens → the parts that depend on the current frame, each flattened to
         (B, ·): the Video Former tokens and, with the frame encoder, its image-point tokens. The paired
@@ -477,7 +487,7 @@ class _TrainStep(nn.Module):
     def forward(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         m = self.model
         cond = self._condition(b)
-        out = {"diffusion": m.head.loss(cond, b["proprio"], b["actions"], b["mask"])}
+        out = {"diffusion": m.head.loss(cond, b["proprio"], b["actions"], b["mask"], m.global_condition(cond))}
         total = out["diffusion"]
         if m.cfg.pdcp.enabled and m.cfg.condition == "prompt":
             terms = m.pdcp(m.pooled(cond), b["task"], b["skill"])
@@ -575,12 +585,14 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
 
 
 # -- offline evaluation ----------------------------------------------------------------------------------
-def heldout_samples(heldout: Sequence[PolicyEpisode], times: int = 4) -> list[
-        tuple[PolicyEpisode, PolicyEpisode, PolicyEpisode, np.ndarray]]:
+def heldout_samples(heldout: Sequence[PolicyEpisode], times: int = 4, twins: dict[str, str] | None = None
+                    ) -> list[tuple[PolicyEpisode, PolicyEpisode, PolicyEpisode, np.ndarray]]:
     """The open-loop evaluation samples of held-out episodes: for every robot demonstration whose task has
-    human ones, (robot episode, a human demo of the same task, one of the next task in name order, the
-    ``times`` evenly spaced steps evaluated). Prompts rotate through each task's human demos, so the
-    selection is fixed for a given set of episodes."""
+    human ones, (robot episode, a human demo of the same task, one of another task, the ``times`` evenly
+    spaced steps evaluated). The other task is the task's twin from ``twins`` (same objects, another
+    skill; on shared twin scenes the same first frame) when it has human demos, else the next task in
+    name order. Prompts rotate through each task's human demos, so the selection is fixed for a given set
+    of episodes."""
     robot = [e for e in heldout if e.embodiment == "robot"]
     human: dict[str, list[PolicyEpisode]] = {}
     for e in heldout:
@@ -592,7 +604,9 @@ def heldout_samples(heldout: Sequence[PolicyEpisode], times: int = 4) -> list[
                          "(humanprompt-sim generate --split heldout --all-robot)")
     out = []
     for i, ep in enumerate(e for e in robot if e.task in human):
-        other_task = tasks[(tasks.index(ep.task) + 1) % len(tasks)]
+        other_task = (twins or {}).get(ep.task)
+        if other_task not in human:
+            other_task = tasks[(tasks.index(ep.task) + 1) % len(tasks)]
         out.append((ep, human[ep.task][i % len(human[ep.task])], human[other_task][i % len(human[other_task])],
                     np.linspace(0, len(ep.actions) - 1, times).round().astype(int)))
     return out
@@ -601,9 +615,10 @@ def heldout_samples(heldout: Sequence[PolicyEpisode], times: int = 4) -> list[
 @torch.no_grad()
 def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode], times: int = 4,
                      seed: int = 0, groups: dict[str, Sequence[str]] | None = None,
-                     show: bool = True) -> dict[str, Any]:
+                     show: bool = True, twins: dict[str, str] | None = None) -> dict[str, Any]:
     """Open-loop action error on held-out robot demonstrations, prompted by a held-out human demo of
-    the same task and of another task (the next one in name order), with the same sampling noise.
+    the same task and of another task (its twin from ``twins`` when it has one, else the next one in
+    name order), with the same sampling noise.
 
     Per robot episode, ``times`` evenly spaced steps t: the policy's chunk from (frame t, proprio t)
     against the expert's actions t … t+H−1; errors are the mean wrist-position and fingertip distance
@@ -614,7 +629,7 @@ def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode],
     the same means over each of ``groups`` (e.g. the benchmark's seen and unseen skills)};
     ``same_better`` is the share of samples whose wrist error is smaller with the same-task prompt.
     """
-    samples = heldout_samples(heldout, times)
+    samples = heldout_samples(heldout, times, twins)
     tokens: dict[int, torch.Tensor] = {}
 
     def prompt_tokens(ep: PolicyEpisode) -> torch.Tensor:
@@ -631,8 +646,9 @@ def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode],
 
     rows: dict[str, dict[str, list[float]]] = {}
     for i, (ep, same, other, steps) in enumerate(progress(samples, desc="action error", enabled=show)):
-        skill = torch.tensor([model.cfg.skills.index(ep.skill)]) if ep.skill in model.cfg.skills else None
-        if model.cfg.condition == "skill_oracle" and skill is None:
+        skills = {name: torch.tensor([model.cfg.skills.index(e.skill)]) if e.skill in model.cfg.skills else None
+                  for name, e in (("same", same), ("other", other))}  # the oracle's token: the prompt's skill
+        if model.cfg.condition == "skill_oracle" and None in skills.values():
             continue
         tips = action_dim_mask(ep.mask)[9:].reshape(5, 3).all(1)
         frames = torch.from_numpy(ep.frames[steps])
@@ -644,8 +660,8 @@ def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode],
             preds = {"hold": np.broadcast_to(ep.proprio[t], truth.shape)}  # the baseline that does not move
             for name, prompt in (("same", same), ("other", other)):
                 gen = torch.Generator().manual_seed(seed + 1000 * i + int(t))
-                cond = model.condition(prompt_tokens(prompt), latents[k:k + 1], skill, frames=frames[k:k + 1])
-                preds[name] = model.head.sample(cond, torch.from_numpy(ep.proprio[t])[None], generator=gen)[0].numpy()
+                cond = model.condition(prompt_tokens(prompt), latents[k:k + 1], skills[name], frames=frames[k:k + 1])
+                preds[name] = model.sample_actions(cond, torch.from_numpy(ep.proprio[t])[None], gen)[0].numpy()
             for name, pred in preds.items():
                 wrist, tip = errors(pred, truth, tips)
                 r[f"wrist_{name}"].append(wrist)
@@ -678,16 +694,25 @@ class LearnedPolicy:
     Former and DDIM, and returns the next ``execute`` actions (default: the checkpoint's
     ``policy.execute``) of a temporally ensembled plan: each new chunk is blended with what earlier
     chunks predicted for the same steps (exponential weights, newest first), as in ACT-style temporal
-    ensembling. With ``execute`` = horizon no plans overlap and each chunk runs whole.
+    ensembling. With ``execute`` = horizon no plans overlap and each chunk runs whole. ``guidance``
+    overrides the checkpoint's classifier-free guidance scale (``policy.guidance``; a head trained with
+    ``policy.global_dropout`` > 0 only).
     """
 
     needs_prompt_video = True
 
     def __init__(self, path: str | Path, hand: str | None = None, execute: int | None = None,
-                 ensemble_decay: float = 0.5, device: str = "cpu", threads: int = 1, seed: int = 0, **_: Any):
+                 ensemble_decay: float = 0.5, device: str = "cpu", threads: int = 1, seed: int = 0,
+                 guidance: float | None = None, **_: Any):
         if threads > 0:
             torch.set_num_threads(threads)
         self.model, self.meta = load_policy_model(path, hand, device=device)
+        if guidance is not None:
+            from dataclasses import replace
+
+            pc = replace(self.model.cfg.policy, guidance=float(guidance))
+            pc.validate()  # a head without a null condition cannot be guided: a clear ValueError
+            self.model.cfg.policy = self.model.head.cfg = pc
         self.execute = min(execute or self.model.cfg.policy.execute, self.model.cfg.policy.horizon)
         self.decay = ensemble_decay
         self.seed = seed
@@ -771,7 +796,7 @@ class LearnedPolicy:
         m = self.model
         cond = m.condition_on_frame(self.tokens, frame, self.skill)
         p = torch.as_tensor(np.asarray(proprio, np.float32))[None]
-        plan = m.head.sample(cond, p, generator=self.generator)[0].numpy().astype(np.float64)
+        plan = m.sample_actions(cond, p, self.generator)[0].numpy().astype(np.float64)
         self.plans = [(s, c) for s, c in self.plans if s + len(c) > self.t][-4:] + [(self.t - lag, plan)]
         out = np.zeros((min(self.execute, h - lag), ACTION_DIM))
         for k in range(len(out)):

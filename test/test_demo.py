@@ -71,3 +71,18 @@ def test_the_readme_default_runs_the_shipped_learned_policy(tmp_path):
     assert result["checkpoint"] == str(shipped) and result["prompt_seed"] != result["seed"]
     assert isinstance(result["success"], bool) and result["steps"] > 0
     assert "outcome: " in out.stdout and "humanprompt-prompt set" in out.stdout
+
+
+@pytest.mark.ros
+@require_rclpy()
+def test_in_lockstep_the_demo_repeats_the_sim_eval_episode(tmp_path):
+    """--lockstep: physics waits for each command, so the demo's outcome is the sim eval's for the default
+    episode, in which the shipped policy completes the human-only skill (why it is the default)."""
+    with reserve_domain_id() as domain:
+        env = make_ros_env(domain)
+        env.setdefault("MUJOCO_GL", "osmesa")
+        out = demo("--domain-id", str(domain), "--prompt-dir", str(tmp_path / "prompts"), "--timeout", "240",
+                   "--lockstep", env=env)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {**result, "policy": "checkpoint", "task": "knock_over", "lockstep": True, "success": True}

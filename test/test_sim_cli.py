@@ -155,7 +155,12 @@ def test_table_merges_eval_files_and_refuses_overlaps(tmp_path):
     mixed = run("table", c, human)
     assert mixed.returncode == 2 and "embodiment 'human'" in mixed.stderr and c in mixed.stderr
     shared = evaluate("s.json", "--policy", "scripted", "--seed", "9", "--twin-scenes", "shared")
-    assert json.loads(open(shared).read())["twin_scenes"] == "shared"
+    shared_js = json.loads(open(shared).read())
+    assert shared_js["twin_scenes"] == "shared"
+    # on shared scenes each skill also says how often the twin's task was done instead (the expert: never)
+    assert {k: v["twin_only"] for k, v in shared_js["skills"].items()} == {"press_button": 0.0, "rotate": 0.0}
+    assert all(e["twin_success"] is False for e in shared_js["episodes"])
+    assert "twin_only" not in json.loads(open(c).read())["skills"]["rotate"]
     mixed = run("table", c, shared)
     assert mixed.returncode == 2 and "twin_scenes 'shared'" in mixed.stderr
     (tmp_path / "line.json").write_text(json.dumps({"skills": {}, "mean": 0.0}))

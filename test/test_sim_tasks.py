@@ -169,6 +169,38 @@ def test_shared_twin_scenes_are_one_scene_for_both_twins():
     assert np.allclose(bottle.pos, [-0.02545, -0.02056], atol=1e-5)
 
 
+def test_a_shared_scene_judges_the_twin_task_too():
+    """On a shared twin scene the env also tracks the twin's predicate: the pull expert's actions played in
+    the knock-over episode of the same seed do the twin's task (twin_success) and not the asked one; the
+    asked task's own expert does not do the twin's. Own layouts have no twin to judge (None)."""
+    import dataclasses
+
+    from humanprompt_ros.sim.env import SimEnv
+    from humanprompt_ros.sim.scene import load_sim_config
+    from humanprompt_ros.sim.runner import expert_episode
+    from humanprompt_ros.sim.tasks import load_task
+
+    shared = dataclasses.replace(load_sim_config(), twin_scenes="shared")
+    knock, pull = (load_task(config_path("tasks", f"{n}.yaml")) for n in ("knock_over", "pull_puck"))
+    env, other = SimEnv(knock, "robot", render=False, config=shared), SimEnv(pull, "robot", render=False, config=shared)
+    own = SimEnv(knock, "robot", render=False, config=load_sim_config())
+    try:
+        seed = 2
+        rec = expert_episode(knock, "robot", seed, env=env)
+        assert rec.success and env.twin_success is False
+        pulled = expert_episode(pull, "robot", seed, env=other)
+        assert pulled.success and other.twin_success is False
+        env.reset(seed)
+        for a in pulled.actions:
+            env.step(a)
+        assert env.twin_success is True and env.success is False
+        own.reset(seed)
+        assert own.twin_success is None
+    finally:
+        for e in (env, other, own):
+            e.close()
+
+
 def test_twin_scenes_setting_is_validated(tmp_path):
     from humanprompt_ros.sim.scene import load_sim_config
 

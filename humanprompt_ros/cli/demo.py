@@ -15,6 +15,10 @@ seed is the scene's seed + 7,000,000, the rule of ``humanprompt-sim eval``; both
 4. It waits for the sim driver's task status and prints the outcome (and a JSON line), then shuts
    the graph down.
 
+``--lockstep`` runs the graph in lockstep (``bringup lockstep:=true``): physics waits for each command, so
+the outcome is exactly that of the ``humanprompt-sim eval`` episode, whatever the machine's load. By
+default the graph runs in real time, as on a robot.
+
 ``--policy replay`` runs the retarget-the-human-demo baseline instead: it replays the prompt's own
 actions open loop, so it needs the prompt from the same scene (the prompt seed defaults to the
 scene seed then).
@@ -39,7 +43,8 @@ from pathlib import Path
 DEFAULT_TASK = "knock_over"  # a human-only skill (config/benchmark.yaml human_only_skills)
 # A held-out seed (config/benchmark.yaml): the first held-out scene in which the shipped policy completes
 # knock_over in `humanprompt-sim eval`, chosen so that the first run shows the skill. The demo runs in real
-# time, so timing can still change the outcome (7 of 9 runs succeeded on an idle 2-core machine, 2026-11-29).
+# time, so timing can still change the outcome (7 of 9 runs succeeded on an idle 2-core machine, 2026-11-29);
+# with --lockstep it is the eval's (tested).
 # Over 80 held-out scenes it completes 27 (34%; models/README.md): other seeds (--seed) fail about two times
 # in three.
 DEFAULT_SEED = 1_000_005
@@ -81,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-dir", type=Path, default=Path("runs/demo/prompts"))
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "42")))
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds for the whole run")
+    parser.add_argument("--lockstep", action="store_true",
+                        help="physics waits for each command (bringup lockstep:=true): the outcome is the sim eval's, "
+                             "seed for seed (default: real time, as on a robot)")
     parser.add_argument("--require-success", action="store_true",
                         help="exit 1 when the hand did not complete the task (default: 0 once the outcome is printed)")
     args = parser.parse_args(argv)
@@ -88,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "osmesa")
     prompt_seed = default_prompt_seed(args.seed, args.policy) if args.prompt_seed is None else args.prompt_seed
     graph_args = ["sim:=true", f"policy:={args.policy}", f"task:={args.task}", f"seed:={args.seed}"]
+    if args.lockstep:
+        graph_args.append("lockstep:=true")
     checkpoint = None
     if args.policy == "checkpoint":
         from ..graph import build_graph, checkpoint_problem
@@ -151,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(seed {prompt_seed}) in {status.get('step')} control steps, policy {args.policy}"
               + (f" ({checkpoint})" if checkpoint else ""))
         print(json.dumps({"task": args.task, "seed": args.seed, "prompt_seed": prompt_seed, "policy": args.policy,
-                          "checkpoint": checkpoint, "success": ok, "steps": status.get("step")}))
+                          "checkpoint": checkpoint, "success": ok, "steps": status.get("step"),
+                          "lockstep": args.lockstep}))
         return 0 if ok or not args.require_success else 1
     except (TimeoutError, RuntimeError) as exc:
         print(f"[demo] error: {exc} (bringup log: {log_path})", file=sys.stderr)

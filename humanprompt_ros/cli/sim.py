@@ -173,12 +173,19 @@ def cmd_generate(args) -> int:
 
 
 def skill_rates(results: list[dict]) -> dict[str, dict]:
-    """Per-episode results → {skill: {"success": RATE, "episodes": N}} (episodes without an outcome skipped)."""
+    """Per-episode results → {skill: {"success": RATE, "episodes": N}} (episodes without an outcome skipped),
+    plus, on shared twin scenes, "twin_only": the rate at which the twin's task got done and this one not
+    (the other task of the pair was done; both predicates can hold at once where the discs are close)."""
     per: dict[str, list[bool]] = {}
+    twin: dict[str, list[bool]] = {}
     for r in results:
         if r.get("success") is not None:
             per.setdefault(r["skill"], []).append(bool(r["success"]))
-    return {k: {"success": round(float(np.mean(v)), 4), "episodes": len(v)} for k, v in sorted(per.items())}
+            if r.get("twin_success") is not None:
+                twin.setdefault(r["skill"], []).append(bool(r["twin_success"]) and not r["success"])
+    return {k: {"success": round(float(np.mean(v)), 4), "episodes": len(v),
+                **({"twin_only": round(float(np.mean(twin[k])), 4)} if k in twin else {})}
+            for k, v in sorted(per.items())}
 
 
 def _success_table(results: list[dict]) -> dict:
@@ -299,7 +306,9 @@ def cmd_eval(args) -> int:
     else:
         result = {"policies": table, **settings}
     if args.out:  # the file also lists every episode's outcome and the settings (humanprompt-sim table merges files)
-        episodes = {name: sorted(({"task": r["task"], "seed": r["seed"], "success": r["success"]} for r in rs),
+        episodes = {name: sorted(({"task": r["task"], "seed": r["seed"], "success": r["success"],
+                                   **({"twin_success": r["twin_success"]} if "twin_success" in r else {})}
+                                  for r in rs),
                                  key=lambda e: (e["task"], e["seed"])) for name, rs in results.items()}
         full = dict(settings, **result, episodes=episodes if len(rows) > 1 else next(iter(episodes.values())))
         Path(args.out).write_text(json.dumps(full, indent=1) + "\n")
@@ -308,6 +317,12 @@ def cmd_eval(args) -> int:
     else:
         print(header)
         print(markdown_table(table))
+        twin_lines = [f"  {name}: " + ", ".join(f"{k} {v['twin_only']:.2f}" for k, v in r["skills"].items()
+                                                 if "twin_only" in v)
+                      for name, r in table.items() if any("twin_only" in v for v in r["skills"].values())]
+        if twin_lines:
+            print("did the twin's task instead of the prompted one (shared scenes):")
+            print("\n".join(twin_lines))
     return 0
 
 

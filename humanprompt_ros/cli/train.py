@@ -75,15 +75,17 @@ def cmd_eval_stage1(args: argparse.Namespace) -> int:
 
 def cmd_eval_stage2(args: argparse.Namespace) -> int:
     from .sim import load_benchmark
+    from ..sim.tasks import twin_tasks
     from ..stage2 import evaluate_actions, load_policy_episodes, load_policy_model
 
     model, _ = load_policy_model(args.checkpoint, device=args.device)
     heldout = load_policy_episodes(args.heldout, model.stage1_cfg.model.image_size)
     bench = load_benchmark(args.benchmark)
     result = evaluate_actions(model, heldout, times=args.times, seed=args.seed,
-                              groups={"seen": bench.robot_skills, "unseen": bench.human_only_skills})
+                              groups={"seen": bench.robot_skills, "unseen": bench.human_only_skills},
+                              twins=twin_tasks())
     print("open-loop action error on held-out robot demos (cm, mean over the chunk), prompted by a held-out "
-          "human demo of the same task vs of another task (same sampling noise):")
+          "human demo of the same task vs of another task (its twin when it has one; same sampling noise):")
     print("  (hold: a hand that keeps its current pose; a policy that has learned where to move is closer)")
     print(f"  {'skill':<14} {'wrist same':>10} {'other':>7} {'hold':>6} {'tips same':>10} {'other':>7} {'hold':>6}"
           f"  same better")

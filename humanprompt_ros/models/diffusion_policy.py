@@ -3,7 +3,9 @@
     condition tokens (B, L, Dc)   Video Former tokens (prompt + current frame)
     proprio          (B, P)       the hand's current unified action (24 floats)
     actions          (B, H, A)    a chunk of H unified actions, normalised
-    noisy actions + t ──▶ ActionDenoiser (self-attn over the chunk, cross-attn to [cond; proprio]) ──▶ ε
+    global_cond      (B, Dc)      optional: one vector for the whole chunk (the pooled condition z)
+    noisy actions + t ──▶ ActionDenoiser (self-attn over the chunk, cross-attn to [cond; proprio];
+                          with ``global_cond``, adaLN-Zero of every block on t + z) ──▶ ε
 
 Normalisation statistics are buffers of :class:`Normalizer`, so they travel inside the checkpoint.
 Inference is DDIM with few steps (``diffusers``).
@@ -49,6 +51,16 @@ class PolicyModelConfig:
     # it was evaluated). Below ``horizon`` overlapping plans are blended (temporal ensembling); at
     # ``horizon`` (or more: capped) each chunk runs whole, measured better closed loop here (docs/training.md)
     execute: int = 8
+    # true: every denoiser block is adaLN-Zero modulated by t + a projection of a global condition vector
+    # (the pooled condition z that PDCP shapes), as DiT does with its class label; false: the condition
+    # is only cross-attended (a task signal is then one key among many, and on shared twin scenes the
+    # head was measured to ignore it: models/README.md)
+    global_cond: bool = False
+    # classifier-free guidance on the global vector: while training, each sample's vector is replaced by a
+    # learned null with probability global_dropout; sampling then runs ε_null + guidance·(ε_z − ε_null),
+    # so guidance > 1 pushes the chunk further toward what the condition asks (needs global_dropout > 0)
+    global_dropout: float = 0.0
+    guidance: float = 1.0
 
     def validate(self) -> None:
         if self.proprio_mask and len(self.proprio_mask) != self.proprio_dim:
@@ -60,6 +72,13 @@ class PolicyModelConfig:
             raise ValueError("proprio_noise must be >= 0 and min_std > 0")
         if self.width % self.heads:
             raise ValueError(f"width: {self.width} is not divisible by heads={self.heads}")
+        if not 0.0 <= self.global_dropout < 1.0:
+            raise ValueError(f"global_dropout: must be in [0, 1), got {self.global_dropout}")
+        if self.global_dropout > 0 and not self.global_cond:
+            raise ValueError("global_dropout: needs global_cond: true (it drops the global condition vector)")
+        if self.guidance != 1.0 and self.global_dropout <= 0:
+            raise ValueError(f"guidance: {self.guidance} needs a head trained with global_dropout > 0 (it has no "
+                             "null condition to guide away from); use guidance: 1")
         if self.execute < 1:
             raise ValueError(f"execute: must be >= 1 (at most horizon={self.horizon} are used), got {self.execute}")
         if not 1 <= self.inference_steps <= self.train_timesteps:
@@ -124,14 +143,25 @@ class ActionDenoiser(nn.Module):
         self.t_embed = TimestepEmbedder(d)
         self.cond = nn.Linear(cond_dim, d)
         self.proprio = nn.Sequential(nn.Linear(cfg.proprio_dim, d), nn.SiLU(), nn.Linear(d, d))
-        self.blocks = nn.ModuleList([CrossAttentionBlock(d, cfg.heads) for _ in range(cfg.depth)])
+        self.global_cond = nn.Sequential(nn.LayerNorm(cond_dim), nn.Linear(cond_dim, d)) if cfg.global_cond else None
+        # the "no condition" vector of classifier-free guidance
+        self.null_global = nn.Parameter(torch.zeros(cond_dim)) if cfg.global_dropout > 0 else None
+        self.blocks = nn.ModuleList([CrossAttentionBlock(d, cfg.heads, adaptive=cfg.global_cond)
+                                     for _ in range(cfg.depth)])
         self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.action_dim))
 
-    def forward(self, noisy: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
-        context = torch.cat([self.cond(cond), self.proprio(proprio)[:, None], self.t_embed(t)[:, None]], dim=1)
-        x = self.inp(noisy) + self.pos[:, :noisy.shape[1]] + self.t_embed(t)[:, None]
+    def forward(self, noisy: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, proprio: torch.Tensor,
+                global_cond: torch.Tensor | None = None) -> torch.Tensor:
+        temb = self.t_embed(t)
+        context = torch.cat([self.cond(cond), self.proprio(proprio)[:, None], temb[:, None]], dim=1)
+        x = self.inp(noisy) + self.pos[:, :noisy.shape[1]] + temb[:, None]
+        c = None
+        if self.global_cond is not None:
+            if global_cond is None:
+                raise ValueError("this head is conditioned on a global vector (policy.global_cond): pass global_cond")
+            c = temb + self.global_cond(global_cond)
         for block in self.blocks:
-            x = block(x, context)
+            x = block(x, context, c)
         return self.out(x)
 
 
@@ -189,15 +219,19 @@ class DiffusionPolicyHead(nn.Module):
         return p if self.proprio_keep is None else p * self.proprio_keep
 
     def loss(self, cond: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor,
-             action_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Diffusion loss; ``action_mask`` (B, A) zeroes dimensions a demo does not have (masked fingers)."""
+             action_mask: torch.Tensor | None = None, global_cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Diffusion loss; ``action_mask`` (B, A) zeroes dimensions a demo does not have (masked fingers);
+        ``global_cond`` (B, Dc): the head's global condition vector (``policy.global_cond`` only)."""
         x0 = self.action_norm.normalize(actions - self._offset(proprio))
         if action_mask is not None:  # a missing finger is "at the mean", so its garbage cannot leak in
             x0 = torch.where(action_mask[:, None, :], x0, torch.zeros_like(x0))
         noise = torch.randn_like(x0)
         t = torch.randint(0, self.cfg.train_timesteps, (x0.shape[0],), device=x0.device)
         noisy = self.train_scheduler.add_noise(x0, noise, t)
-        pred = self.denoiser(noisy, t, cond, self.proprio_input(proprio, train=True))
+        if global_cond is not None and self.cfg.global_dropout > 0:
+            drop = torch.rand(global_cond.shape[0], 1, device=global_cond.device) < self.cfg.global_dropout
+            global_cond = torch.where(drop, self.denoiser.null_global.expand_as(global_cond), global_cond)
+        pred = self.denoiser(noisy, t, cond, self.proprio_input(proprio, train=True), global_cond)
         goal = {"epsilon": noise, "sample": x0}.get(self.cfg.prediction_type)
         if goal is None:
             goal = self.train_scheduler.get_velocity(x0, noise, t)
@@ -209,14 +243,25 @@ class DiffusionPolicyHead(nn.Module):
 
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, proprio: torch.Tensor, generator: torch.Generator | None = None,
-               steps: int | None = None) -> torch.Tensor:
-        """DDIM → unnormalised action chunk (B, H, A)."""
+               steps: int | None = None, global_cond: torch.Tensor | None = None) -> torch.Tensor:
+        """DDIM → unnormalised action chunk (B, H, A); with ``guidance`` ≠ 1, classifier-free guided on
+        ``global_cond`` (two denoiser passes per step, batched)."""
         b = cond.shape[0]
         x = torch.randn((b, self.cfg.horizon, self.cfg.action_dim), generator=generator, device=cond.device)
         p = self.proprio_input(proprio)
         sched = self.sample_scheduler
         sched.set_timesteps(steps or self.cfg.inference_steps)
+        w = self.cfg.guidance
+        guided = w != 1.0 and global_cond is not None
+        if guided:
+            null = self.denoiser.null_global.expand_as(global_cond)
+            cond2, p2, g2 = torch.cat([cond, cond]), torch.cat([p, p]), torch.cat([global_cond, null])
         for t in sched.timesteps:
             tt = torch.full((b,), int(t), device=cond.device, dtype=torch.long)
-            x = sched.step(self.denoiser(x, tt, cond, p), t, x).prev_sample
+            if guided:
+                with_z, without = self.denoiser(torch.cat([x, x]), torch.cat([tt, tt]), cond2, p2, g2).chunk(2)
+                pred = without + w * (with_z - without)
+            else:
+                pred = self.denoiser(x, tt, cond, p, global_cond)
+            x = sched.step(pred, t, x).prev_sample
         return self.action_norm.unnormalize(x) + self._offset(proprio)

@@ -67,16 +67,33 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
 
 
 class CrossAttentionBlock(nn.Module):
-    """Pre-norm block: self-attention, cross-attention to a context, MLP. (B, L, D) → (B, L, D)."""
+    """Pre-norm block: self-attention, cross-attention to a context, MLP. (B, L, D) → (B, L, D).
 
-    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
+    ``adaptive``: adaLN-Zero, as in DiT: a per-sample vector c (B, D) sets each sub-layer's norm shift and
+    scale and the gate of its residual (zero at initialisation, so the block starts as the identity). A
+    global condition then acts multiplicatively on every layer instead of being one key among many.
+    """
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None, adaptive: bool = False):
         super().__init__()
-        self.n1, self.n2, self.n3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.n1, self.n2, self.n3 = (nn.LayerNorm(dim, elementwise_affine=not adaptive) for _ in range(3))
         self.self_attn = Attention(dim, heads)
         self.cross_attn = Attention(dim, heads, context_dim)
         self.mlp = MLP(dim)
+        self.ada = None
+        if adaptive:
+            self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 9 * dim))
+            nn.init.zeros_(self.ada[1].weight)
+            nn.init.zeros_(self.ada[1].bias)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.n1(x))
-        x = x + self.cross_attn(self.n2(x), context)
-        return x + self.mlp(self.n3(x))
+    def forward(self, x: torch.Tensor, context: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if self.ada is None:
+            x = x + self.self_attn(self.n1(x))
+            x = x + self.cross_attn(self.n2(x), context)
+            return x + self.mlp(self.n3(x))
+        if c is None:
+            raise ValueError("an adaptive block needs its conditioning vector c (B, D)")
+        (s1, k1, g1), (s2, k2, g2), (s3, k3, g3) = (m.chunk(3, dim=-1) for m in self.ada(c).chunk(3, dim=-1))
+        x = x + g1[:, None] * self.self_attn(modulate(self.n1(x), s1, k1))
+        x = x + g2[:, None] * self.cross_attn(modulate(self.n2(x), s2, k2), context)
+        return x + g3[:, None] * self.mlp(modulate(self.n3(x), s3, k3))

@@ -193,12 +193,15 @@ class SimEnv:
         d.ctrl[:] = q0
         mujoco.mj_forward(m, d)
         self._tracker = SuccessTracker(self)
+        # on a shared twin scene, also whether the twin's task got done (the prompt was not followed)
+        self._twin_tracker = None if self.twin is None else \
+            SuccessTracker(self, self.twin, sample_instance(self.twin, self.seed, twin=self.task))
         self.t = 0
         self._last_q_target = q0
         # settle objects for a moment
         for _ in range(20):
             mujoco.mj_step(m, d)
-        self._tracker.update()
+        self._update_trackers()
         return self.observe()
 
     def close(self) -> None:
@@ -272,7 +275,7 @@ class SimEnv:
             mujoco.mj_step(m, d)
         self._wrist = new_wrist
         self.t += 1
-        self._tracker.update()
+        self._update_trackers()
         return self.observe()
 
     def step_keypoints(self, keypoints: np.ndarray) -> Observation:
@@ -313,9 +316,20 @@ class SimEnv:
     def success(self) -> bool:
         return self._tracker.success
 
+    @property
+    def twin_success(self) -> bool | None:
+        """On a shared twin scene, whether the twin task's predicate holds (its success, judged like this
+        task's): a policy that did the other task of the pair. None without a twin scene."""
+        return None if self._twin_tracker is None else self._twin_tracker.success
+
+    def _update_trackers(self) -> None:
+        self._tracker.update()
+        if self._twin_tracker is not None:
+            self._twin_tracker.update()
+
     def update_success(self) -> None:
         """Evaluate the success predicate once more (for drivers that step physics themselves)."""
-        self._tracker.update()
+        self._update_trackers()
 
     def success_now(self) -> bool:
         return self._tracker.check()
@@ -353,13 +367,15 @@ class SuccessTracker:
     KNOCK_CONE = 45.0  # degrees around the marked side within which the bottle must fall
     KNOCK_LAND = 0.06  # metres: its centre must come to rest this close to the disc
 
-    def __init__(self, env: SimEnv):
+    def __init__(self, env: SimEnv, task: Task | None = None, instance: TaskInstance | None = None):
+        """``task``/``instance``: judge another task in this scene (default: the env's own)."""
         self.env = env
-        inst = env.instance
-        self.skill = env.task.skill
+        self.instance = inst = instance or env.instance
+        task = task or env.task
+        self.skill = task.skill
         self.obj = inst.target
-        self.threshold = env.task.threshold
-        self.radius = env.task.config.goal.radius
+        self.threshold = task.threshold
+        self.radius = task.config.goal.radius
         self.z0 = None
         self.angle0 = None
         self.latched = False
@@ -375,10 +391,10 @@ class SuccessTracker:
         env, o, skill = self.env, self.obj, self.skill
         if skill in ("push_to_goal", "pull_to_goal"):
             p = env.body_pos(o.name)
-            return bool(np.linalg.norm(p[:2] - env.instance.goal_xy) <= self.radius and p[2] < self.z0 + 0.02)
+            return bool(np.linalg.norm(p[:2] - self.instance.goal_xy) <= self.radius and p[2] < self.z0 + 0.02)
         if skill == "pick_place":
             p = env.body_pos(o.name)
-            return bool(np.linalg.norm(p[:2] - env.instance.goal_xy) <= self.radius and p[2] < self.z0 + 0.01
+            return bool(np.linalg.norm(p[:2] - self.instance.goal_xy) <= self.radius and p[2] < self.z0 + 0.01
                         and self._tilt(o.name) < 30)
         if skill == "pick_lift":
             return bool(env.body_pos(o.name)[2] >= self.z0 + self.threshold)
@@ -394,9 +410,9 @@ class SuccessTracker:
             # fallen, toward the side marked by the disc (within 45 degrees): knocked over on purpose
             axis = env.body_rot(o.name)[:, 2]
             horiz = np.linalg.norm(axis[:2])
-            want = env.instance.goal_xy - o.pos
+            want = self.instance.goal_xy - o.pos
             want = want / np.linalg.norm(want)
-            landed = np.linalg.norm(env.body_pos(o.name)[:2] - env.instance.goal_xy)
+            landed = np.linalg.norm(env.body_pos(o.name)[:2] - self.instance.goal_xy)
             return bool(self._tilt(o.name) >= self.threshold and horiz > 1e-6 and landed <= self.KNOCK_LAND
                         and float(axis[:2] @ want) / horiz >= np.cos(np.radians(self.KNOCK_CONE)))
         raise ValueError(f"no success predicate for skill {skill!r}")

@@ -249,7 +249,8 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
                 if save_dir:
                     rec.save(Path(save_dir) / name / task.name / embodiment / f"{seed:07d}")
                 results.append({"policy": name, "task": task.name, "skill": task.skill, "seed": seed,
-                                "success": bool(rec.success), "seconds": rec.seconds})
+                                "success": bool(rec.success), "seconds": rec.seconds,
+                                **({} if env.twin_success is None else {"twin_success": env.twin_success})})
     finally:
         if prompt_env is not None:
             prompt_env.close()
