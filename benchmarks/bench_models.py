@@ -36,11 +36,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the inference networks (CUDA graphs on a GPU; see compile_for_inference)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override config/stage2.yaml, e.g. --set policy.global_cond=true "
+                             "--set policy.global_dropout=0.1 --set policy.guidance=2 (guided: two head passes per step)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     s1 = load_config(Stage1Config, config_path("stage1.yaml"))
-    s2 = load_config(Stage2Config, config_path("stage2.yaml"))
+    s2 = load_config(Stage2Config, config_path("stage2.yaml"), args.set)
     s2.skills, s2.tasks = ["a", "b"], ["a", "b"]
     m = s1.model
     torch.manual_seed(0)
@@ -70,6 +73,8 @@ def main() -> None:
     # Representation pass and whole chunk at batch 1.
     video.eval()
     policy = PromptPolicyModel(s2, s1, video).to(dev).eval()
+    pc = s2.policy
+    print(f"stage-2 head: width {pc.width} depth {pc.depth}, global_cond {pc.global_cond}, guidance {pc.guidance}")
     warmup = 3
     if args.compile:
         compile_for_inference(policy)
