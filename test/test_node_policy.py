@@ -34,6 +34,20 @@ def test_shipped_config_loads():
     assert resolve_checkpoint(cfg.checkpoint) == share_dir() / "models" / "policy.safetensors"
 
 
+def test_the_guidance_parameter_reaches_the_checkpoint_or_is_refused_with_the_reason(checkpoint):
+    """guidance: 0 keeps the checkpoint's own scale; a scale for a head trained without a null condition is a
+    start-up error that says why (the node refuses to start rather than ignore the setting)."""
+    import dataclasses
+
+    from humanprompt_ros.nodes.policy import StartupError, build_backend
+
+    cfg = dataclasses.replace(load_policy_config(config_path("policy.yaml")), checkpoint=str(checkpoint))
+    assert cfg.guidance == 0.0
+    assert build_backend(cfg, "allegro_right").model.head.cfg.guidance == 1.0
+    with pytest.raises(StartupError, match="needs a head trained with global_dropout"):
+        build_backend(dataclasses.replace(cfg, guidance=2.0), "allegro_right")
+
+
 def test_set_encoded_installs_tokens_and_refuses_bad_ones(checkpoint, tmp_path):
     import torch
 

@@ -116,6 +116,9 @@ class PolicyConfig:
                          read_only=True)
     device: str = param("cpu", "policy:=checkpoint: torch device", read_only=True)
     threads: int = param(1, "policy:=checkpoint: torch CPU threads", read_only=True, range=(0, 64))
+    guidance: float = param(0.0, "policy:=checkpoint: classifier-free guidance scale of the head; 0: the checkpoint's "
+                                 "own (policy.guidance). Only a head trained with policy.global_dropout > 0 can be "
+                                 "guided", read_only=True, range=(0.0, 20.0))
     prompt_tokens_timeout: float = param(
         2.0, "policy:=checkpoint: seconds the prompt worker waits for the prompt encoder's tokens of a new prompt "
              "(/humanprompt/prompt_tokens, same checkpoint) before encoding the prompt itself; 0: use them only "

@@ -153,7 +153,8 @@ def build_backend(cfg: PolicyConfig, hand_name: str):
     except ImportError as exc:
         raise StartupError(f"policy:=checkpoint needs the learning dependencies (torch): {exc}") from None
     try:
-        return make_policy(str(path), hand=hand_name, device=cfg.device, threads=cfg.threads)
+        return make_policy(str(path), hand=hand_name, device=cfg.device, threads=cfg.threads,
+                           guidance=cfg.guidance or None)
     except Exception as exc:  # noqa: BLE001 - CheckpointError, ValueError, torch errors: all say why
         raise StartupError(f"checkpoint {path}: {exc}") from None
 
