@@ -9,6 +9,20 @@ SMALL = PolicyModelConfig(horizon=4, action_dim=6, proprio_dim=6, width=32, dept
                           train_timesteps=50, inference_steps=5)
 
 
+def fit_two(head: DiffusionPolicyHead, cond: torch.Tensor, targets: torch.Tensor, steps: int,
+            z: torch.Tensor | None = None) -> None:
+    """Train ``head`` (AdamW, batches of 32) to map condition i — tokens cond[i] and, when given, the
+    global vector z[i] — to the chunk targets[i], for i in {0, 1}; the action normaliser is fitted first."""
+    head.action_norm.fit(targets)
+    opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
+    for _ in range(steps):
+        idx = torch.randint(0, 2, (32,))
+        loss = head.loss(cond[idx], torch.zeros(32, 6), targets[idx], global_cond=None if z is None else z[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 def test_normalizer_round_trip_and_constant_dims():
     n = Normalizer(3)
     data = torch.stack([torch.randn(100) * 5 + 2, torch.randn(100), torch.full((100,), 7.0)], dim=-1)
@@ -67,14 +81,7 @@ def test_learns_a_conditional_action_chunk():
     head = DiffusionPolicyHead(SMALL, cond_dim=8)
     conds = torch.randn(2, 3, 8)
     targets = torch.stack([torch.linspace(-1, 1, 4)[:, None].expand(4, 6), torch.full((4, 6), 2.0)])
-    head.action_norm.fit(targets)
-    opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
-    for _ in range(300):
-        idx = torch.randint(0, 2, (32,))
-        loss = head.loss(conds[idx], torch.zeros(32, 6), targets[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_two(head, conds, targets, 300)
     out = head.sample(conds, torch.zeros(2, 6), generator=torch.Generator().manual_seed(0))
     assert out.shape == (2, 4, 6)
     err_right = (out - targets).abs().mean(dim=(1, 2))
@@ -136,14 +143,7 @@ def test_global_condition_alone_selects_the_chunk():
     with pytest.raises(ValueError, match="pass global_cond"):
         head.sample(tokens, proprio)
     targets = torch.stack([torch.linspace(-1, 1, 4)[:, None].expand(4, 6), torch.full((4, 6), 2.0)])
-    head.action_norm.fit(targets)
-    opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
-    for _ in range(300):
-        idx = torch.randint(0, 2, (32,))
-        loss = head.loss(tokens[:1].expand(32, -1, -1), torch.zeros(32, 6), targets[idx], global_cond=z[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_two(head, tokens, targets, 300, z)  # the same tokens for both: only z tells them apart
     out = head.sample(tokens, proprio, generator=torch.Generator().manual_seed(0), global_cond=z)
     err_right = (out - targets).abs().mean(dim=(1, 2))
     err_swapped = (out - targets.flip(0)).abs().mean(dim=(1, 2))
@@ -164,14 +164,7 @@ def test_guidance_needs_a_null_condition_and_pushes_toward_the_condition():
     head = DiffusionPolicyHead(cfg, cond_dim=8)
     tokens, z = torch.randn(1, 3, 8).expand(2, -1, -1), torch.randn(2, 8)
     targets = torch.stack([torch.full((4, 6), -1.0), torch.full((4, 6), 1.0)])
-    head.action_norm.fit(targets)
-    opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
-    for _ in range(400):
-        idx = torch.randint(0, 2, (32,))
-        loss = head.loss(tokens[:1].expand(32, -1, -1), torch.zeros(32, 6), targets[idx], global_cond=z[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_two(head, tokens, targets, 400, z)
     assert head.denoiser.null_global.abs().sum() > 0  # the null vector was trained
 
     def mean_gap(w: float) -> float:

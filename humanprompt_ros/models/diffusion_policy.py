@@ -53,8 +53,8 @@ class PolicyModelConfig:
     execute: int = 8
     # true: every denoiser block is adaLN-Zero modulated by t + a projection of a global condition vector
     # (the pooled condition z that PDCP shapes), as DiT does with its class label; false: the condition
-    # is only cross-attended (a task signal is then one key among many, and on shared twin scenes the
-    # head was measured to ignore it: models/README.md)
+    # is only cross-attended (a task signal is then one key among many; on shared twin scenes either
+    # way moves the chunk with the condition open loop, models/README.md "On shared scenes")
     global_cond: bool = False
     # classifier-free guidance on the global vector: while training, each sample's vector is replaced by a
     # learned null with probability global_dropout; sampling then runs ε_null + guidance·(ε_z − ε_null),
