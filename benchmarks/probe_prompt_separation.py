@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -72,13 +73,21 @@ def main() -> int:
         result[f"{a} / {b}"] = {name: round(held_out_accuracy(np.array([r[2 + i] for r in rows]), y, n_train,
                                                               quadratic=False, l2=1e-2), 3)
                                 for i, name in enumerate(REPRESENTATIONS)}
-    print(f"telling twin tasks apart from the human prompt ({args.policy}; held-out accuracy, chance 0.5)")
-    print("| twin pair | " + " | ".join(REPRESENTATIONS) + " |")
-    print("|---" * (len(REPRESENTATIONS) + 1) + "|")
-    for pair, accs in result.items():
-        print(f"| {pair} | " + " | ".join(f"{accs[k]:.3f}" for k in REPRESENTATIONS) + " |")
-    print(json.dumps(result))
+    print_table(f"telling twin tasks apart from the human prompt ({args.policy}; held-out accuracy, chance 0.5)",
+                "twin pair", REPRESENTATIONS, result)
     return 0 if result else 1
+
+
+def print_table(title: str, first: str, columns: Sequence[str], result: dict[str, dict[str, float]],
+                digits: int = 3) -> None:
+    """``title``, a markdown table (one row per key of ``result``, one column per name in ``columns``),
+    and, last, ``result`` as one JSON line."""
+    print(title)
+    print(f"| {first} | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for row, accs in result.items():
+        print(f"| {row} | " + " | ".join(f"{accs[k]:.{digits}f}" for k in columns) + " |")
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -71,6 +71,10 @@ class Stage2Train(TrainConfig):
 class Stage2Config:
     data: str
     stage1: str  # stage-1 checkpoint (its prompt encoder and video model stay frozen)
+    # optional dataset of extra human demonstrations used only as prompts (never as action targets):
+    # human videos are cheap, and a policy prompted by a few dozen demos per task learns those demos,
+    # not the task (docs/training.md, "Twin pairs")
+    prompt_data: str = ""
     hand: str = "allegro_right"  # the robot hand this policy is for (checked when loaded)
     out: str = "runs/stage2"
     condition: str = "prompt"  # prompt | none (behaviour cloning) | skill_oracle (true skill id)
@@ -312,13 +316,17 @@ def load_policy_model(path: str | Path, hand: str | None = None, action_dim: int
 class _Batcher:
     """Samples (episode, time, prompt episode) and assembles tensors, caching prompt tokens."""
 
-    def __init__(self, model: PromptPolicyModel, episodes: Sequence[PolicyEpisode], seed: int):
-        self.model, self.episodes = model, list(episodes)
+    def __init__(self, model: PromptPolicyModel, episodes: Sequence[PolicyEpisode], seed: int,
+                 prompt_episodes: Sequence[PolicyEpisode] = ()):
+        # training episodes first, then the prompt-only ones (only ever drawn as prompts)
+        self.n_train = len(episodes)
+        self.model, self.episodes = model, list(episodes) + list(prompt_episodes)
         self.rng = np.random.default_rng(seed)
         self.human_by_task: dict[str, list[int]] = {}
         self.by_task: dict[str, list[int]] = {}
         for i, ep in enumerate(self.episodes):
-            self.by_task.setdefault(ep.task, []).append(i)
+            if i < self.n_train:
+                self.by_task.setdefault(ep.task, []).append(i)
             if ep.embodiment == "human":
                 self.human_by_task.setdefault(ep.task, []).append(i)
         self.prompt_cache: dict[int, torch.Tensor] = {}
@@ -329,11 +337,12 @@ class _Batcher:
         self.store: FeatureStore | None = None
         if cfg.train.cached_prompts > 0 and not model.trains_video_model:
             self.store = FeatureStore.build(model, self.episodes, self.prompt_pool, cfg.train.cached_prompts,
-                                            seed=cfg.train.seed)
+                                            seed=cfg.train.seed, n_train=self.n_train)
         # (robot episode, human episode) of the same task and scene seed: the paired term's twins.
         # Their own generator, so the main batches are the same with and without the term.
-        human = {(e.task, e.seed): i for i, e in enumerate(self.episodes) if e.embodiment == "human"}
-        self.twins = [(i, human[(e.task, e.seed)]) for i, e in enumerate(self.episodes)
+        train = self.episodes[:self.n_train]
+        human = {(e.task, e.seed): i for i, e in enumerate(train) if e.embodiment == "human"}
+        self.twins = [(i, human[(e.task, e.seed)]) for i, e in enumerate(train)
                       if e.embodiment == "robot" and (e.task, e.seed) in human]
         self.twin_rng = np.random.default_rng([seed, 31337])
 
@@ -380,7 +389,7 @@ class _Batcher:
         keys = ("proprio", "actions", "mask", "task", "skill") + self._visual_keys()
         rows: dict[str, list] = {k: [] for k in keys}
         for _ in range(batch):
-            i = int(self.rng.integers(len(self.episodes)))
+            i = int(self.rng.integers(self.n_train))
             ep = self.episodes[i]
             t = int(self.rng.integers(len(ep.actions)))
             self._visual(rows, i, t, self.rng)
@@ -429,20 +438,25 @@ class FeatureStore:
 
     @classmethod
     def build(cls, model: "PromptPolicyModel", episodes: Sequence[PolicyEpisode], pool, k: int, seed: int,
-              batch: int = 64) -> "FeatureStore":
+              batch: int = 64, n_train: int | None = None) -> "FeatureStore":
+        """Features of ``episodes[:n_train]`` (default: all) under prompts drawn by ``pool(i)`` (indices
+        into ``episodes``, which may go on with prompt-only episodes)."""
         import hashlib
         import json
 
+        n_train = len(episodes) if n_train is None else n_train
         rng = np.random.default_rng([seed, 4049])
         prompts = np.array([[pool(i)[int(rng.integers(len(pool(i))))] for _ in range(k)]
-                            for i in range(len(episodes))], np.int64)
-        lengths = np.array([len(e.frames) for e in episodes])
+                            for i in range(n_train)], np.int64)
+        lengths = np.array([len(e.frames) for e in episodes[:n_train]])
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         ckpt = Path(model.cfg.stage1)
         stat = ckpt.stat()
         key = hashlib.sha256(json.dumps({
             "stage1": [str(ckpt.resolve()), stat.st_size, stat.st_mtime_ns],
-            "episodes": [[e.task, e.embodiment, e.seed, len(e.frames)] for e in episodes],
+            "episodes": [[e.task, e.embodiment, e.seed, len(e.frames)] for e in episodes[:n_train]],
+            **({"prompt_only": [[e.task, e.seed, len(e.frames)] for e in episodes[n_train:]]}
+               if n_train < len(episodes) else {}),
             "prompts": prompts.tolist(), "blank": model.cfg.condition == "none",
             "pretrained": model.cfg.stage1_pretrained, "seed": seed,
         }).encode()).hexdigest()[:16]
@@ -458,7 +472,7 @@ class FeatureStore:
         dev = next(model.head.parameters()).device
         with torch.no_grad():
             tokens = {p: vm.encode_prompt(model.prompt_latents(episodes[p].frames)) for p in np.unique(prompts)}
-            for i, ep in enumerate(progress(episodes, desc=f"stage-1 features ({k} prompts per episode)")):
+            for i, ep in enumerate(progress(episodes[:n_train], desc=f"stage-1 features ({k} prompts per episode)")):
                 latents = vm.encode_frames(torch.from_numpy(ep.frames).to(dev))
                 for slot in range(k):
                     for a in range(0, len(latents), batch):
@@ -503,8 +517,10 @@ class _TrainStep(nn.Module):
         return out
 
 
-def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: bool = True) -> Path:
-    """Train the policy (Video Former + diffusion head + PDCP parts); returns the checkpoint path."""
+def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: bool = True,
+                 prompt_episodes: Sequence[PolicyEpisode] = ()) -> Path:
+    """Train the policy (Video Former + diffusion head + PDCP parts); returns the checkpoint path.
+    ``prompt_episodes``: extra demonstrations drawn only as prompts (their human ones of training tasks)."""
     dist = Distributed.from_env(cfg.train.device)
     tc = cfg.train
     seed_everything(tc.seed + dist.rank)
@@ -546,7 +562,8 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
             t, g = optimizer_tensors(opt)
             save_checkpoint(out / "last.train.safetensors", t, "train_state", {}, **g)
 
-    batcher = _Batcher(model, episodes, tc.seed + 7919 * dist.rank + step)
+    prompt_only = [e for e in prompt_episodes if e.embodiment == "human" and e.task in cfg.tasks]
+    batcher = _Batcher(model, episodes, tc.seed + 7919 * dist.rank + step, prompt_only)
     pairs = cfg.pdcp.align_pairs if cfg.pdcp.enabled and cfg.pdcp.align_weight > 0 else 0
     if pairs and not batcher.twins and dist.is_main:
         print("[stage2] pdcp.align_weight > 0 but no robot episode has a human twin (same task and seed): "

@@ -227,6 +227,40 @@ def test_feature_store_matches_the_live_representation_and_is_shared(tmp_path, s
     assert b["features"].shape[1:] == store.data.shape[2:]
 
 
+def test_prompt_only_demos_prompt_but_never_train(tmp_path, stage1_checkpoint, episodes):
+    """``prompt_data``: extra human demos widen each task's prompt pool; no action of theirs is a target."""
+    import dataclasses
+
+    from humanprompt_ros.stage1 import load_stage1
+    from humanprompt_ros.stage2 import PromptPolicyModel, _Batcher
+
+    extra = [dataclasses.replace(e, actions=np.full_like(e.actions, 1e3))  # a target no training demo has
+             for e in make_policy_dataset(range(2, 6), size=32, length=12) if e.embodiment == "human"]
+    cfg = stage2_config(tmp_path / "run", stage1_checkpoint)
+    cfg.tasks, cfg.skills = sorted({e.task for e in episodes}), sorted({e.skill for e in episodes})
+    vm, s1cfg, _ = load_stage1(stage1_checkpoint)
+    model = PromptPolicyModel(cfg, s1cfg, vm).eval()
+    batcher = _Batcher(model, episodes, seed=0, prompt_episodes=extra)
+    n = len(episodes)
+    assert batcher.store is not None and batcher.store.prompts.shape == (n, 2)  # features of training frames only
+    pool = batcher.prompt_pool(0)
+    assert any(j >= n for j in pool) and all(batcher.episodes[j].task == episodes[0].task for j in pool)
+    assert (batcher.store.prompts >= n).any()  # the cache draws prompt-only demos too
+    i, k = map(int, np.argwhere(batcher.store.prompts >= n)[0])
+    p = int(batcher.store.prompts[i, k])
+    with torch.no_grad():
+        live = model.features(model.encode_prompt(batcher.episodes[p].frames),
+                              vm.encode_frames(torch.from_numpy(episodes[i].frames[:1])))[0]
+    torch.testing.assert_close(batcher.store.get(i, 0, k), live, atol=2e-2, rtol=1e-2)
+    for _ in range(10):
+        assert batcher.sample(16, torch.device("cpu"))["actions"].abs().max() < 100
+    plain = _Batcher(model, episodes, seed=0).store
+    assert plain.data.filename != batcher.store.data.filename  # another cache: other prompts
+    cfg.prompt_data = "prompts"  # recorded in the checkpoint's config
+    ckpt = train_stage2(cfg, episodes, prompt_episodes=extra)
+    assert load_policy_model(ckpt)[1]["config"]["prompt_data"] == "prompts"
+
+
 def test_a_half_precision_export_loads_and_acts_like_the_original(policy_checkpoint, episodes, tmp_path):
     from humanprompt_ros.cli.train import main as train_main
 

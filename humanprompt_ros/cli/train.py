@@ -41,7 +41,11 @@ def cmd_stage2(args: argparse.Namespace) -> int:
     episodes = load_policy_episodes(cfg.data, s1cfg.model.image_size)
     print(f"[stage2] {len(episodes)} episodes from {cfg.data}; condition={cfg.condition}, "
           f"pdcp={'on' if cfg.pdcp.enabled else 'off'}, stage-1 {'pretrained' if cfg.stage1_pretrained else 'random'}")
-    train_stage2(cfg, episodes, resume=not args.fresh)
+    prompts = load_policy_episodes(cfg.prompt_data, s1cfg.model.image_size) if cfg.prompt_data else []
+    if prompts:
+        print(f"[stage2] + {sum(e.embodiment == 'human' for e in prompts)} human demos from {cfg.prompt_data}, "
+              "as prompts only")
+    train_stage2(cfg, episodes, resume=not args.fresh, prompt_episodes=prompts)
     return 0
 
 

@@ -1,0 +1,62 @@
+"""benchmarks/probe_prompt_prototypes.py runs end to end on generated shared-scene twin episodes with a
+policy trained on them, and refuses a policy without PDCP prototypes, saying why."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("twins")
+    gen = subprocess.run([sys.executable, "-m", "humanprompt_ros.cli.sim", "generate", "--out", str(data),
+                          "--tasks", "knock_over,pull_puck", "--all-robot", "--episodes", "2", "--seed", "0",
+                          "--workers", "1", "--twin-scenes", "shared", "--quiet"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert gen.returncode == 0, gen.stderr
+    return data
+
+
+def train(root: Path, data: Path, **kw) -> Path:
+    """A tiny stage 1 + stage 2 on ``data`` (a few steps: the probe's mechanics, not its figures)."""
+    from humanprompt_ros.models.diffusion_policy import PolicyModelConfig
+    from humanprompt_ros.models.video_former import VideoFormerConfig
+    from humanprompt_ros.stage1 import train_stage1
+    from humanprompt_ros.stage2 import PDCPSwitch, Stage2Config, Stage2Train, load_policy_episodes, train_stage2
+    from synthetic_clips import make_dataset
+    from test_stage1 import tiny_config
+
+    s1 = train_stage1(tiny_config(root / "stage1", steps=2, ae_steps=2), make_dataset(range(1), size=32, length=12))
+    cfg = Stage2Config(data=str(data), stage1=str(s1), out=str(root / "stage2"),
+                       video_former=VideoFormerConfig(queries_per_frame=2, width=16, depth=1, heads=2),
+                       policy=PolicyModelConfig(horizon=4, width=16, depth=1, heads=2, train_timesteps=20,
+                                                inference_steps=3),
+                       pdcp=PDCPSwitch(**kw), train=Stage2Train(steps=2, batch_size=4, warmup_steps=1))
+    return train_stage2(cfg, load_policy_episodes(data, 32, show=False))
+
+
+def probe(checkpoint: Path, data: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "probe_prompt_prototypes.py"), "--policy",
+                           str(checkpoint), "--heldout", str(data), "--train", str(data), "--prompts", "2"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+def test_the_probe_names_a_skill_per_task_and_source(tmp_path, twins):
+    out = probe(train(tmp_path, twins), twins)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result) == {"knock_over", "pull_puck"}
+    assert all(set(r) == {"held-out", "training"} and all(0.0 <= a <= 1.0 for a in r.values())
+               for r in result.values())
+
+
+def test_a_policy_without_pdcp_is_refused(tmp_path, twins):
+    out = probe(train(tmp_path, twins, enabled=False), twins)
+    assert out.returncode == 1 and "without PDCP" in out.stdout
