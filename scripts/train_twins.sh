@@ -3,6 +3,9 @@
 #
 #   scripts/train_twins.sh      # data → stage 2 (full, no prompt, no PDCP, oracle) → evaluation table
 #
+# Session 14 ran these commands by hand (runs/s14: full_pp, no_pdcp_pp, no_prompt; the oracle was not
+# finished); the figures are in docs/training.md, "Twin pairs".
+#
 # Each pair (knock_over / pull_puck, press_button / rotate_lever) holds one human-only skill and one
 # robot skill that start from the very same scene (`--twin-scenes shared`), so the scene does not say
 # which is asked: only the prompt does. With 4 tasks × SCENES scenes, STEPS steps are ~57 passes over
@@ -27,7 +30,7 @@ EPISODES=${EPISODES:-50}
 SEED=${SEED:-0}
 JOBS=${JOBS:-2}
 TASKS=knock_over,pull_puck,press_button,rotate_lever
-mkdir -p "$RUNS"
+mkdir -p "$RUNS/seed$SEED"
 
 echo "== 1/3 data: $DATA/twins$SCENES (human demos of all 4 tasks, robot demos of pull_puck and rotate_lever)"
 humanprompt-sim generate --out "$DATA/twins$SCENES" --tasks "$TASKS" --episodes "$SCENES" --twin-scenes shared --quiet
@@ -58,10 +61,14 @@ for name in full no_prompt no_pdcp oracle; do
 done
 wait
 
-echo "== 3/3 closed loop: $EPISODES held-out shared scenes per skill, prompts from held-out human demos"
+echo "== 3/3 closed loop: held-out shared scenes, prompts from held-out human demos; EPISODES per skill, then"
+echo "         EPISODES more of the human-only ones"
 policies=()
 for name in full no_prompt no_pdcp oracle; do
   policies+=(--policy "$name=$RUNS/seed$SEED/$name/policy.safetensors")
 done
-humanprompt-sim eval "${policies[@]}" --policy replay --tasks "$TASKS" --twin-scenes shared \
-  --episodes "$EPISODES" --workers "$JOBS" --out "$RUNS/seed$SEED/eval.json" | tee "$RUNS/seed$SEED/eval.md"
+humanprompt-sim eval "${policies[@]}" --tasks "$TASKS" --twin-scenes shared --episodes "$EPISODES" \
+  --workers "$JOBS" --quiet --out "$RUNS/seed$SEED/eval_a.json"
+humanprompt-sim eval "${policies[@]}" --tasks knock_over,press_button --twin-scenes shared \
+  --seed $((1000000 + EPISODES)) --episodes "$EPISODES" --workers "$JOBS" --quiet --out "$RUNS/seed$SEED/eval_b.json"
+humanprompt-sim table "$RUNS/seed$SEED/eval_a.json" "$RUNS/seed$SEED/eval_b.json" | tee "$RUNS/seed$SEED/eval.md"
