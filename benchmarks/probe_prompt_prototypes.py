@@ -65,11 +65,18 @@ def main() -> int:
                 frames = ep.frames_at(model.video_model.cfg.image_size)
                 skill = model.cfg.skills.index(ep.skill)
                 for s in SOURCES:
-                    # another seed's demo for the held-out source (never the episode's own scene)
-                    j = (i + 1) % len(tokens[s]) if s == "held-out" else i % len(tokens[s])
+                    n = len(prompts[s])
+                    # a held-out prompt is the next one from another seed: never the episode's own scene
+                    j = i % n if s == "training" else next(
+                        ((i + d) % n for d in range(1, n + 1) if prompts[s][(i + d) % n].seed != ep.seed), None)
+                    if j is None:
+                        continue
                     for k in (0, len(frames) // 3, 2 * len(frames) // 3):
                         z = model.pooled(model.condition_on_frame(tokens[s][j], frames[k]))
                         right[s].append(int(model.pdcp.proto_logits(z).argmax()) == skill)
+            if not all(right.values()):
+                print(f"{task}: skipped (every held-out human demo is of the robot episodes' own scenes)")
+                continue
             result[task] = {s: round(float(np.mean(v)), 3) for s, v in right.items()}
     print_table(f"skill named by the pooled condition on robot frames of held-out scenes, by prompt source "
                 f"({args.policy}; chance {1 / len(model.cfg.skills):.2f})", "task", SOURCES, result, digits=2)

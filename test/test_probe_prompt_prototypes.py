@@ -24,22 +24,13 @@ def twins(tmp_path_factory) -> Path:
     return data
 
 
-def train(root: Path, data: Path, **kw) -> Path:
-    """A tiny stage 1 + stage 2 on ``data`` (a few steps: the probe's mechanics, not its figures)."""
-    from humanprompt_ros.models.diffusion_policy import PolicyModelConfig
-    from humanprompt_ros.models.video_former import VideoFormerConfig
-    from humanprompt_ros.stage1 import train_stage1
-    from humanprompt_ros.stage2 import PDCPSwitch, Stage2Config, Stage2Train, load_policy_episodes, train_stage2
-    from synthetic_clips import make_dataset
-    from test_stage1 import tiny_config
+def train(root: Path, data: Path, **pdcp) -> Path:
+    """The tiny policy trained on ``data`` (a few steps: the probe's mechanics, not its figures)."""
+    from humanprompt_ros.stage2 import PDCPSwitch, load_policy_episodes
+    from tiny_checkpoint import make_tiny_policy_checkpoint
 
-    s1 = train_stage1(tiny_config(root / "stage1", steps=2, ae_steps=2), make_dataset(range(1), size=32, length=12))
-    cfg = Stage2Config(data=str(data), stage1=str(s1), out=str(root / "stage2"),
-                       video_former=VideoFormerConfig(queries_per_frame=2, width=16, depth=1, heads=2),
-                       policy=PolicyModelConfig(horizon=4, width=16, depth=1, heads=2, train_timesteps=20,
-                                                inference_steps=3),
-                       pdcp=PDCPSwitch(**kw), train=Stage2Train(steps=2, batch_size=4, warmup_steps=1))
-    return train_stage2(cfg, load_policy_episodes(data, 32, show=False))
+    return make_tiny_policy_checkpoint(root, load_policy_episodes(data, 32, show=False), data=str(data),
+                                       pdcp=PDCPSwitch(**pdcp))
 
 
 def probe(checkpoint: Path, data: Path) -> subprocess.CompletedProcess:
