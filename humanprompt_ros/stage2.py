@@ -48,12 +48,19 @@ class PDCPSwitch(PDCPConfig):
     # true: z also pools the frame encoder's image points, so PDCP pulls them together across
     # embodiments as well (by default they stay out: where things are is not what the task is)
     image_points: bool = False
+    # which tokens z pools: scene (the Video Former tokens of prompt + current frame, and the projected
+    # prompt tokens) or prompt (the projected prompt tokens only). With scene, every robot frame in
+    # training belongs to a robot skill, so the prototypes can name the skill from the robot hand in view
+    # instead of from the prompt (docs/training.md, "Twin pairs"); prompt leaves z only the prompt to read.
+    pool: str = "scene"
     # with align_weight > 0: pairs per step for the paired cross-embodiment term (the same task, scene
     # seed and moment by a human and by the robot; only data that has such twins, like HumanPrompt-Sim)
     align_pairs: int = 16
 
     def validate(self) -> None:
         super().validate()
+        if self.pool not in ("scene", "prompt"):
+            raise ValueError(f"pool: must be 'scene' or 'prompt', got {self.pool!r}")
         if self.align_pairs < 2:
             raise ValueError(f"align_pairs: at least 2 (the other pairs are the negatives), got {self.align_pairs}")
 
@@ -99,6 +106,8 @@ class Stage2Config:
             raise ValueError(f"condition: must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
         if self.proprio not in ("all", "hand", "wrist"):
             raise ValueError(f"proprio: must be 'all', 'hand' or 'wrist', got {self.proprio!r}")
+        if self.pdcp.pool == "prompt" and not self.prompt_tokens:
+            raise ValueError("pdcp.pool: 'prompt' pools the projected prompt tokens; set prompt_tokens: true")
 
 
 # -- data ----------------------------------------------------------------------------------------------
@@ -243,9 +252,12 @@ class PromptPolicyModel(nn.Module):
     def pooled(self, cond: torch.Tensor) -> torch.Tensor:
         """(B, L, Dv) condition tokens → (B, Dv) the embedding z PDCP shapes: the pool of the prompt/scene
         tokens, without the frame encoder's image points (where things are is not what the task is)
-        unless ``pdcp.image_points``."""
-        k = self.cfg.frame_encoder.keypoints if self.frame_encoder is not None and not self.cfg.pdcp.image_points \
-            else 0
+        unless ``pdcp.image_points``; with ``pdcp.pool: prompt``, of the projected prompt tokens only."""
+        points = self.cfg.frame_encoder.keypoints if self.frame_encoder is not None else 0
+        if self.cfg.pdcp.pool == "prompt":  # the tokens after the Video Former's, before skill and points
+            n = self.former.cfg.queries_per_frame * self.video_model.feature_tokens[0]
+            return VideoFormer.pool(cond[:, n:cond.shape[1] - points - (self.cfg.condition == "skill_oracle")])
+        k = 0 if self.cfg.pdcp.image_points else points
         return VideoFormer.pool(cond[:, :cond.shape[1] - k])
 
     def global_condition(self, cond: torch.Tensor) -> torch.Tensor | None:

@@ -3,8 +3,8 @@
 #
 #   scripts/train_twins.sh      # data → stage 2 (full, no prompt, no PDCP, oracle) → evaluation table
 #
-# Session 14 ran these commands by hand (runs/s14: full_pp, no_pdcp_pp, no_prompt; the oracle was not
-# finished); the figures are in docs/training.md, "Twin pairs".
+# Sessions 14-15 ran these commands by hand (runs/s14 with z pooling the scene, runs/s15 with z pooling
+# the prompt: pdcp.pool); the figures are in docs/training.md, "Twin pairs".
 #
 # Each pair (knock_over / pull_puck, press_button / rotate_lever) holds one human-only skill and one
 # robot skill that start from the very same scene (`--twin-scenes shared`), so the scene does not say
@@ -13,7 +13,8 @@
 # Stage 1 is the default benchmark's (runs/stage1; scripts/train_benchmark.sh trains it).
 # Each step resumes or skips when its output exists, so a re-run continues.
 # Environment: DATA (data/humanprompt-sim), RUNS (runs/twins), STAGE1 (runs/stage1/stage1.safetensors),
-# SCENES (20), PROMPTS (prompt-only human demos per task, 80), STEPS (10000), EPISODES (eval episodes per skill, 50), SEED (training seed, 0), JOBS (2).
+# SCENES (20), PROMPTS (prompt-only human demos per task, 80), STEPS (10000), EPISODES (eval episodes per skill, 50), SEED (training seed, 0), JOBS (2),
+# POOL (what z pools in the prompted variants, pdcp.pool: prompt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
@@ -28,6 +29,7 @@ PROMPTS=${PROMPTS:-80}
 STEPS=${STEPS:-10000}
 EPISODES=${EPISODES:-50}
 SEED=${SEED:-0}
+POOL=${POOL:-prompt}
 JOBS=${JOBS:-2}
 TASKS=knock_over,pull_puck,press_button,rotate_lever
 mkdir -p "$RUNS/seed$SEED"
@@ -41,12 +43,14 @@ humanprompt-sim generate --out "$DATA/twins_prompts" --tasks "$TASKS" --embodime
 
 echo "== 2/3 stage 2: $STEPS steps each, training seed $SEED"
 # The adaLN head with a learned null condition (docs/training.md, "global_cond"); every variant the same
-# but for its one flag.
+# but for its one flag. The two prompted ones pool z from the prompt alone (POOL): pooling the scene
+# lets PDCP's prototypes name the skill from the robot hand in view (docs/training.md, "Twin pairs");
+# the oracle's z keeps its skill token and the no-prompt one its frame.
 COMMON="--set policy.global_cond=true --set train.steps=$STEPS --set train.seed=$SEED --set prompt_data=$DATA/twins_prompts"
 declare -A VARIANTS=(
-  [full]="--set policy.global_dropout=0.1"
+  [full]="--set policy.global_dropout=0.1 --set pdcp.pool=$POOL"
   [no_prompt]="--set condition=none"
-  [no_pdcp]="--set policy.global_dropout=0.1 --set pdcp.enabled=false"
+  [no_pdcp]="--set policy.global_dropout=0.1 --set pdcp.enabled=false --set pdcp.pool=$POOL"
   [oracle]="--set condition=skill_oracle"
 )
 # full and no_prompt first: they build the two stage-1 feature caches (prompt / blank prompt).
@@ -62,7 +66,7 @@ done
 wait
 
 echo "== 3/3 closed loop: held-out shared scenes, prompts from held-out human demos; EPISODES per skill, then"
-echo "         EPISODES more of the human-only ones"
+echo "         3 x EPISODES more of the human-only ones (the first 50 scenes flattered every row)"
 policies=()
 for name in full no_prompt no_pdcp oracle; do
   policies+=(--policy "$name=$RUNS/seed$SEED/$name/policy.safetensors")
@@ -70,5 +74,5 @@ done
 humanprompt-sim eval "${policies[@]}" --tasks "$TASKS" --twin-scenes shared --episodes "$EPISODES" \
   --workers "$JOBS" --quiet --out "$RUNS/seed$SEED/eval_a.json"
 humanprompt-sim eval "${policies[@]}" --tasks knock_over,press_button --twin-scenes shared \
-  --seed $((1000000 + EPISODES)) --episodes "$EPISODES" --workers "$JOBS" --quiet --out "$RUNS/seed$SEED/eval_b.json"
+  --seed $((1000000 + EPISODES)) --episodes $((3 * EPISODES)) --workers "$JOBS" --quiet --out "$RUNS/seed$SEED/eval_b.json"
 humanprompt-sim table "$RUNS/seed$SEED/eval_a.json" "$RUNS/seed$SEED/eval_b.json" | tee "$RUNS/seed$SEED/eval.md"

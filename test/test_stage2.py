@@ -112,6 +112,18 @@ def test_a_policy_with_its_own_frame_encoder_acts_and_keeps_image_points_out_of_
     torch.testing.assert_close(m.pooled(cond), cond[:, :-4].mean(1))  # PDCP's z ignores them
     m.cfg.pdcp.image_points = True  # ... unless it is told to pool them too
     torch.testing.assert_close(m.pooled(cond), cond.mean(1))
+    # pdcp.pool: prompt — z is the pool of the projected prompt tokens alone: another frame leaves it as it is
+    m.cfg.pdcp.pool = "prompt"
+    z = m.pooled(cond)
+    torch.testing.assert_close(z, m.prompt_proj(policy.tokens).mean(1))
+    other = torch.from_numpy(episodes[1].frames[5:6])
+    cond2 = m.condition(policy.tokens, m.video_model.encode_frames(other), frames=other)
+    assert not torch.allclose(cond2, cond)
+    torch.testing.assert_close(m.pooled(cond2), z)
+    with pytest.raises(ValueError, match="pool: must be 'scene' or 'prompt'"):
+        PDCPSwitch(pool="frame").validate()
+    with pytest.raises(ValueError, match="set prompt_tokens: true"):
+        Stage2Config(data="", stage1="", prompt_tokens=False, pdcp=PDCPSwitch(pool="prompt")).validate()
 
 
 def test_a_head_on_the_global_condition_trains_acts_and_is_guided(tmp_path, stage1_checkpoint, episodes,
