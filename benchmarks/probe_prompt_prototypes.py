@@ -9,8 +9,9 @@ cosine, as the prototype loss does). The prompt comes from two places:
 - ``training``: a human demo the policy was trained with (``--train``).
 
 A policy that names the skill from its training prompts but not from new ones has learned its prompts,
-not the task (docs/training.md, "Twin pairs"; the fix there is ``prompt_data``). Needs a checkpoint
-trained with PDCP (its prototypes).
+not the task (docs/training.md, "Twin pairs"; the fix there is ``prompt_data``). With ``pdcp.pool:
+prompt`` z ignores the frame, so this measures the prompt alone. Needs a checkpoint trained with PDCP
+(its prototypes).
 
     python benchmarks/probe_prompt_prototypes.py --policy runs/twins/seed0/full/policy.safetensors \\
         --heldout data/humanprompt-sim/heldout_shared --train data/humanprompt-sim/twins20   # ~1 min
