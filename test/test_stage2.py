@@ -120,6 +120,10 @@ def test_a_policy_with_its_own_frame_encoder_acts_and_keeps_image_points_out_of_
     cond2 = m.condition(policy.tokens, m.video_model.encode_frames(other), frames=other)
     assert not torch.allclose(cond2, cond)
     torch.testing.assert_close(m.pooled(cond2), z)
+    m.cfg.condition = "skill_oracle"  # the oracle's skill token (between prompt and points) stays out too
+    cond3 = m.condition(policy.tokens, latent, torch.tensor([0]), frames=torch.from_numpy(episodes[0].frames[:1]))
+    assert cond3.shape[1] == cond.shape[1] + 1
+    torch.testing.assert_close(m.pooled(cond3), z)
     with pytest.raises(ValueError, match="pool: must be 'scene' or 'prompt'"):
         PDCPSwitch(pool="frame").validate()
     with pytest.raises(ValueError, match="set prompt_tokens: true"):
