@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The prompt's benchmark: two twin pairs on shared scenes, small enough to fit stage 2 on a CPU.
 #
-#   scripts/train_twins.sh      # data → stage 2 (full, no prompt, no PDCP, oracle) → evaluation table
+#   scripts/train_twins.sh      # data → stage 2 (full, no prompt, no PDCP, oracle) → evaluation tables
 #
 # Sessions 14-15 ran these commands by hand (runs/s14 with z pooling the scene, runs/s15 with z pooling
 # the prompt: pdcp.pool); the figures are in docs/training.md, "Twin pairs".
@@ -75,4 +75,11 @@ humanprompt-sim eval "${policies[@]}" --tasks "$TASKS" --twin-scenes shared --ep
   --workers "$JOBS" --quiet --out "$RUNS/seed$SEED/eval_a.json"
 humanprompt-sim eval "${policies[@]}" --tasks knock_over,press_button --twin-scenes shared \
   --seed $((1000000 + EPISODES)) --episodes $((3 * EPISODES)) --workers "$JOBS" --quiet --out "$RUNS/seed$SEED/eval_b.json"
+# the prompted variants again with classifier-free guidance on z (their null z: global_dropout): session
+# 15 found PDCP ahead of no PDCP only there (docs/training.md, "z from the prompt alone")
+humanprompt-sim eval --policy "full=$RUNS/seed$SEED/full/policy.safetensors" \
+  --policy "no_pdcp=$RUNS/seed$SEED/no_pdcp/policy.safetensors" --policy-args '{"guidance": 3.0}' \
+  --tasks knock_over,press_button --twin-scenes shared --episodes $((4 * EPISODES)) --workers "$JOBS" --quiet \
+  --out "$RUNS/seed$SEED/eval_g3.json"
 humanprompt-sim table "$RUNS/seed$SEED/eval_a.json" "$RUNS/seed$SEED/eval_b.json" | tee "$RUNS/seed$SEED/eval.md"
+humanprompt-sim table "$RUNS/seed$SEED/eval_g3.json" | tee -a "$RUNS/seed$SEED/eval.md"
