@@ -255,8 +255,8 @@ class PromptPolicyModel(nn.Module):
         unless ``pdcp.image_points``; with ``pdcp.pool: prompt``, of the projected prompt tokens only."""
         points = self.cfg.frame_encoder.keypoints if self.frame_encoder is not None else 0
         if self.cfg.pdcp.pool == "prompt":  # the tokens after the Video Former's, before skill and points
-            n = self.former.cfg.queries_per_frame * self.video_model.feature_tokens[0]
-            return VideoFormer.pool(cond[:, n:cond.shape[1] - points - (self.cfg.condition == "skill_oracle")])
+            end = cond.shape[1] - points - (self.cfg.condition == "skill_oracle")
+            return VideoFormer.pool(cond[:, self.former.num_tokens:end])
         k = 0 if self.cfg.pdcp.image_points else points
         return VideoFormer.pool(cond[:, :cond.shape[1] - k])
 
@@ -274,8 +274,7 @@ class PromptPolicyModel(nn.Module):
         """(B, L, Dv) condition tokens → the parts that depend on the current frame, each flattened to
         (B, ·): the Video Former tokens and, with the frame encoder, its image-point tokens. The paired
         cross-embodiment term aligns these (the prompt tokens are the prompt's, not the frame's)."""
-        n = self.former.cfg.queries_per_frame * self.video_model.feature_tokens[0]
-        parts = [cond[:, :n].flatten(1)]
+        parts = [cond[:, :self.former.num_tokens].flatten(1)]
         if self.frame_encoder is not None:
             parts.append(cond[:, cond.shape[1] - self.cfg.frame_encoder.keypoints:].flatten(1))
         return parts

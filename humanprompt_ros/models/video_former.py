@@ -68,6 +68,11 @@ class VideoFormer(nn.Module):
             q = layer(q, feats)
         return self.norm(q).flatten(1, 2)
 
+    @property
+    def num_tokens(self) -> int:
+        """T·Q: the tokens it returns for features of all the frames it was built for."""
+        return self.cfg.queries_per_frame * self.frame_pos.shape[1]
+
     @staticmethod
     def pool(tokens: torch.Tensor) -> torch.Tensor:
         """(B, L, D) → (B, D): the prompt/scene embedding z used by the contrastive losses and probes."""
