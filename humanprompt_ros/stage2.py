@@ -323,6 +323,18 @@ def load_policy_model(path: str | Path, hand: str | None = None, action_dim: int
     return model.to(device).eval(), meta
 
 
+def extract_stage1(path: str | Path, out: str | Path) -> Path:
+    """Write the stage-1 video model embedded in policy checkpoint ``path`` as a stage-1 checkpoint.
+
+    Stage-2 runs can then share the very stage 1 a shipped policy was trained with (``stage1: OUT``)
+    without training it again. With ``stage1_trainable`` the result is the fine-tuned video model."""
+    from .stage1 import save_stage1
+
+    model, meta = load_policy_model(path)
+    return save_stage1(Path(out), model.video_model, model.stage1_cfg, extracted_from=str(path),
+                       policy_step=meta.get("step"))
+
+
 # -- training ------------------------------------------------------------------------------------------
 class _Batcher:
     """Samples (episode, time, prompt episode) and assembles tensors, caching prompt tokens."""

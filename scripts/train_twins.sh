@@ -10,7 +10,8 @@
 # robot skill that start from the very same scene (`--twin-scenes shared`), so the scene does not say
 # which is asked: only the prompt does. With 4 tasks × SCENES scenes, STEPS steps are ~57 passes over
 # the data (the default benchmark's recipe gets ~6-13 in the same time). docs/training.md, "Twin pairs".
-# Stage 1 is the default benchmark's (runs/stage1; scripts/train_benchmark.sh trains it).
+# Stage 1 is the default benchmark's (runs/stage1; scripts/train_benchmark.sh trains it); where it is missing,
+# the one the shipped policy was trained with is written there from it (`humanprompt-train export --stage1`).
 # Each step resumes or skips when its output exists, so a re-run continues.
 # Environment: DATA (data/humanprompt-sim), RUNS (runs/twins), STAGE1 (runs/stage1/stage1.safetensors),
 # SCENES (20), PROMPTS (prompt-only human demos per task, 80), STEPS (10000), EPISODES (eval episodes per skill, 50), SEED (training seed, 0), JOBS (2),
@@ -33,6 +34,7 @@ POOL=${POOL:-prompt}
 JOBS=${JOBS:-2}
 TASKS=knock_over,pull_puck,press_button,rotate_lever
 mkdir -p "$RUNS/seed$SEED"
+[ -f "$STAGE1" ] || humanprompt-train export --stage1 --checkpoint models/policy.safetensors --out "$STAGE1"
 
 echo "== 1/3 data: $DATA/twins$SCENES (human demos of all 4 tasks, robot demos of pull_puck and rotate_lever)"
 humanprompt-sim generate --out "$DATA/twins$SCENES" --tasks "$TASKS" --episodes "$SCENES" --twin-scenes shared --quiet

@@ -6,6 +6,7 @@
     humanprompt-train eval-stage2 --checkpoint runs/stage2/policy.safetensors --heldout DIR [--json]
     humanprompt-train sample --checkpoint CK --prompt HUMAN_EPISODE_OR_VIDEO --first-frame ROBOT_EPISODE_OR_IMAGE --out pred.mp4
     humanprompt-train export --checkpoint runs/stage2/policy.safetensors --out models/policy.safetensors  # float16
+    humanprompt-train export --stage1 --checkpoint models/policy.safetensors --out runs/stage1/stage1.safetensors
 
 Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m humanprompt_ros.cli.train stage1 --config ...``
 (no code change: each rank draws its own batches, gradients are averaged by DistributedDataParallel).
@@ -105,6 +106,15 @@ def cmd_eval_stage2(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ..models.checkpoint import convert_checkpoint
 
+    if args.stage1:
+        if args.set or args.dtype != "float16":
+            print("error: --stage1 writes the embedded stage 1 as it is stored; drop --set/--dtype", file=sys.stderr)
+            return 2
+        from ..stage2 import extract_stage1
+
+        out = extract_stage1(args.checkpoint, args.out)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): the stage-1 video model inside {args.checkpoint}")
+        return 0
     inference = {}
     for item in args.set or []:
         key, sep, value = item.partition("=")
@@ -215,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    p.add_argument("--stage1", action="store_true",
+                   help="write only the policy's embedded stage-1 video model, as a stage-1 checkpoint "
+                        "(a stage1: for stage-2 runs that share the shipped model's stage 1)")
     p.add_argument("--set", action="append", metavar="KEY=N",
                    help="change how the checkpoint runs: policy.execute (actions per chunk) or policy.inference_steps")
     p.set_defaults(func=cmd_export)
