@@ -326,16 +326,20 @@ def test_export_stage1_writes_the_policys_own_stage1_for_new_stage2_runs(policy_
     original, original_cfg, _ = load_stage1(stage1_checkpoint)
     assert cfg == original_cfg and meta["extracted_from"] == str(policy_checkpoint)
     policy_vm = load_policy_model(policy_checkpoint)[0].video_model.state_dict()
+    extracted_sd = extracted.state_dict()
     for name, tensor in original.state_dict().items():  # frozen in stage 2: the very weights trained in stage 1
-        torch.testing.assert_close(extracted.state_dict()[name], tensor, rtol=0, atol=0)
+        torch.testing.assert_close(extracted_sd[name], tensor, rtol=0, atol=0)
         torch.testing.assert_close(policy_vm[name], tensor, rtol=0, atol=0)
     capsys.readouterr()
     assert train_main(["export", "--stage1", "--checkpoint", str(policy_checkpoint), "--out", str(out),
                        "--set", "policy.execute=2"]) == 2
     assert "drop --set" in capsys.readouterr().err
+    assert train_main(["export", "--stage1", "--checkpoint", str(policy_checkpoint), "--out", str(out),
+                       "--dtype", "float16"]) == 2  # would be ignored: refused, not silently dropped
+    assert "drop --set/--dtype" in capsys.readouterr().err
     assert train_main(["export", "--stage1", "--checkpoint", str(stage1_checkpoint), "--out",
                        str(tmp_path / "x.safetensors")]) == 2  # a stage-1 checkpoint is not a policy
-    assert "policy" in capsys.readouterr().err
+    assert "is a 'stage1' checkpoint, expected 'policy'" in capsys.readouterr().err
 
 
 def test_a_lagged_observation_skips_the_plan_steps_already_past(policy_checkpoint, episodes, tmp_path):

@@ -107,7 +107,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..models.checkpoint import convert_checkpoint
 
     if args.stage1:
-        if args.set or args.dtype != "float16":
+        if args.set or args.dtype:  # an explicit --dtype too: it would be ignored
             print("error: --stage1 writes the embedded stage 1 as it is stored; drop --set/--dtype", file=sys.stderr)
             return 2
         from ..stage2 import extract_stage1
@@ -123,7 +123,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             return 2
         inference[key.strip()] = int(value)
     try:
-        out = convert_checkpoint(args.checkpoint, args.out, args.dtype, inference)
+        dtype = args.dtype or "float16"
+        out = convert_checkpoint(args.checkpoint, args.out, dtype, inference)
         if inference:  # the changed settings must still describe a model that loads
             from ..models.checkpoint import CheckpointError
             from ..stage2 import load_policy_model
@@ -136,7 +137,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, tensors as {args.dtype}; "
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, tensors as {dtype}; "
           f"was {args.checkpoint.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -224,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("export", help="copy a checkpoint with its weights stored in half precision (for shipping)")
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
+                   help="how the copy stores its tensors (default float16)")
     p.add_argument("--stage1", action="store_true",
                    help="write only the policy's embedded stage-1 video model, as a stage-1 checkpoint "
                         "(a stage1: for stage-2 runs that share the shipped model's stage 1)")
