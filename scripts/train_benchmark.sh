@@ -32,6 +32,8 @@ humanprompt-train eval-stage1 --checkpoint "$RUNS/stage1/stage1.safetensors" --t
 echo "== 3/5 stage 2: the full method and the ablations, on scenes 0-79"
 # Stage 2 needs more scenes than the benchmark's 40 (docs/training.md, "What limits it"): seeds 40-79
 # go to train_more, and train80 links both (the stage-1 feature cache keys on the episodes, not paths).
+# The scenes follow config/sim.yaml twin_scenes (shared since 2026-12-02); `generate` refuses to add them
+# to a dataset of `own` layouts made before: delete it, or pass another DATA.
 humanprompt-sim generate --out "$DATA/train_more" --seed 40 --episodes 40 --quiet
 for src in "$DATA/train" "$DATA/train_more"; do
   (cd "$src" && find . -mindepth 3 -maxdepth 3 -type d) | while read -r ep; do
@@ -41,7 +43,7 @@ for src in "$DATA/train" "$DATA/train_more"; do
 done
 declare -A VARIANTS=(
   [full]=""
-  [no_prompt]="--set condition=none"
+  [no_prompt]="--set condition=none --set policy.global_dropout=0"  # no prompt: no condition to drop
   [no_stage1]="--set stage1_pretrained=false"
   [no_pdcp]="--set pdcp.enabled=false"
   [oracle]="--set condition=skill_oracle"

@@ -100,6 +100,22 @@ def test_generate_writes_a_dataset(tmp_path):
     assert summary["episodes"] == 2
 
 
+def test_generate_refuses_to_mix_own_and_shared_twin_layouts(tmp_path):
+    """An existing episode is kept only when it has the run's layouts; otherwise the run stops and says how
+    to regenerate, keeping the episode as it was."""
+    args = ("generate", "--out", str(tmp_path), "--tasks", "knock_over", "--embodiment", "human", "--episodes", "1",
+            "--workers", "1", "--quiet")
+    assert run(*args, "--twin-scenes", "own").returncode == 0
+    meta = next(tmp_path.glob("knock_over/human/*/meta.json"))
+    before = meta.read_text()
+    mixed = run(*args, "--twin-scenes", "shared")
+    assert mixed.returncode != 0 and "own twin layouts, this run generates shared" in mixed.stderr
+    assert "--overwrite" in mixed.stderr and meta.read_text() == before
+    assert run(*args, "--twin-scenes", "own").returncode == 0  # the same layouts: kept, skipped
+    assert run(*args, "--twin-scenes", "shared", "--overwrite").returncode == 0
+    assert "twin" in json.loads(meta.read_text())["instance"]
+
+
 def test_generate_respects_human_only_skills(tmp_path):
     out = run("generate", "--out", str(tmp_path), "--tasks", "knock_over", "--embodiment", "robot", "--episodes", "1",
               "--workers", "1", "--quiet")

@@ -131,7 +131,7 @@ def test_twin_scenes_pair_each_human_only_skill_with_a_robot_skill():
 def test_shared_twin_scenes_are_one_scene_for_both_twins():
     """twin_scenes: shared draws one layout per seed for a task and its twin: identical first frames (so only
     the prompt says which is asked), each task keeping its own goal, and both experts succeed in it; the
-    own layouts (the default) differ between twins and are what they always were."""
+    own layouts (the default until 2026-12-02) differ between twins and are what they always were."""
     import dataclasses
 
     from humanprompt_ros.sim.env import SimEnv
@@ -183,7 +183,7 @@ def test_a_shared_scene_judges_the_twin_task_too():
     shared = dataclasses.replace(load_sim_config(), twin_scenes="shared")
     knock, pull = (load_task(config_path("tasks", f"{n}.yaml")) for n in ("knock_over", "pull_puck"))
     env, other = SimEnv(knock, "robot", render=False, config=shared), SimEnv(pull, "robot", render=False, config=shared)
-    own = SimEnv(knock, "robot", render=False, config=load_sim_config())
+    own = SimEnv(knock, "robot", render=False, config=dataclasses.replace(load_sim_config(), twin_scenes="own"))
     try:
         seed = 2
         rec = expert_episode(knock, "robot", seed, env=env)
@@ -205,6 +205,6 @@ def test_twin_scenes_setting_is_validated(tmp_path):
     from humanprompt_ros.sim.scene import load_sim_config
 
     bad = tmp_path / "sim.yaml"
-    bad.write_text(config_path("sim.yaml").read_text().replace("twin_scenes: own", "twin_scenes: mixed"))
+    bad.write_text(config_path("sim.yaml").read_text().replace("twin_scenes: shared", "twin_scenes: mixed"))
     with pytest.raises(Exception, match="twin_scenes"):
         load_sim_config(bad)

@@ -147,6 +147,15 @@ def test_a_head_on_the_global_condition_trains_acts_and_is_guided(tmp_path, stag
         plans[w] = policy.act(episodes[0].frames[0], episodes[0].proprio[0])
         assert plans[w].shape == (2, 24) and np.all(np.isfinite(plans[w]))
     assert not np.allclose(plans[1.0], plans[3.0])  # the guided pass changes the plan
+    from humanprompt_ros.cli.train import main as train_main
+
+    guided = tmp_path / "guided.safetensors"  # a shipped file can carry its scale; the backend then runs it
+    assert train_main(["export", "--checkpoint", str(final), "--out", str(guided), "--dtype", "float32",
+                       "--set", "policy.guidance=3"]) == 0
+    policy = LearnedPolicy(guided, hand="allegro_right", execute=2)
+    assert policy.model.head.cfg.guidance == 3.0 and policy.meta["inference_overrides"] == {"policy.guidance": 3.0}
+    policy.set_prompt(prompt)
+    np.testing.assert_allclose(policy.act(episodes[0].frames[0], episodes[0].proprio[0]), plans[3.0], atol=1e-5)
     with pytest.raises(ValueError, match="needs a head trained with global_dropout"):
         LearnedPolicy(policy_checkpoint, guidance=2.0)
 
@@ -309,7 +318,8 @@ def test_export_changes_how_a_checkpoint_runs_but_never_what_it_learned(policy_c
     assert policy.execute == 2 and policy.meta["inference_overrides"] == {"policy.execute": 2}
     assert LearnedPolicy(out, execute=3).execute == 3  # an explicit argument still wins
     for bad, why in (("policy.width=8", "can only change policy.execute"), ("policy.execute=0", "must be >= 1"),
-                     ("policy.execute=two", "expected KEY=INTEGER")):
+                     ("policy.execute=two", "expected KEY=INTEGER"), ("policy.guidance=x", "expected KEY=NUMBER"),
+                     ("policy.guidance=3", "needs a head trained with global_dropout")):
         target = tmp_path / "bad.safetensors"
         assert train_main(["export", "--checkpoint", str(policy_checkpoint), "--out", str(target), "--set", bad]) == 2
         assert why in capsys.readouterr().err and not target.exists()

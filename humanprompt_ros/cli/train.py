@@ -115,13 +115,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         out = extract_stage1(args.checkpoint, args.out)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): the stage-1 video model inside {args.checkpoint}")
         return 0
+    from ..models.checkpoint import INFERENCE_KEYS
+
     inference = {}
     for item in args.set or []:
         key, sep, value = item.partition("=")
-        if not sep or not value.strip().lstrip("-").isdigit():
-            print(f"error: --set {item}: expected KEY=INTEGER, e.g. policy.execute=16", file=sys.stderr)
+        key = key.strip()
+        kind = INFERENCE_KEYS.get(key, int)  # an unknown key is refused below, naming the keys it may be
+        try:
+            inference[key] = kind(value) if sep else None
+        except ValueError:
+            inference[key] = None
+        if inference[key] is None:
+            print(f"error: --set {item}: expected KEY={'INTEGER' if kind is int else 'NUMBER'}, e.g. "
+                  f"policy.execute=16 or policy.guidance=3", file=sys.stderr)
             return 2
-        inference[key.strip()] = int(value)
     try:
         dtype = args.dtype or "float16"
         out = convert_checkpoint(args.checkpoint, args.out, dtype, inference)
@@ -231,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="write only the policy's embedded stage-1 video model, as a stage-1 checkpoint "
                         "(a stage1: for stage-2 runs that share the shipped model's stage 1)")
     p.add_argument("--set", action="append", metavar="KEY=N",
-                   help="change how the checkpoint runs: policy.execute (actions per chunk) or policy.inference_steps")
+                   help="change how the checkpoint runs: policy.execute (actions per chunk), policy.inference_steps "
+                        "or policy.guidance (classifier-free guidance scale; needs a head trained with global_dropout)")
     p.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
     try:

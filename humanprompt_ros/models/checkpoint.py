@@ -98,7 +98,8 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
 
 
 # config keys that only change how a checkpoint runs, not its weights: `export --set` may change them
-INFERENCE_KEYS = ("policy.execute", "policy.inference_steps")
+# how a checkpoint runs, not what it learned; the type each takes on the command line
+INFERENCE_KEYS: dict[str, type] = {"policy.execute": int, "policy.inference_steps": int, "policy.guidance": float}
 
 
 def convert_checkpoint(src: str | Path, dst: str | Path, dtype: str = "float16",

@@ -181,6 +181,7 @@ def generate_job(args: tuple) -> list[dict[str, Any]]:
         for seed in seeds:
             d = Path(out_dir) / task.name / embodiment / f"{seed:07d}"
             if not overwrite and (d / "meta.json").is_file():
+                _check_layouts(d, env)
                 out.append({"task": task.name, "embodiment": embodiment, "seed": seed, "success": None,
                             "skipped": True, "seconds": 0.0})
                 continue
@@ -191,6 +192,18 @@ def generate_job(args: tuple) -> list[dict[str, Any]]:
     finally:
         env.close()
     return out
+
+
+def _check_layouts(episode_dir: Path, env: SimEnv) -> None:
+    """An episode kept from an earlier run must have this run's twin-scene layouts: a dataset that mixes
+    own and shared scenes would quietly train on both."""
+    import json
+
+    had_twin = "twin" in json.loads((episode_dir / "meta.json").read_text()).get("instance", {})
+    if had_twin != (env.twin is not None):
+        was, now = ("shared", "own") if had_twin else ("own", "shared")
+        raise ValueError(f"{episode_dir} holds a scene with {was} twin layouts, this run generates {now} ones "
+                         f"(twin_scenes): pass --overwrite to regenerate it, or another --out")
 
 
 # -- eval (worker) --------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ class SimConfig:
     video_crf: int = 12  # H.264 constant rate factor of dataset videos (0 lossless, 23 ffmpeg default)
     # own: each task draws its own layout; shared: a task and its twin draw one layout per seed (identical
     # first frames, so only the prompt says which of the two is asked; docs/benchmark.md, "Twin scenes")
-    twin_scenes: str = "own"
+    twin_scenes: str = "shared"
 
     def validate(self) -> None:
         if self.timestep <= 0 or self.timestep > 0.01:
