@@ -22,11 +22,12 @@ def test_eval_json_last_line_contract(tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(result) == {"skills", "mean", "unseen_mean"}  # press_button is a human-only skill
-    assert result["skills"] == {"press_button": {"success": 1.0, "episodes": 2}}
+    # shared twin scenes (the default): each skill also says how often the twin's task was done instead
+    assert result["skills"] == {"press_button": {"success": 1.0, "episodes": 2, "twin_only": 0.0}}
     assert result["mean"] == 1.0
     saved = json.loads((tmp_path / "eval.json").read_text())  # the file adds every episode's outcome
-    assert saved["episodes"] == [{"task": "press_button", "seed": 7, "success": True},
-                                 {"task": "press_button", "seed": 8, "success": True}]
+    assert saved["episodes"] == [{"task": "press_button", "seed": 7, "success": True, "twin_success": False},
+                                 {"task": "press_button", "seed": 8, "success": True, "twin_success": False}]
 
 
 def test_eval_several_policies_one_table_and_splits():
@@ -35,8 +36,8 @@ def test_eval_several_policies_one_table_and_splits():
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(result["policies"]) == {"expert", "noop"} and result["split"] == "all"
-    assert result["policies"]["expert"]["skills"] == {"press_button": {"success": 1.0, "episodes": 1},
-                                                      "rotate": {"success": 1.0, "episodes": 1}}
+    assert result["policies"]["expert"]["skills"] == {"press_button": {"success": 1.0, "episodes": 1, "twin_only": 0.0},
+                                                      "rotate": {"success": 1.0, "episodes": 1, "twin_only": 0.0}}
     assert result["policies"]["expert"]["seen_mean"] == 1.0 and result["policies"]["noop"]["unseen_mean"] == 0.0
     unseen = run("eval", "--policy", "scripted", "--tasks", "press_button,rotate_lever", "--split", "unseen",
                  "--episodes", "1", "--workers", "1", "--json")
@@ -69,7 +70,8 @@ def test_eval_with_a_mismatched_prompt():
     assert json.loads(own.stdout.strip().splitlines()[-1])["skills"]["press_button"]["success"] == 1.0
     result = json.loads(other.stdout.strip().splitlines()[-1])
     assert result["prompt_task"] == "rotate_lever"
-    assert result["policies"]["replay"]["skills"]["press_button"] == {"success": 0.0, "episodes": 2}
+    # in a shared scene the twin's demonstration, replayed, does the twin's task instead
+    assert result["policies"]["replay"]["skills"]["press_button"] == {"success": 0.0, "episodes": 2, "twin_only": 1.0}
     assert result["policies"]["scripted"]["skills"]["press_button"]["success"] == 1.0  # it ignores the prompt
     many = run("eval", "--policy", "replay", "--tasks", "press_button", "--episodes", "1", "--prompt-task", "p*")
     assert many.returncode == 2 and "name exactly one" in many.stderr
@@ -170,15 +172,15 @@ def test_table_merges_eval_files_and_refuses_overlaps(tmp_path):
     human = evaluate("h.json", "--policy", "scripted", "--seed", "9", "--embodiment", "human")
     mixed = run("table", c, human)
     assert mixed.returncode == 2 and "embodiment 'human'" in mixed.stderr and c in mixed.stderr
-    shared = evaluate("s.json", "--policy", "scripted", "--seed", "9", "--twin-scenes", "shared")
-    shared_js = json.loads(open(shared).read())
-    assert shared_js["twin_scenes"] == "shared"
+    shared_js = json.loads(open(c).read())
+    assert shared_js["twin_scenes"] == "shared"  # the default
     # on shared scenes each skill also says how often the twin's task was done instead (the expert: never)
     assert {k: v["twin_only"] for k, v in shared_js["skills"].items()} == {"press_button": 0.0, "rotate": 0.0}
     assert all(e["twin_success"] is False for e in shared_js["episodes"])
-    assert "twin_only" not in json.loads(open(c).read())["skills"]["rotate"]
-    mixed = run("table", c, shared)
-    assert mixed.returncode == 2 and "twin_scenes 'shared'" in mixed.stderr
+    own = evaluate("o.json", "--policy", "scripted", "--seed", "9", "--twin-scenes", "own")
+    assert "twin_only" not in json.loads(open(own).read())["skills"]["rotate"]  # own layouts: no twin to judge
+    mixed = run("table", c, own)
+    assert mixed.returncode == 2 and "twin_scenes 'own'" in mixed.stderr
     (tmp_path / "line.json").write_text(json.dumps({"skills": {}, "mean": 0.0}))
     bare = run("table", str(tmp_path / "line.json"))
     assert bare.returncode == 2 and "no per-episode outcomes" in bare.stderr
