@@ -123,10 +123,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         key = key.strip()
         kind = INFERENCE_KEYS.get(key, int)  # an unknown key is refused below, naming the keys it may be
         try:
-            inference[key] = kind(value) if sep else None
+            if not sep:
+                raise ValueError(item)
+            inference[key] = kind(value)
         except ValueError:
-            inference[key] = None
-        if inference[key] is None:
             print(f"error: --set {item}: expected KEY={'INTEGER' if kind is int else 'NUMBER'}, e.g. "
                   f"policy.execute=16 or policy.guidance=3", file=sys.stderr)
             return 2

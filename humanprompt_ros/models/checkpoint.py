@@ -97,8 +97,8 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
     return tensors, meta
 
 
-# config keys that only change how a checkpoint runs, not its weights: `export --set` may change them
-# how a checkpoint runs, not what it learned; the type each takes on the command line
+# config keys that only change how a checkpoint runs, not its weights (`export --set` may change them),
+# with the type each takes on the command line
 INFERENCE_KEYS: dict[str, type] = {"policy.execute": int, "policy.inference_steps": int, "policy.guidance": float}
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Episode, write_episode
+from ..data import Episode, load_episode, write_episode
 from .env import SimEnv
 from .scene import SimConfig, load_sim_config
 from .tasks import Task, load_task
@@ -197,9 +197,7 @@ def generate_job(args: tuple) -> list[dict[str, Any]]:
 def _check_layouts(episode_dir: Path, env: SimEnv) -> None:
     """An episode kept from an earlier run must have this run's twin-scene layouts: a dataset that mixes
     own and shared scenes would quietly train on both."""
-    import json
-
-    had_twin = "twin" in json.loads((episode_dir / "meta.json").read_text()).get("instance", {})
+    had_twin = "twin" in load_episode(episode_dir).meta.get("instance", {})
     if had_twin != (env.twin is not None):
         was, now = ("shared", "own") if had_twin else ("own", "shared")
         raise ValueError(f"{episode_dir} holds a scene with {was} twin layouts, this run generates {now} ones "
