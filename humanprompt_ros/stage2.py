@@ -144,15 +144,22 @@ def hand_finger_mask(cfg: "Stage2Config", episodes: Sequence[PolicyEpisode]) -> 
     return load_hand(config_path("hands", f"{cfg.hand}.yaml")).mask
 
 
-def load_policy_episodes(root: str | Path, image_size: int, show: bool = True) -> list[PolicyEpisode]:
-    """Successful episodes under ``root`` with their actions and proprioception."""
+def load_policy_episodes(root: str | Path, image_size: int, show: bool = True, embodiment: str | None = None,
+                         per_task: int | None = None) -> list[PolicyEpisode]:
+    """Successful episodes under ``root`` with their actions and proprioception (only ``embodiment``'s,
+    and the first ``per_task`` of each task and embodiment, when given)."""
     from .data import iter_episodes
 
-    out = []
-    for ep in progress(iter_episodes(root, success=True), desc=f"load {root}", enabled=show):
+    out: list[PolicyEpisode] = []
+    count: dict[tuple[str, str], int] = {}
+    for ep in progress(iter_episodes(root, success=True, embodiment=embodiment), desc=f"load {root}", enabled=show):
+        key = (ep.task, ep.embodiment)
+        if per_task is not None and count.get(key, 0) >= per_task:
+            continue
         actions, proprio = ep.actions, ep.proprio
         if actions is None or proprio is None:
             continue
+        count[key] = count.get(key, 0) + 1
         out.append(PolicyEpisode(ep.frames_at(image_size), actions.astype(np.float32),
                                  proprio.astype(np.float32), ep.mask, ep.task, ep.skill, ep.embodiment,
                                  int(ep.seed or 0)))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,3 +52,36 @@ def test_the_probe_names_a_skill_per_task_and_source(tmp_path, twins):
 def test_a_policy_without_pdcp_is_refused(tmp_path, twins):
     out = probe(train(tmp_path, twins, enabled=False), twins)
     assert out.returncode == 1 and "without PDCP" in out.stdout
+
+
+def test_the_pdcp_embedding_probe_scores_constructed_embeddings():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from probe_pdcp_embedding import probe
+
+    rng = np.random.default_rng(0)
+    centres = {"a": np.eye(8)[0] * 5, "b": np.eye(8)[1] * 5, "c": np.eye(8)[2] * 5}
+
+    def draw(labels, centre_of):
+        return np.stack([centres[centre_of[y]] + rng.normal(0, 0.3, 8) for y in labels])
+
+    labels = ["a", "b", "c"] * 10
+    apart = probe(draw(labels, {y: y for y in "abc"}), labels, draw(labels, {y: y for y in "abc"}), labels,
+                  twin_of={"a": "b", "b": "a"})
+    assert apart["centroid"] == 1.0 and apart["linear"] >= 0.9 and apart["twin conf."] == 0.0 and apart["margin"] > 0.5
+    # a and b drawn from one cluster: nothing tells them apart, so half of them land on their twin
+    merged = {"a": "a", "b": "a", "c": "c"}
+    together = probe(draw(labels, merged), labels, draw(labels, merged), labels, twin_of={"a": "b", "b": "a"})
+    assert together["centroid"] < 0.9 and 0.2 < together["twin conf."] < 0.8 and together["margin"] < apart["margin"]
+
+
+def test_the_pdcp_embedding_probe_compares_checkpoints(tmp_path, twins):
+    ckpts = {"pdcp": train(tmp_path / "a", twins), "plain": train(tmp_path / "b", twins, enabled=False)}
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "probe_pdcp_embedding.py"),
+                          *(a for n, p in ckpts.items() for a in ("--checkpoint", f"{n}={p}")),
+                          "--train", str(twins), "--heldout", str(twins), "--per-task", "2"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"pdcp z", "plain z", "pdcp tokens"} <= set(rows)
+    assert 0.0 <= rows["pdcp z"]["own prototypes"] <= 1.0 and np.isnan(rows["plain z"]["own prototypes"])
+    assert all(0.0 <= r[k] <= 1.0 for r in rows.values() for k in ("centroid", "linear", "twin conf."))

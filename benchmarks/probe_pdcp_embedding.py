@@ -1,0 +1,123 @@
+"""What do PDCP's terms do to the prompt embedding z? Compare checkpoints on the same prompts.
+
+Every human demonstration under ``--train`` and ``--heldout`` (at most ``--per-task`` per task) is
+encoded as a prompt, with its own first frame as the current frame, into
+
+- ``tokens``: the mean of the stage-1 prompt tokens (what the policy's prompt projection is given);
+- ``z``: the pooled embedding PDCP shapes (``PromptPolicyModel.pooled``; with ``pdcp.pool: prompt`` a
+  projection of the prompt tokens alone).
+
+For each, on the held-out prompts: the skill named by the nearest class centroid of the training
+prompts (cosine, standardised features), by a linear probe fitted on them, and, for z of a model
+trained with PDCP, by its own skill prototypes; ``twin conf.``, how often the nearest centroid is the
+prompt's twin task (the one confusion a shared scene cannot resolve); ``margin``, the mean cosine of a
+held-out z to the others of its skill minus that to the rest. A model whose z is tighter (margin) but no
+better named (centroid, linear) than without PDCP has had its metric reshaped, not its information
+raised — with ``pool: prompt`` z can carry no more than the frozen ``tokens`` row.
+
+    python benchmarks/probe_pdcp_embedding.py --checkpoint full=runs/s17/full/policy.safetensors \\
+        --checkpoint no_pdcp=runs/s17/no_pdcp/policy.safetensors \\
+        --train data/humanprompt-sim/shared80 --heldout data/humanprompt-sim/shared_prompts   # ~2 min
+
+(``shared_prompts``: ``humanprompt-sim generate --out data/humanprompt-sim/shared_prompts --split heldout
+--embodiment human --episodes 10 --seed 8000000``, the prompts of the eval's first ten scenes.)
+Prints a table and, last, one JSON line {row: {column: value}}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from humanprompt_ros.sim.tasks import twin_tasks  # noqa: E402
+from humanprompt_ros.stage1 import probe_accuracy  # noqa: E402
+from humanprompt_ros.stage2 import PolicyEpisode, PromptPolicyModel, load_policy_episodes, load_policy_model  # noqa: E402
+from probe_prompt_separation import print_table  # noqa: E402
+
+COLUMNS = ("centroid", "linear", "own prototypes", "twin conf.", "margin")
+
+
+@torch.no_grad()
+def embed(model: PromptPolicyModel, episodes: Sequence[PolicyEpisode]) -> tuple[np.ndarray, np.ndarray]:
+    """Each episode as a prompt (its first frame the current one) → (mean prompt tokens (E, D), z (E, Dv))."""
+    tokens, zs = [], []
+    for ep in episodes:
+        first = torch.from_numpy(ep.frames[:1])
+        skill = torch.tensor([model.cfg.skills.index(ep.skill) if ep.skill in model.cfg.skills else 0])
+        prompt = model.encode_prompt(ep.frames)
+        cond = model.condition(prompt, model.video_model.encode_frames(first), skill, frames=first)
+        tokens.append(prompt.mean(1)[0].float().numpy())
+        zs.append(model.pooled(cond)[0].float().numpy())
+    return np.stack(tokens), np.stack(zs)
+
+
+def probe(x_train: np.ndarray, y_train: Sequence[str], x_test: np.ndarray, y_test: Sequence[str],
+          twin_of: dict[str, str] | None = None) -> dict[str, float]:
+    """Embeddings (N, D) with skill labels → {centroid, linear, twin conf., margin} on the test rows
+    (``twin_of``: test label → the label its twin task carries; rows without one are not counted)."""
+    out = probe_accuracy(x_train, y_train, x_test, y_test)
+    result = {"centroid": out["prototype"], "linear": out["linear"]}
+    classes = sorted(set(y_train))
+    mu, sd = x_train.mean(0), x_train.std(0) + 1e-6  # probe_accuracy's standardisation
+    ytr = np.array(y_train)
+    centroids = np.stack([((x_train - mu) / sd)[ytr == c].mean(0) for c in classes])
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8)
+    nearest = [classes[k] for k in (((x_test - mu) / sd) @ centroids.T).argmax(1)]
+    hits = [n == twin_of[y] for y, n in zip(y_test, nearest) if twin_of and y in twin_of]
+    result["twin conf."] = float(np.mean(hits)) if hits else float("nan")
+    unit = x_test / np.maximum(np.linalg.norm(x_test, axis=1, keepdims=True), 1e-8)
+    cos, same = unit @ unit.T, np.equal.outer(list(y_test), list(y_test))
+    mates = same & ~np.eye(len(y_test), dtype=bool)
+    result["margin"] = float(cos[mates].mean() - cos[~same].mean()) if mates.any() and (~same).any() else float("nan")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, action="append", metavar="[NAME=]PATH",
+                        help="a stage-2 checkpoint; repeat to compare (e.g. full and no_pdcp)")
+    parser.add_argument("--train", required=True, type=Path, help="training data (its human demos: centroids, probe fit)")
+    parser.add_argument("--heldout", required=True, type=Path, help="held-out human demos")
+    parser.add_argument("--per-task", type=int, default=20, help="at most this many prompts per task from each")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data: dict[int, tuple[list[PolicyEpisode], list[PolicyEpisode]]] = {}
+    result: dict[str, dict[str, float]] = {}
+    seen_tokens: list[np.ndarray] = []
+    for spec in args.checkpoint:
+        name, _, path = spec.rpartition("=")
+        name = name or Path(path).parent.name
+        model, _ = load_policy_model(path)
+        size = model.video_model.cfg.image_size
+        if size not in data:
+            data[size] = tuple(load_policy_episodes(d, size, show=False, embodiment="human", per_task=args.per_task)
+                               for d in (args.train, args.heldout))
+        train, test = data[size]
+        skill_of = {e.task: e.skill for e in (*train, *test)}
+        twin_of = {skill_of[t]: skill_of[w] for t, w in twin_tasks().items() if t in skill_of and w in skill_of}
+        (tok_tr, z_tr), (tok_te, z_te) = embed(model, train), embed(model, test)
+        ytr, yte = [e.skill for e in train], [e.skill for e in test]
+        if not any(t.shape == tok_te.shape and np.allclose(t, tok_te, atol=1e-5) for t in seen_tokens):
+            seen_tokens.append(tok_te)  # one row per distinct stage 1
+            result[f"{name} tokens"] = {**probe(tok_tr, ytr, tok_te, yte, twin_of), "own prototypes": float("nan")}
+        row = probe(z_tr, ytr, z_te, yte, twin_of)
+        row["own prototypes"] = float("nan")
+        if model.cfg.pdcp.enabled and model.cfg.condition == "prompt":
+            pred = model.pdcp.proto_logits(torch.from_numpy(z_te)).argmax(1).numpy()
+            row["own prototypes"] = float(np.mean([model.cfg.skills[k] == y for k, y in zip(pred, yte)]))
+        result[f"{name} z"] = row
+    print_table(f"which skill does the prompt name? {len(test)} held-out human prompts against {len(train)} "
+                f"training ones; chance {1 / len(set(ytr)):.2f}; nan: not applicable", "embedding", COLUMNS,
+                result, digits=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
