@@ -37,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from humanprompt_ros.sim.tasks import twin_tasks  # noqa: E402
-from humanprompt_ros.stage1 import probe_accuracy  # noqa: E402
+from humanprompt_ros.stage1 import nearest_prototype, probe_accuracy  # noqa: E402
 from humanprompt_ros.stage2 import PolicyEpisode, PromptPolicyModel, load_policy_episodes, load_policy_model  # noqa: E402
 from probe_prompt_separation import print_table  # noqa: E402
 
@@ -64,12 +64,7 @@ def probe(x_train: np.ndarray, y_train: Sequence[str], x_test: np.ndarray, y_tes
     (``twin_of``: test label → the label its twin task carries; rows without one are not counted)."""
     out = probe_accuracy(x_train, y_train, x_test, y_test)
     result = {"centroid": out["prototype"], "linear": out["linear"]}
-    classes = sorted(set(y_train))
-    mu, sd = x_train.mean(0), x_train.std(0) + 1e-6  # probe_accuracy's standardisation
-    ytr = np.array(y_train)
-    centroids = np.stack([((x_train - mu) / sd)[ytr == c].mean(0) for c in classes])
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8)
-    nearest = [classes[k] for k in (((x_test - mu) / sd) @ centroids.T).argmax(1)]
+    nearest = nearest_prototype(x_train, y_train, x_test)
     hits = [n == twin_of[y] for y, n in zip(y_test, nearest) if twin_of and y in twin_of]
     result["twin conf."] = float(np.mean(hits)) if hits else float("nan")
     unit = x_test / np.maximum(np.linalg.norm(x_test, axis=1, keepdims=True), 1e-8)

@@ -377,6 +377,18 @@ def pooled_features(model: CrossPredictionModel, episodes: Sequence[ClipEpisode]
     return np.stack(out)
 
 
+def nearest_prototype(train_x: np.ndarray, train_y: Sequence[str], test_x: np.ndarray) -> list[str]:
+    """The label of each test row's nearest class prototype: the mean of that class's training rows,
+    by cosine, on features standardised with the training rows' mean and std."""
+    classes = sorted(set(train_y))
+    ytr = np.array([classes.index(y) for y in train_y])
+    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
+    xtr, xte = (train_x - mu) / sd, (test_x - mu) / sd
+    protos = np.stack([xtr[ytr == c].mean(0) for c in range(len(classes))])
+    cos = (xte / np.linalg.norm(xte, axis=1, keepdims=True)) @ (protos / np.linalg.norm(protos, axis=1, keepdims=True)).T
+    return [classes[k] for k in cos.argmax(1)]
+
+
 def probe_accuracy(train_x: np.ndarray, train_y: Sequence[str], test_x: np.ndarray, test_y: Sequence[str],
                    seed: int = 0) -> dict[str, float]:
     """Task identification: nearest class prototype (cosine) and a linear probe (logistic regression)."""
@@ -385,9 +397,7 @@ def probe_accuracy(train_x: np.ndarray, train_y: Sequence[str], test_x: np.ndarr
     yte = np.array([classes.index(y) if y in classes else -1 for y in test_y])
     mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
     xtr, xte = (train_x - mu) / sd, (test_x - mu) / sd
-    protos = np.stack([xtr[ytr == c].mean(0) for c in range(len(classes))])
-    cos = (xte / np.linalg.norm(xte, axis=1, keepdims=True)) @ (protos / np.linalg.norm(protos, axis=1, keepdims=True)).T
-    proto_acc = float((cos.argmax(1) == yte).mean())
+    proto_acc = float(np.mean([p == y for p, y in zip(nearest_prototype(train_x, train_y, test_x), test_y)]))
     with torch.enable_grad():
         return {"prototype": proto_acc, "linear": _linear_probe(xtr, ytr, xte, yte, len(classes), seed),
                 "chance": 1.0 / len(classes)}
