@@ -82,6 +82,10 @@ class Stage2Config:
     # human videos are cheap, and a policy prompted by a few dozen demos per task learns those demos,
     # not the task (docs/training.md, "Twin pairs")
     prompt_data: str = ""
+    # optional policy checkpoint whose weights (stage 1 and normalisers included) start this run instead of
+    # ``stage1`` + random ones: fine-tuning, e.g. with stage1_trainable or other losses. Same hand, tasks and
+    # architecture; the optimiser starts fresh. A resumed run continues from its own last checkpoint.
+    init: str = ""
     hand: str = "allegro_right"  # the robot hand this policy is for (checked when loaded)
     out: str = "runs/stage2"
     condition: str = "prompt"  # prompt | none (behaviour cloning) | skill_oracle (true skill id)
@@ -547,6 +551,23 @@ class _TrainStep(nn.Module):
         return out
 
 
+def init_weights(model: PromptPolicyModel, path: str | Path) -> None:
+    """Start ``model`` from the weights of policy checkpoint ``path`` (the ``init`` key): refuses one for another
+    hand, other tasks or skills, or another architecture, naming what differs."""
+    cfg = model.cfg
+    loaded, _ = load_policy_model(path, cfg.hand)
+    for key in ("tasks", "skills"):
+        if getattr(loaded.cfg, key) != getattr(cfg, key):
+            raise CheckpointError(f"init: {path} was trained on {key} {getattr(loaded.cfg, key)}, this data has "
+                                  f"{getattr(cfg, key)}; start from a checkpoint of the same {key} or leave init empty")
+    src, dst = loaded.state_dict(), model.state_dict()
+    bad = [k for k in dst if k not in src or src[k].shape != dst[k].shape]
+    if bad or len(src) != len(dst):
+        raise CheckpointError(f"init: {path} does not match the model this config describes (e.g. {bad[:3]}); "
+                              f"use the architecture it was trained with (its embedded config) or leave init empty")
+    model.load_state_dict(src)
+
+
 def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: bool = True,
                  prompt_episodes: Sequence[PolicyEpisode] = ()) -> Path:
     """Train the policy (Video Former + diffusion head + PDCP parts); returns the checkpoint path.
@@ -570,12 +591,14 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
     # Normalisation statistics from the training actions (stored in the checkpoint with the weights).
     model.head.fit_normalizers([torch.from_numpy(e.actions) for e in episodes],
                                [torch.from_numpy(e.proprio) for e in episodes])
+    out = Path(cfg.out)
+    last = out / "last.safetensors"
+    if cfg.init and not (resume and last.exists()):
+        init_weights(model, cfg.init)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
-    out = Path(cfg.out)
     log = MetricsLog(out / "metrics.jsonl", enabled=dist.is_main)
     step = 0
-    last = out / "last.safetensors"
     if resume and last.exists():
         loaded, meta = load_policy_model(last, cfg.hand)
         model.load_state_dict(loaded.state_dict())

@@ -173,6 +173,27 @@ def test_pdcp_terms_are_logged_and_training_resumes(tmp_path, stage1_checkpoint,
     assert {"diffusion_loss", "nt_xent_loss", "proto_ce_loss", "siamese_loss"} <= set(records[0])
 
 
+def test_init_starts_from_a_policy_checkpoint_and_refuses_a_mismatched_one(tmp_path, policy_checkpoint,
+                                                                          stage1_checkpoint, episodes):
+    start, _ = load_policy_model(policy_checkpoint)
+    cfg = stage2_config(tmp_path / "run", stage1_checkpoint, init=str(policy_checkpoint), stage1_trainable=True)
+    cfg.train.steps = 0  # nothing trained: the run's weights are the init checkpoint's
+    same, _ = load_policy_model(train_stage2(cfg, episodes))
+    assert all(torch.equal(v, same.state_dict()[k]) for k, v in start.state_dict().items())
+    cfg = stage2_config(tmp_path / "tuned", stage1_checkpoint, init=str(policy_checkpoint), stage1_trainable=True)
+    tuned, _ = load_policy_model(train_stage2(cfg, episodes))
+    prompt_enc = lambda m: m.video_model.prompt_encoder.state_dict()  # noqa: E731
+    assert not all(torch.equal(v, prompt_enc(tuned)[k]) for k, v in prompt_enc(start).items())
+    assert torch.equal(start.head.action_norm.mean, tuned.head.action_norm.mean)  # the init's normalisers
+    wide = stage2_config(tmp_path / "wide", stage1_checkpoint, init=str(policy_checkpoint))
+    wide.policy.width = 32
+    with pytest.raises(CheckpointError, match="does not match the model this config describes"):
+        train_stage2(wide, episodes)
+    with pytest.raises(CheckpointError, match="trained on tasks .* this data has"):
+        train_stage2(stage2_config(tmp_path / "other", stage1_checkpoint, init=str(policy_checkpoint)),
+                     [e for e in episodes if e.task == episodes[0].task])
+
+
 def test_paired_cross_embodiment_term_pairs_twins_and_trains(tmp_path, stage1_checkpoint, episodes):
     import json
 
