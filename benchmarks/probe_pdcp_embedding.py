@@ -11,7 +11,10 @@ For each, on the held-out prompts: the skill named by the nearest class centroid
 prompts (cosine, standardised features), by a linear probe fitted on them, and, for z of a model
 trained with PDCP, by its own skill prototypes; ``twin conf.``, how often the nearest centroid is the
 prompt's twin task (the one confusion a shared scene cannot resolve); ``margin``, the mean cosine of a
-held-out z to the others of its skill minus that to the rest. A model whose z is tighter (margin) but no
+held-out z to the others of its skill minus that to the rest; ``demo R²``, how much of what is particular
+to the demonstration a ridge regression recovers from the embedding: the prompt's own wrist path (8
+evenly spaced positions) minus its skill's mean path, R² on the held-out prompts (0: nothing beyond the
+skill; a skill-prototype embedding scores about 0). A model whose z is tighter (margin) but no
 better named (centroid, linear) than without PDCP has had its metric reshaped, not its information
 raised — with ``pool: prompt`` z can carry no more than the frozen ``tokens`` row.
 
@@ -41,7 +44,8 @@ from humanprompt_ros.stage1 import nearest_prototype, probe_accuracy  # noqa: E4
 from humanprompt_ros.stage2 import PolicyEpisode, PromptPolicyModel, load_policy_episodes, load_policy_model  # noqa: E402
 from probe_prompt_separation import print_table  # noqa: E402
 
-COLUMNS = ("centroid", "linear", "own prototypes", "twin conf.", "margin")
+COLUMNS = ("centroid", "linear", "own prototypes", "twin conf.", "margin", "demo R²")
+PATH_POINTS = 8
 
 
 @torch.no_grad()
@@ -74,6 +78,45 @@ def probe(x_train: np.ndarray, y_train: Sequence[str], x_test: np.ndarray, y_tes
     return result
 
 
+def wrist_path(ep: PolicyEpisode, points: int = PATH_POINTS) -> np.ndarray:
+    """The demonstration's wrist positions at ``points`` evenly spaced steps, flattened: (points * 3,)."""
+    idx = np.linspace(0, len(ep.actions) - 1, points).round().astype(int)
+    return ep.actions[idx, 0:3].reshape(-1)
+
+
+def demo_r2(x_train: np.ndarray, path_train: np.ndarray, y_train: Sequence[str], x_test: np.ndarray,
+            path_test: np.ndarray, y_test: Sequence[str], lambdas: Sequence[float] = (0.1, 1, 10, 100, 1000),
+            folds: int = 5) -> float:
+    """R² on the test rows of a ridge regression from embeddings (N, D) to paths (N, P) minus the mean path
+    of the row's skill (training means); the ridge strength is chosen by ``folds``-fold cross-validation on
+    the training rows. NaN when a test skill has no training rows."""
+    means = {y: path_train[[i for i, t in enumerate(y_train) if t == y]].mean(0) for y in set(y_train)}
+    if any(y not in means for y in y_test):
+        return float("nan")
+    r_tr = path_train - np.stack([means[y] for y in y_train])
+    r_te = path_test - np.stack([means[y] for y in y_test])
+    mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
+
+    def fit(x: np.ndarray, r: np.ndarray, lam: float) -> np.ndarray:
+        x = np.hstack([(x - mu) / sd, np.ones((len(x), 1))])
+        reg = lam * np.eye(x.shape[1])
+        reg[-1, -1] = 0.0  # the intercept is not shrunk
+        return np.linalg.solve(x.T @ x + reg, x.T @ r)
+
+    def predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.hstack([(x - mu) / sd, np.ones((len(x), 1))]) @ w
+
+    fold = np.arange(len(x_train)) % folds
+
+    def cv_error(lam: float) -> float:
+        return sum(float(((predict(fit(x_train[fold != k], r_tr[fold != k], lam), x_train[fold == k])
+                           - r_tr[fold == k]) ** 2).sum()) for k in range(folds))
+
+    lam = min(lambdas, key=cv_error)
+    err = float(((predict(fit(x_train, r_tr, lam), x_test) - r_te) ** 2).sum())
+    return 1.0 - err / float(((r_te - r_tr.mean(0)) ** 2).sum())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, action="append", metavar="[NAME=]PATH",
@@ -99,10 +142,13 @@ def main() -> int:
         twin_of = {skill_of[t]: skill_of[w] for t, w in twin_tasks().items() if t in skill_of and w in skill_of}
         (tok_tr, z_tr), (tok_te, z_te) = embed(model, train), embed(model, test)
         ytr, yte = [e.skill for e in train], [e.skill for e in test]
+        ptr, pte = np.stack([wrist_path(e) for e in train]), np.stack([wrist_path(e) for e in test])
         if not any(t.shape == tok_te.shape and np.allclose(t, tok_te, atol=1e-5) for t in seen_tokens):
             seen_tokens.append(tok_te)  # one row per distinct stage 1
-            result[f"{name} tokens"] = {**probe(tok_tr, ytr, tok_te, yte, twin_of), "own prototypes": float("nan")}
+            result[f"{name} tokens"] = {**probe(tok_tr, ytr, tok_te, yte, twin_of), "own prototypes": float("nan"),
+                                        "demo R²": demo_r2(tok_tr, ptr, ytr, tok_te, pte, yte)}
         row = probe(z_tr, ytr, z_te, yte, twin_of)
+        row["demo R²"] = demo_r2(z_tr, ptr, ytr, z_te, pte, yte)
         row["own prototypes"] = float("nan")
         if model.cfg.pdcp.enabled and model.cfg.condition == "prompt":
             pred = model.pdcp.proto_logits(torch.from_numpy(z_te)).argmax(1).numpy()

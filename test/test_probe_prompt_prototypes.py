@@ -74,6 +74,24 @@ def test_the_pdcp_embedding_probe_scores_constructed_embeddings():
     assert together["centroid"] < 0.9 and 0.2 < together["twin conf."] < 0.8 and together["margin"] < apart["margin"]
 
 
+def test_demo_r2_reads_what_is_particular_to_a_demonstration():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from probe_pdcp_embedding import demo_r2
+
+    rng = np.random.default_rng(0)
+    labels = ["a", "b"] * 40
+    skill_path = {"a": np.zeros(6), "b": np.ones(6)}
+    own = rng.normal(0, 1, (80, 2))  # what differs between demonstrations of one skill
+    paths = np.stack([skill_path[y] for y in labels]) + own @ rng.normal(0, 1, (2, 6))
+    skill_only = np.stack([np.eye(4)[labels.index(y) % 2] for y in labels]) + rng.normal(0, 0.01, (80, 4))
+    with_demo = np.hstack([skill_only, own + rng.normal(0, 0.05, own.shape)])
+    tr, te = slice(0, 60), slice(60, 80)
+    kept = demo_r2(with_demo[tr], paths[tr], labels[tr], with_demo[te], paths[te], labels[te])
+    lost = demo_r2(skill_only[tr], paths[tr], labels[tr], skill_only[te], paths[te], labels[te])
+    assert kept > 0.9 and lost < 0.1
+    assert np.isnan(demo_r2(with_demo[tr], paths[tr], ["a"] * 60, with_demo[te], paths[te], labels[te]))
+
+
 def test_the_pdcp_embedding_probe_compares_checkpoints(tmp_path, twins):
     ckpts = {"pdcp": train(tmp_path / "a", twins), "plain": train(tmp_path / "b", twins, enabled=False)}
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "probe_pdcp_embedding.py"),
@@ -85,3 +103,4 @@ def test_the_pdcp_embedding_probe_compares_checkpoints(tmp_path, twins):
     assert {"pdcp z", "plain z", "pdcp tokens"} <= set(rows)
     assert 0.0 <= rows["pdcp z"]["own prototypes"] <= 1.0 and np.isnan(rows["plain z"]["own prototypes"])
     assert all(0.0 <= r[k] <= 1.0 for r in rows.values() for k in ("centroid", "linear", "twin conf."))
+    assert all(r["demo R²"] <= 1.0 for r in rows.values())
