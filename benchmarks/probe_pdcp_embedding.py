@@ -97,14 +97,17 @@ def demo_r2(x_train: np.ndarray, path_train: np.ndarray, y_train: Sequence[str],
     r_te = path_test - np.stack([means[y] for y in y_test])
     mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
 
+    def design(x: np.ndarray) -> np.ndarray:  # standardised features and an intercept column
+        return np.hstack([(x - mu) / sd, np.ones((len(x), 1))])
+
     def fit(x: np.ndarray, r: np.ndarray, lam: float) -> np.ndarray:
-        x = np.hstack([(x - mu) / sd, np.ones((len(x), 1))])
-        reg = lam * np.eye(x.shape[1])
+        d = design(x)
+        reg = lam * np.eye(d.shape[1])
         reg[-1, -1] = 0.0  # the intercept is not shrunk
-        return np.linalg.solve(x.T @ x + reg, x.T @ r)
+        return np.linalg.solve(d.T @ d + reg, d.T @ r)
 
     def predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-        return np.hstack([(x - mu) / sd, np.ones((len(x), 1))]) @ w
+        return design(x) @ w
 
     fold = np.arange(len(x_train)) % folds
 

@@ -588,18 +588,20 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
         torch.manual_seed(tc.seed)
         video_model = build_video_model(s1cfg.model)
     model = PromptPolicyModel(cfg, s1cfg, video_model).to(dist.device)
-    # Normalisation statistics from the training actions (stored in the checkpoint with the weights).
-    model.head.fit_normalizers([torch.from_numpy(e.actions) for e in episodes],
-                               [torch.from_numpy(e.proprio) for e in episodes])
     out = Path(cfg.out)
     last = out / "last.safetensors"
-    if cfg.init and not (resume and last.exists()):
-        init_weights(model, cfg.init)
+    resuming = resume and last.exists()  # then every weight and normaliser comes from ``last`` below
+    if cfg.init and not resuming:
+        init_weights(model, cfg.init)  # the init checkpoint's normalisers come with its weights
+    elif not resuming:
+        # Normalisation statistics from the training actions (stored in the checkpoint with the weights).
+        model.head.fit_normalizers([torch.from_numpy(e.actions) for e in episodes],
+                                   [torch.from_numpy(e.proprio) for e in episodes])
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     log = MetricsLog(out / "metrics.jsonl", enabled=dist.is_main)
     step = 0
-    if resume and last.exists():
+    if resuming:
         loaded, meta = load_policy_model(last, cfg.hand)
         model.load_state_dict(loaded.state_dict())
         step = int(meta["step"])
