@@ -39,6 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from humanprompt_ros.action import WRIST_POS  # noqa: E402
 from humanprompt_ros.sim.tasks import twin_tasks  # noqa: E402
 from humanprompt_ros.stage1 import nearest_prototype, probe_accuracy  # noqa: E402
 from humanprompt_ros.stage2 import PolicyEpisode, PromptPolicyModel, load_policy_episodes, load_policy_model  # noqa: E402
@@ -81,7 +82,7 @@ def probe(x_train: np.ndarray, y_train: Sequence[str], x_test: np.ndarray, y_tes
 def wrist_path(ep: PolicyEpisode, points: int = PATH_POINTS) -> np.ndarray:
     """The demonstration's wrist positions at ``points`` evenly spaced steps, flattened: (points * 3,)."""
     idx = np.linspace(0, len(ep.actions) - 1, points).round().astype(int)
-    return ep.actions[idx, 0:3].reshape(-1)
+    return ep.actions[idx, WRIST_POS].reshape(-1)
 
 
 def demo_r2(x_train: np.ndarray, path_train: np.ndarray, y_train: Sequence[str], x_test: np.ndarray,

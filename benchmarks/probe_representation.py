@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from humanprompt_ros.action import WRIST_POS  # noqa: E402
 from humanprompt_ros.cli.sim import load_benchmark  # noqa: E402
 from humanprompt_ros.stage1 import load_stage1  # noqa: E402
 from humanprompt_ros.stage2 import (_Batcher, PromptPolicyModel, chunk, heldout_samples,  # noqa: E402
@@ -35,7 +36,7 @@ from humanprompt_ros.stage2 import (_Batcher, PromptPolicyModel, chunk, heldout_
 
 def offsets(ep, t: int, horizon: int) -> np.ndarray:
     """(horizon·3,) the demonstration's wrist positions t … t+H−1 relative to the wrist at t."""
-    return (chunk(ep.actions, t, horizon)[:, :3] - ep.proprio[t][:3]).reshape(-1)
+    return (chunk(ep.actions, t, horizon)[:, WRIST_POS] - ep.proprio[t][WRIST_POS]).reshape(-1)
 
 
 def ridge(x: np.ndarray, y: np.ndarray, lams: list[float]) -> list[np.ndarray]:

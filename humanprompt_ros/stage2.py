@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .action import ACTION_DIM
+from .action import ACTION_DIM, FINGERTIPS, WRIST_POS
 from .config import from_dict, load_config, to_dict
 from .models.checkpoint import (CheckpointError, load_checkpoint, load_optimizer_tensors, optimizer_tensors,
                                 prefixed, save_checkpoint, unprefixed)
@@ -561,10 +561,12 @@ def init_weights(model: PromptPolicyModel, path: str | Path) -> None:
             raise CheckpointError(f"init: {path} was trained on {key} {getattr(loaded.cfg, key)}, this data has "
                                   f"{getattr(cfg, key)}; start from a checkpoint of the same {key} or leave init empty")
     src, dst = loaded.state_dict(), model.state_dict()
-    bad = [k for k in dst if k not in src or src[k].shape != dst[k].shape]
-    if bad or len(src) != len(dst):
-        raise CheckpointError(f"init: {path} does not match the model this config describes (e.g. {bad[:3]}); "
-                              f"use the architecture it was trained with (its embedded config) or leave init empty")
+    missing, unexpected = [k for k in dst if k not in src], [k for k in src if k not in dst]
+    reshaped = [k for k in dst if k in src and src[k].shape != dst[k].shape]
+    if missing or unexpected or reshaped:
+        raise CheckpointError(f"init: {path} does not match the model this config describes (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]}, other shape {reshaped[:3]}); use the architecture it "
+                              f"was trained with (its embedded config) or leave init empty")
     model.load_state_dict(src)
 
 
@@ -713,8 +715,9 @@ def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode],
 
     def errors(pred: np.ndarray, truth: np.ndarray, tips: np.ndarray) -> tuple[float, float]:
         """(H, 24) chunk vs the truth → (wrist, fingertip) distance in cm; ``tips``: the hand's fingers."""
-        return (100 * np.linalg.norm(pred[:, :3] - truth[:, :3], axis=-1).mean(),
-                100 * np.linalg.norm((pred[:, 9:] - truth[:, 9:]).reshape(h, 5, 3), axis=-1)[:, tips].mean())
+        return (100 * np.linalg.norm(pred[:, WRIST_POS] - truth[:, WRIST_POS], axis=-1).mean(),
+                100 * np.linalg.norm((pred[:, FINGERTIPS] - truth[:, FINGERTIPS]).reshape(h, 5, 3),
+                                     axis=-1)[:, tips].mean())
 
     rows: dict[str, dict[str, list[float]]] = {}
     for i, (ep, same, other, steps) in enumerate(progress(samples, desc="action error", enabled=show)):
