@@ -22,7 +22,7 @@ import torch
 
 from .config import load_config, to_dict
 from .models.checkpoint import (CheckpointError, load_checkpoint, load_optimizer_tensors, optimizer_tensors,
-                                prefixed, save_checkpoint, unprefixed)
+                                load_weights, prefixed, save_checkpoint, unprefixed)
 from .models.video_model import CrossPredictionModel, VideoModelConfig, build_video_model
 from .training import (Distributed, MetricsLog, StepBudget, TrainConfig, command_line, cosine_lr, plot_metrics,
                        progress, seed_everything)
@@ -171,10 +171,7 @@ def load_stage1(path: str | Path, device: str | torch.device = "cpu") -> tuple[C
         raise CheckpointError(f"{path}: weights are for backbone {meta.get('backbone')!r} but the embedded config "
                               f"says {cfg.model.backbone!r}")
     model = build_video_model(cfg.model)
-    missing, unexpected = model.load_state_dict(unprefixed("model", tensors), strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match the model its config describes "
-                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    load_weights(model, unprefixed("model", tensors), f"{path}: weights do not match the model its config describes")
     return model.to(device).eval(), cfg, meta
 
 

@@ -27,7 +27,7 @@ from torch import nn
 from .action import ACTION_DIM, FINGERTIPS, WRIST_POS
 from .config import from_dict, load_config, to_dict
 from .models.checkpoint import (CheckpointError, load_checkpoint, load_optimizer_tensors, optimizer_tensors,
-                                prefixed, save_checkpoint, unprefixed)
+                                load_weights, prefixed, save_checkpoint, unprefixed)
 from .models.diffusion_policy import DiffusionPolicyHead, PolicyModelConfig
 from .models.frame_encoder import FrameEncoder, FrameEncoderConfig
 from .models.pdcp import PDCPConfig, PDCPLoss, paired_nt_xent
@@ -327,10 +327,7 @@ def load_policy_model(path: str | Path, hand: str | None = None, action_dim: int
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: embedded config is invalid: {exc}") from None
     model = PromptPolicyModel(cfg, s1, build_video_model(s1.model))
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match the model its config describes "
-                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    load_weights(model, tensors, f"{path}: weights do not match the model its config describes")
     return model.to(device).eval(), meta
 
 
@@ -560,14 +557,8 @@ def init_weights(model: PromptPolicyModel, path: str | Path) -> None:
         if getattr(loaded.cfg, key) != getattr(cfg, key):
             raise CheckpointError(f"init: {path} was trained on {key} {getattr(loaded.cfg, key)}, this data has "
                                   f"{getattr(cfg, key)}; start from a checkpoint of the same {key} or leave init empty")
-    src, dst = loaded.state_dict(), model.state_dict()
-    missing, unexpected = [k for k in dst if k not in src], [k for k in src if k not in dst]
-    reshaped = [k for k in dst if k in src and src[k].shape != dst[k].shape]
-    if missing or unexpected or reshaped:
-        raise CheckpointError(f"init: {path} does not match the model this config describes (missing {missing[:3]}, "
-                              f"unexpected {unexpected[:3]}, other shape {reshaped[:3]}); use the architecture it "
-                              f"was trained with (its embedded config) or leave init empty")
-    model.load_state_dict(src)
+    load_weights(model, loaded.state_dict(), f"init: {path} does not match the model this config describes",
+                 "; use the architecture it was trained with (its embedded config) or leave init empty")
 
 
 def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: bool = True,

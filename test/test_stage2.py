@@ -1,13 +1,14 @@
 """Stage 2: the prompt-conditioned policy — training mechanics, ablation switches, the Policy backend,
 and checkpoints that refuse to load for the wrong hand, action size, or when unsafe/corrupt."""
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from humanprompt_ros.models.checkpoint import CheckpointError
+from humanprompt_ros.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from humanprompt_ros.models.diffusion_policy import PolicyModelConfig
 from humanprompt_ros.models.frame_encoder import FrameEncoderConfig
 from humanprompt_ros.models.video_former import VideoFormerConfig
@@ -77,6 +78,13 @@ def test_checkpoint_describes_itself_and_refuses_mismatches(policy_checkpoint, t
     corrupt.write_bytes(policy_checkpoint.read_bytes()[:5000])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         LearnedPolicy(corrupt)
+    tensors, meta = load_checkpoint(policy_checkpoint)
+    name = next(k for k, v in tensors.items() if v.ndim == 2)
+    tensors[name] = torch.zeros(3, 3)  # readable, named right, wrong shape: torch alone raises a bare RuntimeError
+    reshaped = save_checkpoint(tmp_path / "reshaped.safetensors", tensors, "policy", meta.pop("config"),
+                               **{k: v for k, v in meta.items() if k not in ("format", "format_version", "kind")})
+    with pytest.raises(CheckpointError, match=rf"weights do not match .*other shape \['{re.escape(name)}'\]"):
+        LearnedPolicy(reshaped)
 
 
 @pytest.mark.parametrize("switches", [

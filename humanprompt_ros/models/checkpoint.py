@@ -129,6 +129,19 @@ def convert_checkpoint(src: str | Path, dst: str | Path, dtype: str = "float16",
                            meta["kind"], config, **extras)
 
 
+def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str, fix: str = "") -> None:
+    """Load ``tensors`` into ``model`` only if every name and shape matches; otherwise raise a
+    :class:`CheckpointError` that starts with ``what``, names up to three missing, unexpected and
+    reshaped weights, and ends with ``fix`` (torch itself raises a bare RuntimeError on a shape mismatch)."""
+    dst = model.state_dict()
+    missing, unexpected = [k for k in dst if k not in tensors], [k for k in tensors if k not in dst]
+    reshaped = [k for k in dst if k in tensors and tensors[k].shape != dst[k].shape]
+    if missing or unexpected or reshaped:
+        raise CheckpointError(f"{what} (missing {missing[:3]}, unexpected {unexpected[:3]}, other shape "
+                              f"{reshaped[:3]}){fix}")
+    model.load_state_dict(tensors)
+
+
 def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{k}": v for k, v in state.items()}
 
