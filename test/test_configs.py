@@ -15,9 +15,8 @@ CONFIG = share_dir() / "config"
 def _loaders() -> dict[str, Callable[[Path], object]]:
     """Glob (relative to config/) → the loader that validates such a file."""
     from humanprompt_ros.stage1 import load_stage1_config
-    from humanprompt_ros.nodes.config import load_camera_config, load_command_config
-    from humanprompt_ros.nodes.config_b import (load_policy_config, load_prompt_encoder_config,
-                                                load_sim_driver_config)
+    from humanprompt_ros.nodes.config import (load_camera_config, load_command_config, load_policy_config,
+                                              load_prompt_encoder_config, load_sim_driver_config)
     from humanprompt_ros.cli.sim import load_benchmark
     from humanprompt_ros.sim.human_hand import load_human_hand
     from humanprompt_ros.sim.scene import load_sim_config

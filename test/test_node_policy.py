@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from humanprompt_ros.nodes.config_b import load_policy_config
+from humanprompt_ros.nodes.config import load_policy_config
 from humanprompt_ros.paths import config_path
 from ros_helpers import REPO_ROOT, RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
 from test_node_prompt_encoder import make_episode

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from humanprompt_ros.data import write_episode, write_video
-from humanprompt_ros.nodes.config_b import PromptEncoderConfig, expand_dirs, load_prompt_encoder_config
+from humanprompt_ros.nodes.config import PromptEncoderConfig, expand_dirs, load_prompt_encoder_config
 from humanprompt_ros.paths import config_path
 from ros_helpers import REPO_ROOT, RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
 

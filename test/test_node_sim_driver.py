@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from humanprompt_ros.nodes.config_b import load_sim_driver_config
+from humanprompt_ros.nodes.config import load_sim_driver_config
 from humanprompt_ros.paths import config_path
 from ros_helpers import RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
 

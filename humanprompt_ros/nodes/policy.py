@@ -5,7 +5,7 @@
     python -m humanprompt_ros.nodes.policy --ros-args -p policy:=replay
     python -m humanprompt_ros.nodes.policy --ros-args -p policy:=checkpoint -p checkpoint:=models/pour.safetensors
 
-Parameters: :class:`humanprompt_ros.nodes.config_b.PolicyConfig` (defaults in ``config/policy.yaml``).
+Parameters: :class:`humanprompt_ros.nodes.config.PolicyConfig` (defaults in ``config/policy.yaml``).
 
 Backends (the Policy protocol of :mod:`humanprompt_ros.policy`, built with ``make_policy``):
 ``replay`` (the prompt episode's unified actions, open loop: retarget-the-human-demo, runs on a
@@ -77,7 +77,7 @@ from typing import Any
 
 import numpy as np
 
-from ..nodes.config_b import PolicyConfig
+from ..nodes.config import PolicyConfig
 from ..nodes.runtime import StartupError, run_node
 from ..policy import OpenLoopPlan
 

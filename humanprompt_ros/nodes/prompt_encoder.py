@@ -8,7 +8,7 @@
     ros2 service call /prompt_encoder/clear_prompt std_srvs/srv/Trigger
     ros2 service call /prompt_encoder/record_prompt std_srvs/srv/Trigger
 
-Parameters: :class:`humanprompt_ros.nodes.config_b.PromptEncoderConfig` (``config/prompt_encoder.yaml``).
+Parameters: :class:`humanprompt_ros.nodes.config.PromptEncoderConfig` (``config/prompt_encoder.yaml``).
 
 Setting ``prompt_video`` (the standard parameter service) runs, *before the set-parameters call
 answers*:
@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from ..nodes.config_b import PromptEncoderConfig, expand_dirs
+from ..nodes.config import PromptEncoderConfig, expand_dirs
 from ..nodes.runtime import run_node
 
 

@@ -59,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..nodes.config_b import SimDriverConfig
+from ..nodes.config import SimDriverConfig
 from ..sim.env import mat_from_quat, quat_from_mat, rotate_toward, slerp
 from ..nodes.runtime import StartupError, run_node
 
