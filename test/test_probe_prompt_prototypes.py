@@ -1,5 +1,6 @@
-"""benchmarks/probe_prompt_prototypes.py runs end to end on generated shared-scene twin episodes with a
-policy trained on them, and refuses a policy without PDCP prototypes, saying why."""
+"""benchmarks/probe_prompt_prototypes.py, probe_pdcp_embedding.py and probe_guidance.py run end to end on
+generated shared-scene twin episodes with a policy trained on them, and refuse a policy they cannot
+measure, saying why."""
 from __future__ import annotations
 
 import json
@@ -104,3 +105,37 @@ def test_the_pdcp_embedding_probe_compares_checkpoints(tmp_path, twins):
     assert 0.0 <= rows["pdcp z"]["own prototypes"] <= 1.0 and np.isnan(rows["plain z"]["own prototypes"])
     assert all(0.0 <= r[k] <= 1.0 for r in rows.values() for k in ("centroid", "linear", "twin conf."))
     assert all(r["demo R²"] <= 1.0 for r in rows.values())
+
+
+def test_the_guidance_probe_measures_guided_heads_and_refuses_others(tmp_path, twins):
+    from humanprompt_ros.stage2 import load_policy_episodes
+    from tiny_checkpoint import make_tiny_policy_checkpoint
+
+    def run(*ckpts: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "probe_guidance.py"),
+                               *(a for i, p in enumerate(ckpts) for a in ("--checkpoint", f"m{i}={p}")),
+                               "--heldout", str(twins), "--per-task", "2", "--noises", "2"],
+                              capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+    episodes = load_policy_episodes(twins, 32, show=False)
+    guided = make_tiny_policy_checkpoint(tmp_path / "g", episodes, data=str(twins),
+                                         policy={"global_cond": True, "global_dropout": 0.5})
+    out = run(guided, guided)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    assert rows["m0"] == rows["m1"]  # the same noise and prompts for every checkpoint
+    assert rows["m0"]["Δv / v"] > 0 and rows["m0"]["Δc / c"] > 0 and 0.0 <= rows["m0"]["skill share"] <= 1.0
+    plain = make_tiny_policy_checkpoint(tmp_path / "p", episodes, data=str(twins))
+    out = run(plain)
+    assert out.returncode == 1 and "no null condition" in out.stderr
+
+
+def test_skill_share_is_one_for_skill_only_directions_and_small_for_noise():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from probe_guidance import skill_share
+
+    rng = np.random.default_rng(0)
+    skills = ["a", "b"] * 50
+    per_skill = {"a": rng.normal(size=8), "b": rng.normal(size=8)}
+    assert skill_share(np.stack([per_skill[s] for s in skills]), skills) == pytest.approx(1.0)
+    assert skill_share(rng.normal(size=(100, 8)), skills) < 0.1

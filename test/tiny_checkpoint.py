@@ -22,7 +22,7 @@ _CACHE: dict[str, Path] = {}
 def make_tiny_policy_checkpoint(root: Path, episodes=None, **overrides) -> Path:
     """Train the tiny stage-1 and stage-2 models under ``root``; the policy checkpoint's path. Stage 2 trains
     on ``episodes`` (default: synthetic clips at 32×32, the tiny stage 1's size) with ``overrides`` of its
-    ``Stage2Config`` fields (e.g. ``pdcp=PDCPSwitch(enabled=False)``)."""
+    ``Stage2Config`` fields (e.g. ``pdcp=PDCPSwitch(enabled=False)``; ``policy`` a dict of head fields)."""
     import torch
 
     from humanprompt_ros.models.diffusion_policy import PolicyModelConfig
@@ -37,8 +37,8 @@ def make_tiny_policy_checkpoint(root: Path, episodes=None, **overrides) -> Path:
     s1 = train_stage1(tiny_config(root / "stage1", steps=4, ae_steps=4), make_dataset(range(1), size=32, length=12))
     cfg = Stage2Config(data=overrides.pop("data", ""), stage1=str(s1), out=str(root / "stage2"),
                        video_former=VideoFormerConfig(queries_per_frame=2, width=16, depth=1, heads=2),
-                       policy=PolicyModelConfig(horizon=4, width=16, depth=1, heads=2, train_timesteps=20,
-                                                inference_steps=3),
+                       policy=PolicyModelConfig(**{**dict(horizon=4, width=16, depth=1, heads=2, train_timesteps=20,
+                                                          inference_steps=3), **overrides.pop("policy", {})}),
                        train=Stage2Train(steps=2, batch_size=4, log_every=1, checkpoint_every=2, warmup_steps=1),
                        **overrides)
     return train_stage2(cfg, make_policy_dataset(range(1), size=32, length=12) if episodes is None else episodes)
