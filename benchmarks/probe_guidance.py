@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from humanprompt_ros.stage2 import PolicyEpisode, PromptPolicyModel, load_policy_episodes, load_policy_model  # noqa: E402
+from probe_pdcp_embedding import as_prompt  # noqa: E402
 from probe_prompt_separation import print_table  # noqa: E402
 
 COLUMNS = ("Δv / v", "Δc / c", "skill share")
@@ -39,9 +40,9 @@ COLUMNS = ("Δv / v", "Δc / c", "skill share")
 
 def skill_share(directions: np.ndarray, skills: list[str]) -> float:
     """Directions (N, D) with a skill each → between-skill variance / total variance (NaN if no variance)."""
-    mean = directions.mean(0)
+    labels, mean = np.asarray(skills), directions.mean(0)
     total = float(((directions - mean) ** 2).sum())
-    between = sum(float((np.array(skills) == s).sum()) * float(((directions[np.array(skills) == s].mean(0) - mean) ** 2).sum())
+    between = sum(float((labels == s).sum()) * float(((directions[labels == s].mean(0) - mean) ** 2).sum())
                   for s in set(skills))
     return between / total if total > 0 else float("nan")
 
@@ -59,16 +60,12 @@ def guidance_stats(model: PromptPolicyModel, episodes: list[PolicyEpisode], time
     noisy = torch.randn((noises, len(timesteps), head.cfg.horizon, head.cfg.action_dim), generator=gen)
     dv, dc, dirs = [], [], []
     for ep in episodes:
-        first = torch.from_numpy(ep.frames[:1])
-        skill = torch.tensor([model.cfg.skills.index(ep.skill) if ep.skill in model.cfg.skills else 0])
-        cond = model.condition(model.encode_prompt(ep.frames), model.video_model.encode_frames(first), skill,
-                               frames=first)
-        z = model.global_condition(cond)
+        _, cond = as_prompt(model, ep)
+        g = torch.cat([model.global_condition(cond), den.null_global[None]])  # (2, Dv): z, then the null
         proprio = head.proprio_input(torch.from_numpy(ep.proprio[:1]))
         per_ep = []
         for i, t in enumerate(timesteps):
             tt = torch.full((2,), t, dtype=torch.long)
-            g = torch.cat([z, den.null_global[None]])
             c = den.t_embed(tt) + den.global_cond(g)
             dc.append(float((c[0] - c[1]).norm() / c[1].norm()))
             for k in range(noises):
@@ -99,7 +96,6 @@ def main() -> int:
         name, _, path = spec.rpartition("=")
         name = name or Path(path).parent.name
         model, _ = load_policy_model(path)
-        model.eval()
         size = model.video_model.cfg.image_size
         if size not in episodes:
             episodes[size] = load_policy_episodes(args.heldout, size, show=False, embodiment="human",

@@ -50,14 +50,21 @@ PATH_POINTS = 8
 
 
 @torch.no_grad()
+def as_prompt(model: PromptPolicyModel, ep: PolicyEpisode) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ep`` as a prompt, its own first frame as the current one → (prompt tokens (1, N, D), the head's
+    condition tokens (1, M, Dv))."""
+    first = torch.from_numpy(ep.frames[:1])
+    skill = torch.tensor([model.cfg.skills.index(ep.skill) if ep.skill in model.cfg.skills else 0])
+    prompt = model.encode_prompt(ep.frames)
+    return prompt, model.condition(prompt, model.video_model.encode_frames(first), skill, frames=first)
+
+
+@torch.no_grad()
 def embed(model: PromptPolicyModel, episodes: Sequence[PolicyEpisode]) -> tuple[np.ndarray, np.ndarray]:
     """Each episode as a prompt (its first frame the current one) → (mean prompt tokens (E, D), z (E, Dv))."""
     tokens, zs = [], []
     for ep in episodes:
-        first = torch.from_numpy(ep.frames[:1])
-        skill = torch.tensor([model.cfg.skills.index(ep.skill) if ep.skill in model.cfg.skills else 0])
-        prompt = model.encode_prompt(ep.frames)
-        cond = model.condition(prompt, model.video_model.encode_frames(first), skill, frames=first)
+        prompt, cond = as_prompt(model, ep)
         tokens.append(prompt.mean(1)[0].float().numpy())
         zs.append(model.pooled(cond)[0].float().numpy())
     return np.stack(tokens), np.stack(zs)

@@ -196,9 +196,6 @@ def load_command_config(path: str | Path, overrides: dict[str, Any] | None = Non
     return load_node_config(CommandConfig, path, "command", overrides)
 
 
-BACKENDS = ("replay", "scripted", "checkpoint")
-
-
 def expand_dirs(entries: list[str]) -> list[Path]:
     """Prompt directory entries → absolute paths: ``~`` and ``$VARS`` expanded; an entry whose
     variable is unset (still holding ``$`` after expansion) or that is empty is skipped."""
