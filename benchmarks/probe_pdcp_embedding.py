@@ -14,7 +14,10 @@ prompt's twin task (the one confusion a shared scene cannot resolve); ``margin``
 held-out z to the others of its skill minus that to the rest; ``demo R²``, how much of what is particular
 to the demonstration a ridge regression recovers from the embedding: the prompt's own wrist path (8
 evenly spaced positions) minus its skill's mean path, R² on the held-out prompts (0: nothing beyond the
-skill; a skill-prototype embedding scores about 0). A model whose z is tighter (margin) but no
+skill; a skill-prototype embedding scores about 0); ``robot→human``, the share of the robot demonstrations
+under ``--train``, each encoded as a prompt, that the nearest centroid of the *human* training prompts
+names right: whether z (or the tokens) of one task look alike whoever does it, the cross-embodiment
+alignment PDCP's NT-Xent asks for. A model whose z is tighter (margin) but no
 better named (centroid, linear) than without PDCP has had its metric reshaped, not its information
 raised — with ``pool: prompt`` z can carry no more than the frozen ``tokens`` row.
 
@@ -45,7 +48,7 @@ from humanprompt_ros.stage1 import nearest_prototype, probe_accuracy  # noqa: E4
 from humanprompt_ros.stage2 import PolicyEpisode, PromptPolicyModel, load_policy_episodes, load_policy_model  # noqa: E402
 from probe_prompt_separation import print_table  # noqa: E402
 
-COLUMNS = ("centroid", "linear", "own prototypes", "twin conf.", "margin", "demo R²")
+COLUMNS = ("centroid", "linear", "own prototypes", "twin conf.", "margin", "demo R²", "robot→human")
 PATH_POINTS = 8
 
 
@@ -84,6 +87,15 @@ def probe(x_train: np.ndarray, y_train: Sequence[str], x_test: np.ndarray, y_tes
     mates = same & ~np.eye(len(y_test), dtype=bool)
     result["margin"] = float(cos[mates].mean() - cos[~same].mean()) if mates.any() and (~same).any() else float("nan")
     return result
+
+
+def cross_embodiment(x_train: np.ndarray, y_train: Sequence[str], x_robot: np.ndarray,
+                     y_robot: Sequence[str]) -> float:
+    """Share of robot rows whose nearest centroid of the (human) training rows is their own label; NaN
+    without robot rows."""
+    if not len(y_robot):
+        return float("nan")
+    return float(np.mean([n == y for n, y in zip(nearest_prototype(x_train, y_train, x_robot), y_robot)]))
 
 
 def wrist_path(ep: PolicyEpisode, points: int = PATH_POINTS) -> np.ndarray:
@@ -137,7 +149,7 @@ def main() -> int:
     parser.add_argument("--per-task", type=int, default=20, help="at most this many prompts per task from each")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data: dict[int, tuple[list[PolicyEpisode], list[PolicyEpisode]]] = {}
+    data: dict[int, tuple[list[PolicyEpisode], ...]] = {}
     result: dict[str, dict[str, float]] = {}
     seen_tokens: list[np.ndarray] = []
     for spec in args.checkpoint:
@@ -146,20 +158,25 @@ def main() -> int:
         model, _ = load_policy_model(path)
         size = model.video_model.cfg.image_size
         if size not in data:
-            data[size] = tuple(load_policy_episodes(d, size, show=False, embodiment="human", per_task=args.per_task)
-                               for d in (args.train, args.heldout))
-        train, test = data[size]
+            data[size] = tuple(load_policy_episodes(d, size, show=False, embodiment=who, per_task=args.per_task)
+                               for d, who in ((args.train, "human"), (args.heldout, "human"), (args.train, "robot")))
+        train, test, robot = data[size]
         skill_of = {e.task: e.skill for e in (*train, *test)}
         twin_of = {skill_of[t]: skill_of[w] for t, w in twin_tasks().items() if t in skill_of and w in skill_of}
         (tok_tr, z_tr), (tok_te, z_te) = embed(model, train), embed(model, test)
         ytr, yte = [e.skill for e in train], [e.skill for e in test]
+        robot_in = [e for e in robot if e.skill in set(ytr)]
+        tok_rob, z_rob = embed(model, robot_in) if robot_in else (np.zeros((0, 1)), np.zeros((0, 1)))
+        yrob = [e.skill for e in robot_in]
         ptr, pte = np.stack([wrist_path(e) for e in train]), np.stack([wrist_path(e) for e in test])
         if not any(t.shape == tok_te.shape and np.allclose(t, tok_te, atol=1e-5) for t in seen_tokens):
             seen_tokens.append(tok_te)  # one row per distinct stage 1
             result[f"{name} tokens"] = {**probe(tok_tr, ytr, tok_te, yte, twin_of), "own prototypes": float("nan"),
-                                        "demo R²": demo_r2(tok_tr, ptr, ytr, tok_te, pte, yte)}
+                                        "demo R²": demo_r2(tok_tr, ptr, ytr, tok_te, pte, yte),
+                                        "robot→human": cross_embodiment(tok_tr, ytr, tok_rob, yrob)}
         row = probe(z_tr, ytr, z_te, yte, twin_of)
         row["demo R²"] = demo_r2(z_tr, ptr, ytr, z_te, pte, yte)
+        row["robot→human"] = cross_embodiment(z_tr, ytr, z_rob, yrob)
         row["own prototypes"] = float("nan")
         if model.cfg.pdcp.enabled and model.cfg.condition == "prompt":
             pred = model.pdcp.proto_logits(torch.from_numpy(z_te)).argmax(1).numpy()

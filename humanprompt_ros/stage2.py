@@ -40,6 +40,7 @@ from .video import resize_frames
 
 KIND = "policy"
 CONDITIONS = ("prompt", "none", "skill_oracle")
+PROMPT_EMBODIMENTS = ("human", "same", "any")
 
 
 @dataclass
@@ -89,6 +90,11 @@ class Stage2Config:
     hand: str = "allegro_right"  # the robot hand this policy is for (checked when loaded)
     out: str = "runs/stage2"
     condition: str = "prompt"  # prompt | none (behaviour cloning) | skill_oracle (true skill id)
+    # which demonstrations prompt a training sample of task k: human (a human demo of k whenever there is
+    # one, as at test time), same (one by the sample's own embodiment: robot frames learn from robot
+    # prompts only, so a human prompt on the robot is the cross-embodiment case PDCP's NT-Xent is for) or
+    # any (either embodiment)
+    prompt_embodiment: str = "human"
     stage1_pretrained: bool = True  # false: the stage-1 architecture with random weights (the ablation)
     stage1_trainable: bool = False  # true: the stage-1 prompt encoder + denoiser train with the policy loss
     prompt_tokens: bool = True  # the head also attends to the stage-1 prompt tokens, not only the features
@@ -108,6 +114,9 @@ class Stage2Config:
     def validate(self) -> None:
         if self.condition not in CONDITIONS:
             raise ValueError(f"condition: must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
+        if self.prompt_embodiment not in PROMPT_EMBODIMENTS:
+            raise ValueError(f"prompt_embodiment: must be one of {', '.join(PROMPT_EMBODIMENTS)}, "
+                             f"got {self.prompt_embodiment!r}")
         if self.proprio not in ("all", "hand", "wrist"):
             raise ValueError(f"proprio: must be 'all', 'hand' or 'wrist', got {self.proprio!r}")
         if self.pdcp.pool == "prompt" and not self.prompt_tokens:
@@ -353,13 +362,12 @@ class _Batcher:
         self.n_train = len(episodes)
         self.model, self.episodes = model, list(episodes) + list(prompt_episodes)
         self.rng = np.random.default_rng(seed)
-        self.human_by_task: dict[str, list[int]] = {}
-        self.by_task: dict[str, list[int]] = {}
+        self.by_task: dict[str, list[int]] = {}  # training episodes of each task
+        self.prompts_by: dict[tuple[str, str], list[int]] = {}  # (task, embodiment) -> every episode, prompt-only too
         for i, ep in enumerate(self.episodes):
             if i < self.n_train:
                 self.by_task.setdefault(ep.task, []).append(i)
-            if ep.embodiment == "human":
-                self.human_by_task.setdefault(ep.task, []).append(i)
+            self.prompts_by.setdefault((ep.task, ep.embodiment), []).append(i)
         self.prompt_cache: dict[int, torch.Tensor] = {}
         self.latent_cache: dict[int, torch.Tensor] = {}
         cfg = model.cfg
@@ -378,10 +386,14 @@ class _Batcher:
         self.twin_rng = np.random.default_rng([seed, 31337])
 
     def prompt_pool(self, i: int) -> list[int]:
-        """Episodes that can prompt episode ``i``: human demos of its task (as at test time), else any."""
-        ep = self.episodes[i]
-        return [j for j in self.human_by_task.get(ep.task, []) if j != i] or \
-            [j for j in self.by_task[ep.task] if j != i] or [i]
+        """Episodes that can prompt episode ``i`` under ``prompt_embodiment``: human demos of its task (as
+        at test time), those of its own embodiment, or all of them; when that leaves none, any other demo
+        of the task, else ``i`` itself."""
+        ep, mode = self.episodes[i], self.model.cfg.prompt_embodiment
+        embodiments = {"human": ["human"], "same": [ep.embodiment]}.get(
+            mode, sorted({e for (t, e) in self.prompts_by if t == ep.task}))
+        pool = [j for e in embodiments for j in self.prompts_by.get((ep.task, e), []) if j != i]
+        return pool or [j for j in self.by_task[ep.task] if j != i] or [i]
 
     def prompt_latents(self, idx: int) -> torch.Tensor:
         """(Tp, C, h, w) latents of episode ``idx`` as a prompt (the frozen autoencoder's, cached)."""

@@ -105,6 +105,7 @@ def test_the_pdcp_embedding_probe_compares_checkpoints(tmp_path, twins):
     assert 0.0 <= rows["pdcp z"]["own prototypes"] <= 1.0 and np.isnan(rows["plain z"]["own prototypes"])
     assert all(0.0 <= r[k] <= 1.0 for r in rows.values() for k in ("centroid", "linear", "twin conf."))
     assert all(r["demo R²"] <= 1.0 for r in rows.values())
+    assert all(0.0 <= r["robot→human"] <= 1.0 for r in rows.values())  # twins has robot demos of its robot skills
 
 
 def test_the_guidance_probe_measures_guided_heads_and_refuses_others(tmp_path, twins):
@@ -139,3 +140,17 @@ def test_skill_share_is_one_for_skill_only_directions_and_small_for_noise():
     per_skill = {"a": rng.normal(size=8), "b": rng.normal(size=8)}
     assert skill_share(np.stack([per_skill[s] for s in skills]), skills) == pytest.approx(1.0)
     assert skill_share(rng.normal(size=(100, 8)), skills) < 0.1
+
+
+def test_cross_embodiment_counts_robot_prompts_named_by_the_human_centroids():
+    from probe_pdcp_embedding import cross_embodiment
+
+    rng = np.random.default_rng(0)
+    centre = {"a": np.array([3.0, 0, 0, 0]), "b": np.array([0, 3.0, 0, 0]), "c": np.array([0, 0, 3.0, 0])}
+    y = ["a", "b", "c"] * 10
+    human = np.stack([centre[k] for k in y]) + rng.normal(0, 0.3, (30, 4))
+    aligned = np.stack([centre[k] for k in y[:9]]) + rng.normal(0, 0.3, (9, 4))
+    swapped = np.stack([centre[{"a": "b", "b": "c", "c": "a"}[k]] for k in y[:9]]) + rng.normal(0, 0.3, (9, 4))
+    assert cross_embodiment(human, y, aligned, y[:9]) == 1.0
+    assert cross_embodiment(human, y, swapped, y[:9]) == 0.0
+    assert np.isnan(cross_embodiment(human, y, np.zeros((0, 4)), []))

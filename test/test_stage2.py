@@ -450,3 +450,33 @@ def test_offline_action_error_compares_same_and_other_task_prompts(policy_checkp
     assert result["all"]["wrist_hold"] == pytest.approx(np.mean(hold), abs=1e-3)
     with pytest.raises(ValueError, match="needs held-out robot episodes"):
         evaluate_actions(model, [e for e in episodes if e.embodiment == "human"], show=False)
+
+
+@pytest.mark.parametrize("mode", ["human", "same", "any"])
+def test_prompt_embodiment_chooses_who_prompts_a_training_sample(tmp_path, stage1_checkpoint, episodes, mode):
+    """human: a human demo of the task prompts every sample; same: the sample's own embodiment (robot frames
+    only ever see robot prompts); any: either. Never the sample itself, always its task."""
+    from humanprompt_ros.stage1 import load_stage1
+    from humanprompt_ros.stage2 import PromptPolicyModel, _Batcher
+
+    cfg = stage2_config(tmp_path / "run", stage1_checkpoint)
+    cfg.tasks, cfg.skills = sorted({e.task for e in episodes}), sorted({e.skill for e in episodes})
+    cfg.prompt_embodiment, cfg.train.cached_prompts = mode, 0
+    cfg.validate()
+    vm, s1cfg, _ = load_stage1(stage1_checkpoint)
+    batcher = _Batcher(PromptPolicyModel(cfg, s1cfg, vm).eval(), episodes, seed=0)
+    robot = [i for i, e in enumerate(episodes) if e.embodiment == "robot"]
+    assert robot and any(e.embodiment == "human" for e in episodes)
+    for i, ep in enumerate(episodes):
+        pool = batcher.prompt_pool(i)
+        assert pool and i not in pool and all(episodes[j].task == ep.task for j in pool)
+        who = {episodes[j].embodiment for j in pool}
+        others = {e.embodiment for k, e in enumerate(episodes) if e.task == ep.task and k != i}
+        assert who == {"human": {"human"}, "same": {ep.embodiment}, "any": others}[mode], (i, ep.embodiment, who)
+
+
+def test_an_unknown_prompt_embodiment_is_refused(tmp_path, stage1_checkpoint):
+    cfg = stage2_config(tmp_path / "run", stage1_checkpoint)
+    cfg.prompt_embodiment = "robot"
+    with pytest.raises(ValueError, match="prompt_embodiment: must be one of human, same, any"):
+        cfg.validate()
