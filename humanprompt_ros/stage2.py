@@ -390,8 +390,10 @@ class _Batcher:
         at test time), those of its own embodiment, or all of them; when that leaves none, any other demo
         of the task, else ``i`` itself."""
         ep, mode = self.episodes[i], self.model.cfg.prompt_embodiment
-        embodiments = {"human": ["human"], "same": [ep.embodiment]}.get(
-            mode, sorted({e for (t, e) in self.prompts_by if t == ep.task}))
+        if mode == "any":
+            embodiments = sorted({e for (t, e) in self.prompts_by if t == ep.task})
+        else:
+            embodiments = ["human"] if mode == "human" else [ep.embodiment]
         pool = [j for e in embodiments for j in self.prompts_by.get((ep.task, e), []) if j != i]
         return pool or [j for j in self.by_task[ep.task] if j != i] or [i]
 
