@@ -31,8 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from humanprompt_ros.stage2 import PolicyEpisode, PromptPolicyModel, load_policy_episodes, load_policy_model  # noqa: E402
-from probe_pdcp_embedding import as_prompt  # noqa: E402
+from humanprompt_ros.stage2 import PolicyEpisode, PromptPolicyModel, load_policy_episodes  # noqa: E402
+from probe_pdcp_embedding import as_prompt, named_checkpoints  # noqa: E402
 from probe_prompt_separation import print_table  # noqa: E402
 
 COLUMNS = ("Δv / v", "Δc / c", "skill share")
@@ -92,10 +92,7 @@ def main() -> int:
     torch.set_num_threads(1)
     episodes: dict[int, list[PolicyEpisode]] = {}
     result: dict[str, dict[str, float]] = {}
-    for spec in args.checkpoint:
-        name, _, path = spec.rpartition("=")
-        name = name or Path(path).parent.name
-        model, _ = load_policy_model(path)
+    for name, model in named_checkpoints(args.checkpoint):
         size = model.video_model.cfg.image_size
         if size not in episodes:
             episodes[size] = load_policy_episodes(args.heldout, size, show=False, embodiment="human",

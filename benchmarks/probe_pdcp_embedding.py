@@ -35,7 +35,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -60,6 +60,13 @@ def as_prompt(model: PromptPolicyModel, ep: PolicyEpisode) -> tuple[torch.Tensor
     skill = torch.tensor([model.cfg.skills.index(ep.skill) if ep.skill in model.cfg.skills else 0])
     prompt = model.encode_prompt(ep.frames)
     return prompt, model.condition(prompt, model.video_model.encode_frames(first), skill, frames=first)
+
+
+def named_checkpoints(specs: Sequence[str]) -> Iterator[tuple[str, PromptPolicyModel]]:
+    """``[NAME=]PATH`` specs → (name, loaded model), one at a time; the name defaults to PATH's folder."""
+    for spec in specs:
+        name, _, path = spec.rpartition("=")
+        yield name or Path(path).parent.name, load_policy_model(path)[0]
 
 
 @torch.no_grad()
@@ -152,10 +159,7 @@ def main() -> int:
     data: dict[int, tuple[list[PolicyEpisode], ...]] = {}
     result: dict[str, dict[str, float]] = {}
     seen_tokens: list[np.ndarray] = []
-    for spec in args.checkpoint:
-        name, _, path = spec.rpartition("=")
-        name = name or Path(path).parent.name
-        model, _ = load_policy_model(path)
+    for name, model in named_checkpoints(args.checkpoint):
         size = model.video_model.cfg.image_size
         if size not in data:
             data[size] = tuple(load_policy_episodes(d, size, show=False, embodiment=who, per_task=args.per_task)
@@ -165,7 +169,8 @@ def main() -> int:
         twin_of = {skill_of[t]: skill_of[w] for t, w in twin_tasks().items() if t in skill_of and w in skill_of}
         (tok_tr, z_tr), (tok_te, z_te) = embed(model, train), embed(model, test)
         ytr, yte = [e.skill for e in train], [e.skill for e in test]
-        robot_in = [e for e in robot if e.skill in set(ytr)]
+        trained = set(ytr)
+        robot_in = [e for e in robot if e.skill in trained]
         tok_rob, z_rob = embed(model, robot_in) if robot_in else (np.zeros((0, 1)), np.zeros((0, 1)))
         yrob = [e.skill for e in robot_in]
         ptr, pte = np.stack([wrist_path(e) for e in train]), np.stack([wrist_path(e) for e in test])
