@@ -361,6 +361,8 @@ def _make_node_class():
         def _step(self, from_target: bool) -> bool:
             """One command step (holds self._lock). Returns True when a motion command was published."""
             now = time.monotonic()
+            # the command's stamp is this moment, the one its dt is measured from (not when it is published)
+            stamp_now = self.get_clock().now().to_msg()
             reason = self._hold_reason(now)
             if reason is not None:
                 if not self.holding:
@@ -393,7 +395,7 @@ def _make_node_class():
                 self.counts["velocity_limited_steps"] += 1
             self.q_cmd = q
             self.last_step_mono = now
-            self._publish(q, dt, self.target_stamp if self.cfg.lockstep and from_target else None)
+            self._publish(q, dt, self.target_stamp if self.cfg.lockstep and from_target else stamp_now)
             if from_target and self.target_stamp is not None:
                 stamp = Time.from_msg(self.target_stamp)
                 if stamp.nanoseconds > 0:
