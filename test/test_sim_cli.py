@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from humanprompt_ros.cli.sim import mcnemar_exact
 from humanprompt_ros.data import iter_episodes, read_video
 
 
@@ -188,3 +189,20 @@ def test_table_merges_eval_files_and_refuses_overlaps(tmp_path):
     assert missing.returncode == 2 and "no such file" in missing.stderr
     named = run("table", f"x={a}")
     assert named.returncode == 2 and "single-policy file" in named.stderr
+
+    # compare: the same episodes under two policies, paired (the expert did all 4, noop none: 4 vs 0, p = 2/16)
+    cmp = json.loads(run("compare", "expert", "noop", a, b, "--json").stdout.strip().splitlines()[-1])
+    assert cmp["groups"]["all"] == {"episodes": 4, "expert": 4, "noop": 0, "only_a": 4, "only_b": 0, "p": 0.125}
+    assert cmp["groups"]["rotate"]["episodes"] == 2 and set(cmp["groups"]) >= {"seen", "human-only"}
+    shown = run("compare", "noop", "expert", a, b)
+    assert shown.returncode == 0 and "| all | 4 | 0 | 4 | 0 | 4 | 0.125 |" in shown.stdout
+    unknown = run("compare", "expert", "oracle", a)
+    assert unknown.returncode == 2 and "no policy 'oracle'" in unknown.stderr and "expert, noop" in unknown.stderr
+
+
+def test_mcnemar_exact_p():
+    """The exact two-sided McNemar p: a binomial test of the discordant pairs at 1/2."""
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(5, 5) == 1.0
+    assert mcnemar_exact(10, 0) == mcnemar_exact(0, 10) == 2 / 1024
+    assert abs(mcnemar_exact(2, 8) - 2 * (1 + 10 + 45) / 1024) < 1e-12
+    assert abs(mcnemar_exact(40, 24) - 0.05994) < 1e-4  # scipy.stats.binomtest(24, 64).pvalue = 0.05994

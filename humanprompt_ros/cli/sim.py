@@ -6,6 +6,7 @@
     humanprompt-sim eval --policy scripted --embodiment robot --episodes 50 --json
     humanprompt-sim eval --policy replay --episodes 50 --json   # prompts: held-out human demos
     humanprompt-sim eval --policy full=models/policy.safetensors --policy replay --split unseen --episodes 20
+    humanprompt-sim compare full replay run1.json run2.json   # paired: who did which episode, McNemar p
 
 ``eval --json`` prints as its last line ``{"skills": {SKILL: {"success": RATE, "episodes": N}},
 "mean": RATE, "seen_mean": RATE, "unseen_mean": RATE}`` (SPEC §4), the means taken over skills; with
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -423,6 +425,55 @@ def cmd_table(args) -> int:
     return 0
 
 
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for ``b`` episodes only one policy did and ``c`` only the other did
+    (a binomial test of b successes in b + c at 1/2; the episodes both or neither did carry no evidence)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
+
+
+def cmd_compare(args) -> int:
+    from ..sim.tasks import load_task, task_files
+
+    bench = load_benchmark(args.benchmark)
+    skill_of = {t.name: t.skill for t in map(load_task, task_files(None))}
+    rows = read_eval_files(args.files)
+    for name in (args.a, args.b):
+        if name not in rows:
+            raise ValueError(f"no policy {name!r} in the files (they have: {', '.join(rows)})")
+    a, b = rows[args.a], rows[args.b]
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        raise ValueError(f"{args.a} and {args.b} share no episode (task, seed): evaluate both on the same seeds")
+    skills = sorted({skill_of.get(task, task) for task, _ in shared})
+    groups = [(s, {s}) for s in skills] + [("seen", set(bench.robot_skills)),
+                                           ("human-only", set(bench.human_only_skills)), ("all", set(skills))]
+    result = {}
+    for label, keep in groups:
+        eps = [e for e in shared if skill_of.get(e[0], e[0]) in keep]
+        if not eps:
+            continue
+        only_a = sum(a[e] and not b[e] for e in eps)
+        only_b = sum(b[e] and not a[e] for e in eps)
+        result[label] = {"episodes": len(eps), args.a: sum(a[e] for e in eps), args.b: sum(b[e] for e in eps),
+                         "only_a": only_a, "only_b": only_b, "p": round(mcnemar_exact(only_a, only_b), 4)}
+    if args.json:
+        print(json.dumps({"a": args.a, "b": args.b, "groups": result}))
+        return 0
+    print(f"{args.a} vs {args.b} on the {len(shared)} episodes both ran: successes, the episodes only one of them "
+          "did, and the two-sided exact McNemar p of those")
+    print(f"| skill | episodes | {args.a} | {args.b} | only {args.a} | only {args.b} | p |")
+    print("|---" * 7 + "|")
+    for label, r in result.items():
+        print(f"| {label} | {r['episodes']} | {r[args.a]} | {r[args.b]} | {r['only_a']} | {r['only_b']} | {r['p']:.3g} |")
+    dropped = len(set(a) ^ set(b))
+    if dropped:
+        print(f"note: {dropped} episodes ran under only one of the two policies and are left out")
+    return 0
+
+
 def _label(frame: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
     out = frame.copy()
     out[: max(3, frame.shape[0] // 60)] = color
@@ -538,6 +589,14 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--benchmark", default=None, help="splits file (default config/benchmark.yaml)")
     tb.add_argument("--json", action="store_true", help="print the eval JSON contract per policy instead")
     tb.set_defaults(func=cmd_table)
+
+    cp = sub.add_parser("compare", help="two policies episode by episode (paired counts, exact McNemar p)")
+    cp.add_argument("a", metavar="A", help="a policy row of the files (as in humanprompt-sim table)")
+    cp.add_argument("b", metavar="B", help="the policy to compare it with")
+    cp.add_argument("files", nargs="+", metavar="FILE", help="humanprompt-sim eval --out files, as for table")
+    cp.add_argument("--benchmark", default=None, help="splits file (default config/benchmark.yaml)")
+    cp.add_argument("--json", action="store_true", help='print {"a", "b", "groups": {GROUP: counts and p}}')
+    cp.set_defaults(func=cmd_compare)
     return p
 
 
