@@ -386,7 +386,9 @@ def read_eval_files(specs: list[str]) -> dict[str, dict[tuple[str, int], bool]]:
     return rows
 
 
-def cmd_table(args) -> int:
+def read_eval_rows(args) -> tuple[object, dict[str, str], dict[str, dict[tuple[str, int], bool]]]:
+    """``table``/``compare`` input: the benchmark splits, {task: skill} and the rows of ``args.files``
+    (``read_eval_files``); a task that config/tasks does not define is refused."""
     from ..sim.tasks import load_task, task_files
 
     bench = load_benchmark(args.benchmark)
@@ -395,6 +397,17 @@ def cmd_table(args) -> int:
     unknown = sorted({task for got in rows.values() for task, _ in got} - set(skill_of))
     if unknown:
         raise ValueError(f"tasks not in config/tasks: {', '.join(unknown)}")
+    return bench, skill_of, rows
+
+
+def split_groups(bench, skills: list[str]) -> list[tuple[str, set[str]]]:
+    """The seen, human-only and all groups of ``skills`` (those with any of them), as tables total them."""
+    groups = [("seen", set(bench.robot_skills)), ("human-only", set(bench.human_only_skills)), ("all", set(skills))]
+    return [(label, group) for label, group in groups if group & set(skills)]
+
+
+def cmd_table(args) -> int:
+    bench, skill_of, rows = read_eval_rows(args)
     results = {row: [{"skill": skill_of[task], "success": ok} for (task, _), ok in sorted(got.items())]
                for row, got in rows.items()}
     if args.json:
@@ -402,8 +415,7 @@ def cmd_table(args) -> int:
                           "episodes": {row: len(r) for row, r in results.items()}}))
         return 0
     skills = sorted({r["skill"] for rs in results.values() for r in rs})
-    groups = [("seen", set(bench.robot_skills)), ("human-only", set(bench.human_only_skills)), ("all", set(skills))]
-    groups = [(label, group) for label, group in groups if group & set(skills)]
+    groups = split_groups(bench, skills)
     lines = ["| policy | " + " | ".join(skills + [g for g, _ in groups]) + " |", "|---" * (1 + len(skills) + len(groups)) + "|"]
     for row, rs in results.items():
         def count(keep: set[str]) -> tuple[int, int]:
@@ -435,11 +447,7 @@ def mcnemar_exact(b: int, c: int) -> float:
 
 
 def cmd_compare(args) -> int:
-    from ..sim.tasks import load_task, task_files
-
-    bench = load_benchmark(args.benchmark)
-    skill_of = {t.name: t.skill for t in map(load_task, task_files(None))}
-    rows = read_eval_files(args.files)
+    bench, skill_of, rows = read_eval_rows(args)
     for name in (args.a, args.b):
         if name not in rows:
             raise ValueError(f"no policy {name!r} in the files (they have: {', '.join(rows)})")
@@ -447,14 +455,10 @@ def cmd_compare(args) -> int:
     shared = sorted(set(a) & set(b))
     if not shared:
         raise ValueError(f"{args.a} and {args.b} share no episode (task, seed): evaluate both on the same seeds")
-    skills = sorted({skill_of.get(task, task) for task, _ in shared})
-    groups = [(s, {s}) for s in skills] + [("seen", set(bench.robot_skills)),
-                                           ("human-only", set(bench.human_only_skills)), ("all", set(skills))]
+    skills = sorted({skill_of[task] for task, _ in shared})
     result = {}
-    for label, keep in groups:
-        eps = [e for e in shared if skill_of.get(e[0], e[0]) in keep]
-        if not eps:
-            continue
+    for label, keep in [(s, {s}) for s in skills] + split_groups(bench, skills):
+        eps = [e for e in shared if skill_of[e[0]] in keep]
         only_a = sum(a[e] and not b[e] for e in eps)
         only_b = sum(b[e] and not a[e] for e in eps)
         result[label] = {"episodes": len(eps), args.a: sum(a[e] for e in eps), args.b: sum(b[e] for e in eps),
