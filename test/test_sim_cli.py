@@ -192,7 +192,9 @@ def test_table_merges_eval_files_and_refuses_overlaps(tmp_path):
 
     # compare: the same episodes under two policies, paired (the expert did all 4, noop none: 4 vs 0, p = 2/16)
     cmp = json.loads(run("compare", "expert", "noop", a, b, "--json").stdout.strip().splitlines()[-1])
-    assert cmp["groups"]["all"] == {"episodes": 4, "expert": 4, "noop": 0, "only_a": 4, "only_b": 0, "p": 0.125}
+    assert cmp["a"] == "expert" and cmp["b"] == "noop"
+    assert cmp["groups"]["all"] == {"episodes": 4, "successes_a": 4, "successes_b": 0, "only_a": 4, "only_b": 0,
+                                    "p": 0.125}
     assert cmp["groups"]["rotate"]["episodes"] == 2 and set(cmp["groups"]) >= {"seen", "human-only"}
     shown = run("compare", "noop", "expert", a, b)
     assert shown.returncode == 0 and "| all | 4 | 0 | 4 | 0 | 4 | 0.125 |" in shown.stdout

@@ -461,7 +461,7 @@ def cmd_compare(args) -> int:
         eps = [e for e in shared if skill_of[e[0]] in keep]
         only_a = sum(a[e] and not b[e] for e in eps)
         only_b = sum(b[e] and not a[e] for e in eps)
-        result[label] = {"episodes": len(eps), args.a: sum(a[e] for e in eps), args.b: sum(b[e] for e in eps),
+        result[label] = {"episodes": len(eps), "successes_a": sum(a[e] for e in eps), "successes_b": sum(b[e] for e in eps),
                          "only_a": only_a, "only_b": only_b, "p": round(mcnemar_exact(only_a, only_b), 4)}
     if args.json:
         print(json.dumps({"a": args.a, "b": args.b, "groups": result}))
@@ -471,7 +471,7 @@ def cmd_compare(args) -> int:
     print(f"| skill | episodes | {args.a} | {args.b} | only {args.a} | only {args.b} | p |")
     print("|---" * 7 + "|")
     for label, r in result.items():
-        print(f"| {label} | {r['episodes']} | {r[args.a]} | {r[args.b]} | {r['only_a']} | {r['only_b']} | {r['p']:.3g} |")
+        print(f"| {label} | {r['episodes']} | {r['successes_a']} | {r['successes_b']} | {r['only_a']} | {r['only_b']} | {r['p']:.3g} |")
     dropped = len(set(a) ^ set(b))
     if dropped:
         print(f"note: {dropped} episodes ran under only one of the two policies and are left out")
