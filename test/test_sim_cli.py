@@ -182,6 +182,12 @@ def test_table_merges_eval_files_and_refuses_overlaps(tmp_path):
     assert "twin_only" not in json.loads(open(own).read())["skills"]["rotate"]  # own layouts: no twin to judge
     mixed = run("table", c, own)
     assert mixed.returncode == 2 and "twin_scenes 'own'" in mixed.stderr
+    # --policy-args (e.g. a guidance scale) is part of how a file was evaluated: a guided file does not merge
+    assert json.loads(open(b).read())["policy_args"] == {}
+    guided = dict(json.loads(open(b).read()), policy_args={"guidance": 3.0})
+    (tmp_path / "g.json").write_text(json.dumps(guided))
+    mixed = run("table", a, str(tmp_path / "g.json"))
+    assert mixed.returncode == 2 and "policy_args {'guidance': 3.0}" in mixed.stderr
     (tmp_path / "line.json").write_text(json.dumps({"skills": {}, "mean": 0.0}))
     bare = run("table", str(tmp_path / "line.json"))
     assert bare.returncode == 2 and "no per-episode outcomes" in bare.stderr

@@ -297,12 +297,13 @@ def cmd_eval(args) -> int:
     table = {name: summarize(results[name], bench) for name in rows}
     twin_scenes = _twin_scenes(args)
     settings = {"split": args.split, "embodiment": args.embodiment, "seeds": [seeds[0], seeds[-1]],
-                "prompt_seed": args.prompt_seed, "twin_scenes": twin_scenes,
+                "prompt_seed": args.prompt_seed, "twin_scenes": twin_scenes, "policy_args": kwargs,
                 **({"prompt_task": args.prompt_task} if args.prompt_task else {})}
     header = (f"embodiment {args.embodiment}  split {args.split}  seeds {args.seed}..{args.seed + args.episodes - 1}"
               f"  twin scenes {twin_scenes}"
               f"  prompts: human demos{' of ' + args.prompt_task if args.prompt_task else ''} at "
-              f"{'the same seed' if args.prompt_seed == 'same' else 'other held-out seeds'}")
+              f"{'the same seed' if args.prompt_seed == 'same' else 'other held-out seeds'}"
+              + (f"  policy args {json.dumps(kwargs)}" if kwargs else ""))
     if len(rows) == 1:
         result = next(iter(table.values()))
     else:
@@ -329,7 +330,7 @@ def cmd_eval(args) -> int:
 
 
 # settings that must agree between the files of one table (a file without one says nothing about it)
-TABLE_SETTINGS = ("embodiment", "prompt_seed", "prompt_task", "twin_scenes")
+TABLE_SETTINGS = ("embodiment", "prompt_seed", "prompt_task", "twin_scenes", "policy_args")
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -345,7 +346,7 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def read_eval_files(specs: list[str]) -> dict[str, dict[tuple[str, int], bool]]:
     """``humanprompt-sim eval --out`` files → {row: {(task, seed): success}}. ``NAME=FILE`` names the row
     of a single-policy file (default: the file's stem). The same episode in two files, or files evaluated
-    under different settings (embodiment, prompt seeds, prompt task), are refused."""
+    under different settings (embodiment, prompt seeds, prompt task, --policy-args), are refused."""
     rows: dict[str, dict[tuple[str, int], bool]] = {}
     source: dict[tuple[str, str, int], str] = {}
     settings: dict[str, tuple[object, str]] = {}
@@ -372,8 +373,11 @@ def read_eval_files(specs: list[str]) -> dict[str, dict[tuple[str, int], bool]]:
                 continue
             seen_value, seen_in = settings.setdefault(key, (value, path))
             if value != seen_value:
+                hint = ("; to compare one checkpoint under two settings, export a copy with the other setting under "
+                        "another name (humanprompt-train export --set policy.guidance=G) and evaluate both in one run"
+                        if key == "policy_args" else "")
                 raise ValueError(f"{path}: {key} {value!r}, but {seen_in} has {seen_value!r}: one table compares "
-                                 "episodes evaluated the same way")
+                                 f"episodes evaluated the same way{hint}")
         for row, outcomes in episodes.items():
             got = rows.setdefault(row, {})
             for e in outcomes:
