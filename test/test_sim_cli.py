@@ -183,9 +183,9 @@ def test_table_merges_eval_files_and_refuses_overlaps(tmp_path):
     mixed = run("table", c, own)
     assert mixed.returncode == 2 and "twin_scenes 'own'" in mixed.stderr
     # --policy-args (e.g. a guidance scale) is part of how a file was evaluated: a guided file does not merge
-    assert json.loads(open(b).read())["policy_args"] == {}
-    guided = dict(json.loads(open(b).read()), policy_args={"guidance": 3.0})
-    (tmp_path / "g.json").write_text(json.dumps(guided))
+    saved_b = json.loads(open(b).read())
+    assert saved_b["policy_args"] == {}
+    (tmp_path / "g.json").write_text(json.dumps(dict(saved_b, policy_args={"guidance": 3.0})))
     mixed = run("table", a, str(tmp_path / "g.json"))
     assert mixed.returncode == 2 and "policy_args {'guidance': 3.0}" in mixed.stderr
     (tmp_path / "line.json").write_text(json.dumps({"skills": {}, "mean": 0.0}))

@@ -331,6 +331,10 @@ def cmd_eval(args) -> int:
 
 # settings that must agree between the files of one table (a file without one says nothing about it)
 TABLE_SETTINGS = ("embodiment", "prompt_seed", "prompt_task", "twin_scenes", "policy_args")
+# what to do instead, where a mismatch has a way round
+SETTING_HINTS = {"policy_args": "; to compare one checkpoint under two settings, export a copy with the other setting "
+                                "under another name (humanprompt-train export --set policy.guidance=G) and evaluate "
+                                "both in one run"}
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -373,11 +377,8 @@ def read_eval_files(specs: list[str]) -> dict[str, dict[tuple[str, int], bool]]:
                 continue
             seen_value, seen_in = settings.setdefault(key, (value, path))
             if value != seen_value:
-                hint = ("; to compare one checkpoint under two settings, export a copy with the other setting under "
-                        "another name (humanprompt-train export --set policy.guidance=G) and evaluate both in one run"
-                        if key == "policy_args" else "")
                 raise ValueError(f"{path}: {key} {value!r}, but {seen_in} has {seen_value!r}: one table compares "
-                                 f"episodes evaluated the same way{hint}")
+                                 f"episodes evaluated the same way{SETTING_HINTS.get(key, '')}")
         for row, outcomes in episodes.items():
             got = rows.setdefault(row, {})
             for e in outcomes:
@@ -465,8 +466,9 @@ def cmd_compare(args) -> int:
         eps = [e for e in shared if skill_of[e[0]] in keep]
         only_a = sum(a[e] and not b[e] for e in eps)
         only_b = sum(b[e] and not a[e] for e in eps)
-        result[label] = {"episodes": len(eps), "successes_a": sum(a[e] for e in eps), "successes_b": sum(b[e] for e in eps),
-                         "only_a": only_a, "only_b": only_b, "p": round(mcnemar_exact(only_a, only_b), 4)}
+        result[label] = {"episodes": len(eps), "successes_a": sum(a[e] for e in eps),
+                         "successes_b": sum(b[e] for e in eps), "only_a": only_a, "only_b": only_b,
+                         "p": round(mcnemar_exact(only_a, only_b), 4)}
     if args.json:
         print(json.dumps({"a": args.a, "b": args.b, "groups": result}))
         return 0
@@ -475,7 +477,8 @@ def cmd_compare(args) -> int:
     print(f"| skill | episodes | {args.a} | {args.b} | only {args.a} | only {args.b} | p |")
     print("|---" * 7 + "|")
     for label, r in result.items():
-        print(f"| {label} | {r['episodes']} | {r['successes_a']} | {r['successes_b']} | {r['only_a']} | {r['only_b']} | {r['p']:.3g} |")
+        cells = [r["episodes"], r["successes_a"], r["successes_b"], r["only_a"], r["only_b"], f"{r['p']:.3g}"]
+        print(f"| {label} | " + " | ".join(map(str, cells)) + " |")
     dropped = len(set(a) ^ set(b))
     if dropped:
         print(f"note: {dropped} episodes ran under only one of the two policies and are left out")
