@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from .config import load_config, to_dict
-from .models.checkpoint import (CheckpointError, load_checkpoint, load_optimizer_tensors, optimizer_tensors,
-                                load_weights, prefixed, save_checkpoint, unprefixed)
+from .models.checkpoint import (CheckpointError, load_checkpoint, load_train_state, load_weights, prefixed,
+                                save_checkpoint, save_train_state, unprefixed)
 from .models.video_model import CrossPredictionModel, VideoModelConfig, build_video_model
 from .training import (Distributed, MetricsLog, StepBudget, TrainConfig, command_line, cosine_lr, plot_metrics,
                        progress, seed_everything)
@@ -194,8 +194,7 @@ def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: boo
         tensors, meta = load_checkpoint(last, kind=KIND)
         model.load_state_dict(unprefixed("model", tensors))
         phase, step = meta["phase"], int(meta["step"])
-        train_tensors, train_meta = load_checkpoint(out / "last.train.safetensors", kind="train_state")
-        load_optimizer_tensors(ae_opt if phase == "ae" else opt, train_tensors, train_meta)
+        load_train_state(out / "last.train.safetensors", ae_opt if phase == "ae" else opt, phase=phase, step=step)
         log.truncate_after(step if phase == "denoiser" else -1)
         if dist.is_main:
             print(f"[stage1] resumed from {last}: phase {phase}, step {step}")
@@ -204,8 +203,7 @@ def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: boo
         if not dist.is_main:
             return
         save_stage1(last, model, cfg, phase=phase_, step=step_)
-        tensors, groups = optimizer_tensors(optimizer)
-        save_checkpoint(out / "last.train.safetensors", tensors, "train_state", {}, **groups)
+        save_train_state(out / "last.train.safetensors", optimizer, phase=phase_, step=step_)
 
     rng = np.random.default_rng(tc.seed + 1000 * dist.rank)
     all_frames = [(i, j) for i, ep in enumerate(episodes) for j in range(len(ep.frames))]

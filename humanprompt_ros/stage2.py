@@ -26,8 +26,8 @@ from torch import nn
 
 from .action import ACTION_DIM, FINGERTIPS, WRIST_POS
 from .config import from_dict, load_config, to_dict
-from .models.checkpoint import (CheckpointError, load_checkpoint, load_optimizer_tensors, optimizer_tensors,
-                                load_weights, prefixed, save_checkpoint, unprefixed)
+from .models.checkpoint import (CheckpointError, load_checkpoint, load_train_state, load_weights, prefixed,
+                                save_checkpoint, save_train_state, unprefixed)
 from .models.diffusion_policy import DiffusionPolicyHead, PolicyModelConfig
 from .models.frame_encoder import FrameEncoder, FrameEncoderConfig
 from .models.pdcp import PDCPConfig, PDCPLoss, paired_nt_xent
@@ -612,8 +612,7 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
         loaded, meta = load_policy_model(last, cfg.hand)
         model.load_state_dict(loaded.state_dict())
         step = int(meta["step"])
-        t, g = load_checkpoint(out / "last.train.safetensors", kind="train_state")
-        load_optimizer_tensors(opt, t, g)
+        load_train_state(out / "last.train.safetensors", opt, step=step)
         log.truncate_after(step)
         if dist.is_main:
             print(f"[stage2] resumed from {last} at step {step}")
@@ -621,8 +620,7 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
     def checkpoint(step_: int) -> None:
         if dist.is_main:
             save_policy(last, model, step=step_)
-            t, g = optimizer_tensors(opt)
-            save_checkpoint(out / "last.train.safetensors", t, "train_state", {}, **g)
+            save_train_state(out / "last.train.safetensors", opt, step=step_)
 
     prompt_only = [e for e in prompt_episodes if e.embodiment == "human" and e.task in cfg.tasks]
     batcher = _Batcher(model, episodes, tc.seed + 7919 * dist.rank + step, prompt_only)

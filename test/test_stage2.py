@@ -171,14 +171,32 @@ def test_a_head_on_the_global_condition_trains_acts_and_is_guided(tmp_path, stag
 def test_pdcp_terms_are_logged_and_training_resumes(tmp_path, stage1_checkpoint, episodes):
     import json
 
+    import shutil
+    import warnings
+
+    from humanprompt_ros.models.checkpoint import load_checkpoint
+
     cfg = stage2_config(tmp_path / "run", stage1_checkpoint)
     train_stage2(cfg, episodes)
+    state = tmp_path / "run" / "last.train.safetensors"
+    assert load_checkpoint(state, kind="train_state")[1]["position"] == {"step": 6}
+    shutil.copy(state, tmp_path / "step6.train.safetensors")
     cfg.train.steps = 10
-    train_stage2(cfg, episodes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # weights and optimizer state of the same step: resumed quietly
+        train_stage2(cfg, episodes)
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in records]
     assert steps == sorted(set(steps)) and max(steps) == 8
     assert {"diffusion_loss", "nt_xent_loss", "proto_ce_loss", "siamese_loss"} <= set(records[0])
+    # A run stopped between writing the weights (step 10) and the optimizer state (still step 6's):
+    # the resume says so and starts fresh moments instead of pairing them.
+    shutil.copy(tmp_path / "step6.train.safetensors", state)
+    cfg.train.steps = 12
+    with pytest.warns(UserWarning, match=r"optimizer state of \{'step': 6\}, but the weights beside it are at "
+                                         r"\{'step': 10\}"):
+        train_stage2(cfg, episodes)
+    assert load_checkpoint(state, kind="train_state")[1]["position"] == {"step": 12}
 
 
 def test_init_starts_from_a_policy_checkpoint_and_refuses_a_mismatched_one(tmp_path, policy_checkpoint,

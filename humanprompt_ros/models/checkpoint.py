@@ -12,6 +12,7 @@ Training state (optimizer, RNG) for resuming goes into a second safetensors file
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,27 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, 
             _, idx, name = key.split(".", 2)
             state.setdefault(int(idx), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": groups["param_groups"]})
+
+
+def save_train_state(path: str | Path, optimizer: torch.optim.Optimizer, **position: Any) -> Path:
+    """Write ``optimizer``'s state for resuming, tagged with the training ``position`` (step, phase...)
+    of the weights checkpoint written beside it."""
+    tensors, groups = optimizer_tensors(optimizer)
+    return save_checkpoint(path, tensors, "train_state", {}, **groups, position=position)
+
+
+def load_train_state(path: str | Path, optimizer: torch.optim.Optimizer, **position: Any) -> bool:
+    """Restore ``optimizer`` from :func:`save_train_state`'s file if it was written at ``position`` (the
+    weights' own); True if restored. The weights and this state are two files written one after the
+    other, so a run killed between the two leaves them at different steps: then the optimizer keeps
+    its fresh state and a warning says so, rather than pairing the weights with older moments. A file
+    from before positions were recorded is trusted as it is."""
+    tensors, meta = load_checkpoint(path, kind="train_state")
+    saved = meta.get("position")
+    if saved is not None and saved != position:
+        warnings.warn(f"{path} holds the optimizer state of {saved}, but the weights beside it are at {position} "
+                      f"(the run was stopped between writing the two): resuming with fresh optimizer moments",
+                      stacklevel=2)
+        return False
+    load_optimizer_tensors(optimizer, tensors, meta)
+    return True
