@@ -170,7 +170,6 @@ def test_a_head_on_the_global_condition_trains_acts_and_is_guided(tmp_path, stag
 
 def test_pdcp_terms_are_logged_and_training_resumes(tmp_path, stage1_checkpoint, episodes):
     import json
-
     import shutil
     import warnings
 

@@ -6,7 +6,8 @@ and anything else the writer adds (hand name, action layout, training step, comm
 safetensors stores raw tensors only, so loading never runs code; a pickle (``torch.save``) file
 is recognised and refused with a message saying why.
 
-Training state (optimizer, RNG) for resuming goes into a second safetensors file beside it.
+Training state (optimizer) for resuming goes into a second safetensors file beside it, tagged with the
+step of the weights it belongs to.
 """
 
 from __future__ import annotations
@@ -179,9 +180,9 @@ def save_train_state(path: str | Path, optimizer: torch.optim.Optimizer, **posit
     return save_checkpoint(path, tensors, "train_state", {}, **groups, position=position)
 
 
-def load_train_state(path: str | Path, optimizer: torch.optim.Optimizer, **position: Any) -> bool:
+def load_train_state(path: str | Path, optimizer: torch.optim.Optimizer, **position: Any) -> None:
     """Restore ``optimizer`` from :func:`save_train_state`'s file if it was written at ``position`` (the
-    weights' own); True if restored. The weights and this state are two files written one after the
+    weights' own). The weights and this state are two files written one after the
     other, so a run killed between the two leaves them at different steps: then the optimizer keeps
     its fresh state and a warning says so, rather than pairing the weights with older moments. A file
     from before positions were recorded is trusted as it is."""
@@ -191,6 +192,5 @@ def load_train_state(path: str | Path, optimizer: torch.optim.Optimizer, **posit
         warnings.warn(f"{path} holds the optimizer state of {saved}, but the weights beside it are at {position} "
                       f"(the run was stopped between writing the two): resuming with fresh optimizer moments",
                       stacklevel=2)
-        return False
+        return
     load_optimizer_tensors(optimizer, tensors, meta)
-    return True
