@@ -43,7 +43,7 @@ for src in "$DATA/train" "$DATA/train_more"; do
 done
 declare -A VARIANTS=(
   [full]=""
-  [no_prompt]="--set condition=none --set policy.global_dropout=0"  # no prompt: no condition to drop
+  [no_prompt]="--set condition=none --set policy.global_dropout=0 --set policy.guidance=1"  # nothing to drop or guide
   [no_stage1]="--set stage1_pretrained=false"
   [no_pdcp]="--set pdcp.enabled=false"
   [oracle]="--set condition=skill_oracle"

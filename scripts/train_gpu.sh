@@ -45,7 +45,7 @@ S1="$OUT/stage1/stage1.safetensors"
 stamp "stage-1 evaluation (background) and five stage-2 variants"
 train eval-stage1 --checkpoint "$S1" --train "$DATA/train" --heldout "$DATA/heldout" --device "$DEVICE" \
     --guidance 1,3 --json > "$OUT/eval_stage1.txt" 2>&1 &
-variants=("full:" "no_prompt:condition=none" "no_stage1:stage1_pretrained=false stage1_trainable=true"
+variants=("full:" "no_prompt:condition=none policy.global_dropout=0 policy.guidance=1" "no_stage1:stage1_pretrained=false stage1_trainable=true"
           "no_pdcp:pdcp.enabled=false" "oracle:condition=skill_oracle")
 for v in "${variants[@]}"; do
     name=${v%%:*}

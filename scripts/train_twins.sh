@@ -48,7 +48,9 @@ echo "== 2/3 stage 2: $STEPS steps each, training seed $SEED"
 # but for its one flag. The two prompted ones pool z from the prompt alone (POOL): pooling the scene
 # lets PDCP's prototypes name the skill from the robot hand in view (docs/training.md, "Twin pairs");
 # the oracle's z keeps its skill token and the no-prompt one its frame.
-COMMON="--set policy.global_cond=true --set train.steps=$STEPS --set train.seed=$SEED --set prompt_data=$DATA/twins_prompts"
+# Sampled plainly (guidance 1, as when these figures were made; the guided eval below sets its own scale), and
+# prompted by human demos only (prompt_embodiment: human, the default then).
+COMMON="--set policy.global_cond=true --set policy.guidance=1 --set prompt_embodiment=human --set train.steps=$STEPS --set train.seed=$SEED --set prompt_data=$DATA/twins_prompts"
 declare -A VARIANTS=(
   [full]="--set policy.global_dropout=0.1 --set pdcp.pool=$POOL"
   [no_prompt]="--set condition=none"

@@ -44,8 +44,8 @@ DEFAULT_TASK = "knock_over"  # a human-only skill (config/benchmark.yaml human_o
 # A held-out seed (config/benchmark.yaml) in which the shipped policy completes knock_over in
 # `humanprompt-sim eval` (shared twin scenes), chosen so that the first run shows the skill. The demo runs in
 # real time, so timing can still change the outcome; with --lockstep it is the eval's (tested).
-# Over 100 held-out scenes it completes 14 (models/README.md): most other seeds (--seed) fail.
-DEFAULT_SEED = 1_000_005
+# Over 200 held-out scenes it completes 26 (models/README.md): most other seeds (--seed) fail.
+DEFAULT_SEED = 1_000_019
 POLICIES = ("checkpoint", "replay")
 
 
