@@ -23,7 +23,7 @@ call), and the episode runs until the sim driver reports ``done`` on ``/humanpro
 Prints a per-skill table, the command node's frame → joint command latency (observation stamp →
 command) from its diagnostics, each node's achieved rates and CPU use. With ``--json``, one JSON
 line with the details, then as the *last* line the result in the contract of
-``humanprompt-sim eval --json`` (SPEC §4): ``{"skills": {SKILL: {"success": RATE, "episodes": N}},
+``humanprompt-sim eval --json``: ``{"skills": {SKILL: {"success": RATE, "episodes": N}},
 "mean": RATE, ...}`` (computed by its own ``summarize``, seen/unseen means included), so the ROS
 graph's result compares line for line with
 ``humanprompt-sim eval --policy CKPT --prompt-seed other --seed S --episodes N --json`` on the same seeds.
@@ -68,7 +68,7 @@ def generate_prompts(root: str | Path, tasks: list[str], seeds: list[int], worke
     """Human expert demonstrations ``root/<task>/<prompt seed:07d>`` (cached); {(task, seed): path}, the
     prompt seed of each scene seed picked by ``humanprompt_ros.sim.runner.prompt_seed(seed, prompt_mode)``
     (the rule of ``humanprompt-sim eval --prompt-seed``)."""
-    from humanprompt_ros.sim.runner import prompt_seed
+    from humanprompt_ros.eval.rollout import prompt_seed
 
     jobs = [(t, prompt_seed(s, prompt_mode), str(root)) for t in tasks for s in seeds]
     if workers > 1 and len(jobs) > 1:
@@ -86,7 +86,8 @@ def eval_summary(results: list[dict]) -> dict:
     import numpy as np
 
     try:
-        from humanprompt_ros.cli.sim import load_benchmark, summarize
+        from humanprompt_ros.sim.benchmark import load_benchmark
+        from humanprompt_ros.sim.results import summarize
     except ImportError:
         summarize = None
     if summarize is not None:
@@ -142,7 +143,7 @@ def latency(frames: int, rate: float, workdir: Path) -> dict:
     from std_msgs.msg import String
 
     from humanprompt_ros.data import write_episode, write_video
-    from humanprompt_ros.hand import load_hand
+    from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.paths import config_path
     from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.conversions import joint_state
@@ -275,9 +276,9 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     sys.path.insert(0, str(REPO / "test"))
-    from ros_helpers import make_ros_env, reserve_domain_id
-
     import contextlib
+
+    from ros_helpers import make_ros_env, reserve_domain_id
 
     ctx = contextlib.nullcontext(args.domain) if args.domain else reserve_domain_id()
     with ctx as domain:

@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from humanprompt_ros.hand import Hand, load_hand
+from humanprompt_ros.hand.hand import Hand, load_hand
+from humanprompt_ros.hand.retargeting import _TIP_LANDMARK
 from humanprompt_ros.paths import config_path
-from humanprompt_ros.retargeting import _TIP_LANDMARK
 
 
 def stats(errors_m: list[float], times_s: list[float]) -> str:

@@ -47,7 +47,7 @@ def stand_in_policy() -> int:
     from rclpy.executors import ExternalShutdownException
     from sensor_msgs.msg import Image
 
-    from humanprompt_ros.hand import load_hand
+    from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.paths import config_path
     from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.conversions import action_to_pose_array
@@ -105,7 +105,7 @@ def main() -> int:
 
     from ros_helpers import make_ros_env, reserve_domain_id
 
-    from humanprompt_ros.hand import load_hand
+    from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.paths import config_path
     from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.conversions import joint_state
@@ -215,7 +215,7 @@ def main() -> int:
         finally:
             for p in procs.values():
                 p.terminate()
-            for n, p in procs.items():
+            for _n, p in procs.items():
                 try:
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:

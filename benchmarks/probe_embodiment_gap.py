@@ -25,8 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from humanprompt_ros.cli.sim import load_benchmark  # noqa: E402
-from humanprompt_ros.stage2 import load_policy_episodes, load_policy_model  # noqa: E402
+from humanprompt_ros.models.policy_model import load_policy_model
+from humanprompt_ros.sim.benchmark import load_benchmark
+from humanprompt_ros.train.stage2_data import load_policy_episodes
 
 
 def frame_embeddings(model, episodes, stride: int) -> dict[tuple[str, str, int], np.ndarray]:

@@ -31,9 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from humanprompt_ros.stage2 import PolicyEpisode, PromptPolicyModel, load_policy_episodes  # noqa: E402
 from probe_pdcp_embedding import as_prompt, named_checkpoints  # noqa: E402
 from probe_prompt_separation import print_table  # noqa: E402
+
+from humanprompt_ros.models.policy_model import PromptPolicyModel
+from humanprompt_ros.train.stage2_data import PolicyEpisode, load_policy_episodes
 
 COLUMNS = ("Δv / v", "Δc / c", "skill share")
 

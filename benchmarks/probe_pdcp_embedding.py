@@ -42,11 +42,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from humanprompt_ros.action import WRIST_POS  # noqa: E402
-from humanprompt_ros.sim.tasks import twin_tasks  # noqa: E402
-from humanprompt_ros.stage1 import nearest_prototype, probe_accuracy  # noqa: E402
-from humanprompt_ros.stage2 import PolicyEpisode, PromptPolicyModel, load_policy_episodes, load_policy_model  # noqa: E402
 from probe_prompt_separation import print_table  # noqa: E402
+
+from humanprompt_ros.action import WRIST_POS  # noqa: E402
+from humanprompt_ros.eval.stage1 import nearest_prototype, probe_accuracy
+from humanprompt_ros.models.policy_model import PromptPolicyModel, load_policy_model
+from humanprompt_ros.sim.tasks import twin_tasks  # noqa: E402
+from humanprompt_ros.train.stage2_data import PolicyEpisode, load_policy_episodes
 
 COLUMNS = ("centroid", "linear", "own prototypes", "twin conf.", "margin", "demo R²", "robot→human")
 PATH_POINTS = 8

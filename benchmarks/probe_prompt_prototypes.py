@@ -30,9 +30,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from humanprompt_ros.data import iter_episodes  # noqa: E402
-from humanprompt_ros.stage2 import load_policy_model  # noqa: E402
 from probe_prompt_separation import print_table  # noqa: E402
+
+from humanprompt_ros.data import iter_episodes  # noqa: E402
+from humanprompt_ros.models.policy_model import load_policy_model
 
 SOURCES = ("held-out", "training")
 

@@ -30,10 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from humanprompt_ros.data import iter_episodes  # noqa: E402
-from humanprompt_ros.sim.tasks import twin_pairs  # noqa: E402
-from humanprompt_ros.stage2 import load_policy_model  # noqa: E402
 from probe_scene_leakage import held_out_accuracy  # noqa: E402
+
+from humanprompt_ros.data import iter_episodes  # noqa: E402
+from humanprompt_ros.models.policy_model import load_policy_model
+from humanprompt_ros.sim.tasks import twin_pairs  # noqa: E402
 
 REPRESENTATIONS = ("prompt tokens", "pooled condition")
 

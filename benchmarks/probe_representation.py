@@ -28,10 +28,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from humanprompt_ros.action import WRIST_POS  # noqa: E402
-from humanprompt_ros.cli.sim import load_benchmark  # noqa: E402
-from humanprompt_ros.stage1 import load_stage1  # noqa: E402
-from humanprompt_ros.stage2 import (_Batcher, PromptPolicyModel, chunk, heldout_samples,  # noqa: E402
-                                    load_policy_episodes, load_stage2_config)
+from humanprompt_ros.config.stage2 import load_stage2_config
+from humanprompt_ros.eval.actions import heldout_samples
+from humanprompt_ros.models.policy_model import PromptPolicyModel
+from humanprompt_ros.models.video_model import load_stage1
+from humanprompt_ros.sim.benchmark import load_benchmark
+from humanprompt_ros.train.batcher import Batcher
+from humanprompt_ros.train.stage2_data import chunk, load_policy_episodes
 
 
 def offsets(ep, t: int, horizon: int) -> np.ndarray:
@@ -61,7 +64,7 @@ def main() -> int:
     episodes = load_policy_episodes(cfg.data, s1cfg.model.image_size, show=False)
     cfg.tasks, cfg.skills = sorted({e.task for e in episodes}), sorted({e.skill for e in episodes})
     model = PromptPolicyModel(cfg, s1cfg, video_model).eval()
-    store = _Batcher(model, episodes, cfg.train.seed).store  # the training run's feature cache
+    store = Batcher(model, episodes, cfg.train.seed).store  # the training run's feature cache
     if store is None:
         raise SystemExit("the probe reads the stage-1 feature cache: use a config with train.cached_prompts > 0")
 

@@ -1,4 +1,4 @@
-"""The unified hand action space shared by human and robot hands (SPEC §1, §4).
+"""The unified hand action space shared by human and robot hands.
 
 A :class:`HandAction` is one hand pose:
 
@@ -9,7 +9,7 @@ A :class:`HandAction` is one hand pose:
 * ``mask`` (5,) bool: which fingers the hand has. A masked finger's fingertip is meaningless and is
   written as zeros in the flat array.
 
-The wrist frame convention (the same for every hand; see :mod:`humanprompt_ros.keypoints` for the
+The wrist frame convention (the same for every hand; see :mod:`humanprompt_ros.hand.keypoints` for the
 human construction and ``wrist_offset`` in ``config/hands/*.yaml`` for robots):
 
 * origin at the wrist (base of the palm),
@@ -19,7 +19,7 @@ human construction and ``wrist_offset`` in ``config/hands/*.yaml`` for robots):
 
 All frames are right-handed, lengths in metres.
 
-Flat layout (``ACTION_DIM`` = 24 floats), as in SPEC §4::
+Flat layout (``ACTION_DIM`` = 24 floats)::
 
     [0:3]   wrist position
     [3:9]   wrist rotation 6D: the first two columns of the rotation matrix, column-major
@@ -144,3 +144,11 @@ def actions_from_array(array: np.ndarray, mask: np.ndarray | None = None) -> lis
     if arr.ndim != 2 or arr.shape[1] != ACTION_DIM:
         raise ValueError(f"expected an array of shape (T, {ACTION_DIM}), got {arr.shape}")
     return [HandAction.from_array(row, mask) for row in arr]
+
+
+def action_dim_mask(finger_mask: np.ndarray) -> np.ndarray:
+    """(5,) finger mask → (24,) mask of the unified action's dimensions."""
+    m = np.ones(ACTION_DIM, bool)
+    for i, ok in enumerate(finger_mask):
+        m[9 + 3 * i:12 + 3 * i] = bool(ok)
+    return m

@@ -15,7 +15,7 @@ An episode is a directory (format version 1; see ``docs/benchmark.md``)::
 A dataset is any directory tree of episodes (``humanprompt-sim generate`` writes
 ``<root>/<task>/<embodiment>/<seed>``). :func:`iter_episodes` walks it lazily, one episode at a
 time, loading arrays only on access and frames only when asked, so datasets larger than memory
-stream. A *prompt* (SPEC §4) is an episode directory or a bare video file: :func:`load_prompt`
+stream. A *prompt* is an episode directory or a bare video file: :func:`load_prompt`
 validates it and says why it is unusable.
 """
 
@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .video import VIDEO_SUFFIXES, iter_video, read_video, resize_frames, write_video  # noqa: F401  (re-exported)
+from humanprompt_ros.video import VIDEO_SUFFIXES, iter_video, read_video, resize_frames, write_video  # noqa: F401  (re-exported)
 
 FORMAT_VERSION = 1
 VIDEO_FILE = "video.mp4"
@@ -244,7 +244,7 @@ def iter_episodes(root: str | Path, *, task: str | None = None, skill: str | Non
 
 
 def load_prompt(path: str | Path, min_frames: int = MIN_PROMPT_FRAMES) -> Episode:
-    """A prompt (SPEC §4): an episode directory or a bare video file, validated.
+    """A prompt: an episode directory or a bare video file, validated.
 
     Raises ``ValueError`` with a readable reason: not found, not a video, unreadable, empty, too
     short. The frames are decoded (a prompt is encoded once, so this is not wasted).

@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from humanprompt_ros.config.loader import read_yaml
+from humanprompt_ros.paths import config_path, share_dir
+
 __all__ = ["Arg", "GRAPH_ARGS", "DEFAULT_CHECKPOINT", "NodeSpec", "build_graph", "checkpoint_problem", "parse_args",
            "resolve_share_path"]
 
@@ -78,9 +81,6 @@ GRAPH_ARGS: dict[str, Arg] = {
 
 def sim_image_size() -> int:
     """The benchmark camera's image size (``config/sim.yaml`` ``image_size``; 128 when unreadable)."""
-    from .config import read_yaml
-    from .paths import config_path
-
     try:
         return int((read_yaml(config_path("sim.yaml")) or {}).get("image_size", 128))
     except Exception:  # noqa: BLE001 - a missing or odd file: the default
@@ -93,8 +93,6 @@ def resolve_share_path(value: str, share: Path | None = None) -> Path:
     if p.is_absolute() or p.exists():
         return p.resolve()
     if share is None:
-        from .paths import share_dir
-
         share = share_dir()
     return share / p
 
@@ -146,16 +144,12 @@ class NodeSpec:
 
     def params_paths(self, share: Path | str | None = None) -> list[Path]:
         if share is None:
-            from .paths import share_dir
-
             share = share_dir()
         return [Path(share) / f for f in self.params_files]
 
     def cli_arguments(self, share: Path | str | None = None) -> list[str]:
         """:attr:`arguments` with ``{share}`` replaced by the package share directory."""
         if share is None and any("{share}" in a for a in self.arguments):
-            from .paths import share_dir
-
             share = share_dir()
         return [a.replace("{share}", str(share)) for a in self.arguments]
 

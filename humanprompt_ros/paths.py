@@ -30,3 +30,22 @@ def share_dir() -> Path:
 def config_path(*parts: str) -> Path:
     """A file under the package's ``config/`` directory."""
     return share_dir().joinpath("config", *parts)
+
+
+def resolve_hand_path(value: str) -> Path:
+    """A hand YAML path: absolute, relative to the working directory, or to the package share directory."""
+    p = Path(value).expanduser()
+    if p.is_absolute() or p.is_file():
+        return p
+    return share_dir() / p
+
+
+def resolve_checkpoint(value: str) -> Path:
+    """A policy checkpoint path; empty: the shipped ``models/policy.safetensors``; a relative path that does
+    not exist from the working directory is taken from the package share directory."""
+    if not value:
+        return share_dir() / "models" / "policy.safetensors"
+    p = Path(value).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    return share_dir() / p

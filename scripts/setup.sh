@@ -65,7 +65,7 @@ mkdir -p "$VENV/share/ament_index/resource_index/packages" "$VENV/share/humanpro
 touch "$VENV/share/ament_index/resource_index/packages/humanprompt_ros"
 for d in launch config models rviz package.xml; do ln -sfn "$ROOT/$d" "$VENV/share/humanprompt_ros/$d"; done
 
-# ROS 2 from wheels: the ament index is the venv prefix (SPEC §5). Written into activate so every shell gets it.
+# ROS 2 from wheels: the ament index is the venv prefix. Written into activate so every shell gets it.
 if ! grep -q AMENT_PREFIX_PATH "$VENV/bin/activate"; then
   cat >>"$VENV/bin/activate" <<'ACT'
 

@@ -1,4 +1,4 @@
-"""Shared helpers for tests that talk over real DDS between separate processes (SPEC §5).
+"""Shared helpers for tests that talk over real DDS between separate processes.
 
 Usage in a test module (``test/`` is on ``sys.path`` under pytest's default import mode)::
 
@@ -21,7 +21,7 @@ Every child gets:
   one machine (several pytest processes, xdist workers, CI beside a developer) never share one;
 * ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and no static peers: discovery stays on this host;
 * ``RMW_IMPLEMENTATION=rmw_fastrtps_cpp`` (the only RMW the project installs);
-* ``AMENT_PREFIX_PATH`` including the interpreter's prefix (ROS 2 from wheels, SPEC §5);
+* ``AMENT_PREFIX_PATH`` including the interpreter's prefix (ROS 2 from wheels);
 * ``PYTHONUNBUFFERED=1`` so the tests read the children's output line by line.
 
 Children are the *same* interpreter as the test (``sys.executable``: the virtual environment's

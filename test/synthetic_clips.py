@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from humanprompt_ros.stage1 import ClipEpisode
+from humanprompt_ros.train.stage1 import ClipEpisode
 
 DIRECTIONS = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}
 
@@ -40,7 +40,7 @@ def make_dataset(seeds: range, size: int = 32, length: int = 24) -> list[ClipEpi
 
 def make_policy_dataset(seeds: range, size: int = 32, length: int = 24):
     """The same clips as policy episodes: the unified action moves the wrist like the object moves."""
-    from humanprompt_ros.stage2 import PolicyEpisode
+    from humanprompt_ros.train.stage2_data import PolicyEpisode
 
     out = []
     for ep in make_dataset(seeds, size, length):

@@ -1,4 +1,4 @@
-"""The package builds with the real `colcon build` and installs where ROS 2 tools look (SPEC §2, §5).
+"""The package builds with the real `colcon build` and installs where ROS 2 tools look.
 
 colcon runs with the system's python (Debian's /usr/bin/python3 and its setuptools), exactly as
 on a ROS 2 machine, into a temporary build/install/log base: the checkout gets no build/,

@@ -5,8 +5,8 @@ from typing import Callable
 
 import pytest
 
-from humanprompt_ros.config import ConfigError, from_dict, load_config
-from humanprompt_ros.hand import HandConfig, RetargetingConfig, load_hand
+from humanprompt_ros.config.loader import ConfigError, from_dict, load_config
+from humanprompt_ros.hand.hand import HandConfig, RetargetingConfig, load_hand
 from humanprompt_ros.paths import share_dir
 
 CONFIG = share_dir() / "config"
@@ -14,14 +14,13 @@ CONFIG = share_dir() / "config"
 
 def _loaders() -> dict[str, Callable[[Path], object]]:
     """Glob (relative to config/) → the loader that validates such a file."""
-    from humanprompt_ros.stage1 import load_stage1_config
-    from humanprompt_ros.nodes.config import (load_camera_config, load_command_config, load_policy_config,
-                                              load_prompt_encoder_config, load_sim_driver_config)
-    from humanprompt_ros.cli.sim import load_benchmark
+    from humanprompt_ros.config.stage1 import load_stage1_config
+    from humanprompt_ros.config.nodes import load_camera_config, load_command_config, load_policy_config, load_prompt_encoder_config, load_sim_driver_config
+    from humanprompt_ros.sim.benchmark import load_benchmark
     from humanprompt_ros.sim.human_hand import load_human_hand
     from humanprompt_ros.sim.scene import load_sim_config
     from humanprompt_ros.sim.tasks import load_task
-    from humanprompt_ros.stage2 import load_stage2_config
+    from humanprompt_ros.config.stage2 import load_stage2_config
 
     return {
         "hands/*.yaml": load_hand,
@@ -79,7 +78,7 @@ def test_config_file_problems(tmp_path):
 
 
 def test_overrides_use_dotted_keys(tmp_path):
-    from humanprompt_ros.stage1 import Stage1Config
+    from humanprompt_ros.config.stage1 import Stage1Config
 
     cfg = load_config(Stage1Config, CONFIG / "stage1.yaml", ["train.steps=7", "model.width=64", "data=/x"])
     assert cfg.train.steps == 7 and cfg.model.width == 64 and cfg.data == "/x"

@@ -1,4 +1,4 @@
-"""sensor_msgs/Image over real Fast DDS between two separate OS processes (SPEC §5).
+"""sensor_msgs/Image over real Fast DDS between two separate OS processes.
 
 A publisher process and a subscriber process (test/helpers/image_*.py, run with this test's
 interpreter) exchange 96×96 frames of known content on a ROS_DOMAIN_ID reserved for this test,

@@ -16,14 +16,14 @@ def demo(*args, env=None, timeout=300):
 
 def test_defaults_are_the_learned_policy_on_a_human_only_skill_from_another_scene():
     from humanprompt_ros.cli.demo import DEFAULT_SEED, DEFAULT_TASK, default_prompt_seed
-    from humanprompt_ros.cli.sim import load_benchmark
+    from humanprompt_ros.sim.benchmark import load_benchmark
     from humanprompt_ros.sim.tasks import load_task
     from humanprompt_ros.paths import config_path
 
     bench = load_benchmark()
     assert load_task(config_path("tasks", f"{DEFAULT_TASK}.yaml")).skill in bench.human_only_skills
     heldout = bench.seeds.heldout.seeds()
-    from humanprompt_ros.sim.runner import prompt_seed
+    from humanprompt_ros.eval.rollout import prompt_seed
 
     prompt = default_prompt_seed(DEFAULT_SEED, "checkpoint")
     assert DEFAULT_SEED in heldout and prompt not in bench.seeds.train.seeds() and prompt != DEFAULT_SEED

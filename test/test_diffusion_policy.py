@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from humanprompt_ros.models.diffusion_policy import POSITION_DIMS, DiffusionPolicyHead, Normalizer, PolicyModelConfig
+from humanprompt_ros.models.diffusion_head import POSITION_DIMS, DiffusionPolicyHead, Normalizer, PolicyModelConfig
 
 SMALL = PolicyModelConfig(horizon=4, action_dim=6, proprio_dim=6, width=32, depth=2, heads=2,
                           train_timesteps=50, inference_steps=5)

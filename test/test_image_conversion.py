@@ -1,4 +1,4 @@
-"""sensor_msgs/Image <-> numpy conversion (humanprompt_ros.ros.image, SPEC §5)."""
+"""sensor_msgs/Image <-> numpy conversion (humanprompt_ros.ros.image)."""
 from __future__ import annotations
 
 import array
@@ -235,7 +235,7 @@ def _ms_per_call(fn, repeat: int) -> float:
 
 
 def test_conversion_is_fast():
-    """SPEC §5: element-wise filling costs ~100 ms per 640×480 frame; the buffer path ~0.05 ms.
+    """Element-wise filling costs ~100 ms per 640×480 frame; the buffer path ~0.05 ms.
 
     Bounds are loose (a 20× margin, for a loaded CI machine) but far below element-wise cost.
     """

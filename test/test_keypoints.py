@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from humanprompt_ros.keypoints import TIPS, keypoints_in_wrist_frame, keypoints_to_action, wrist_frame
+from humanprompt_ros.hand.keypoints import TIPS, keypoints_in_wrist_frame, keypoints_to_action, wrist_frame
 
 from test_action import random_rotation
 

@@ -73,7 +73,7 @@ class Feeder:
 
 @pytest.fixture(scope="module")
 def rig():
-    from humanprompt_ros.hand import load_hand
+    from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.paths import config_path
     from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.probe import RosPeer
@@ -313,7 +313,7 @@ def test_lockstep_commands_carry_their_targets_stamp_and_a_held_target_is_not_co
     before the prompt is not commanded (the simulator sends that step again, the policy its target)."""
     from std_msgs.msg import String
 
-    from humanprompt_ros.hand import load_hand
+    from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.paths import config_path
     from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.conversions import joint_state

@@ -14,7 +14,7 @@ pytestmark = [require_rclpy()]
 
 @pytest.fixture(scope="module")
 def hand():
-    from humanprompt_ros.hand import load_hand
+    from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.paths import config_path
 
     return load_hand(config_path("hands", "allegro_right.yaml"))
@@ -93,7 +93,7 @@ def test_joint_state_helpers(hand):
 
 
 def test_safety_math():
-    from humanprompt_ros.nodes.command import safe_limits, velocity_step
+    from humanprompt_ros.control.safety import safe_limits, velocity_step
 
     lo, hi = safe_limits(np.array([-1.0, 0.0]), np.array([1.0, 0.01]), 0.02)
     assert np.allclose(lo, [-0.98, 0.005]) and np.allclose(hi, [0.98, 0.005])
@@ -104,7 +104,7 @@ def test_safety_math():
 
 
 def test_hand_drawing_segments(hand):
-    from humanprompt_ros.nodes.command import hand_segments
+    from humanprompt_ros.hand.kinematics import hand_segments
 
     names, segments = hand_segments(hand.kin)
     assert names[0] == "humanprompt_wrist" and len(names) == len(set(names))
@@ -113,7 +113,7 @@ def test_hand_drawing_segments(hand):
 
 
 def test_camera_pixels():
-    from humanprompt_ros.nodes.camera import BadFrame, as_rgb, fit
+    from humanprompt_ros.camera import BadFrame, as_rgb, fit
 
     img = np.zeros((480, 640, 3), np.uint8)
     img[:, :80] = 255  # a white band that the center crop removes

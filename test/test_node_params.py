@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from humanprompt_ros.config import ConfigError
-from humanprompt_ros.nodes.config import CameraConfig, CommandConfig, load_camera_config, load_command_config
+from humanprompt_ros.config.loader import ConfigError
+from humanprompt_ros.config.nodes import CameraConfig, CommandConfig, load_camera_config, load_command_config
 from humanprompt_ros.paths import config_path
 from ros_helpers import require_rclpy, ros_domain_id  # noqa: F401 (fixture)
 
 
 @pytest.fixture
 def private_dds(ros_domain_id, monkeypatch):
-    """Nodes made here are DDS participants: keep them on a private domain, on this host (SPEC §5)."""
+    """Nodes made here are DDS participants: keep them on a private domain, on this host."""
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     monkeypatch.delenv("ROS_LOCALHOST_ONLY", raising=False)
     return ros_domain_id

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from humanprompt_ros.nodes.config import load_policy_config
+from humanprompt_ros.config.nodes import load_policy_config
 from humanprompt_ros.paths import config_path
 from ros_helpers import REPO_ROOT, RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
 from test_node_prompt_encoder import make_episode
@@ -28,7 +28,7 @@ def checkpoint(tmp_path_factory):
 def test_shipped_config_loads():
     cfg = load_policy_config(config_path("policy.yaml"))
     assert cfg.policy == "checkpoint" and cfg.checkpoint == "" and cfg.rate == 10.0 and cfg.chunk == 8
-    from humanprompt_ros.nodes.policy import resolve_checkpoint
+    from humanprompt_ros.paths import resolve_checkpoint
     from humanprompt_ros.paths import share_dir
 
     assert resolve_checkpoint(cfg.checkpoint) == share_dir() / "models" / "policy.safetensors"
@@ -39,7 +39,8 @@ def test_the_guidance_parameter_reaches_the_checkpoint_or_is_refused_with_the_re
     start-up error that says why (the node refuses to start rather than ignore the setting)."""
     import dataclasses
 
-    from humanprompt_ros.nodes.policy import StartupError, build_backend
+    from humanprompt_ros.config.nodes import StartupError
+    from humanprompt_ros.control.backend import build_backend
 
     cfg = dataclasses.replace(load_policy_config(config_path("policy.yaml")), checkpoint=str(checkpoint))
     assert cfg.guidance == 0.0
@@ -51,7 +52,7 @@ def test_the_guidance_parameter_reaches_the_checkpoint_or_is_refused_with_the_re
 def test_set_encoded_installs_tokens_and_refuses_bad_ones(checkpoint, tmp_path):
     import torch
 
-    from humanprompt_ros.stage2 import LearnedPolicy
+    from humanprompt_ros.policies.learned import LearnedPolicy
     from humanprompt_ros.video import write_video
 
     rng = np.random.default_rng(0)
@@ -86,7 +87,7 @@ def test_checkpoint_identity_follows_the_file(checkpoint, tmp_path):
     import os
     import shutil
 
-    from humanprompt_ros.nodes.policy import checkpoint_identity
+    from humanprompt_ros.models.checkpoint import checkpoint_identity
 
     ident = checkpoint_identity(checkpoint)
     assert ident == checkpoint_identity(str(checkpoint)) and len(ident) == 16
@@ -97,8 +98,8 @@ def test_checkpoint_identity_follows_the_file(checkpoint, tmp_path):
 
 
 def test_runner_swaps_prompts_atomically(tmp_path):
-    from humanprompt_ros.nodes.policy import PolicyRunner
-    from humanprompt_ros.policy import make_policy
+    from humanprompt_ros.control.chunk_runner import PolicyRunner
+    from humanprompt_ros.policies import make_policy
 
     a = make_episode(tmp_path / "a", steps=20)
     b = make_episode(tmp_path / "b", steps=20)
@@ -124,7 +125,7 @@ class _SlowReplay:
     (thread name, frame stamp, proprio[0], t at the call)."""
 
     def __init__(self, delay: float, chunk: int = 4, fail_at: int | None = None):
-        from humanprompt_ros.policy import make_policy
+        from humanprompt_ros.policies import make_policy
 
         self.inner = make_policy("replay", chunk=chunk)
         self.delay, self.fail_at, self.calls = delay, fail_at, []
@@ -152,7 +153,7 @@ class _SlowReplay:
 
 
 def _runner_with(tmp_path, backend, lookahead, steps=40):
-    from humanprompt_ros.nodes.policy import PolicyRunner
+    from humanprompt_ros.control.chunk_runner import PolicyRunner
 
     ep = make_episode(tmp_path / "ep", steps=steps)
     runner = PolicyRunner(backend, warmup=False, lookahead=lookahead)
@@ -208,7 +209,7 @@ def test_runner_waits_for_a_late_chunk_and_lookahead_zero_computes_when_used_up(
 
 
 def test_runner_drops_a_chunk_computed_for_a_cleared_reset_or_replaced_prompt(tmp_path):
-    from humanprompt_ros.nodes.policy import PolicyRunner
+    from humanprompt_ros.control.chunk_runner import PolicyRunner
 
     frame = lambda: (np.zeros((8, 8, 3), np.uint8), "s")  # noqa: E731
     proprio = lambda: np.zeros(24)  # noqa: E731
@@ -307,7 +308,7 @@ def _checkpoint_errors(env, tmp_path, garbage):
 def test_policy_node_over_dds(tmp_path):
     from std_msgs.msg import String
 
-    from humanprompt_ros.hand import load_hand
+    from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.ros.conversions import joint_state, pose_array_to_action
     from humanprompt_ros.ros.image import numpy_to_image
     from humanprompt_ros.ros.probe import RosPeer
@@ -387,7 +388,7 @@ def test_lockstep_policy_node_acts_once_per_frame_stamp(tmp_path):
     never acted on, whatever the timing."""
     from std_msgs.msg import String
 
-    from humanprompt_ros.hand import load_hand
+    from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.ros.conversions import joint_state, pose_array_to_action
     from humanprompt_ros.ros.image import numpy_to_image
     from humanprompt_ros.ros.probe import RosPeer
@@ -451,7 +452,7 @@ def test_lockstep_policy_node_acts_once_per_frame_stamp(tmp_path):
 
 
 def test_scripted_backend_plans_the_prompts_task_and_seed(tmp_path):
-    from humanprompt_ros.nodes.policy import ScriptedFromPrompt
+    from humanprompt_ros.policies import ScriptedFromPrompt
 
     ep = make_episode(tmp_path / "ep")  # meta: press_button, seed 5
     policy = ScriptedFromPrompt(chunk=3)
@@ -476,8 +477,8 @@ def test_prompt_tokens_from_the_prompt_encoder_over_dds(checkpoint, tmp_path):
     or unusable ones make it encode the prompt itself."""
     from std_msgs.msg import String
 
-    from humanprompt_ros.hand import load_hand
-    from humanprompt_ros.nodes.policy import checkpoint_identity
+    from humanprompt_ros.hand.hand import load_hand
+    from humanprompt_ros.models.checkpoint import checkpoint_identity
     from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.conversions import joint_state, msg_to_tokens, tokens_to_msg
     from humanprompt_ros.ros.graph_client import GraphClient

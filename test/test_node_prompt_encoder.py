@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from humanprompt_ros.data import write_episode, write_video
-from humanprompt_ros.nodes.config import PromptEncoderConfig, expand_dirs, load_prompt_encoder_config
+from humanprompt_ros.config.nodes import PromptEncoderConfig, expand_dirs, load_prompt_encoder_config
 from humanprompt_ros.paths import config_path
 from ros_helpers import REPO_ROOT, RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
 
@@ -60,7 +60,7 @@ def test_shipped_config_loads_and_dirs_expand(monkeypatch, tmp_path):
 
 
 def test_validator_reasons_without_ros(tmp_path):
-    from humanprompt_ros.nodes.prompt_encoder import PromptError, PromptValidator
+    from humanprompt_ros.control.prompt import PromptError, PromptValidator
 
     v = PromptValidator(PromptEncoderConfig(prompt_dirs=[str(tmp_path)], policy="replay"))
     good = make_episode(tmp_path / "good")
@@ -80,9 +80,9 @@ def test_validator_reasons_without_ros(tmp_path):
 
 
 def test_validator_encodes_with_the_checkpoint_and_keeps_the_tokens(tmp_path, tmp_path_factory):
-    from humanprompt_ros.nodes.policy import checkpoint_identity
-    from humanprompt_ros.nodes.prompt_encoder import PromptError, PromptValidator
-    from humanprompt_ros.nodes.runtime import StartupError
+    from humanprompt_ros.models.checkpoint import checkpoint_identity
+    from humanprompt_ros.control.prompt import PromptError, PromptValidator
+    from humanprompt_ros.config.nodes import StartupError
     from tiny_checkpoint import tiny_policy_checkpoint
 
     ckpt = tiny_policy_checkpoint(tmp_path_factory)

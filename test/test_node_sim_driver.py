@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from humanprompt_ros.nodes.config import load_sim_driver_config
+from humanprompt_ros.config.nodes import load_sim_driver_config
 from humanprompt_ros.paths import config_path
 from ros_helpers import RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
 
@@ -23,7 +23,7 @@ def test_shipped_config_loads():
 
 
 def test_resolve_task():
-    from humanprompt_ros.nodes.sim_driver import resolve_task
+    from humanprompt_ros.sim.tasks import resolve_task
 
     assert resolve_task("push_box").name == "push_box.yaml"
     with pytest.raises(ValueError, match="unknown task 'pour'.*known: .*push_box"):
@@ -31,7 +31,7 @@ def test_resolve_task():
 
 
 def test_sim_robot_core_clock_rate_limit_and_done():
-    from humanprompt_ros.nodes.sim_driver import SimRobot
+    from humanprompt_ros.sim.robot import SimRobot
 
     robot = SimRobot(extra_steps=2)
     robot.reset("press_button", 3)
@@ -58,7 +58,7 @@ def test_sim_robot_core_clock_rate_limit_and_done():
 
 def test_lockstep_steps_exactly_as_the_benchmark_does():
     """SimRobot.step_once (the lockstep driver's step) = SimEnv.step_joints with the same commands."""
-    from humanprompt_ros.nodes.sim_driver import SimRobot
+    from humanprompt_ros.sim.robot import SimRobot
     from humanprompt_ros.sim import SimEnv, load_task
     from humanprompt_ros.sim.scene import load_sim_config
 

@@ -1,13 +1,14 @@
-"""The policy protocol and its simple backends (SPEC §4)."""
+"""The policy protocol and its simple backends."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from humanprompt_ros.data import write_video
-from humanprompt_ros.policy import Policy, ReplayPolicy, make_policy, register_policy
+from humanprompt_ros.policies import Policy, ReplayPolicy, make_policy, register_policy
 from humanprompt_ros.sim.env import SimEnv
-from humanprompt_ros.sim.runner import expert_episode, prompt_seed, run_episode
+from humanprompt_ros.sim.runner import expert_episode, run_episode
+from humanprompt_ros.eval.rollout import prompt_seed
 from humanprompt_ros.sim.tasks import load_task
 
 

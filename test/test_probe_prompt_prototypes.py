@@ -28,7 +28,8 @@ def twins(tmp_path_factory) -> Path:
 
 def train(root: Path, data: Path, **pdcp) -> Path:
     """The tiny policy trained on ``data`` (a few steps: the probe's mechanics, not its figures)."""
-    from humanprompt_ros.stage2 import PDCPSwitch, load_policy_episodes
+    from humanprompt_ros.config.stage2 import PDCPSwitch
+    from humanprompt_ros.train.stage2_data import load_policy_episodes
     from tiny_checkpoint import make_tiny_policy_checkpoint
 
     return make_tiny_policy_checkpoint(root, load_policy_episodes(data, 32, show=False), data=str(data),
@@ -109,7 +110,7 @@ def test_the_pdcp_embedding_probe_compares_checkpoints(tmp_path, twins):
 
 
 def test_the_guidance_probe_measures_guided_heads_and_refuses_others(tmp_path, twins):
-    from humanprompt_ros.stage2 import load_policy_episodes
+    from humanprompt_ros.train.stage2_data import load_policy_episodes
     from tiny_checkpoint import make_tiny_policy_checkpoint
 
     def run(*ckpts: Path) -> subprocess.CompletedProcess:

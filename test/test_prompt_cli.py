@@ -2,7 +2,7 @@
 
 The peer (in this test process) is a node named ``prompt_encoder`` with a validated
 ``prompt_video`` parameter and the ``~/clear_prompt`` / ``~/record_prompt`` Trigger services,
-i.e. the interface of SPEC §2; the CLI runs as a separate process over real DDS.
+i.e. the operator's interface; the CLI runs as a separate process over real DDS.
 """
 from __future__ import annotations
 

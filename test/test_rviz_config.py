@@ -63,7 +63,7 @@ def test_rviz_topics_are_graph_topics_with_compatible_types(config):
 
 
 def test_fixed_frame_is_the_command_nodes_default(config):
-    from humanprompt_ros.nodes.config import load_command_config
+    from humanprompt_ros.config.nodes import load_command_config
     from humanprompt_ros.paths import config_path
 
     assert config["Visualization Manager"]["Global Options"]["Fixed Frame"] == \

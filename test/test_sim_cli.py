@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from humanprompt_ros.cli.sim import mcnemar_exact
+from humanprompt_ros.eval.stats import mcnemar_exact
 from humanprompt_ros.data import iter_episodes, read_video
 
 

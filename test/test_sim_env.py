@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from humanprompt_ros.action import HandAction
-from humanprompt_ros.keypoints import keypoints_to_action, wrist_frame
+from humanprompt_ros.hand.keypoints import keypoints_to_action, wrist_frame
 from humanprompt_ros.sim.env import SimEnv, home_action
 from humanprompt_ros.sim.experts import OPEN, PADDLE, pinch
 from humanprompt_ros.sim.human_hand import HumanHand

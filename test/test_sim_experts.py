@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from humanprompt_ros.policy import make_policy
+from humanprompt_ros.policies import make_policy
 from humanprompt_ros.sim.env import SimEnv
 from humanprompt_ros.sim.runner import expert_episode, run_episode
 from humanprompt_ros.sim.tasks import load_tasks

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from humanprompt_ros.config import ConfigError
+from humanprompt_ros.config.loader import ConfigError
 from humanprompt_ros.paths import config_path
 from humanprompt_ros.sim.tasks import SKILLS, load_task, load_tasks, sample_instance, task_files
 
@@ -91,7 +91,7 @@ def test_task_selection_by_name_glob():
 
 
 def test_benchmark_splits(tmp_path):
-    from humanprompt_ros.cli.sim import load_benchmark
+    from humanprompt_ros.sim.benchmark import load_benchmark
 
     bench = load_benchmark()
     assert set(bench.robot_skills).isdisjoint(bench.human_only_skills)
@@ -108,7 +108,7 @@ def test_benchmark_splits(tmp_path):
 
 def test_twin_scenes_pair_each_human_only_skill_with_a_robot_skill():
     """Only the prompt tells twins apart: same object kinds, sizes and colours in both scenes."""
-    from humanprompt_ros.cli.sim import load_benchmark
+    from humanprompt_ros.sim.benchmark import load_benchmark
     from humanprompt_ros.sim.tasks import load_tasks, twin_pairs, twin_tasks
 
     twins = twin_tasks()

@@ -9,10 +9,12 @@ import torch
 
 from humanprompt_ros.models.checkpoint import CheckpointError, save_checkpoint
 from humanprompt_ros.models.video_former import VideoFormer, VideoFormerConfig
-from humanprompt_ros.models.video_model import LatentVideoModel, VideoModelConfig
-from humanprompt_ros.stage1 import (PairMix, PairSampler, Stage1Config, Stage1Train, clip_indices, encode_episodes,
-                                    load_stage1, make_batch, paired_difference, prepare_prompt, probe_accuracy,
-                                    psnr, ssim, train_stage1)
+from humanprompt_ros.models.cross_prediction import LatentVideoModel, VideoModelConfig
+from humanprompt_ros.config.stage1 import PairMix, Stage1Config, Stage1Train
+from humanprompt_ros.train.stage1 import PairSampler, clip_indices, encode_episodes, make_batch, train_stage1
+from humanprompt_ros.models.video_model import load_stage1, prepare_prompt
+from humanprompt_ros.eval.stats import paired_difference
+from humanprompt_ros.eval.stage1 import probe_accuracy, psnr, ssim
 from humanprompt_ros.video import write_video
 
 from synthetic_clips import make_dataset
@@ -167,7 +169,8 @@ def test_image_metrics_and_probes():
 
 
 # -- the pluggable backbone: diffusers' spatio-temporal UNet (SVD) behind the same interface ------------
-from humanprompt_ros.models.video_model import SVDUNetConfig, build_video_model  # noqa: E402
+from humanprompt_ros.models.cross_prediction import SVDUNetConfig
+from humanprompt_ros.models.video_model import build_video_model
 
 SVD_TINY = VideoModelConfig(backbone="svd", image_size=32, width=16, heads=2, clip_frames=4, prompt_frames=4,
                             prompt_tokens_per_frame=2, ae_channels=(8, 16, 16), sample_steps=2,

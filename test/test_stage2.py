@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from humanprompt_ros.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from humanprompt_ros.models.diffusion_policy import PolicyModelConfig
+from humanprompt_ros.models.diffusion_head import PolicyModelConfig
 from humanprompt_ros.models.frame_encoder import FrameEncoderConfig
 from humanprompt_ros.models.video_former import VideoFormerConfig
-from humanprompt_ros.stage1 import train_stage1
-from humanprompt_ros.stage2 import (LearnedPolicy, PDCPSwitch, Stage2Config, Stage2Train, load_policy_model,
-                                    train_stage2)
+from humanprompt_ros.train.stage1 import train_stage1
+from humanprompt_ros.policies.learned import LearnedPolicy
+from humanprompt_ros.config.stage2 import PDCPSwitch, Stage2Config, Stage2Train
+from humanprompt_ros.models.policy_model import load_policy_model
+from humanprompt_ros.train.stage2 import train_stage2
 from humanprompt_ros.video import write_video
 
 from synthetic_clips import make_policy_dataset
@@ -222,20 +224,21 @@ def test_init_starts_from_a_policy_checkpoint_and_refuses_a_mismatched_one(tmp_p
 def test_paired_cross_embodiment_term_pairs_twins_and_trains(tmp_path, stage1_checkpoint, episodes):
     import json
 
-    from humanprompt_ros.stage1 import load_stage1
-    from humanprompt_ros.stage2 import PromptPolicyModel, _Batcher
+    from humanprompt_ros.models.video_model import load_stage1
+    from humanprompt_ros.models.policy_model import PromptPolicyModel
+    from humanprompt_ros.train.batcher import Batcher
 
     fe = FrameEncoderConfig(enabled=True, channels=[8, 8], keypoints=4)
     pdcp = PDCPSwitch(align_weight=1.0, align_pairs=4)
     cfg = stage2_config(tmp_path / "run", stage1_checkpoint, frame_encoder=fe, pdcp=pdcp)
     cfg.tasks, cfg.skills = sorted({e.task for e in episodes}), sorted({e.skill for e in episodes})
     vm, s1cfg, _ = load_stage1(stage1_checkpoint)
-    batcher = _Batcher(PromptPolicyModel(cfg, s1cfg, vm), episodes, seed=0)
+    batcher = Batcher(PromptPolicyModel(cfg, s1cfg, vm), episodes, seed=0)
     assert len(batcher.twins) == len(episodes) // 2  # every robot clip has its human twin
     for r, h in batcher.twins:
         er, eh = episodes[r], episodes[h]
         assert (er.embodiment, eh.embodiment) == ("robot", "human") and (er.task, er.seed) == (eh.task, eh.seed)
-    plain = _Batcher(PromptPolicyModel(cfg, s1cfg, vm), episodes, seed=0).sample(8, torch.device("cpu"))
+    plain = Batcher(PromptPolicyModel(cfg, s1cfg, vm), episodes, seed=0).sample(8, torch.device("cpu"))
     b = batcher.sample(8, torch.device("cpu"), pairs=4)
     assert b["twin_robot"]["frame"].shape == b["twin_human"]["frame"].shape == (4, 32, 32, 3)
     torch.testing.assert_close(b["actions"], plain["actions"])  # the main batch is the one without twins
@@ -258,7 +261,7 @@ def test_paired_cross_embodiment_term_pairs_twins_and_trains(tmp_path, stage1_ch
 
 @pytest.mark.parametrize("pretrained,trainable", [(True, False), (False, False), (False, True), (True, True)])
 def test_stage1_weights_random_or_trained_as_configured(tmp_path, stage1_checkpoint, episodes, pretrained, trainable):
-    from humanprompt_ros.stage1 import load_stage1
+    from humanprompt_ros.models.video_model import load_stage1
     from humanprompt_ros.models.video_model import build_video_model
 
     cfg = stage2_config(tmp_path / "run", stage1_checkpoint, stage1_pretrained=pretrained, stage1_trainable=trainable)
@@ -273,14 +276,16 @@ def test_stage1_weights_random_or_trained_as_configured(tmp_path, stage1_checkpo
 
 
 def test_feature_store_matches_the_live_representation_and_is_shared(tmp_path, stage1_checkpoint, episodes):
-    from humanprompt_ros.stage1 import load_stage1
-    from humanprompt_ros.stage2 import FeatureStore, PromptPolicyModel, _Batcher
+    from humanprompt_ros.models.video_model import load_stage1
+    from humanprompt_ros.train.features import FeatureStore
+    from humanprompt_ros.models.policy_model import PromptPolicyModel
+    from humanprompt_ros.train.batcher import Batcher
 
     cfg = stage2_config(tmp_path / "run", stage1_checkpoint)
     cfg.tasks, cfg.skills = sorted({e.task for e in episodes}), sorted({e.skill for e in episodes})
     vm, s1cfg, _ = load_stage1(stage1_checkpoint)
     model = PromptPolicyModel(cfg, s1cfg, vm).eval()
-    batcher = _Batcher(model, episodes, seed=0)
+    batcher = Batcher(model, episodes, seed=0)
     store = batcher.store
     assert store is not None and store.prompts.shape == (len(episodes), 2)
     for i, t, k in [(0, 0, 0), (1, 5, 1), (len(episodes) - 1, 3, 1)]:
@@ -302,8 +307,9 @@ def test_prompt_only_demos_prompt_but_never_train(tmp_path, stage1_checkpoint, e
     """``prompt_data``: extra human demos widen each task's prompt pool; no action of theirs is a target."""
     import dataclasses
 
-    from humanprompt_ros.stage1 import load_stage1
-    from humanprompt_ros.stage2 import PromptPolicyModel, _Batcher
+    from humanprompt_ros.models.video_model import load_stage1
+    from humanprompt_ros.models.policy_model import PromptPolicyModel
+    from humanprompt_ros.train.batcher import Batcher
 
     extra = [dataclasses.replace(e, actions=np.full_like(e.actions, 1e3))  # a target no training demo has
              for e in make_policy_dataset(range(2, 6), size=32, length=12) if e.embodiment == "human"]
@@ -311,7 +317,7 @@ def test_prompt_only_demos_prompt_but_never_train(tmp_path, stage1_checkpoint, e
     cfg.tasks, cfg.skills = sorted({e.task for e in episodes}), sorted({e.skill for e in episodes})
     vm, s1cfg, _ = load_stage1(stage1_checkpoint)
     model = PromptPolicyModel(cfg, s1cfg, vm).eval()
-    batcher = _Batcher(model, episodes, seed=0, prompt_episodes=extra)
+    batcher = Batcher(model, episodes, seed=0, prompt_episodes=extra)
     n = len(episodes)
     assert batcher.store is not None and batcher.store.prompts.shape == (n, 2)  # features of training frames only
     pool = batcher.prompt_pool(0)
@@ -325,7 +331,7 @@ def test_prompt_only_demos_prompt_but_never_train(tmp_path, stage1_checkpoint, e
     torch.testing.assert_close(batcher.store.get(i, 0, k), live, atol=2e-2, rtol=1e-2)
     for _ in range(10):
         assert batcher.sample(16, torch.device("cpu"))["actions"].abs().max() < 100
-    plain = _Batcher(model, episodes, seed=0).store
+    plain = Batcher(model, episodes, seed=0).store
     assert plain.data.filename != batcher.store.data.filename  # another cache: other prompts
     cfg.prompt_data = "prompts"  # recorded in the checkpoint's config
     ckpt = train_stage2(cfg, episodes, prompt_episodes=extra)
@@ -374,7 +380,7 @@ def test_export_changes_how_a_checkpoint_runs_but_never_what_it_learned(policy_c
 def test_export_stage1_writes_the_policys_own_stage1_for_new_stage2_runs(policy_checkpoint, stage1_checkpoint,
                                                                           tmp_path, capsys):
     from humanprompt_ros.cli.train import main as train_main
-    from humanprompt_ros.stage1 import load_stage1
+    from humanprompt_ros.models.video_model import load_stage1
 
     out = tmp_path / "s1.safetensors"
     assert train_main(["export", "--stage1", "--checkpoint", str(policy_checkpoint), "--out", str(out)]) == 0
@@ -446,7 +452,7 @@ def test_proprio_wrist_mask_hides_every_fingertip(stage1_checkpoint, episodes, t
 
 
 def test_offline_action_error_compares_same_and_other_task_prompts(policy_checkpoint, episodes):
-    from humanprompt_ros.stage2 import evaluate_actions
+    from humanprompt_ros.eval.actions import evaluate_actions
 
     model, _ = load_policy_model(policy_checkpoint)
     skills = sorted({e.skill for e in episodes})
@@ -458,7 +464,7 @@ def test_offline_action_error_compares_same_and_other_task_prompts(policy_checkp
         assert all(np.isfinite(r[k]) and r[k] >= 0 for k in ("wrist_same", "wrist_other", "tips_same", "tips_other",
                                                                "wrist_hold", "tips_hold"))
     # the hold-still baseline: the chunk's distance from the pose at its start, computed here directly
-    from humanprompt_ros.stage2 import chunk
+    from humanprompt_ros.train.stage2_data import chunk
 
     h = model.cfg.policy.horizon
     hold = [100 * np.linalg.norm(chunk(e.actions, int(t), h)[:, :3] - e.proprio[t][:3], axis=-1).mean()
@@ -473,15 +479,16 @@ def test_offline_action_error_compares_same_and_other_task_prompts(policy_checkp
 def test_prompt_embodiment_chooses_who_prompts_a_training_sample(tmp_path, stage1_checkpoint, episodes, mode):
     """human: a human demo of the task prompts every sample; same: the sample's own embodiment (robot frames
     only ever see robot prompts); any: either. Never the sample itself, always its task."""
-    from humanprompt_ros.stage1 import load_stage1
-    from humanprompt_ros.stage2 import PromptPolicyModel, _Batcher
+    from humanprompt_ros.models.video_model import load_stage1
+    from humanprompt_ros.models.policy_model import PromptPolicyModel
+    from humanprompt_ros.train.batcher import Batcher
 
     cfg = stage2_config(tmp_path / "run", stage1_checkpoint)
     cfg.tasks, cfg.skills = sorted({e.task for e in episodes}), sorted({e.skill for e in episodes})
     cfg.prompt_embodiment, cfg.train.cached_prompts = mode, 0
     cfg.validate()
     vm, s1cfg, _ = load_stage1(stage1_checkpoint)
-    batcher = _Batcher(PromptPolicyModel(cfg, s1cfg, vm).eval(), episodes, seed=0)
+    batcher = Batcher(PromptPolicyModel(cfg, s1cfg, vm).eval(), episodes, seed=0)
     robot = [i for i, e in enumerate(episodes) if e.embodiment == "robot"]
     assert robot and any(e.embodiment == "human" for e in episodes)
     for i, ep in enumerate(episodes):

@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from humanprompt_ros.training import StepBudget, TrainConfig, cosine_lr
+from humanprompt_ros.train.common import StepBudget, cosine_lr
+from humanprompt_ros.config.train import TrainConfig
 
 
 def test_a_time_budget_shrinks_the_step_count_and_the_schedule_follows():

@@ -25,10 +25,11 @@ def make_tiny_policy_checkpoint(root: Path, episodes=None, **overrides) -> Path:
     ``Stage2Config`` fields (e.g. ``pdcp=PDCPSwitch(enabled=False)``; ``policy`` a dict of head fields)."""
     import torch
 
-    from humanprompt_ros.models.diffusion_policy import PolicyModelConfig
+    from humanprompt_ros.models.diffusion_head import PolicyModelConfig
     from humanprompt_ros.models.video_former import VideoFormerConfig
-    from humanprompt_ros.stage1 import train_stage1
-    from humanprompt_ros.stage2 import Stage2Config, Stage2Train, train_stage2
+    from humanprompt_ros.train.stage1 import train_stage1
+    from humanprompt_ros.config.stage2 import Stage2Config, Stage2Train
+    from humanprompt_ros.train.stage2 import train_stage2
     from synthetic_clips import make_dataset, make_policy_dataset
     from test_stage1 import tiny_config
 

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..graph import GRAPH_ARGS, NodeSpec, build_graph, checkpoint_problem
+from humanprompt_ros.graph import GRAPH_ARGS, NodeSpec, build_graph, checkpoint_problem
 
 EXIT_CONFIG_ERROR = 2
 SHUTDOWN_GRACE_S = 5.0
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(usage())
         return 0
-    from ..paths import share_dir
+    from humanprompt_ros.paths import share_dir
 
     try:
         share = share_dir()

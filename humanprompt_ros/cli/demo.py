@@ -53,7 +53,7 @@ def default_prompt_seed(seed: int, policy: str) -> int:
     """The prompt's seed when none is given: another held-out scene for the learned policy, chosen by
     the rule ``humanprompt-sim eval`` uses (so the demo's outcome is that of the eval episode); the
     same scene for replay, which executes the prompt's actions open loop."""
-    from ..sim.runner import prompt_seed
+    from humanprompt_ros.eval.rollout import prompt_seed
 
     return prompt_seed(seed, "same" if policy == "replay" else "other")
 
@@ -61,9 +61,9 @@ def default_prompt_seed(seed: int, policy: str) -> int:
 def record_prompt(task: str, seed: int, root: Path) -> Path:
     """The human expert's demonstration of ``task``/``seed`` as an episode under ``root`` (cached per
     twin-scene layout, which config/sim.yaml may change)."""
-    from ..paths import config_path
-    from ..sim import expert_episode, load_task
-    from ..sim.scene import load_sim_config
+    from humanprompt_ros.paths import config_path
+    from humanprompt_ros.sim import expert_episode, load_task
+    from humanprompt_ros.sim.scene import load_sim_config
 
     out = root / load_sim_config().twin_scenes / task / f"{seed:07d}"
     if not (out / "meta.json").is_file():
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         graph_args.append("lockstep:=true")
     checkpoint = None
     if args.policy == "checkpoint":
-        from ..graph import build_graph, checkpoint_problem
+        from humanprompt_ros.graph import build_graph, checkpoint_problem
 
         try:
             specs = build_graph({"sim": "true", "policy": "checkpoint", "checkpoint": args.checkpoint})
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     client = None
     try:
-        from ..ros.graph_client import GraphClient
+        from humanprompt_ros.ros.graph_client import GraphClient
 
         client = GraphClient(args.domain_id)
         deadline = time.monotonic() + args.timeout

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..action import FINGERS
-from ..paths import share_dir
+from humanprompt_ros.action import FINGERS
+from humanprompt_ros.paths import share_dir
 
 
 def round_trip(hand, samples: int, seed: int, method: str | None = None) -> dict[str, float]:
@@ -32,7 +32,7 @@ def round_trip(hand, samples: int, seed: int, method: str | None = None) -> dict
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ..hand import load_hand
+    from humanprompt_ros.hand.hand import load_hand
 
     try:
         hand = load_hand(args.config)

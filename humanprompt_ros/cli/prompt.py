@@ -112,7 +112,7 @@ def show(client: Client, wait: float) -> int:
     import rclpy
     from std_msgs.msg import String
 
-    from ..ros import topics
+    from humanprompt_ros.ros import topics
 
     got = []
     client.node.create_subscription(String, topics.PROMPT.name, got.append, topics.qos_profile(topics.PROMPT))

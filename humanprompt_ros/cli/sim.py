@@ -9,25 +9,36 @@
     humanprompt-sim compare full replay run1.json run2.json   # paired: who did which episode, McNemar p
 
 ``eval --json`` prints as its last line ``{"skills": {SKILL: {"success": RATE, "episodes": N}},
-"mean": RATE, "seen_mean": RATE, "unseen_mean": RATE}`` (SPEC §4), the means taken over skills; with
+"mean": RATE, "seen_mean": RATE, "unseen_mean": RATE}``, the means taken over skills; with
 several ``--policy NAME=SPEC`` rows, ``{"policies": {NAME: <that object>}, ...}``.
+
+This module parses arguments and prints; the work is in :mod:`humanprompt_ros.sim` (runner, benchmark
+splits, results files) and :mod:`humanprompt_ros.eval` (rollouts, statistics). The commands that simulate
+import MuJoCo and torch when they run, so ``tasks``, ``table`` and ``compare`` start fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing as mp
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..sim.tasks import TWIN_SCENES
+from humanprompt_ros.sim.benchmark import SPLITS, load_benchmark, split_tasks
+from humanprompt_ros.sim.results import (
+    compare_rows,
+    count_table,
+    markdown_table,
+    read_eval_rows,
+    success_table,
+    summarize,
+)
+from humanprompt_ros.sim.tasks import TWIN_SCENES, load_task, task_files
 
 
 def _tqdm(**kw):
@@ -36,61 +47,8 @@ def _tqdm(**kw):
     return tqdm(**kw)
 
 
-# -- splits ---------------------------------------------------------------------------------------
-@dataclass
-class SeedRange:
-    start: int
-    count: int
-
-    def validate(self) -> None:
-        if self.start < 0 or self.count < 0:
-            raise ValueError(f"start: seeds must be >= 0 (start {self.start}, count {self.count})")
-
-    def seeds(self) -> list[int]:
-        return list(range(self.start, self.start + self.count))
-
-
-@dataclass
-class Seeds:
-    train: SeedRange
-    heldout: SeedRange
-
-
-@dataclass
-class BenchmarkConfig:
-    """``config/benchmark.yaml``: which skills have robot data, which are human-only, which seeds."""
-
-    robot_skills: list[str]
-    human_only_skills: list[str]
-    seeds: Seeds
-    format_version: int = 1
-
-    def validate(self) -> None:
-        from ..sim.tasks import SKILLS
-
-        for key in ("robot_skills", "human_only_skills"):
-            bad = [s for s in getattr(self, key) if s not in SKILLS]
-            if bad:
-                raise ValueError(f"{key}: unknown skill {bad[0]!r} (valid: {', '.join(SKILLS)})")
-        both = set(self.robot_skills) & set(self.human_only_skills)
-        if both:
-            raise ValueError(f"human_only_skills: {sorted(both)[0]!r} is also in robot_skills")
-        tr, ho = self.seeds.train, self.seeds.heldout
-        if tr.start < ho.start + ho.count and ho.start < tr.start + tr.count:
-            raise ValueError("seeds: the train and heldout seed ranges overlap")
-
-
-def load_benchmark(path: str | None = None) -> BenchmarkConfig:
-    from ..config import load_config
-    from ..paths import config_path
-
-    return load_config(BenchmarkConfig, path or config_path("benchmark.yaml"))
-
-
 # -- commands -------------------------------------------------------------------------------------
 def cmd_tasks(args) -> int:
-    from ..sim.tasks import task_files, load_task
-
     for f in task_files(args.tasks):
         t = load_task(f)
         print(f"{t.name:16s} {t.skill:14s} horizon {t.horizon:3d}  {t.config.description}  ({f})")
@@ -99,7 +57,7 @@ def cmd_tasks(args) -> int:
 
 def _twin_scenes(args) -> str:
     """--twin-scenes, or config/sim.yaml's when not given."""
-    from ..sim.runner import sim_config
+    from humanprompt_ros.sim.runner import sim_config
 
     return sim_config(args.twin_scenes).twin_scenes
 
@@ -113,12 +71,11 @@ def _chunks(seeds: list[int], size: int) -> list[list[int]]:
 
 
 def cmd_generate(args) -> int:
-    from ..sim.runner import generate_job
-    from ..sim.tasks import task_files, load_task
+    from humanprompt_ros.sim.runner import generate_job
 
     bench = load_benchmark(args.benchmark)
     if args.crf is None:
-        from ..sim.scene import load_sim_config
+        from humanprompt_ros.sim.scene import load_sim_config
 
         args.crf = load_sim_config().video_crf
     split = getattr(bench.seeds, args.split)
@@ -165,7 +122,7 @@ def cmd_generate(args) -> int:
             pool.close()
             pool.join()
     wall = time.perf_counter() - t0
-    summary = _success_table(results)
+    summary = success_table(results)
     summary.update({"episodes": len(results), "seconds": round(wall, 1),
                     "seconds_per_episode": round(wall / max(1, len(results)), 3), "workers": args.workers,
                     "twin_scenes": _twin_scenes(args)})
@@ -174,28 +131,6 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def skill_rates(results: list[dict]) -> dict[str, dict]:
-    """Per-episode results → {skill: {"success": RATE, "episodes": N}} (episodes without an outcome skipped),
-    plus, on shared twin scenes, "twin_only": the rate at which the twin's task got done and this one not
-    (the other task of the pair was done; both predicates can hold at once where the discs are close)."""
-    per: dict[str, list[bool]] = {}
-    twin: dict[str, list[bool]] = {}
-    for r in results:
-        if r.get("success") is not None:
-            per.setdefault(r["skill"], []).append(bool(r["success"]))
-            if r.get("twin_success") is not None:
-                twin.setdefault(r["skill"], []).append(bool(r["twin_success"]) and not r["success"])
-    return {k: {"success": round(float(np.mean(v)), 4), "episodes": len(v),
-                **({"twin_only": round(float(np.mean(twin[k])), 4)} if k in twin else {})}
-            for k, v in sorted(per.items())}
-
-
-def _success_table(results: list[dict]) -> dict:
-    embodiments = sorted({r["embodiment"] for r in results if r.get("success") is not None})
-    return {emb: skill_rates([r for r in results if r["embodiment"] == emb]) for emb in embodiments}
-
-
-SPLITS = ("seen", "unseen", "all")
 TWIN_SCENES_HELP = ("own: each task draws its own layout; shared: a task and its twin draw one layout per seed, "
                     "so only the prompt says which is asked (default: config/sim.yaml twin_scenes)")
 SIMPLE_POLICIES = ("scripted", "replay", "noop", "random")
@@ -212,54 +147,15 @@ def parse_policies(specs: list[str]) -> dict[str, str]:
         if name in rows:
             raise ValueError(f"--policy: the row name {name!r} is given twice (name them: NAME=SPEC)")
         if value not in SIMPLE_POLICIES and not Path(value).exists():
-            from ..policy import make_policy
+            from humanprompt_ros.policies import make_policy
 
             make_policy(value)  # raises the readable error here, before any worker starts
         rows[name] = value
     return rows
 
 
-def split_tasks(task_arg: str | None, split: str, benchmark: str | None = None) -> list[Path]:
-    """The task files of ``--tasks`` whose skill is in ``split``: seen (robot skills), unseen (human-only)."""
-    from ..sim.tasks import load_task, task_files
-
-    if split not in SPLITS:
-        raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
-    bench = load_benchmark(benchmark)
-    keep = {"seen": set(bench.robot_skills), "unseen": set(bench.human_only_skills),
-            "all": set(bench.robot_skills) | set(bench.human_only_skills)}[split]
-    files = [f for f in task_files(task_arg) if load_task(f).skill in keep]  # validates each task here
-    if not files:
-        raise ValueError(f"no task matches --tasks {task_arg or '(all)'} in split {split!r}")
-    return files
-
-
-def summarize(results: list[dict], bench: "BenchmarkConfig") -> dict:
-    """Per-episode results → the eval JSON contract (SPEC §4) plus the seen/unseen means."""
-    skills = skill_rates(results)
-    out = {"skills": skills, "mean": round(float(np.mean([v["success"] for v in skills.values()])), 4) if skills else 0.0}
-    for name, group in (("seen_mean", bench.robot_skills), ("unseen_mean", bench.human_only_skills)):
-        vals = [v["success"] for k, v in skills.items() if k in group]
-        if vals:
-            out[name] = round(float(np.mean(vals)), 4)
-    return out
-
-
-def markdown_table(rows: dict[str, dict]) -> str:
-    """{row: summary} → a markdown table, one column per skill, then the seen/unseen/overall means."""
-    skills = sorted({k for r in rows.values() for k in r["skills"]})
-    cols = skills + [c for c in ("seen_mean", "unseen_mean") if any(c in r for r in rows.values())] + ["mean"]
-    lines = ["| policy | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for name, r in rows.items():
-        cells = [f"{r['skills'][k]['success']:.2f}" if k in r["skills"] else "–" for k in skills]
-        cells += [f"{r[c]:.2f}" if c in r else "–" for c in cols[len(skills):]]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def cmd_eval(args) -> int:
-    from ..sim.runner import eval_job
-    from ..sim.tasks import task_files
+    from humanprompt_ros.eval.rollout import eval_job
 
     rows = parse_policies(args.policy)
     bench = load_benchmark(args.benchmark)
@@ -330,109 +226,18 @@ def cmd_eval(args) -> int:
 
 
 # settings that must agree between the files of one table (a file without one says nothing about it)
-TABLE_SETTINGS = ("embodiment", "prompt_seed", "prompt_task", "twin_scenes", "policy_args")
 # what to do instead, where a mismatch has a way round
-SETTING_HINTS = {"policy_args": "; to compare one checkpoint under two settings, export a copy with the other setting "
-                                "under another name (humanprompt-train export --set policy.guidance=G) and evaluate "
-                                "both in one run"}
-
-
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate k/n (sound at 0 and n, unlike the normal one)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def read_eval_files(specs: list[str]) -> dict[str, dict[tuple[str, int], bool]]:
-    """``humanprompt-sim eval --out`` files → {row: {(task, seed): success}}. ``NAME=FILE`` names the row
-    of a single-policy file (default: the file's stem). The same episode in two files, or files evaluated
-    under different settings (embodiment, prompt seeds, prompt task, --policy-args), are refused."""
-    rows: dict[str, dict[tuple[str, int], bool]] = {}
-    source: dict[tuple[str, str, int], str] = {}
-    settings: dict[str, tuple[object, str]] = {}
-    for spec in specs:
-        name, path = spec.split("=", 1) if "=" in spec and not Path(spec).exists() else ("", spec)
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no such file (an eval result: humanprompt-sim eval --out FILE)") from None
-        except ValueError as exc:
-            raise ValueError(f"{path}: not a JSON file ({exc})") from None
-        episodes = data.get("episodes") if isinstance(data, dict) else None
-        if episodes is None:
-            raise ValueError(f"{path}: no per-episode outcomes (the file of humanprompt-sim eval --out FILE has them; "
-                             "its printed --json line does not)")
-        if isinstance(episodes, list):
-            episodes = {name or Path(path).stem: episodes}
-        elif name:
-            raise ValueError(f"{spec}: NAME= names the row of a single-policy file; {path} has the rows "
-                             f"{', '.join(episodes)}")
-        for key in TABLE_SETTINGS:
-            value = data.get(key)
-            if value is None:
-                continue
-            seen_value, seen_in = settings.setdefault(key, (value, path))
-            if value != seen_value:
-                raise ValueError(f"{path}: {key} {value!r}, but {seen_in} has {seen_value!r}: one table compares "
-                                 f"episodes evaluated the same way{SETTING_HINTS.get(key, '')}")
-        for row, outcomes in episodes.items():
-            got = rows.setdefault(row, {})
-            for e in outcomes:
-                key = (str(e["task"]), int(e["seed"]))
-                if key in got:
-                    raise ValueError(f"{path}: {row}'s {key[0]} seed {key[1]} is also in {source[(row, *key)]} "
-                                     "(overlapping seed ranges): give each episode once")
-                got[key] = bool(e["success"])
-                source[(row, *key)] = path
-    return rows
-
-
-def read_eval_rows(args) -> tuple[object, dict[str, str], dict[str, dict[tuple[str, int], bool]]]:
-    """``table``/``compare`` input: the benchmark splits, {task: skill} and the rows of ``args.files``
-    (``read_eval_files``); a task that config/tasks does not define is refused."""
-    from ..sim.tasks import load_task, task_files
-
-    bench = load_benchmark(args.benchmark)
-    skill_of = {t.name: t.skill for t in map(load_task, task_files(None))}
-    rows = read_eval_files(args.files)
-    unknown = sorted({task for got in rows.values() for task, _ in got} - set(skill_of))
-    if unknown:
-        raise ValueError(f"tasks not in config/tasks: {', '.join(unknown)}")
-    return bench, skill_of, rows
-
-
-def split_groups(bench, skills: list[str]) -> list[tuple[str, set[str]]]:
-    """The seen, human-only and all groups of ``skills`` (those with any of them), as tables total them."""
-    groups = [("seen", set(bench.robot_skills)), ("human-only", set(bench.human_only_skills)), ("all", set(skills))]
-    return [(label, group) for label, group in groups if group & set(skills)]
 
 
 def cmd_table(args) -> int:
-    bench, skill_of, rows = read_eval_rows(args)
+    bench, skill_of, rows = read_eval_rows(args.files, args.benchmark)
     results = {row: [{"skill": skill_of[task], "success": ok} for (task, _), ok in sorted(got.items())]
                for row, got in rows.items()}
     if args.json:
         print(json.dumps({"policies": {row: summarize(r, bench) for row, r in results.items()},
                           "episodes": {row: len(r) for row, r in results.items()}}))
         return 0
-    skills = sorted({r["skill"] for rs in results.values() for r in rs})
-    groups = split_groups(bench, skills)
-    lines = ["| policy | " + " | ".join(skills + [g for g, _ in groups]) + " |", "|---" * (1 + len(skills) + len(groups)) + "|"]
-    for row, rs in results.items():
-        def count(keep: set[str]) -> tuple[int, int]:
-            picked = [r["success"] for r in rs if r["skill"] in keep]
-            return sum(picked), len(picked)
-
-        cells = ["{}/{}".format(*c) if c[1] else "–" for c in (count({s}) for s in skills)]
-        for _, group in groups:
-            k, n = count(group)
-            lo, hi = wilson_interval(k, n)
-            cells.append(f"{k}/{n} = {k / n:.2f} ({lo:.2f}–{hi:.2f})" if n else "–")
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    lines = count_table(bench, results)
     print("successes / episodes per skill; totals with a 95% Wilson interval")
     print("\n".join(lines))
     covered = {row: set(got) for row, got in rows.items()}
@@ -442,33 +247,12 @@ def cmd_table(args) -> int:
     return 0
 
 
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value for ``b`` episodes only one policy did and ``c`` only the other did
-    (a binomial test of b successes in b + c at 1/2; the episodes both or neither did carry no evidence)."""
-    n = b + c
-    if n == 0:
-        return 1.0
-    return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
-
-
 def cmd_compare(args) -> int:
-    bench, skill_of, rows = read_eval_rows(args)
+    bench, skill_of, rows = read_eval_rows(args.files, args.benchmark)
     for name in (args.a, args.b):
         if name not in rows:
             raise ValueError(f"no policy {name!r} in the files (they have: {', '.join(rows)})")
-    a, b = rows[args.a], rows[args.b]
-    shared = sorted(set(a) & set(b))
-    if not shared:
-        raise ValueError(f"{args.a} and {args.b} share no episode (task, seed): evaluate both on the same seeds")
-    skills = sorted({skill_of[task] for task, _ in shared})
-    result = {}
-    for label, keep in [(s, {s}) for s in skills] + split_groups(bench, skills):
-        eps = [e for e in shared if skill_of[e[0]] in keep]
-        only_a = sum(a[e] and not b[e] for e in eps)
-        only_b = sum(b[e] and not a[e] for e in eps)
-        result[label] = {"episodes": len(eps), "successes_a": sum(a[e] for e in eps),
-                         "successes_b": sum(b[e] for e in eps), "only_a": only_a, "only_b": only_b,
-                         "p": round(mcnemar_exact(only_a, only_b), 4)}
+    result, shared, dropped = compare_rows(bench, skill_of, rows[args.a], rows[args.b], args.a, args.b)
     if args.json:
         print(json.dumps({"a": args.a, "b": args.b, "groups": result}))
         return 0
@@ -479,7 +263,6 @@ def cmd_compare(args) -> int:
     for label, r in result.items():
         cells = [r["episodes"], r["successes_a"], r["successes_b"], r["only_a"], r["only_b"], f"{r['p']:.3g}"]
         print(f"| {label} | " + " | ".join(map(str, cells)) + " |")
-    dropped = len(set(a) ^ set(b))
     if dropped:
         print(f"note: {dropped} episodes ran under only one of the two policies and are left out")
     return 0
@@ -492,11 +275,10 @@ def _label(frame: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
 
 
 def cmd_render(args) -> int:
-    from ..data import write_video
-    from ..sim.env import SimEnv
-    from ..sim.runner import expert_episode
-    from ..sim.scene import load_sim_config
-    from ..sim.tasks import task_files, load_task
+    from humanprompt_ros.data import write_video
+    from humanprompt_ros.sim.env import SimEnv
+    from humanprompt_ros.sim.runner import expert_episode
+    from humanprompt_ros.sim.scene import load_sim_config
 
     files = task_files(args.task)
     if len(files) != 1:

@@ -23,7 +23,8 @@ import numpy as np
 
 
 def cmd_stage1(args: argparse.Namespace) -> int:
-    from ..stage1 import load_clip_episodes, load_stage1_config, train_stage1
+    from humanprompt_ros.config.stage1 import load_stage1_config
+    from humanprompt_ros.train.stage1 import load_clip_episodes, train_stage1
 
     cfg = load_stage1_config(args.config, args.set)
     episodes = load_clip_episodes(cfg.data, cfg.model.image_size)
@@ -34,8 +35,10 @@ def cmd_stage1(args: argparse.Namespace) -> int:
 
 
 def cmd_stage2(args: argparse.Namespace) -> int:
-    from ..stage1 import load_stage1
-    from ..stage2 import load_policy_episodes, load_stage2_config, train_stage2
+    from humanprompt_ros.config.stage2 import load_stage2_config
+    from humanprompt_ros.models.video_model import load_stage1
+    from humanprompt_ros.train.stage2 import train_stage2
+    from humanprompt_ros.train.stage2_data import load_policy_episodes
 
     cfg = load_stage2_config(args.config, args.set)
     _, s1cfg, _ = load_stage1(cfg.stage1)
@@ -51,12 +54,14 @@ def cmd_stage2(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_stage1(args: argparse.Namespace) -> int:
-    from ..stage1 import evaluate_stage1, load_clip_episodes, load_stage1
+    from humanprompt_ros.eval.stage1 import evaluate_stage1
+    from humanprompt_ros.models.video_model import load_stage1
+    from humanprompt_ros.train.stage1 import load_clip_episodes
 
     model, cfg, _ = load_stage1(args.checkpoint, device=args.device)
     train = load_clip_episodes(args.train, cfg.model.image_size)
     heldout = load_clip_episodes(args.heldout, cfg.model.image_size)
-    from ..sim.tasks import twin_tasks
+    from humanprompt_ros.sim.tasks import twin_tasks
 
     result = evaluate_stage1(model, cfg, train, heldout, max_targets=args.max_targets, seed=args.seed,
                              methods=args.methods.split(","), twins=twin_tasks(),
@@ -79,9 +84,11 @@ def cmd_eval_stage1(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_stage2(args: argparse.Namespace) -> int:
-    from .sim import load_benchmark
-    from ..sim.tasks import twin_tasks
-    from ..stage2 import evaluate_actions, load_policy_episodes, load_policy_model
+    from humanprompt_ros.eval.actions import evaluate_actions
+    from humanprompt_ros.models.policy_model import load_policy_model
+    from humanprompt_ros.sim.benchmark import load_benchmark
+    from humanprompt_ros.sim.tasks import twin_tasks
+    from humanprompt_ros.train.stage2_data import load_policy_episodes
 
     model, _ = load_policy_model(args.checkpoint, device=args.device)
     heldout = load_policy_episodes(args.heldout, model.stage1_cfg.model.image_size)
@@ -104,18 +111,18 @@ def cmd_eval_stage2(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..models.checkpoint import convert_checkpoint
+    from humanprompt_ros.models.checkpoint import convert_checkpoint
 
     if args.stage1:
         if args.set or args.dtype:  # an explicit --dtype too: it would be ignored
             print("error: --stage1 writes the embedded stage 1 as it is stored; drop --set/--dtype", file=sys.stderr)
             return 2
-        from ..stage2 import extract_stage1
+        from humanprompt_ros.models.policy_model import extract_stage1
 
         out = extract_stage1(args.checkpoint, args.out)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): the stage-1 video model inside {args.checkpoint}")
         return 0
-    from ..models.checkpoint import INFERENCE_KEYS
+    from humanprompt_ros.models.checkpoint import INFERENCE_KEYS
 
     inference = {}
     for item in args.set or []:
@@ -134,8 +141,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         dtype = args.dtype or "float16"
         out = convert_checkpoint(args.checkpoint, args.out, dtype, inference)
         if inference:  # the changed settings must still describe a model that loads
-            from ..models.checkpoint import CheckpointError
-            from ..stage2 import load_policy_model
+            from humanprompt_ros.models.checkpoint import CheckpointError
+            from humanprompt_ros.models.policy_model import load_policy_model
 
             try:
                 load_policy_model(out)
@@ -156,16 +163,17 @@ def _first_frame(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         import imageio.v3 as iio
 
         return np.asarray(iio.imread(path))[..., :3], None
-    from ..data import load_prompt
+    from humanprompt_ros.data import load_prompt
 
     frames = load_prompt(path, min_frames=1).frames()
     return frames[0], frames
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from ..data import load_prompt
-    from ..stage1 import clip_indices, load_stage1, predict_video
-    from ..video import resize_frames, write_video
+    from humanprompt_ros.data import load_prompt
+    from humanprompt_ros.models.video_model import load_stage1, predict_video
+    from humanprompt_ros.train.stage1 import clip_indices
+    from humanprompt_ros.video import resize_frames, write_video
 
     model, cfg, _ = load_stage1(args.checkpoint)
     prompt = load_prompt(args.prompt).frames()

@@ -1,4 +1,4 @@
-"""Self-describing checkpoints that cannot execute code on load (SPEC §2, §4).
+"""Self-describing checkpoints that cannot execute code on load.
 
 One ``.safetensors`` file holds the tensors and, in its header metadata, JSON for: the format name
 and version, the checkpoint ``kind`` (``stage1`` or ``policy``), the config it was trained with,
@@ -12,7 +12,9 @@ step of the weights it belongs to.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,11 @@ import torch
 
 FORMAT = "humanprompt_ros"
 FORMAT_VERSION = 1
+
+
+def command_line() -> str:
+    """How this process was started (saved with checkpoints)."""
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 class CheckpointError(ValueError):
@@ -194,3 +201,19 @@ def load_train_state(path: str | Path, optimizer: torch.optim.Optimizer, **posit
                       stacklevel=2)
         return
     load_optimizer_tensors(optimizer, tensors, meta)
+
+
+def checkpoint_identity(path: str | Path) -> str:
+    """A short identity of a checkpoint file's content: sha1 of its safetensors header (config, hand,
+    step, ...), its size and mtime. Two nodes share prompt tokens only when their identities match,
+    so tokens from another checkpoint (or an older version of the same file) are never used."""
+    p = Path(path)
+    st = p.stat()
+    h = hashlib.sha1()
+    with p.open("rb") as f:
+        head = f.read(8)
+        h.update(head)
+        if len(head) == 8:
+            h.update(f.read(min(int.from_bytes(head, "little"), 100 << 20)))
+    h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]

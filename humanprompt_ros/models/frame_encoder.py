@@ -22,7 +22,7 @@ from torch import nn
 
 @dataclass
 class FrameEncoderConfig:
-    enabled: bool = False
+    enabled: bool = True
     channels: list[int] = field(default_factory=lambda: [32, 32, 64])  # conv widths, first two downsample
     keypoints: int = 32  # K soft-argmax points
     shift: int = 4  # random shift (pixels, replicate padding) while training; 0 disables it

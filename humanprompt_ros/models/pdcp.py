@@ -1,4 +1,4 @@
-"""ProtoDiffusion Contrastive Policy (PDCP) losses on the prompt embedding z (SPEC §1, stage 2).
+"""ProtoDiffusion Contrastive Policy (PDCP) losses on the prompt embedding z.
 
 All three terms act on a batch of embeddings z (B, D) (pooled Video Former tokens), labelled with
 their task (and skill, for the prototypes):
@@ -13,10 +13,10 @@ their task (and skill, for the prototypes):
 
 Total (the policy adds its diffusion loss): λ₁·NT-Xent + λ₂·proto-CE + λ₃·Siamese.
 
-Beyond SPEC's three terms, :func:`paired_nt_xent` (weight λ₄ ``align_weight``, 0 = off) is NT-Xent on
+Beyond the three PDCP terms, :func:`paired_nt_xent` (weight λ₄ ``align_weight``, 0 = off) is NT-Xent on
 *paired* embeddings: a[i]'s only positive is b[i], every other b[j] a negative. Stage 2 feeds it the
 same moment of the same task in the same scene seen by both embodiments, so the current-frame tokens
-learn to ignore which hand is in view (``humanprompt_ros/stage2.py``, ``pdcp.align_pairs``).
+learn to ignore which hand is in view (``humanprompt_ros/train/batcher.py``, ``pdcp.align_pairs``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ``svd`` stage-1 backbone: diffusers' spatio-temporal UNet (Stable Video Diffusion), at GPU scale.
 
-Same interface as the default backbone (:class:`~humanprompt_ros.models.video_model.CrossPredictionModel`):
+Same interface as the default backbone (:class:`~humanprompt_ros.models.cross_prediction.CrossPredictionModel`):
 the first-frame latent is concatenated to the noisy latents on the channel axis (as SVD conditions
 on its image), the prompt tokens replace SVD's CLIP image embedding as the UNet's cross-attention
 context, and the representation for control is the output of ``unet.up_blocks[feature_block]``
@@ -19,8 +19,8 @@ import dataclasses
 import torch
 from torch import nn
 
-from .autoencoder import FrameAutoencoder
-from .video_model import CrossPredictionModel, PromptEncoder, VideoModelConfig
+from humanprompt_ros.models.autoencoder import FrameAutoencoder
+from humanprompt_ros.models.cross_prediction import CrossPredictionModel, PromptEncoder, VideoModelConfig
 
 # SVD's micro-conditioning (fps, motion bucket, noise augmentation), held constant.
 _ADDED_TIME_IDS = (6.0, 127.0, 0.02)

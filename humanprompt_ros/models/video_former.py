@@ -1,4 +1,4 @@
-"""Video Former: a fixed number of tokens from the video model's intermediate features (SPEC §1).
+"""Video Former: a fixed number of tokens from the video model's intermediate features.
 
 Learned queries attend over each predicted frame's spatial tokens (space), then the per-frame query
 tokens attend to each other across frames (time), as in Video Prediction Policy.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import MLP, Attention
+from humanprompt_ros.models.layers import MLP, Attention
 
 
 @dataclass

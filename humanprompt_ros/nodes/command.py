@@ -12,7 +12,7 @@ Out: ``/humanprompt/joint_commands`` (JointState), ``/humanprompt/hand_controlle
 put the hand's base link), ``/humanprompt/markers`` (the targets and the hand from FK, no tf2
 needed), ``/robot_description`` (latched URDF), ``/diagnostics``.
 
-Parameters: :class:`humanprompt_ros.nodes.config.CommandConfig` (defaults in ``config/command.yaml``).
+Parameters: :class:`humanprompt_ros.config.nodes.CommandConfig` (defaults in ``config/command.yaml``).
 
 How a command is made
 ---------------------
@@ -48,479 +48,427 @@ Safety (each case counted in the diagnostics, whose message states the current r
 * A ros2_control forward position controller silently drops a command whose length differs from
   its joint count: ``controller_joints`` (default: the hand's joints) must name exactly the hand's
   joints, which is checked at startup with an error that says so.
+
+Kept as one module (~470 lines): one ROS 2 node class per file; its safety rules and kinematics
+are ROS-free in :mod:`humanprompt_ros.control.safety` and :mod:`humanprompt_ros.hand`.
 """
 from __future__ import annotations
 
 import json
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
+from builtin_interfaces.msg import Duration
+from builtin_interfaces.msg import Time as TimeMsg
+from geometry_msgs.msg import Point, PoseArray, PoseStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.time import Time
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import ColorRGBA, Float64MultiArray, MultiArrayDimension, String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from visualization_msgs.msg import Marker, MarkerArray
 
-from ..nodes.config import CommandConfig
-from ..nodes.runtime import StartupError, run_node
-
-
-def resolve_hand_path(value: str) -> Path:
-    """A hand YAML path: absolute, relative to the working directory, or to the package share directory."""
-    from ..paths import share_dir
-
-    p = Path(value).expanduser()
-    if p.is_absolute() or p.is_file():
-        return p
-    return share_dir() / p
-
-
-def safe_limits(lower: np.ndarray, upper: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """Limits shrunk by ``margin`` on each side (a range narrower than 2·margin collapses to its middle)."""
-    lo, hi = lower + margin, upper - margin
-    mid = 0.5 * (lower + upper)
-    narrow = lo > hi
-    return np.where(narrow, mid, lo), np.where(narrow, mid, hi)
-
-
-def velocity_step(current: np.ndarray, goal: np.ndarray, max_velocity: float, dt: float) -> tuple[np.ndarray, bool]:
-    """One step from ``current`` toward ``goal``, each joint moving at most ``max_velocity*dt``; (q, limited?)."""
-    max_step = max_velocity * dt
-    delta = goal - current
-    limited = np.clip(delta, -max_step, max_step)
-    return current + limited, bool(np.any(limited != delta))
+from humanprompt_ros.config.nodes import CommandConfig, StartupError
+from humanprompt_ros.control.safety import safe_limits, velocity_step
+from humanprompt_ros.hand.hand import load_hand
+from humanprompt_ros.hand.kinematics import hand_segments
+from humanprompt_ros.nodes.runtime import run_node
+from humanprompt_ros.paths import config_path, resolve_hand_path
+from humanprompt_ros.ros import topics
+from humanprompt_ros.ros.conversions import joint_positions, joint_state, pose_array_to_action, pose_from_matrix
+from humanprompt_ros.ros.diagnostics import OK, WARN, LatencyStats, NodeDiagnostics, RateMeter
+from humanprompt_ros.ros.params import declare_config, watch_config
 
 
-def hand_segments(kin) -> tuple[list[str], list[tuple[int, int]]]:
-    """Frames to draw for a hand and the (parent, child) index pairs to connect (pinocchio model)."""
-    model = kin.model
-    names = ["humanprompt_wrist"] if model.existFrame("humanprompt_wrist") else []
-    joint_frames: dict[int, int] = {}
-    for jid in range(1, model.njoints):
-        jname = model.names[jid]
-        if model.existFrame(jname):
-            joint_frames[jid] = len(names)
-            names.append(jname)
-    segments = []
-    for jid, idx in joint_frames.items():
-        parent = model.parents[jid]
-        if parent in joint_frames:
-            segments.append((joint_frames[parent], idx))
-        elif names and names[0] == "humanprompt_wrist":
-            segments.append((0, idx))
-    for fid in kin.tip_frames:
-        frame = model.frames[fid]
-        idx = len(names)
-        names.append(frame.name)
-        if frame.parentJoint in joint_frames:
-            segments.append((joint_frames[frame.parentJoint], idx))
-    return names, segments
+def finite_pose_array(msg: PoseArray) -> bool:
+    vals = [v for p in msg.poses for v in (p.position.x, p.position.y, p.position.z, p.orientation.x,
+                                            p.orientation.y, p.orientation.z, p.orientation.w)]
+    return bool(np.all(np.isfinite(vals))) if vals else True
 
+try:  # no tf2_msgs wheel on PyPI: /tf only on ROS 2 installs
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+except ImportError:
+    TFMessage = TransformStamped = None
 
-def _make_node_class():
-    from builtin_interfaces.msg import Duration, Time as TimeMsg
-    from geometry_msgs.msg import Point, PoseArray, PoseStamped
-    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-    from rclpy.node import Node
-    from rclpy.time import Time
-    from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import ColorRGBA, Float64MultiArray, MultiArrayDimension, String
-    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-    from visualization_msgs.msg import Marker, MarkerArray
+finger_colors = [(1.0, 0.3, 0.3), (0.3, 1.0, 0.3), (0.3, 0.5, 1.0), (1.0, 0.9, 0.2), (0.9, 0.4, 1.0)]
 
-    from ..hand import load_hand
-    from ..paths import config_path
-    from ..ros import topics
-    from ..ros.conversions import joint_positions, joint_state, pose_array_to_action, pose_from_matrix
-    from ..ros.diagnostics import OK, WARN, LatencyStats, NodeDiagnostics, RateMeter
-    from ..ros.params import declare_config, watch_config
+class CommandNode(Node):
+    def __init__(self):
+        super().__init__("command")
+        self.cfg: CommandConfig = declare_config(self, CommandConfig, config_path("command.yaml"), "command")
+        watch_config(self, CommandConfig, self._on_config)
+        hand_path = resolve_hand_path(self.cfg.hand)
+        if not hand_path.is_file():
+            raise StartupError(f"hand: no such hand config: {hand_path}")
+        self.hand = load_hand(hand_path)
+        self.method = self.cfg.retargeting or None
+        if self.method:
+            self.hand.retargeter(self.method)  # unknown method → ValueError at startup
+        self.names = self.hand.joint_names
+        self.lower, self.upper = safe_limits(*self.hand.joint_limits, self.cfg.joint_limit_margin)
+        ctrl = list(self.cfg.controller_joints) or list(self.names)
+        unknown = [j for j in ctrl if j not in self.names]
+        if unknown:
+            raise StartupError(f"controller_joints: {', '.join(unknown)} not joints of hand {self.hand.name!r} "
+                               f"(its joints: {', '.join(self.names)})")
+        if len(ctrl) != len(self.names) or len(set(ctrl)) != len(ctrl):
+            raise StartupError(
+                f"controller_joints lists {len(ctrl)} joints ({len(set(ctrl))} distinct) but hand "
+                f"{self.hand.name!r} has {len(self.names)}: a ros2_control forward position controller silently "
+                "drops a command of the wrong length, so every hand joint must be listed exactly once")
+        self.ctrl_joints = ctrl
+        self.ctrl_index = np.array([self.names.index(j) for j in ctrl])
+        self.draw_frames, self.draw_segments = hand_segments(self.hand.kin)
+        # warm-up: build the retargeter and run it once before reporting ready
+        self.hand.retarget(self.hand.fk(self.hand.neutral()), self.hand.neutral(), self.method)
+        self.hand.reset()
 
-    def finite_pose_array(msg: PoseArray) -> bool:
-        vals = [v for p in msg.poses for v in (p.position.x, p.position.y, p.position.z, p.orientation.x,
-                                                p.orientation.y, p.orientation.z, p.orientation.w)]
-        return bool(np.all(np.isfinite(vals))) if vals else True
+        self._lock = threading.RLock()  # state below
+        self._hand_lock = threading.Lock()  # pinocchio data is not thread safe
+        self.q_meas: np.ndarray | None = None
+        self.goal: np.ndarray | None = None
+        self.q_cmd: np.ndarray | None = None
+        self.action = None
+        self.target_frame = self.cfg.frame_id
+        self.target_mono: float | None = None
+        self.target_stamp = None
+        self.obs_mono: float | None = None
+        self.prompt_id = ""
+        self.last_step_mono: float | None = None
+        self.holding = True
+        self.state = "waiting for the first hand target"
+        self.counts = dict(targets_received=0, targets_accepted=0, targets_rejected_nonfinite=0,
+                           targets_rejected_invalid=0, retarget_failures=0, prompts_invalid=0, commands_published=0,
+                           commands_clamped=0, velocity_limited_steps=0, holds=0, joint_states_invalid=0)
+        self.cmd_rate = RateMeter()
+        self.target_rate = RateMeter()
+        self.obs_rate = RateMeter()
+        self.latency = LatencyStats(self.cfg.latency_window)
+        self.retarget_time = LatencyStats(self.cfg.latency_window)
+        self.last_problem = ""
 
-    try:  # no tf2_msgs wheel on PyPI: /tf only on ROS 2 installs
-        from geometry_msgs.msg import TransformStamped
-        from tf2_msgs.msg import TFMessage
-    except ImportError:
-        TFMessage = TransformStamped = None
+        qos = topics.qos_profile
+        self.pub_js = self.create_publisher(JointState, topics.JOINT_COMMANDS.name, qos(topics.JOINT_COMMANDS))
+        self.pub_ctrl = (self.create_publisher(Float64MultiArray, topics.CONTROLLER_COMMANDS.name,
+                                               qos(topics.CONTROLLER_COMMANDS))
+                         if self.cfg.publish_controller_commands else None)
+        self.pub_traj = (self.create_publisher(JointTrajectory, topics.JOINT_TRAJECTORY.name,
+                                               qos(topics.JOINT_TRAJECTORY))
+                         if self.cfg.publish_trajectory else None)
+        self.pub_wrist = (self.create_publisher(PoseStamped, topics.WRIST_TARGET.name, qos(topics.WRIST_TARGET))
+                          if self.cfg.publish_wrist_target else None)
+        self.pub_markers = (self.create_publisher(MarkerArray, topics.MARKERS.name, qos(topics.MARKERS))
+                            if self.cfg.publish_markers else None)
+        if self.cfg.publish_robot_description:
+            self.pub_desc = self.create_publisher(String, topics.ROBOT_DESCRIPTION.name,
+                                                  qos(topics.ROBOT_DESCRIPTION))
+            self.pub_desc.publish(String(data=self.hand.urdf.xml))
 
-    finger_colors = [(1.0, 0.3, 0.3), (0.3, 1.0, 0.3), (0.3, 0.5, 1.0), (1.0, 0.9, 0.2), (0.9, 0.4, 1.0)]
+        self.tf_links = sorted(l for l in self.hand.urdf.links if self.hand.kin.model.existFrame(l))
+        self.pub_tf = None
+        if self.cfg.publish_tf and TFMessage is not None and self.cfg.publish_markers:
+            self.pub_tf = self.create_publisher(TFMessage, topics.TF.name, qos(topics.TF))
+        inputs = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(PoseArray, topics.HAND_TARGET.name, self._on_target,
+                                 topics.subscription_qos(topics.HAND_TARGET), callback_group=inputs)
+        self.create_subscription(JointState, topics.JOINT_STATES.name, self._on_joint_states,
+                                 topics.subscription_qos(topics.JOINT_STATES), callback_group=inputs)
+        self.create_subscription(String, topics.PROMPT.name, self._on_prompt,
+                                 topics.subscription_qos(topics.PROMPT), callback_group=inputs)
+        self.create_subscription(Image, topics.OBSERVATION.name, self._on_observation,
+                                 topics.subscription_qos(topics.OBSERVATION), callback_group=inputs, raw=True)
+        self.create_timer(1.0 / self.cfg.rate, self._on_timer, callback_group=MutuallyExclusiveCallbackGroup())
+        slow = MutuallyExclusiveCallbackGroup()
+        if self.pub_markers is not None:
+            self.create_timer(1.0 / self.cfg.marker_rate, self._publish_markers, callback_group=slow)
+        self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
+                                    hardware_id=self.hand.name, callback_group=slow)
+        self.get_logger().info(
+            f"hand {self.hand.name!r} ({len(self.names)} joints), {self.cfg.rate:g} Hz, limits margin "
+            f"{self.cfg.joint_limit_margin:g}, max velocity {self.cfg.max_joint_velocity:g}/s, timeouts target "
+            f"{self.cfg.target_timeout:g} s / observation {self.cfg.observation_timeout:g} s "
+            f"({'required' if self.cfg.require_observation else 'not watched'}), hold mode {self.cfg.hold_mode}")
 
-    class CommandNode(Node):
-        def __init__(self):
-            super().__init__("command")
-            self.cfg: CommandConfig = declare_config(self, CommandConfig, config_path("command.yaml"), "command")
-            watch_config(self, CommandConfig, self._on_config)
-            hand_path = resolve_hand_path(self.cfg.hand)
-            if not hand_path.is_file():
-                raise StartupError(f"hand: no such hand config: {hand_path}")
-            self.hand = load_hand(hand_path)
-            self.method = self.cfg.retargeting or None
-            if self.method:
-                self.hand.retargeter(self.method)  # unknown method → ValueError at startup
-            self.names = self.hand.joint_names
-            self.lower, self.upper = safe_limits(*self.hand.joint_limits, self.cfg.joint_limit_margin)
-            ctrl = list(self.cfg.controller_joints) or list(self.names)
-            unknown = [j for j in ctrl if j not in self.names]
-            if unknown:
-                raise StartupError(f"controller_joints: {', '.join(unknown)} not joints of hand {self.hand.name!r} "
-                                   f"(its joints: {', '.join(self.names)})")
-            if len(ctrl) != len(self.names) or len(set(ctrl)) != len(ctrl):
-                raise StartupError(
-                    f"controller_joints lists {len(ctrl)} joints ({len(set(ctrl))} distinct) but hand "
-                    f"{self.hand.name!r} has {len(self.names)}: a ros2_control forward position controller silently "
-                    "drops a command of the wrong length, so every hand joint must be listed exactly once")
-            self.ctrl_joints = ctrl
-            self.ctrl_index = np.array([self.names.index(j) for j in ctrl])
-            self.draw_frames, self.draw_segments = hand_segments(self.hand.kin)
-            # warm-up: build the retargeter and run it once before reporting ready
-            self.hand.retarget(self.hand.fk(self.hand.neutral()), self.hand.neutral(), self.method)
-            self.hand.reset()
+    def _on_config(self, cfg: CommandConfig) -> None:
+        with self._lock:
+            self.cfg = cfg
+            self.lower, self.upper = safe_limits(*self.hand.joint_limits, cfg.joint_limit_margin)
 
-            self._lock = threading.RLock()  # state below
-            self._hand_lock = threading.Lock()  # pinocchio data is not thread safe
-            self.q_meas: np.ndarray | None = None
-            self.goal: np.ndarray | None = None
-            self.q_cmd: np.ndarray | None = None
-            self.action = None
-            self.target_frame = self.cfg.frame_id
-            self.target_mono: float | None = None
-            self.target_stamp = None
-            self.obs_mono: float | None = None
-            self.prompt_id = ""
-            self.last_step_mono: float | None = None
-            self.holding = True
-            self.state = "waiting for the first hand target"
-            self.counts = dict(targets_received=0, targets_accepted=0, targets_rejected_nonfinite=0,
-                               targets_rejected_invalid=0, retarget_failures=0, prompts_invalid=0, commands_published=0,
-                               commands_clamped=0, velocity_limited_steps=0, holds=0, joint_states_invalid=0)
-            self.cmd_rate = RateMeter()
-            self.target_rate = RateMeter()
-            self.obs_rate = RateMeter()
-            self.latency = LatencyStats(self.cfg.latency_window)
-            self.retarget_time = LatencyStats(self.cfg.latency_window)
-            self.last_problem = ""
-
-            qos = topics.qos_profile
-            self.pub_js = self.create_publisher(JointState, topics.JOINT_COMMANDS.name, qos(topics.JOINT_COMMANDS))
-            self.pub_ctrl = (self.create_publisher(Float64MultiArray, topics.CONTROLLER_COMMANDS.name,
-                                                   qos(topics.CONTROLLER_COMMANDS))
-                             if self.cfg.publish_controller_commands else None)
-            self.pub_traj = (self.create_publisher(JointTrajectory, topics.JOINT_TRAJECTORY.name,
-                                                   qos(topics.JOINT_TRAJECTORY))
-                             if self.cfg.publish_trajectory else None)
-            self.pub_wrist = (self.create_publisher(PoseStamped, topics.WRIST_TARGET.name, qos(topics.WRIST_TARGET))
-                              if self.cfg.publish_wrist_target else None)
-            self.pub_markers = (self.create_publisher(MarkerArray, topics.MARKERS.name, qos(topics.MARKERS))
-                                if self.cfg.publish_markers else None)
-            if self.cfg.publish_robot_description:
-                self.pub_desc = self.create_publisher(String, topics.ROBOT_DESCRIPTION.name,
-                                                      qos(topics.ROBOT_DESCRIPTION))
-                self.pub_desc.publish(String(data=self.hand.urdf.xml))
-
-            self.tf_links = sorted(l for l in self.hand.urdf.links if self.hand.kin.model.existFrame(l))
-            self.pub_tf = None
-            if self.cfg.publish_tf and TFMessage is not None and self.cfg.publish_markers:
-                self.pub_tf = self.create_publisher(TFMessage, topics.TF.name, qos(topics.TF))
-            inputs = MutuallyExclusiveCallbackGroup()
-            self.create_subscription(PoseArray, topics.HAND_TARGET.name, self._on_target,
-                                     topics.subscription_qos(topics.HAND_TARGET), callback_group=inputs)
-            self.create_subscription(JointState, topics.JOINT_STATES.name, self._on_joint_states,
-                                     topics.subscription_qos(topics.JOINT_STATES), callback_group=inputs)
-            self.create_subscription(String, topics.PROMPT.name, self._on_prompt,
-                                     topics.subscription_qos(topics.PROMPT), callback_group=inputs)
-            self.create_subscription(Image, topics.OBSERVATION.name, self._on_observation,
-                                     topics.subscription_qos(topics.OBSERVATION), callback_group=inputs, raw=True)
-            self.create_timer(1.0 / self.cfg.rate, self._on_timer, callback_group=MutuallyExclusiveCallbackGroup())
-            slow = MutuallyExclusiveCallbackGroup()
-            if self.pub_markers is not None:
-                self.create_timer(1.0 / self.cfg.marker_rate, self._publish_markers, callback_group=slow)
-            self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
-                                        hardware_id=self.hand.name, callback_group=slow)
-            self.get_logger().info(
-                f"hand {self.hand.name!r} ({len(self.names)} joints), {self.cfg.rate:g} Hz, limits margin "
-                f"{self.cfg.joint_limit_margin:g}, max velocity {self.cfg.max_joint_velocity:g}/s, timeouts target "
-                f"{self.cfg.target_timeout:g} s / observation {self.cfg.observation_timeout:g} s "
-                f"({'required' if self.cfg.require_observation else 'not watched'}), hold mode {self.cfg.hold_mode}")
-
-        def _on_config(self, cfg: CommandConfig) -> None:
-            with self._lock:
-                self.cfg = cfg
-                self.lower, self.upper = safe_limits(*self.hand.joint_limits, cfg.joint_limit_margin)
-
-        def _count(self, key: str, problem: str | None = None) -> None:
-            with self._lock:
-                self.counts[key] += 1
-                if problem:
-                    self.last_problem = problem
+    def _count(self, key: str, problem: str | None = None) -> None:
+        with self._lock:
+            self.counts[key] += 1
             if problem:
-                self.get_logger().warning(problem, throttle_duration_sec=2.0)
+                self.last_problem = problem
+        if problem:
+            self.get_logger().warning(problem, throttle_duration_sec=2.0)
 
-        # -- inputs ------------------------------------------------------------------------------
-        def _on_observation(self, _raw: bytes) -> None:
-            self.obs_rate.tick()
-            with self._lock:
-                self.obs_mono = time.monotonic()
+    # -- inputs ------------------------------------------------------------------------------
+    def _on_observation(self, _raw: bytes) -> None:
+        self.obs_rate.tick()
+        with self._lock:
+            self.obs_mono = time.monotonic()
 
-        def _on_prompt(self, msg: String) -> None:
-            try:
-                data = json.loads(msg.data) if msg.data else {}
-                prompt_id = str(data.get("id") or "") if isinstance(data, dict) else ""
-                if not isinstance(data, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as exc:
-                self._count("prompts_invalid", f"ignored an unreadable prompt message ({exc}): treated as no prompt")
-                prompt_id = ""
-            with self._lock:
-                changed = prompt_id != self.prompt_id
-                self.prompt_id = prompt_id
-                if changed:
-                    self.get_logger().info(f"prompt: {prompt_id!r}" if prompt_id else "prompt cleared")
-                    if prompt_id:  # a new task starts from the measured joints, not from the last command,
-                        self.q_cmd = None  # and its retargeting is warm-started from them, not from the last goal
-                        self.goal = None
-                        self.target_mono = None
-                    self._step(from_target=False)  # a cleared prompt holds at once
+    def _on_prompt(self, msg: String) -> None:
+        try:
+            data = json.loads(msg.data) if msg.data else {}
+            prompt_id = str(data.get("id") or "") if isinstance(data, dict) else ""
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            self._count("prompts_invalid", f"ignored an unreadable prompt message ({exc}): treated as no prompt")
+            prompt_id = ""
+        with self._lock:
+            changed = prompt_id != self.prompt_id
+            self.prompt_id = prompt_id
+            if changed:
+                self.get_logger().info(f"prompt: {prompt_id!r}" if prompt_id else "prompt cleared")
+                if prompt_id:  # a new task starts from the measured joints, not from the last command,
+                    self.q_cmd = None  # and its retargeting is warm-started from them, not from the last goal
+                    self.goal = None
+                    self.target_mono = None
+                self._step(from_target=False)  # a cleared prompt holds at once
 
-        def _on_joint_states(self, msg: JointState) -> None:
-            try:
-                q = joint_positions(msg, self.names)
-            except ValueError as exc:
-                self._count("joint_states_invalid", f"ignored /joint_states: {exc}")
-                return
-            with self._lock:
-                self.q_meas = q
+    def _on_joint_states(self, msg: JointState) -> None:
+        try:
+            q = joint_positions(msg, self.names)
+        except ValueError as exc:
+            self._count("joint_states_invalid", f"ignored /joint_states: {exc}")
+            return
+        with self._lock:
+            self.q_meas = q
 
-        def _on_target(self, msg: PoseArray) -> None:
-            received = time.monotonic()
-            self._count("targets_received")
-            self.target_rate.tick(received)
-            if not finite_pose_array(msg):
-                self._count("targets_rejected_nonfinite", "rejected a hand target containing NaN or inf")
-                return
-            try:
-                action = pose_array_to_action(msg)
-            except ValueError as exc:
-                self._count("targets_rejected_invalid", f"rejected a hand target: {exc}")
-                return
-            with self._lock:
-                q_init = self.goal if self.goal is not None else self.q_meas
-            t0 = time.perf_counter()
-            try:
-                with self._hand_lock:
-                    goal = self.hand.retarget(action, q_init, self.method)
-            except ValueError as exc:
-                self._count("retarget_failures", f"retargeting failed: {exc}")
-                return
-            self.retarget_time.add(time.perf_counter() - t0)
-            clamped = np.clip(goal, self.lower, self.upper)
-            with self._lock:
-                if np.any(clamped != goal):
-                    self.counts["commands_clamped"] += 1
-                self.counts["targets_accepted"] += 1
-                self.goal = clamped
-                self.action = action
-                self.target_frame = msg.header.frame_id or self.cfg.frame_id
-                self.target_mono = received
-                self.target_stamp = msg.header.stamp
-                published = self._step(from_target=True)
-            if published and self.pub_wrist is not None:
-                out = PoseStamped()
-                out.header.stamp = msg.header.stamp
-                out.header.frame_id = self.target_frame
-                out.pose = pose_from_matrix(self.hand.base_pose_for(action))
-                self.pub_wrist.publish(out)
+    def _on_target(self, msg: PoseArray) -> None:
+        received = time.monotonic()
+        self._count("targets_received")
+        self.target_rate.tick(received)
+        if not finite_pose_array(msg):
+            self._count("targets_rejected_nonfinite", "rejected a hand target containing NaN or inf")
+            return
+        try:
+            action = pose_array_to_action(msg)
+        except ValueError as exc:
+            self._count("targets_rejected_invalid", f"rejected a hand target: {exc}")
+            return
+        with self._lock:
+            q_init = self.goal if self.goal is not None else self.q_meas
+        t0 = time.perf_counter()
+        try:
+            with self._hand_lock:
+                goal = self.hand.retarget(action, q_init, self.method)
+        except ValueError as exc:
+            self._count("retarget_failures", f"retargeting failed: {exc}")
+            return
+        self.retarget_time.add(time.perf_counter() - t0)
+        clamped = np.clip(goal, self.lower, self.upper)
+        with self._lock:
+            if np.any(clamped != goal):
+                self.counts["commands_clamped"] += 1
+            self.counts["targets_accepted"] += 1
+            self.goal = clamped
+            self.action = action
+            self.target_frame = msg.header.frame_id or self.cfg.frame_id
+            self.target_mono = received
+            self.target_stamp = msg.header.stamp
+            published = self._step(from_target=True)
+        if published and self.pub_wrist is not None:
+            out = PoseStamped()
+            out.header.stamp = msg.header.stamp
+            out.header.frame_id = self.target_frame
+            out.pose = pose_from_matrix(self.hand.base_pose_for(action))
+            self.pub_wrist.publish(out)
 
-        # -- the control step --------------------------------------------------------------------
-        def _hold_reason(self, now: float) -> str | None:
-            cfg = self.cfg
-            if cfg.require_prompt and not self.prompt_id:
-                return f"no active prompt on {topics.PROMPT.name}"
-            if self.target_mono is None:
-                return "waiting for the first hand target"
-            if cfg.require_joint_states and self.q_meas is None and self.q_cmd is None:
-                return "waiting for /joint_states"
-            if cfg.lockstep:
-                return None  # time stands still between a lockstep simulator's steps: no ages to watch
-            if cfg.require_observation:
-                if self.obs_mono is None:
-                    return f"waiting for camera frames on {topics.OBSERVATION.name}"
-                age = now - self.obs_mono
-                if age > cfg.observation_timeout:
-                    return f"observation stale {age:.2f} s"
-            age = now - self.target_mono
-            if age > cfg.target_timeout:
-                return f"target stale {age:.2f} s"
-            return None
+    # -- the control step --------------------------------------------------------------------
+    def _hold_reason(self, now: float) -> str | None:
+        cfg = self.cfg
+        if cfg.require_prompt and not self.prompt_id:
+            return f"no active prompt on {topics.PROMPT.name}"
+        if self.target_mono is None:
+            return "waiting for the first hand target"
+        if cfg.require_joint_states and self.q_meas is None and self.q_cmd is None:
+            return "waiting for /joint_states"
+        if cfg.lockstep:
+            return None  # time stands still between a lockstep simulator's steps: no ages to watch
+        if cfg.require_observation:
+            if self.obs_mono is None:
+                return f"waiting for camera frames on {topics.OBSERVATION.name}"
+            age = now - self.obs_mono
+            if age > cfg.observation_timeout:
+                return f"observation stale {age:.2f} s"
+        age = now - self.target_mono
+        if age > cfg.target_timeout:
+            return f"target stale {age:.2f} s"
+        return None
 
-        def _on_timer(self) -> None:
-            if self.cfg.lockstep:
-                return  # one command per target, sent from _on_target
-            with self._lock:
-                self._step(from_target=False)
+    def _on_timer(self) -> None:
+        if self.cfg.lockstep:
+            return  # one command per target, sent from _on_target
+        with self._lock:
+            self._step(from_target=False)
 
-        def _step(self, from_target: bool) -> bool:
-            """One command step (holds self._lock). Returns True when a motion command was published."""
-            now = time.monotonic()
-            # the command's stamp is this moment, the one its dt is measured from (not when it is published)
-            stamp_now = self.get_clock().now().to_msg()
-            reason = self._hold_reason(now)
-            if reason is not None:
-                if not self.holding:
-                    self.counts["holds"] += 1
-                    self.get_logger().warning(f"holding: {reason}")
-                    self.holding = True
-                    self.state = f"holding: {reason}"
-                    self.diag.publish_now()
-                self.state = f"holding: {reason}" if self.q_cmd is not None else reason
-                if self.cfg.hold_mode == "republish" and self.q_cmd is not None:
-                    self._publish(self.q_cmd, 0.0)
-                self.last_step_mono = None
-                return False
-            if self.holding:
-                self.holding = False
-                self.state = "commanding"
-                self.get_logger().info("commanding: fresh target and camera frames")
+    def _step(self, from_target: bool) -> bool:
+        """One command step (holds self._lock). Returns True when a motion command was published."""
+        now = time.monotonic()
+        # the command's stamp is this moment, the one its dt is measured from (not when it is published)
+        stamp_now = self.get_clock().now().to_msg()
+        reason = self._hold_reason(now)
+        if reason is not None:
+            if not self.holding:
+                self.counts["holds"] += 1
+                self.get_logger().warning(f"holding: {reason}")
+                self.holding = True
+                self.state = f"holding: {reason}"
                 self.diag.publish_now()
-            if self.q_cmd is None:
-                start = self.q_meas if self.q_meas is not None else self.goal
-                self.q_cmd = np.clip(start, self.lower, self.upper)
-            period = 1.0 / self.cfg.rate
-            dt = period if self.last_step_mono is None else min(now - self.last_step_mono, 2.0 * period)
-            if self.cfg.lockstep:  # the simulator moves one control period per command, as the benchmark
-                q, limited = self.goal, False
+            self.state = f"holding: {reason}" if self.q_cmd is not None else reason
+            if self.cfg.hold_mode == "republish" and self.q_cmd is not None:
+                self._publish(self.q_cmd, 0.0)
+            self.last_step_mono = None
+            return False
+        if self.holding:
+            self.holding = False
+            self.state = "commanding"
+            self.get_logger().info("commanding: fresh target and camera frames")
+            self.diag.publish_now()
+        if self.q_cmd is None:
+            start = self.q_meas if self.q_meas is not None else self.goal
+            self.q_cmd = np.clip(start, self.lower, self.upper)
+        period = 1.0 / self.cfg.rate
+        dt = period if self.last_step_mono is None else min(now - self.last_step_mono, 2.0 * period)
+        if self.cfg.lockstep:  # the simulator moves one control period per command, as the benchmark
+            q, limited = self.goal, False
+        else:
+            q, limited = velocity_step(self.q_cmd, self.goal, self.cfg.max_joint_velocity, dt)
+        q = np.clip(q, self.lower, self.upper)
+        if limited:
+            self.counts["velocity_limited_steps"] += 1
+        self.q_cmd = q
+        self.last_step_mono = now
+        self._publish(q, dt, self.target_stamp if self.cfg.lockstep and from_target else stamp_now)
+        if from_target and self.target_stamp is not None:
+            stamp = Time.from_msg(self.target_stamp)
+            if stamp.nanoseconds > 0:
+                self.latency.add((self.get_clock().now() - stamp).nanoseconds * 1e-9)
+        return True
+
+    def _publish(self, q: np.ndarray, dt: float, stamp=None) -> None:
+        stamp = stamp or self.get_clock().now().to_msg()
+        self.pub_js.publish(joint_state(self.names, q, stamp))
+        if self.pub_ctrl is not None:
+            data = q[self.ctrl_index]
+            if len(data) != len(self.ctrl_joints):  # cannot happen after the startup check; say so if it does
+                self.get_logger().error(f"controller command has {len(data)} values for {len(self.ctrl_joints)} joints")
             else:
-                q, limited = velocity_step(self.q_cmd, self.goal, self.cfg.max_joint_velocity, dt)
-            q = np.clip(q, self.lower, self.upper)
-            if limited:
-                self.counts["velocity_limited_steps"] += 1
-            self.q_cmd = q
-            self.last_step_mono = now
-            self._publish(q, dt, self.target_stamp if self.cfg.lockstep and from_target else stamp_now)
-            if from_target and self.target_stamp is not None:
-                stamp = Time.from_msg(self.target_stamp)
-                if stamp.nanoseconds > 0:
-                    self.latency.add((self.get_clock().now() - stamp).nanoseconds * 1e-9)
-            return True
+                msg = Float64MultiArray()
+                msg.layout.dim = [MultiArrayDimension(label="joints", size=len(data), stride=len(data))]
+                msg.data = data.tolist()
+                self.pub_ctrl.publish(msg)
+        if self.pub_traj is not None:
+            traj = JointTrajectory()
+            traj.header.stamp = TimeMsg()  # zero: start now
+            traj.joint_names = list(self.names)
+            horizon = max(dt, 1.0 / self.cfg.rate)
+            traj.points = [JointTrajectoryPoint(
+                positions=q.tolist(),
+                time_from_start=Duration(sec=int(horizon), nanosec=int((horizon % 1) * 1e9)))]
+            self.pub_traj.publish(traj)
+        self.counts["commands_published"] += 1
+        self.cmd_rate.tick()
 
-        def _publish(self, q: np.ndarray, dt: float, stamp=None) -> None:
-            stamp = stamp or self.get_clock().now().to_msg()
-            self.pub_js.publish(joint_state(self.names, q, stamp))
-            if self.pub_ctrl is not None:
-                data = q[self.ctrl_index]
-                if len(data) != len(self.ctrl_joints):  # cannot happen after the startup check; say so if it does
-                    self.get_logger().error(f"controller command has {len(data)} values for {len(self.ctrl_joints)} joints")
-                else:
-                    msg = Float64MultiArray()
-                    msg.layout.dim = [MultiArrayDimension(label="joints", size=len(data), stride=len(data))]
-                    msg.data = data.tolist()
-                    self.pub_ctrl.publish(msg)
-            if self.pub_traj is not None:
-                traj = JointTrajectory()
-                traj.header.stamp = TimeMsg()  # zero: start now
-                traj.joint_names = list(self.names)
-                horizon = max(dt, 1.0 / self.cfg.rate)
-                traj.points = [JointTrajectoryPoint(
-                    positions=q.tolist(),
-                    time_from_start=Duration(sec=int(horizon), nanosec=int((horizon % 1) * 1e9)))]
-                self.pub_traj.publish(traj)
-            self.counts["commands_published"] += 1
-            self.cmd_rate.tick()
-
-        # -- rviz ----------------------------------------------------------------------------------
-        def _publish_markers(self) -> None:
-            with self._lock:
-                q = self.q_cmd if self.q_cmd is not None else self.q_meas
-                action, frame, holding = self.action, self.target_frame, self.holding
-            stamp = self.get_clock().now().to_msg()
-            world_T_wrist = action.wrist_pose if action is not None else self.hand.base_T_wrist
-            markers = MarkerArray()
-            if action is not None:
-                tips = action.fingertips_world()
-                m = Marker(ns="targets", id=0, type=Marker.SPHERE_LIST, action=Marker.ADD)
+    # -- rviz ----------------------------------------------------------------------------------
+    def _publish_markers(self) -> None:
+        with self._lock:
+            q = self.q_cmd if self.q_cmd is not None else self.q_meas
+            action, frame, holding = self.action, self.target_frame, self.holding
+        stamp = self.get_clock().now().to_msg()
+        world_T_wrist = action.wrist_pose if action is not None else self.hand.base_T_wrist
+        markers = MarkerArray()
+        if action is not None:
+            tips = action.fingertips_world()
+            m = Marker(ns="targets", id=0, type=Marker.SPHERE_LIST, action=Marker.ADD)
+            m.header.frame_id, m.header.stamp = frame, stamp
+            m.pose.orientation.w = 1.0
+            m.scale.x = m.scale.y = m.scale.z = 0.015
+            m.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=0.8)
+            for i, ok in enumerate(action.mask):
+                if ok:
+                    m.points.append(Point(x=float(tips[i, 0]), y=float(tips[i, 1]), z=float(tips[i, 2])))
+                    r, g, b = finger_colors[i]
+                    m.colors.append(ColorRGBA(r=r, g=g, b=b, a=0.9))
+            markers.markers.append(m)
+        if q is not None:
+            with self._hand_lock:
+                poses = self.hand.kin.frame_poses(q, self.draw_frames)
+            pts = [world_T_wrist[:3, :3] @ poses[n][:3, 3] + world_T_wrist[:3, 3] for n in self.draw_frames]
+            color = ColorRGBA(r=1.0, g=0.6, b=0.1, a=1.0) if holding else ColorRGBA(r=0.2, g=0.8, b=1.0, a=1.0)
+            joints = Marker(ns="hand_joints", id=1, type=Marker.SPHERE_LIST, action=Marker.ADD)
+            links = Marker(ns="hand_links", id=2, type=Marker.LINE_LIST, action=Marker.ADD)
+            for m in (joints, links):
                 m.header.frame_id, m.header.stamp = frame, stamp
                 m.pose.orientation.w = 1.0
-                m.scale.x = m.scale.y = m.scale.z = 0.015
-                m.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=0.8)
-                for i, ok in enumerate(action.mask):
-                    if ok:
-                        m.points.append(Point(x=float(tips[i, 0]), y=float(tips[i, 1]), z=float(tips[i, 2])))
-                        r, g, b = finger_colors[i]
-                        m.colors.append(ColorRGBA(r=r, g=g, b=b, a=0.9))
-                markers.markers.append(m)
-            if q is not None:
-                with self._hand_lock:
-                    poses = self.hand.kin.frame_poses(q, self.draw_frames)
-                pts = [world_T_wrist[:3, :3] @ poses[n][:3, 3] + world_T_wrist[:3, 3] for n in self.draw_frames]
-                color = ColorRGBA(r=1.0, g=0.6, b=0.1, a=1.0) if holding else ColorRGBA(r=0.2, g=0.8, b=1.0, a=1.0)
-                joints = Marker(ns="hand_joints", id=1, type=Marker.SPHERE_LIST, action=Marker.ADD)
-                links = Marker(ns="hand_links", id=2, type=Marker.LINE_LIST, action=Marker.ADD)
-                for m in (joints, links):
-                    m.header.frame_id, m.header.stamp = frame, stamp
-                    m.pose.orientation.w = 1.0
-                    m.color = color
-                joints.scale.x = joints.scale.y = joints.scale.z = 0.01
-                links.scale.x = 0.005
-                joints.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in pts]
-                for a, b in self.draw_segments:
-                    links.points.append(joints.points[a])
-                    links.points.append(joints.points[b])
-                markers.markers += [joints, links]
-            if markers.markers:
-                self.pub_markers.publish(markers)
-            if self.pub_tf is not None and q is not None:
-                try:
-                    self._publish_tf(q, world_T_wrist, frame, stamp)
-                except Exception as exc:  # noqa: BLE001 - visualisation must never stop the command node
-                    self.get_logger().error(f"/tf publishing failed, disabled: {exc}")
-                    self.pub_tf = None
+                m.color = color
+            joints.scale.x = joints.scale.y = joints.scale.z = 0.01
+            links.scale.x = 0.005
+            joints.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in pts]
+            for a, b in self.draw_segments:
+                links.points.append(joints.points[a])
+                links.points.append(joints.points[b])
+            markers.markers += [joints, links]
+        if markers.markers:
+            self.pub_markers.publish(markers)
+        if self.pub_tf is not None and q is not None:
+            try:
+                self._publish_tf(q, world_T_wrist, frame, stamp)
+            except Exception as exc:  # noqa: BLE001 - visualisation must never stop the command node
+                self.get_logger().error(f"/tf publishing failed, disabled: {exc}")
+                self.pub_tf = None
 
-        def _publish_tf(self, q, world_T_wrist, frame, stamp) -> None:
-            """world → every hand link (a flat tree: enough for rviz's RobotModel)."""
-            with self._hand_lock:
-                poses = self.hand.kin.frame_poses(q, self.tf_links)
-            msg = TFMessage()
-            for link in self.tf_links:
-                pose = pose_from_matrix(world_T_wrist @ poses[link])
-                t = TransformStamped()
-                t.header.stamp, t.header.frame_id, t.child_frame_id = stamp, frame, link
-                t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (
-                    pose.position.x, pose.position.y, pose.position.z)
-                t.transform.rotation = pose.orientation
-                msg.transforms.append(t)
-            self.pub_tf.publish(msg)
+    def _publish_tf(self, q, world_T_wrist, frame, stamp) -> None:
+        """world → every hand link (a flat tree: enough for rviz's RobotModel)."""
+        with self._hand_lock:
+            poses = self.hand.kin.frame_poses(q, self.tf_links)
+        msg = TFMessage()
+        for link in self.tf_links:
+            pose = pose_from_matrix(world_T_wrist @ poses[link])
+            t = TransformStamped()
+            t.header.stamp, t.header.frame_id, t.child_frame_id = stamp, frame, link
+            t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (
+                pose.position.x, pose.position.y, pose.position.z)
+            t.transform.rotation = pose.orientation
+            msg.transforms.append(t)
+        self.pub_tf.publish(msg)
 
-        # -- diagnostics -----------------------------------------------------------------------------
-        def _diagnostics(self):
-            now = time.monotonic()
-            with self._lock:
-                values = {"state": self.state, "prompt": self.prompt_id, **self.counts}
-                target_age = None if self.target_mono is None else now - self.target_mono
-                obs_age = None if self.obs_mono is None else now - self.obs_mono
-                holding, state, problem = self.holding, self.state, self.last_problem
-            values.update({
-                "command_rate_hz": self.cmd_rate.rate(), "target_rate_hz": self.target_rate.rate(),
-                "observation_rate_hz": self.obs_rate.rate(),
-                "target_age_s": -1.0 if target_age is None else target_age,
-                "observation_age_s": -1.0 if obs_age is None else obs_age,
-                "hold_mode": self.cfg.hold_mode, "last_problem": problem,
-                "joints": len(self.names), "controller_joints": len(self.ctrl_joints),
-            })
-            for k, v in self.latency.summary_ms().items():
-                values[f"frame_to_command_{k}_ms" if k != "n" else "frame_to_command_samples"] = v
-            for k, v in self.retarget_time.summary_ms().items():
-                if k != "n":
-                    values[f"retarget_{k}_ms"] = v
-            if holding:
-                return WARN, state, values
-            return OK, state, values
-
-    return CommandNode
+    # -- diagnostics -----------------------------------------------------------------------------
+    def _diagnostics(self):
+        now = time.monotonic()
+        with self._lock:
+            values = {"state": self.state, "prompt": self.prompt_id, **self.counts}
+            target_age = None if self.target_mono is None else now - self.target_mono
+            obs_age = None if self.obs_mono is None else now - self.obs_mono
+            holding, state, problem = self.holding, self.state, self.last_problem
+        values.update({
+            "command_rate_hz": self.cmd_rate.rate(), "target_rate_hz": self.target_rate.rate(),
+            "observation_rate_hz": self.obs_rate.rate(),
+            "target_age_s": -1.0 if target_age is None else target_age,
+            "observation_age_s": -1.0 if obs_age is None else obs_age,
+            "hold_mode": self.cfg.hold_mode, "last_problem": problem,
+            "joints": len(self.names), "controller_joints": len(self.ctrl_joints),
+        })
+        for k, v in self.latency.summary_ms().items():
+            values[f"frame_to_command_{k}_ms" if k != "n" else "frame_to_command_samples"] = v
+        for k, v in self.retarget_time.summary_ms().items():
+            if k != "n":
+                values[f"retarget_{k}_ms"] = v
+        if holding:
+            return WARN, state, values
+        return OK, state, values
 
 
 def main(args: list[str] | None = None) -> int:
     # One thread: retargeting takes 1-3 ms, well inside the 10 ms step, and rclpy's multi-threaded
     # executor measured ~60 % more CPU and a higher latency tail here (benchmarks/bench_ros_latency.py).
-    return run_node(lambda: _make_node_class()(), "command", args, threads=1)
+    return run_node(lambda: CommandNode(), "command", args, threads=1)
 
 
 if __name__ == "__main__":

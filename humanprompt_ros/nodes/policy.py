@@ -1,17 +1,17 @@
-"""Policy node: observation + prompt + ``/joint_states`` → ``/humanprompt/hand_target`` (SPEC §2, §4).
+"""Policy node: observation + prompt + ``/joint_states`` → ``/humanprompt/hand_target``.
 
 ::
 
     python -m humanprompt_ros.nodes.policy --ros-args -p policy:=replay
     python -m humanprompt_ros.nodes.policy --ros-args -p policy:=checkpoint -p checkpoint:=models/pour.safetensors
 
-Parameters: :class:`humanprompt_ros.nodes.config.PolicyConfig` (defaults in ``config/policy.yaml``).
+Parameters: :class:`humanprompt_ros.config.nodes.PolicyConfig` (defaults in ``config/policy.yaml``).
 
-Backends (the Policy protocol of :mod:`humanprompt_ros.policy`, built with ``make_policy``):
+Backends (the Policy protocol of :mod:`humanprompt_ros.policies`, built with ``make_policy``):
 ``replay`` (the prompt episode's unified actions, open loop: retarget-the-human-demo, runs on a
 real hand today), ``scripted`` (the benchmark's expert for the prompt's task and seed, computed
 from the simulator's privileged initial state; tests only) and ``checkpoint`` (the learned policy,
-``humanprompt_ros.stage2``; a missing or mismatched checkpoint stops the node at startup with the
+``humanprompt_ros.policies.learned``; a missing or mismatched checkpoint stops the node at startup with the
 reason, exit code 2).
 
 In: ``/humanprompt/observation`` (the latest frame is kept; frames never used are counted as
@@ -46,7 +46,7 @@ How it runs
 * **Control loop** (a thread of its own, never the executor's): every ``1/rate`` s one action of
   the current chunk is published. When ``lookahead`` actions are left, ``act(latest frame,
   proprio)`` is called for the next chunk on a worker thread while the current one keeps running
-  (SPEC §1: "executed with temporal ensembling while the next is computed"; the learned policy
+  (the learned policy
   blends overlapping chunks itself), so the hand does not pause for inference; the new chunk
   follows the current one, as the protocol's contract says. A chunk that is not ready when the
   current one runs out is waited for (counted ``chunks_late``: raise ``lookahead``).
@@ -63,695 +63,417 @@ How it runs
 * **Stale camera**: while the newest frame is older than ``max_observation_age`` the node pauses:
   no targets, and the chunk does not advance (the hand holds; it resumes where it stopped).
 * ``~/reset`` (std_srvs/Trigger): start the active prompt's episode again (``policy.reset()``).
+
+Kept as one module (~480 lines): one ROS 2 node class per file; the chunk runner, the backend and
+the policies it adapts are ROS-free in :mod:`humanprompt_ros.control` and :mod:`humanprompt_ros.policies`.
 """
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 import threading
 import time
-from collections import deque
-from pathlib import Path
-from typing import Any
 
 import numpy as np
+from geometry_msgs.msg import PoseArray, PoseStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.time import Time
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32MultiArray, String
+from std_srvs.srv import Trigger
 
-from ..nodes.config import PolicyConfig
-from ..nodes.runtime import StartupError, run_node
-from ..policy import OpenLoopPlan
-
-
-class ScriptedFromPrompt(OpenLoopPlan):
-    """``scripted`` inside the graph: the benchmark expert's plan for the prompt's task and seed
-    (read from the prompt episode's meta), computed from the simulator's privileged initial state,
-    executed open loop ``chunk`` actions per call. Tests only: a real robot has no such state."""
-
-    name = "scripted"
-
-    def set_prompt(self, prompt: Any) -> None:
-        from ..data import load_episode
-        from ..sim import SimEnv, home_action, load_task
-        from ..sim.experts import expert_actions
-        from .sim_driver import resolve_task
-
-        ep = load_episode(prompt) if not hasattr(prompt, "meta") else prompt
-        task, seed = ep.meta.get("task"), ep.meta.get("seed")
-        if task is None or seed is None:
-            raise ValueError("the scripted policy needs a benchmark episode as the prompt (its meta.json names the "
-                             "task and seed)")
-        env = SimEnv(load_task(resolve_task(str(task))), "robot", render=False)
-        try:
-            env.reset(int(seed))
-            self.plan = expert_actions(env.instance, home_action(env.cfg), env.horizon)
-        finally:
-            env.close()
-        self.t = 0
+from humanprompt_ros.action import HandAction
+from humanprompt_ros.config.nodes import PolicyConfig, StartupError
+from humanprompt_ros.control.backend import build_backend
+from humanprompt_ros.control.chunk_runner import PolicyRunner
+from humanprompt_ros.hand.hand import load_hand
+from humanprompt_ros.models.checkpoint import checkpoint_identity
+from humanprompt_ros.nodes.runtime import run_node
+from humanprompt_ros.paths import config_path, resolve_checkpoint, resolve_hand_path
+from humanprompt_ros.ros import topics
+from humanprompt_ros.ros.conversions import action_to_pose_array, joint_positions, matrix_from_pose, msg_to_tokens
+from humanprompt_ros.ros.diagnostics import ERROR, OK, WARN, LatencyStats, NodeDiagnostics, RateMeter
+from humanprompt_ros.ros.image import image_to_numpy
+from humanprompt_ros.ros.params import declare_config, watch_config
 
 
-def checkpoint_identity(path: str | Path) -> str:
-    """A short identity of a checkpoint file's content: sha1 of its safetensors header (config, hand,
-    step, ...), its size and mtime. Two nodes share prompt tokens only when their identities match,
-    so tokens from another checkpoint (or an older version of the same file) are never used."""
-    p = Path(path)
-    st = p.stat()
-    h = hashlib.sha1()
-    with p.open("rb") as f:
-        head = f.read(8)
-        h.update(head)
-        if len(head) == 8:
-            h.update(f.read(min(int.from_bytes(head, "little"), 100 << 20)))
-    h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
-def resolve_checkpoint(value: str) -> Path:
-    from ..paths import share_dir
-
-    if not value:
-        return share_dir() / "models" / "policy.safetensors"
-    p = Path(value).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    return share_dir() / p
-
-
-def build_backend(cfg: PolicyConfig, hand_name: str):
-    """The configured backend, without a prompt. ``StartupError`` with the reason when it cannot be built."""
-    from ..policy import make_policy
-
-    if cfg.policy == "replay":
-        return make_policy("replay", chunk=cfg.chunk)
-    if cfg.policy == "scripted":
-        return ScriptedFromPrompt(chunk=cfg.chunk)
-    path = resolve_checkpoint(cfg.checkpoint)
-    if not path.is_file():
-        raise StartupError(f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train, or set "
-                           "checkpoint:=PATH)")
-    try:
-        import humanprompt_ros.stage2  # noqa: F401 - registers the "checkpoint" backend
-    except ImportError as exc:
-        raise StartupError(f"policy:=checkpoint needs the learning dependencies (torch): {exc}") from None
-    try:
-        return make_policy(str(path), hand=hand_name, device=cfg.device, threads=cfg.threads,
-                           guidance=cfg.guidance or None)
-    except Exception as exc:  # noqa: BLE001 - CheckpointError, ValueError, torch errors: all say why
-        raise StartupError(f"checkpoint {path}: {exc}") from None
-
-
-class PolicyRunner:
-    """The ROS-free core: the active prompt's policy, atomic prompt swaps and the chunk queue (thread safe).
-
-    Chunks are computed ahead (``lookahead``): when ``lookahead`` or fewer actions of the current
-    chunk are left, the next chunk is requested from a worker thread with the freshest frame and
-    proprio, while the control loop keeps executing the current one; it is appended when ready,
-    so the hand does not pause for inference as long as inference takes less than ``lookahead``
-    control periods. The protocol's ``act`` contract still holds: one call per chunk, each call's
-    actions follow the previous call's (the learned policy's temporal ensembling counts steps that
-    way). ``lookahead=0``: execute the whole chunk, then compute the next one on the control thread
-    (the control loop stalls for the inference time; the observation is the newest possible).
-    Only one ``act`` runs at a time; the first chunk of a prompt (nothing queued) is computed on the
-    caller's thread.
-
-    A chunk computed ahead comes from an observation taken as the action ``left + 1`` steps before
-    the chunk's first step started. A backend whose ``act`` takes ``lag`` (the learned policy does)
-    gets ``act(frame, proprio, lag=left + 1)`` and aligns its plan to the observation (plan index 0 =
-    the observed step; it returns the actions from index ``lag``); other backends get
-    ``act(frame, proprio)``, i.e. their chunk starts ``left + 1`` steps after the state it was planned
-    from. Measured before the learned policy aligned, in a deterministic emulation of the graph
-    (open_drawer, 10 held-out seeds): blocking 0.8, 2 actions ahead without alignment 0.3.
-    """
-
-    def __init__(self, template, warmup: bool = True, warmup_frame: np.ndarray | None = None, lookahead: int = 0):
-        self.template = template
-        self.warmup = warmup
-        self.warmup_frame = warmup_frame if warmup_frame is not None else np.zeros((96, 96, 3), np.uint8)
-        self.lookahead = int(lookahead)
-        self._lock = threading.Lock()
-        self.policy = None
-        self.prompt_id = ""
-        self.prompt: dict = {}
-        self.queue: deque[tuple[np.ndarray, Any, float | None]] = deque()  # (action, stamp, inference s or None)
-        self.chunk_stamp = None
-        self.generation = 0  # bumps on every prompt change (cancels stale workers)
-        self.epoch = 0  # bumps on every prompt change, clear and reset (drops chunks computed before)
-        self._pending: threading.Thread | None = None  # the worker computing the next chunk
-        self._pending_for: tuple = (None, -1)  # (policy, epoch) it computes for
-        self._pending_error: BaseException | None = None
-        self.counts = {"chunks_ahead": 0, "chunks_late": 0, "chunks_dropped": 0}
-
-    def prepare(self, prompt: dict, proprio: np.ndarray | None = None, encoded: tuple | None = None):
-        """Slow (worker thread): a copy of the backend with ``prompt`` set and warmed up; ``encoded`` =
-        (tokens, skill) already computed for it (the learned backend's ``set_encoded``)."""
-        policy = copy.copy(self.template)
-        if encoded is not None:
-            policy.set_encoded(*encoded)
-        else:
-            policy.set_prompt(prompt["path"])
-        if self.warmup:
-            policy.act(self.warmup_frame, np.zeros(24) if proprio is None else proprio)
-            policy.reset()
-        return policy
-
-    def swap(self, prompt: dict, policy, generation: int) -> bool:
-        with self._lock:
-            if generation != self.generation:
-                return False  # superseded by a newer prompt or a clear
-            self.policy, self.prompt_id, self.prompt = policy, str(prompt.get("id", "")), prompt
-            self._drop_queue()
-            return True
-
-    def next_generation(self) -> int:
-        with self._lock:
-            self.generation += 1
-            return self.generation
-
-    def _drop_queue(self) -> None:
-        """(holds the lock) forget queued actions and any chunk being computed."""
-        self.queue.clear()
-        self.chunk_stamp = None
-        self.epoch += 1
-
-    def clear(self) -> None:
-        with self._lock:
-            self.generation += 1
-            self.policy, self.prompt_id, self.prompt = None, "", {}
-            self._drop_queue()
-
-    def reset(self) -> bool:
-        self.wait_pending()  # never reset a policy while its act() runs on the worker
-        with self._lock:
-            if self.policy is None:
-                return False
-            self.policy.reset()
-            self._drop_queue()
-            return True
-
-    @property
-    def active(self) -> bool:
-        return self.policy is not None
-
-    @property
-    def computing(self) -> bool:
-        th = self._pending
-        return th is not None and th.is_alive()
-
-    def needs_chunk(self) -> bool:
-        with self._lock:
-            return self.policy is not None and not self.queue
-
-    def wait_pending(self, timeout: float | None = None) -> None:
-        th = self._pending
-        if th is not None:
-            th.join(timeout)
-
-    @staticmethod
-    def takes_lag(policy) -> bool:
-        """Whether ``policy.act`` accepts ``lag`` (see :meth:`step`)."""
-        import inspect
-
-        try:
-            return "lag" in inspect.signature(policy.act).parameters
-        except (TypeError, ValueError):
-            return False
-
-    def _act(self, policy, frame, proprio, lag: int = 0) -> tuple[np.ndarray, float]:
+class PolicyNode(Node):
+    def __init__(self):
+        super().__init__("policy")
+        self.cfg: PolicyConfig = declare_config(self, PolicyConfig, config_path("policy.yaml"), "policy")
+        watch_config(self, PolicyConfig, self._on_config)
+        hand_path = resolve_hand_path(self.cfg.hand)
+        if not hand_path.is_file():
+            raise StartupError(f"hand: no such hand config: {hand_path}")
+        self.hand = load_hand(hand_path)
+        self.hand.fk(self.hand.neutral())  # warm-up of the kinematics
         t0 = time.perf_counter()
-        if lag and self.takes_lag(policy):
-            chunk = np.asarray(policy.act(frame, proprio, lag=lag), np.float64)
-        else:
-            chunk = np.asarray(policy.act(frame, proprio), np.float64)
-        dt = time.perf_counter() - t0
-        if chunk.ndim != 2 or chunk.shape[1] != 24 or len(chunk) == 0:
-            raise ValueError(f"the policy returned an action chunk of shape {chunk.shape}, expected (H, 24)")
-        return chunk, dt
+        self.checkpoint_id = ""  # identity of the loaded checkpoint ("" : none, never matches)
+        if self.cfg.policy == "checkpoint":
+            path = resolve_checkpoint(self.cfg.checkpoint)
+            before = checkpoint_identity(path) if path.is_file() else ""
+        self.runner = PolicyRunner(build_backend(self.cfg, self.hand.name), self.cfg.warmup,
+                                   lookahead=self.cfg.lookahead)
+        if self.cfg.policy == "checkpoint" and hasattr(self.runner.template, "set_encoded"):
+            after = checkpoint_identity(path)
+            self.checkpoint_id = before if before == after else ""  # replaced while loading: trust no tokens
+        self.load_s = time.perf_counter() - t0
+        self._tokens_cv = threading.Condition()
+        self._tokens: dict[str, tuple] = {}  # prompt id → (tokens, skill) from the prompt encoder
+        self._lock = threading.Lock()
+        self.frame: np.ndarray | None = None
+        self.frame_stamp = None
+        self.frame_mono: float | None = None
+        self.frame_used = True
+        self.frame_seq = 0  # frames received (lockstep acts once per frame)
+        self.q_stamp_ns = self.base_stamp_ns = -1  # stamps of the latest joint state and wrist pose
+        self.q: np.ndarray | None = None
+        self.base_pose: np.ndarray | None = None
+        self.base_from = "none"
+        self.counts = dict(frames_received=0, frames_used=0, frames_dropped_stale=0, frames_bad=0,
+                           frames_repeated=0, frames_out_of_order=0, targets_published=0, chunks=0, prompts=0,
+                           prompt_failures=0, pauses=0, act_failures=0, joint_states_invalid=0, prompts_from_tokens=0,
+                           prompts_encoded_here=0, tokens_received=0, tokens_ignored=0)
+        self.state = "waiting for a prompt"
+        self.paused = False
+        self.last_problem = ""
+        self.inference = LatencyStats(500)
+        self.frame_latency = LatencyStats(500)
+        self.target_rate = RateMeter()
+        self.preparing = ""
+        qos = topics.qos_profile
+        self.pub = self.create_publisher(PoseArray, topics.HAND_TARGET.name, qos(topics.HAND_TARGET))
+        inputs = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(Image, topics.OBSERVATION.name, self._on_observation,
+                                 topics.subscription_qos(topics.OBSERVATION), callback_group=inputs)
+        self.create_subscription(JointState, topics.JOINT_STATES.name, self._on_joint_states,
+                                 topics.subscription_qos(topics.JOINT_STATES), callback_group=inputs)
+        self.create_subscription(PoseStamped, self.cfg.wrist_pose_topic, self._on_wrist_pose,
+                                 topics.subscription_qos(topics.JOINT_STATES), callback_group=inputs)
+        self.create_subscription(PoseStamped, topics.WRIST_TARGET.name, self._on_wrist_target,
+                                 topics.subscription_qos(topics.WRIST_TARGET), callback_group=inputs)
+        self.create_subscription(String, topics.PROMPT.name, self._on_prompt,
+                                 topics.subscription_qos(topics.PROMPT), callback_group=MutuallyExclusiveCallbackGroup())
+        if self.checkpoint_id:
+            self.create_subscription(Float32MultiArray, topics.PROMPT_TOKENS.name, self._on_tokens,
+                                     topics.subscription_qos(topics.PROMPT_TOKENS),
+                                     callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
+        self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
+                                    hardware_id=f"{self.cfg.policy} / {self.hand.name}",
+                                    callback_group=MutuallyExclusiveCallbackGroup())
+        self._stop = threading.Event()
+        self._frame_event = threading.Event()  # lockstep: a camera frame arrived
+        self._thread = threading.Thread(target=self._control_loop, name="policy-control", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"ready: backend {self.cfg.policy} (loaded in {self.load_s:.2f} s), hand {self.hand.name!r}, "
+            f"{self.cfg.rate:g} Hz; waiting for a prompt on {topics.PROMPT.name}")
 
-    def _extend(self, policy, epoch: int, chunk: np.ndarray, stamp, dt: float) -> bool:
-        """(holds the lock) queue a chunk computed by ``policy`` for ``epoch``; False when it is stale."""
-        if policy is not self.policy or epoch != self.epoch:
-            self.counts["chunks_dropped"] += 1
-            return False
-        self.queue.extend((a, stamp, dt if i == 0 else None) for i, a in enumerate(chunk))
-        return True
+    def _on_config(self, cfg: PolicyConfig) -> None:
+        self.cfg = cfg
+        self.runner.lookahead = cfg.lookahead
 
-    def _worker(self, policy, epoch: int, frame, stamp, proprio, lag: int) -> None:
+    def _problem(self, key: str, msg: str) -> None:
+        with self._lock:
+            self.counts[key] += 1
+            self.last_problem = msg
+        self.get_logger().warning(msg, throttle_duration_sec=2.0)
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _on_observation(self, msg: Image) -> None:
         try:
-            chunk, dt = self._act(policy, frame, proprio, lag)
-        except BaseException as exc:  # noqa: BLE001 - raised again on the control thread by step()
-            with self._lock:
-                if policy is self.policy and epoch == self.epoch:
-                    self._pending_error = exc
+            frame = image_to_numpy(msg)
+        except ValueError as exc:
+            self._problem("frames_bad", f"dropped an observation: {exc}")
             return
         with self._lock:
-            self._extend(policy, epoch, chunk, stamp, dt)
+            self.counts["frames_received"] += 1
+            if self.cfg.lockstep and self.frame_stamp is not None and \
+                    Time.from_msg(msg.header.stamp).nanoseconds < Time.from_msg(self.frame_stamp).nanoseconds:
+                self.counts["frames_out_of_order"] += 1  # a late frame of an earlier step (or episode)
+                return
+            if not self.frame_used:
+                self.counts["frames_dropped_stale"] += 1  # replaced before any act() saw it
+            self.frame, self.frame_stamp, self.frame_mono, self.frame_used = (
+                frame, msg.header.stamp, time.monotonic(), False)
+            self.frame_seq += 1
+        self._frame_event.set()
 
-    def step(self, frame_fn, proprio_fn) -> tuple[np.ndarray | None, Any, float | None]:
-        """One control step: (action or None, stamp of the frame its chunk came from, inference seconds
-        of its chunk when this is the chunk's first action, else None).
-
-        ``frame_fn()`` returns (frame, stamp) of the latest observation and ``proprio_fn()`` the current
-        proprio; both are called only when a chunk is requested.
-        """
-        th = self._pending
+    def _on_joint_states(self, msg: JointState) -> None:
+        try:
+            q = joint_positions(msg, self.hand.joint_names)
+        except ValueError as exc:
+            self._problem("joint_states_invalid", f"ignored /joint_states: {exc}")
+            return
         with self._lock:
-            if self._pending_error is not None:
-                exc, self._pending_error = self._pending_error, None
-                raise exc
-            policy, epoch = self.policy, self.epoch
-            if policy is None:
-                return None, None, None
-            queued = bool(self.queue)
-        if not queued and th is not None and th.is_alive() and self._pending_for == (policy, epoch):
-            th.join()  # the next chunk is late (inference slower than the lookahead): wait for it
-            with self._lock:
-                self.counts["chunks_late"] += 1
-            return self.step(frame_fn, proprio_fn)
-        if not queued:
-            frame, stamp = frame_fn()
-            chunk, dt = self._act(policy, frame, proprio_fn())
-            with self._lock:
-                if not self._extend(policy, epoch, chunk, stamp, dt):
-                    return None, None, dt  # swapped or reset during inference: drop the old chunk
+            self.q = q
+            self.q_stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
+
+    def _on_wrist_pose(self, msg: PoseStamped) -> None:
+        try:
+            pose = matrix_from_pose(msg.pose, "wrist pose")
+        except ValueError:
+            return
         with self._lock:
-            if policy is not self.policy or epoch != self.epoch or not self.queue:
-                return None, None, None
-            action, stamp, dt = self.queue.popleft()
-            self.chunk_stamp = stamp
-            left = len(self.queue)
-            request = 0 < left <= self.lookahead and not self.computing
-        if request:
-            frame, fstamp = frame_fn()
-            # the frame shows the state as the action just popped starts: plan step 0 is that action, and
-            # the new chunk begins after the ``left`` still queued, so its first step is plan step left + 1
-            worker = threading.Thread(target=self._worker, args=(policy, epoch, frame, fstamp, proprio_fn(), left + 1),
-                                      name="policy-next-chunk", daemon=True)
-            with self._lock:
-                if policy is not self.policy or epoch != self.epoch:
-                    return action, stamp, dt
-                self._pending, self._pending_for = worker, (policy, epoch)
-                self.counts["chunks_ahead"] += 1
-            worker.start()
-        return action, stamp, dt
+            self.base_pose, self.base_from = pose, "measured"
+            self.base_stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
 
-
-def _make_node_class():
-    from geometry_msgs.msg import PoseArray, PoseStamped
-    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-    from rclpy.node import Node
-    from rclpy.time import Time
-    from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import Float32MultiArray, String
-    from std_srvs.srv import Trigger
-
-    from ..action import HandAction
-    from ..hand import load_hand
-    from ..paths import config_path
-    from ..ros import topics
-    from ..ros.conversions import action_to_pose_array, joint_positions, matrix_from_pose, msg_to_tokens
-    from ..ros.diagnostics import ERROR, OK, WARN, LatencyStats, NodeDiagnostics, RateMeter
-    from ..ros.image import image_to_numpy
-    from ..ros.params import declare_config, watch_config
-    from .command import resolve_hand_path
-
-    class PolicyNode(Node):
-        def __init__(self):
-            super().__init__("policy")
-            self.cfg: PolicyConfig = declare_config(self, PolicyConfig, config_path("policy.yaml"), "policy")
-            watch_config(self, PolicyConfig, self._on_config)
-            hand_path = resolve_hand_path(self.cfg.hand)
-            if not hand_path.is_file():
-                raise StartupError(f"hand: no such hand config: {hand_path}")
-            self.hand = load_hand(hand_path)
-            self.hand.fk(self.hand.neutral())  # warm-up of the kinematics
-            t0 = time.perf_counter()
-            self.checkpoint_id = ""  # identity of the loaded checkpoint ("" : none, never matches)
-            if self.cfg.policy == "checkpoint":
-                path = resolve_checkpoint(self.cfg.checkpoint)
-                before = checkpoint_identity(path) if path.is_file() else ""
-            self.runner = PolicyRunner(build_backend(self.cfg, self.hand.name), self.cfg.warmup,
-                                       lookahead=self.cfg.lookahead)
-            if self.cfg.policy == "checkpoint" and hasattr(self.runner.template, "set_encoded"):
-                after = checkpoint_identity(path)
-                self.checkpoint_id = before if before == after else ""  # replaced while loading: trust no tokens
-            self.load_s = time.perf_counter() - t0
-            self._tokens_cv = threading.Condition()
-            self._tokens: dict[str, tuple] = {}  # prompt id → (tokens, skill) from the prompt encoder
-            self._lock = threading.Lock()
-            self.frame: np.ndarray | None = None
-            self.frame_stamp = None
-            self.frame_mono: float | None = None
-            self.frame_used = True
-            self.frame_seq = 0  # frames received (lockstep acts once per frame)
-            self.q_stamp_ns = self.base_stamp_ns = -1  # stamps of the latest joint state and wrist pose
-            self.q: np.ndarray | None = None
-            self.base_pose: np.ndarray | None = None
-            self.base_from = "none"
-            self.counts = dict(frames_received=0, frames_used=0, frames_dropped_stale=0, frames_bad=0,
-                               frames_repeated=0, frames_out_of_order=0, targets_published=0, chunks=0, prompts=0,
-                               prompt_failures=0, pauses=0, act_failures=0, joint_states_invalid=0, prompts_from_tokens=0,
-                               prompts_encoded_here=0, tokens_received=0, tokens_ignored=0)
-            self.state = "waiting for a prompt"
-            self.paused = False
-            self.last_problem = ""
-            self.inference = LatencyStats(500)
-            self.frame_latency = LatencyStats(500)
-            self.target_rate = RateMeter()
-            self.preparing = ""
-            qos = topics.qos_profile
-            self.pub = self.create_publisher(PoseArray, topics.HAND_TARGET.name, qos(topics.HAND_TARGET))
-            inputs = MutuallyExclusiveCallbackGroup()
-            self.create_subscription(Image, topics.OBSERVATION.name, self._on_observation,
-                                     topics.subscription_qos(topics.OBSERVATION), callback_group=inputs)
-            self.create_subscription(JointState, topics.JOINT_STATES.name, self._on_joint_states,
-                                     topics.subscription_qos(topics.JOINT_STATES), callback_group=inputs)
-            self.create_subscription(PoseStamped, self.cfg.wrist_pose_topic, self._on_wrist_pose,
-                                     topics.subscription_qos(topics.JOINT_STATES), callback_group=inputs)
-            self.create_subscription(PoseStamped, topics.WRIST_TARGET.name, self._on_wrist_target,
-                                     topics.subscription_qos(topics.WRIST_TARGET), callback_group=inputs)
-            self.create_subscription(String, topics.PROMPT.name, self._on_prompt,
-                                     topics.subscription_qos(topics.PROMPT), callback_group=MutuallyExclusiveCallbackGroup())
-            if self.checkpoint_id:
-                self.create_subscription(Float32MultiArray, topics.PROMPT_TOKENS.name, self._on_tokens,
-                                         topics.subscription_qos(topics.PROMPT_TOKENS),
-                                         callback_group=MutuallyExclusiveCallbackGroup())
-            self.create_service(Trigger, "~/reset", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
-            self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
-                                        hardware_id=f"{self.cfg.policy} / {self.hand.name}",
-                                        callback_group=MutuallyExclusiveCallbackGroup())
-            self._stop = threading.Event()
-            self._frame_event = threading.Event()  # lockstep: a camera frame arrived
-            self._thread = threading.Thread(target=self._control_loop, name="policy-control", daemon=True)
-            self._thread.start()
-            self.get_logger().info(
-                f"ready: backend {self.cfg.policy} (loaded in {self.load_s:.2f} s), hand {self.hand.name!r}, "
-                f"{self.cfg.rate:g} Hz; waiting for a prompt on {topics.PROMPT.name}")
-
-        def _on_config(self, cfg: PolicyConfig) -> None:
-            self.cfg = cfg
-            self.runner.lookahead = cfg.lookahead
-
-        def _problem(self, key: str, msg: str) -> None:
-            with self._lock:
-                self.counts[key] += 1
-                self.last_problem = msg
-            self.get_logger().warning(msg, throttle_duration_sec=2.0)
-
-        # -- inputs ---------------------------------------------------------------------------------
-        def _on_observation(self, msg: Image) -> None:
-            try:
-                frame = image_to_numpy(msg)
-            except ValueError as exc:
-                self._problem("frames_bad", f"dropped an observation: {exc}")
+    def _on_wrist_target(self, msg: PoseStamped) -> None:
+        with self._lock:
+            if self.base_from == "measured":
                 return
-            with self._lock:
-                self.counts["frames_received"] += 1
-                if self.cfg.lockstep and self.frame_stamp is not None and \
-                        Time.from_msg(msg.header.stamp).nanoseconds < Time.from_msg(self.frame_stamp).nanoseconds:
-                    self.counts["frames_out_of_order"] += 1  # a late frame of an earlier step (or episode)
-                    return
-                if not self.frame_used:
-                    self.counts["frames_dropped_stale"] += 1  # replaced before any act() saw it
-                self.frame, self.frame_stamp, self.frame_mono, self.frame_used = (
-                    frame, msg.header.stamp, time.monotonic(), False)
-                self.frame_seq += 1
-            self._frame_event.set()
+        try:
+            pose = matrix_from_pose(msg.pose, "wrist target")
+        except ValueError:
+            return
+        with self._lock:
+            self.base_pose, self.base_from = pose, "commanded"
 
-        def _on_joint_states(self, msg: JointState) -> None:
-            try:
-                q = joint_positions(msg, self.hand.joint_names)
-            except ValueError as exc:
-                self._problem("joint_states_invalid", f"ignored /joint_states: {exc}")
-                return
-            with self._lock:
-                self.q = q
-                self.q_stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
+    def _on_tokens(self, msg: Float32MultiArray) -> None:
+        """Prompt tokens from the prompt encoder: kept when they come from this node's checkpoint."""
+        try:
+            meta, tokens = msg_to_tokens(msg)
+        except ValueError as exc:
+            self._problem("tokens_ignored", f"ignored {topics.PROMPT_TOKENS.name}: {exc}")
+            return
+        if tokens is None:
+            return  # the prompt was cleared
+        if meta["checkpoint"] != self.checkpoint_id:
+            self._problem("tokens_ignored", f"ignored the prompt encoder's tokens for {meta['prompt_id']!r}: "
+                                            "encoded with another checkpoint (this node encodes that prompt "
+                                            "itself)")
+            return
+        with self._lock:
+            self.counts["tokens_received"] += 1
+        with self._tokens_cv:
+            self._tokens = {**dict(list(self._tokens.items())[-3:]), meta["prompt_id"]: (tokens, meta["skill"])}
+            self._tokens_cv.notify_all()
 
-        def _on_wrist_pose(self, msg: PoseStamped) -> None:
-            try:
-                pose = matrix_from_pose(msg.pose, "wrist pose")
-            except ValueError:
-                return
-            with self._lock:
-                self.base_pose, self.base_from = pose, "measured"
-                self.base_stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
-
-        def _on_wrist_target(self, msg: PoseStamped) -> None:
-            with self._lock:
-                if self.base_from == "measured":
-                    return
-            try:
-                pose = matrix_from_pose(msg.pose, "wrist target")
-            except ValueError:
-                return
-            with self._lock:
-                self.base_pose, self.base_from = pose, "commanded"
-
-        def _on_tokens(self, msg: Float32MultiArray) -> None:
-            """Prompt tokens from the prompt encoder: kept when they come from this node's checkpoint."""
-            try:
-                meta, tokens = msg_to_tokens(msg)
-            except ValueError as exc:
-                self._problem("tokens_ignored", f"ignored {topics.PROMPT_TOKENS.name}: {exc}")
-                return
-            if tokens is None:
-                return  # the prompt was cleared
-            if meta["checkpoint"] != self.checkpoint_id:
-                self._problem("tokens_ignored", f"ignored the prompt encoder's tokens for {meta['prompt_id']!r}: "
-                                                "encoded with another checkpoint (this node encodes that prompt "
-                                                "itself)")
-                return
-            with self._lock:
-                self.counts["tokens_received"] += 1
-            with self._tokens_cv:
-                self._tokens = {**dict(list(self._tokens.items())[-3:]), meta["prompt_id"]: (tokens, meta["skill"])}
-                self._tokens_cv.notify_all()
-
-        def _wait_tokens(self, prompt: dict) -> tuple | None:
-            """(tokens, skill) of ``prompt`` from the prompt encoder, waiting up to ``prompt_tokens_timeout``
-            when the prompt message says this checkpoint encoded it (worker thread only)."""
-            if not self.checkpoint_id:
-                return None
-            pid = str(prompt.get("id"))
-            coming = prompt.get("checkpoint") == self.checkpoint_id
-            deadline = time.monotonic() + (self.cfg.prompt_tokens_timeout if coming else 0.0)
-            with self._tokens_cv:
-                while pid not in self._tokens:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return None
-                    self._tokens_cv.wait(left)
-                return self._tokens[pid]
-
-        def _on_prompt(self, msg: String) -> None:
-            try:
-                data = json.loads(msg.data) if msg.data else {}
-                if not isinstance(data, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as exc:
-                self._problem("prompt_failures", f"unreadable prompt message ({exc}): treated as no prompt")
-                data = {}
-            pid = str(data.get("id") or "")
-            if not pid:
-                if self.runner.active:
-                    self.get_logger().info("prompt cleared: stopping")
-                self.runner.clear()
-                self.preparing = ""
-                return
-            if pid == self.runner.prompt_id:
-                return
-            if not data.get("path"):
-                self._problem("prompt_failures", f"prompt {pid!r} has no path: ignored")
-                return
-            generation = self.runner.next_generation()
-            self.preparing = pid
-            threading.Thread(target=self._prepare, args=(data, generation), name="policy-set-prompt",
-                             daemon=True).start()
-
-        def _prepare(self, prompt: dict, generation: int) -> None:
-            t0 = time.perf_counter()
-            encoded, how = self._wait_tokens(prompt), "set_prompt"
-            policy = None
-            if encoded is not None:
-                try:
-                    policy = self.runner.prepare(prompt, self._proprio(), encoded)
-                    how = "tokens from the prompt encoder"
-                except Exception as exc:  # noqa: BLE001 - unusable tokens: encode the prompt here instead
-                    self._problem("tokens_ignored", f"prompt {prompt.get('id')!r}: the prompt encoder's tokens are "
-                                                    f"unusable ({exc}); encoding the prompt here")
-            try:
-                if policy is None:
-                    policy = self.runner.prepare(prompt, self._proprio())
-            except Exception as exc:  # noqa: BLE001 - the backend's reason, reported; the old prompt stays
-                self._problem("prompt_failures", f"prompt {prompt.get('id')!r} not usable by the {self.cfg.policy} "
-                                                 f"policy: {exc}")
-                if self.preparing == prompt.get("id"):
-                    self.preparing = ""
-                return
-            if self.runner.swap(prompt, policy, generation):
-                with self._lock:
-                    self.counts["prompts"] += 1
-                    if self.checkpoint_id:
-                        self.counts["prompts_encoded_here" if how == "set_prompt" else "prompts_from_tokens"] += 1
-                self.preparing = ""
-                self.get_logger().info(f"prompt {prompt.get('id')!r} active ({prompt.get('task') or 'video'}; "
-                                       f"{how} + warm-up {time.perf_counter() - t0:.2f} s)")
-
-        def _on_reset(self, _req, resp):
-            resp.success = self.runner.reset()
-            resp.message = "policy reset: the prompt's episode starts again" if resp.success else "no active prompt"
-            return resp
-
-        # -- control ----------------------------------------------------------------------------------
-        def _proprio(self) -> np.ndarray:
-            with self._lock:
-                q, base = self.q, self.base_pose
-            if q is None:
-                return np.zeros(24)
-            return self.hand.fk(q, base_pose=base).to_array()
-
-        def _latest_frame(self):
-            with self._lock:
-                self.frame_used = True
-                self.counts["frames_used"] += 1
-                return self.frame, self.frame_stamp
-
-        def _hold_reason(self) -> str | None:
-            if not self.runner.active:
-                return f"waiting for a prompt ({self.preparing!r} being prepared)" if self.preparing \
-                    else "no active prompt"
-            with self._lock:
-                mono, q = self.frame_mono, self.q
-            if self.cfg.require_joint_states and q is None:
-                return "waiting for /joint_states"
-            if mono is None:
-                return f"waiting for camera frames on {topics.OBSERVATION.name}"
-            age = time.monotonic() - mono
-            if age > self.cfg.max_observation_age and not self.cfg.lockstep:
-                return f"paused: observation stale {age:.2f} s"
+    def _wait_tokens(self, prompt: dict) -> tuple | None:
+        """(tokens, skill) of ``prompt`` from the prompt encoder, waiting up to ``prompt_tokens_timeout``
+        when the prompt message says this checkpoint encoded it (worker thread only)."""
+        if not self.checkpoint_id:
             return None
+        pid = str(prompt.get("id"))
+        coming = prompt.get("checkpoint") == self.checkpoint_id
+        deadline = time.monotonic() + (self.cfg.prompt_tokens_timeout if coming else 0.0)
+        with self._tokens_cv:
+            while pid not in self._tokens:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._tokens_cv.wait(left)
+            return self._tokens[pid]
 
-        def _lockstep_loop(self) -> None:
-            """One action per new frame (a lockstep simulator steps once per command, then sends a frame).
-            The simulator stamps a step's joint state, wrist pose and frame alike: the action waits until the
-            state of the frame's step has arrived (DDS does not order topics). A frame that produced no action
-            (no prompt yet, waiting for joint states) is tried again; its target carries the frame's stamp,
-            so the simulator can tell a repeated step's target from the next step's."""
-            done_seq, done_ns, done_msg = 0, -1, None
-            while not self._stop.is_set():
-                self._frame_event.wait(0.02)
-                self._frame_event.clear()
+    def _on_prompt(self, msg: String) -> None:
+        try:
+            data = json.loads(msg.data) if msg.data else {}
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            self._problem("prompt_failures", f"unreadable prompt message ({exc}): treated as no prompt")
+            data = {}
+        pid = str(data.get("id") or "")
+        if not pid:
+            if self.runner.active:
+                self.get_logger().info("prompt cleared: stopping")
+            self.runner.clear()
+            self.preparing = ""
+            return
+        if pid == self.runner.prompt_id:
+            return
+        if not data.get("path"):
+            self._problem("prompt_failures", f"prompt {pid!r} has no path: ignored")
+            return
+        generation = self.runner.next_generation()
+        self.preparing = pid
+        threading.Thread(target=self._prepare, args=(data, generation), name="policy-set-prompt",
+                         daemon=True).start()
+
+    def _prepare(self, prompt: dict, generation: int) -> None:
+        t0 = time.perf_counter()
+        encoded, how = self._wait_tokens(prompt), "set_prompt"
+        policy = None
+        if encoded is not None:
+            try:
+                policy = self.runner.prepare(prompt, self._proprio(), encoded)
+                how = "tokens from the prompt encoder"
+            except Exception as exc:  # noqa: BLE001 - unusable tokens: encode the prompt here instead
+                self._problem("tokens_ignored", f"prompt {prompt.get('id')!r}: the prompt encoder's tokens are "
+                                                f"unusable ({exc}); encoding the prompt here")
+        try:
+            if policy is None:
+                policy = self.runner.prepare(prompt, self._proprio())
+        except Exception as exc:  # noqa: BLE001 - the backend's reason, reported; the old prompt stays
+            self._problem("prompt_failures", f"prompt {prompt.get('id')!r} not usable by the {self.cfg.policy} "
+                                             f"policy: {exc}")
+            if self.preparing == prompt.get("id"):
+                self.preparing = ""
+            return
+        if self.runner.swap(prompt, policy, generation):
+            with self._lock:
+                self.counts["prompts"] += 1
+                if self.checkpoint_id:
+                    self.counts["prompts_encoded_here" if how == "set_prompt" else "prompts_from_tokens"] += 1
+            self.preparing = ""
+            self.get_logger().info(f"prompt {prompt.get('id')!r} active ({prompt.get('task') or 'video'}; "
+                                   f"{how} + warm-up {time.perf_counter() - t0:.2f} s)")
+
+    def _on_reset(self, _req, resp):
+        resp.success = self.runner.reset()
+        resp.message = "policy reset: the prompt's episode starts again" if resp.success else "no active prompt"
+        return resp
+
+    # -- control ----------------------------------------------------------------------------------
+    def _proprio(self) -> np.ndarray:
+        with self._lock:
+            q, base = self.q, self.base_pose
+        if q is None:
+            return np.zeros(24)
+        return self.hand.fk(q, base_pose=base).to_array()
+
+    def _latest_frame(self):
+        with self._lock:
+            self.frame_used = True
+            self.counts["frames_used"] += 1
+            return self.frame, self.frame_stamp
+
+    def _hold_reason(self) -> str | None:
+        if not self.runner.active:
+            return f"waiting for a prompt ({self.preparing!r} being prepared)" if self.preparing \
+                else "no active prompt"
+        with self._lock:
+            mono, q = self.frame_mono, self.q
+        if self.cfg.require_joint_states and q is None:
+            return "waiting for /joint_states"
+        if mono is None:
+            return f"waiting for camera frames on {topics.OBSERVATION.name}"
+        age = time.monotonic() - mono
+        if age > self.cfg.max_observation_age and not self.cfg.lockstep:
+            return f"paused: observation stale {age:.2f} s"
+        return None
+
+    def _lockstep_loop(self) -> None:
+        """One action per new frame (a lockstep simulator steps once per command, then sends a frame).
+        The simulator stamps a step's joint state, wrist pose and frame alike: the action waits until the
+        state of the frame's step has arrived (DDS does not order topics). A frame that produced no action
+        (no prompt yet, waiting for joint states) is tried again; its target carries the frame's stamp,
+        so the simulator can tell a repeated step's target from the next step's."""
+        done_seq, done_ns, done_msg = 0, -1, None
+        while not self._stop.is_set():
+            self._frame_event.wait(0.02)
+            self._frame_event.clear()
+            with self._lock:
+                seq = self.frame_seq
+                frame_ns = Time.from_msg(self.frame_stamp).nanoseconds if self.frame_stamp is not None else 0
+                # the state of exactly this frame's step: a newer state means this frame is stale
+                # (its step's successor is on its way), an older one that the state is
+                state_ready = self.q_stamp_ns == frame_ns and (self.base_from != "measured" or
+                                                               self.base_stamp_ns == frame_ns)
+                frame_stamp = self.frame_stamp
+            if seq == done_seq or not state_ready:
+                continue
+            if frame_ns == done_ns:
+                # the simulator sent this step again, so its command never reached it: the same
+                # target again (no new action: the chunk does not advance)
+                done_seq = seq
+                self.pub.publish(done_msg)
                 with self._lock:
-                    seq = self.frame_seq
-                    frame_ns = Time.from_msg(self.frame_stamp).nanoseconds if self.frame_stamp is not None else 0
-                    # the state of exactly this frame's step: a newer state means this frame is stale
-                    # (its step's successor is on its way), an older one that the state is
-                    state_ready = self.q_stamp_ns == frame_ns and (self.base_from != "measured" or
-                                                                   self.base_stamp_ns == frame_ns)
-                    frame_stamp = self.frame_stamp
-                if seq == done_seq or not state_ready:
-                    continue
-                if frame_ns == done_ns:
-                    # the simulator sent this step again, so its command never reached it: the same
-                    # target again (no new action: the chunk does not advance)
-                    done_seq = seq
-                    self.pub.publish(done_msg)
-                    with self._lock:
-                        self.counts["frames_repeated"] += 1
-                    continue
-                try:
-                    msg = self._control_step(step_stamp=frame_stamp)
-                    if msg is not None:  # a step that published nothing (a hold) keeps the last step's target
-                        done_seq, done_ns, done_msg = seq, frame_ns, msg
-                except Exception as exc:  # noqa: BLE001 - a failing act(): hold, report, keep the node up
-                    self._problem("act_failures", f"policy step failed: {type(exc).__name__}: {exc}")
-                    self._stop.wait(0.1)
+                    self.counts["frames_repeated"] += 1
+                continue
+            try:
+                msg = self._control_step(step_stamp=frame_stamp)
+                if msg is not None:  # a step that published nothing (a hold) keeps the last step's target
+                    done_seq, done_ns, done_msg = seq, frame_ns, msg
+            except Exception as exc:  # noqa: BLE001 - a failing act(): hold, report, keep the node up
+                self._problem("act_failures", f"policy step failed: {type(exc).__name__}: {exc}")
+                self._stop.wait(0.1)
 
-        def _control_loop(self) -> None:
-            if self.cfg.lockstep:
-                return self._lockstep_loop()
-            period = 1.0 / self.cfg.rate
-            next_t = time.monotonic()
-            while not self._stop.is_set():
-                next_t += period
-                try:
-                    self._control_step()
-                except Exception as exc:  # noqa: BLE001 - a failing act(): hold, report, keep the node up
-                    self._problem("act_failures", f"policy step failed: {type(exc).__name__}: {exc}")
-                delay = next_t - time.monotonic()
-                if delay < -period:
-                    next_t = time.monotonic()  # fell behind (slow inference): do not burst
-                elif delay > 0:
-                    self._stop.wait(delay)
+    def _control_loop(self) -> None:
+        if self.cfg.lockstep:
+            return self._lockstep_loop()
+        period = 1.0 / self.cfg.rate
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            next_t += period
+            try:
+                self._control_step()
+            except Exception as exc:  # noqa: BLE001 - a failing act(): hold, report, keep the node up
+                self._problem("act_failures", f"policy step failed: {type(exc).__name__}: {exc}")
+            delay = next_t - time.monotonic()
+            if delay < -period:
+                next_t = time.monotonic()  # fell behind (slow inference): do not burst
+            elif delay > 0:
+                self._stop.wait(delay)
 
-        def _control_step(self, step_stamp=None) -> PoseArray | None:
-            """One control period; the hand target published, or None. ``step_stamp`` (lockstep): the
-            target carries the stamp of the frame of this step, not that of the frame its chunk came from."""
-            reason = self._hold_reason()
-            if reason is not None:
-                if not self.paused:
-                    self.paused = True
-                    with self._lock:
-                        self.counts["pauses"] += 1
-                    if self.runner.active:
-                        self.get_logger().warning(reason)
-                    self.state = reason
-                    self.diag.publish_now()
+    def _control_step(self, step_stamp=None) -> PoseArray | None:
+        """One control period; the hand target published, or None. ``step_stamp`` (lockstep): the
+        target carries the stamp of the frame of this step, not that of the frame its chunk came from."""
+        reason = self._hold_reason()
+        if reason is not None:
+            if not self.paused:
+                self.paused = True
+                with self._lock:
+                    self.counts["pauses"] += 1
+                if self.runner.active:
+                    self.get_logger().warning(reason)
                 self.state = reason
-                return None
-            action, stamp, dt = self.runner.step(self._latest_frame, self._proprio)
-            if dt is not None:
-                self.inference.add(dt)
-                with self._lock:
-                    self.counts["chunks"] += 1
-            if action is None:
-                return None
-            if self.paused:
-                self.paused = False
-                self.state = "running"
-                self.get_logger().info(f"running: prompt {self.runner.prompt_id!r}")
                 self.diag.publish_now()
-            target_stamp = step_stamp or stamp or self.get_clock().now().to_msg()
-            msg = action_to_pose_array(HandAction.from_array(action, self.hand.mask), self.cfg.frame_id, target_stamp)
-            self.pub.publish(msg)
-            if dt is not None and stamp is not None:  # a fresh chunk: camera frame → hand target latency
-                self.frame_latency.add((self.get_clock().now() - Time.from_msg(stamp)).nanoseconds * 1e-9)
-            self.target_rate.tick()
+            self.state = reason
+            return None
+        action, stamp, dt = self.runner.step(self._latest_frame, self._proprio)
+        if dt is not None:
+            self.inference.add(dt)
             with self._lock:
-                self.counts["targets_published"] += 1
-            return msg
+                self.counts["chunks"] += 1
+        if action is None:
+            return None
+        if self.paused:
+            self.paused = False
+            self.state = "running"
+            self.get_logger().info(f"running: prompt {self.runner.prompt_id!r}")
+            self.diag.publish_now()
+        target_stamp = step_stamp or stamp or self.get_clock().now().to_msg()
+        msg = action_to_pose_array(HandAction.from_array(action, self.hand.mask), self.cfg.frame_id, target_stamp)
+        self.pub.publish(msg)
+        if dt is not None and stamp is not None:  # a fresh chunk: camera frame → hand target latency
+            self.frame_latency.add((self.get_clock().now() - Time.from_msg(stamp)).nanoseconds * 1e-9)
+        self.target_rate.tick()
+        with self._lock:
+            self.counts["targets_published"] += 1
+        return msg
 
-        # -- diagnostics ------------------------------------------------------------------------------
-        def _diagnostics(self):
-            with self._lock:
-                values = {"state": self.state, "backend": self.cfg.policy, "prompt": self.runner.prompt_id,
-                          "preparing": self.preparing, **self.counts, "last_problem": self.last_problem,
-                          "wrist_pose_source": self.base_from,
-                          "observation_age_s": -1.0 if self.frame_mono is None else time.monotonic() - self.frame_mono}
-            values.update(self.runner.counts)
-            values["lookahead"] = self.runner.lookahead
-            values["target_rate_hz"] = self.target_rate.rate()
-            values["backend_load_s"] = self.load_s
-            values["checkpoint_identity"] = self.checkpoint_id
-            for k, v in self.inference.summary_ms().items():
-                values[f"inference_{k}_ms" if k != "n" else "inference_samples"] = v
-            for k, v in self.frame_latency.summary_ms().items():
-                if k != "n":
-                    values[f"frame_to_target_{k}_ms"] = v
-            if not self._thread.is_alive():
-                return ERROR, "control thread stopped", values
-            if self.paused and self.runner.active:
-                return WARN, self.state, values
-            return OK, self.state, values
+    # -- diagnostics ------------------------------------------------------------------------------
+    def _diagnostics(self):
+        with self._lock:
+            values = {"state": self.state, "backend": self.cfg.policy, "prompt": self.runner.prompt_id,
+                      "preparing": self.preparing, **self.counts, "last_problem": self.last_problem,
+                      "wrist_pose_source": self.base_from,
+                      "observation_age_s": -1.0 if self.frame_mono is None else time.monotonic() - self.frame_mono}
+        values.update(self.runner.counts)
+        values["lookahead"] = self.runner.lookahead
+        values["target_rate_hz"] = self.target_rate.rate()
+        values["backend_load_s"] = self.load_s
+        values["checkpoint_identity"] = self.checkpoint_id
+        for k, v in self.inference.summary_ms().items():
+            values[f"inference_{k}_ms" if k != "n" else "inference_samples"] = v
+        for k, v in self.frame_latency.summary_ms().items():
+            if k != "n":
+                values[f"frame_to_target_{k}_ms"] = v
+        if not self._thread.is_alive():
+            return ERROR, "control thread stopped", values
+        if self.paused and self.runner.active:
+            return WARN, self.state, values
+        return OK, self.state, values
 
-        def close(self) -> None:
-            self._stop.set()
-            self._thread.join(timeout=2.0)
-
-    return PolicyNode
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(lambda: _make_node_class()(), "policy", args, threads=2)
+    return run_node(lambda: PolicyNode(), "policy", args, threads=2)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Prompt encoder node: the ``prompt_video`` parameter, ``~/clear_prompt``, ``~/record_prompt`` →
-``/humanprompt/prompt`` (latched) (SPEC §2).
+``/humanprompt/prompt`` (latched).
 
 ::
 
@@ -8,7 +8,7 @@
     ros2 service call /prompt_encoder/clear_prompt std_srvs/srv/Trigger
     ros2 service call /prompt_encoder/record_prompt std_srvs/srv/Trigger
 
-Parameters: :class:`humanprompt_ros.nodes.config.PromptEncoderConfig` (``config/prompt_encoder.yaml``).
+Parameters: :class:`humanprompt_ros.config.nodes.PromptEncoderConfig` (``config/prompt_encoder.yaml``).
 
 Setting ``prompt_video`` (the standard parameter service) runs, *before the set-parameters call
 answers*:
@@ -17,7 +17,7 @@ answers*:
 2. :func:`humanprompt_ros.data.load_prompt`: exists, a video or an episode directory, not empty,
    readable, at least ``min_frames`` frames (the frames are decoded);
 3. the backend's own requirements and encoding, on a backend instance of this node
-   (:func:`humanprompt_ros.policy.make_policy`): ``replay`` takes the episode's unified actions
+   (:func:`humanprompt_ros.policies.make_policy`): ``replay`` takes the episode's unified actions
    (refused: a bare video, or an episode without ``actions.npy``); ``scripted`` needs the episode's
    task and seed; ``checkpoint`` with a ``checkpoint`` parameter encodes the video with that
    checkpoint's prompt encoder (without one, the video is validated here and encoded by the
@@ -50,310 +50,204 @@ Encoding runs in this process, never in the policy's control loop.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32MultiArray, String
+from std_srvs.srv import Trigger
 
-from ..nodes.config import PromptEncoderConfig, expand_dirs
-from ..nodes.runtime import run_node
+from humanprompt_ros.config.loader import ConfigError, from_dict
+from humanprompt_ros.config.nodes import PromptEncoderConfig, check_ranges
+from humanprompt_ros.control.prompt import PromptError, PromptValidator
+from humanprompt_ros.data import write_video
+from humanprompt_ros.nodes.runtime import run_node
+from humanprompt_ros.paths import config_path
+from humanprompt_ros.ros import topics
+from humanprompt_ros.ros.conversions import tokens_to_msg
+from humanprompt_ros.ros.diagnostics import OK, WARN, NodeDiagnostics
+from humanprompt_ros.ros.image import image_to_numpy
+from humanprompt_ros.ros.params import current_values, declare_config
 
 
-class PromptError(ValueError):
-    """A prompt that cannot be used; the message is the reason shown to the operator."""
-
-
-class PromptValidator:
-    """The ROS-free core: check and encode a prompt for the configured backend."""
-
-    def __init__(self, cfg: PromptEncoderConfig):
-        self.cfg = cfg
-        self.dirs = expand_dirs(cfg.prompt_dirs)
-        self.backend = None
-        self.counter = 0
-        self.checkpoint_id = ""  # identity of the checkpoint that encodes prompts here ("" : none)
-        self.encoded: tuple | None = None  # (prompt id, tokens (1, S, D) float32, skill or None) of the last validate
-        if cfg.policy == "replay":
-            from ..policy import make_policy
-
-            self.backend = make_policy("replay")
-        elif cfg.policy == "checkpoint" and cfg.checkpoint:
-            from .policy import checkpoint_identity, resolve_checkpoint
-            from .runtime import StartupError
-
-            path = resolve_checkpoint(cfg.checkpoint)
-            if not path.is_file():
-                raise StartupError(f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train "
-                                   "stage2, or set checkpoint:=PATH, or use policy:=replay)")
-            before = checkpoint_identity(path)
-            import humanprompt_ros.stage2  # noqa: F401 - registers the checkpoint backend
-            from ..policy import make_policy
-
-            self.backend = make_policy(str(path))
-            self.checkpoint_id = before if checkpoint_identity(path) == before else ""
-
-    def check_location(self, path: Path) -> Path:
-        real = Path(os.path.realpath(path))
-        if not self.dirs:
-            return real
-        for d in self.dirs:
-            droot = Path(os.path.realpath(d))
-            if real == droot or droot in real.parents:
-                return real
-        shown = ", ".join(str(d) for d in self.dirs)
-        raise PromptError(f"prompt {path}: outside the configured prompt directories ({shown})")
-
-    def validate(self, value: str) -> dict[str, Any]:
-        """The prompt message for ``value`` (a path), or ``PromptError`` with the reason."""
-        from ..data import load_prompt
-
-        t0 = time.perf_counter()
-        if not value.strip():
-            raise PromptError("empty path")
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            path = path.absolute()
-        real = self.check_location(path)
-        try:
-            ep = load_prompt(real, min_frames=self.cfg.min_frames)
-        except ValueError as exc:
-            raise PromptError(str(exc)) from None
-        frames = len(ep.frames())
-        info: dict[str, Any] = {"path": str(real), "task": ep.task, "skill": ep.skill, "embodiment": ep.embodiment,
-                                "seed": ep.seed, "frames": frames, "fps": ep.fps, "backend": self.cfg.policy}
-        if self.cfg.policy == "replay":
+class PromptEncoderNode(Node):
+    def __init__(self):
+        super().__init__("prompt_encoder")
+        self.cfg: PromptEncoderConfig = declare_config(self, PromptEncoderConfig, config_path("prompt_encoder.yaml"),
+                                                       "prompt_encoder")
+        self.core = PromptValidator(self.cfg)
+        self._lock = threading.Lock()
+        self.active: dict[str, Any] = {"id": ""}
+        self.counts = dict(prompts_set=0, prompts_refused=0, clears=0, recordings=0)
+        self.last_refusal = ""
+        self._recording: list | None = None
+        self._rec_stamps: list[float] = []
+        qos = topics.qos_profile
+        self.pub = self.create_publisher(String, topics.PROMPT.name, qos(topics.PROMPT))
+        self.tokens_pub = self.create_publisher(Float32MultiArray, topics.PROMPT_TOKENS.name,
+                                                qos(topics.PROMPT_TOKENS))
+        self.create_subscription(Image, topics.OBSERVATION.name, self._on_observation,
+                                 topics.subscription_qos(topics.OBSERVATION),
+                                 callback_group=MutuallyExclusiveCallbackGroup())
+        services = ReentrantCallbackGroup()
+        self.create_service(Trigger, "~/clear_prompt", self._on_clear, callback_group=services)
+        self.create_service(Trigger, "~/record_prompt", self._on_record, callback_group=services)
+        self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
+                                    hardware_id=self.cfg.policy, callback_group=MutuallyExclusiveCallbackGroup())
+        initial = self.cfg.prompt_video
+        if initial:
             try:
-                self.backend.set_prompt(ep)
-            except ValueError as exc:
-                raise PromptError(str(exc)) from None
-            info["actions"] = int(len(self.backend.actions))
-        elif self.cfg.policy == "scripted":
-            if ep.task is None or ep.seed is None:
-                raise PromptError(f"prompt {real}: the scripted policy needs a benchmark episode (a meta.json naming "
-                                  "the task and seed)")
-        encoded = None
-        if self.cfg.policy == "checkpoint" and self.backend is not None:  # with its prompt encoder here
-            try:
-                tokens, skill = self.backend.encode(ep)
-            except ValueError as exc:
-                raise PromptError(str(exc)) from None
-            encoded = (tokens.detach().cpu().float().numpy(), None if skill is None else int(skill.reshape(-1)[0]))
-            info["checkpoint"] = self.checkpoint_id
-        self.counter += 1
-        digest = hashlib.sha1(f"{real}:{real.stat().st_mtime_ns}".encode()).hexdigest()[:6]
-        name = real.name if real.is_file() else "-".join(p for p in (str(ep.task or real.name), str(ep.seed or "")) if p)
-        info["id"] = f"{name}-{digest}@{self.counter}"
-        self.encoded = None if encoded is None else (info["id"], *encoded)
-        info["encode_s"] = round(time.perf_counter() - t0, 4)
-        info["set_at"] = time.time()
-        return info
-
-    def record_dir(self) -> Path:
-        if self.cfg.record_dir:
-            return Path(os.path.expandvars(os.path.expanduser(self.cfg.record_dir))).absolute()
-        if not self.dirs:
-            raise PromptError("no record_dir and no prompt_dirs configured: nowhere to write the recording")
-        return self.dirs[0]
-
-
-def _make_node_class():
-    from rcl_interfaces.msg import SetParametersResult
-    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-    from rclpy.node import Node
-    from rclpy.parameter import Parameter
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import Float32MultiArray, String
-    from std_srvs.srv import Trigger
-
-    from ..config import ConfigError, from_dict
-    from ..data import write_video
-    from ..paths import config_path
-    from ..ros import topics
-    from ..ros.diagnostics import OK, WARN, NodeDiagnostics
-    from ..ros.conversions import tokens_to_msg
-    from ..ros.image import image_to_numpy
-    from ..ros.params import current_values, declare_config
-    from ..nodes.config import check_ranges
-
-    class PromptEncoderNode(Node):
-        def __init__(self):
-            super().__init__("prompt_encoder")
-            self.cfg: PromptEncoderConfig = declare_config(self, PromptEncoderConfig, config_path("prompt_encoder.yaml"),
-                                                           "prompt_encoder")
-            self.core = PromptValidator(self.cfg)
-            self._lock = threading.Lock()
-            self.active: dict[str, Any] = {"id": ""}
-            self.counts = dict(prompts_set=0, prompts_refused=0, clears=0, recordings=0)
-            self.last_refusal = ""
-            self._recording: list | None = None
-            self._rec_stamps: list[float] = []
-            qos = topics.qos_profile
-            self.pub = self.create_publisher(String, topics.PROMPT.name, qos(topics.PROMPT))
-            self.tokens_pub = self.create_publisher(Float32MultiArray, topics.PROMPT_TOKENS.name,
-                                                    qos(topics.PROMPT_TOKENS))
-            self.create_subscription(Image, topics.OBSERVATION.name, self._on_observation,
-                                     topics.subscription_qos(topics.OBSERVATION),
-                                     callback_group=MutuallyExclusiveCallbackGroup())
-            services = ReentrantCallbackGroup()
-            self.create_service(Trigger, "~/clear_prompt", self._on_clear, callback_group=services)
-            self.create_service(Trigger, "~/record_prompt", self._on_record, callback_group=services)
-            self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
-                                        hardware_id=self.cfg.policy, callback_group=MutuallyExclusiveCallbackGroup())
-            initial = self.cfg.prompt_video
-            if initial:
-                try:
-                    self._activate(self.core.validate(initial))
-                except PromptError as exc:
-                    self.get_logger().error(f"initial prompt refused: {exc}; starting without a prompt")
-                    self.set_parameters([Parameter("prompt_video", value="")])
-                    self._publish({"id": ""})
-            else:
+                self._activate(self.core.validate(initial))
+            except PromptError as exc:
+                self.get_logger().error(f"initial prompt refused: {exc}; starting without a prompt")
+                self.set_parameters([Parameter("prompt_video", value="")])
                 self._publish({"id": ""})
-            self.add_on_set_parameters_callback(self._on_set)
-            dirs = ", ".join(str(d) for d in self.core.dirs) or "any directory"
-            self.get_logger().info(f"ready: backend {self.cfg.policy}, prompts from {dirs}")
-
-        # -- the prompt ------------------------------------------------------------------------------
-        def _publish(self, info: dict[str, Any]) -> None:
-            with self._lock:
-                self.active = info
-            pid = str(info.get("id") or "")
-            enc = self.core.encoded
-            if enc is not None and enc[0] == pid:  # the tokens first: they are there when the prompt arrives
-                self.tokens_pub.publish(tokens_to_msg(enc[1], pid, self.core.checkpoint_id, enc[2]))
-            elif not pid and self.core.checkpoint_id:
-                self.tokens_pub.publish(tokens_to_msg(None, "", ""))
-            self.pub.publish(String(data=json.dumps(info)))
-            self.diag.publish_now()
-
-        def _activate(self, info: dict[str, Any]) -> None:
-            self._publish(info)
-            self.counts["prompts_set"] += 1
-            self.get_logger().info(f"prompt {info['id']!r} active: {info['path']} ({info.get('frames')} frames, "
-                                   f"encoded in {info.get('encode_s')} s)")
-
-        def _on_set(self, params: list[Parameter]) -> SetParametersResult:
-            """Validate every change (the dataclass) and validate + encode a new prompt, before answering."""
-            values = current_values(self, PromptEncoderConfig)
-            for p in params:
-                if p.name in values:
-                    values[p.name] = p.value
-            where = f"ROS parameters of {self.get_fully_qualified_name()}"
-            try:
-                check_ranges(PromptEncoderConfig, values, where)
-                new = from_dict(PromptEncoderConfig, values, source=where)
-            except (ConfigError, ValueError) as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
-            prompt = [p for p in params if p.name == "prompt_video"]
-            if prompt:
-                value = str(prompt[-1].value or "")
-                if not value:
-                    self._clear("prompt_video set to ''")
-                else:
-                    try:
-                        info = self.core.validate(value)
-                    except PromptError as exc:
-                        self.counts["prompts_refused"] += 1
-                        self.last_refusal = str(exc)
-                        self.get_logger().warning(f"prompt refused: {exc} (the previous prompt stays active)")
-                        return SetParametersResult(successful=False, reason=str(exc))
-                    except Exception as exc:  # noqa: BLE001 - never take the node down for a bad file
-                        self.counts["prompts_refused"] += 1
-                        self.last_refusal = f"{type(exc).__name__}: {exc}"
-                        return SetParametersResult(successful=False, reason=f"prompt {value}: {self.last_refusal}")
-                    self._activate(info)
-            self.cfg = new
-            self.core.cfg = new
-            return SetParametersResult(successful=True)
-
-        def _clear(self, why: str) -> None:
+        else:
             self._publish({"id": ""})
-            self.counts["clears"] += 1
-            self.get_logger().info(f"prompt cleared ({why})")
+        self.add_on_set_parameters_callback(self._on_set)
+        dirs = ", ".join(str(d) for d in self.core.dirs) or "any directory"
+        self.get_logger().info(f"ready: backend {self.cfg.policy}, prompts from {dirs}")
 
-        def _on_clear(self, _req, resp):
-            result = self.set_parameters([Parameter("prompt_video", value="")])[0]
-            resp.success = bool(result.successful)
-            resp.message = "prompt cleared: the robot stops" if result.successful else result.reason
-            return resp
+    # -- the prompt ------------------------------------------------------------------------------
+    def _publish(self, info: dict[str, Any]) -> None:
+        with self._lock:
+            self.active = info
+        pid = str(info.get("id") or "")
+        enc = self.core.encoded
+        if enc is not None and enc[0] == pid:  # the tokens first: they are there when the prompt arrives
+            self.tokens_pub.publish(tokens_to_msg(enc[1], pid, self.core.checkpoint_id, enc[2]))
+        elif not pid and self.core.checkpoint_id:
+            self.tokens_pub.publish(tokens_to_msg(None, "", ""))
+        self.pub.publish(String(data=json.dumps(info)))
+        self.diag.publish_now()
 
-        # -- recording -------------------------------------------------------------------------------
-        def _on_observation(self, msg: Image) -> None:
-            rec = self._recording
-            if rec is None:
-                return
-            try:
-                rec.append(image_to_numpy(msg).copy())
-                self._rec_stamps.append(time.monotonic())
-            except ValueError:
-                pass
+    def _activate(self, info: dict[str, Any]) -> None:
+        self._publish(info)
+        self.counts["prompts_set"] += 1
+        self.get_logger().info(f"prompt {info['id']!r} active: {info['path']} ({info.get('frames')} frames, "
+                               f"encoded in {info.get('encode_s')} s)")
 
-        def _on_record(self, _req, resp):
-            if self._recording is not None:
-                resp.success, resp.message = False, "a recording is already running"
-                return resp
-            try:
-                out_dir = self.core.record_dir()
-                out_dir.mkdir(parents=True, exist_ok=True)
-            except (PromptError, OSError) as exc:
-                resp.success, resp.message = False, f"cannot record: {exc}"
-                return resp
-            seconds = float(self.cfg.record_seconds)
-            self.get_logger().info(f"recording {seconds:g} s from {topics.OBSERVATION.name}")
-            self._rec_stamps = []
-            self._recording = []
-            time.sleep(seconds)
-            frames, stamps = self._recording, self._rec_stamps
-            self._recording = None
-            if len(frames) < 2:
-                resp.success = False
-                resp.message = (f"recorded {len(frames)} frame(s) in {seconds:g} s: no camera frames on "
-                                f"{topics.OBSERVATION.name}? The previous prompt stays active")
-                return resp
-            fps = (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-3)
-            h, w = frames[0].shape[:2]
-            frames = [f[: h - h % 2, : w - w % 2] for f in frames if f.shape == frames[0].shape]
-            path = out_dir / time.strftime("recording-%Y%m%d-%H%M%S.mp4")
-            try:
-                write_video(path, frames, fps=round(fps, 3))
-            except Exception as exc:  # noqa: BLE001
-                resp.success, resp.message = False, f"cannot write {path}: {exc}"
-                return resp
-            self.counts["recordings"] += 1
-            result = self.set_parameters([Parameter("prompt_video", value=str(path))])[0]
-            if result.successful:
-                resp.success, resp.message = True, f"recorded {len(frames)} frames ({fps:.1f} fps) to {path}; now the prompt"
+    def _on_set(self, params: list[Parameter]) -> SetParametersResult:
+        """Validate every change (the dataclass) and validate + encode a new prompt, before answering."""
+        values = current_values(self, PromptEncoderConfig)
+        for p in params:
+            if p.name in values:
+                values[p.name] = p.value
+        where = f"ROS parameters of {self.get_fully_qualified_name()}"
+        try:
+            check_ranges(PromptEncoderConfig, values, where)
+            new = from_dict(PromptEncoderConfig, values, source=where)
+        except (ConfigError, ValueError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        prompt = [p for p in params if p.name == "prompt_video"]
+        if prompt:
+            value = str(prompt[-1].value or "")
+            if not value:
+                self._clear("prompt_video set to ''")
             else:
-                resp.success = False
-                resp.message = (f"recorded {len(frames)} frames to {path} (kept), but it cannot be the prompt: "
-                                f"{result.reason}. The previous prompt stays active")
+                try:
+                    info = self.core.validate(value)
+                except PromptError as exc:
+                    self.counts["prompts_refused"] += 1
+                    self.last_refusal = str(exc)
+                    self.get_logger().warning(f"prompt refused: {exc} (the previous prompt stays active)")
+                    return SetParametersResult(successful=False, reason=str(exc))
+                except Exception as exc:  # noqa: BLE001 - never take the node down for a bad file
+                    self.counts["prompts_refused"] += 1
+                    self.last_refusal = f"{type(exc).__name__}: {exc}"
+                    return SetParametersResult(successful=False, reason=f"prompt {value}: {self.last_refusal}")
+                self._activate(info)
+        self.cfg = new
+        self.core.cfg = new
+        return SetParametersResult(successful=True)
+
+    def _clear(self, why: str) -> None:
+        self._publish({"id": ""})
+        self.counts["clears"] += 1
+        self.get_logger().info(f"prompt cleared ({why})")
+
+    def _on_clear(self, _req, resp):
+        result = self.set_parameters([Parameter("prompt_video", value="")])[0]
+        resp.success = bool(result.successful)
+        resp.message = "prompt cleared: the robot stops" if result.successful else result.reason
+        return resp
+
+    # -- recording -------------------------------------------------------------------------------
+    def _on_observation(self, msg: Image) -> None:
+        rec = self._recording
+        if rec is None:
+            return
+        try:
+            rec.append(image_to_numpy(msg).copy())
+            self._rec_stamps.append(time.monotonic())
+        except ValueError:
+            pass
+
+    def _on_record(self, _req, resp):
+        if self._recording is not None:
+            resp.success, resp.message = False, "a recording is already running"
             return resp
+        try:
+            out_dir = self.core.record_dir()
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except (PromptError, OSError) as exc:
+            resp.success, resp.message = False, f"cannot record: {exc}"
+            return resp
+        seconds = float(self.cfg.record_seconds)
+        self.get_logger().info(f"recording {seconds:g} s from {topics.OBSERVATION.name}")
+        self._rec_stamps = []
+        self._recording = []
+        time.sleep(seconds)
+        frames, stamps = self._recording, self._rec_stamps
+        self._recording = None
+        if len(frames) < 2:
+            resp.success = False
+            resp.message = (f"recorded {len(frames)} frame(s) in {seconds:g} s: no camera frames on "
+                            f"{topics.OBSERVATION.name}? The previous prompt stays active")
+            return resp
+        fps = (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-3)
+        h, w = frames[0].shape[:2]
+        frames = [f[: h - h % 2, : w - w % 2] for f in frames if f.shape == frames[0].shape]
+        path = out_dir / time.strftime("recording-%Y%m%d-%H%M%S.mp4")
+        try:
+            write_video(path, frames, fps=round(fps, 3))
+        except Exception as exc:  # noqa: BLE001
+            resp.success, resp.message = False, f"cannot write {path}: {exc}"
+            return resp
+        self.counts["recordings"] += 1
+        result = self.set_parameters([Parameter("prompt_video", value=str(path))])[0]
+        if result.successful:
+            resp.success, resp.message = True, f"recorded {len(frames)} frames ({fps:.1f} fps) to {path}; now the prompt"
+        else:
+            resp.success = False
+            resp.message = (f"recorded {len(frames)} frames to {path} (kept), but it cannot be the prompt: "
+                            f"{result.reason}. The previous prompt stays active")
+        return resp
 
-        # -- diagnostics ------------------------------------------------------------------------------
-        def _diagnostics(self):
-            with self._lock:
-                active = dict(self.active)
-            values = {"prompt": active.get("id", ""), "path": active.get("path", ""), "backend": self.cfg.policy,
-                      **self.counts, "last_refusal": self.last_refusal,
-                      "prompt_dirs": ", ".join(str(d) for d in self.core.dirs),
-                      "checkpoint_identity": self.core.checkpoint_id,
-                      "recording": self._recording is not None}
-            if self._recording is not None:
-                return OK, f"recording ({len(self._recording)} frames)", values
-            if not active.get("id"):
-                return WARN, "no prompt (the robot holds)", values
-            return OK, f"prompt {active['id']}", values
-
-    return PromptEncoderNode
+    # -- diagnostics ------------------------------------------------------------------------------
+    def _diagnostics(self):
+        with self._lock:
+            active = dict(self.active)
+        values = {"prompt": active.get("id", ""), "path": active.get("path", ""), "backend": self.cfg.policy,
+                  **self.counts, "last_refusal": self.last_refusal,
+                  "prompt_dirs": ", ".join(str(d) for d in self.core.dirs),
+                  "checkpoint_identity": self.core.checkpoint_id,
+                  "recording": self._recording is not None}
+        if self._recording is not None:
+            return OK, f"recording ({len(self._recording)} frames)", values
+        if not active.get("id"):
+            return WARN, "no prompt (the robot holds)", values
+        return OK, f"prompt {active['id']}", values
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(lambda: _make_node_class()(), "prompt_encoder", args, threads=3)
+    return run_node(lambda: PromptEncoderNode(), "prompt_encoder", args, threads=3)
 
 
 if __name__ == "__main__":

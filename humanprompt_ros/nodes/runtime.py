@@ -10,20 +10,17 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+
+from humanprompt_ros.config.loader import ConfigError
+from humanprompt_ros.config.nodes import StartupError
+
 EXIT_CONFIG_ERROR = 2
-
-
-class StartupError(RuntimeError):
-    """The node cannot start (missing device or file, unusable source); the message says why."""
 
 
 def run_node(factory: Callable[[], object], name: str, args: list[str] | None = None, threads: int = 2) -> int:
     """Create the node with ``factory()`` and spin it on a multi-threaded executor until shutdown."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
-
-    from ..config import ConfigError
-
     rclpy.init(args=args)
     node = None
     try:

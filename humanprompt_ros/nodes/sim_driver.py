@@ -1,4 +1,4 @@
-"""Sim driver node: the HumanPrompt-Sim benchmark scene as a robot (SPEC §2, §3).
+"""Sim driver node: the HumanPrompt-Sim benchmark scene as a robot.
 
 ::
 
@@ -49,574 +49,374 @@ Episode clock: an episode *starts* with the first joint command or wrist target 
 then, the benchmark's success predicates are evaluated every period (:class:`SimEnv`'s tracker),
 and the episode is ``done`` after ``horizon + extra_steps`` periods, when ``success`` is frozen.
 The robot stays live after that (commands still move it) until the next reset.
+
+Kept as one module (~420 lines): one ROS 2 node class per file (threads for physics, camera and
+lockstep); the simulated robot it adapts is ROS-free in :mod:`humanprompt_ros.sim.robot`.
 """
 from __future__ import annotations
 
 import json
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.time import Time
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
 
-from ..nodes.config import SimDriverConfig
-from ..sim.env import mat_from_quat, quat_from_mat, rotate_toward, slerp
-from ..nodes.runtime import StartupError, run_node
-
-
-def resolve_task(value: str) -> Path:
-    """A task name (``config/tasks/<name>.yaml``) or a task YAML path → the YAML file (ValueError if none)."""
-    from ..paths import config_path
-
-    p = Path(value).expanduser()
-    if p.suffix in (".yaml", ".yml"):
-        if not p.is_file():
-            raise ValueError(f"task: no such task file: {p}")
-        return p
-    f = config_path("tasks", f"{value}.yaml")
-    if not f.is_file():
-        names = sorted(x.stem for x in config_path("tasks").glob("*.yaml"))
-        raise ValueError(f"task: unknown task {value!r} (known: {', '.join(names)})")
-    return f
-
-
-class SimRobot:
-    """The ROS-free core: a :class:`SimEnv` driven by joint position targets and a base-link pose
-    target in real-time ticks (see the module docstring)."""
-
-    def __init__(self, image_size: int = 0, extra_steps: int = 20):
-        from ..sim.scene import load_sim_config
-
-        self.cfg = load_sim_config()
-        self.image_size = image_size or self.cfg.image_size
-        self.extra_steps = extra_steps
-        self.env = None
-        self.task_file: Path | None = None
-        self.seed = 0
-
-    # -- episodes ------------------------------------------------------------------------------
-    def reset(self, task: str, seed: int) -> None:
-        import mujoco
-
-        from ..sim import SimEnv, load_task
-
-        task_file = resolve_task(task)
-        if self.env is None or task_file != self.task_file:
-            if self.env is not None:
-                self.env.close()
-            self.env = SimEnv(load_task(task_file), "robot", config=self.cfg, render=True, image_size=self.image_size)
-            self.task_file = task_file
-        env = self.env
-        env.reset(int(seed))
-        self.seed = int(seed)
-        self.names = list(env.hand.joint_names)
-        self.base_T_wrist = env.hand.base_T_wrist
-        self.inv_base_T_wrist = np.linalg.inv(self.base_T_wrist)
-        m, d = env.model, env.data
-        self.mocap = int(m.body("wrist_target").mocapid[0])
-        # hold the joint targets the reset left (the home pose's), exactly as the benchmark's first step
-        # starts from them: the settled measured joints differ by a hair, and contacts amplify it
-        self.q_target = env.joint_targets()
-        base = np.eye(4)
-        base[:3, 3] = d.mocap_pos[self.mocap]
-        base[:3, :3] = mat_from_quat(d.mocap_quat[self.mocap])
-        self.wrist = base @ self.base_T_wrist  # current (rate-limited) wrist pose the mocap holds
-        self.wrist_goal = self.wrist.copy()
-        self.started = False
-        self.sim_time = 0.0  # seconds simulated since the episode started
-        self.step = 0
-        self.success = bool(env.success)
-        self.done = False
-        self._renderer = None
-        self._mujoco = mujoco
-
-    @property
-    def horizon(self) -> int:
-        return self.env.horizon
-
-    @property
-    def task_name(self) -> str:
-        return self.env.task.name
-
-    @property
-    def skill(self) -> str:
-        return self.env.task.skill
-
-    def command_joints(self, q: np.ndarray) -> None:
-        lo, hi = self.env.hand.joint_limits
-        self.q_target = np.clip(np.asarray(q, float), lo, hi)
-        self.started = True
-
-    def command_base_pose(self, base_pose: np.ndarray) -> None:
-        """Target pose of the hand's base link (what the command node sends the arm)."""
-        wrist = np.asarray(base_pose, float) @ self.base_T_wrist
-        lo, hi = (np.asarray(b, float) for b in self.cfg.wrist_bounds)
-        wrist[:3, 3] = np.clip(wrist[:3, 3], lo, hi)
-        self.wrist_goal = wrist
-        self.started = True
-
-    # -- physics -------------------------------------------------------------------------------
-    def tick(self, dt: float) -> bool:
-        """Advance ``dt`` seconds. Returns True when the task status changed."""
-        env, cfg = self.env, self.cfg
-        m, d = env.model, env.data
-        n = max(1, int(round(dt / cfg.timestep)))
-        dt = n * cfg.timestep
-        # the arm: rate-limited like the benchmark's (per control period → per second)
-        v_lin = cfg.max_wrist_step * cfg.control_hz
-        v_rot = cfg.max_wrist_rot_step * cfg.control_hz
-        p0 = self.wrist[:3, 3]
-        delta = self.wrist_goal[:3, 3] - p0
-        dist = float(np.linalg.norm(delta))
-        p1 = p0 + delta * min(1.0, v_lin * dt / dist) if dist > 1e-12 else p0
-        r1 = rotate_toward(self.wrist[:3, :3], self.wrist_goal[:3, :3], v_rot * dt)
-        new = np.eye(4)
-        new[:3, :3], new[:3, 3] = r1, p1
-        b0, b1 = self.wrist @ self.inv_base_T_wrist, new @ self.inv_base_T_wrist
-        q0, q1 = quat_from_mat(b0[:3, :3]), quat_from_mat(b1[:3, :3])
-        d.ctrl[:] = self.q_target
-        for k in range(n):
-            s = (k + 1) / n
-            d.mocap_pos[self.mocap] = (1 - s) * b0[:3, 3] + s * b1[:3, 3]
-            d.mocap_quat[self.mocap] = slerp(q0, q1, s)
-            self._mujoco.mj_step(m, d)
-        self.wrist = new
-        changed = False
-        if self.started and not self.done:
-            self.sim_time += dt
-            period = 1.0 / cfg.control_hz
-            while self.sim_time >= (self.step + 1) * period - 1e-9:
-                self.step += 1
-                env.update_success()
-                success = bool(env.success)
-                if success != self.success:
-                    self.success, changed = success, True
-                if self.step >= self.horizon + self.extra_steps:
-                    self.done, changed = True, True
-                    break
-        return changed
-
-    def step_once(self) -> bool:
-        """Lockstep: one control period from the current commands, exactly as the benchmark steps
-        (``SimEnv.step_joints``: joint targets interpolated over the substeps, the wrist rate-limited per
-        period). Returns True when the task status changed."""
-        if self.done:
-            return False
-        self.env.step_joints(self.q_target, self.wrist_goal)
-        self.started = True
-        self.sim_time += 1.0 / self.cfg.control_hz
-        self.step += 1
-        changed = False
-        success = bool(self.env.success)
-        if success != self.success:
-            self.success, changed = success, True
-        if self.step >= self.horizon + self.extra_steps:
-            self.done, changed = True, True
-        return changed
-
-    def joints(self) -> np.ndarray:
-        return self.env.joints()
-
-    def base_pose(self) -> np.ndarray:
-        return self.env.root_pose()
-
-    def render(self) -> np.ndarray:
-        return self.env.render()
-
-    def status(self) -> dict:
-        return {"task": self.task_name, "skill": self.skill, "seed": self.seed, "step": self.step,
-                "horizon": self.horizon, "started": self.started, "success": bool(self.success),
-                "done": bool(self.done)}
-
-    def close(self) -> None:
-        if self.env is not None:
-            self.env.close()
+from humanprompt_ros.config.nodes import SimDriverConfig, StartupError
+from humanprompt_ros.nodes.runtime import run_node
+from humanprompt_ros.paths import config_path
+from humanprompt_ros.ros import topics
+from humanprompt_ros.ros.conversions import joint_positions, joint_state, matrix_from_pose, pose_from_matrix
+from humanprompt_ros.ros.diagnostics import ERROR, OK, WARN, LatencyStats, NodeDiagnostics, RateMeter
+from humanprompt_ros.ros.image import numpy_to_image
+from humanprompt_ros.ros.params import declare_config, watch_config
+from humanprompt_ros.sim.robot import SimCamera, SimRobot
+from humanprompt_ros.sim.tasks import resolve_task
 
 
-class _SimCamera:
-    """The benchmark's camera for one thread: copy the scene (under the caller's lock), then render."""
+class SimDriverNode(Node):
+    def __init__(self):
+        super().__init__("sim_driver")
+        self.cfg: SimDriverConfig = declare_config(self, SimDriverConfig, config_path("sim_driver.yaml"),
+                                                   "sim_driver")
+        try:
+            resolve_task(self.cfg.task)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+        self.add_on_set_parameters_callback(self._check_task)
+        watch_config(self, SimDriverConfig, self._on_config)
+        self.robot = SimRobot(self.cfg.image_size, self.cfg.extra_steps)
+        self.robot.reset(self.cfg.task, self.cfg.seed)  # builds the scene (~1 s) before reporting ready
+        self._lock = threading.Lock()  # the robot (physics thread vs callbacks)
+        self._stop = threading.Event()
+        self._reset_request: tuple[str, int] | None = None
+        self._reset_done = threading.Event()
+        self._reset_error = ""
+        self._command_event = threading.Event()  # lockstep: a command arrived
+        self._new_joints = self._new_wrist = False
+        self._episode_stamp = None  # the current episode's first step (set by a reset)
+        self._step_ns = 0  # lockstep: the current step's stamp (commands stamped before it are stale)
+        self.counts = dict(joint_commands=0, joint_commands_rejected=0, wrist_targets=0,
+                           wrist_targets_rejected=0, images=0, resets=0, tick_overruns=0, lockstep_resends=0,
+                           lockstep_wrist_missing=0, commands_stale=0)
+        self.image_rate = RateMeter()
+        self.tick_rate_meter = RateMeter()
+        self.render_ms = LatencyStats(200)
+        self.lag_s = 0.0
+        self.last_problem = ""
+        qos = topics.qos_profile
+        self.pub_image = self.create_publisher(Image, topics.SIM_IMAGE.name, qos(topics.SIM_IMAGE))
+        self.pub_js = self.create_publisher(JointState, topics.JOINT_STATES.name, qos(topics.JOINT_STATES))
+        self.pub_wrist = self.create_publisher(PoseStamped, topics.WRIST_POSE.name, qos(topics.WRIST_POSE))
+        self.pub_status = self.create_publisher(String, topics.TASK_STATUS.name, qos(topics.TASK_STATUS))
+        inputs = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(JointState, topics.JOINT_COMMANDS.name, self._on_joint_command,
+                                 topics.subscription_qos(topics.JOINT_COMMANDS), callback_group=inputs)
+        self.create_subscription(PoseStamped, topics.WRIST_TARGET.name, self._on_wrist_target,
+                                 topics.subscription_qos(topics.WRIST_TARGET), callback_group=inputs)
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
+        slow = MutuallyExclusiveCallbackGroup()
+        self.create_timer(1.0 / self.cfg.status_rate, self._publish_status, callback_group=slow)
+        self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
+                                    hardware_id="humanprompt-sim", callback_group=slow)
+        self._publish_status()
+        self._thread = threading.Thread(target=self._loop, name="sim-physics", daemon=True)
+        # lockstep renders on the physics thread, one frame per step
+        self._camera = None if self.cfg.lockstep else threading.Thread(target=self._camera_loop,
+                                                                        name="sim-camera", daemon=True)
+        self._thread.start()
+        if self._camera is not None:
+            self._camera.start()
+        mode = ("lockstep: one control period per command, a frame per step" if self.cfg.lockstep else
+                f"{self.cfg.camera_rate:g} Hz images, physics {self.cfg.tick_rate:g} ticks/s in real time")
+        self.get_logger().info(f"task {self.robot.task_name!r} seed {self.robot.seed}: {self.robot.image_size}px "
+                               f"images on {topics.SIM_IMAGE.name}, {mode}")
 
-    def __init__(self, size: int):
-        import mujoco
+    # -- parameters ----------------------------------------------------------------------------
+    def _check_task(self, params) -> SetParametersResult:
+        for p in params:
+            if p.name == "task":
+                try:
+                    resolve_task(str(p.value))
+                except ValueError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
 
-        from ..sim.env import camera_scene_option
+    def _on_config(self, cfg: SimDriverConfig) -> None:
+        self.cfg = cfg
+        self.robot.extra_steps = cfg.extra_steps
 
-        self._mujoco, self.size = mujoco, size
-        self.option = camera_scene_option()
-        self.renderer, self.model = None, None
+    # -- inputs ---------------------------------------------------------------------------------
+    def _problem(self, key: str, msg: str) -> None:
+        self.counts[key] += 1
+        self.last_problem = msg
+        self.get_logger().warning(msg, throttle_duration_sec=2.0)
 
-    def update(self, env) -> None:
-        if self.renderer is None or self.model is not env.model:
-            self.close()
-            self.model = env.model
-            self.renderer = self._mujoco.Renderer(self.model, self.size, self.size)
-        self.renderer.update_scene(env.data, camera="main", scene_option=self.option)
+    def _stale(self, stamp) -> bool:
+        """Lockstep: a command stamped before the current step (for a step already taken, sent again,
+        or the previous episode's, still in flight) is dropped, so it cannot take this step's place.
+        Unstamped commands (zero) are taken."""
+        ns = Time.from_msg(stamp).nanoseconds
+        with self._lock:
+            stale = self.cfg.lockstep and 0 < ns < self._step_ns
+        if stale:
+            self.counts["commands_stale"] += 1
+        return stale
 
-    def render(self) -> np.ndarray:
-        return self.renderer.render()
+    def _on_joint_command(self, msg: JointState) -> None:
+        if self._stale(msg.header.stamp):
+            return
+        try:
+            q = joint_positions(msg, self.robot.names)
+            if not np.all(np.isfinite(q)):
+                raise ValueError("NaN or inf")
+        except ValueError as exc:
+            self._problem("joint_commands_rejected", f"rejected a joint command: {exc}")
+            return
+        with self._lock:
+            self.robot.command_joints(q)
+            self._new_joints = True
+        self.counts["joint_commands"] += 1
+        self._command_event.set()
 
-    def close(self) -> None:
-        if self.renderer is not None:
-            self.renderer.close()
-            self.renderer = None
+    def _on_wrist_target(self, msg: PoseStamped) -> None:
+        if self._stale(msg.header.stamp):
+            return
+        try:
+            pose = matrix_from_pose(msg.pose, "wrist target")
+            if not np.all(np.isfinite(pose)):
+                raise ValueError("NaN or inf")
+        except ValueError as exc:
+            self._problem("wrist_targets_rejected", f"rejected a wrist target: {exc}")
+            return
+        with self._lock:
+            self.robot.command_base_pose(pose)
+            self._new_wrist = True
+        self.counts["wrist_targets"] += 1
+        self._command_event.set()
 
-
-# -- the node -----------------------------------------------------------------------------------------
-def _make_node_class():
-    from geometry_msgs.msg import PoseStamped
-    from rcl_interfaces.msg import SetParametersResult
-    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-    from rclpy.node import Node
-    from rclpy.time import Time
-    from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import String
-    from std_srvs.srv import Trigger
-
-    from ..paths import config_path
-    from ..ros import topics
-    from ..ros.conversions import joint_positions, joint_state, matrix_from_pose, pose_from_matrix
-    from ..ros.diagnostics import ERROR, OK, WARN, LatencyStats, NodeDiagnostics, RateMeter
-    from ..ros.image import numpy_to_image
-    from ..ros.params import declare_config, watch_config
-
-    class SimDriverNode(Node):
-        def __init__(self):
-            super().__init__("sim_driver")
-            self.cfg: SimDriverConfig = declare_config(self, SimDriverConfig, config_path("sim_driver.yaml"),
-                                                       "sim_driver")
-            try:
-                resolve_task(self.cfg.task)
-            except ValueError as exc:
-                raise StartupError(str(exc)) from None
-            self.add_on_set_parameters_callback(self._check_task)
-            watch_config(self, SimDriverConfig, self._on_config)
-            self.robot = SimRobot(self.cfg.image_size, self.cfg.extra_steps)
-            self.robot.reset(self.cfg.task, self.cfg.seed)  # builds the scene (~1 s) before reporting ready
-            self._lock = threading.Lock()  # the robot (physics thread vs callbacks)
-            self._stop = threading.Event()
-            self._reset_request: tuple[str, int] | None = None
-            self._reset_done = threading.Event()
-            self._reset_error = ""
-            self._command_event = threading.Event()  # lockstep: a command arrived
-            self._new_joints = self._new_wrist = False
-            self._episode_stamp = None  # the current episode's first step (set by a reset)
-            self._step_ns = 0  # lockstep: the current step's stamp (commands stamped before it are stale)
-            self.counts = dict(joint_commands=0, joint_commands_rejected=0, wrist_targets=0,
-                               wrist_targets_rejected=0, images=0, resets=0, tick_overruns=0, lockstep_resends=0,
-                               lockstep_wrist_missing=0, commands_stale=0)
-            self.image_rate = RateMeter()
-            self.tick_rate_meter = RateMeter()
-            self.render_ms = LatencyStats(200)
-            self.lag_s = 0.0
-            self.last_problem = ""
-            qos = topics.qos_profile
-            self.pub_image = self.create_publisher(Image, topics.SIM_IMAGE.name, qos(topics.SIM_IMAGE))
-            self.pub_js = self.create_publisher(JointState, topics.JOINT_STATES.name, qos(topics.JOINT_STATES))
-            self.pub_wrist = self.create_publisher(PoseStamped, topics.WRIST_POSE.name, qos(topics.WRIST_POSE))
-            self.pub_status = self.create_publisher(String, topics.TASK_STATUS.name, qos(topics.TASK_STATUS))
-            inputs = MutuallyExclusiveCallbackGroup()
-            self.create_subscription(JointState, topics.JOINT_COMMANDS.name, self._on_joint_command,
-                                     topics.subscription_qos(topics.JOINT_COMMANDS), callback_group=inputs)
-            self.create_subscription(PoseStamped, topics.WRIST_TARGET.name, self._on_wrist_target,
-                                     topics.subscription_qos(topics.WRIST_TARGET), callback_group=inputs)
-            self.create_service(Trigger, "~/reset", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
-            slow = MutuallyExclusiveCallbackGroup()
-            self.create_timer(1.0 / self.cfg.status_rate, self._publish_status, callback_group=slow)
-            self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
-                                        hardware_id="humanprompt-sim", callback_group=slow)
-            self._publish_status()
-            self._thread = threading.Thread(target=self._loop, name="sim-physics", daemon=True)
-            # lockstep renders on the physics thread, one frame per step
-            self._camera = None if self.cfg.lockstep else threading.Thread(target=self._camera_loop,
-                                                                            name="sim-camera", daemon=True)
-            self._thread.start()
-            if self._camera is not None:
-                self._camera.start()
-            mode = ("lockstep: one control period per command, a frame per step" if self.cfg.lockstep else
-                    f"{self.cfg.camera_rate:g} Hz images, physics {self.cfg.tick_rate:g} ticks/s in real time")
-            self.get_logger().info(f"task {self.robot.task_name!r} seed {self.robot.seed}: {self.robot.image_size}px "
-                                   f"images on {topics.SIM_IMAGE.name}, {mode}")
-
-        # -- parameters ----------------------------------------------------------------------------
-        def _check_task(self, params) -> SetParametersResult:
-            for p in params:
-                if p.name == "task":
-                    try:
-                        resolve_task(str(p.value))
-                    except ValueError as exc:
-                        return SetParametersResult(successful=False, reason=str(exc))
-            return SetParametersResult(successful=True)
-
-        def _on_config(self, cfg: SimDriverConfig) -> None:
-            self.cfg = cfg
-            self.robot.extra_steps = cfg.extra_steps
-
-        # -- inputs ---------------------------------------------------------------------------------
-        def _problem(self, key: str, msg: str) -> None:
-            self.counts[key] += 1
-            self.last_problem = msg
-            self.get_logger().warning(msg, throttle_duration_sec=2.0)
-
-        def _stale(self, stamp) -> bool:
-            """Lockstep: a command stamped before the current step (for a step already taken, sent again,
-            or the previous episode's, still in flight) is dropped, so it cannot take this step's place.
-            Unstamped commands (zero) are taken."""
-            ns = Time.from_msg(stamp).nanoseconds
-            with self._lock:
-                stale = self.cfg.lockstep and 0 < ns < self._step_ns
-            if stale:
-                self.counts["commands_stale"] += 1
-            return stale
-
-        def _on_joint_command(self, msg: JointState) -> None:
-            if self._stale(msg.header.stamp):
-                return
-            try:
-                q = joint_positions(msg, self.robot.names)
-                if not np.all(np.isfinite(q)):
-                    raise ValueError("NaN or inf")
-            except ValueError as exc:
-                self._problem("joint_commands_rejected", f"rejected a joint command: {exc}")
-                return
-            with self._lock:
-                self.robot.command_joints(q)
-                self._new_joints = True
-            self.counts["joint_commands"] += 1
-            self._command_event.set()
-
-        def _on_wrist_target(self, msg: PoseStamped) -> None:
-            if self._stale(msg.header.stamp):
-                return
-            try:
-                pose = matrix_from_pose(msg.pose, "wrist target")
-                if not np.all(np.isfinite(pose)):
-                    raise ValueError("NaN or inf")
-            except ValueError as exc:
-                self._problem("wrist_targets_rejected", f"rejected a wrist target: {exc}")
-                return
-            with self._lock:
-                self.robot.command_base_pose(pose)
-                self._new_wrist = True
-            self.counts["wrist_targets"] += 1
-            self._command_event.set()
-
-        def _on_reset(self, _req, resp):
-            task = str(self.get_parameter("task").value)
-            seed = int(self.get_parameter("seed").value)
-            self._reset_done.clear()
-            self._reset_request = (task, seed)
-            if not self._reset_done.wait(30.0):
-                resp.success, resp.message = False, "reset timed out (the physics thread is not running)"
-                return resp
-            if self._reset_error:
-                resp.success, resp.message = False, self._reset_error
-            else:
-                resp.success, resp.message = True, json.dumps(self.robot.status())
+    def _on_reset(self, _req, resp):
+        task = str(self.get_parameter("task").value)
+        seed = int(self.get_parameter("seed").value)
+        self._reset_done.clear()
+        self._reset_request = (task, seed)
+        if not self._reset_done.wait(30.0):
+            resp.success, resp.message = False, "reset timed out (the physics thread is not running)"
             return resp
+        if self._reset_error:
+            resp.success, resp.message = False, self._reset_error
+        else:
+            resp.success, resp.message = True, json.dumps(self.robot.status())
+        return resp
 
-        # -- outputs --------------------------------------------------------------------------------
-        def _publish_status(self) -> None:
+    # -- outputs --------------------------------------------------------------------------------
+    def _publish_status(self) -> None:
+        with self._lock:
+            status = self.robot.status()
+        self.pub_status.publish(String(data=json.dumps(status)))
+
+    def _publish_state(self, stamp=None) -> None:
+        stamp = stamp or self.get_clock().now().to_msg()
+        with self._lock:
+            q, base = self.robot.joints(), self.robot.base_pose()
+        self.pub_js.publish(joint_state(self.robot.names, q, stamp))
+        out = PoseStamped()
+        out.header.stamp, out.header.frame_id = stamp, self.cfg.frame_id
+        out.pose = pose_from_matrix(base)
+        self.pub_wrist.publish(out)
+
+    def _camera_loop(self) -> None:
+        """The camera, on a thread of its own: the scene is copied under the lock (fast), the
+        pixels are rendered outside it, so physics keeps real time while a frame renders."""
+        camera = SimCamera(self.robot.image_size)
+        next_t = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                self._publish_frame(camera)
+                next_t += 1.0 / self.cfg.camera_rate
+                delay = next_t - time.monotonic()
+                if delay < -0.5:
+                    next_t = time.monotonic()
+                elif delay > 0:
+                    self._stop.wait(delay)
+        except Exception as exc:  # noqa: BLE001
+            if self.context.ok() and not self._stop.is_set():
+                self.get_logger().error(f"camera thread stopped: {type(exc).__name__}: {exc}")
+                raise
+        finally:
+            camera.close()
+
+    def _publish_frame(self, camera: "SimCamera", stamp=None) -> None:
+        with self._lock:
+            t0 = time.perf_counter()
+            stamp = stamp or self.get_clock().now().to_msg()  # the moment the scene is copied
+            camera.update(self.robot.env)
+        frame = camera.render()
+        self.pub_image.publish(numpy_to_image(frame, "rgb8", frame_id="sim_camera", stamp=stamp))
+        self.render_ms.add(time.perf_counter() - t0)
+        self.image_rate.tick()
+        self.counts["images"] += 1
+
+    # -- the real-time loop ---------------------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            self._run_lockstep() if self.cfg.lockstep else self._run_loop()
+        except Exception as exc:  # noqa: BLE001
+            if self.context.ok() and not self._stop.is_set():
+                self.get_logger().error(f"physics thread stopped: {type(exc).__name__}: {exc}")
+                raise
+
+    def _run_loop(self) -> None:
+        dt = 1.0 / self.cfg.tick_rate
+        start = time.monotonic()
+        ticks = 0
+        next_state = start
+        while not self._stop.is_set():
+            if self._reset_if_requested():
+                start, ticks = time.monotonic(), 0
+                next_state = start
+            now = time.monotonic()
+            due = start + (ticks + 1) * dt
+            if now < due:
+                if now >= next_state:
+                    next_state = max(next_state + 1.0 / self.cfg.joint_state_rate, now)
+                    self._publish_state()
+                    continue
+                self._stop.wait(min(due, next_state) - now)
+                continue
+            if now - due > 0.5:  # fell far behind (a stall): do not burst, just skip ahead
+                self.counts["tick_overruns"] += 1
+                start, ticks = now - ticks * dt, ticks
+                due = now
+            self.lag_s = now - due
             with self._lock:
-                status = self.robot.status()
-            self.pub_status.publish(String(data=json.dumps(status)))
+                changed = self.robot.tick(dt)
+            ticks += 1
+            self.tick_rate_meter.tick()
+            if changed:
+                self._publish_status()
 
-        def _publish_state(self, stamp=None) -> None:
-            stamp = stamp or self.get_clock().now().to_msg()
+    def _reset_if_requested(self) -> bool:
+        req, self._reset_request = self._reset_request, None
+        if req is None:
+            return False
+        try:
             with self._lock:
-                q, base = self.robot.joints(), self.robot.base_pose()
-            self.pub_js.publish(joint_state(self.robot.names, q, stamp))
-            out = PoseStamped()
-            out.header.stamp, out.header.frame_id = stamp, self.cfg.frame_id
-            out.pose = pose_from_matrix(base)
-            self.pub_wrist.publish(out)
+                self.robot.reset(*req)
+                self._new_joints = self._new_wrist = False
+                # the episode's first step: lockstep publishes it with this stamp and drops commands
+                # stamped before it (the previous episode's, still in flight)
+                self._episode_stamp = self.get_clock().now().to_msg()
+                self._step_ns = Time.from_msg(self._episode_stamp).nanoseconds
+            self._reset_error = ""
+            self.counts["resets"] += 1
+            self.get_logger().info(f"reset: task {req[0]!r} seed {req[1]}")
+        except Exception as exc:  # noqa: BLE001 - report it to the caller, keep running
+            self._reset_error = f"reset failed: {exc}"
+        self._reset_done.set()
+        self._publish_status()
+        return True
 
-        def _camera_loop(self) -> None:
-            """The camera, on a thread of its own: the scene is copied under the lock (fast), the
-            pixels are rendered outside it, so physics keeps real time while a frame renders."""
-            camera = _SimCamera(self.robot.image_size)
-            next_t = time.monotonic()
-            try:
-                while not self._stop.is_set():
-                    self._publish_frame(camera)
-                    next_t += 1.0 / self.cfg.camera_rate
-                    delay = next_t - time.monotonic()
-                    if delay < -0.5:
-                        next_t = time.monotonic()
-                    elif delay > 0:
-                        self._stop.wait(delay)
-            except Exception as exc:  # noqa: BLE001
-                if self.context.ok() and not self._stop.is_set():
-                    self.get_logger().error(f"camera thread stopped: {type(exc).__name__}: {exc}")
-                    raise
-            finally:
-                camera.close()
+    def _run_lockstep(self) -> None:
+        """Physics waits for each step's command: a new joint command and a new wrist target; then one
+        control period, then state and a frame (one stamp for both)."""
+        camera = SimCamera(self.robot.image_size)
 
-        def _publish_frame(self, camera: "_SimCamera", stamp=None) -> None:
+        def new_step():
+            """(holds the lock) the stamp of a new step: commands stamped before it are stale from now on."""
+            stamp = self.get_clock().now().to_msg()
+            self._step_ns = Time.from_msg(stamp).nanoseconds
+            return stamp
+
+        def publish_step(stamp):
+            # one stamp for a step's state and frame: the policy pairs them, and acts once per stamp
+            self._publish_state(stamp)
+            self._publish_frame(camera, stamp)
+            return time.monotonic(), stamp
+
+        joints_at = None  # when this step's joint command arrived
+        try:
             with self._lock:
-                t0 = time.perf_counter()
-                stamp = stamp or self.get_clock().now().to_msg()  # the moment the scene is copied
-                camera.update(self.robot.env)
-            frame = camera.render()
-            self.pub_image.publish(numpy_to_image(frame, "rgb8", frame_id="sim_camera", stamp=stamp))
-            self.render_ms.add(time.perf_counter() - t0)
-            self.image_rate.tick()
-            self.counts["images"] += 1
-
-        # -- the real-time loop ---------------------------------------------------------------------
-        def _loop(self) -> None:
-            try:
-                self._run_lockstep() if self.cfg.lockstep else self._run_loop()
-            except Exception as exc:  # noqa: BLE001
-                if self.context.ok() and not self._stop.is_set():
-                    self.get_logger().error(f"physics thread stopped: {type(exc).__name__}: {exc}")
-                    raise
-
-        def _run_loop(self) -> None:
-            dt = 1.0 / self.cfg.tick_rate
-            start = time.monotonic()
-            ticks = 0
-            next_state = start
+                stamp = new_step()
+            published, stamp = publish_step(stamp)
             while not self._stop.is_set():
                 if self._reset_if_requested():
-                    start, ticks = time.monotonic(), 0
-                    next_state = start
-                now = time.monotonic()
-                due = start + (ticks + 1) * dt
-                if now < due:
-                    if now >= next_state:
-                        next_state = max(next_state + 1.0 / self.cfg.joint_state_rate, now)
-                        self._publish_state()
-                        continue
-                    self._stop.wait(min(due, next_state) - now)
-                    continue
-                if now - due > 0.5:  # fell far behind (a stall): do not burst, just skip ahead
-                    self.counts["tick_overruns"] += 1
-                    start, ticks = now - ticks * dt, ticks
-                    due = now
-                self.lag_s = now - due
-                with self._lock:
-                    changed = self.robot.tick(dt)
-                ticks += 1
-                self.tick_rate_meter.tick()
-                if changed:
-                    self._publish_status()
-
-        def _reset_if_requested(self) -> bool:
-            req, self._reset_request = self._reset_request, None
-            if req is None:
-                return False
-            try:
-                with self._lock:
-                    self.robot.reset(*req)
-                    self._new_joints = self._new_wrist = False
-                    # the episode's first step: lockstep publishes it with this stamp and drops commands
-                    # stamped before it (the previous episode's, still in flight)
-                    self._episode_stamp = self.get_clock().now().to_msg()
-                    self._step_ns = Time.from_msg(self._episode_stamp).nanoseconds
-                self._reset_error = ""
-                self.counts["resets"] += 1
-                self.get_logger().info(f"reset: task {req[0]!r} seed {req[1]}")
-            except Exception as exc:  # noqa: BLE001 - report it to the caller, keep running
-                self._reset_error = f"reset failed: {exc}"
-            self._reset_done.set()
-            self._publish_status()
-            return True
-
-        def _run_lockstep(self) -> None:
-            """Physics waits for each step's command: a new joint command and a new wrist target; then one
-            control period, then state and a frame (one stamp for both)."""
-            camera = _SimCamera(self.robot.image_size)
-
-            def new_step():
-                """(holds the lock) the stamp of a new step: commands stamped before it are stale from now on."""
-                stamp = self.get_clock().now().to_msg()
-                self._step_ns = Time.from_msg(stamp).nanoseconds
-                return stamp
-
-            def publish_step(stamp):
-                # one stamp for a step's state and frame: the policy pairs them, and acts once per stamp
-                self._publish_state(stamp)
-                self._publish_frame(camera, stamp)
-                return time.monotonic(), stamp
-
-            joints_at = None  # when this step's joint command arrived
-            try:
-                with self._lock:
-                    stamp = new_step()
-                published, stamp = publish_step(stamp)
-                while not self._stop.is_set():
-                    if self._reset_if_requested():
-                        self._command_event.clear()
-                        joints_at = None
-                        published, stamp = publish_step(self._episode_stamp)
-                        continue
-                    self._command_event.wait(0.02)
                     self._command_event.clear()
-                    with self._lock:
-                        # the command node sends a step's joint command and then its wrist target: wait for
-                        # both (DDS does not order topics), however long the graph takes under load. A graph
-                        # with no wrist-target publisher steps with the joints alone at once; one whose wrist
-                        # target is late by more than lockstep_timeout steps without it (and counts it).
-                        if self._new_joints and joints_at is None:
-                            joints_at = time.monotonic()
-                        ready = self._new_joints and self._new_wrist
-                        if self._new_joints and not self._new_wrist:  # only then ask the graph (not every poll)
-                            grace = self.cfg.lockstep_timeout if self.count_publishers(topics.WRIST_TARGET.name) \
-                                else 0.0
-                            ready = time.monotonic() - joints_at > grace
-                            if ready and grace:
-                                self.counts["lockstep_wrist_missing"] += 1
-                        if ready:
-                            self._new_joints = self._new_wrist = False
-                            joints_at = None
-                            changed = self.robot.step_once()
-                            stamp = new_step()  # under the lock: a late command for the old step is stale
+                    joints_at = None
+                    published, stamp = publish_step(self._episode_stamp)
+                    continue
+                self._command_event.wait(0.02)
+                self._command_event.clear()
+                with self._lock:
+                    # the command node sends a step's joint command and then its wrist target: wait for
+                    # both (DDS does not order topics), however long the graph takes under load. A graph
+                    # with no wrist-target publisher steps with the joints alone at once; one whose wrist
+                    # target is late by more than lockstep_timeout steps without it (and counts it).
+                    if self._new_joints and joints_at is None:
+                        joints_at = time.monotonic()
+                    ready = self._new_joints and self._new_wrist
+                    if self._new_joints and not self._new_wrist:  # only then ask the graph (not every poll)
+                        grace = self.cfg.lockstep_timeout if self.count_publishers(topics.WRIST_TARGET.name) \
+                            else 0.0
+                        ready = time.monotonic() - joints_at > grace
+                        if ready and grace:
+                            self.counts["lockstep_wrist_missing"] += 1
                     if ready:
-                        self.tick_rate_meter.tick()
-                        published, stamp = publish_step(stamp)
-                        if changed:
-                            self._publish_status()
-                    elif joints_at is None and time.monotonic() - published > self.cfg.lockstep_timeout:
-                        # a dropped frame, or a target or command lost on the way: publish the same step
-                        # again, with its stamp (the policy acts once per stamp and sends that step's
-                        # target again, so a frame that did arrive is not acted on twice)
-                        self.counts["lockstep_resends"] += 1
-                        published, stamp = publish_step(stamp)
-            finally:
-                camera.close()
+                        self._new_joints = self._new_wrist = False
+                        joints_at = None
+                        changed = self.robot.step_once()
+                        stamp = new_step()  # under the lock: a late command for the old step is stale
+                if ready:
+                    self.tick_rate_meter.tick()
+                    published, stamp = publish_step(stamp)
+                    if changed:
+                        self._publish_status()
+                elif joints_at is None and time.monotonic() - published > self.cfg.lockstep_timeout:
+                    # a dropped frame, or a target or command lost on the way: publish the same step
+                    # again, with its stamp (the policy acts once per stamp and sends that step's
+                    # target again, so a frame that did arrive is not acted on twice)
+                    self.counts["lockstep_resends"] += 1
+                    published, stamp = publish_step(stamp)
+        finally:
+            camera.close()
 
-        # -- diagnostics ----------------------------------------------------------------------------
-        def _diagnostics(self):
-            with self._lock:
-                status = self.robot.status()
-            values = {**status, **self.counts, "image_rate_hz": self.image_rate.rate(),
-                      "tick_rate_hz": self.tick_rate_meter.rate(), "lag_s": self.lag_s,
-                      "last_problem": self.last_problem}
-            for k, v in self.render_ms.summary_ms().items():
-                if k != "n":
-                    values[f"render_{k}_ms"] = v
-            if not self._thread.is_alive() or (self._camera is not None and not self._camera.is_alive()):
-                return ERROR, "physics or camera thread stopped", values
-            values["lockstep"] = self.cfg.lockstep
-            rate = values["tick_rate_hz"]
-            if not self.cfg.lockstep and self.counts["images"] > 30 and rate < 0.8 * self.cfg.tick_rate:
-                return WARN, f"physics slower than real time ({rate:.0f} of {self.cfg.tick_rate:g} ticks/s)", values
-            state = "done" if status["done"] else ("running" if status["started"] else "waiting for commands")
-            return OK, (f"{status['task']} seed {status['seed']}: {state}, step {status['step']}/{status['horizon']}, "
-                        f"success {str(status['success']).lower()}"), values
+    # -- diagnostics ----------------------------------------------------------------------------
+    def _diagnostics(self):
+        with self._lock:
+            status = self.robot.status()
+        values = {**status, **self.counts, "image_rate_hz": self.image_rate.rate(),
+                  "tick_rate_hz": self.tick_rate_meter.rate(), "lag_s": self.lag_s,
+                  "last_problem": self.last_problem}
+        for k, v in self.render_ms.summary_ms().items():
+            if k != "n":
+                values[f"render_{k}_ms"] = v
+        if not self._thread.is_alive() or (self._camera is not None and not self._camera.is_alive()):
+            return ERROR, "physics or camera thread stopped", values
+        values["lockstep"] = self.cfg.lockstep
+        rate = values["tick_rate_hz"]
+        if not self.cfg.lockstep and self.counts["images"] > 30 and rate < 0.8 * self.cfg.tick_rate:
+            return WARN, f"physics slower than real time ({rate:.0f} of {self.cfg.tick_rate:g} ticks/s)", values
+        state = "done" if status["done"] else ("running" if status["started"] else "waiting for commands")
+        return OK, (f"{status['task']} seed {status['seed']}: {state}, step {status['step']}/{status['horizon']}, "
+                    f"success {str(status['success']).lower()}"), values
 
-        def close(self) -> None:
-            self._stop.set()
-            self._thread.join(timeout=2.0)
-            if self._camera is not None:
-                self._camera.join(timeout=2.0)
-            self.robot.close()
-
-    return SimDriverNode
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        if self._camera is not None:
+            self._camera.join(timeout=2.0)
+        self.robot.close()
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(lambda: _make_node_class()(), "sim_driver", args, threads=3)
+    return run_node(lambda: SimDriverNode(), "sim_driver", args, threads=3)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ ignored). NaN or inf anywhere, a wrong number of poses or a wrist quaternion tha
 length raise ``ValueError``; a wrist quaternion within 1 % of unit length is normalised.
 
 This is the same information as the flat 24-float :class:`~humanprompt_ros.action.HandAction`
-(SPEC §4), written with standard messages so that rviz and ``ros2 topic echo`` can read it
+, written with standard messages so that rviz and ``ros2 topic echo`` can read it
 (custom interfaces are avoided on purpose: ROS 2 from Python wheels cannot build them).
 
 Joint states
@@ -47,7 +47,7 @@ import numpy as np
 from geometry_msgs.msg import Pose, PoseArray
 from sensor_msgs.msg import JointState
 
-from ..action import FINGERS, HandAction
+from humanprompt_ros.action import FINGERS, HandAction
 
 __all__ = [
     "HAND_TARGET_POSES",

@@ -1,4 +1,4 @@
-"""``diagnostic_msgs/DiagnosticArray`` on ``/diagnostics`` without ``diagnostic_updater`` (SPEC §5).
+"""``diagnostic_msgs/DiagnosticArray`` on ``/diagnostics`` without ``diagnostic_updater``.
 
 There is no ``diagnostic_updater`` wheel, so nodes publish the array themselves through
 :class:`NodeDiagnostics`: one ``DiagnosticStatus`` per node, named after the node, about once a
@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from .topics import DIAGNOSTICS, qos_profile
+from humanprompt_ros.ros.topics import DIAGNOSTICS, qos_profile
 
 OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR, DiagnosticStatus.STALE)
 LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR", STALE: "STALE"}

@@ -1,4 +1,4 @@
-"""Conversion between ``sensor_msgs/msg/Image`` and numpy ``uint8`` arrays (SPEC §5).
+"""Conversion between ``sensor_msgs/msg/Image`` and numpy ``uint8`` arrays.
 
 The package works in RGB: :func:`image_to_numpy` always returns ``H×W×3`` RGB (or ``H×W``
 for ``mono8``) whatever the message's colour encoding, and :func:`numpy_to_image` always takes
@@ -119,7 +119,7 @@ def image_to_numpy(msg: Image, *, copy: bool = False) -> np.ndarray:
             f"invalid {encoding} Image: data has {nbytes} bytes, expected height*step = {height}*{step} = {height * step}"
         )
 
-    if nbytes and PREFER_CV_BRIDGE and cv_bridge_available():  # SPEC: cv_bridge where it works, our conversion otherwise
+    if nbytes and PREFER_CV_BRIDGE and cv_bridge_available():  # cv_bridge where it works, our conversion otherwise
         out = np.array(_bridge().imgmsg_to_cv2(msg, desired_encoding="mono8" if channels == 1 else "rgb8"),
                        dtype=np.uint8, order="C")
         out.flags.writeable = copy
@@ -215,7 +215,7 @@ def numpy_to_image(
     msg.step = width * channels
     if data.size:
         # Into the fresh message's own (empty) array.array('B'), through the buffer protocol: one
-        # copy, no intermediate bytes object (SPEC §5).
+        # copy, no intermediate bytes object.
         msg.data.frombytes(memoryview(data).cast("B"))
     return msg
 

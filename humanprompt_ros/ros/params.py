@@ -5,7 +5,7 @@
     cfg = declare_config(node, CameraConfig, config_path("camera.yaml"), "camera")
 
 1. the defaults are read from the YAML file (a ROS 2 parameter file) and validated through the
-   dataclass (:mod:`humanprompt_ros.nodes.config`): a bad default names the file and key;
+   dataclass (:mod:`humanprompt_ros.config.nodes`): a bad default names the file and key;
 2. every field is declared as a ROS parameter with a ``ParameterDescriptor`` (description, type,
    read-only, range) built from the field's metadata, so ``ros2 param describe`` explains it;
    overrides given with ``--params-file`` / ``-p`` apply as usual;
@@ -29,8 +29,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
-from ..config import ConfigError, from_dict, read_yaml
-from ..nodes.config import check_ranges, field_types, node_section
+from humanprompt_ros.config.loader import ConfigError, from_dict, read_yaml
+from humanprompt_ros.config.nodes import check_ranges, field_types, node_section
 
 T = TypeVar("T")
 

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from . import topics as _topics
+from humanprompt_ros.ros import topics as _topics
 
 
 class Recorder:

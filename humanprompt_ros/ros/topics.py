@@ -1,4 +1,4 @@
-"""The one table of the package's ROS topics: name, message type and QoS (SPEC §2, §5).
+"""The one table of the package's ROS topics: name, message type and QoS.
 
 Every node, the bringup, the rviz config test and the benchmarks take topic names, types and QoS
 from here, so a publisher and its subscribers cannot disagree. Importing this module needs no

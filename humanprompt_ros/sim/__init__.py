@@ -1,5 +1,5 @@
 """HumanPrompt-Sim: a MuJoCo benchmark in which a human-like hand and the Allegro hand do the same
-tasks (SPEC §3). See docs/benchmark.md.
+tasks. See docs/benchmark.md.
 
     from humanprompt_ros.sim import SimEnv, load_task, load_tasks, expert_episode
 

@@ -19,23 +19,28 @@ Actions are in the unified hand action space (:mod:`humanprompt_ros.action`), on
 ``proprio`` is the measured hand state in the unified space (FK of the measured joints at the
 measured wrist for the robot; :func:`keypoints_to_action` of the measured keypoints for the human),
 so a policy sees the same kind of vector for both embodiments.
+
+Kept as one module (~430 lines): reset, stepping, rendering and the success tracker share the
+MuJoCo model and data and the episode clock; scene building, hands and tasks live beside it.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import mujoco
 import numpy as np
 
-from ..action import FINGERS, HandAction
-from ..keypoints import keypoints_to_action
-from ..paths import config_path
-from .human_hand import HumanHand, load_human_hand
-from .scene import COLLISION_GROUP, SimConfig, allegro_mjcf, build_scene, load_sim_config
-from .tasks import Task, TaskInstance, load_task, sample_instance, twin_tasks
+from humanprompt_ros.action import HandAction
+from humanprompt_ros.hand.hand import load_hand
+from humanprompt_ros.hand.keypoints import keypoints_to_action
+from humanprompt_ros.paths import config_path
+from humanprompt_ros.sim.experts import OPEN
+from humanprompt_ros.sim.human_hand import load_human_hand
+from humanprompt_ros.sim.scene import COLLISION_GROUP, SimConfig, allegro_mjcf, build_scene, load_sim_config
+from humanprompt_ros.sim.tasks import Task, TaskInstance, load_task, sample_instance, twin_tasks
 
 EMBODIMENTS = ("robot", "human")
 
@@ -89,8 +94,6 @@ _ROBOT_HAND = {}
 
 def robot_hand(path: str | Path | None = None):
     """The Allegro hand (cached per process: building the retargeters is not free)."""
-    from ..hand import load_hand
-
     key = str(path or config_path("hands", "allegro_right.yaml"))
     if key not in _ROBOT_HAND:
         _ROBOT_HAND[key] = load_hand(key)
@@ -99,8 +102,6 @@ def robot_hand(path: str | Path | None = None):
 
 def home_action(cfg: SimConfig, mask: np.ndarray | None = None) -> HandAction:
     """The pose every episode starts from: palm down, fingers toward +x, hand open."""
-    from .experts import OPEN
-
     return HandAction(np.asarray(cfg.home_wrist, float), np.eye(3), OPEN.copy(),
                       np.ones(5, bool) if mask is None else mask)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..action import HandAction
+from humanprompt_ros.action import HandAction
 
 # -- finger poses (wrist frame) ---------------------------------------------------------------------
 OPEN = np.array([[0.11, 0.10, -0.03], [0.20, 0.045, -0.03], [0.205, 0.0, -0.03], [0.20, -0.045, -0.03],

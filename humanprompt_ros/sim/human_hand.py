@@ -6,7 +6,7 @@ The hand is described in its own wrist frame (the unified convention of
 the numpy kinematics used by the experts and the MuJoCo bodies built by :func:`mjcf`:
 
 * The palm is rigid. The wrist (landmark 0) is the origin and the four finger MCPs (5, 9, 13, 17)
-  lie in the wrist's xy-plane, placed so that :func:`humanprompt_ros.keypoints.wrist_frame` of the
+  lie in the wrist's xy-plane, placed so that :func:`humanprompt_ros.hand.keypoints.wrist_frame` of the
   21 keypoints returns exactly this frame.
 * Each long finger has 4 joints: abduction (about +z at the MCP), MCP, PIP and DIP flexion (about
   the finger's +y; positive curls toward the palm, -z). The DIP follows the PIP (``dip_coupling``).
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..action import FINGERS, HandAction
-from ..config import load_config
-from ..paths import config_path
+from humanprompt_ros.action import FINGERS, HandAction
+from humanprompt_ros.config.loader import load_config
+from humanprompt_ros.paths import config_path
 
 FINGER_JOINTS = ("abd", "mcp", "pip", "dip")
 THUMB_JOINTS = ("cmc_abd", "cmc", "mcp", "ip")

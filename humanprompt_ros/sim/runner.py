@@ -1,7 +1,8 @@
-"""Running policies in HumanPrompt-Sim: one episode, data generation and closed-loop evaluation.
+"""Running a policy for one episode in HumanPrompt-Sim, and generating the dataset with the experts.
 
-These are the functions behind ``humanprompt-sim generate`` and ``eval``; they run in worker
-processes (:mod:`multiprocessing`), so their arguments are plain picklable values.
+``generate_job`` is the worker behind ``humanprompt-sim generate`` (closed-loop evaluation of a policy
+is :mod:`humanprompt_ros.eval.rollout`); workers run in :mod:`multiprocessing` processes, so their
+arguments are plain picklable values.
 """
 
 from __future__ import annotations
@@ -14,15 +15,38 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Episode, load_episode, write_episode
-from .env import SimEnv
-from .scene import SimConfig, load_sim_config
-from .tasks import Task, load_task
+from humanprompt_ros.data import Episode, load_episode, write_episode
+from humanprompt_ros.sim.env import SimEnv, home_action
+from humanprompt_ros.sim.experts import expert_actions
+from humanprompt_ros.sim.scene import SimConfig, load_sim_config
+from humanprompt_ros.sim.tasks import Task, load_task
+from humanprompt_ros.video import through_codec
 
-# seeds of "other" prompts are drawn from a range no evaluation uses
-OTHER_PROMPT_OFFSET = 7_000_000
-FRAME_FREE_POLICIES = ("scripted", "replay", "noop", "random")
-PROMPTLESS_POLICIES = ("scripted", "noop", "random")  # these ignore the prompt: none is generated for them
+
+class ScriptedPolicy:
+    """The benchmark's expert as a policy: plans from the env's privileged initial state at
+    :meth:`reset` (call it after ``env.reset``) and returns one action per :meth:`act`."""
+
+    needs_prompt_video = False
+
+    def __init__(self, env=None, **_: Any):
+        if env is None:
+            raise ValueError("the scripted policy needs the simulation (make_policy('scripted', env=env)): it reads "
+                             "privileged state and only exists for tests and data generation")
+        self.env = env
+        self.plan: np.ndarray | None = None
+
+    def set_prompt(self, prompt: Any) -> None:
+        pass  # the expert knows the task from the env
+
+    def reset(self) -> None:
+        self.plan = expert_actions(self.env.instance, home_action(self.env.cfg), self.env.horizon)
+
+    def act(self, frame: np.ndarray, proprio: np.ndarray) -> np.ndarray:
+        if self.plan is None:
+            self.reset()
+        t = min(self.env.t, len(self.plan) - 1)
+        return self.plan[t:t + 1].copy()
 
 
 @dataclass
@@ -57,8 +81,6 @@ class EpisodeRecord:
     def to_episode(self, crf: int | None = None) -> Episode:
         """An in-memory Episode (e.g. a prompt generated on the fly). ``crf``: its frames as they come
         back from a video file written at that quality (a saved episode's), not the raw renders."""
-        from ..video import through_codec
-
         ep = Episode(None, self.meta(), None)
         ep._arrays = {"actions": self.actions, "proprio": self.proprio, "joints": self.joints,
                       "keypoints": self.keypoints}
@@ -131,8 +153,6 @@ def run_episode(env: SimEnv, policy, seed: int, prompt: Any = None, policy_name:
 
 def expert_episode(task: Task, embodiment: str, seed: int, render: bool = True, env: SimEnv | None = None) -> EpisodeRecord:
     """The scripted expert's episode of ``task`` for ``embodiment`` at ``seed``."""
-    from ..policy import ScriptedPolicy
-
     own = env is None
     env = env or SimEnv(task, embodiment, render=render)
     try:
@@ -142,7 +162,7 @@ def expert_episode(task: Task, embodiment: str, seed: int, render: bool = True, 
             env.close()
 
 
-def _picklable_errors(fn):
+def picklable_errors(fn):
     """Worker errors travel back through pickle: re-raise them as plain ValueError/RuntimeError
     with the message (an exception type that cannot be unpickled would hang ``Pool.imap``)."""
     import functools
@@ -169,7 +189,7 @@ def sim_config(twin_scenes: str | None = None) -> SimConfig:
     return cfg
 
 
-@_picklable_errors
+@picklable_errors
 def generate_job(args: tuple) -> list[dict[str, Any]]:
     """Worker: (task_path, embodiment, seeds, out_dir, crf, overwrite, twin_scenes) → one summary dict per
     episode."""
@@ -202,68 +222,3 @@ def _check_layouts(episode_dir: Path, env: SimEnv) -> None:
         was, now = ("shared", "own") if had_twin else ("own", "shared")
         raise ValueError(f"{episode_dir} holds a scene with {was} twin layouts, this run generates {now} ones "
                          f"(twin_scenes): pass --overwrite to regenerate it, or another --out")
-
-
-# -- eval (worker) --------------------------------------------------------------------------------------
-def prompt_seed(seed: int, mode: str) -> int:
-    if mode == "same":
-        return seed
-    if mode == "other":
-        return seed + OTHER_PROMPT_OFFSET
-    raise ValueError(f"--prompt-seed must be 'same' or 'other', got {mode!r}")
-
-
-@_picklable_errors
-def eval_job(args: tuple) -> list[dict[str, Any]]:
-    """Worker: (policies [(name, spec)], task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir,
-    prompt_task_path, twin_scenes) → one result dict per (policy, episode).
-
-    Every policy sees the same scenes and the same prompt per seed (generated once per seed). The prompt
-    demonstrates the episode's own task, or ``prompt_task_path``'s task when given (a mismatched prompt:
-    does the policy follow the prompt or the scene?); success is always judged on the episode's task.
-    """
-    from ..policy import make_policy
-
-    policies, task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir, prompt_task_path, twin_scenes = args
-    task = load_task(task_path)
-    prompt_task = load_task(prompt_task_path) if prompt_task_path else task
-    specs = [spec for _, spec in policies]
-    cfg = sim_config(twin_scenes)
-    # the simple backends ignore the camera: skip rendering for them (4x faster)
-    env = SimEnv(task, embodiment, render=any(spec not in FRAME_FREE_POLICIES for spec in specs), config=cfg)
-    results = []
-    prompt_env = None
-    try:
-        built = []
-        for name, spec in policies:
-            kwargs = dict(policy_kwargs or {})
-            if spec == "scripted":
-                kwargs["env"] = env
-            if spec == "random":
-                kwargs.setdefault("seed", seeds[0])
-            built.append((name, spec, make_policy(spec, **kwargs)))
-        wants_video = any(getattr(p, "needs_prompt_video", True) for _, spec, p in built
-                          if spec not in PROMPTLESS_POLICIES)
-        for seed in seeds:
-            prompt = None
-            for name, spec, policy in built:
-                if spec not in PROMPTLESS_POLICIES and prompt is None:
-                    # the prompt: a human demonstration of the task (same scene or another one), as
-                    # a video file gives it (the codec's artefacts included), like the training prompts
-                    # and a prompt set through ROS
-                    if prompt_env is None:
-                        prompt_env = SimEnv(prompt_task, "human", render=wants_video, config=cfg)
-                    demo = expert_episode(prompt_task, "human", prompt_seed(seed, prompt_mode), env=prompt_env)
-                    prompt = demo.to_episode(crf=prompt_env.cfg.video_crf if wants_video else None)
-                rec = run_episode(env, policy, seed, prompt=None if spec in PROMPTLESS_POLICIES else prompt,
-                                  policy_name=spec, record_frames=bool(save_dir))
-                if save_dir:
-                    rec.save(Path(save_dir) / name / task.name / embodiment / f"{seed:07d}")
-                results.append({"policy": name, "task": task.name, "skill": task.skill, "seed": seed,
-                                "success": bool(rec.success), "seconds": rec.seconds,
-                                **({} if env.twin_success is None else {"twin_success": env.twin_success})})
-    finally:
-        if prompt_env is not None:
-            prompt_env.close()
-        env.close()
-    return results

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from .tasks import TWIN_SCENES, ObjectInstance, TaskInstance, disc_radius
+from humanprompt_ros.config.loader import load_config
+from humanprompt_ros.paths import config_path
+from humanprompt_ros.sim.tasks import TWIN_SCENES, ObjectInstance, TaskInstance, disc_radius
 
 HAND_CONTYPE = 'contype="2" conaffinity="1"'
 WORLD_CONTYPE = 'contype="1" conaffinity="3"'
@@ -76,9 +78,6 @@ class SimConfig:
 
 
 def load_sim_config(path=None) -> SimConfig:
-    from ..config import load_config
-    from ..paths import config_path
-
     path = path or config_path("sim.yaml")
     if not os.path.isfile(path):
         return SimConfig()

@@ -28,6 +28,9 @@ lever ``[half_length]``.
 :func:`load_task` validates everything and raises :class:`humanprompt_ros.config.ConfigError`
 naming the file, the key and the problem (unknown skill, wrong object kind, unreachable goal,
 missing or mistyped key).
+
+Kept as one module (~460 lines): the task YAML schema, the scene sampler and the twin-scene rules
+share the object ranges and the workspace, and a task author reads them together.
 """
 
 from __future__ import annotations
@@ -39,8 +42,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..config import ConfigError, load_config
-from ..paths import config_path
+from humanprompt_ros.config.loader import ConfigError, load_config
+from humanprompt_ros.paths import config_path
 
 KINDS = ("box", "cylinder", "ball", "button", "drawer", "lever")
 SIZE_DIMS = {"box": 3, "cylinder": 2, "ball": 1, "button": 2, "drawer": 2, "lever": 1}
@@ -442,3 +445,17 @@ def twin_tasks(files: list[Path] | None = None) -> dict[str, str]:
 def twin_pairs(files: list[Path] | None = None) -> list[tuple[str, str]]:
     """Each twin pair once, as (first, second) by name, sorted: :func:`twin_tasks` without the mirror."""
     return sorted({tuple(sorted(p)) for p in twin_tasks(files).items()})
+
+
+def resolve_task(value: str) -> Path:
+    """A task name (``config/tasks/<name>.yaml``) or a task YAML path → the YAML file (ValueError if none)."""
+    p = Path(value).expanduser()
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise ValueError(f"task: no such task file: {p}")
+        return p
+    f = config_path("tasks", f"{value}.yaml")
+    if not f.is_file():
+        names = sorted(x.stem for x in config_path("tasks").glob("*.yaml"))
+        raise ValueError(f"task: unknown task {value!r} (known: {', '.join(names)})")
+    return f

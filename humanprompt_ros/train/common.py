@@ -12,7 +12,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,24 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-
-@dataclass
-class TrainConfig:
-    """The optimisation settings every stage shares (a stage adds its own fields)."""
-
-    steps: int = 4000
-    batch_size: int = 32
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 200
-    grad_clip: float = 1.0
-    log_every: int = 50
-    checkpoint_every: int = 500
-    seed: int = 0
-    device: str = "auto"  # auto = cuda:LOCAL_RANK when available, else cpu
-    # > 0: fit ``steps`` to this many seconds of training (measured after the first steps; the saved
-    # config records the steps that ran). Single process only. 0: exactly ``steps``.
-    time_budget_s: float = 0.0
+from humanprompt_ros.config.train import TrainConfig
 
 
 class StepBudget:
@@ -192,11 +174,6 @@ def plot_metrics(log_path: Path, out_png: Path, title: str = "") -> Path | None:
     fig.savefig(out_png, dpi=90)
     plt.close(fig)
     return out_png
-
-
-def command_line() -> str:
-    """How this process was started (saved with checkpoints)."""
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 def progress(iterable=None, total: int | None = None, desc: str = "", enabled: bool = True, initial: int = 0):

@@ -30,16 +30,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..config import ConfigError, from_dict, read_yaml
+from humanprompt_ros.config.loader import ConfigError, from_dict, read_yaml
 
 T = TypeVar("T")
 
 __all__ = [
-    "param", "load_node_config", "node_section", "check_ranges",
+    "StartupError", "param", "load_node_config", "node_section", "check_ranges",
     "CameraConfig", "CommandConfig", "load_camera_config", "load_command_config",
     "PromptEncoderConfig", "PolicyConfig", "SimDriverConfig",
     "load_prompt_encoder_config", "load_policy_config", "load_sim_driver_config", "expand_dirs",
 ]
+
+
+class StartupError(RuntimeError):
+    """A node cannot start (missing device or file, unusable source or checkpoint); the message says why."""
 
 
 def param(default: Any, description: str, *, read_only: bool = False,
@@ -226,7 +230,8 @@ class PromptEncoderConfig:
                       read_only=True)
     prompt_dirs: list[str] = param(None, "directories prompts may come from (~ and $VARS expanded; an entry whose "
                                          "variable is unset is skipped); a path outside all of them is refused. "
-                                         "Empty list: any path", read_only=True, default_factory=list)
+                                         "Empty list: any path", read_only=True,
+                                   default_factory=lambda: ["$HUMANPROMPT_PROMPT_DIR", "~/humanprompt/prompts", "/data/demos"])
     record_dir: str = param("", "where ~/record_prompt writes its videos (empty: the first prompt directory)",
                             read_only=True)
     record_seconds: float = param(4.0, "~/record_prompt: seconds recorded from the observation topic",

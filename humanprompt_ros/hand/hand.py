@@ -1,6 +1,6 @@
 """A dexterous hand described by data: its YAML config, kinematics and retargeting.
 
-Public API (SPEC §4)::
+Public API::
 
     from humanprompt_ros.hand import load_hand
     hand = load_hand("config/hands/allegro_right.yaml")
@@ -29,11 +29,11 @@ from typing import Literal
 
 import numpy as np
 
-from .action import FINGERS, HandAction
-from .config import ConfigError, load_config
-from .kinematics import HandKinematics
-from .retargeting import DexRetargeter, FingertipIK, Retargeter
-from .urdf import extract_hand, resolve_path
+from humanprompt_ros.action import FINGERS, HandAction
+from humanprompt_ros.config.loader import ConfigError, load_config
+from humanprompt_ros.hand.kinematics import HandKinematics
+from humanprompt_ros.hand.retargeting import DexRetargeter, FingertipIK, Retargeter
+from humanprompt_ros.hand.urdf import extract_hand, resolve_path
 
 RETARGETING_TYPES = ("fingertip_ik", "vector", "dexpilot", "position")
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .action import FINGERS, HandAction
+from humanprompt_ros.action import FINGERS, HandAction
 
 NUM_KEYPOINTS = 21
 WRIST = 0

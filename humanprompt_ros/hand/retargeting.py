@@ -22,8 +22,8 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
-from .kinematics import HandKinematics
-from .urdf import WRIST_FRAME, HandURDF
+from humanprompt_ros.hand.kinematics import HandKinematics
+from humanprompt_ros.hand.urdf import WRIST_FRAME, HandURDF
 
 
 class Retargeter(Protocol):

@@ -1,4 +1,4 @@
-"""Stage 2's action head: a transformer diffusion policy over action chunks (SPEC §1).
+"""Stage 2's action head: a transformer diffusion policy over action chunks.
 
     condition tokens (B, L, Dc)   Video Former tokens (prompt + current frame)
     proprio          (B, P)       the hand's current unified action (24 floats)
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import CrossAttentionBlock, TimestepEmbedder
+from humanprompt_ros.models.layers import CrossAttentionBlock, TimestepEmbedder
 
 
 @dataclass
@@ -32,35 +32,35 @@ class PolicyModelConfig:
     heads: int = 4
     train_timesteps: int = 100
     inference_steps: int = 8  # DDIM
-    prediction_type: str = "epsilon"
+    prediction_type: str = "v_prediction"
     # DDIM's inference timesteps: "trailing" starts at the last training step (pure noise, where the
     # sampler starts), "leading" (the diffusers default) at T − T/steps, where a model reads the sampler's
     # pure noise as if it still held ~20% signal. Use trailing with v_prediction or sample (epsilon
     # cannot recover x0 from pure noise).
-    timestep_spacing: str = "leading"
+    timestep_spacing: str = "trailing"
     # Which proprio dimensions the policy sees (P bools; empty = all). Training fills it from the hand:
     # dimensions the robot hand lacks (Allegro's little finger) are zeros for every robot state and real
     # values in human demos, so left in they would tell the policy which embodiment it is looking at.
     proprio_mask: list[bool] = field(default_factory=list)
-    proprio_noise: float = 0.0  # std of Gaussian noise on the normalised proprio while training
-    min_std: float = 1e-4  # floor of the normalisers' std: below it a dimension is not scaled up
+    proprio_noise: float = 0.1  # std of Gaussian noise on the normalised proprio while training
+    min_std: float = 0.01  # floor of the normalisers' std: below it a dimension is not scaled up
     # relative: the head predicts positions (wrist, fingertips) as offsets from the current proprio, so
     # "stay where you are" is its zero and the chunk is anchored to the hand's measured state
     relative: bool = False
     # actions of each chunk executed before the next is planned (inference; saved so a checkpoint runs as
     # it was evaluated). Below ``horizon`` overlapping plans are blended (temporal ensembling); at
     # ``horizon`` (or more: capped) each chunk runs whole, measured better closed loop here (docs/training.md)
-    execute: int = 8
+    execute: int = 16
     # true: every denoiser block is adaLN-Zero modulated by t + a projection of a global condition vector
     # (the pooled condition z that PDCP shapes), as DiT does with its class label; false: the condition
     # is only cross-attended (a task signal is then one key among many; on shared twin scenes either
     # way moves the chunk with the condition open loop, models/README.md "On shared scenes")
-    global_cond: bool = False
+    global_cond: bool = True
     # classifier-free guidance on the global vector: while training, each sample's vector is replaced by a
     # learned null with probability global_dropout; sampling then runs ε_null + guidance·(ε_z − ε_null),
     # so guidance > 1 pushes the chunk further toward what the condition asks (needs global_dropout > 0)
-    global_dropout: float = 0.0
-    guidance: float = 1.0
+    global_dropout: float = 0.1
+    guidance: float = 3.0
 
     def validate(self) -> None:
         if self.proprio_mask and len(self.proprio_mask) != self.proprio_dim:

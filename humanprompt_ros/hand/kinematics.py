@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pinocchio as pin
 
-from .urdf import WRIST_FRAME, HandURDF
+from humanprompt_ros.hand.urdf import WRIST_FRAME, HandURDF
 
 
 class HandKinematics:
-    """pinocchio model of one hand (a :class:`~humanprompt_ros.urdf.HandURDF`)."""
+    """pinocchio model of one hand (a :class:`~humanprompt_ros.hand.urdf.HandURDF`)."""
 
     def __init__(self, hand_urdf: HandURDF, fingertip_links: list[str]):
         try:
@@ -121,3 +121,29 @@ class HandKinematics:
         w_inv = self._wrist_inv
         return {name: (w_inv * self.data.oMf[self.model.getFrameId(name)]).homogeneous for name in frames}
 
+
+
+def hand_segments(kin) -> tuple[list[str], list[tuple[int, int]]]:
+    """Frames to draw for a hand and the (parent, child) index pairs to connect (pinocchio model)."""
+    model = kin.model
+    names = ["humanprompt_wrist"] if model.existFrame("humanprompt_wrist") else []
+    joint_frames: dict[int, int] = {}
+    for jid in range(1, model.njoints):
+        jname = model.names[jid]
+        if model.existFrame(jname):
+            joint_frames[jid] = len(names)
+            names.append(jname)
+    segments = []
+    for jid, idx in joint_frames.items():
+        parent = model.parents[jid]
+        if parent in joint_frames:
+            segments.append((joint_frames[parent], idx))
+        elif names and names[0] == "humanprompt_wrist":
+            segments.append((0, idx))
+    for fid in kin.tip_frames:
+        frame = model.frames[fid]
+        idx = len(names)
+        names.append(frame.name)
+        if frame.parentJoint in joint_frames:
+            segments.append((joint_frames[frame.parentJoint], idx))
+    return names, segments

@@ -1,0 +1,109 @@
+"""``config/stage2.yaml``: the stage-2 run (the prompt-conditioned diffusion policy and how it trains).
+
+Ablations are switches here, so one code path trains every row of the results table:
+``condition: prompt | none | skill_oracle``, ``pdcp.enabled``, ``stage1_pretrained``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from humanprompt_ros.config.loader import load_config
+from humanprompt_ros.config.train import TrainConfig
+from humanprompt_ros.models.diffusion_head import PolicyModelConfig
+from humanprompt_ros.models.frame_encoder import FrameEncoderConfig
+from humanprompt_ros.models.pdcp import PDCPConfig
+from humanprompt_ros.models.video_former import VideoFormerConfig
+
+CONDITIONS = ("prompt", "none", "skill_oracle")
+PROMPT_EMBODIMENTS = ("human", "same", "any")
+
+
+@dataclass
+class PDCPSwitch(PDCPConfig):
+    enabled: bool = True
+    # true: z also pools the frame encoder's image points, so PDCP pulls them together across
+    # embodiments as well (by default they stay out: where things are is not what the task is)
+    image_points: bool = False
+    # which tokens z pools: scene (the Video Former tokens of prompt + current frame, and the projected
+    # prompt tokens) or prompt (the projected prompt tokens only). With scene, every robot frame in
+    # training belongs to a robot skill, so the prototypes can name the skill from the robot hand in view
+    # instead of from the prompt (docs/training.md, "Twin pairs"); prompt leaves z only the prompt to read.
+    pool: str = "prompt"
+    # with align_weight > 0: pairs per step for the paired cross-embodiment term (the same task, scene
+    # seed and moment by a human and by the robot; only data that has such twins, like HumanPrompt-Sim)
+    align_pairs: int = 16
+
+    def validate(self) -> None:
+        super().validate()
+        if self.pool not in ("scene", "prompt"):
+            raise ValueError(f"pool: must be 'scene' or 'prompt', got {self.pool!r}")
+        if self.align_pairs < 2:
+            raise ValueError(f"align_pairs: at least 2 (the other pairs are the negatives), got {self.align_pairs}")
+
+
+
+@dataclass
+class Stage2Train(TrainConfig):
+    steps: int = 40000
+    weight_decay: float = 1e-4
+    checkpoint_every: int = 1000
+    # With a frozen (pretrained) stage 1, its representation of every training frame is computed once
+    # for this many prompts per episode and kept on disk next to the stage-1 checkpoint; 0 computes
+    # it every step with a fresh random prompt (slow on a CPU: the stage-1 pass dominates a step).
+    cached_prompts: int = 2
+
+
+
+@dataclass
+class Stage2Config:
+    data: str
+    stage1: str  # stage-1 checkpoint (its prompt encoder and video model stay frozen)
+    # optional dataset of extra human demonstrations used only as prompts (never as action targets):
+    # human videos are cheap, and a policy prompted by a few dozen demos per task learns those demos,
+    # not the task (docs/training.md, "Twin pairs")
+    prompt_data: str = ""
+    # optional policy checkpoint whose weights (stage 1 and normalisers included) start this run instead of
+    # ``stage1`` + random ones: fine-tuning, e.g. with stage1_trainable or other losses. Same hand, tasks and
+    # architecture; the optimiser starts fresh. A resumed run continues from its own last checkpoint.
+    init: str = ""
+    hand: str = "allegro_right"  # the robot hand this policy is for (checked when loaded)
+    out: str = "runs/stage2"
+    condition: str = "prompt"  # prompt | none (behaviour cloning) | skill_oracle (true skill id)
+    # which demonstrations prompt a training sample of task k: human (a human demo of k whenever there is
+    # one, as at test time), same (one by the sample's own embodiment: robot frames learn from robot
+    # prompts only, so a human prompt on the robot is the cross-embodiment case PDCP's NT-Xent is for) or
+    # any (either embodiment)
+    prompt_embodiment: str = "same"
+    stage1_pretrained: bool = True  # false: the stage-1 architecture with random weights (the ablation)
+    stage1_trainable: bool = False  # true: the stage-1 prompt encoder + denoiser train with the policy loss
+    prompt_tokens: bool = True  # the head also attends to the stage-1 prompt tokens, not only the features
+    # all: the head sees every proprio dimension; hand: only those of fingers the robot hand has; wrist:
+    # only the wrist pose (fingertips differ by embodiment even where both hands have the finger). The
+    # training run writes the mask into policy.proprio_mask, so the checkpoint carries it.
+    proprio: str = "hand"
+    video_former: VideoFormerConfig = field(default_factory=VideoFormerConfig)
+    # the policy's own current-frame encoder (image points for the head, see models/frame_encoder.py)
+    frame_encoder: FrameEncoderConfig = field(default_factory=FrameEncoderConfig)
+    policy: PolicyModelConfig = field(default_factory=PolicyModelConfig)
+    pdcp: PDCPSwitch = field(default_factory=PDCPSwitch)
+    train: Stage2Train = field(default_factory=Stage2Train)
+    skills: list[str] = field(default_factory=list)  # filled from the data at training time
+    tasks: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"condition: must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
+        if self.prompt_embodiment not in PROMPT_EMBODIMENTS:
+            raise ValueError(f"prompt_embodiment: must be one of {', '.join(PROMPT_EMBODIMENTS)}, "
+                             f"got {self.prompt_embodiment!r}")
+        if self.proprio not in ("all", "hand", "wrist"):
+            raise ValueError(f"proprio: must be 'all', 'hand' or 'wrist', got {self.proprio!r}")
+        if self.pdcp.pool == "prompt" and not self.prompt_tokens:
+            raise ValueError("pdcp.pool: 'prompt' pools the projected prompt tokens; set prompt_tokens: true")
+
+
+
+def load_stage2_config(path: str | Path, overrides: list[str] | None = None) -> Stage2Config:
+    return load_config(Stage2Config, path, overrides)

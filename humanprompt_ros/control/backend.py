@@ -1,0 +1,28 @@
+"""Building the configured policy for the policy node, and knowing which checkpoint it is.
+
+``build_backend`` turns the node's :class:`~humanprompt_ros.config.nodes.PolicyConfig` into a
+policy without a prompt, or a :class:`~humanprompt_ros.config.nodes.StartupError` that says why not.
+"""
+
+from __future__ import annotations
+
+from humanprompt_ros.config.nodes import PolicyConfig, StartupError
+from humanprompt_ros.paths import resolve_checkpoint
+from humanprompt_ros.policies import ScriptedFromPrompt, make_policy
+
+
+def build_backend(cfg: PolicyConfig, hand_name: str):
+    """The configured backend, without a prompt. ``StartupError`` with the reason when it cannot be built."""
+    if cfg.policy == "replay":
+        return make_policy("replay", chunk=cfg.chunk)
+    if cfg.policy == "scripted":
+        return ScriptedFromPrompt(chunk=cfg.chunk)
+    path = resolve_checkpoint(cfg.checkpoint)
+    if not path.is_file():
+        raise StartupError(f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train, or set "
+                           "checkpoint:=PATH)")
+    try:
+        return make_policy(str(path), hand=hand_name, device=cfg.device, threads=cfg.threads,
+                           guidance=cfg.guidance or None)
+    except Exception as exc:  # noqa: BLE001 - CheckpointError, ValueError, torch errors: all say why
+        raise StartupError(f"checkpoint {path}: {exc}") from None

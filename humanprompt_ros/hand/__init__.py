@@ -1,0 +1,7 @@
+"""Robot hands: the hand YAML (:mod:`.hand`, ``load_hand``), its URDF (:mod:`.urdf`), kinematics
+(:mod:`.kinematics`, pinocchio), retargeting of unified actions onto joints (:mod:`.retargeting`), and
+the 21 human hand keypoints (:mod:`.keypoints`)."""
+
+from humanprompt_ros.hand.hand import Hand, HandConfig, load_hand
+
+__all__ = ["Hand", "HandConfig", "load_hand"]

@@ -1,0 +1,137 @@
+"""The learned policy: a stage-2 checkpoint behind the Policy contract (registered as ``checkpoint``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from humanprompt_ros.action import ACTION_DIM
+from humanprompt_ros.models.policy_model import load_policy_model
+from humanprompt_ros.policies.base import as_prompt, register_policy
+
+
+class LearnedPolicy:
+    """The learned checkpoint behind the Policy protocol.
+
+    ``set_prompt`` encodes the prompt video once; ``act`` runs the representation pass, the Video
+    Former and DDIM, and returns the next ``execute`` actions (default: the checkpoint's
+    ``policy.execute``) of a temporally ensembled plan: each new chunk is blended with what earlier
+    chunks predicted for the same steps (exponential weights, newest first), as in ACT-style temporal
+    ensembling. With ``execute`` = horizon no plans overlap and each chunk runs whole. ``guidance``
+    overrides the checkpoint's classifier-free guidance scale (``policy.guidance``; a head trained with
+    ``policy.global_dropout`` > 0 only).
+    """
+
+    needs_prompt_video = True
+
+    def __init__(self, path: str | Path, hand: str | None = None, execute: int | None = None,
+                 ensemble_decay: float = 0.5, device: str = "cpu", threads: int = 1, seed: int = 0,
+                 guidance: float | None = None, **_: Any):
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.model, self.meta = load_policy_model(path, hand, device=device)
+        if guidance is not None:
+            pc = replace(self.model.cfg.policy, guidance=float(guidance))
+            pc.validate()  # a head without a null condition cannot be guided: a clear ValueError
+            self.model.cfg.policy = self.model.head.cfg = pc
+        self.execute = min(execute or self.model.cfg.policy.execute, self.model.cfg.policy.horizon)
+        self.decay = ensemble_decay
+        self.seed = seed
+        self.tokens: torch.Tensor | None = None
+        self.skill: torch.Tensor | None = None
+        self.reset()
+
+    def encode(self, prompt: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The slow part of :meth:`set_prompt` (call it off the control thread): prompt → tokens."""
+        ep = as_prompt(prompt)
+        frames = ep.frames()
+        skill = None
+        if self.model.cfg.condition == "skill_oracle":
+            if ep.skill not in self.model.cfg.skills:
+                raise ValueError(f"skill_oracle policy: the prompt's skill {ep.skill!r} is not one it was trained on")
+            skill = torch.tensor([self.model.cfg.skills.index(ep.skill)])
+        return self.model.encode_prompt(frames), skill
+
+    def set_prompt(self, prompt: Any) -> None:
+        self.tokens, self.skill = self.encode(prompt)
+        self.reset()
+
+    def set_encoded(self, tokens: Any, skill: Any = None) -> None:
+        """Install prompt tokens that :meth:`encode` computed elsewhere (e.g. the prompt encoder node, sent
+        over ROS) and :meth:`reset`: :meth:`set_prompt` without the encoding.
+
+        ``tokens``: (1, S, D) floats (tensor or array) shaped like this checkpoint's prompt tokens, all
+        finite; ``skill``: the prompt's skill index (``skill_oracle`` policies only, ignored otherwise).
+        Anything else raises ``ValueError`` saying why, and the previous prompt stays.
+        """
+        vm = self.model.video_model
+        try:
+            t = tokens.detach().cpu().float() if isinstance(tokens, torch.Tensor) else \
+                torch.from_numpy(np.array(tokens, dtype=np.float32))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"prompt tokens: not an array of numbers ({exc})") from None
+        pe = getattr(getattr(vm, "prompt_encoder", None), "cfg", None)
+        length = pe.prompt_frames * pe.prompt_tokens_per_frame if pe is not None else None
+        if t.ndim != 3 or t.shape[0] != 1 or t.shape[2] != vm.prompt_dim or length not in (None, t.shape[1]):
+            raise ValueError(f"prompt tokens of shape {tuple(t.shape)} do not fit this checkpoint, which encodes a "
+                             f"prompt as (1, {length or 'S'}, {vm.prompt_dim})")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError("prompt tokens contain NaN or inf")
+        idx = None
+        if self.model.cfg.condition == "skill_oracle":
+            n = len(self.model.cfg.skills)
+            try:
+                k = int(np.asarray(skill.cpu() if isinstance(skill, torch.Tensor) else skill).reshape(-1)[0])
+            except (TypeError, ValueError, IndexError):
+                k = -1
+            if not 0 <= k < n:
+                raise ValueError(f"skill_oracle policy: prompt tokens need the prompt's skill index in [0, {n}), "
+                                 f"got {skill!r}")
+            idx = torch.tensor([k])
+        ref = next(self.model.head.parameters())
+        self.tokens, self.skill = t.to(ref.device, ref.dtype), idx
+        self.reset()
+
+    def reset(self) -> None:
+        self.t = 0
+        self.plans: list[tuple[int, np.ndarray]] = []  # (start step, chunk)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    @torch.no_grad()
+    def act(self, frame: np.ndarray, proprio: np.ndarray, lag: int = 0) -> np.ndarray:
+        """The next ``execute`` actions (steps t … t+execute−1 of the episode).
+
+        ``lag``: the observation is from ``lag`` steps before step t (a runner that computes the next
+        chunk while the current one still runs), so the new plan starts at step t − lag and its first
+        ``lag`` actions, already in the past, are skipped (0 ≤ lag < horizon). When fewer than
+        ``execute`` of its actions are left (lag > horizon − execute), only those are returned.
+        """
+        h = self.model.cfg.policy.horizon
+        if not 0 <= lag < h:
+            raise ValueError(f"lag: must be within [0, {h - 1}] (a plan covers {h} steps from its observation), "
+                             f"got {lag}: lower the runner's lookahead")
+        if self.tokens is None:
+            raise ValueError("the learned policy has no prompt: call set_prompt() first")
+        m = self.model
+        cond = m.condition_on_frame(self.tokens, frame, self.skill)
+        p = torch.as_tensor(np.asarray(proprio, np.float32))[None]
+        plan = m.sample_actions(cond, p, self.generator)[0].numpy().astype(np.float64)
+        self.plans = [(s, c) for s, c in self.plans if s + len(c) > self.t][-4:] + [(self.t - lag, plan)]
+        out = np.zeros((min(self.execute, h - lag), ACTION_DIM))
+        for k in range(len(out)):
+            step, num, den = self.t + k, np.zeros(ACTION_DIM), 0.0
+            for age, (s, c) in enumerate(reversed(self.plans)):
+                if s <= step < s + len(c):
+                    w = self.decay ** age
+                    num += w * c[step - s]
+                    den += w
+            out[k] = num / den
+        self.t += len(out)
+        return out
+
+
+register_policy("checkpoint", lambda path, **kw: LearnedPolicy(path, **kw))

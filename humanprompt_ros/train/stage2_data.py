@@ -1,0 +1,69 @@
+"""Stage-2 training data: demonstrations with their actions and proprioception, as the policy sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from humanprompt_ros.config.stage2 import Stage2Config
+from humanprompt_ros.data import iter_episodes
+from humanprompt_ros.hand.hand import load_hand
+from humanprompt_ros.paths import config_path
+from humanprompt_ros.train.common import progress
+
+
+@dataclass
+class PolicyEpisode:
+    """A demonstration as stage 2 sees it."""
+    frames: np.ndarray  # (T+1, S, S, 3) uint8 at the video model's size
+    actions: np.ndarray  # (T, 24)
+    proprio: np.ndarray  # (T+1, 24)
+    mask: np.ndarray  # (5,) fingers this demo has
+    task: str
+    skill: str
+    embodiment: str
+    seed: int = 0
+
+
+
+def hand_finger_mask(cfg: "Stage2Config", episodes: Sequence[PolicyEpisode]) -> np.ndarray:
+    """(5,) the fingers of the robot hand ``cfg.hand``: from its robot demonstrations, else its YAML."""
+    robot = {tuple(bool(x) for x in e.mask) for e in episodes if e.embodiment == "robot"}
+    if len(robot) == 1:
+        return np.array(robot.pop())
+
+    return load_hand(config_path("hands", f"{cfg.hand}.yaml")).mask
+
+
+
+def load_policy_episodes(root: str | Path, image_size: int, show: bool = True, embodiment: str | None = None,
+                         per_task: int | None = None) -> list[PolicyEpisode]:
+    """Successful episodes under ``root`` with their actions and proprioception (only ``embodiment``'s,
+    and the first ``per_task`` of each task and embodiment, when given)."""
+
+    out: list[PolicyEpisode] = []
+    count: dict[tuple[str, str], int] = {}
+    for ep in progress(iter_episodes(root, success=True, embodiment=embodiment), desc=f"load {root}", enabled=show):
+        key = (ep.task, ep.embodiment)
+        if per_task is not None and count.get(key, 0) >= per_task:
+            continue
+        actions, proprio = ep.actions, ep.proprio
+        if actions is None or proprio is None:
+            continue
+        count[key] = count.get(key, 0) + 1
+        out.append(PolicyEpisode(ep.frames_at(image_size), actions.astype(np.float32),
+                                 proprio.astype(np.float32), ep.mask, ep.task, ep.skill, ep.embodiment,
+                                 int(ep.seed or 0)))
+    if not out:
+        raise ValueError(f"{root}: no successful episodes with actions and proprio found")
+    return out
+
+
+
+def chunk(actions: np.ndarray, t: int, horizon: int) -> np.ndarray:
+    """actions[t : t+horizon], padded with the last action."""
+    idx = np.minimum(np.arange(t, t + horizon), len(actions) - 1)
+    return actions[idx]
