@@ -20,8 +20,8 @@ DEVICE=${DEVICE:-cuda}
 S1_SECONDS=${S1_SECONDS:-180}     # stage-1 denoiser budget (the autoencoder takes AE_STEPS first)
 AE_STEPS=${AE_STEPS:-2000}
 # Per stage-2 variant (the five run at the same time on the one GPU): S2_SECONDS of training, unless
-# S2_STEPS come first. The policy needs many passes over its data (~100; docs/training.md, "The
-# learned policy is under-fitted"), so by default the budget decides.
+# S2_STEPS come first. The policy needs many passes over its data (~100;
+# experiments/2026-11-29-fitting-and-scene-leak.md), so by default the budget decides.
 S2_STEPS=${S2_STEPS:-1000000}
 S2_SECONDS=${S2_SECONDS:-600}
 S2_DATA=${S2_DATA:-$DATA/train}   # e.g. $DATA/train80 (scenes 0-79, scripts/train_benchmark.sh links it)

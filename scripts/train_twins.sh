@@ -4,12 +4,12 @@
 #   scripts/train_twins.sh      # data → stage 2 (full, no prompt, no PDCP, oracle) → evaluation tables
 #
 # Sessions 14-15 ran these commands by hand (runs/s14 with z pooling the scene, runs/s15 with z pooling
-# the prompt: pdcp.pool); the figures are in docs/training.md, "Twin pairs".
+# the prompt: pdcp.pool); the figures are in experiments/2026-11-30-twin-pairs.md.
 #
 # Each pair (knock_over / pull_puck, press_button / rotate_lever) holds one human-only skill and one
 # robot skill that start from the very same scene (`--twin-scenes shared`), so the scene does not say
 # which is asked: only the prompt does. With 4 tasks × SCENES scenes, STEPS steps are ~57 passes over
-# the data (the default benchmark's recipe gets ~6-13 in the same time). docs/training.md, "Twin pairs".
+# the data (the default benchmark's recipe gets ~6-13 in the same time). experiments/2026-11-30-twin-pairs.md.
 # Stage 1 is the default benchmark's (runs/stage1; scripts/train_benchmark.sh trains it); where it is missing,
 # the one the shipped policy was trained with is written there from it (`humanprompt-train export --stage1`).
 # Each step resumes or skips when its output exists, so a re-run continues.
@@ -44,9 +44,9 @@ humanprompt-sim generate --out "$DATA/twins_prompts" --tasks "$TASKS" --embodime
   --episodes "$PROMPTS" --twin-scenes shared --quiet
 
 echo "== 2/3 stage 2: $STEPS steps each, training seed $SEED"
-# The adaLN head with a learned null condition (docs/training.md, "global_cond"); every variant the same
+# The adaLN head with a learned null condition (experiments/2026-12-02-shared-scene-model.md); every variant the same
 # but for its one flag. The two prompted ones pool z from the prompt alone (POOL): pooling the scene
-# lets PDCP's prototypes name the skill from the robot hand in view (docs/training.md, "Twin pairs");
+# lets PDCP's prototypes name the skill from the robot hand in view (experiments/2026-11-30-twin-pairs.md);
 # the oracle's z keeps its skill token and the no-prompt one its frame.
 # Sampled plainly (guidance 1, as when these figures were made; the guided eval below sets its own scale), and
 # prompted by human demos only (prompt_embodiment: human, the default then).
@@ -80,7 +80,7 @@ humanprompt-sim eval "${policies[@]}" --tasks "$TASKS" --twin-scenes shared --ep
 humanprompt-sim eval "${policies[@]}" --tasks knock_over,press_button --twin-scenes shared \
   --seed $((1000000 + EPISODES)) --episodes $((3 * EPISODES)) --workers "$JOBS" --quiet --out "$RUNS/seed$SEED/eval_b.json"
 # the prompted variants again with classifier-free guidance on z (their null z: global_dropout): session
-# 15 found PDCP ahead of no PDCP only there (docs/training.md, "z from the prompt alone")
+# 15 found PDCP ahead of no PDCP only there (experiments/2026-12-04-pdcp-pairs-same-embodiment.md)
 humanprompt-sim eval --policy "full=$RUNS/seed$SEED/full/policy.safetensors" \
   --policy "no_pdcp=$RUNS/seed$SEED/no_pdcp/policy.safetensors" --policy-args '{"guidance": 3.0}' \
   --tasks knock_over,press_button --twin-scenes shared --episodes $((4 * EPISODES)) --workers "$JOBS" --quiet \

@@ -5,8 +5,11 @@ import torch
 
 from humanprompt_ros.models.diffusion_head import POSITION_DIMS, DiffusionPolicyHead, Normalizer, PolicyModelConfig
 
+# A plain head: ε-prediction, no global condition or guidance (each test turns on what it checks).
+PLAIN = dict(prediction_type="epsilon", timestep_spacing="leading", proprio_noise=0.0, min_std=1e-4,
+             global_cond=False, global_dropout=0.0, guidance=1.0)
 SMALL = PolicyModelConfig(horizon=4, action_dim=6, proprio_dim=6, width=32, depth=2, heads=2,
-                          train_timesteps=50, inference_steps=5)
+                          train_timesteps=50, inference_steps=5, **PLAIN)
 
 
 def fit_two(head: DiffusionPolicyHead, cond: torch.Tensor, targets: torch.Tensor, steps: int,
@@ -106,8 +109,8 @@ def test_relative_head_anchors_the_chunk_to_the_proprio():
     torch.manual_seed(0)
     blind = [False] * 24  # the denoiser does not see the proprio: only the anchoring depends on it
     cfg = PolicyModelConfig(horizon=4, width=32, depth=2, heads=2, train_timesteps=50, inference_steps=5,
-                            prediction_type="v_prediction", timestep_spacing="trailing", relative=True,
-                            proprio_mask=blind)
+                            **{**PLAIN, "prediction_type": "v_prediction", "timestep_spacing": "trailing"},
+                            relative=True, proprio_mask=blind)
     head = DiffusionPolicyHead(cfg, cond_dim=8)
     proprio = torch.rand(3, 24)
     actions = proprio[:, None].expand(-1, 5, -1) + 0.25  # every action 0.25 away from the start state

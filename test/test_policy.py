@@ -24,7 +24,7 @@ def test_registry_and_errors(tmp_path):
     # a path goes to the learned-policy backend, which refuses a file that is not a checkpoint
     with pytest.raises(ValueError, match="not a readable safetensors checkpoint"):
         make_policy(str(ckpt))
-    from humanprompt_ros import policy as mod
+    from humanprompt_ros.policies import base as mod
 
     learned = mod._REGISTRY["checkpoint"]
     register_policy("checkpoint", lambda path, **kw: ReplayPolicy())  # another backend can take its place

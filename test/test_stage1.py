@@ -20,7 +20,8 @@ from humanprompt_ros.video import write_video
 from synthetic_clips import make_dataset
 
 TINY = VideoModelConfig(image_size=32, width=32, depth=2, heads=2, clip_frames=4, prompt_frames=4,
-                        prompt_tokens_per_frame=2, ae_channels=(8, 16, 16), feature_layer=1, sample_steps=3)
+                        prompt_tokens_per_frame=2, ae_channels=(8, 16, 16), feature_layer=1, sample_steps=3,
+                        prompt_dropout=0.0)
 
 
 def tiny_config(out: Path, steps: int = 60, ae_steps: int = 30) -> Stage1Config:

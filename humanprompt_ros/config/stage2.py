@@ -29,7 +29,7 @@ class PDCPSwitch(PDCPConfig):
     # which tokens z pools: scene (the Video Former tokens of prompt + current frame, and the projected
     # prompt tokens) or prompt (the projected prompt tokens only). With scene, every robot frame in
     # training belongs to a robot skill, so the prototypes can name the skill from the robot hand in view
-    # instead of from the prompt (docs/training.md, "Twin pairs"); prompt leaves z only the prompt to read.
+    # instead of from the prompt (experiments/2026-11-30-twin-pairs.md); prompt leaves z only the prompt to read.
     pool: str = "prompt"
     # with align_weight > 0: pairs per step for the paired cross-embodiment term (the same task, scene
     # seed and moment by a human and by the robot; only data that has such twins, like HumanPrompt-Sim)
@@ -62,7 +62,7 @@ class Stage2Config:
     stage1: str  # stage-1 checkpoint (its prompt encoder and video model stay frozen)
     # optional dataset of extra human demonstrations used only as prompts (never as action targets):
     # human videos are cheap, and a policy prompted by a few dozen demos per task learns those demos,
-    # not the task (docs/training.md, "Twin pairs")
+    # not the task (experiments/2026-11-30-twin-pairs.md)
     prompt_data: str = ""
     # optional policy checkpoint whose weights (stage 1 and normalisers included) start this run instead of
     # ``stage1`` + random ones: fine-tuning, e.g. with stage1_trainable or other losses. Same hand, tasks and

@@ -1,4 +1,4 @@
-"""Building the configured policy for the policy node, and knowing which checkpoint it is.
+"""Building the configured policy for the policy node.
 
 ``build_backend`` turns the node's :class:`~humanprompt_ros.config.nodes.PolicyConfig` into a
 policy without a prompt, or a :class:`~humanprompt_ros.config.nodes.StartupError` that says why not.

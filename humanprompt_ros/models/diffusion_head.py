@@ -49,12 +49,12 @@ class PolicyModelConfig:
     relative: bool = False
     # actions of each chunk executed before the next is planned (inference; saved so a checkpoint runs as
     # it was evaluated). Below ``horizon`` overlapping plans are blended (temporal ensembling); at
-    # ``horizon`` (or more: capped) each chunk runs whole, measured better closed loop here (docs/training.md)
+    # ``horizon`` (or more: capped) each chunk runs whole, measured better closed loop here (experiments/2026-12-02-shared-scene-model.md)
     execute: int = 16
     # true: every denoiser block is adaLN-Zero modulated by t + a projection of a global condition vector
     # (the pooled condition z that PDCP shapes), as DiT does with its class label; false: the condition
     # is only cross-attended (a task signal is then one key among many; on shared twin scenes either
-    # way moves the chunk with the condition open loop, models/README.md "On shared scenes")
+    # way moves the chunk with the condition open loop, experiments/2026-12-02-shared-scene-model.md)
     global_cond: bool = True
     # classifier-free guidance on the global vector: while training, each sample's vector is replaced by a
     # learned null with probability global_dropout; sampling then runs ε_null + guidance·(ε_z − ε_null),

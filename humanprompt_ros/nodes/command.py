@@ -72,10 +72,9 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from humanprompt_ros.config.nodes import CommandConfig, StartupError
 from humanprompt_ros.control.safety import safe_limits, velocity_step
-from humanprompt_ros.hand.hand import load_hand
 from humanprompt_ros.hand.kinematics import hand_segments
-from humanprompt_ros.nodes.runtime import run_node
-from humanprompt_ros.paths import config_path, resolve_hand_path
+from humanprompt_ros.nodes.runtime import load_node_hand, run_node
+from humanprompt_ros.paths import config_path
 from humanprompt_ros.ros import topics
 from humanprompt_ros.ros.conversions import joint_positions, joint_state, pose_array_to_action, pose_from_matrix
 from humanprompt_ros.ros.diagnostics import OK, WARN, LatencyStats, NodeDiagnostics, RateMeter
@@ -100,10 +99,7 @@ class CommandNode(Node):
         super().__init__("command")
         self.cfg: CommandConfig = declare_config(self, CommandConfig, config_path("command.yaml"), "command")
         watch_config(self, CommandConfig, self._on_config)
-        hand_path = resolve_hand_path(self.cfg.hand)
-        if not hand_path.is_file():
-            raise StartupError(f"hand: no such hand config: {hand_path}")
-        self.hand = load_hand(hand_path)
+        self.hand = load_node_hand(self.cfg.hand)
         self.method = self.cfg.retargeting or None
         if self.method:
             self.hand.retargeter(self.method)  # unknown method → ValueError at startup

@@ -83,13 +83,12 @@ from std_msgs.msg import Float32MultiArray, String
 from std_srvs.srv import Trigger
 
 from humanprompt_ros.action import HandAction
-from humanprompt_ros.config.nodes import PolicyConfig, StartupError
+from humanprompt_ros.config.nodes import PolicyConfig
 from humanprompt_ros.control.backend import build_backend
 from humanprompt_ros.control.chunk_runner import PolicyRunner
-from humanprompt_ros.hand.hand import load_hand
 from humanprompt_ros.models.checkpoint import checkpoint_identity
-from humanprompt_ros.nodes.runtime import run_node
-from humanprompt_ros.paths import config_path, resolve_checkpoint, resolve_hand_path
+from humanprompt_ros.nodes.runtime import load_node_hand, run_node
+from humanprompt_ros.paths import config_path, resolve_checkpoint
 from humanprompt_ros.ros import topics
 from humanprompt_ros.ros.conversions import action_to_pose_array, joint_positions, matrix_from_pose, msg_to_tokens
 from humanprompt_ros.ros.diagnostics import ERROR, OK, WARN, LatencyStats, NodeDiagnostics, RateMeter
@@ -102,10 +101,7 @@ class PolicyNode(Node):
         super().__init__("policy")
         self.cfg: PolicyConfig = declare_config(self, PolicyConfig, config_path("policy.yaml"), "policy")
         watch_config(self, PolicyConfig, self._on_config)
-        hand_path = resolve_hand_path(self.cfg.hand)
-        if not hand_path.is_file():
-            raise StartupError(f"hand: no such hand config: {hand_path}")
-        self.hand = load_hand(hand_path)
+        self.hand = load_node_hand(self.cfg.hand)
         self.hand.fk(self.hand.neutral())  # warm-up of the kinematics
         t0 = time.perf_counter()
         self.checkpoint_id = ""  # identity of the loaded checkpoint ("" : none, never matches)

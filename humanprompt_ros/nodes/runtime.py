@@ -15,8 +15,19 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, Si
 
 from humanprompt_ros.config.loader import ConfigError
 from humanprompt_ros.config.nodes import StartupError
+from humanprompt_ros.hand.hand import Hand, load_hand
+from humanprompt_ros.paths import resolve_hand_path
 
 EXIT_CONFIG_ERROR = 2
+
+
+def load_node_hand(value: str) -> Hand:
+    """The hand of a node's ``hand`` parameter (a YAML path, relative to the share directory), or
+    ``StartupError`` naming the missing file."""
+    path = resolve_hand_path(value)
+    if not path.is_file():
+        raise StartupError(f"hand: no such hand config: {path}")
+    return load_hand(path)
 
 
 def run_node(factory: Callable[[], object], name: str, args: list[str] | None = None, threads: int = 2) -> int:
