@@ -14,7 +14,7 @@ from humanprompt_ros.hand import Hand, load_hand
 from humanprompt_ros.keypoints import keypoints_to_action
 from humanprompt_ros.paths import config_path
 
-from test_keypoints import right_hand_keypoints
+from helpers.geometry import right_hand_keypoints
 
 ALLEGRO = config_path("hands", "allegro_right.yaml")
 

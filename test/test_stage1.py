@@ -1,7 +1,6 @@
 """Stage 1: the cross-prediction video model — shapes, training mechanics, checkpoints, prompts."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,16 +14,8 @@ from humanprompt_ros.stage1 import (PairMix, PairSampler, Stage1Config, Stage1Tr
                                     psnr, ssim, train_stage1)
 from humanprompt_ros.video import write_video
 
-from synthetic_clips import make_dataset
-
-TINY = VideoModelConfig(image_size=32, width=32, depth=2, heads=2, clip_frames=4, prompt_frames=4,
-                        prompt_tokens_per_frame=2, ae_channels=(8, 16, 16), feature_layer=1, sample_steps=3)
-
-
-def tiny_config(out: Path, steps: int = 60, ae_steps: int = 30) -> Stage1Config:
-    return Stage1Config(data="", out=str(out), clip_stride=3, model=TINY,
-                        train=Stage1Train(ae_steps=ae_steps, ae_batch_size=16, steps=steps, batch_size=8,
-                                          log_every=5, checkpoint_every=20, warmup_steps=5, seed=0, lr=2e-3))
+from helpers.synthetic_clips import make_dataset
+from helpers.tiny_checkpoint import TINY, tiny_config
 
 
 def test_shapes_are_as_documented():
