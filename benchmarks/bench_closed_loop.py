@@ -28,7 +28,7 @@ line with the details, then as the *last* line the result in the contract of
 graph's result compares line for line with
 ``humanprompt-sim eval --policy CKPT --prompt-seed other --seed S --episodes N --json`` on the same seeds.
 
-:class:`GraphClient` is also what ``test/test_closed_loop.py`` uses.
+:class:`GraphClient` (humanprompt_ros.ros.graph_client) is also what ``test/test_closed_loop.py`` uses.
 """
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def eval_summary(results: list[dict]) -> dict:
     return {"skills": skills, "mean": mean}
 
 
-from humanprompt_ros.ros.graph_client import GraphClient  # noqa: E402  (re-exported for the tests)
+from humanprompt_ros.ros.graph_client import GraphClient  # noqa: E402
 
 
 def start_bringup(env: dict, *args: str, log_path: str | None = None) -> subprocess.Popen:
@@ -139,7 +139,7 @@ def latency(frames: int, rate: float, workdir: Path) -> dict:
     import numpy as np
 
     sys.path.insert(0, str(REPO / "test"))
-    from ros_helpers import make_ros_env, reserve_domain_id
+    from helpers.ros import make_ros_env, reserve_domain_id
     from std_msgs.msg import String
 
     from humanprompt_ros.data import write_episode, write_video
@@ -276,9 +276,9 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     sys.path.insert(0, str(REPO / "test"))
-    import contextlib
+    from helpers.ros import make_ros_env, reserve_domain_id
 
-    from ros_helpers import make_ros_env, reserve_domain_id
+    import contextlib
 
     ctx = contextlib.nullcontext(args.domain) if args.domain else reserve_domain_id()
     with ctx as domain:

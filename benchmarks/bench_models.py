@@ -20,7 +20,8 @@ from humanprompt_ros.config.loader import load_config
 from humanprompt_ros.config.stage1 import Stage1Config
 from humanprompt_ros.config.stage2 import Stage2Config
 from humanprompt_ros.models.policy_model import PromptPolicyModel, compile_for_inference
-from humanprompt_ros.models.video_model import build_video_model, prepare_frame
+from humanprompt_ros.models.video_model import build_video_model
+from humanprompt_ros.models.video_model import prepare_frame
 from humanprompt_ros.paths import config_path
 
 

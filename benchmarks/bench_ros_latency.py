@@ -103,7 +103,7 @@ def main() -> int:
     if args.stand_in_policy:
         return stand_in_policy()
 
-    from ros_helpers import make_ros_env, reserve_domain_id
+    from helpers.ros import make_ros_env, reserve_domain_id
 
     from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.paths import config_path

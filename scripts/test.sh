@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run the test suite (what CI runs, and what the README tells you to run):
 #
-#   scripts/test.sh                      # everything but tests marked slow
-#   scripts/test.sh -m ros               # only the DDS tests (a later -m replaces "not slow")
+#   scripts/test.sh                      # the whole suite
+#   scripts/test.sh -m ros               # only the DDS tests
+#   scripts/test.sh -m "not ros"         # everything but them
 #   scripts/test.sh test/test_image_conversion.py -x -q
 #
 # Sets up .venv/ with scripts/setup.sh first if it is missing. Exit code: pytest's, except that
@@ -27,7 +28,7 @@ export MUJOCO_GL=osmesa          # offscreen MuJoCo rendering without a display
 export PYTHONDONTWRITEBYTECODE=1
 
 set +e
-python -m pytest -m "not slow" "$@"
+python -m pytest "$@"
 rc=$?
 set -e
 

@@ -6,13 +6,7 @@ import pytest
 from humanprompt_ros.action import (ACTION_DIM, FINGERS, HandAction, actions_from_array, actions_to_array,
                                     matrix_from_rot6d, rot6d_from_matrix)
 
-
-def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] *= -1
-    return q
+from helpers.geometry import random_rotation
 
 
 def test_rot6d_round_trip_is_exact_for_rotations():

@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 
 from humanprompt_ros.graph import GRAPH_ARGS, NodeSpec, build_graph
-from ros_helpers import RosProcesses, require_rclpy, ros_domain_id, ros_env  # noqa: F401 (fixtures)
-from test_launch_files import _ros2_launch_missing
+from helpers.ros import RosProcesses, require_rclpy, ros2_launch_missing
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH = REPO / "launch" / "bringup.launch.py"
@@ -99,7 +98,7 @@ def test_launch_file_reads_the_graph_module():
     assert "checkpoint_problem" in text, "a missing checkpoint must stop ros2 launch too, with the same message"
 
 
-@pytest.mark.skipif(_ros2_launch_missing() is not None, reason=_ros2_launch_missing() or "")
+@pytest.mark.skipif(ros2_launch_missing() is not None, reason=ros2_launch_missing() or "")
 def test_launch_file_declares_the_graph_arguments():
     from launch.launch_description_sources import get_launch_description_from_python_launch_file
 
@@ -120,11 +119,10 @@ def frames_dir(tmp_path):
 @pytest.mark.ros
 @require_rclpy()
 @pytest.mark.timeout(120)
-def test_bringup_runs_respawns_a_killed_node_and_shuts_down_cleanly(ros_env, ros_domain_id, frames_dir):
+def test_bringup_runs_respawns_a_killed_node_and_shuts_down_cleanly(ros_env, peer, frames_dir):
     from humanprompt_ros.ros import topics
-    from humanprompt_ros.ros.probe import RosPeer
 
-    with RosPeer(ros_domain_id) as peer, RosProcesses(ros_env) as procs:
+    with RosProcesses(ros_env) as procs:
         frames = peer.record(topics.OBSERVATION)
         diag = peer.record(topics.DIAGNOSTICS)
         bringup = procs.start("bringup", *BRINGUP, "nodes:=camera,command", "camera_source:=folder",

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from helpers.image_frames import ENCODINGS, HEIGHT, N_FRAMES, WIDTH, digest, expected
-from ros_helpers import HELPERS_DIR, RosProcesses, require_rclpy, ros_domain_id, ros_env  # noqa: F401 (fixtures)
+from helpers.ros import HELPERS_DIR, RosProcesses, require_rclpy
 
 pytestmark = [pytest.mark.ros, require_rclpy(), pytest.mark.timeout(60)]
 

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from humanprompt_ros.action import HandAction
 from humanprompt_ros.hand.hand import Hand, load_hand
 from humanprompt_ros.hand.keypoints import keypoints_to_action
 from humanprompt_ros.paths import config_path
 
-from test_keypoints import right_hand_keypoints
+from helpers.geometry import right_hand_keypoints
 
 ALLEGRO = config_path("hands", "allegro_right.yaml")
 

@@ -5,24 +5,7 @@ import pytest
 
 from humanprompt_ros.hand.keypoints import TIPS, keypoints_in_wrist_frame, keypoints_to_action, wrist_frame
 
-from test_action import random_rotation
-
-# A right hand lying palm down, fingers along +x, thumb on +y (metres). Per finger: 4 joints.
-_BASE = {
-    "thumb": ([0.02, 0.025, -0.005], [0.02, 0.02, 0.0]),
-    "index": ([0.09, 0.025, 0.0], [0.025, 0.0, 0.0]),
-    "middle": ([0.095, 0.0, 0.0], [0.027, 0.0, 0.0]),
-    "ring": ([0.09, -0.02, 0.0], [0.025, 0.0, 0.0]),
-    "little": ([0.08, -0.038, 0.0], [0.02, 0.0, 0.0]),
-}
-
-
-def right_hand_keypoints() -> np.ndarray:
-    kp = np.zeros((21, 3))
-    for i, (start, step) in enumerate(_BASE.values()):
-        for j in range(4):
-            kp[1 + 4 * i + j] = np.array(start) + j * np.array(step)
-    return kp
+from helpers.geometry import random_rotation, right_hand_keypoints
 
 
 def test_canonical_hand_gives_the_documented_axes():

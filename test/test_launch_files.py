@@ -13,29 +13,14 @@ module file with ``LaunchDescription`` is.
 from __future__ import annotations
 
 import ast
-import importlib
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from helpers.ros import ros2_launch_missing
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILES = sorted((REPO_ROOT / "launch").glob("*.launch.py"))
-
-
-def _ros2_launch_missing() -> str | None:
-    """Why ROS 2's launch / launch_ros cannot be used here, or None when they can."""
-    for name, attr in (("launch", "LaunchDescription"), ("launch_ros", "actions")):
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin in (None, "namespace"):
-            return (
-                f"ROS 2's '{name}' package is not installed (it has no PyPI wheel; ROS 2 from wheels "
-                "uses humanprompt-bringup instead of ros2 launch)"
-            )
-        module = importlib.import_module(name)
-        if name == "launch" and not hasattr(module, attr):
-            return f"'{name}' resolves to {module!r}, not ROS 2's launch package"
-    return None
 
 
 def test_there_are_launch_files():
@@ -51,7 +36,7 @@ def test_launch_file_defines_generate_launch_description(path):
     assert not functions["generate_launch_description"].args.args, "generate_launch_description takes no arguments"
 
 
-@pytest.mark.skipif(_ros2_launch_missing() is not None, reason=_ros2_launch_missing() or "")
+@pytest.mark.skipif(ros2_launch_missing() is not None, reason=ros2_launch_missing() or "")
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_file_loads_with_ros2_launch(path):
     from launch import LaunchDescription

@@ -3,7 +3,8 @@
 One command node process (module-scoped, to pay its startup and discovery once) is fed by an
 in-test ROS peer that plays the policy (hand targets), the camera (observation frames) and the
 robot (``/joint_states`` echoing the commands). The tests run in order and each one establishes
-the state it needs, waiting on messages (never on fixed sleeps alone).
+the state it needs, waiting on messages (never on fixed sleeps): "nothing was sent" is judged by the node's own
+counts in a later diagnostics message (the node reports every 0.2 s here).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from ros_helpers import RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
+from helpers.ros import RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
 
 pytestmark = [pytest.mark.ros, require_rclpy(), pytest.mark.timeout(120)]
 
@@ -84,7 +85,7 @@ def rig():
         env = make_ros_env(domain)
         with RosProcesses(env) as procs, RosPeer(domain) as peer:
             node = procs.start("command", "-m", "humanprompt_ros.nodes.command", "--ros-args",
-                               "-p", f"rate:={RATE}", "-p", f"max_joint_velocity:={VMAX}", "-p", "publish_trajectory:=true")
+                               "-p", f"rate:={RATE}", "-p", f"max_joint_velocity:={VMAX}", "-p", "publish_trajectory:=true", "-p", "diagnostics_period:=0.2")
             rig = type("Rig", (), {})()
             rig.hand, rig.peer, rig.node, rig.procs = hand, peer, node, procs
             rig.commands = peer.record(topics.JOINT_COMMANDS)
@@ -244,7 +245,10 @@ def test_camera_stops_hand_holds_within_200ms_then_resumes(rig):
     # targets keep coming: still no command may be sent more than 200 ms after the last frame
     # (judged by the commands' publish stamps, so that this test's own scheduling cannot matter)
     last_obs_stamp = rig.feeder.last_obs_stamp
-    time.sleep(0.3)
+    later = wait_status(rig, lambda d: d["_t"] > status["_t"], 5, "later diagnostics", since=status["_t"])
+    assert later["_message"].startswith("holding: observation stale")
+    assert later["commands_published"] == status["commands_published"], "commands while holding"
+    rig.peer.wait_until(lambda: len(rig.commands) == int(later["commands_published"]), 5, "every command sent")
     sent = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for _, m in rig.commands.since(last_obs)]
     late = [s - last_obs_stamp for s in sent if s - last_obs_stamp > HOLD_DEADLINE]
     assert not late, f"commands sent {late[0]:.3f} s after the last camera frame"
@@ -266,10 +270,9 @@ def test_clearing_the_prompt_holds_the_hand(rig):
     status = wait_status(rig, lambda d: d["_message"].startswith("holding: no active prompt"), 5,
                          "a hold on a cleared prompt", since=t_clear)
     assert status["prompt"] == ""
-    time.sleep(0.3)
-    t_quiet = time.monotonic()
-    time.sleep(0.3)
-    assert not rig.commands.since(t_quiet), "commands sent without a prompt"
+    later = wait_status(rig, lambda d: d["_t"] > status["_t"], 5, "later diagnostics", since=status["_t"])
+    assert later["_message"].startswith("holding: no active prompt")
+    assert later["commands_published"] == status["commands_published"], "commands sent without a prompt"
     rig.set_prompt("pour-2")
     t_back = time.monotonic()
     rig.peer.wait_until(lambda: len(rig.commands.since(t_back)) >= 3, 10, "commands with the new prompt")
@@ -324,8 +327,10 @@ def test_lockstep_commands_carry_their_targets_stamp_and_a_held_target_is_not_co
 
     hand = load_hand(config_path("hands", "allegro_right.yaml"))
     with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs, RosPeer(domain) as peer:
-        node = procs.start("command", "-m", "humanprompt_ros.nodes.command", "--ros-args", "-p", "lockstep:=true")
+        node = procs.start("command", "-m", "humanprompt_ros.nodes.command", "--ros-args", "-p", "lockstep:=true",
+                           "-p", "diagnostics_period:=0.2")
         commands, wrist = peer.record(topics.JOINT_COMMANDS), peer.record(topics.WRIST_TARGET)
+        diag = peer.record(topics.DIAGNOSTICS)
         target_pub, js_pub = peer.publisher(topics.HAND_TARGET), peer.publisher(topics.JOINT_STATES)
         prompt_pub = peer.publisher(topics.PROMPT)
         for pub in (target_pub, js_pub, prompt_pub):
@@ -343,8 +348,9 @@ def test_lockstep_commands_carry_their_targets_stamp_and_a_held_target_is_not_co
             time.sleep(0.1)
         early = peer.now_msg()
         target_pub.publish(target(early))  # no prompt yet: held
-        time.sleep(1.0)
-        assert len(commands) == 0 and len(wrist) == 0
+        rig = type("R", (), {"diag": diag, "peer": peer, "node": node})()
+        status = wait_status(rig, lambda d: int(d["targets_received"]) >= 1, 10, "the early target received")
+        assert status["commands_published"] == "0" and len(commands) == 0 and len(wrist) == 0
         prompt_pub.publish(String(data=json.dumps({"id": "p", "path": "/x"})))
         stamps = []
         for _ in range(3):  # the step's target until it is commanded (the prompt arrives some time)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ros_helpers import require_rclpy
+from helpers.ros import require_rclpy
 
 pytestmark = [require_rclpy()]
 

@@ -6,7 +6,7 @@ import pytest
 from humanprompt_ros.config.loader import ConfigError
 from humanprompt_ros.config.nodes import CameraConfig, CommandConfig, load_camera_config, load_command_config
 from humanprompt_ros.paths import config_path
-from ros_helpers import require_rclpy, ros_domain_id  # noqa: F401 (fixture)
+from helpers.ros import require_rclpy
 
 
 @pytest.fixture

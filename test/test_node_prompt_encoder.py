@@ -3,30 +3,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from humanprompt_ros.data import write_episode, write_video
+from humanprompt_ros.data import write_video
 from humanprompt_ros.config.nodes import PromptEncoderConfig, expand_dirs, load_prompt_encoder_config
 from humanprompt_ros.paths import config_path
-from ros_helpers import REPO_ROOT, RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
 
-FRAME = np.full((16, 16, 3), 90, np.uint8)
-
-
-def make_episode(d: Path, steps: int = 6, actions: bool = True) -> Path:
-    acts = np.zeros((steps, 24), np.float32)
-    acts[:, 0] = np.arange(steps) * 0.001
-    acts[:, 3], acts[:, 7] = 1.0, 1.0  # identity rotation (6D: first two columns)
-    write_episode(d, [FRAME] * (steps + 1), acts, {"task": "press_button", "skill": "press_button",
-                                                    "embodiment": "human", "seed": 5, "success": True})
-    if not actions:
-        (d / "actions.npy").unlink()
-    return d
+from helpers.episodes import FRAME, make_episode
+from helpers.ros import RosProcesses, require_rclpy
 
 
 def bad_prompts(root: Path) -> dict[str, str]:
@@ -79,13 +66,12 @@ def test_validator_reasons_without_ros(tmp_path):
     assert vv.encoded is None and "checkpoint" not in vv.validate(str(good))  # no checkpoint here: nothing encoded
 
 
-def test_validator_encodes_with_the_checkpoint_and_keeps_the_tokens(tmp_path, tmp_path_factory):
+def test_validator_encodes_with_the_checkpoint_and_keeps_the_tokens(tmp_path, tiny_checkpoint):
     from humanprompt_ros.models.checkpoint import checkpoint_identity
     from humanprompt_ros.control.prompt import PromptError, PromptValidator
     from humanprompt_ros.config.nodes import StartupError
-    from tiny_checkpoint import tiny_policy_checkpoint
 
-    ckpt = tiny_policy_checkpoint(tmp_path_factory)
+    ckpt = tiny_checkpoint
     v = PromptValidator(PromptEncoderConfig(prompt_dirs=[str(tmp_path)], policy="checkpoint", checkpoint=str(ckpt)))
     assert v.checkpoint_id == checkpoint_identity(ckpt) and len(v.checkpoint_id) == 16
     video = write_video(tmp_path / "prompt.mp4", [FRAME] * 6, fps=10)
@@ -102,24 +88,17 @@ def test_validator_encodes_with_the_checkpoint_and_keeps_the_tokens(tmp_path, tm
         PromptValidator(PromptEncoderConfig(policy="checkpoint", checkpoint=str(tmp_path / "missing.safetensors")))
 
 
-def _client(domain):
-    import sys
-
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    from bench_closed_loop import GraphClient
-
-    return GraphClient(domain)
-
-
 @pytest.mark.ros
 @require_rclpy()
-def test_set_clear_record_over_dds(tmp_path):
+def test_set_clear_record_over_dds(tmp_path, ros_domain_id, ros_env):
+    from humanprompt_ros.ros.graph_client import GraphClient
+
     good = make_episode(tmp_path / "good")
     cases = bad_prompts(tmp_path)
-    with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs:
+    with RosProcesses(ros_env) as procs:
         node = procs.start("prompt_encoder", "-m", "humanprompt_ros.nodes.prompt_encoder", "--ros-args",
                            "-p", "policy:=replay", "-p", f"prompt_dirs:=['{tmp_path}']", "-p", "record_seconds:=1.0")
-        c = _client(domain)
+        c = GraphClient(ros_domain_id)
         try:
             assert c.enc_params.wait_for_service(timeout_sec=60), node.log()
             c.peer.wait_until(lambda: c.prompt.last(), 20, "the latched (empty) prompt")

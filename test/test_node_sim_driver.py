@@ -12,7 +12,7 @@ import pytest
 
 from humanprompt_ros.config.nodes import load_sim_driver_config
 from humanprompt_ros.paths import config_path
-from ros_helpers import RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
+from helpers.ros import RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
@@ -158,10 +158,8 @@ def test_sim_driver_node_over_dds():
         st = json.loads(resp.message)
         assert (st["task"], st["seed"], st["step"], st["started"]) == ("press_button", 7, 0, False)
         peer.wait_until(lambda: c.last_status()["task"] == "press_button", 5, "the new task status")
-        t0 = time.monotonic()
         peer.wait_until(lambda: c.node_status("sim_driver").get("joint_commands_rejected") == "1", 5,
                         "diagnostics counting the rejected command")
-        assert time.monotonic() - t0 < 5
         assert node.returncode is None, node.log()
 
 
@@ -178,8 +176,11 @@ def test_lockstep_waits_for_the_wrist_target_and_resends_a_step_with_its_stamp()
     from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.conversions import joint_state
 
+    def ns(stamp) -> int:
+        return stamp.sec * 1_000_000_000 + stamp.nanosec
+
     def stamp_ns(msg) -> int:
-        return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        return ns(msg.header.stamp)
 
     with sim_driver_graph("task:=press_button", "seed:=1", "lockstep:=true", "lockstep_timeout:=1.0") as \
             (node, c, images, js, wrist):
@@ -193,17 +194,20 @@ def test_lockstep_waits_for_the_wrist_target_and_resends_a_step_with_its_stamp()
         stamps = {stamp_ns(m) for _, m in images.since(0)}
         assert len(stamps) == 1, "a resend carries the step's own stamp"
         first = stamps.pop()
-        # the joint command alone: no step while the wrist target is pending (< lockstep_timeout)
+        # the joint command alone: no step while the wrist target is pending (< lockstep_timeout): the step's
+        # stamp (the node's clock as it steps) comes after the wrist target was sent, not after the command
         names, q = list(js.last()[1].name), np.array(js.last()[1].position)
-        cmd_pub.publish(joint_state(names, q, peer.now_msg()))
-        time.sleep(0.6)
-        assert {stamp_ns(m) for _, m in images.since(0)} == {first}
+        cmd_sent = peer.now_msg()
+        cmd_pub.publish(joint_state(names, q, cmd_sent))
+        time.sleep(0.3)  # the wrist target comes later than the command (nothing is asserted about the wait)
         # its wrist target arrives: one step, one new stamp for state and frame alike
-        t_sent = time.monotonic()
+        wrist_sent = peer.now_msg()
         wrist_pub.publish(PoseStamped(pose=wrist.last()[1].pose))  # hold the base where it is
-        peer.wait_until(lambda: any(stamp_ns(m) != first for _, m in images.since(t_sent)), 10, "the step")
-        new = {stamp_ns(m) for _, m in images.since(t_sent)} - {first}
-        assert len(new) == 1 and new <= {stamp_ns(m) for _, m in js.since(t_sent)}
+        peer.wait_until(lambda: any(stamp_ns(m) != first for _, m in images.since(0)), 10, "the step")
+        new = {stamp_ns(m) for _, m in images.since(0)} - {first}
+        assert len(new) == 1 and new <= {stamp_ns(m) for _, m in js.since(0)}
+        if ns(wrist_sent) - ns(cmd_sent) < 0.9e9:  # else lockstep_timeout (1 s) may rightly have stepped without it
+            assert min(new) >= ns(wrist_sent), "stepped on the joint command alone, before its wrist target"
         assert c.last_status() is None or c.last_status()["step"] <= 1
         # the old step's command again (a policy answering a resend that crossed its command): stale, no step
         (step_ns,) = new

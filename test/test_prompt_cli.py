@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ros_helpers import REPO_ROOT, require_rclpy, ros_domain_id, ros_env  # noqa: F401 (fixtures)
+from helpers.ros import REPO_ROOT, require_rclpy
 
 pytestmark = [pytest.mark.ros, require_rclpy(), pytest.mark.timeout(90)]
 

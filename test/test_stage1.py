@@ -1,7 +1,6 @@
 """Stage 1: the cross-prediction video model — shapes, training mechanics, checkpoints, prompts."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,24 +9,15 @@ import torch
 from humanprompt_ros.models.checkpoint import CheckpointError, save_checkpoint
 from humanprompt_ros.models.video_former import VideoFormer, VideoFormerConfig
 from humanprompt_ros.models.cross_prediction import LatentVideoModel, VideoModelConfig
-from humanprompt_ros.config.stage1 import PairMix, Stage1Config, Stage1Train
+from humanprompt_ros.config.stage1 import PairMix
 from humanprompt_ros.train.stage1 import PairSampler, clip_indices, encode_episodes, make_batch, train_stage1
 from humanprompt_ros.models.video_model import load_stage1, prepare_prompt
 from humanprompt_ros.eval.stats import paired_difference
 from humanprompt_ros.eval.stage1 import probe_accuracy, psnr, ssim
 from humanprompt_ros.video import write_video
 
-from synthetic_clips import make_dataset
-
-TINY = VideoModelConfig(image_size=32, width=32, depth=2, heads=2, clip_frames=4, prompt_frames=4,
-                        prompt_tokens_per_frame=2, ae_channels=(8, 16, 16), feature_layer=1, sample_steps=3,
-                        prompt_dropout=0.0)
-
-
-def tiny_config(out: Path, steps: int = 60, ae_steps: int = 30) -> Stage1Config:
-    return Stage1Config(data="", out=str(out), clip_stride=3, model=TINY,
-                        train=Stage1Train(ae_steps=ae_steps, ae_batch_size=16, steps=steps, batch_size=8,
-                                          log_every=5, checkpoint_every=20, warmup_steps=5, seed=0, lr=2e-3))
+from helpers.synthetic_clips import make_dataset
+from helpers.tiny_checkpoint import TINY, tiny_config
 
 
 def test_shapes_are_as_documented():

@@ -19,15 +19,13 @@ from humanprompt_ros.models.policy_model import load_policy_model
 from humanprompt_ros.train.stage2 import train_stage2
 from humanprompt_ros.video import write_video
 
-from synthetic_clips import make_policy_dataset
-from test_stage1 import tiny_config
+from helpers.synthetic_clips import make_dataset, make_policy_dataset
+from helpers.tiny_checkpoint import tiny_config
 
 
 @pytest.fixture(scope="module")
 def stage1_checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("s1")
-    from synthetic_clips import make_dataset
-
     return train_stage1(tiny_config(out / "run", steps=10, ae_steps=10), make_dataset(range(2), size=32, length=12))
 
 
@@ -48,6 +46,39 @@ def episodes():
 @pytest.fixture(scope="module")
 def policy_checkpoint(tmp_path_factory, stage1_checkpoint, episodes) -> Path:
     return train_stage2(stage2_config(tmp_path_factory.mktemp("s2") / "run", stage1_checkpoint), episodes)
+
+
+def test_load_policy_episodes_filters_by_embodiment_and_count_per_task(tmp_path):
+    """The policy's training data: successful episodes with actions and proprio, frames at the model's size;
+    ``embodiment`` keeps one embodiment's, ``per_task`` the first N of each task and embodiment."""
+    from humanprompt_ros.data import write_episode
+    from humanprompt_ros.train.stage2_data import load_policy_episodes
+
+    frames = [np.full((16, 16, 3), 40 * i, np.uint8) for i in range(5)]
+
+    def episode(name, task, embodiment, seed, success=True, proprio=True):
+        meta = {"task": task, "skill": task, "embodiment": embodiment, "seed": seed, "success": success,
+                "hand": "allegro_right", "mask": [True] * 5}
+        write_episode(tmp_path / name, frames, np.full((4, 24), seed, np.float32), meta,
+                      proprio=np.zeros((5, 24)) if proprio else None)
+
+    for i in range(3):
+        episode(f"a_human_{i}", "press_button", "human", i)
+        episode(f"b_robot_{i}", "press_button", "robot", 10 + i)
+    episode("c_human_0", "rotate", "human", 20)
+    episode("d_failed", "rotate", "human", 21, success=False)
+    episode("e_no_proprio", "rotate", "human", 22, proprio=False)
+
+    everything = load_policy_episodes(tmp_path, 8, show=False)
+    assert [e.seed for e in everything] == [0, 1, 2, 10, 11, 12, 20]  # not the failed one, nor the one without proprio
+    first = everything[0]
+    assert first.frames.shape == (5, 8, 8, 3) and first.actions.dtype == np.float32 and np.all(first.actions == 0)
+    assert [e.seed for e in load_policy_episodes(tmp_path, 8, show=False, embodiment="robot")] == [10, 11, 12]
+    assert [e.seed for e in load_policy_episodes(tmp_path, 8, show=False, per_task=2)] == [0, 1, 10, 11, 20]
+    assert [(e.task, e.seed) for e in load_policy_episodes(tmp_path, 8, show=False, embodiment="human",
+                                                           per_task=1)] == [("press_button", 0), ("rotate", 20)]
+    with pytest.raises(ValueError, match="no successful episodes"):
+        load_policy_episodes(tmp_path, 8, show=False, embodiment="alien")
 
 
 def test_policy_backend_acts_with_temporal_ensembling(policy_checkpoint, episodes, tmp_path):

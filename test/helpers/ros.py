@@ -1,13 +1,13 @@
 """Shared helpers for tests that talk over real DDS between separate processes.
 
-Usage in a test module (``test/`` is on ``sys.path`` under pytest's default import mode)::
+Usage in a test module (``test/`` is on ``sys.path`` through ``pythonpath`` in pytest.ini)::
 
     import pytest
-    from ros_helpers import RosProcesses, require_rclpy, ros_env
+    from helpers.ros import HELPERS_DIR as HELPERS, RosProcesses, require_rclpy
 
     pytestmark = [pytest.mark.ros, require_rclpy()]
 
-    def test_something(ros_env):             # ros_env: a fixture, dict of environment variables
+    def test_something(ros_env):             # ros_env: a fixture (test/conftest.py), dict of environment variables
         with RosProcesses(ros_env) as procs:
             sub = procs.start("subscriber", HELPERS / "my_sub.py", "--frames", "3")
             pub = procs.start("publisher", HELPERS / "my_pub.py", stdin=True)
@@ -22,7 +22,8 @@ Every child gets:
 * ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and no static peers: discovery stays on this host;
 * ``RMW_IMPLEMENTATION=rmw_fastrtps_cpp`` (the only RMW the project installs);
 * ``AMENT_PREFIX_PATH`` including the interpreter's prefix (ROS 2 from wheels);
-* ``PYTHONUNBUFFERED=1`` so the tests read the children's output line by line.
+* ``PYTHONUNBUFFERED=1`` so the tests read the children's output line by line;
+* ``MUJOCO_GL=osmesa`` unless set: offscreen rendering for children that run the simulator.
 
 Children are the *same* interpreter as the test (``sys.executable``: the virtual environment's
 python), and :class:`RosProcesses` kills whatever is still running on exit, so a failing or
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib
 import importlib.util
 import json
 import os
@@ -45,8 +47,8 @@ from typing import IO, Iterator
 
 import pytest
 
-TEST_DIR = Path(__file__).resolve().parent
-HELPERS_DIR = TEST_DIR / "helpers"
+HELPERS_DIR = Path(__file__).resolve().parent
+TEST_DIR = HELPERS_DIR.parent
 REPO_ROOT = TEST_DIR.parent
 
 #: Domain IDs handed out to tests. 0 (the default every ROS 2 user has) is never used; above
@@ -109,23 +111,26 @@ def make_ros_env(domain_id: int, base: dict[str, str] | None = None) -> dict[str
         prefixes.insert(0, sys.prefix)
     env["AMENT_PREFIX_PATH"] = os.pathsep.join(prefixes)
     env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("MUJOCO_GL", "osmesa")
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     )
     return env
 
 
-@pytest.fixture
-def ros_domain_id() -> Iterator[int]:
-    """A ROS_DOMAIN_ID reserved for this test."""
-    with reserve_domain_id() as domain:
-        yield domain
-
-
-@pytest.fixture
-def ros_env(ros_domain_id: int) -> dict[str, str]:
-    """Environment variables for DDS child processes of this test (its own domain, localhost)."""
-    return make_ros_env(ros_domain_id)
+def ros2_launch_missing() -> str | None:
+    """Why ROS 2's launch / launch_ros cannot be used here, or None when they can."""
+    for name, attr in (("launch", "LaunchDescription"), ("launch_ros", "actions")):
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin in (None, "namespace"):
+            return (
+                f"ROS 2's '{name}' package is not installed (it has no PyPI wheel; ROS 2 from wheels "
+                "uses humanprompt-bringup instead of ros2 launch)"
+            )
+        module = importlib.import_module(name)
+        if name == "launch" and not hasattr(module, attr):
+            return f"'{name}' resolves to {module!r}, not ROS 2's launch package"
+    return None
 
 
 class RosProcess:

@@ -1,22 +1,28 @@
-"""A tiny policy checkpoint (stage 1 + stage 2 trained for a few steps on synthetic clips) for the
-tests of the ROS side of ``policy:=checkpoint``: it loads, encodes prompts and acts like the shipped
-one, in well under a second per call. Its actions mean nothing.
+"""Tiny models for fast training tests: the stage-1 configuration (:data:`TINY`, :func:`tiny_config`) and a
+tiny policy checkpoint (stage 1 + stage 2 trained for a few steps on synthetic clips) for the tests of the
+ROS side of ``policy:=checkpoint``: it loads, encodes prompts and acts like the shipped one, in well under a
+second per call. Its actions mean nothing.
 
-::
-
-    from tiny_checkpoint import tiny_policy_checkpoint
-
-    @pytest.fixture(scope="module")
-    def checkpoint(tmp_path_factory):
-        return tiny_policy_checkpoint(tmp_path_factory)
-
-One checkpoint per pytest process (cached here), whichever test module asks first.
+Tests get the checkpoint of this pytest process through the session fixture ``tiny_checkpoint``
+(test/conftest.py), trained on first use; :func:`make_tiny_policy_checkpoint` trains another one.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-_CACHE: dict[str, Path] = {}
+from humanprompt_ros.models.cross_prediction import VideoModelConfig
+from humanprompt_ros.config.stage1 import Stage1Config, Stage1Train
+
+TINY = VideoModelConfig(image_size=32, width=32, depth=2, heads=2, clip_frames=4, prompt_frames=4,
+                        prompt_tokens_per_frame=2, ae_channels=(8, 16, 16), feature_layer=1, sample_steps=3,
+                        prompt_dropout=0.0)
+
+
+def tiny_config(out: Path, steps: int = 60, ae_steps: int = 30) -> Stage1Config:
+    """A stage-1 configuration of the :data:`TINY` model, writing to ``out``."""
+    return Stage1Config(data="", out=str(out), clip_stride=3, model=TINY,
+                        train=Stage1Train(ae_steps=ae_steps, ae_batch_size=16, steps=steps, batch_size=8,
+                                          log_every=5, checkpoint_every=20, warmup_steps=5, seed=0, lr=2e-3))
 
 
 def make_tiny_policy_checkpoint(root: Path, episodes=None, **overrides) -> Path:
@@ -30,8 +36,8 @@ def make_tiny_policy_checkpoint(root: Path, episodes=None, **overrides) -> Path:
     from humanprompt_ros.train.stage1 import train_stage1
     from humanprompt_ros.config.stage2 import Stage2Config, Stage2Train
     from humanprompt_ros.train.stage2 import train_stage2
-    from synthetic_clips import make_dataset, make_policy_dataset
-    from test_stage1 import tiny_config
+
+    from helpers.synthetic_clips import make_dataset, make_policy_dataset
 
     torch.set_num_threads(1)
     root = Path(root)
@@ -43,10 +49,3 @@ def make_tiny_policy_checkpoint(root: Path, episodes=None, **overrides) -> Path:
                        train=Stage2Train(steps=2, batch_size=4, log_every=1, checkpoint_every=2, warmup_steps=1),
                        **overrides)
     return train_stage2(cfg, make_policy_dataset(range(1), size=32, length=12) if episodes is None else episodes)
-
-
-def tiny_policy_checkpoint(tmp_path_factory) -> Path:
-    """The tiny checkpoint of this pytest process (trained on first use)."""
-    if "policy" not in _CACHE:
-        _CACHE["policy"] = make_tiny_policy_checkpoint(tmp_path_factory.mktemp("tiny_checkpoint"))
-    return _CACHE["policy"]
