@@ -38,7 +38,7 @@ setup(
     python_requires=">=3.10",
     install_requires=requirements("scripts/requirements-learning.txt"),
     extras_require={
-        "dev": ["pytest>=7", "pytest-timeout"],
+        "dev": ["pytest>=7", "pytest-timeout", "ruff==0.17.6"],
         # MediaPipe hand landmarks for real human videos; pulls jax (~1 GB), so it is opt-in.
         "human": ["mediapipe==0.10.14"],
         # V4L2 cameras for the camera node (video files and image folders need no extra).

@@ -6,17 +6,16 @@
 #   scripts/test.sh -m "not ros"         # everything but them
 #   scripts/test.sh test/test_image_conversion.py -x -q
 #
-# Sets up .venv/ with scripts/setup.sh first if it is missing. Exit code: pytest's, except that
-# 5 (no tests collected, e.g. a -k that matches nothing) counts as success, with a note.
+# Runs scripts/setup.sh first (seconds when nothing changed), then ruff (lint + format check) and
+# pytest. Exit code: pytest's, except that 5 (no tests collected, e.g. a -k that matches nothing)
+# counts as success, with a note; non-zero when ruff finds a problem (fix with
+# `ruff format . && ruff check --fix .`).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-if [ ! -x "$ROOT/.venv/bin/python" ]; then
-  echo "[test] no .venv/: running scripts/setup.sh first"
-  bash "$ROOT/scripts/setup.sh"
-fi
+bash "$ROOT/scripts/setup.sh"
 
 # venv's activate script is not written for `set -u`.
 set +u
@@ -28,12 +27,18 @@ export MUJOCO_GL=osmesa          # offscreen MuJoCo rendering without a display
 export PYTHONDONTWRITEBYTECODE=1
 
 set +e
+ruff check --quiet . && ruff format --check .
+lint=$?
 python -m pytest "$@"
 rc=$?
 set -e
 
 if [ "$rc" -eq 5 ]; then
   echo "[test] note: pytest collected no tests (exit code 5); treating that as success"
-  exit 0
+  rc=0
+fi
+if [ "$lint" -ne 0 ]; then
+  echo "[test] ruff found problems (printed before the tests): fix with 'ruff format . && ruff check --fix .'"
+  [ "$rc" -ne 0 ] || rc=1
 fi
 exit "$rc"

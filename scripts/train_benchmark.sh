@@ -30,7 +30,7 @@ humanprompt-train eval-stage1 --checkpoint "$RUNS/stage1/stage1.safetensors" --t
   --heldout "$DATA/heldout" --guidance 1,3 --json | tee "$RUNS/stage1/eval.txt"
 
 echo "== 3/5 stage 2: the full method and the ablations, on scenes 0-79"
-# Stage 2 needs more scenes than the benchmark's 40 (experiments/2026-11-29-fitting-and-scene-leak.md): seeds 40-79
+# Stage 2 needs more scenes than the benchmark's 40 (experiments/2026-11-27-first-models.md): seeds 40-79
 # go to train_more, and train80 links both (the stage-1 feature cache keys on the episodes, not paths).
 # The scenes follow config/sim.yaml twin_scenes (shared since 2026-12-02); `generate` refuses to add them
 # to a dataset of `own` layouts made before: delete it, or pass another DATA.

@@ -3,11 +3,10 @@
 import pytest
 import torch
 
+from helpers.tiny_checkpoint import PLAIN_HEAD
 from humanprompt_ros.models.diffusion_head import POSITION_DIMS, DiffusionPolicyHead, Normalizer, PolicyModelConfig
 
-# A plain head: ε-prediction, no global condition or guidance (each test turns on what it checks).
-PLAIN = dict(prediction_type="epsilon", timestep_spacing="leading", proprio_noise=0.0, min_std=1e-4,
-             global_cond=False, global_dropout=0.0, guidance=1.0)
+PLAIN = {k: v for k, v in PLAIN_HEAD.items() if k != "execute"}  # a plain head (each test turns on what it checks)
 SMALL = PolicyModelConfig(horizon=4, action_dim=6, proprio_dim=6, width=32, depth=2, heads=2,
                           train_timesteps=50, inference_steps=5, **PLAIN)
 

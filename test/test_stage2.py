@@ -20,7 +20,7 @@ from humanprompt_ros.train.stage2 import train_stage2
 from humanprompt_ros.video import write_video
 
 from helpers.synthetic_clips import make_dataset, make_policy_dataset
-from helpers.tiny_checkpoint import tiny_config
+from helpers.tiny_checkpoint import PLAIN_HEAD, plain_stage2, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +33,9 @@ def stage2_config(out: Path, s1: Path, **kw) -> Stage2Config:
     return Stage2Config(data="", stage1=str(s1), out=str(out),
                         video_former=VideoFormerConfig(queries_per_frame=2, width=16, depth=1, heads=2),
                         policy=PolicyModelConfig(horizon=4, width=16, depth=1, heads=2, train_timesteps=20,
-                                                 inference_steps=3),
+                                                 inference_steps=3, **PLAIN_HEAD),
                         train=Stage2Train(steps=6, batch_size=8, log_every=2, checkpoint_every=3, warmup_steps=1),
-                        **kw)
+                        **plain_stage2(**kw))
 
 
 @pytest.fixture(scope="module")

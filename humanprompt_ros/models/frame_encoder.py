@@ -4,7 +4,7 @@
                                                              ──▶ tokens (B, K, D) for the diffusion head
 
 Why it exists: the frozen stage-1 representation tells the policy *what* to do (it reads the prompt), but
-a linear probe on held-out scenes (``benchmarks/probe_representation.py``) showed it barely tells *where*
+a linear probe on held-out scenes (experiments/2026-11-27-first-models.md) showed it barely tells *where*
 the objects are in a scene it has not seen. Image points from a soft-argmax are the classic remedy in
 visuomotor learning (Levine et al. 2016; Diffusion Policy's image encoder): each map learns to fire on
 one thing (an object, the goal disc, a fingertip) and the policy gets its coordinates. Random shifts of

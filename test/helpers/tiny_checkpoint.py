@@ -18,6 +18,23 @@ TINY = VideoModelConfig(image_size=32, width=32, depth=2, heads=2, clip_frames=4
                         prompt_dropout=0.0)
 
 
+# The recipe the training tests were written against, spelled out now that the dataclass defaults are the
+# shipped recipe's (config/stage2.yaml): a plain head (ε-prediction, no global condition, no guidance) and a
+# stage 2 without its own frame encoder, prompted by human demos, with z pooled over the scene. A test of one
+# of those mechanisms turns it on itself.
+PLAIN_HEAD = dict(prediction_type="epsilon", timestep_spacing="leading", proprio_noise=0.0, min_std=1e-4,
+                  execute=8, global_cond=False, global_dropout=0.0, guidance=1.0)
+
+
+def plain_stage2(**fields) -> dict:
+    """``Stage2Config`` keyword arguments of the plain recipe above, with ``fields`` on top."""
+    from humanprompt_ros.config.stage2 import PDCPSwitch
+    from humanprompt_ros.models.frame_encoder import FrameEncoderConfig
+
+    return {"prompt_embodiment": "human", "proprio": "all", "frame_encoder": FrameEncoderConfig(enabled=False),
+            "pdcp": PDCPSwitch(pool="scene"), **fields}
+
+
 def tiny_config(out: Path, steps: int = 60, ae_steps: int = 30) -> Stage1Config:
     """A stage-1 configuration of the :data:`TINY` model, writing to ``out``."""
     return Stage1Config(data="", out=str(out), clip_stride=3, model=TINY,
@@ -45,7 +62,7 @@ def make_tiny_policy_checkpoint(root: Path, episodes=None, **overrides) -> Path:
     cfg = Stage2Config(data=overrides.pop("data", ""), stage1=str(s1), out=str(root / "stage2"),
                        video_former=VideoFormerConfig(queries_per_frame=2, width=16, depth=1, heads=2),
                        policy=PolicyModelConfig(**{**dict(horizon=4, width=16, depth=1, heads=2, train_timesteps=20,
-                                                          inference_steps=3), **overrides.pop("policy", {})}),
+                                                          inference_steps=3), **PLAIN_HEAD, **overrides.pop("policy", {})}),
                        train=Stage2Train(steps=2, batch_size=4, log_every=1, checkpoint_every=2, warmup_steps=1),
-                       **overrides)
+                       **plain_stage2(**overrides))
     return train_stage2(cfg, make_policy_dataset(range(1), size=32, length=12) if episodes is None else episodes)
