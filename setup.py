@@ -1,4 +1,5 @@
 """ament_python package humanprompt_ros: installable with colcon (ROS 2) or pip (ROS 2 from wheels)."""
+
 import os
 
 from setuptools import find_packages, setup

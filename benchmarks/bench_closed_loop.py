@@ -30,6 +30,7 @@ graph's result compares line for line with
 
 :class:`GraphClient` (humanprompt_ros.ros.graph_client) is also what ``test/test_closed_loop.py`` uses.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,9 @@ def _gen_one(args: tuple) -> tuple[str, int, str, bool]:
     return task, seed, str(d), bool(meta["success"])
 
 
-def generate_prompts(root: str | Path, tasks: list[str], seeds: list[int], workers: int = 2,
-                     prompt_mode: str = "same") -> dict:
+def generate_prompts(
+    root: str | Path, tasks: list[str], seeds: list[int], workers: int = 2, prompt_mode: str = "same"
+) -> dict:
     """Human expert demonstrations ``root/<task>/<prompt seed:07d>`` (cached); {(task, seed): path}, the
     prompt seed of each scene seed picked by ``humanprompt_ros.sim.runner.prompt_seed(seed, prompt_mode)``
     (the rule of ``humanprompt-sim eval --prompt-seed``)."""
@@ -105,8 +107,14 @@ from humanprompt_ros.ros.graph_client import GraphClient  # noqa: E402
 
 def start_bringup(env: dict, *args: str, log_path: str | None = None) -> subprocess.Popen:
     out = open(log_path, "w") if log_path else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "humanprompt_ros.cli.bringup", "sim:=true", *args],
-                            env=env, cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "humanprompt_ros.cli.bringup", "sim:=true", *args],
+        env=env,
+        cwd=str(REPO),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def node_pids(log_path: str) -> dict[str, int]:
@@ -139,9 +147,9 @@ def latency(frames: int, rate: float, workdir: Path) -> dict:
     import numpy as np
 
     sys.path.insert(0, str(REPO / "test"))
-    from helpers.ros import make_ros_env, reserve_domain_id
     from std_msgs.msg import String
 
+    from helpers.ros import make_ros_env, reserve_domain_id
     from humanprompt_ros.data import write_episode, write_video
     from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.paths import config_path
@@ -154,8 +162,12 @@ def latency(frames: int, rate: float, workdir: Path) -> dict:
     ph = np.linspace(0, 2 * np.pi * n / 90, n)
     acts = np.stack([hand.fk(lo + (hi - lo) * (0.4 + 0.2 * np.sin(p))).to_array() for p in ph]).astype(np.float32)
     acts[:, :3] = [-0.28, 0.0, 0.22]
-    ep = write_episode(workdir / "latency_prompt", [np.zeros((16, 16, 3), np.uint8)] * 5, acts,
-                       {"task": "synthetic", "embodiment": "robot", "seed": 0})
+    ep = write_episode(
+        workdir / "latency_prompt",
+        [np.zeros((16, 16, 3), np.uint8)] * 5,
+        acts,
+        {"task": "synthetic", "embodiment": "robot", "seed": 0},
+    )
     rng = np.random.default_rng(0)
     video = workdir / "latency_camera.mp4"
     write_video(video, [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(30)], fps=rate)
@@ -163,14 +175,44 @@ def latency(frames: int, rate: float, workdir: Path) -> dict:
     with reserve_domain_id() as domain:
         env = make_ros_env(domain)
         procs = {
-            "camera": subprocess.Popen(py + ["humanprompt_ros.nodes.camera", "--ros-args", "-p", "source:=video",
-                                             "-p", f"path:={video}", "-p", f"rate:={rate}"], env=env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-            "policy": subprocess.Popen(py + ["humanprompt_ros.nodes.policy", "--ros-args", "-p", "policy:=replay",
-                                             "-p", "chunk:=1", "-p", f"rate:={rate}"], env=env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-            "command": subprocess.Popen(py + ["humanprompt_ros.nodes.command", "--ros-args"], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            "camera": subprocess.Popen(
+                py
+                + [
+                    "humanprompt_ros.nodes.camera",
+                    "--ros-args",
+                    "-p",
+                    "source:=video",
+                    "-p",
+                    f"path:={video}",
+                    "-p",
+                    f"rate:={rate}",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+            "policy": subprocess.Popen(
+                py
+                + [
+                    "humanprompt_ros.nodes.policy",
+                    "--ros-args",
+                    "-p",
+                    "policy:=replay",
+                    "-p",
+                    "chunk:=1",
+                    "-p",
+                    f"rate:={rate}",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+            "command": subprocess.Popen(
+                py + ["humanprompt_ros.nodes.command", "--ros-args"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
         }
         client = GraphClient(domain)
         peer = client.peer
@@ -198,9 +240,11 @@ def latency(frames: int, rate: float, workdir: Path) -> dict:
             time.sleep(frames / rate)
             wall = time.monotonic() - t0
             cpu = {k: round(100 * (cpu_seconds(p.pid) - cpu0[k]) / wall, 1) for k, p in procs.items()}
-            rates = {"observation_hz": round(len(obs) / wall, 2),
-                     "hand_target_hz": round((len(client.targets) - tg0) / wall, 2),
-                     "joint_commands_hz": round((len(client.commands) - n0) / wall, 2)}
+            rates = {
+                "observation_hz": round(len(obs) / wall, 2),
+                "hand_target_hz": round((len(client.targets) - tg0) / wall, 2),
+                "joint_commands_hz": round((len(client.commands) - n0) / wall, 2),
+            }
             time.sleep(1.2)
             cmd, pol = client.node_status("command"), client.node_status("policy")
             stop.set()
@@ -214,41 +258,63 @@ def latency(frames: int, rate: float, workdir: Path) -> dict:
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-    return {"frames": frames, "rate_hz": rate,
-            "frame_to_command_ms": {k: cmd.get(f"frame_to_command_{k}_ms") for k in ("p50", "p95", "max")},
-            "frame_to_command_samples": cmd.get("frame_to_command_samples"),
-            "policy_frame_to_target_ms": {k: pol.get(f"frame_to_target_{k}_ms") for k in ("p50", "p95", "max")},
-            "policy_inference_ms": {k: pol.get(f"inference_{k}_ms") for k in ("p50", "p95")},
-            "policy_frames_dropped": pol.get("frames_dropped_stale"), "policy_frames_used": pol.get("frames_used"),
-            "rates": rates, "cpu_percent": cpu}
+    return {
+        "frames": frames,
+        "rate_hz": rate,
+        "frame_to_command_ms": {k: cmd.get(f"frame_to_command_{k}_ms") for k in ("p50", "p95", "max")},
+        "frame_to_command_samples": cmd.get("frame_to_command_samples"),
+        "policy_frame_to_target_ms": {k: pol.get(f"frame_to_target_{k}_ms") for k in ("p50", "p95", "max")},
+        "policy_inference_ms": {k: pol.get(f"inference_{k}_ms") for k in ("p50", "p95")},
+        "policy_frames_dropped": pol.get("frames_dropped_stale"),
+        "policy_frames_used": pol.get("frames_used"),
+        "rates": rates,
+        "cpu_percent": cpu,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--latency", type=int, default=0, metavar="FRAMES",
-                    help="instead of the closed-loop episodes: frame → command latency over FRAMES camera frames "
-                         "with the real replay policy (chunk 1) in the loop")
+    ap.add_argument(
+        "--latency",
+        type=int,
+        default=0,
+        metavar="FRAMES",
+        help="instead of the closed-loop episodes: frame → command latency over FRAMES camera frames "
+        "with the real replay policy (chunk 1) in the loop",
+    )
     ap.add_argument("--rate", type=float, default=30.0, help="--latency: camera and control rate (Hz)")
     ap.add_argument("--tasks", default="press_button,push_box", help="comma-separated task names")
     ap.add_argument("--seeds", type=int, default=10, help="seeds per task")
     ap.add_argument("--seed-start", type=int, default=1_000_000, help="first seed (default: the heldout split)")
-    ap.add_argument("--policy", choices=["replay", "checkpoint"], default="replay",
-                    help="the graph's policy backend (policy:=...)")
-    ap.add_argument("--checkpoint", default="",
-                    help="--policy checkpoint: the checkpoint file (default: models/policy.safetensors)")
-    ap.add_argument("--prompt-seed", choices=["same", "other"], default=None,
-                    help="prompt = a human demo of the task at the same seed or at another held-out seed (the rule "
-                         "of humanprompt-sim eval --prompt-seed); default: same for replay, other for checkpoint")
+    ap.add_argument(
+        "--policy", choices=["replay", "checkpoint"], default="replay", help="the graph's policy backend (policy:=...)"
+    )
+    ap.add_argument(
+        "--checkpoint", default="", help="--policy checkpoint: the checkpoint file (default: models/policy.safetensors)"
+    )
+    ap.add_argument(
+        "--prompt-seed",
+        choices=["same", "other"],
+        default=None,
+        help="prompt = a human demo of the task at the same seed or at another held-out seed (the rule "
+        "of humanprompt-sim eval --prompt-seed); default: same for replay, other for checkpoint",
+    )
     ap.add_argument("--episode-timeout", type=float, default=120.0, help="seconds per episode before giving up")
     ap.add_argument("--prompt-dir", default="", help="prompt directory (default: a temporary one)")
     ap.add_argument("--domain", type=int, default=0, help="ROS_DOMAIN_ID (default: a free one)")
-    ap.add_argument("--json", action="store_true",
-                    help="end with a JSON line of details, then the result as the last line in the contract of "
-                         "humanprompt-sim eval --json (with --latency: one JSON line)")
+    ap.add_argument(
+        "--json",
+        action="store_true",
+        help="end with a JSON line of details, then the result as the last line in the contract of "
+        "humanprompt-sim eval --json (with --latency: one JSON line)",
+    )
     ap.add_argument("--log", default="", help="bringup log file (default: in the prompt dir)")
-    ap.add_argument("--lockstep", action="store_true",
-                    help="run the graph in lockstep (bringup lockstep:=true): the sim steps once per command, "
-                         "episodes end at the horizon, as in humanprompt-sim eval")
+    ap.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="run the graph in lockstep (bringup lockstep:=true): the sim steps once per command, "
+        "episodes end at the horizon, as in humanprompt-sim eval",
+    )
     args = ap.parse_args(argv)
     if args.latency:
         out = latency(args.latency, args.rate, Path(tempfile.mkdtemp(prefix="humanprompt-latency-")))
@@ -272,13 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.prompt_dir or tempfile.mkdtemp(prefix="humanprompt-prompts-"))
     t0 = time.monotonic()
     prompts = generate_prompts(root, tasks, seeds, prompt_mode=mode)
-    print(f"prompts: {len(prompts)} human demonstrations ({mode} seed) in {root} ({time.monotonic() - t0:.0f} s)",
-          flush=True)
+    print(
+        f"prompts: {len(prompts)} human demonstrations ({mode} seed) in {root} ({time.monotonic() - t0:.0f} s)",
+        flush=True,
+    )
 
     sys.path.insert(0, str(REPO / "test"))
-    from helpers.ros import make_ros_env, reserve_domain_id
-
     import contextlib
+
+    from helpers.ros import make_ros_env, reserve_domain_id
 
     ctx = contextlib.nullcontext(args.domain) if args.domain else reserve_domain_id()
     with ctx as domain:
@@ -297,8 +365,11 @@ def main(argv: list[str] | None = None) -> int:
                 for seed in seeds:
                     r = client.run_episode(task, seed, prompts[(task, seed)], timeout=args.episode_timeout)
                     results.append(r)
-                    print(f"{task:14s} seed {seed}: {'success' if r['success'] else 'FAIL':7s} "
-                          f"({r['steps']} steps, {r['seconds']:.1f} s)", flush=True)
+                    print(
+                        f"{task:14s} seed {seed}: {'success' if r['success'] else 'FAIL':7s} "
+                        f"({r['steps']} steps, {r['seconds']:.1f} s)",
+                        flush=True,
+                    )
             wall = time.monotonic() - w0
             cpu = {n: round(100 * (cpu_seconds(p) - cpu0[n]) / wall, 1) for n, p in pids.items()}
             time.sleep(1.2)  # one more diagnostics round
@@ -318,34 +389,58 @@ def main(argv: list[str] | None = None) -> int:
         s["success"] += int(r["success"])
     print("\n| task | skill | success | episodes |\n|---|---|---|---|")
     for skill, s in table.items():
-        print(f"| {s['task']} | {skill} | {s['success'] / s['episodes']:.2f} ({s['success']}/{s['episodes']}) | "
-              f"{s['episodes']} |")
+        print(
+            f"| {s['task']} | {skill} | {s['success'] / s['episodes']:.2f} ({s['success']}/{s['episodes']}) | "
+            f"{s['episodes']} |"
+        )
     cmd = nodes.get("command", {})
     lat = {k: cmd.get(f"frame_to_command_{k}_ms") for k in ("p50", "p95", "max")}
-    print(f"\nframe → joint command latency (command node, stamp of the observation the target's chunk was "
-          f"computed from → command; open-loop chunks of 8 at 10 Hz add up to 0.7 s of chunk age): "
-          f"p50 {lat['p50']} ms, p95 {lat['p95']} ms, max {lat['max']} ms")
+    print(
+        f"\nframe → joint command latency (command node, stamp of the observation the target's chunk was "
+        f"computed from → command; open-loop chunks of 8 at 10 Hz add up to 0.7 s of chunk age): "
+        f"p50 {lat['p50']} ms, p95 {lat['p95']} ms, max {lat['max']} ms"
+    )
     pol = nodes.get("policy", {})
     lat["policy_frame_to_target_p50"] = pol.get("frame_to_target_p50_ms")
     lat["policy_frame_to_target_p95"] = pol.get("frame_to_target_p95_ms")
     lat["retarget_p50"], lat["retarget_p95"] = cmd.get("retarget_p50_ms"), cmd.get("retarget_p95_ms")
-    print(f"policy: camera frame → hand target when a chunk is computed (frame stamp → publish): p50 "
-          f"{lat['policy_frame_to_target_p50']} ms, p95 {lat['policy_frame_to_target_p95']} ms; command node "
-          f"retargeting p50 {lat['retarget_p50']} ms, p95 {lat['retarget_p95']} ms")
-    print(f"rates: sim images {nodes['sim_driver'].get('image_rate_hz')} Hz, physics "
-          f"{nodes['sim_driver'].get('tick_rate_hz')} ticks/s, camera {nodes['camera'].get('rate_hz')} Hz, "
-          f"targets {nodes['policy'].get('target_rate_hz')} Hz, commands {cmd.get('command_rate_hz')} Hz")
-    print(f"policy: frames used {nodes['policy'].get('frames_used')}, dropped (never used) "
-          f"{nodes['policy'].get('frames_dropped_stale')}, inference p50 {nodes['policy'].get('inference_p50_ms')} ms")
+    print(
+        f"policy: camera frame → hand target when a chunk is computed (frame stamp → publish): p50 "
+        f"{lat['policy_frame_to_target_p50']} ms, p95 {lat['policy_frame_to_target_p95']} ms; command node "
+        f"retargeting p50 {lat['retarget_p50']} ms, p95 {lat['retarget_p95']} ms"
+    )
+    print(
+        f"rates: sim images {nodes['sim_driver'].get('image_rate_hz')} Hz, physics "
+        f"{nodes['sim_driver'].get('tick_rate_hz')} ticks/s, camera {nodes['camera'].get('rate_hz')} Hz, "
+        f"targets {nodes['policy'].get('target_rate_hz')} Hz, commands {cmd.get('command_rate_hz')} Hz"
+    )
+    print(
+        f"policy: frames used {nodes['policy'].get('frames_used')}, dropped (never used) "
+        f"{nodes['policy'].get('frames_dropped_stale')}, inference p50 {nodes['policy'].get('inference_p50_ms')} ms"
+    )
     print(f"CPU % of one core per node: {cpu}")
     summary = eval_summary(results)
-    print(f"policy {args.policy}{f' ({checkpoint})' if checkpoint else ''}, prompt seed {mode}"
-          f"{', lockstep' if args.lockstep else ', real time'}: "
-          f"mean success over skills {summary['mean']:.3f}")
+    print(
+        f"policy {args.policy}{f' ({checkpoint})' if checkpoint else ''}, prompt seed {mode}"
+        f"{', lockstep' if args.lockstep else ', real time'}: "
+        f"mean success over skills {summary['mean']:.3f}"
+    )
     if args.json:
-        print(json.dumps({"policy": args.policy, "checkpoint": checkpoint, "lockstep": args.lockstep,
-                          "prompt_seed": mode, "seeds": [seeds[0], seeds[-1]], "episodes": results,
-                          "latency_ms": lat, "cpu_percent": cpu, "nodes": nodes}))
+        print(
+            json.dumps(
+                {
+                    "policy": args.policy,
+                    "checkpoint": checkpoint,
+                    "lockstep": args.lockstep,
+                    "prompt_seed": mode,
+                    "seeds": [seeds[0], seeds[-1]],
+                    "episodes": results,
+                    "latency_ms": lat,
+                    "cpu_percent": cpu,
+                    "nodes": nodes,
+                }
+            )
+        )
         print(json.dumps(summary))  # last line: the humanprompt-sim eval --json contract
     return 0
 

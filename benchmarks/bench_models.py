@@ -20,8 +20,7 @@ from humanprompt_ros.config.loader import load_config
 from humanprompt_ros.config.stage1 import Stage1Config
 from humanprompt_ros.config.stage2 import Stage2Config
 from humanprompt_ros.models.policy_model import PromptPolicyModel, compile_for_inference
-from humanprompt_ros.models.video_model import build_video_model
-from humanprompt_ros.models.video_model import prepare_frame
+from humanprompt_ros.models.video_model import build_video_model, prepare_frame
 from humanprompt_ros.paths import config_path
 
 
@@ -36,11 +35,19 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the inference networks (CUDA graphs on a GPU; see compile_for_inference)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override config/stage2.yaml, e.g. --set policy.global_cond=true "
-                             "--set policy.global_dropout=0.1 --set policy.guidance=2 (guided: two head passes per step)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the inference networks (CUDA graphs on a GPU; see compile_for_inference)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config/stage2.yaml, e.g. --set policy.global_cond=true "
+        "--set policy.global_dropout=0.1 --set policy.guidance=2 (guided: two head passes per step)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -50,8 +57,10 @@ def main() -> None:
     m = s1.model
     torch.manual_seed(0)
     video = build_video_model(m).to(dev)
-    print(f"device {dev}, torch threads {torch.get_num_threads()}, stage-1 {m.backbone} {m.image_size}² "
-          f"T={m.clip_frames} width {m.width} depth {m.depth}; params {sum(p.numel() for p in video.parameters()) / 1e6:.2f} M")
+    print(
+        f"device {dev}, torch threads {torch.get_num_threads()}, stage-1 {m.backbone} {m.image_size}² "
+        f"T={m.clip_frames} width {m.width} depth {m.depth}; params {sum(p.numel() for p in video.parameters()) / 1e6:.2f} M"
+    )
 
     # Stage-1 training step on latents (what the loop does after caching the frames' latents).
     b, ls = s1.train.batch_size, m.latent_size
@@ -102,8 +111,10 @@ def main() -> None:
                 rep.append(t1 - t0)
                 chunk.append(t2 - t1)
     print(f"representation pass (frame encode + 1 denoiser pass), batch 1: {percentiles(rep)}")
-    print(f"action chunk (representation + Video Former + {s2.policy.inference_steps}-step DDIM, H={s2.policy.horizon}), "
-          f"batch 1: {percentiles(chunk)}  → {1 / np.median(chunk):.1f} chunks/s")
+    print(
+        f"action chunk (representation + Video Former + {s2.policy.inference_steps}-step DDIM, H={s2.policy.horizon}), "
+        f"batch 1: {percentiles(chunk)}  → {1 / np.median(chunk):.1f} chunks/s"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,10 @@ from humanprompt_ros.paths import config_path
 
 def stats(errors_m: list[float], times_s: list[float]) -> str:
     e, t = np.asarray(errors_m) * 1e3, np.asarray(times_s) * 1e3
-    return (f"error median {np.median(e):7.4f} mm  p95 {np.percentile(e, 95):7.4f} mm  max {e.max():7.3f} mm | "
-            f"{np.median(t):6.2f} ms/call median, {t.mean():6.2f} mean ({1e3 / t.mean():7.1f} calls/s)")
+    return (
+        f"error median {np.median(e):7.4f} mm  p95 {np.percentile(e, 95):7.4f} mm  max {e.max():7.3f} mm | "
+        f"{np.median(t):6.2f} ms/call median, {t.mean():6.2f} mean ({1e3 / t.mean():7.1f} calls/s)"
+    )
 
 
 def main() -> None:
@@ -36,8 +38,11 @@ def main() -> None:
     args = parser.parse_args()
 
     base = load_hand(args.hand)
-    hand = Hand(dataclasses.replace(base.config, retargeting=dataclasses.replace(base.config.retargeting, scaling=1.0)),
-                base.urdf_path.parent, args.hand)
+    hand = Hand(
+        dataclasses.replace(base.config, retargeting=dataclasses.replace(base.config.retargeting, scaling=1.0)),
+        base.urdf_path.parent,
+        args.hand,
+    )
     rng = np.random.default_rng(args.seed)
     lo, hi = hand.joint_limits
     qs = rng.uniform(lo, hi, size=(args.samples, hand.num_joints))
@@ -74,7 +79,9 @@ def main() -> None:
         q = np.clip(q_full[to_ours], lo, hi)
         dex_err.extend(np.linalg.norm(hand.fk(q).fingertips - tgt.fingertips, axis=1)[hand.mask])
 
-    print(f"hand {hand.name}: {hand.num_joints} joints, {len(hand.fingers)} fingertips, {args.samples} samples, seed {args.seed}")
+    print(
+        f"hand {hand.name}: {hand.num_joints} joints, {len(hand.fingers)} fingertips, {args.samples} samples, seed {args.seed}"
+    )
     print(f"fk                      : {fk_s * 1e3:6.3f} ms/call ({1 / fk_s:8.0f} calls/s)")
     print(f"retarget fingertip_ik   : {stats(ik_err, ik_t)}")
     print(f"raw dex-retargeting vec : {stats(dex_err, dex_t)}")

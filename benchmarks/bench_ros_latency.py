@@ -23,6 +23,7 @@ subscriber (publish stamp → receipt here), reported separately. Rates are meas
 recorder; CPU is each process's user+system time over the measurement window, in % of one core
 (from /proc).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,7 +105,6 @@ def main() -> int:
         return stand_in_policy()
 
     from helpers.ros import make_ros_env, reserve_domain_id
-
     from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.paths import config_path
     from humanprompt_ros.ros import topics
@@ -118,18 +118,45 @@ def main() -> int:
         env = make_ros_env(domain)
         py = sys.executable
         cmds = {
-            "camera": [py, "-m", "humanprompt_ros.nodes.camera", "--ros-args", "-p", "source:=video",
-                       "-p", f"path:={video}", "-p", f"rate:={args.rate}"],
+            "camera": [
+                py,
+                "-m",
+                "humanprompt_ros.nodes.camera",
+                "--ros-args",
+                "-p",
+                "source:=video",
+                "-p",
+                f"path:={video}",
+                "-p",
+                f"rate:={args.rate}",
+            ],
             "stand_in_policy": [py, str(Path(__file__).resolve()), "--stand-in-policy"],
-            "command": [py, "-m", "humanprompt_ros.nodes.command", "--ros-args",
-                        "-p", f"latency_window:={max(10, args.frames)}"],
+            "command": [
+                py,
+                "-m",
+                "humanprompt_ros.nodes.command",
+                "--ros-args",
+                "-p",
+                f"latency_window:={max(10, args.frames)}",
+            ],
         }
-        procs = {n: subprocess.Popen(c, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                 for n, c in cmds.items()}
+        procs = {
+            n: subprocess.Popen(c, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for n, c in cmds.items()
+        }
         try:
             with RosPeer(domain, name="bench_recorder") as peer:
-                rec = {t.name: peer.record(t) for t in (topics.OBSERVATION, topics.HAND_TARGET, topics.JOINT_COMMANDS,
-                                                        topics.CONTROLLER_COMMANDS, topics.MARKERS, topics.DIAGNOSTICS)}
+                rec = {
+                    t.name: peer.record(t)
+                    for t in (
+                        topics.OBSERVATION,
+                        topics.HAND_TARGET,
+                        topics.JOINT_COMMANDS,
+                        topics.CONTROLLER_COMMANDS,
+                        topics.MARKERS,
+                        topics.DIAGNOSTICS,
+                    )
+                }
                 from std_msgs.msg import String
 
                 peer.publisher(topics.PROMPT).publish(String(data=json.dumps({"id": "bench", "path": "none"})))
@@ -160,8 +187,12 @@ def main() -> int:
                 cpu0["recorder (this process)"] = time.process_time()
                 n0 = len(rec[topics.OBSERVATION.name])
                 print(f"measuring {args.frames} frames at {args.rate:g} Hz ...", flush=True)
-                peer.wait_until(lambda: len(rec[topics.OBSERVATION.name]) - n0 >= args.frames,
-                                args.frames / args.rate * 3 + 30, f"{args.frames} frames", poll=0.05)
+                peer.wait_until(
+                    lambda: len(rec[topics.OBSERVATION.name]) - n0 >= args.frames,
+                    args.frames / args.rate * 3 + 30,
+                    f"{args.frames} frames",
+                    poll=0.05,
+                )
                 t1 = time.monotonic()
                 cpu1 = {n: cpu_seconds(p.pid) for n, p in procs.items()}
                 cpu1["recorder (this process)"] = time.process_time()
@@ -183,34 +214,51 @@ def main() -> int:
 
                 def obs_latency_ms():
                     offset = time.time() - time.monotonic()
-                    vals = [(t + offset) - (m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec)
-                            for t, m in rec[topics.OBSERVATION.name].snapshot() if t0 <= t <= t1]
+                    vals = [
+                        (t + offset) - (m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec)
+                        for t, m in rec[topics.OBSERVATION.name].snapshot()
+                        if t0 <= t <= t1
+                    ]
                     return np.array(vals) * 1e3
 
                 d, o = delivery_ms(), obs_latency_ms()
                 obs_times = np.array([t for t, _ in rec[topics.OBSERVATION.name].snapshot() if t0 <= t <= t1])
                 gaps = np.diff(obs_times) if len(obs_times) > 1 else np.zeros(1)
                 result = {
-                    "frames": args.frames, "target_rate_hz": args.rate, "wall_s": wall,
-                    "frame_to_command_ms": {"p50": float(status.get("frame_to_command_p50_ms", "nan")),
-                                            "p95": float(status.get("frame_to_command_p95_ms", "nan")),
-                                            "max": float(status.get("frame_to_command_max_ms", "nan")),
-                                            "samples": int(float(status.get("frame_to_command_samples", 0)))},
-                    "capture_to_observation_received_ms": {"p50": float(np.percentile(o, 50)),
-                                                           "p95": float(np.percentile(o, 95))},
+                    "frames": args.frames,
+                    "target_rate_hz": args.rate,
+                    "wall_s": wall,
+                    "frame_to_command_ms": {
+                        "p50": float(status.get("frame_to_command_p50_ms", "nan")),
+                        "p95": float(status.get("frame_to_command_p95_ms", "nan")),
+                        "max": float(status.get("frame_to_command_max_ms", "nan")),
+                        "samples": int(float(status.get("frame_to_command_samples", 0))),
+                    },
+                    "capture_to_observation_received_ms": {
+                        "p50": float(np.percentile(o, 50)),
+                        "p95": float(np.percentile(o, 95)),
+                    },
                     "command_delivery_ms": {"p50": float(np.percentile(d, 50)), "p95": float(np.percentile(d, 95))},
-                    "retarget_ms": {"p50": float(status.get("retarget_p50_ms", "nan")),
-                                    "p95": float(status.get("retarget_p95_ms", "nan"))},
+                    "retarget_ms": {
+                        "p50": float(status.get("retarget_p50_ms", "nan")),
+                        "p95": float(status.get("retarget_p95_ms", "nan")),
+                    },
                     "rates_hz": {name: rate(name) for name in rec},
-                    "observation_gaps": {"max_ms": float(gaps.max() * 1e3),
-                                         "over_150ms": int((gaps > 0.15).sum())},
+                    "observation_gaps": {"max_ms": float(gaps.max() * 1e3), "over_150ms": int((gaps > 0.15).sum())},
                     "load_average_1min": os.getloadavg()[0],
                     "cpus": os.cpu_count(),
                     "cpu_percent_of_one_core": {n: 100 * (cpu1[n] - cpu0[n]) / wall for n in cpu0},
                     "command_node_during_measurement": {
                         k: int(status.get(k, 0)) - int(status0.get(k, 0))
-                        for k in ("targets_received", "targets_accepted", "targets_rejected_nonfinite", "holds",
-                                  "commands_published", "velocity_limited_steps")},
+                        for k in (
+                            "targets_received",
+                            "targets_accepted",
+                            "targets_rejected_nonfinite",
+                            "holds",
+                            "commands_published",
+                            "velocity_limited_steps",
+                        )
+                    },
                 }
         finally:
             for p in procs.values():
@@ -221,24 +269,38 @@ def main() -> int:
                 except subprocess.TimeoutExpired:
                     p.kill()
 
-    print(f"\ncamera frame → joint command, {args.frames} frames at {args.rate:g} Hz "
-          f"(camera → stand-in policy → command node; no inference in the loop)")
+    print(
+        f"\ncamera frame → joint command, {args.frames} frames at {args.rate:g} Hz "
+        f"(camera → stand-in policy → command node; no inference in the loop)"
+    )
     f2c = result["frame_to_command_ms"]
-    print(f"  frame → command published: p50 {f2c['p50']:.2f} ms  p95 {f2c['p95']:.2f} ms  max {f2c['max']:.2f} ms "
-          f"({f2c['samples']} samples)")
-    print(f"  capture → observation received: p50 {result['capture_to_observation_received_ms']['p50']:.2f} ms  "
-          f"p95 {result['capture_to_observation_received_ms']['p95']:.2f} ms")
-    print(f"  command delivery (publish → subscriber): p50 {result['command_delivery_ms']['p50']:.2f} ms  "
-          f"p95 {result['command_delivery_ms']['p95']:.2f} ms")
-    print(f"  retarget (in the command node): p50 {result['retarget_ms']['p50']:.2f} ms  "
-          f"p95 {result['retarget_ms']['p95']:.2f} ms")
-    print(f"  observation gaps at the recorder: max {result['observation_gaps']['max_ms']:.0f} ms, "
-          f"{result['observation_gaps']['over_150ms']} over 150 ms (the command node's hold timeout)")
+    print(
+        f"  frame → command published: p50 {f2c['p50']:.2f} ms  p95 {f2c['p95']:.2f} ms  max {f2c['max']:.2f} ms "
+        f"({f2c['samples']} samples)"
+    )
+    print(
+        f"  capture → observation received: p50 {result['capture_to_observation_received_ms']['p50']:.2f} ms  "
+        f"p95 {result['capture_to_observation_received_ms']['p95']:.2f} ms"
+    )
+    print(
+        f"  command delivery (publish → subscriber): p50 {result['command_delivery_ms']['p50']:.2f} ms  "
+        f"p95 {result['command_delivery_ms']['p95']:.2f} ms"
+    )
+    print(
+        f"  retarget (in the command node): p50 {result['retarget_ms']['p50']:.2f} ms  "
+        f"p95 {result['retarget_ms']['p95']:.2f} ms"
+    )
+    print(
+        f"  observation gaps at the recorder: max {result['observation_gaps']['max_ms']:.0f} ms, "
+        f"{result['observation_gaps']['over_150ms']} over 150 ms (the command node's hold timeout)"
+    )
     print(f"  machine: {result['cpus']} CPUs, load average {result['load_average_1min']:.1f} (1 min)")
     print("  rates (Hz): " + ", ".join(f"{k} {v:.1f}" for k, v in result["rates_hz"].items()))
     print("  CPU (% of one core): " + ", ".join(f"{k} {v:.0f}" for k, v in result["cpu_percent_of_one_core"].items()))
-    print(f"  command node counters (approx. over the window, diagnostics are 1 Hz): "
-          f"{result['command_node_during_measurement']}")
+    print(
+        f"  command node counters (approx. over the window, diagnostics are 1 Hz): "
+        f"{result['command_node_during_measurement']}"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

@@ -14,6 +14,7 @@ retrain may change it.
 Prints the demo's output, then one JSON line: the demo's result plus ``seconds``. Exit code 0 when the
 model completes the episode, 1 when it does not, 2 when the demo could not run (set-up error, timeout).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,12 @@ def main() -> int:
     from humanprompt_ros.cli.demo import DEFAULT_SEED, DEFAULT_TASK
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", type=Path, default=REPO / "models" / "policy.safetensors",
-                    help="policy checkpoint (default: the shipped models/policy.safetensors)")
+    ap.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=REPO / "models" / "policy.safetensors",
+        help="policy checkpoint (default: the shipped models/policy.safetensors)",
+    )
     ap.add_argument("--task", default=DEFAULT_TASK, help=f"benchmark task (default: {DEFAULT_TASK})")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"the scene's seed (default: {DEFAULT_SEED})")
     ap.add_argument("--timeout", type=float, default=400.0, help="seconds for the demo run")
@@ -44,13 +49,29 @@ def main() -> int:
 
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-shipped-") as tmp, reserve_domain_id() as domain:
-        cmd = [sys.executable, "-m", "humanprompt_ros.cli.demo", "--lockstep", "--checkpoint",
-               str(args.checkpoint.resolve()), "--task", args.task, "--seed", str(args.seed), "--domain-id",
-               str(domain), "--prompt-dir", str(Path(tmp) / "prompts"), "--timeout", str(args.timeout)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "humanprompt_ros.cli.demo",
+            "--lockstep",
+            "--checkpoint",
+            str(args.checkpoint.resolve()),
+            "--task",
+            args.task,
+            "--seed",
+            str(args.seed),
+            "--domain-id",
+            str(domain),
+            "--prompt-dir",
+            str(Path(tmp) / "prompts"),
+            "--timeout",
+            str(args.timeout),
+        ]
         print("running: " + " ".join(cmd), flush=True)
         try:
-            out = subprocess.run(cmd, cwd=REPO, env=make_ros_env(domain), capture_output=True, text=True,
-                                 timeout=args.timeout + 60)
+            out = subprocess.run(
+                cmd, cwd=REPO, env=make_ros_env(domain), capture_output=True, text=True, timeout=args.timeout + 60
+            )
         except subprocess.TimeoutExpired:
             print(f"error: the demo did not finish within {args.timeout + 60:.0f} s", file=sys.stderr)
             return 2

@@ -39,8 +39,11 @@ def bench_physics(task, embodiment: str, episodes: int = 3) -> dict:
             t_total += time.perf_counter() - t0
             control += len(acts)
             steps += len(acts) * env.cfg.substeps
-        return {"physics_steps_per_s": steps / t_total, "control_steps_per_s": control / t_total,
-                "realtime_factor": control / env.cfg.control_hz / t_total}
+        return {
+            "physics_steps_per_s": steps / t_total,
+            "control_steps_per_s": control / t_total,
+            "realtime_factor": control / env.cfg.control_hz / t_total,
+        }
     finally:
         env.close()
 
@@ -72,18 +75,37 @@ def bench_generate(episodes: int, workers: int) -> dict:
             return sum(r.ru_utime + r.ru_stime for r in ru)
 
         c0, t0 = cpu(), time.perf_counter()
-        main(["generate", "--out", str(out), "--episodes", str(per), "--workers", str(workers), "--all-robot",
-              "--quiet", "--chunk", str(per)])
+        main(
+            [
+                "generate",
+                "--out",
+                str(out),
+                "--episodes",
+                str(per),
+                "--workers",
+                str(workers),
+                "--all-robot",
+                "--quiet",
+                "--chunk",
+                str(per),
+            ]
+        )
         wall = time.perf_counter() - t0
         cpu_s = cpu() - c0  # worker processes are joined, so their CPU time is counted
         summary = json.loads((out / "generate_summary.json").read_text())
         n = summary["episodes"]
         size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-        return {"episodes": n, "seconds": wall, "episodes_per_s": n / wall, "seconds_per_episode": wall / n,
-                "cpu_seconds_per_episode": cpu_s / n,
-                "generate_1000_minutes_if_cores_free": 1000 * cpu_s / n / workers / 60,
-                "seconds_per_episode_per_worker": wall * workers / n, "mb_per_episode": size / n / 1e6,
-                "generate_1000_minutes": 1000 * wall / n / 60}
+        return {
+            "episodes": n,
+            "seconds": wall,
+            "episodes_per_s": n / wall,
+            "seconds_per_episode": wall / n,
+            "cpu_seconds_per_episode": cpu_s / n,
+            "generate_1000_minutes_if_cores_free": 1000 * cpu_s / n / workers / 60,
+            "seconds_per_episode_per_worker": wall * workers / n,
+            "mb_per_episode": size / n / 1e6,
+            "generate_1000_minutes": 1000 * wall / n / 60,
+        }
     finally:
         shutil.rmtree(out, ignore_errors=True)
 

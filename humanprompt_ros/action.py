@@ -150,5 +150,5 @@ def action_dim_mask(finger_mask: np.ndarray) -> np.ndarray:
     """(5,) finger mask → (24,) mask of the unified action's dimensions."""
     m = np.ones(ACTION_DIM, bool)
     for i, ok in enumerate(finger_mask):
-        m[9 + 3 * i:12 + 3 * i] = bool(ok)
+        m[9 + 3 * i : 12 + 3 * i] = bool(ok)
     return m

@@ -17,7 +17,6 @@ class BadFrame(Exception):
     """A frame that cannot be used: dropped and counted."""
 
 
-
 def as_rgb(frame: np.ndarray) -> np.ndarray:
     """uint8 H×W, H×W×1, H×W×3 or H×W×4 → H×W×3 RGB; anything else raises :class:`BadFrame`."""
     arr = np.asarray(frame)
@@ -31,7 +30,6 @@ def as_rgb(frame: np.ndarray) -> np.ndarray:
     raise BadFrame(f"expected an H×W×3 image, got shape {arr.shape}")
 
 
-
 def fit(frame: np.ndarray, width: int, height: int, crop: str = "center") -> np.ndarray:
     """Center-crop (``crop='center'``) to the aspect ratio of width×height, then resize (bilinear, antialiased)."""
     h, w = frame.shape[:2]
@@ -42,17 +40,16 @@ def fit(frame: np.ndarray, width: int, height: int, crop: str = "center") -> np.
         if w / h > target:  # too wide
             cw = max(1, round(h * target))
             x0 = (w - cw) // 2
-            frame = frame[:, x0:x0 + cw]
+            frame = frame[:, x0 : x0 + cw]
         elif w / h < target:  # too tall
             ch = max(1, round(w / target))
             y0 = (h - ch) // 2
-            frame = frame[y0:y0 + ch]
+            frame = frame[y0 : y0 + ch]
     if frame.shape[:2] == (height, width):
         return np.ascontiguousarray(frame)
     from PIL import Image as PILImage
 
     return np.asarray(PILImage.fromarray(np.ascontiguousarray(frame)).resize((width, height), PILImage.BILINEAR))
-
 
 
 class VideoSource:
@@ -94,7 +91,6 @@ class VideoSource:
         self._reader.close()
 
 
-
 class FolderSource:
     """Image files of a folder, in name order (PIL)."""
 
@@ -130,7 +126,6 @@ class FolderSource:
         pass
 
 
-
 class DeviceSource:
     """A V4L2 camera through OpenCV (``opencv-python-headless``)."""
 
@@ -145,7 +140,9 @@ class DeviceSource:
             raise StartupError(f"source 'device': no such device: {device} (ls /dev/video*)")
         self._cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
         if not self._cap.isOpened():
-            raise StartupError(f"source 'device': cannot open {device} with V4L2 (busy, no permission, or not a camera)")
+            raise StartupError(
+                f"source 'device': cannot open {device} with V4L2 (busy, no permission, or not a camera)"
+            )
         if width:
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         if height:
@@ -166,7 +163,6 @@ class DeviceSource:
 
     def close(self) -> None:
         self._cap.release()
-
 
 
 def open_source(cfg: CameraConfig):

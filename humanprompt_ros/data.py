@@ -35,8 +35,10 @@ FORMAT_VERSION = 1
 VIDEO_FILE = "video.mp4"
 META_FILE = "meta.json"
 MIN_PROMPT_FRAMES = 4
-ACTION_LAYOUT = ("wrist_pos[3] world, wrist_rot6d[6] (first two rotation columns), "
-                 "fingertips thumb,index,middle,ring,little [5x3] in the wrist frame; masked fingers are 0")
+ACTION_LAYOUT = (
+    "wrist_pos[3] world, wrist_rot6d[6] (first two rotation columns), "
+    "fingertips thumb,index,middle,ring,little [5x3] in the wrist frame; masked fingers are 0"
+)
 
 
 # -- episodes --------------------------------------------------------------------------------------------
@@ -131,14 +133,25 @@ class Episode:
         a = self.actions
         if a is None:
             where = self.path or self.video_path
-            raise ValueError(f"{who} needs the demonstration's unified actions, but the prompt {where} has none "
-                             f"(a bare video, or an episode without actions.npy)")
+            raise ValueError(
+                f"{who} needs the demonstration's unified actions, but the prompt {where} has none "
+                f"(a bare video, or an episode without actions.npy)"
+            )
         return a
 
 
-def write_episode(directory: str | Path, frames, actions: np.ndarray, meta: dict[str, Any], *,
-                  proprio: np.ndarray | None = None, joints: np.ndarray | None = None,
-                  keypoints: np.ndarray | None = None, fps: float = 10.0, crf: int = 12) -> Path:
+def write_episode(
+    directory: str | Path,
+    frames,
+    actions: np.ndarray,
+    meta: dict[str, Any],
+    *,
+    proprio: np.ndarray | None = None,
+    joints: np.ndarray | None = None,
+    keypoints: np.ndarray | None = None,
+    fps: float = 10.0,
+    crf: int = 12,
+) -> Path:
     """Write one episode directory (see the module docstring). Returns its path.
 
     Files are written under temporary names and meta.json last, so a half-written episode (a worker
@@ -204,9 +217,15 @@ def load_episode(path: str | Path) -> Episode:
     return Episode(p, meta, video if video.is_file() else None)
 
 
-def iter_episodes(root: str | Path, *, task: str | None = None, skill: str | None = None,
-                  embodiment: str | None = None, success: bool | None = None,
-                  where: Callable[[Episode], bool] | None = None) -> Iterator[Episode]:
+def iter_episodes(
+    root: str | Path,
+    *,
+    task: str | None = None,
+    skill: str | None = None,
+    embodiment: str | None = None,
+    success: bool | None = None,
+    where: Callable[[Episode], bool] | None = None,
+) -> Iterator[Episode]:
     """Stream the episodes under ``root`` (any depth, sorted), filtered on their metadata.
 
     Only meta.json is read per episode; arrays and frames load when accessed, so memory stays flat.

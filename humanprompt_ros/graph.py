@@ -22,6 +22,7 @@ policy and prompt encoder nodes both get the resolved, absolute path: the encode
 prompt once and the policy node uses those tokens. Whether the file exists is checked by
 :func:`checkpoint_problem` (``humanprompt-bringup``'s preflight), not here.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,16 @@ from typing import Any
 from humanprompt_ros.config.loader import read_yaml
 from humanprompt_ros.paths import config_path, share_dir
 
-__all__ = ["Arg", "GRAPH_ARGS", "DEFAULT_CHECKPOINT", "NodeSpec", "build_graph", "checkpoint_problem", "parse_args",
-           "resolve_share_path"]
+__all__ = [
+    "Arg",
+    "GRAPH_ARGS",
+    "DEFAULT_CHECKPOINT",
+    "NodeSpec",
+    "build_graph",
+    "checkpoint_problem",
+    "parse_args",
+    "resolve_share_path",
+]
 
 PACKAGE = "humanprompt_ros"
 POLICIES = ("replay", "scripted", "checkpoint")
@@ -53,23 +62,40 @@ class Arg:
 _BOOL = ("true", "false")
 
 GRAPH_ARGS: dict[str, Arg] = {
-    "sim": Arg("false", "true: the MuJoCo sim driver is the robot and the camera; false: a real hand and camera",
-               _BOOL),
-    "policy": Arg("checkpoint", "policy backend: checkpoint (the learned policy), replay (retarget the prompt's own "
-                                "actions, open loop), scripted (the benchmark's expert, tests)", POLICIES),
-    "checkpoint": Arg(DEFAULT_CHECKPOINT, "checkpoint file for policy:=checkpoint (absolute, or relative to the "
-                                          "working directory or to the package share directory)"),
-    "hand": Arg("config/hands/allegro_right.yaml", "hand YAML (absolute, or relative to the working directory or "
-                                                   "to the package share directory)"),
+    "sim": Arg(
+        "false", "true: the MuJoCo sim driver is the robot and the camera; false: a real hand and camera", _BOOL
+    ),
+    "policy": Arg(
+        "checkpoint",
+        "policy backend: checkpoint (the learned policy), replay (retarget the prompt's own "
+        "actions, open loop), scripted (the benchmark's expert, tests)",
+        POLICIES,
+    ),
+    "checkpoint": Arg(
+        DEFAULT_CHECKPOINT,
+        "checkpoint file for policy:=checkpoint (absolute, or relative to the "
+        "working directory or to the package share directory)",
+    ),
+    "hand": Arg(
+        "config/hands/allegro_right.yaml",
+        "hand YAML (absolute, or relative to the working directory or to the package share directory)",
+    ),
     "prompt": Arg("", "initial prompt (a demonstration episode or a video); empty: none until one is set"),
     "rviz": Arg("false", "true: start rviz2 with rviz/humanprompt.rviz", _BOOL),
-    "lockstep": Arg("false", "sim:=true only: the sim driver, policy and command nodes run in lockstep (physics "
-                             "advances one control period per command, one action per frame, commands clamped "
-                             "to the URDF limits like the benchmark's, episodes end at the task's horizon), so "
-                             "evaluation through ROS reproduces humanprompt-sim eval "
-                             "whatever the machine's speed", _BOOL),
-    "camera_source": Arg("", "camera node source: device, video, folder or topic (empty: topic with sim:=true, "
-                             "else config/camera.yaml's)", ("",) + CAMERA_SOURCES),
+    "lockstep": Arg(
+        "false",
+        "sim:=true only: the sim driver, policy and command nodes run in lockstep (physics "
+        "advances one control period per command, one action per frame, commands clamped "
+        "to the URDF limits like the benchmark's, episodes end at the task's horizon), so "
+        "evaluation through ROS reproduces humanprompt-sim eval "
+        "whatever the machine's speed",
+        _BOOL,
+    ),
+    "camera_source": Arg(
+        "",
+        "camera node source: device, video, folder or topic (empty: topic with sim:=true, else config/camera.yaml's)",
+        ("",) + CAMERA_SOURCES,
+    ),
     "camera_path": Arg("", "camera device, video file or image folder (empty: config/camera.yaml's)"),
     "task": Arg("", "sim:=true: the benchmark task to load (empty: the sim driver's default)"),
     "seed": Arg("", "sim:=true: the task seed (empty: the sim driver's default)"),
@@ -99,8 +125,9 @@ def resolve_share_path(value: str, share: Path | None = None) -> Path:
 
 def checkpoint_problem(specs: list["NodeSpec"]) -> str | None:
     """Why the enabled nodes' checkpoint cannot be used (a missing file), in one line; None when fine."""
-    users = [s for s in specs
-             if s.enabled and s.parameters.get("policy") == "checkpoint" and "checkpoint" in s.parameters]
+    users = [
+        s for s in specs if s.enabled and s.parameters.get("policy") == "checkpoint" and "checkpoint" in s.parameters
+    ]
     if not users:
         return None
     path = Path(users[0].parameters["checkpoint"])
@@ -108,11 +135,13 @@ def checkpoint_problem(specs: list["NodeSpec"]) -> str | None:
         return None
     names = ", ".join(s.name for s in users)
     shipped = path.name == Path(DEFAULT_CHECKPOINT).name and path.parent.name == "models"
-    return (f"policy:=checkpoint needs the checkpoint file {path}, which does not exist (needed by {names}). "
-            + ("No trained policy is installed in models/ yet: train" if shipped else "Train")
-            + " one with `humanprompt-train stage2 --config config/stage2.yaml` (after stage1; it writes "
-              "runs/stage2/policy.safetensors) and pass checkpoint:=runs/stage2/policy.safetensors or copy it to "
-              "models/policy.safetensors; or run without the learned policy: policy:=replay")
+    return (
+        f"policy:=checkpoint needs the checkpoint file {path}, which does not exist (needed by {names}). "
+        + ("No trained policy is installed in models/ yet: train" if shipped else "Train")
+        + " one with `humanprompt-train stage2 --config config/stage2.yaml` (after stage1; it writes "
+        "runs/stage2/policy.safetensors) and pass checkpoint:=runs/stage2/policy.safetensors or copy it to "
+        "models/policy.safetensors; or run without the learned policy: policy:=replay"
+    )
 
 
 def _ros_value(value: Any) -> str:
@@ -164,8 +193,9 @@ class NodeSpec:
             out += ["--log-level", log_level]
         return out
 
-    def command(self, python: str = sys.executable, share: Path | str | None = None,
-                log_level: str | None = None) -> list[str]:
+    def command(
+        self, python: str = sys.executable, share: Path | str | None = None, log_level: str | None = None
+    ) -> list[str]:
         """The full command line humanprompt-bringup runs (``python -m module`` for Python nodes)."""
         head = [python, "-m", self.module] if self.module else [self.executable]
         return head + self.cli_arguments(share) + self.ros_args(share, log_level)
@@ -246,23 +276,57 @@ def build_graph(args: dict[str, str] | None = None, share: Path | str | None = N
         camera_params["rate"] = 0.0  # relay every frame: each one is a step
 
     specs = [
-        NodeSpec("sim_driver", "humanprompt-sim-driver", "humanprompt_ros.nodes.sim_driver",
-                 "MuJoCo benchmark scene as the robot: camera images, /joint_states, ~/reset, task status",
-                 params_files=("config/sim_driver.yaml",), parameters=sim_params, condition="sim"),
-        NodeSpec("camera", "humanprompt-camera", "humanprompt_ros.nodes.camera",
-                 "camera ingestion → /humanprompt/observation", params_files=("config/camera.yaml",),
-                 parameters=camera_params),
-        NodeSpec("prompt_encoder", "humanprompt-prompt-encoder", "humanprompt_ros.nodes.prompt_encoder",
-                 "prompt_video parameter, ~/clear_prompt, ~/record_prompt → /humanprompt/prompt (latched)",
-                 params_files=("config/prompt_encoder.yaml",), parameters=encoder_params),
-        NodeSpec("policy", "humanprompt-policy", "humanprompt_ros.nodes.policy",
-                 "observation + prompt + /joint_states → /humanprompt/hand_target",
-                 params_files=("config/policy.yaml",), parameters=policy_params),
-        NodeSpec("command", "humanprompt-command", "humanprompt_ros.nodes.command",
-                 "hand target → safe joint commands, wrist target, markers",
-                 params_files=("config/command.yaml",), parameters=command_params),
-        NodeSpec("rviz", "rviz2", None, "rviz2 with rviz/humanprompt.rviz", package="rviz2",
-                 arguments=("-d", "{share}/rviz/humanprompt.rviz"), respawn=False, condition="rviz"),
+        NodeSpec(
+            "sim_driver",
+            "humanprompt-sim-driver",
+            "humanprompt_ros.nodes.sim_driver",
+            "MuJoCo benchmark scene as the robot: camera images, /joint_states, ~/reset, task status",
+            params_files=("config/sim_driver.yaml",),
+            parameters=sim_params,
+            condition="sim",
+        ),
+        NodeSpec(
+            "camera",
+            "humanprompt-camera",
+            "humanprompt_ros.nodes.camera",
+            "camera ingestion → /humanprompt/observation",
+            params_files=("config/camera.yaml",),
+            parameters=camera_params,
+        ),
+        NodeSpec(
+            "prompt_encoder",
+            "humanprompt-prompt-encoder",
+            "humanprompt_ros.nodes.prompt_encoder",
+            "prompt_video parameter, ~/clear_prompt, ~/record_prompt → /humanprompt/prompt (latched)",
+            params_files=("config/prompt_encoder.yaml",),
+            parameters=encoder_params,
+        ),
+        NodeSpec(
+            "policy",
+            "humanprompt-policy",
+            "humanprompt_ros.nodes.policy",
+            "observation + prompt + /joint_states → /humanprompt/hand_target",
+            params_files=("config/policy.yaml",),
+            parameters=policy_params,
+        ),
+        NodeSpec(
+            "command",
+            "humanprompt-command",
+            "humanprompt_ros.nodes.command",
+            "hand target → safe joint commands, wrist target, markers",
+            params_files=("config/command.yaml",),
+            parameters=command_params,
+        ),
+        NodeSpec(
+            "rviz",
+            "rviz2",
+            None,
+            "rviz2 with rviz/humanprompt.rviz",
+            package="rviz2",
+            arguments=("-d", "{share}/rviz/humanprompt.rviz"),
+            respawn=False,
+            condition="rviz",
+        ),
     ]
     wanted = [n.strip() for n in a["nodes"].split(",") if n.strip()]
     names = [s.name for s in specs]

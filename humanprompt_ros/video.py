@@ -35,9 +35,16 @@ def write_video(path: str | Path, frames, fps: float, crf: int = 12) -> Path:
     h, w = frames[0].shape[:2]
     if h % 2 or w % 2:
         raise ValueError(f"{path}: H.264 needs even frame sizes, got {w}x{h}")
-    writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=None, macro_block_size=1,
-                                pixelformat="yuv420p", ffmpeg_log_level="error",
-                                ffmpeg_params=["-crf", str(crf), "-preset", "fast"])
+    writer = imageio.get_writer(
+        path,
+        fps=fps,
+        codec="libx264",
+        quality=None,
+        macro_block_size=1,
+        pixelformat="yuv420p",
+        ffmpeg_log_level="error",
+        ffmpeg_params=["-crf", str(crf), "-preset", "fast"],
+    )
     try:
         for f in frames:
             writer.append_data(np.asarray(f, np.uint8))
@@ -101,7 +108,7 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     t, h, w, _ = frames.shape
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    frames = frames[:, top:top + side, left:left + side]
+    frames = frames[:, top : top + side, left : left + side]
     if side == size:
         return np.ascontiguousarray(frames)
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()

@@ -12,12 +12,13 @@ Every node is respawned when it exits (``respawn_delay:=2.0``). With ``policy:=c
 default) a missing checkpoint file stops the launch before any node starts, saying which file and
 how to get one (the same check as ``humanprompt-bringup``'s preflight).
 """
-from launch import LaunchDescription
+
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from humanprompt_ros.graph import GRAPH_ARGS, build_graph, checkpoint_problem
+from launch import LaunchDescription
 
 PACKAGE = "humanprompt_ros"
 
@@ -39,21 +40,25 @@ def _nodes(context, *args, **kwargs):
         parameters = [str(p) for p in spec.params_paths(share)]
         if spec.parameters:
             parameters.append(dict(spec.parameters))
-        actions.append(Node(
-            package=spec.package,
-            executable=spec.executable,
-            name=spec.name,
-            parameters=parameters,
-            arguments=spec.cli_arguments(share),
-            ros_arguments=["--log-level", values["log_level"]],
-            respawn=spec.respawn,
-            respawn_delay=respawn_delay,
-            output="screen",
-        ))
+        actions.append(
+            Node(
+                package=spec.package,
+                executable=spec.executable,
+                name=spec.name,
+                parameters=parameters,
+                arguments=spec.cli_arguments(share),
+                ros_arguments=["--log-level", values["log_level"]],
+                respawn=spec.respawn,
+                respawn_delay=respawn_delay,
+                output="screen",
+            )
+        )
     return actions
 
 
 def generate_launch_description() -> LaunchDescription:
-    declared = [DeclareLaunchArgument(name, default_value=arg.default, description=arg.description)
-                for name, arg in GRAPH_ARGS.items()]
+    declared = [
+        DeclareLaunchArgument(name, default_value=arg.default, description=arg.description)
+        for name, arg in GRAPH_ARGS.items()
+    ]
     return LaunchDescription(declared + [OpaqueFunction(function=_nodes)])

@@ -7,10 +7,12 @@ Runs ``humanprompt-hand check <hand>`` (installed in lib/humanprompt_ros, where 
 looks) and ends when the check ends. Where ROS 2 comes from wheels (no ``launch``), run the same
 check directly: ``humanprompt-hand check config/hands/allegro_right.yaml``.
 """
-from launch import LaunchDescription
+
 from launch.actions import DeclareLaunchArgument, ExecuteProcess
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import ExecutableInPackage, FindPackageShare
+
+from launch import LaunchDescription
 
 PACKAGE = "humanprompt_ros"
 
@@ -22,7 +24,9 @@ def generate_launch_description() -> LaunchDescription:
         [
             DeclareLaunchArgument(
                 "hand",
-                default_value=PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "hands", "allegro_right.yaml"]),
+                default_value=PathJoinSubstitution(
+                    [FindPackageShare(PACKAGE), "config", "hands", "allegro_right.yaml"]
+                ),
                 description="hand YAML (joints, fingertip links, retargeting) to check",
             ),
             DeclareLaunchArgument(

@@ -1,5 +1,6 @@
 """Test-wide settings and the fixtures several test files share (helpers: test/helpers/, importable as
 ``helpers`` through ``pythonpath`` in pytest.ini)."""
+
 from __future__ import annotations
 
 from pathlib import Path

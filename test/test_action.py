@@ -3,10 +3,16 @@
 import numpy as np
 import pytest
 
-from humanprompt_ros.action import (ACTION_DIM, FINGERS, HandAction, actions_from_array, actions_to_array,
-                                    matrix_from_rot6d, rot6d_from_matrix)
-
 from helpers.geometry import random_rotation
+from humanprompt_ros.action import (
+    ACTION_DIM,
+    FINGERS,
+    HandAction,
+    actions_from_array,
+    actions_to_array,
+    matrix_from_rot6d,
+    rot6d_from_matrix,
+)
 
 
 def test_rot6d_round_trip_is_exact_for_rotations():

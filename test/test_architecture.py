@@ -56,7 +56,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -86,17 +86,24 @@ def test_no_import_cycles():
 
 
 def test_core_does_not_import_the_ros_layer():
-    bad = [f"{mod} imports {dep}" for mod, deps in import_graph().items() if not mod.startswith(ROS_LAYER)
-           for dep in deps if dep.startswith(ROS_LAYER)]
+    bad = [
+        f"{mod} imports {dep}"
+        for mod, deps in import_graph().items()
+        if not mod.startswith(ROS_LAYER)
+        for dep in deps
+        if dep.startswith(ROS_LAYER)
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_core_imports_without_rclpy():
     core = sorted(m for m in modules() if not m.startswith(ROS_LAYER))
-    code = ("import sys\n"
-            "for name in ('rclpy', 'rcl_interfaces', 'sensor_msgs', 'geometry_msgs', 'std_msgs', 'std_srvs'):\n"
-            "    sys.modules[name] = None  # any import of them raises ImportError\n"
-            f"import importlib\nfor m in {core!r}:\n    importlib.import_module(m)\nprint('ok', len({core!r}))\n")
+    code = (
+        "import sys\n"
+        "for name in ('rclpy', 'rcl_interfaces', 'sensor_msgs', 'geometry_msgs', 'std_msgs', 'std_srvs'):\n"
+        "    sys.modules[name] = None  # any import of them raises ImportError\n"
+        f"import importlib\nfor m in {core!r}:\n    importlib.import_module(m)\nprint('ok', len({core!r}))\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.startswith("ok")

@@ -3,6 +3,7 @@
 The DDS test starts a graph subset made of nodes that exist in this checkout (camera + command),
 kills a node and checks that bringup restarts it, then stops bringup with SIGTERM.
 """
+
 from __future__ import annotations
 
 import ast
@@ -18,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from humanprompt_ros.graph import GRAPH_ARGS, NodeSpec, build_graph
 from helpers.ros import RosProcesses, require_rclpy, ros2_launch_missing
+from humanprompt_ros.graph import GRAPH_ARGS, NodeSpec, build_graph
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH = REPO / "launch" / "bringup.launch.py"
@@ -27,16 +28,18 @@ BRINGUP = ("-m", "humanprompt_ros.cli.bringup")
 
 
 def run_bringup(*args, timeout=30):
-    return subprocess.run([sys.executable, *BRINGUP, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO)
+    return subprocess.run([sys.executable, *BRINGUP, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
 def test_dry_run_prints_the_graph_commands():
     out = run_bringup("--dry-run", "nodes:=camera,command", "camera_source:=video", "camera_path:=/tmp/x.mp4")
     assert out.returncode == 0, out.stderr
     lines = [shlex.split(line) for line in out.stdout.splitlines()]
-    specs = [s for s in build_graph({"nodes": "camera,command", "camera_source": "video", "camera_path": "/tmp/x.mp4"})
-             if s.enabled]
+    specs = [
+        s
+        for s in build_graph({"nodes": "camera,command", "camera_source": "video", "camera_path": "/tmp/x.mp4"})
+        if s.enabled
+    ]
     from humanprompt_ros.paths import share_dir
 
     assert lines == [s.command(sys.executable, share_dir(), "info") for s in specs]
@@ -61,8 +64,9 @@ def test_unknown_argument_is_a_clear_error():
 def test_preflight_names_a_missing_module(tmp_path):
     from humanprompt_ros.cli.bringup import preflight
 
-    spec = NodeSpec("ghost", "humanprompt-ghost", "humanprompt_ros.nodes.ghost", "not there",
-                    params_files=("config/ghost.yaml",))
+    spec = NodeSpec(
+        "ghost", "humanprompt-ghost", "humanprompt_ros.nodes.ghost", "not there", params_files=("config/ghost.yaml",)
+    )
     problems = preflight([spec], tmp_path)
     assert any("module humanprompt_ros.nodes.ghost not found" in p for p in problems)
     assert any("config/ghost.yaml not found" in p for p in problems)
@@ -125,30 +129,53 @@ def test_bringup_runs_respawns_a_killed_node_and_shuts_down_cleanly(ros_env, pee
     with RosProcesses(ros_env) as procs:
         frames = peer.record(topics.OBSERVATION)
         diag = peer.record(topics.DIAGNOSTICS)
-        bringup = procs.start("bringup", *BRINGUP, "nodes:=camera,command", "camera_source:=folder",
-                              f"camera_path:={frames_dir}", "respawn_delay:=0.5")
+        bringup = procs.start(
+            "bringup",
+            *BRINGUP,
+            "nodes:=camera,command",
+            "camera_source:=folder",
+            f"camera_path:={frames_dir}",
+            "respawn_delay:=0.5",
+        )
 
         def pid_of(name, nth=1):
-            pids = [int(m.group(1)) for line in bringup.stdout_lines
-                    for m in [re.search(rf"\bstarted {name} \(pid (\d+)", line)] if m]
+            pids = [
+                int(m.group(1))
+                for line in bringup.stdout_lines
+                for m in [re.search(rf"\bstarted {name} \(pid (\d+)", line)]
+                if m
+            ]
             return pids[nth - 1] if len(pids) >= nth else None
 
         peer.wait_until(lambda: len(frames) >= 5, 45, f"frames through bringup\n{bringup.log()}")
-        peer.wait_until(lambda: any(s.name == "command" for _, a in diag.snapshot() for s in a.status), 30,
-                        f"command diagnostics\n{bringup.log()}")
+        peer.wait_until(
+            lambda: any(s.name == "command" for _, a in diag.snapshot() for s in a.status),
+            30,
+            f"command diagnostics\n{bringup.log()}",
+        )
         assert any(line.startswith("[camera] ") for line in bringup.stdout_lines), "node output is prefixed"
         camera_pid, command_pid = pid_of("camera"), pid_of("command")
         assert camera_pid and command_pid
 
         os.kill(camera_pid, signal.SIGKILL)
-        peer.wait_until(lambda: any("camera exited with code -9; respawning" in line for line in bringup.stdout_lines),
-                        10, f"the respawn log line\n{bringup.log()}")
-        peer.wait_until(lambda: any("restarted camera" in line for line in bringup.stdout_lines), 10,
-                        f"the camera restarted\n{bringup.log()}")
+        peer.wait_until(
+            lambda: any("camera exited with code -9; respawning" in line for line in bringup.stdout_lines),
+            10,
+            f"the respawn log line\n{bringup.log()}",
+        )
+        peer.wait_until(
+            lambda: any("restarted camera" in line for line in bringup.stdout_lines),
+            10,
+            f"the camera restarted\n{bringup.log()}",
+        )
         t_back = time.monotonic()
         peer.wait_until(lambda: len(frames.since(t_back)) >= 3, 45, f"frames after the respawn\n{bringup.log()}")
-        new_camera_pid = next(int(m.group(1)) for line in bringup.stdout_lines
-                              for m in [re.search(r"restarted camera \(pid (\d+), start #2\)", line)] if m)
+        new_camera_pid = next(
+            int(m.group(1))
+            for line in bringup.stdout_lines
+            for m in [re.search(r"restarted camera \(pid (\d+), start #2\)", line)]
+            if m
+        )
 
         bringup.proc.send_signal(signal.SIGTERM)
         assert bringup.wait(timeout=20) == 0, bringup.log()
@@ -165,8 +192,14 @@ def test_bringup_runs_respawns_a_killed_node_and_shuts_down_cleanly(ros_env, pee
 @pytest.mark.timeout(60)
 def test_a_node_that_cannot_start_is_not_respawned(ros_env):
     with RosProcesses(ros_env) as procs:
-        bringup = procs.start("bringup", *BRINGUP, "nodes:=camera", "camera_source:=video",
-                              "camera_path:=/nonexistent/clip.mp4", "respawn_delay:=0.2")
+        bringup = procs.start(
+            "bringup",
+            *BRINGUP,
+            "nodes:=camera",
+            "camera_source:=video",
+            "camera_path:=/nonexistent/clip.mp4",
+            "respawn_delay:=0.2",
+        )
         rc = bringup.wait(timeout=45)
         log = "\n".join(bringup.stdout_lines)
         assert rc == 1, bringup.log()

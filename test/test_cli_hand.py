@@ -13,8 +13,12 @@ def _cli() -> list[str]:
 
 
 def test_check_prints_joints_limits_fingertips_and_round_trip():
-    out = subprocess.run([*_cli(), "check", str(config_path("hands", "allegro_right.yaml")), "--samples", "30"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [*_cli(), "check", str(config_path("hands", "allegro_right.yaml")), "--samples", "30"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "16 actuated joints" in text

@@ -16,6 +16,7 @@ prompt encoder, policy, command), prompts in a temporary prompt directory
 Synchronisation is on messages and service answers (DDS discovery can take seconds on a busy
 machine), and a "nothing happened" check waits for a later message that would have come after it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -71,8 +72,9 @@ def bringup_graph(root: Path, tasks: list[str], seed: int, *args: str):
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
-    with bringup_graph(tmp_path_factory.mktemp("prompts"), [t for t, _ in TASKS + [MOTION]], TASKS[0][1],
-                       "respawn_delay:=1.5") as g:
+    with bringup_graph(
+        tmp_path_factory.mktemp("prompts"), [t for t, _ in TASKS + [MOTION]], TASKS[0][1], "respawn_delay:=1.5"
+    ) as g:
         yield g
 
 
@@ -94,14 +96,21 @@ def alive(pid: int) -> bool:
 
 
 def cli_set(g, path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "humanprompt_ros.cli.prompt", "--wait", "30", "set", str(path)],
-                          env=g.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "humanprompt_ros.cli.prompt", "--wait", "30", "set", str(path)],
+        env=g.env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def cli_setter(g):
     def set_prompt(path):
         out = cli_set(g, path)
         return out.returncode == 0, out.stderr.strip() or out.stdout.strip()
+
     return set_prompt
 
 
@@ -109,8 +118,9 @@ def test_replay_prompt_completes_the_task_in_real_time(graph):
     """Real time (the robot's mode): the latched skill. Both skills, whatever the machine's load, are in
     the lockstep test below: knock_over's push is sensitive to the holds a loaded 2-core machine causes."""
     task, seed = TASKS[0]
-    r = graph.client.run_episode(task, seed, graph.prompts[(task, seed)], set_prompt=cli_setter(graph),
-                                 timeout=90, stop_on_success=True)  # press_button's success is latched: final
+    r = graph.client.run_episode(
+        task, seed, graph.prompts[(task, seed)], set_prompt=cli_setter(graph), timeout=90, stop_on_success=True
+    )  # press_button's success is latched: final
     assert r["success"] and r["skill"] == "press_button", f"{r}\n{graph.bringup.log()}"
 
 
@@ -119,8 +129,11 @@ def test_bad_prompts_are_refused_and_the_old_prompt_stays(graph):
     good = graph.prompts[TASKS[0]]
     ok, reason = c.set_prompt(good)
     assert ok, reason
-    c.peer.wait_until(lambda: c.prompt.last() and json.loads(c.prompt.last()[1].data).get("path") == good, 10,
-                      "the good prompt on /humanprompt/prompt")
+    c.peer.wait_until(
+        lambda: c.prompt.last() and json.loads(c.prompt.last()[1].data).get("path") == good,
+        10,
+        "the good prompt on /humanprompt/prompt",
+    )
     active = json.loads(c.prompt.last()[1].data)["id"]
     n_before = len(c.prompt)
     bad = root / "bad"
@@ -131,8 +144,9 @@ def test_bad_prompts_are_refused_and_the_old_prompt_stays(graph):
     no_actions = bad / "no_actions"
     shutil.copytree(good, no_actions, dirs_exist_ok=True)
     (no_actions / "actions.npy").unlink()
-    from humanprompt_ros.data import write_video
     import numpy as np
+
+    from humanprompt_ros.data import write_video
 
     write_video(bad / "short.mp4", [np.zeros((16, 16, 3), np.uint8)] * 2, fps=10)
     write_video(bad / "bare.mp4", [np.zeros((16, 16, 3), np.uint8)] * 8, fps=10)
@@ -155,8 +169,11 @@ def test_bad_prompts_are_refused_and_the_old_prompt_stays(graph):
     barrier = graph.prompts[TASKS[1]]
     ok, reason = c.set_prompt(barrier)
     assert ok, reason
-    c.peer.wait_until(lambda: json.loads(c.prompt.last()[1].data).get("path") == barrier, 10,
-                      "the next good prompt on /humanprompt/prompt")
+    c.peer.wait_until(
+        lambda: json.loads(c.prompt.last()[1].data).get("path") == barrier,
+        10,
+        "the next good prompt on /humanprompt/prompt",
+    )
     after = [json.loads(m.data) for _, m in c.prompt.snapshot()[n_before:]]
     assert [m.get("path") for m in after] == [barrier], f"prompt messages after {active}: {after}"
     for name, pid in pids(graph).items():
@@ -177,8 +194,11 @@ def stamp_s(msg) -> float:
 
 def command_holds_since(c, t: float) -> bool:
     """Whether diagnostics received after ``t`` (monotonic) say the command node holds on stale frames."""
-    return any(st.name == "command" and st.message.startswith("holding: observation stale")
-               for _, arr in c.diag.since(t) for st in arr.status)
+    return any(
+        st.name == "command" and st.message.startswith("holding: observation stale")
+        for _, arr in c.diag.since(t)
+        for st in arr.status
+    )
 
 
 def test_camera_stop_holds_the_hand_and_resume_continues(graph):
@@ -190,8 +210,11 @@ def test_camera_stop_holds_the_hand_and_resume_continues(graph):
     camera = pids(graph)["camera"]
     obs = c.peer.record("/humanprompt/observation")
     c.peer.wait_until(lambda: len(obs) > 2, 10, "observations")
-    status = c.peer.wait_until(lambda: (st := c.node_status("command")).get("message") == "commanding" and st, 10,
-                               "the command node's diagnostics: commanding")
+    status = c.peer.wait_until(
+        lambda: (st := c.node_status("command")).get("message") == "commanding" and st,
+        10,
+        "the command node's diagnostics: commanding",
+    )
     os.kill(camera, signal.SIGSTOP)
     try:
         holds_before = int(status["holds"])
@@ -201,8 +224,9 @@ def test_camera_stop_holds_the_hand_and_resume_continues(graph):
         # that delivery delays on a loaded machine cannot matter
         last_obs = stamp_s(obs.last()[1])
         last_cmd = c.commands.last()
-        assert stamp_s(last_cmd[1]) - last_obs < 0.2 + 0.05, \
+        assert stamp_s(last_cmd[1]) - last_obs < 0.2 + 0.05, (
             f"commands went on {stamp_s(last_cmd[1]) - last_obs:.3f} s after the last frame"
+        )
         # the command node's next diagnostics, still holding: no command may have come in between
         c.peer.wait_until(lambda: command_holds_since(c, t_holding), 10, "later diagnostics: still holding")
         assert c.commands.last() is last_cmd, "commands while the camera is stopped"
@@ -246,8 +270,10 @@ def test_lockstep_graph_completes_two_skills_as_the_benchmark_does(tmp_path):
     service from another process) completes both skills, as ``humanprompt-sim eval --policy replay
     --prompt-seed same`` does."""
     with bringup_graph(tmp_path, [t for t, _ in TASKS], TASKS[0][1], "lockstep:=true") as g:
-        results = [g.client.run_episode(task, seed, g.prompts[(task, seed)], set_prompt=cli_setter(g), timeout=120)
-                   for task, seed in TASKS]
+        results = [
+            g.client.run_episode(task, seed, g.prompts[(task, seed)], set_prompt=cli_setter(g), timeout=120)
+            for task, seed in TASKS
+        ]
         status = g.client.node_status("sim_driver")
         assert all(r["success"] for r in results), f"{results}\n{g.bringup.log()}"
     assert [r["steps"] for r in results] == [40, 40] and status.get("lockstep") == "true"  # the horizons, exactly

@@ -4,6 +4,7 @@ colcon runs with the system's python (Debian's /usr/bin/python3 and its setuptoo
 on a ROS 2 machine, into a temporary build/install/log base: the checkout gets no build/,
 install/ or log/.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -129,8 +130,10 @@ def test_installs_console_scripts_where_ros2_run_looks(colcon_install):
 
 def test_installs_the_python_package(colcon_install):
     site = colcon_install / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    candidates = [site] + list((colcon_install / "lib").glob("python3*/site-packages")) + list(
-        (colcon_install / "local" / "lib").glob("python3*/dist-packages")
+    candidates = (
+        [site]
+        + list((colcon_install / "lib").glob("python3*/site-packages"))
+        + list((colcon_install / "local" / "lib").glob("python3*/dist-packages"))
     )
     found = [c / PACKAGE / "__init__.py" for c in candidates if (c / PACKAGE / "__init__.py").is_file()]
     assert found, f"{PACKAGE}/__init__.py not installed under {colcon_install / 'lib'}"

@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 
 from humanprompt_ros.config.loader import read_yaml
-from humanprompt_ros.config.nodes import (CameraConfig, CommandConfig, PolicyConfig, PromptEncoderConfig,
-                                          SimDriverConfig, node_section)
+from humanprompt_ros.config.nodes import (
+    CameraConfig,
+    CommandConfig,
+    PolicyConfig,
+    PromptEncoderConfig,
+    SimDriverConfig,
+    node_section,
+)
 from humanprompt_ros.config.stage1 import Stage1Config
 from humanprompt_ros.config.stage2 import Stage2Config
 from humanprompt_ros.sim.human_hand import HumanHandConfig
@@ -19,10 +25,17 @@ from humanprompt_ros.sim.scene import SimConfig
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 
-FILES = [("stage1.yaml", Stage1Config, None), ("stage2.yaml", Stage2Config, None), ("sim.yaml", SimConfig, None),
-         ("sim_human_hand.yaml", HumanHandConfig, None), ("camera.yaml", CameraConfig, "camera"),
-         ("command.yaml", CommandConfig, "command"), ("policy.yaml", PolicyConfig, "policy"),
-         ("prompt_encoder.yaml", PromptEncoderConfig, "prompt_encoder"), ("sim_driver.yaml", SimDriverConfig, "sim_driver")]
+FILES = [
+    ("stage1.yaml", Stage1Config, None),
+    ("stage2.yaml", Stage2Config, None),
+    ("sim.yaml", SimConfig, None),
+    ("sim_human_hand.yaml", HumanHandConfig, None),
+    ("camera.yaml", CameraConfig, "camera"),
+    ("command.yaml", CommandConfig, "command"),
+    ("policy.yaml", PolicyConfig, "policy"),
+    ("prompt_encoder.yaml", PromptEncoderConfig, "prompt_encoder"),
+    ("sim_driver.yaml", SimDriverConfig, "sim_driver"),
+]
 
 
 def plain(value):
@@ -80,5 +93,7 @@ class Outer:
 
 def test_drift_is_detected():
     assert drift(Outer, {"name": "any", "inner": {"x": 1}, "sizes": [1, 2]}) == []
-    assert drift(Outer, {"inner": {"x": 2.0}, "sizes": [1, 3]}) == ["inner.x: YAML 2.0, dataclass default 1.0",
-                                                                   "sizes: YAML [1, 3], dataclass default (1, 2)"]
+    assert drift(Outer, {"inner": {"x": 2.0}, "sizes": [1, 3]}) == [
+        "inner.x: YAML 2.0, dataclass default 1.0",
+        "sizes: YAML [1, 3], dataclass default (1, 2)",
+    ]

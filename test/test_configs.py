@@ -14,13 +14,19 @@ CONFIG = share_dir() / "config"
 
 def _loaders() -> dict[str, Callable[[Path], object]]:
     """Glob (relative to config/) → the loader that validates such a file."""
+    from humanprompt_ros.config.nodes import (
+        load_camera_config,
+        load_command_config,
+        load_policy_config,
+        load_prompt_encoder_config,
+        load_sim_driver_config,
+    )
     from humanprompt_ros.config.stage1 import load_stage1_config
-    from humanprompt_ros.config.nodes import load_camera_config, load_command_config, load_policy_config, load_prompt_encoder_config, load_sim_driver_config
+    from humanprompt_ros.config.stage2 import load_stage2_config
     from humanprompt_ros.sim.benchmark import load_benchmark
     from humanprompt_ros.sim.human_hand import load_human_hand
     from humanprompt_ros.sim.scene import load_sim_config
     from humanprompt_ros.sim.tasks import load_task
-    from humanprompt_ros.config.stage2 import load_stage2_config
 
     return {
         "hands/*.yaml": load_hand,

@@ -1,4 +1,5 @@
 """Episode format round trip, streaming loader and prompt validation."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from humanprompt_ros.data import (FORMAT_VERSION, iter_episodes, load_episode, load_prompt, read_video,
-                                  write_episode, write_video)
+from humanprompt_ros.data import (
+    FORMAT_VERSION,
+    iter_episodes,
+    load_episode,
+    load_prompt,
+    read_video,
+    write_episode,
+    write_video,
+)
 
 
 def _frames(n=6, size=32):
@@ -16,14 +24,21 @@ def _frames(n=6, size=32):
     out = []
     for i in range(n):
         img = np.stack([x * 200 + 20, y * 180 + 30, np.full_like(x, 60.0 + 20 * i)], axis=2)
-        img[size // 4: size // 2, (i * 2) % size: (i * 2) % size + size // 4] = (230, 40, 40)
+        img[size // 4 : size // 2, (i * 2) % size : (i * 2) % size + size // 4] = (230, 40, 40)
         out.append(img.astype(np.uint8))
     return out
 
 
 def _meta(**kw):
-    m = {"task": "push_box", "skill": "push_to_goal", "embodiment": "robot", "success": True, "seed": 1,
-         "hand": "allegro_right", "mask": [True, True, True, True, False]}
+    m = {
+        "task": "push_box",
+        "skill": "push_to_goal",
+        "embodiment": "robot",
+        "success": True,
+        "seed": 1,
+        "hand": "allegro_right",
+        "mask": [True, True, True, True, False],
+    }
     m.update(kw)
     return m
 
@@ -49,8 +64,12 @@ def test_round_trip(tmp_path):
 
 def test_streaming_loader_filters_and_is_lazy(tmp_path):
     for i, (emb, skill) in enumerate([("robot", "push_to_goal"), ("human", "push_to_goal"), ("human", "rotate")]):
-        write_episode(tmp_path / skill / emb / f"{i:03d}", _frames(4), np.zeros((3, 24)),
-                      _meta(embodiment=emb, skill=skill, seed=i, success=i != 2))
+        write_episode(
+            tmp_path / skill / emb / f"{i:03d}",
+            _frames(4),
+            np.zeros((3, 24)),
+            _meta(embodiment=emb, skill=skill, seed=i, success=i != 2),
+        )
     (tmp_path / "half_written").mkdir()  # no meta.json: skipped
     it = iter_episodes(tmp_path)
     first = next(it)
@@ -89,14 +108,17 @@ def test_prompt_from_episode_and_bare_video(tmp_path):
     assert read_video(gif).shape[0] == 5
 
 
-@pytest.mark.parametrize("case,match", [
-    ("missing", "not found"),
-    ("text", "not a video file"),
-    ("empty", "the file is empty"),
-    ("garbage", "not a readable video"),
-    ("short", "too short"),
-    ("dir", "without meta.json or a video"),
-])
+@pytest.mark.parametrize(
+    "case,match",
+    [
+        ("missing", "not found"),
+        ("text", "not a video file"),
+        ("empty", "the file is empty"),
+        ("garbage", "not a readable video"),
+        ("short", "too short"),
+        ("dir", "without meta.json or a video"),
+    ],
+)
 def test_bad_prompts_have_readable_reasons(tmp_path, case, match):
     p = tmp_path / "prompt.mp4"
     if case == "missing":

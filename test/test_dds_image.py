@@ -6,6 +6,7 @@ with discovery restricted to localhost. QoS is the project's convention for imag
 (best effort, keep last 5, volatile): the publisher keeps cycling through the frames until the
 subscriber has seen each one, so discovery delay and best-effort drops only delay the test.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,7 +30,9 @@ def test_image_frames_cross_process(ros_env):
     with RosProcesses(ros_env) as procs:
         sub = procs.start("subscriber", HELPERS_DIR / "image_subscriber.py", "--timeout", SUBSCRIBER_TIMEOUT_S)
         sub.wait_for_event("ready", timeout=15)
-        pub = procs.start("publisher", HELPERS_DIR / "image_publisher.py", "--rate", 50, "--max-seconds", 30, stdin=True)
+        pub = procs.start(
+            "publisher", HELPERS_DIR / "image_publisher.py", "--rate", 50, "--max-seconds", 30, stdin=True
+        )
         assert sub.pid != pub.pid
 
         sub_rc = sub.wait(timeout=SUBSCRIBER_TIMEOUT_S + 5)
@@ -41,7 +44,9 @@ def test_image_frames_cross_process(ros_env):
         pub_done = pub.wait_for_event("done", timeout=1)
         logs = procs.logs()
 
-    print(f"DDS image test on domain {ros_env['ROS_DOMAIN_ID']}: {elapsed:.2f} s, subscriber {result}, publisher {pub_done}")
+    print(
+        f"DDS image test on domain {ros_env['ROS_DOMAIN_ID']}: {elapsed:.2f} s, subscriber {result}, publisher {pub_done}"
+    )
     assert sub_rc == 0, f"subscriber exit code {sub_rc}\n{logs}"
     assert pub_rc == 0, f"publisher exit code {pub_rc}\n{logs}"
     assert result["errors"] == []

@@ -16,8 +16,14 @@ from helpers.ros import REPO_ROOT, require_rclpy
 
 
 def demo(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "humanprompt_ros.cli.demo", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "humanprompt_ros.cli.demo", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +43,9 @@ def outcome(out: subprocess.CompletedProcess) -> dict:
 
 def test_defaults_are_the_learned_policy_on_a_human_only_skill_from_another_scene():
     from humanprompt_ros.cli.demo import DEFAULT_SEED, DEFAULT_TASK, default_prompt_seed
+    from humanprompt_ros.paths import config_path
     from humanprompt_ros.sim.benchmark import load_benchmark
     from humanprompt_ros.sim.tasks import load_task
-    from humanprompt_ros.paths import config_path
 
     bench = load_benchmark()
     assert load_task(config_path("tasks", f"{DEFAULT_TASK}.yaml")).skill in bench.human_only_skills
@@ -66,8 +72,18 @@ def test_a_missing_checkpoint_is_a_set_up_error_that_says_what_to_do(tmp_path):
 def test_demo_completes_a_task_from_a_human_prompt(prompt_dir, ros_env):
     """--policy replay: the same scene's human demonstration, replayed, completes the task (the simulator and the
     human expert make that so, not any trained weights)."""
-    out = demo("--policy", "replay", "--domain-id", ros_env["ROS_DOMAIN_ID"], "--prompt-dir", str(prompt_dir),
-               "--timeout", "240", "--require-success", env=ros_env)
+    out = demo(
+        "--policy",
+        "replay",
+        "--domain-id",
+        ros_env["ROS_DOMAIN_ID"],
+        "--prompt-dir",
+        str(prompt_dir),
+        "--timeout",
+        "240",
+        "--require-success",
+        env=ros_env,
+    )
     result = outcome(out)
     assert result == {**result, "task": "knock_over", "policy": "replay", "success": True}
     assert result["prompt_seed"] == result["seed"] and result["checkpoint"] is None
@@ -80,8 +96,9 @@ def test_the_readme_default_runs_the_shipped_learned_policy(prompt_dir, ros_env)
     """scripts/demo.sh's job with its defaults: the shipped checkpoint, a human-only skill, a prompt from
     another scene, set through the parameter service. The outcome is reported (the policy may fail)."""
     shipped = REPO_ROOT / "models" / "policy.safetensors"
-    out = demo("--domain-id", ros_env["ROS_DOMAIN_ID"], "--prompt-dir", str(prompt_dir), "--timeout", "240",
-               env=ros_env)
+    out = demo(
+        "--domain-id", ros_env["ROS_DOMAIN_ID"], "--prompt-dir", str(prompt_dir), "--timeout", "240", env=ros_env
+    )
     result = outcome(out)
     assert result["policy"] == "checkpoint" and result["task"] == "knock_over"
     assert result["checkpoint"] == str(shipped) and result["prompt_seed"] != result["seed"]
@@ -99,10 +116,25 @@ def test_in_lockstep_the_demo_runs_a_checkpoint_to_the_end_of_the_episode(prompt
     from humanprompt_ros.paths import config_path
     from humanprompt_ros.sim.tasks import load_task
 
-    out = demo("--domain-id", ros_env["ROS_DOMAIN_ID"], "--prompt-dir", str(prompt_dir), "--timeout", "240",
-               "--lockstep", "--checkpoint", str(tiny_checkpoint), env=ros_env)
+    out = demo(
+        "--domain-id",
+        ros_env["ROS_DOMAIN_ID"],
+        "--prompt-dir",
+        str(prompt_dir),
+        "--timeout",
+        "240",
+        "--lockstep",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        env=ros_env,
+    )
     result = outcome(out)
-    assert result == {**result, "policy": "checkpoint", "task": DEFAULT_TASK, "lockstep": True,
-                      "checkpoint": str(tiny_checkpoint)}
+    assert result == {
+        **result,
+        "policy": "checkpoint",
+        "task": DEFAULT_TASK,
+        "lockstep": True,
+        "checkpoint": str(tiny_checkpoint),
+    }
     horizon = load_task(config_path("tasks", f"{DEFAULT_TASK}.yaml")).horizon
     assert result["steps"] == horizon or (result["success"] and 0 < result["steps"] <= horizon), result

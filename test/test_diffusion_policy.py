@@ -7,12 +7,14 @@ from helpers.tiny_checkpoint import PLAIN_HEAD
 from humanprompt_ros.models.diffusion_head import POSITION_DIMS, DiffusionPolicyHead, Normalizer, PolicyModelConfig
 
 PLAIN = {k: v for k, v in PLAIN_HEAD.items() if k != "execute"}  # a plain head (each test turns on what it checks)
-SMALL = PolicyModelConfig(horizon=4, action_dim=6, proprio_dim=6, width=32, depth=2, heads=2,
-                          train_timesteps=50, inference_steps=5, **PLAIN)
+SMALL = PolicyModelConfig(
+    horizon=4, action_dim=6, proprio_dim=6, width=32, depth=2, heads=2, train_timesteps=50, inference_steps=5, **PLAIN
+)
 
 
-def fit_two(head: DiffusionPolicyHead, cond: torch.Tensor, targets: torch.Tensor, steps: int,
-            z: torch.Tensor | None = None) -> None:
+def fit_two(
+    head: DiffusionPolicyHead, cond: torch.Tensor, targets: torch.Tensor, steps: int, z: torch.Tensor | None = None
+) -> None:
     """Train ``head`` (AdamW, batches of 32) to map condition i — tokens cond[i] and, when given, the
     global vector z[i] — to the chunk targets[i], for i in {0, 1}; the action normaliser is fitted first."""
     head.action_norm.fit(targets)
@@ -107,9 +109,17 @@ def test_relative_head_anchors_the_chunk_to_the_proprio():
     and moving the hand moves the sampled chunk's positions (not its rotation) by as much."""
     torch.manual_seed(0)
     blind = [False] * 24  # the denoiser does not see the proprio: only the anchoring depends on it
-    cfg = PolicyModelConfig(horizon=4, width=32, depth=2, heads=2, train_timesteps=50, inference_steps=5,
-                            **{**PLAIN, "prediction_type": "v_prediction", "timestep_spacing": "trailing"},
-                            relative=True, proprio_mask=blind)
+    cfg = PolicyModelConfig(
+        horizon=4,
+        width=32,
+        depth=2,
+        heads=2,
+        train_timesteps=50,
+        inference_steps=5,
+        **{**PLAIN, "prediction_type": "v_prediction", "timestep_spacing": "trailing"},
+        relative=True,
+        proprio_mask=blind,
+    )
     head = DiffusionPolicyHead(cfg, cond_dim=8)
     proprio = torch.rand(3, 24)
     actions = proprio[:, None].expand(-1, 5, -1) + 0.25  # every action 0.25 away from the start state

@@ -32,7 +32,7 @@ def _square_frames(n: int, rng: np.random.Generator, size: int = 32) -> tuple[to
     frames = np.full((n, size, size, 3), 90, np.uint8)
     xy = rng.integers(3, size - 3, (n, 2))
     for f, (x, y) in zip(frames, xy):
-        f[y - 3:y + 3, x - 3:x + 3] = (220, 30, 30)
+        f[y - 3 : y + 3, x - 3 : x + 3] = (220, 30, 30)
     centre = torch.from_numpy((xy - 0.5) / (size - 1) * 2 - 1).float()
     return torch.from_numpy(frames), centre
 

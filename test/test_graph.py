@@ -1,4 +1,5 @@
 """The ROS-free description of the node graph (humanprompt_ros.graph) that both bringups read."""
+
 from __future__ import annotations
 
 import ast
@@ -29,25 +30,45 @@ def test_default_graph_is_the_real_robot_without_rviz():
         assert specs[name].parameters["checkpoint"] == shipped
     assert specs["command"].parameters["hand"] == GRAPH_ARGS["hand"].default
     assert "source" not in specs["camera"].parameters  # config/camera.yaml's device
-    for name, module, exe in [("camera", "humanprompt_ros.nodes.camera", "humanprompt-camera"),
-                              ("command", "humanprompt_ros.nodes.command", "humanprompt-command"),
-                              ("prompt_encoder", "humanprompt_ros.nodes.prompt_encoder", "humanprompt-prompt-encoder"),
-                              ("policy", "humanprompt_ros.nodes.policy", "humanprompt-policy"),
-                              ("sim_driver", "humanprompt_ros.nodes.sim_driver", "humanprompt-sim-driver")]:
+    for name, module, exe in [
+        ("camera", "humanprompt_ros.nodes.camera", "humanprompt-camera"),
+        ("command", "humanprompt_ros.nodes.command", "humanprompt-command"),
+        ("prompt_encoder", "humanprompt_ros.nodes.prompt_encoder", "humanprompt-prompt-encoder"),
+        ("policy", "humanprompt_ros.nodes.policy", "humanprompt-policy"),
+        ("sim_driver", "humanprompt_ros.nodes.sim_driver", "humanprompt-sim-driver"),
+    ]:
         assert (specs[name].module, specs[name].executable) == (module, exe)
         assert specs[name].respawn
         assert specs[name].params_files == (f"config/{name}.yaml",)
 
 
 def test_sim_rviz_policy_and_prompt_arguments():
-    specs = by_name(build_graph({"sim": "true", "rviz": "1", "policy": "checkpoint", "checkpoint": "/m/c.safetensors",
-                                 "prompt": "/data/pour", "task": "pour", "seed": "3"}))
+    specs = by_name(
+        build_graph(
+            {
+                "sim": "true",
+                "rviz": "1",
+                "policy": "checkpoint",
+                "checkpoint": "/m/c.safetensors",
+                "prompt": "/data/pour",
+                "task": "pour",
+                "seed": "3",
+            }
+        )
+    )
     assert all(s.enabled for s in specs.values())
     # the sim's frames are relayed at their own size (config/sim.yaml: 128), as humanprompt-sim eval sees them
-    assert specs["camera"].parameters == {"source": "topic", "input_topic": "/humanprompt/sim/image_raw",
-                                          "width": 128, "height": 128}
-    assert specs["policy"].parameters == {"policy": "checkpoint", "hand": GRAPH_ARGS["hand"].default,
-                                          "checkpoint": "/m/c.safetensors"}
+    assert specs["camera"].parameters == {
+        "source": "topic",
+        "input_topic": "/humanprompt/sim/image_raw",
+        "width": 128,
+        "height": 128,
+    }
+    assert specs["policy"].parameters == {
+        "policy": "checkpoint",
+        "hand": GRAPH_ARGS["hand"].default,
+        "checkpoint": "/m/c.safetensors",
+    }
     assert specs["prompt_encoder"].parameters["prompt_video"] == "/data/pour"
     assert specs["sim_driver"].parameters == {"hand": GRAPH_ARGS["hand"].default, "task": "pour", "seed": 3}
     rviz = specs["rviz"]
@@ -96,14 +117,17 @@ def test_nodes_filter():
     assert not specs["sim_driver"].enabled
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"simulation": "true"}, "unknown argument 'simulation'; valid arguments: sim, policy"),
-    ({"policy": "magic"}, "choose one of replay, scripted, checkpoint"),
-    ({"sim": "maybe"}, "argument sim:='maybe'"),
-    ({"nodes": "camera,planner"}, "unknown node 'planner'; graph nodes: sim_driver, camera"),
-    ({"respawn_delay": "soon"}, "respawn_delay"),
-    ({"seed": "x"}, "seed"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"simulation": "true"}, "unknown argument 'simulation'; valid arguments: sim, policy"),
+        ({"policy": "magic"}, "choose one of replay, scripted, checkpoint"),
+        ({"sim": "maybe"}, "argument sim:='maybe'"),
+        ({"nodes": "camera,planner"}, "unknown node 'planner'; graph nodes: sim_driver, camera"),
+        ({"respawn_delay": "soon"}, "respawn_delay"),
+        ({"seed": "x"}, "seed"),
+    ],
+)
 def test_bad_arguments_are_named(args, message):
     with pytest.raises(ValueError, match=None) as err:
         build_graph(args)

@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.geometry import right_hand_keypoints
 from humanprompt_ros.hand.hand import Hand, load_hand
 from humanprompt_ros.hand.keypoints import keypoints_to_action
 from humanprompt_ros.paths import config_path
-
-from helpers.geometry import right_hand_keypoints
 
 ALLEGRO = config_path("hands", "allegro_right.yaml")
 
@@ -117,8 +116,10 @@ def test_retarget_batch_follows_a_trajectory(allegro):
 
 
 def test_dex_retargeting_vector_on_robot_targets(allegro):
-    hand = Hand(dataclasses.replace(allegro.config, retargeting=dataclasses.replace(
-        allegro.config.retargeting, scaling=1.0)), ALLEGRO.parent)
+    hand = Hand(
+        dataclasses.replace(allegro.config, retargeting=dataclasses.replace(allegro.config.retargeting, scaling=1.0)),
+        ALLEGRO.parent,
+    )
     before = set(glob.glob(os.path.join(os.environ.get("TMPDIR", "/tmp"), "dex_retargeting-*")))
     err = fingertip_errors_mm(hand, 30, seed=1, method="vector")
     after = set(glob.glob(os.path.join(os.environ.get("TMPDIR", "/tmp"), "dex_retargeting-*")))
@@ -175,18 +176,23 @@ def _finger(name: str, y: float, mimic: bool, continuous: bool) -> str:
 
 @pytest.fixture
 def gripper_yaml(tmp_path: Path) -> Path:
-    fingers = _finger("a", 0.03, mimic=True, continuous=False) + _finger("b", 0.0, False, False) \
+    fingers = (
+        _finger("a", 0.03, mimic=True, continuous=False)
+        + _finger("b", 0.0, False, False)
         + _finger("c", -0.03, False, continuous=True)
+    )
     (tmp_path / "urdf").mkdir()
     (tmp_path / "urdf" / "arm.urdf").write_text(ARM_URDF.format(fingers=fingers))
     cfg = tmp_path / "gripper.yaml"
-    cfg.write_text(textwrap.dedent("""
+    cfg.write_text(
+        textwrap.dedent("""
         name: three_finger
         urdf: urdf/arm.urdf          # relative to this file
         base_link: palm
         fingertip_links: {thumb: a_end, index: b_end, middle: c_end}
         retargeting: {type: fingertip_ik}
-    """))
+    """)
+    )
     return cfg
 
 
@@ -200,8 +206,11 @@ def test_a_new_hand_needs_only_yaml(gripper_yaml):
     tips = hand.fk(q).fingertips
     # finger a: link 0.04 along x, then rotate by a_1=0.5 about y; a_2 = 0.8*0.5 + 0.05 = 0.45 more.
     a1, a2 = 0.5, 0.45
-    expected_a = np.array([0.08 + 0.04, 0.03, 0.0]) + 0.035 * np.array([np.cos(a1), 0, -np.sin(a1)]) \
+    expected_a = (
+        np.array([0.08 + 0.04, 0.03, 0.0])
+        + 0.035 * np.array([np.cos(a1), 0, -np.sin(a1)])
         + 0.03 * np.array([np.cos(a1 + a2), 0, -np.sin(a1 + a2)])
+    )
     np.testing.assert_allclose(tips[0], expected_a, atol=1e-9)
     np.testing.assert_allclose(tips[1], [0.08 + 0.04 + 0.035 + 0.03, 0.0, 0.0], atol=1e-9)
     err = fingertip_errors_mm(hand, 100, seed=4)
@@ -217,25 +226,46 @@ def _write(tmp_path: Path, body: str) -> Path:
 ALLEGRO_URDF = "package://example-robot-data/robots/allegro_hand_description/urdf/allegro_right_hand.urdf"
 
 
-@pytest.mark.parametrize("body, match", [
-    (f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: palm_link\nfingertip_links: {{index: no_such_link}}\n",
-     r"links \['no_such_link'\] are not links of the URDF"),
-    (f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: nope\nfingertip_links: {{index: link_3.0_tip}}\n",
-     r"base_link 'nope' is not a link"),
-    ("name: x\nurdf: /does/not/exist.urdf\nbase_link: palm_link\nfingertip_links: {index: a}\n",
-     r"hand\.yaml: urdf: URDF not found"),
-    ("name: x\nurdf: package://no_such_package/x.urdf\nbase_link: p\nfingertip_links: {index: a}\n",
-     r"package 'no_such_package' not found"),
-    (f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: palm_link\nfingertip_links: {{index: link_3.0_tip}}\n"
-     "retargeting: {type: magic}\n", r"hand\.yaml: retargeting\.type: unknown retargeting type 'magic'"),
-    (f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: palm_link\nfingertip_links: {{pinky: link_3.0_tip}}\n",
-     r"fingertip_links: unknown finger 'pinky'"),
-    (f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: palm_link\n", r"fingertip_links: required key is missing"),
-    (f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: palm_link\nfingertip_links: {{index: link_3.0_tip}}\n"
-     "wrist_offset: {xyz: [0, 0]}\n", r"wrist_offset\.xyz: expected 3 values"),
-    (f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: palm_link\nfingertip_links: {{index: link_3.0_tip}}\ncolour: red\n",
-     r"colour: unknown key"),
-])
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        (
+            f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: palm_link\nfingertip_links: {{index: no_such_link}}\n",
+            r"links \['no_such_link'\] are not links of the URDF",
+        ),
+        (
+            f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: nope\nfingertip_links: {{index: link_3.0_tip}}\n",
+            r"base_link 'nope' is not a link",
+        ),
+        (
+            "name: x\nurdf: /does/not/exist.urdf\nbase_link: palm_link\nfingertip_links: {index: a}\n",
+            r"hand\.yaml: urdf: URDF not found",
+        ),
+        (
+            "name: x\nurdf: package://no_such_package/x.urdf\nbase_link: p\nfingertip_links: {index: a}\n",
+            r"package 'no_such_package' not found",
+        ),
+        (
+            f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: palm_link\nfingertip_links: {{index: link_3.0_tip}}\n"
+            "retargeting: {type: magic}\n",
+            r"hand\.yaml: retargeting\.type: unknown retargeting type 'magic'",
+        ),
+        (
+            f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: palm_link\nfingertip_links: {{pinky: link_3.0_tip}}\n",
+            r"fingertip_links: unknown finger 'pinky'",
+        ),
+        (f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: palm_link\n", r"fingertip_links: required key is missing"),
+        (
+            f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: palm_link\nfingertip_links: {{index: link_3.0_tip}}\n"
+            "wrist_offset: {xyz: [0, 0]}\n",
+            r"wrist_offset\.xyz: expected 3 values",
+        ),
+        (
+            f"name: x\nurdf: {ALLEGRO_URDF}\nbase_link: palm_link\nfingertip_links: {{index: link_3.0_tip}}\ncolour: red\n",
+            r"colour: unknown key",
+        ),
+    ],
+)
 def test_bad_hand_configs_are_value_errors(tmp_path, body, match):
     with pytest.raises(ValueError, match=match):
         load_hand(_write(tmp_path, body))

@@ -1,4 +1,5 @@
 """sensor_msgs/Image <-> numpy conversion (humanprompt_ros.ros.image)."""
+
 from __future__ import annotations
 
 import array
@@ -250,8 +251,12 @@ def test_cv_bridge_available_only_when_a_bridge_imports_and_round_trips(monkeypa
         if importlib.util.find_spec("cv_bridge") is None:
             assert cv_bridge_available() is False  # the real answer here: nothing to import
             cv_bridge_available.cache_clear()
-        for bridge, usable in ((missing, False), (lambda: Bridge(), True), (lambda: Bridge(swap=True), False),
-                               (lambda: Bridge(fail=True), False)):
+        for bridge, usable in (
+            (missing, False),
+            (lambda: Bridge(), True),
+            (lambda: Bridge(swap=True), False),
+            (lambda: Bridge(fail=True), False),
+        ):
             monkeypatch.setattr(image_module, "_bridge", bridge)
             assert cv_bridge_available() is usable
             cv_bridge_available.cache_clear()

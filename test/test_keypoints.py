@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from humanprompt_ros.hand.keypoints import TIPS, keypoints_in_wrist_frame, keypoints_to_action, wrist_frame
-
 from helpers.geometry import random_rotation, right_hand_keypoints
+from humanprompt_ros.hand.keypoints import TIPS, keypoints_in_wrist_frame, keypoints_to_action, wrist_frame
 
 
 def test_canonical_hand_gives_the_documented_axes():
@@ -72,11 +71,14 @@ def test_all_keypoints_in_wrist_frame():
     np.testing.assert_allclose(local[list(TIPS)], keypoints_to_action(kp).fingertips, atol=1e-12)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros((20, 3)), r"shape \(21, 3\)"),
-    (np.zeros((21, 2)), r"shape \(21, 3\)"),
-    (np.zeros((21, 3)), "degenerate"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((20, 3)), r"shape \(21, 3\)"),
+        (np.zeros((21, 2)), r"shape \(21, 3\)"),
+        (np.zeros((21, 3)), "degenerate"),
+    ],
+)
 def test_bad_keypoints_are_value_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         keypoints_to_action(bad)

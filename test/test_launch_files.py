@@ -10,6 +10,7 @@ package* called ``launch`` when the repository root is on sys.path (``python -m 
 working directory there). So "``import launch`` works" is not the test for ROS 2's launch; a real
 module file with ``LaunchDescription`` is.
 """
+
 from __future__ import annotations
 
 import ast
@@ -39,8 +40,9 @@ def test_launch_file_defines_generate_launch_description(path):
 @pytest.mark.skipif(ros2_launch_missing() is not None, reason=ros2_launch_missing() or "")
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_file_loads_with_ros2_launch(path):
-    from launch import LaunchDescription
     from launch.launch_description_sources import get_launch_description_from_python_launch_file
+
+    from launch import LaunchDescription
 
     description = get_launch_description_from_python_launch_file(str(path))
     assert isinstance(description, LaunchDescription)

@@ -3,6 +3,7 @@
 An in-test ROS peer (humanprompt_ros.ros.probe) records ``/humanprompt/observation`` and
 ``/diagnostics`` and, for the relay mode, publishes the input frames.
 """
+
 from __future__ import annotations
 
 import signal
@@ -65,8 +66,11 @@ def test_video_file_source(tmp_path, ros_env, peer):
         # the achieved rate is a figure for benchmarks/bench_ros_latency.py, not for a test)
         period = median_period(items)
         assert period >= 0.5 / 20.0, f"video source published every {period * 1e3:.1f} ms, asked for 20 Hz"
-        status = peer.wait_until(lambda: next((s for s in statuses(diag) if float(s["rate_hz"]) > 0), None), 10,
-                                 "camera diagnostics with a rate")
+        status = peer.wait_until(
+            lambda: next((s for s in statuses(diag) if float(s["rate_hz"]) > 0), None),
+            10,
+            "camera diagnostics with a rate",
+        )
         assert int(status["frames_published"]) > 0 and "latency_p95_ms" in status
         assert status["source"] == f"video {video}"
         # Ctrl-C → clean exit 0
@@ -85,15 +89,30 @@ def test_image_folder_source_counts_a_corrupt_file(tmp_path, ros_env, peer):
     frames = peer.record(topics.OBSERVATION)
     diag = peer.record(topics.DIAGNOSTICS)
     with RosProcesses(ros_env) as procs:
-        cam = procs.start("camera", *CAMERA, "-p", "source:=folder", "-p", f"path:={tmp_path}", "-p", "rate:=15.0",
-                          "-p", "width:=64", "-p", "height:=32")
+        cam = procs.start(
+            "camera",
+            *CAMERA,
+            "-p",
+            "source:=folder",
+            "-p",
+            f"path:={tmp_path}",
+            "-p",
+            "rate:=15.0",
+            "-p",
+            "width:=64",
+            "-p",
+            "height:=32",
+        )
         peer.wait_until(lambda: len(frames) >= 16, 30, f"16 frames\n{cam.log()}")
         items = frames.snapshot()[-12:]
         check_frames([m for _, m in items], width=64, height=32)
         period = median_period(items)
         assert period >= 0.5 / 15.0, f"folder source published every {period * 1e3:.1f} ms, asked for 15 Hz"
-        status = peer.wait_until(lambda: next((s for s in statuses(diag) if int(s["frames_dropped_bad"]) > 0), None),
-                                 10, "the corrupt file counted in diagnostics")
+        status = peer.wait_until(
+            lambda: next((s for s in statuses(diag) if int(s["frames_dropped_bad"]) > 0), None),
+            10,
+            "the corrupt file counted in diagnostics",
+        )
         assert "frame_2b.png" in status["last_error"]
         assert cam.returncode is None, "a bad frame must not stop the node"
 
@@ -112,20 +131,26 @@ def test_topic_relay_converts_bgr8_and_drops_bad_encodings(ros_env, peer):
     rgb[..., 0] = 200  # red in RGB; sent as bgr8 (blue byte first)
     rgb[..., 2] = 30
     with RosProcesses(ros_env) as procs:
-        cam = procs.start("camera", *CAMERA, "-p", "source:=topic", "-p", f"input_topic:={topics.SIM_IMAGE.name}",
-                          "-p", "rate:=0.0")
+        cam = procs.start(
+            "camera", *CAMERA, "-p", "source:=topic", "-p", f"input_topic:={topics.SIM_IMAGE.name}", "-p", "rate:=0.0"
+        )
         peer.wait_for_subscription(pub, timeout=30)
         t0 = time.monotonic()
 
         def send_until(make, done, what):
             """Keep publishing (best effort, discovery still settling) until ``done()``."""
+
             def step():
                 pub.publish(make())
                 return done()
+
             return peer.wait_until(step, 20, f"{what}\n{cam.log()}", poll=0.03)
 
-        send_until(lambda: numpy_to_image(rgb, "bgr8", frame_id="sim_cam", stamp=peer.now_msg()),
-                   lambda: len(frames.since(t0)) >= 3, "relayed frames")
+        send_until(
+            lambda: numpy_to_image(rgb, "bgr8", frame_id="sim_cam", stamp=peer.now_msg()),
+            lambda: len(frames.since(t0)) >= 3,
+            "relayed frames",
+        )
         out = frames.since(t0)[-1][1]
         assert out.encoding == "rgb8" and (out.width, out.height) == (96, 96)
         assert out.header.frame_id == "sim_cam"
@@ -138,21 +163,30 @@ def test_topic_relay_converts_bgr8_and_drops_bad_encodings(ros_env, peer):
             msg.header.stamp = Time()
             return msg
 
-        status = send_until(bad, lambda: next((s for s in statuses(diag) if int(s["frames_dropped_bad"]) >= 1), None),
-                            "bad frames counted in diagnostics")
+        status = send_until(
+            bad,
+            lambda: next((s for s in statuses(diag) if int(s["frames_dropped_bad"]) >= 1), None),
+            "bad frames counted in diagnostics",
+        )
         assert "yuv422" in status["last_error"]
         t1 = time.monotonic()
-        send_until(lambda: numpy_to_image(rgb, "rgb8", stamp=peer.now_msg()), lambda: len(frames.since(t1)) >= 1,
-                   "frames after the bad ones")
+        send_until(
+            lambda: numpy_to_image(rgb, "rgb8", stamp=peer.now_msg()),
+            lambda: len(frames.since(t1)) >= 1,
+            "frames after the bad ones",
+        )
         assert cam.returncode is None
 
 
-@pytest.mark.parametrize("params, expected", [
-    (("source:=video", "path:=/nonexistent/clip.mp4"), "no such file: /nonexistent/clip.mp4"),
-    (("source:=folder", "path:=/nonexistent/frames"), "no such directory"),
-    (("source:=device", "path:=/dev/video99"), "no such device: /dev/video99"),
-    (("source:=video", "path:=x.mp4", "width:=4"), "width"),
-])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        (("source:=video", "path:=/nonexistent/clip.mp4"), "no such file: /nonexistent/clip.mp4"),
+        (("source:=folder", "path:=/nonexistent/frames"), "no such directory"),
+        (("source:=device", "path:=/dev/video99"), "no such device: /dev/video99"),
+        (("source:=video", "path:=x.mp4", "width:=4"), "width"),
+    ],
+)
 def test_missing_source_is_a_clear_startup_error(ros_env, params, expected):
     with RosProcesses(ros_env) as procs:
         args = [a for p in params for a in ("-p", p)]

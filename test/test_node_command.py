@@ -6,6 +6,7 @@ robot (``/joint_states`` echoing the commands). The tests run in order and each 
 the state it needs, waiting on messages (never on fixed sleeps): "nothing was sent" is judged by the node's own
 counts in a later diagnostics message (the node reports every 0.2 s here).
 """
+
 from __future__ import annotations
 
 import json
@@ -74,18 +75,31 @@ class Feeder:
 
 @pytest.fixture(scope="module")
 def rig():
+    from std_msgs.msg import String
+
     from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.paths import config_path
     from humanprompt_ros.ros import topics
     from humanprompt_ros.ros.probe import RosPeer
-    from std_msgs.msg import String
 
     hand = load_hand(config_path("hands", "allegro_right.yaml"))
     with reserve_domain_id() as domain:
         env = make_ros_env(domain)
         with RosProcesses(env) as procs, RosPeer(domain) as peer:
-            node = procs.start("command", "-m", "humanprompt_ros.nodes.command", "--ros-args",
-                               "-p", f"rate:={RATE}", "-p", f"max_joint_velocity:={VMAX}", "-p", "publish_trajectory:=true", "-p", "diagnostics_period:=0.2")
+            node = procs.start(
+                "command",
+                "-m",
+                "humanprompt_ros.nodes.command",
+                "--ros-args",
+                "-p",
+                f"rate:={RATE}",
+                "-p",
+                f"max_joint_velocity:={VMAX}",
+                "-p",
+                "publish_trajectory:=true",
+                "-p",
+                "diagnostics_period:=0.2",
+            )
             rig = type("Rig", (), {})()
             rig.hand, rig.peer, rig.node, rig.procs = hand, peer, node, procs
             rig.commands = peer.record(topics.JOINT_COMMANDS)
@@ -126,8 +140,9 @@ def command_status(rig, since: float = 0.0) -> list[dict]:
 
 def wait_status(rig, predicate, timeout: float, what: str, since: float = 0.0) -> dict:
     try:
-        return rig.peer.wait_until(lambda: next((d for d in command_status(rig, since) if predicate(d)), None),
-                                   timeout, what)
+        return rig.peer.wait_until(
+            lambda: next((d for d in command_status(rig, since) if predicate(d)), None), timeout, what
+        )
     except TimeoutError:
         raise AssertionError(f"{what}; last status: {command_status(rig)[-1:]}\n{rig.node.log()}") from None
 
@@ -147,12 +162,22 @@ def test_no_motion_before_a_prompt_and_the_first_target(rig):
     rig.feeder.send_obs.set()
     rig.feeder.send_js.set()
     t0 = time.monotonic()
-    wait_status(rig, lambda d: "no active prompt on /humanprompt/prompt" in d["_message"], 20,
-                "diagnostics saying there is no prompt", since=t0)
+    wait_status(
+        rig,
+        lambda d: "no active prompt on /humanprompt/prompt" in d["_message"],
+        20,
+        "diagnostics saying there is no prompt",
+        since=t0,
+    )
     rig.set_prompt("pour-1")  # latched: the node gets it whenever it matches
     t0 = time.monotonic()
-    status = wait_status(rig, lambda d: "waiting for the first hand target" in d["_message"], 20,
-                         "diagnostics saying the node waits for a target", since=t0)
+    status = wait_status(
+        rig,
+        lambda d: "waiting for the first hand target" in d["_message"],
+        20,
+        "diagnostics saying the node waits for a target",
+        since=t0,
+    )
     assert status["commands_published"] == "0"
     assert len(rig.commands) == 0 and len(rig.ctrl) == 0
 
@@ -186,8 +211,12 @@ def test_targets_become_commands_within_limits(rig):
     assert list(traj.joint_names) == names and len(traj.points) == 1 and len(traj.points[0].positions) == len(names)
     rig.peer.wait_until(lambda: len(rig.description) > 0, 10, "the latched robot description")
     assert "<robot" in rig.description.last()[1].data
-    status = wait_status(rig, lambda d: d["_message"] == "commanding" and int(d["commands_published"]) > 0, 10,
-                         "diagnostics saying commanding")
+    status = wait_status(
+        rig,
+        lambda d: d["_message"] == "commanding" and int(d["commands_published"]) > 0,
+        10,
+        "diagnostics saying commanding",
+    )
     assert int(status["targets_accepted"]) > 0
     rig.peer.wait_until(lambda: len(rig.markers) > 0, 10, "markers")
     ns = {m.ns for m in rig.markers.last()[1].markers}
@@ -200,7 +229,7 @@ def test_velocity_limit_is_respected(rig):
     for q_goal in (lo + 0.25 * (hi - lo), lo + 0.75 * (hi - lo)):
         t0 = time.monotonic()
         rig.feeder.target_msg = target_for(rig, q_goal)
-        rig.peer.wait_until(lambda: len(rig.commands.since(t0)) >= 30, 20, "30 commands after the jump")
+        rig.peer.wait_until(lambda t0=t0: len(rig.commands.since(t0)) >= 30, 20, "30 commands after the jump")
     msgs = [m for _, m in rig.commands.since(t0)]
     stamps = np.array([m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for m in msgs])
     qs = np.array([m.position for m in msgs])
@@ -209,7 +238,9 @@ def test_velocity_limit_is_respected(rig):
     assert steps.max() > 0, "the hand did not move"
     # each step moves at most VMAX * dt (dt capped at 2/RATE), with 3 ms of timing slack
     bound = VMAX * np.minimum(dts + 0.003, 2.0 / RATE) + 1e-9
-    assert np.all(steps <= bound), f"velocity limit broken: worst step {steps.max():.4f} rad, bound {bound[steps.argmax()]:.4f}"
+    assert np.all(steps <= bound), (
+        f"velocity limit broken: worst step {steps.max():.4f} rad, bound {bound[steps.argmax()]:.4f}"
+    )
     wait_status(rig, lambda d: int(d["velocity_limited_steps"]) > 0, 10, "velocity-limited steps counted")
 
 
@@ -219,16 +250,22 @@ def test_nan_target_is_rejected_and_counted(rig):
     bad.poses[2].position.y = math.nan
     t0 = time.monotonic()
     rig.feeder.target_msg = bad
-    status = wait_status(rig, lambda d: int(d["targets_rejected_nonfinite"]) >= 3, 10,
-                         "NaN targets counted in diagnostics", since=t0)
+    status = wait_status(
+        rig, lambda d: int(d["targets_rejected_nonfinite"]) >= 3, 10, "NaN targets counted in diagnostics", since=t0
+    )
     assert "NaN" in status["last_problem"]
     rig.feeder.target_msg = good
     for _, msg in rig.commands.since(t0):
         assert np.all(np.isfinite(msg.position))
     # only NaN targets → the watchdog holds on the stale target
     rig.feeder.target_msg = bad
-    wait_status(rig, lambda d: d["_message"].startswith("holding: target stale"), 10, "a hold on NaN-only targets",
-                since=time.monotonic())
+    wait_status(
+        rig,
+        lambda d: d["_message"].startswith("holding: target stale"),
+        10,
+        "a hold on NaN-only targets",
+        since=time.monotonic(),
+    )
     rig.feeder.target_msg = good
     wait_status(rig, lambda d: d["_message"] == "commanding", 10, "commanding again", since=time.monotonic())
 
@@ -237,8 +274,13 @@ def test_camera_stops_hand_holds_within_200ms_then_resumes(rig):
     rig.peer.wait_until(lambda: len(rig.commands.since(time.monotonic() - 0.1)) > 0, 10, "commands flowing")
     rig.feeder.send_obs.clear()
     t_stop = time.monotonic()
-    status = wait_status(rig, lambda d: d["_message"].startswith("holding: observation stale"), 5,
-                         "diagnostics saying the hand holds on a stale observation", since=t_stop)
+    status = wait_status(
+        rig,
+        lambda d: d["_message"].startswith("holding: observation stale"),
+        5,
+        "diagnostics saying the hand holds on a stale observation",
+        since=t_stop,
+    )
     assert status["_level"] == bytes([1])  # WARN
     last_obs = rig.feeder.last_obs_sent
     assert last_obs is not None and last_obs <= t_stop
@@ -267,8 +309,13 @@ def test_clearing_the_prompt_holds_the_hand(rig):
     rig.peer.wait_until(lambda: len(rig.commands.since(time.monotonic() - 0.1)) > 0, 10, "commands flowing")
     rig.set_prompt("")
     t_clear = time.monotonic()
-    status = wait_status(rig, lambda d: d["_message"].startswith("holding: no active prompt"), 5,
-                         "a hold on a cleared prompt", since=t_clear)
+    status = wait_status(
+        rig,
+        lambda d: d["_message"].startswith("holding: no active prompt"),
+        5,
+        "a hold on a cleared prompt",
+        since=t_clear,
+    )
     assert status["prompt"] == ""
     later = wait_status(rig, lambda d: d["_t"] > status["_t"], 5, "later diagnostics", since=status["_t"])
     assert later["_message"].startswith("holding: no active prompt")
@@ -287,8 +334,11 @@ def test_hold_mode_can_be_switched_at_runtime_and_is_validated(rig):
     assert client.wait_for_service(timeout_sec=20)
 
     def set_param(name, value):
-        req = SetParameters.Request(parameters=[Parameter(name=name, value=ParameterValue(
-            type=ParameterType.PARAMETER_STRING, string_value=value))])
+        req = SetParameters.Request(
+            parameters=[
+                Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
+            ]
+        )
         future = client.call_async(req)
         rig.peer.wait_until(future.done, 10, f"set {name}")
         return future.result().results[0]
@@ -327,8 +377,16 @@ def test_lockstep_commands_carry_their_targets_stamp_and_a_held_target_is_not_co
 
     hand = load_hand(config_path("hands", "allegro_right.yaml"))
     with reserve_domain_id() as domain, RosProcesses(make_ros_env(domain)) as procs, RosPeer(domain) as peer:
-        node = procs.start("command", "-m", "humanprompt_ros.nodes.command", "--ros-args", "-p", "lockstep:=true",
-                           "-p", "diagnostics_period:=0.2")
+        node = procs.start(
+            "command",
+            "-m",
+            "humanprompt_ros.nodes.command",
+            "--ros-args",
+            "-p",
+            "lockstep:=true",
+            "-p",
+            "diagnostics_period:=0.2",
+        )
         commands, wrist = peer.record(topics.JOINT_COMMANDS), peer.record(topics.WRIST_TARGET)
         diag = peer.record(topics.DIAGNOSTICS)
         target_pub, js_pub = peer.publisher(topics.HAND_TARGET), peer.publisher(topics.JOINT_STATES)

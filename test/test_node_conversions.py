@@ -1,5 +1,6 @@
 """HandAction ↔ PoseArray, JointState helpers, quaternions (humanprompt_ros.ros.conversions); the node
 helpers that need no graph (safety math, pixels, diagnostics statistics)."""
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,9 @@ def test_action_pose_array_round_trip_with_mask(hand):
     from humanprompt_ros.ros.conversions import action_to_pose_array, pose_array_to_action
 
     rng = np.random.default_rng(1)
-    action = hand.fk(hand.neutral()).with_wrist(np.block([[random_rotation(rng), rng.normal(size=(3, 1))],
-                                                         [np.zeros((1, 3)), np.ones((1, 1))]]))
+    action = hand.fk(hand.neutral()).with_wrist(
+        np.block([[random_rotation(rng), rng.normal(size=(3, 1))], [np.zeros((1, 3)), np.ones((1, 1))]])
+    )
     msg = action_to_pose_array(action, frame_id="cam")
     assert len(msg.poses) == 6 and msg.header.frame_id == "cam"
     little = msg.poses[5]
@@ -59,12 +61,15 @@ def test_action_pose_array_round_trip_with_mask(hand):
     assert pose_array_to_action(action_to_pose_array(full)).mask.all()
 
 
-@pytest.mark.parametrize("break_it, message", [
-    (lambda m: setattr(m.poses[0].position, "x", math.nan), "wrist pose contains NaN"),
-    (lambda m: setattr(m.poses[3].position, "z", math.inf), "middle fingertip contains NaN or inf"),
-    (lambda m: setattr(m.poses[0].orientation, "w", 3.0), "not a unit quaternion"),
-    (lambda m: m.poses.pop(), "a hand target has 6 poses"),
-])
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        (lambda m: setattr(m.poses[0].position, "x", math.nan), "wrist pose contains NaN"),
+        (lambda m: setattr(m.poses[3].position, "z", math.inf), "middle fingertip contains NaN or inf"),
+        (lambda m: setattr(m.poses[0].orientation, "w", 3.0), "not a unit quaternion"),
+        (lambda m: m.poses.pop(), "a hand target has 6 poses"),
+    ],
+)
 def test_invalid_pose_arrays_raise(hand, break_it, message):
     from humanprompt_ros.ros.conversions import action_to_pose_array, pose_array_to_action
 
@@ -162,8 +167,11 @@ def test_topic_table():
     assert topics.qos_profile(topics.OBSERVATION).reliability == ReliabilityPolicy.BEST_EFFORT
     assert topics.qos_profile(topics.PROMPT).durability == DurabilityPolicy.TRANSIENT_LOCAL
     tokens_qos = topics.qos_profile(topics.PROMPT_TOKENS)  # latched like the prompt it encodes
-    assert (tokens_qos.durability, tokens_qos.reliability, tokens_qos.depth) == \
-        (DurabilityPolicy.TRANSIENT_LOCAL, ReliabilityPolicy.RELIABLE, 1)
+    assert (tokens_qos.durability, tokens_qos.reliability, tokens_qos.depth) == (
+        DurabilityPolicy.TRANSIENT_LOCAL,
+        ReliabilityPolicy.RELIABLE,
+        1,
+    )
     assert topics.PROMPT_TOKENS.type == "std_msgs/msg/Float32MultiArray"
     assert topics.qos_profile(topics.MARKERS).reliability == ReliabilityPolicy.RELIABLE
     assert topics.subscription_qos(topics.JOINT_STATES).reliability == ReliabilityPolicy.BEST_EFFORT

@@ -1,12 +1,13 @@
 """Node parameters declared from the config dataclasses (humanprompt_ros.ros.params) and the YAML loaders."""
+
 from __future__ import annotations
 
 import pytest
 
+from helpers.ros import require_rclpy
 from humanprompt_ros.config.loader import ConfigError
 from humanprompt_ros.config.nodes import CameraConfig, CommandConfig, load_camera_config, load_command_config
 from humanprompt_ros.paths import config_path
-from helpers.ros import require_rclpy
 
 
 @pytest.fixture
@@ -23,15 +24,21 @@ def test_shipped_node_configs_load():
     assert cmd.target_timeout == pytest.approx(0.15) and cmd.hold_mode == "silent"
 
 
-@pytest.mark.parametrize("yaml_text, key, problem", [
-    ("camera:\n  ros__parameters:\n    width: 4\n", "camera.ros__parameters.width", "must be in [8, 4096], got 4"),
-    ("camera:\n  ros__parameters:\n    source: webcam\n", "camera.ros__parameters.source", "must be one of"),
-    ("camera:\n  ros__parameters:\n    rate: fast\n", "camera.ros__parameters.rate", "expected a number"),
-    ("camera:\n  ros__parameters:\n    fps: 3\n", "camera.ros__parameters.fps", "unknown key"),
-    ("camera:\n  ros__parameters:\n    source: folder\n    path: /x\n    rate: 0\n", "camera.ros__parameters.rate",
-     "an image folder has no rate"),
-    ("cam:\n  ros__parameters: {}\n", "", "no 'camera:' (or '/**:') section"),
-])
+@pytest.mark.parametrize(
+    "yaml_text, key, problem",
+    [
+        ("camera:\n  ros__parameters:\n    width: 4\n", "camera.ros__parameters.width", "must be in [8, 4096], got 4"),
+        ("camera:\n  ros__parameters:\n    source: webcam\n", "camera.ros__parameters.source", "must be one of"),
+        ("camera:\n  ros__parameters:\n    rate: fast\n", "camera.ros__parameters.rate", "expected a number"),
+        ("camera:\n  ros__parameters:\n    fps: 3\n", "camera.ros__parameters.fps", "unknown key"),
+        (
+            "camera:\n  ros__parameters:\n    source: folder\n    path: /x\n    rate: 0\n",
+            "camera.ros__parameters.rate",
+            "an image folder has no rate",
+        ),
+        ("cam:\n  ros__parameters: {}\n", "", "no 'camera:' (or '/**:') section"),
+    ],
+)
 def test_bad_values_name_the_file_and_key(tmp_path, yaml_text, key, problem):
     p = tmp_path / "camera.yaml"
     p.write_text(yaml_text)

@@ -2,6 +2,7 @@
 targets stamped with the observation used, pause on a stale camera, clear, new prompt; the
 checkpoint backend's startup errors; the ROS-free runner's atomic prompt swap; prompt tokens
 encoded once by the prompt encoder (``LearnedPolicy.set_encoded``, ``/humanprompt/prompt_tokens``)."""
+
 from __future__ import annotations
 
 import json
@@ -13,11 +14,10 @@ import time
 import numpy as np
 import pytest
 
-from humanprompt_ros.config.nodes import load_policy_config
-from humanprompt_ros.paths import config_path
-
 from helpers.episodes import make_episode
 from helpers.ros import REPO_ROOT, RosProcesses, require_rclpy
+from humanprompt_ros.config.nodes import load_policy_config
+from humanprompt_ros.paths import config_path
 
 
 @pytest.fixture
@@ -28,8 +28,7 @@ def checkpoint(tiny_checkpoint):
 def test_shipped_config_loads():
     cfg = load_policy_config(config_path("policy.yaml"))
     assert cfg.policy == "checkpoint" and cfg.checkpoint == "" and cfg.rate == 10.0 and cfg.chunk == 8
-    from humanprompt_ros.paths import resolve_checkpoint
-    from humanprompt_ros.paths import share_dir
+    from humanprompt_ros.paths import resolve_checkpoint, share_dir
 
     assert resolve_checkpoint(cfg.checkpoint) == share_dir() / "models" / "policy.safetensors"
 
@@ -56,8 +55,9 @@ def test_set_encoded_installs_tokens_and_refuses_bad_ones(checkpoint, tmp_path):
     from humanprompt_ros.video import write_video
 
     rng = np.random.default_rng(0)
-    video = write_video(tmp_path / "p.mp4", [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(6)],
-                        fps=10)
+    video = write_video(
+        tmp_path / "p.mp4", [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(6)], fps=10
+    )
     frame, proprio = np.zeros((32, 32, 3), np.uint8), np.zeros(24)
     encoder, policy = LearnedPolicy(checkpoint, execute=2), LearnedPolicy(checkpoint, execute=2)
     tokens, skill = encoder.encode(video)
@@ -69,13 +69,18 @@ def test_set_encoded_installs_tokens_and_refuses_bad_ones(checkpoint, tmp_path):
     assert policy.t == 4
     kept = policy.tokens.clone()
     _, s, d = tokens.shape
-    for bad, why in [(tokens[0], rf"shape \({s}, {d}\) do not fit this checkpoint, which encodes a prompt as "
-                                  rf"\(1, {s}, {d}\)"),
-                     (torch.zeros(1, s + 1, d), "do not fit this checkpoint"),
-                     (torch.zeros(1, s, d + 1), "do not fit this checkpoint"),
-                     (torch.zeros(2, s, d), "do not fit this checkpoint"),
-                     (torch.full((1, s, d), float("nan")), "NaN or inf"),
-                     ("tokens", "not an array of numbers|do not fit")]:
+    for bad, why in [
+        (
+            tokens[0],
+            rf"shape \({s}, {d}\) do not fit this checkpoint, which encodes a prompt as "
+            rf"\(1, {s}, {d}\)",
+        ),
+        (torch.zeros(1, s + 1, d), "do not fit this checkpoint"),
+        (torch.zeros(1, s, d + 1), "do not fit this checkpoint"),
+        (torch.zeros(2, s, d), "do not fit this checkpoint"),
+        (torch.full((1, s, d), float("nan")), "NaN or inf"),
+        ("tokens", "not an array of numbers|do not fit"),
+    ]:
         with pytest.raises(ValueError, match=why):
             policy.set_encoded(bad)
         assert torch.equal(policy.tokens, kept) and policy.t == 4  # the old prompt stays, not even reset
@@ -304,8 +309,12 @@ def _start(procs, *params):
 
 def policy_statuses(diag, since: float = 0.0) -> list[dict]:
     """The policy node's diagnostics received after ``since`` (monotonic), as dicts."""
-    return [{"_message": st.message, **{kv.key: kv.value for kv in st.values}}
-            for _, arr in diag.since(since) for st in arr.status if st.name == "policy"]
+    return [
+        {"_message": st.message, **{kv.key: kv.value for kv in st.values}}
+        for _, arr in diag.since(since)
+        for st in arr.status
+        if st.name == "policy"
+    ]
 
 
 def wait_policy_status(peer, diag, predicate, timeout: float, what: str, since: float = 0.0) -> dict:
@@ -318,8 +327,13 @@ def _policy_rig(procs, peer, *params):
     from humanprompt_ros.ros import topics
 
     node = _start(procs, *params)
-    return (node, peer.record(topics.HAND_TARGET), peer.publisher(topics.OBSERVATION),
-            peer.publisher(topics.JOINT_STATES), peer.publisher(topics.PROMPT))
+    return (
+        node,
+        peer.record(topics.HAND_TARGET),
+        peer.publisher(topics.OBSERVATION),
+        peer.publisher(topics.JOINT_STATES),
+        peer.publisher(topics.PROMPT),
+    )
 
 
 @pytest.mark.ros
@@ -332,9 +346,23 @@ def test_checkpoint_backend_startup_errors(tmp_path, ros_env):
 
 def _checkpoint_errors(env, tmp_path, garbage):
     for ckpt, why in ((tmp_path / "missing.safetensors", "no such checkpoint file"), (garbage, "checkpoint")):
-        out = subprocess.run([sys.executable, "-m", "humanprompt_ros.nodes.policy", "--ros-args", "-p",
-                              "policy:=checkpoint", "-p", f"checkpoint:={ckpt}"], env=env, cwd=REPO_ROOT,
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "humanprompt_ros.nodes.policy",
+                "--ros-args",
+                "-p",
+                "policy:=checkpoint",
+                "-p",
+                f"checkpoint:={ckpt}",
+            ],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 2, out.stderr
         assert "[policy] cannot start:" in out.stderr and why in out.stderr and str(ckpt) in out.stderr
         assert "Traceback" not in out.stderr
@@ -354,8 +382,9 @@ def test_policy_node_over_dds(tmp_path, ros_env, peer):
     hand = load_hand(config_path("hands", "allegro_right.yaml"))
     diag = peer.record(topics.DIAGNOSTICS)
     with RosProcesses(ros_env) as procs:
-        node, targets, obs_pub, js_pub, prompt_pub = _policy_rig(procs, peer, "chunk:=4", "rate:=20.0",
-                                                                 "diagnostics_period:=0.2")
+        node, targets, obs_pub, js_pub, prompt_pub = _policy_rig(
+            procs, peer, "chunk:=4", "rate:=20.0", "diagnostics_period:=0.2"
+        )
         sent_stamps = []
         feeding = threading.Event()
         feeding.set()
@@ -392,8 +421,14 @@ def test_policy_node_over_dds(tmp_path, ros_env, peer):
             # Judged by the node's own count of targets: the same in two of its diagnostics while paused
             feeding.clear()
             t_stop = time.monotonic()
-            paused = wait_policy_status(peer, diag, lambda d: d["_message"].startswith("paused: observation stale"),
-                                        10, "the policy paused on a stale camera", since=t_stop)
+            paused = wait_policy_status(
+                peer,
+                diag,
+                lambda d: d["_message"].startswith("paused: observation stale"),
+                10,
+                "the policy paused on a stale camera",
+                since=t_stop,
+            )
             t_paused = time.monotonic()
             later = wait_policy_status(peer, diag, lambda d: True, 10, "later diagnostics", since=t_paused)
             assert later["_message"].startswith("paused") and later["targets_published"] == paused["targets_published"]
@@ -409,8 +444,14 @@ def test_policy_node_over_dds(tmp_path, ros_env, peer):
             # timed from the node's own word that it cleared, not from the publish: on a loaded machine the
             # clear itself can take a while to arrive; a target already on the wire may still land just after
             t_clear = node.wait_for_log("prompt cleared: stopping", 10)
-            cleared = wait_policy_status(peer, diag, lambda d: d["_message"] == "no active prompt", 10,
-                                         "diagnostics: no active prompt", since=t_clear)
+            cleared = wait_policy_status(
+                peer,
+                diag,
+                lambda d: d["_message"] == "no active prompt",
+                10,
+                "diagnostics: no active prompt",
+                since=t_clear,
+            )
             later = wait_policy_status(peer, diag, lambda d: True, 10, "later diagnostics", since=time.monotonic())
             assert later["targets_published"] == cleared["targets_published"], node.log()
             prompt_pub.publish(String(data=json.dumps({"id": "ep@2", "path": str(ep)})))
@@ -529,14 +570,22 @@ def test_prompt_tokens_from_the_prompt_encoder_over_dds(checkpoint, tmp_path, ro
     from humanprompt_ros.video import write_video
 
     rng = np.random.default_rng(1)
-    video = write_video(tmp_path / "prompt.mp4", [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-                                                  for _ in range(6)], fps=10)
+    video = write_video(
+        tmp_path / "prompt.mp4", [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(6)], fps=10
+    )
     ident = checkpoint_identity(checkpoint)
     hand = load_hand(config_path("hands", "allegro_right.yaml"))
     ckpt = ["-p", "policy:=checkpoint", "-p", f"checkpoint:={checkpoint}", "-p", "diagnostics_period:=0.2"]
     with RosProcesses(ros_env) as procs:
-        enc = procs.start("prompt_encoder", "-m", "humanprompt_ros.nodes.prompt_encoder", "--ros-args", *ckpt,
-                          "-p", f"prompt_dirs:=['{tmp_path}']")
+        enc = procs.start(
+            "prompt_encoder",
+            "-m",
+            "humanprompt_ros.nodes.prompt_encoder",
+            "--ros-args",
+            *ckpt,
+            "-p",
+            f"prompt_dirs:=['{tmp_path}']",
+        )
         pol = procs.start("policy", "-m", "humanprompt_ros.nodes.policy", "--ros-args", *ckpt, "-p", "rate:=20.0")
         c = GraphClient(ros_domain_id)
         peer = c.peer

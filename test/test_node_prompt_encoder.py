@@ -1,4 +1,5 @@
 """Prompt encoder node: validation before the parameter answer, latched prompt, clear, record."""
+
 from __future__ import annotations
 
 import json
@@ -8,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from humanprompt_ros.data import write_video
-from humanprompt_ros.config.nodes import PromptEncoderConfig, expand_dirs, load_prompt_encoder_config
-from humanprompt_ros.paths import config_path
-
 from helpers.episodes import FRAME, make_episode
 from helpers.ros import RosProcesses, require_rclpy
+from humanprompt_ros.config.nodes import PromptEncoderConfig, expand_dirs, load_prompt_encoder_config
+from humanprompt_ros.data import write_video
+from humanprompt_ros.paths import config_path
 
 
 def bad_prompts(root: Path) -> dict[str, str]:
@@ -67,9 +67,9 @@ def test_validator_reasons_without_ros(tmp_path):
 
 
 def test_validator_encodes_with_the_checkpoint_and_keeps_the_tokens(tmp_path, tiny_checkpoint):
-    from humanprompt_ros.models.checkpoint import checkpoint_identity
-    from humanprompt_ros.control.prompt import PromptError, PromptValidator
     from humanprompt_ros.config.nodes import StartupError
+    from humanprompt_ros.control.prompt import PromptError, PromptValidator
+    from humanprompt_ros.models.checkpoint import checkpoint_identity
 
     ckpt = tiny_checkpoint
     v = PromptValidator(PromptEncoderConfig(prompt_dirs=[str(tmp_path)], policy="checkpoint", checkpoint=str(ckpt)))
@@ -96,8 +96,18 @@ def test_set_clear_record_over_dds(tmp_path, ros_domain_id, ros_env):
     good = make_episode(tmp_path / "good")
     cases = bad_prompts(tmp_path)
     with RosProcesses(ros_env) as procs:
-        node = procs.start("prompt_encoder", "-m", "humanprompt_ros.nodes.prompt_encoder", "--ros-args",
-                           "-p", "policy:=replay", "-p", f"prompt_dirs:=['{tmp_path}']", "-p", "record_seconds:=1.0")
+        node = procs.start(
+            "prompt_encoder",
+            "-m",
+            "humanprompt_ros.nodes.prompt_encoder",
+            "--ros-args",
+            "-p",
+            "policy:=replay",
+            "-p",
+            f"prompt_dirs:=['{tmp_path}']",
+            "-p",
+            "record_seconds:=1.0",
+        )
         c = GraphClient(ros_domain_id)
         try:
             assert c.enc_params.wait_for_service(timeout_sec=60), node.log()

@@ -1,5 +1,6 @@
 """Sim driver node: the benchmark scene as a robot (images, /joint_states, wrist pose, joint
 commands, wrist target, ~/reset with task and seed, task status)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,9 +11,9 @@ import time
 import numpy as np
 import pytest
 
+from helpers.ros import RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
 from humanprompt_ros.config.nodes import load_sim_driver_config
 from humanprompt_ros.paths import config_path
-from helpers.ros import RosProcesses, make_ros_env, require_rclpy, reserve_domain_id
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
@@ -58,8 +59,8 @@ def test_sim_robot_core_clock_rate_limit_and_done():
 
 def test_lockstep_steps_exactly_as_the_benchmark_does():
     """SimRobot.step_once (the lockstep driver's step) = SimEnv.step_joints with the same commands."""
-    from humanprompt_ros.sim.robot import SimRobot
     from humanprompt_ros.sim import SimEnv, load_task
+    from humanprompt_ros.sim.robot import SimRobot
     from humanprompt_ros.sim.scene import load_sim_config
 
     robot = SimRobot(extra_steps=0)
@@ -103,8 +104,9 @@ def sim_driver_graph(*params: str):
         c = GraphClient(domain)
         try:
             peer = c.peer
-            wrist = peer.record("/humanprompt/wrist_pose", msg_type=PoseStamped,
-                                qos=topics.subscription_qos(topics.JOINT_STATES))
+            wrist = peer.record(
+                "/humanprompt/wrist_pose", msg_type=PoseStamped, qos=topics.subscription_qos(topics.JOINT_STATES)
+            )
             yield node, c, peer.record(topics.SIM_IMAGE), peer.record(topics.JOINT_STATES), wrist
         finally:
             c.close()
@@ -122,8 +124,11 @@ def test_sim_driver_node_over_dds():
 
     with sim_driver_graph("task:=push_box", "seed:=2") as (node, c, images, js, wrist):
         peer = c.peer
-        peer.wait_until(lambda: len(images) >= 3 and len(js) >= 3 and len(wrist) and c.last_status(), 90,
-                        "images, joint states, wrist pose and task status")
+        peer.wait_until(
+            lambda: len(images) >= 3 and len(js) >= 3 and len(wrist) and c.last_status(),
+            90,
+            "images, joint states, wrist pose and task status",
+        )
         img = image_to_numpy(images.last()[1])
         assert img.shape == (128, 128, 3) and img.std() > 5 and images.last()[1].encoding == "rgb8"
         st = c.last_status()
@@ -144,8 +149,9 @@ def test_sim_driver_node_over_dds():
         goal[2, 3] -= 0.05
         wrist_pub.publish(PoseStamped(pose=pose_from_matrix(goal)))
         peer.wait_until(lambda: np.array(js.last()[1].position)[1] > q0[1] + 0.3, 10, "the joint to move")
-        peer.wait_until(lambda: matrix_from_pose(wrist.last()[1].pose)[2, 3] < base[2, 3] - 0.04, 10,
-                        "the wrist to move")
+        peer.wait_until(
+            lambda: matrix_from_pose(wrist.last()[1].pose)[2, 3] < base[2, 3] - 0.04, 10, "the wrist to move"
+        )
         peer.wait_until(lambda: c.last_status()["started"], 5, "the episode to start")
         bad = JointState(name=["nope"], position=[0.0])
         cmd_pub.publish(bad)  # rejected and counted, never fatal
@@ -158,8 +164,11 @@ def test_sim_driver_node_over_dds():
         st = json.loads(resp.message)
         assert (st["task"], st["seed"], st["step"], st["started"]) == ("press_button", 7, 0, False)
         peer.wait_until(lambda: c.last_status()["task"] == "press_button", 5, "the new task status")
-        peer.wait_until(lambda: c.node_status("sim_driver").get("joint_commands_rejected") == "1", 5,
-                        "diagnostics counting the rejected command")
+        peer.wait_until(
+            lambda: c.node_status("sim_driver").get("joint_commands_rejected") == "1",
+            5,
+            "diagnostics counting the rejected command",
+        )
         assert node.returncode is None, node.log()
 
 
@@ -182,15 +191,21 @@ def test_lockstep_waits_for_the_wrist_target_and_resends_a_step_with_its_stamp()
     def stamp_ns(msg) -> int:
         return ns(msg.header.stamp)
 
-    with sim_driver_graph("task:=press_button", "seed:=1", "lockstep:=true", "lockstep_timeout:=1.0") as \
-            (node, c, images, js, wrist):
+    with sim_driver_graph("task:=press_button", "seed:=1", "lockstep:=true", "lockstep_timeout:=1.0") as (
+        node,
+        c,
+        images,
+        js,
+        wrist,
+    ):
         peer = c.peer
         cmd_pub = peer.publisher(topics.JOINT_COMMANDS)
         wrist_pub = peer.publisher(topics.WRIST_TARGET)
         peer.wait_for_subscription(cmd_pub, timeout=60)
         peer.wait_for_subscription(wrist_pub, timeout=60)
-        peer.wait_until(lambda: len(images) >= 2 and len(js) >= 1 and len(wrist) >= 1, 60,
-                        "the first step and one resend")
+        peer.wait_until(
+            lambda: len(images) >= 2 and len(js) >= 1 and len(wrist) >= 1, 60, "the first step and one resend"
+        )
         stamps = {stamp_ns(m) for _, m in images.since(0)}
         assert len(stamps) == 1, "a resend carries the step's own stamp"
         first = stamps.pop()
@@ -215,18 +230,26 @@ def test_lockstep_waits_for_the_wrist_target_and_resends_a_step_with_its_stamp()
         t_sent = time.monotonic()
         cmd_pub.publish(joint_state(names, q, old_stamp))
         wrist_pub.publish(PoseStamped(header=Header(stamp=old_stamp), pose=wrist.last()[1].pose))
-        peer.wait_until(lambda: c.node_status("sim_driver").get("commands_stale") == "2", 10,
-                        "diagnostics counting the two stale commands")
+        peer.wait_until(
+            lambda: c.node_status("sim_driver").get("commands_stale") == "2",
+            10,
+            "diagnostics counting the two stale commands",
+        )
         assert {stamp_ns(m) for _, m in images.since(t_sent)} <= {step_ns}  # at most its resend
         # the current step's command, stamped like its frame (as the command node sends it): one step
         step_stamp = next(m.header.stamp for _, m in images.since(0) if stamp_ns(m) == step_ns)
         t_sent = time.monotonic()
         cmd_pub.publish(joint_state(names, q, step_stamp))
         wrist_pub.publish(PoseStamped(header=Header(stamp=step_stamp), pose=wrist.last()[1].pose))
-        peer.wait_until(lambda: any(stamp_ns(m) not in (first, step_ns) for _, m in images.since(t_sent)), 10,
-                        "the step commanded with its own stamp")
-        peer.wait_until(lambda: c.node_status("sim_driver").get("lockstep_resends") not in (None, "0"), 10,
-                        "diagnostics counting the resends")
+        peer.wait_until(
+            lambda: any(stamp_ns(m) not in (first, step_ns) for _, m in images.since(t_sent)),
+            10,
+            "the step commanded with its own stamp",
+        )
+        peer.wait_until(
+            lambda: c.node_status("sim_driver").get("lockstep_resends") not in (None, "0"),
+            10,
+            "diagnostics counting the resends",
+        )
         assert c.node_status("sim_driver").get("lockstep_wrist_missing") == "0"
         assert node.returncode is None, node.log()
-

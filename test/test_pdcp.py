@@ -49,7 +49,9 @@ def test_mlp_siamese_head_trains_and_total_combines_terms():
         first = first if first is not None else float(out["siamese"].detach())
     assert float(loss(z, labels, labels)["siamese"].detach()) < 0.5 * first
     out = loss(z, labels, labels)
-    expected = cfg.nt_xent_weight * out["nt_xent"] + cfg.proto_weight * out["proto_ce"] + cfg.siamese_weight * out["siamese"]
+    expected = (
+        cfg.nt_xent_weight * out["nt_xent"] + cfg.proto_weight * out["proto_ce"] + cfg.siamese_weight * out["siamese"]
+    )
     assert torch.allclose(out["total"], expected)
 
 
@@ -91,8 +93,10 @@ def test_paired_term_falls_as_twins_meet_and_others_part():
 
 
 def test_paired_term_gradients_are_finite_and_it_needs_two_pairs():
-    for a, b in [(torch.zeros(4, 8, requires_grad=True), torch.zeros(4, 8, requires_grad=True)),
-                 (torch.randn(4, 8, requires_grad=True), torch.randn(4, 8, requires_grad=True))]:
+    for a, b in [
+        (torch.zeros(4, 8, requires_grad=True), torch.zeros(4, 8, requires_grad=True)),
+        (torch.randn(4, 8, requires_grad=True), torch.randn(4, 8, requires_grad=True)),
+    ]:
         loss = paired_nt_xent(a, b, 0.1)
         loss.backward()
         assert torch.isfinite(loss) and torch.all(torch.isfinite(a.grad)) and torch.all(torch.isfinite(b.grad))

@@ -1,14 +1,15 @@
 """The policy protocol and its simple backends."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from humanprompt_ros.data import write_video
+from humanprompt_ros.eval.rollout import prompt_seed
 from humanprompt_ros.policies import Policy, ReplayPolicy, make_policy, register_policy
 from humanprompt_ros.sim.env import SimEnv
 from humanprompt_ros.sim.runner import expert_episode, run_episode
-from humanprompt_ros.eval.rollout import prompt_seed
 from humanprompt_ros.sim.tasks import load_task
 
 
@@ -52,7 +53,7 @@ def test_replay_chunks_and_holds_the_last_action():
     chunks = [policy.act(None, np.zeros(24)) for _ in range(4)]
     assert all(c.shape == (16, 24) for c in chunks)
     flat = np.concatenate(chunks)
-    assert np.array_equal(flat[:task.horizon], prompt.actions)
+    assert np.array_equal(flat[: task.horizon], prompt.actions)
     assert np.array_equal(flat[-1], prompt.actions[-1])
     policy.reset()
     assert np.array_equal(policy.act(None, np.zeros(24))[0], prompt.actions[0])

@@ -4,6 +4,7 @@ The peer (in this test process) is a node named ``prompt_encoder`` with a valida
 ``prompt_video`` parameter and the ``~/clear_prompt`` / ``~/record_prompt`` Trigger services,
 i.e. the operator's interface; the CLI runs as a separate process over real DDS.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,14 @@ pytestmark = [pytest.mark.ros, require_rclpy(), pytest.mark.timeout(90)]
 
 
 def cli(env, *args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "humanprompt_ros.cli.prompt", *args], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "humanprompt_ros.cli.prompt", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -92,8 +99,14 @@ def test_set_show_clear_record(tmp_path, ros_env, encoder, monkeypatch):
     assert encoder["prompt"] == str(video)
 
     # relative paths are sent absolute (the encoder runs in another working directory)
-    out = subprocess.run([sys.executable, "-m", "humanprompt_ros.cli.prompt", "--wait", "30", "set", "missing.mp4"],
-                         env=ros_env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "humanprompt_ros.cli.prompt", "--wait", "30", "set", "missing.mp4"],
+        env=ros_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1 and f"no such file: {tmp_path / 'missing.mp4'}" in out.stderr
 
     out = cli(ros_env, "--wait", "30", "clear")

@@ -1,4 +1,5 @@
 """rviz/humanprompt.rviz names only topics of the graph, with a compatible type and QoS."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -59,12 +60,16 @@ def test_rviz_topics_are_graph_topics_with_compatible_types(config):
         if sub["Durability Policy"] == "Transient Local":
             assert topic.qos == "latched", f"{d['Name']}: {name} is not transient local"
         seen[name] = d["Name"]
-    assert {"/humanprompt/observation", "/humanprompt/preview", "/humanprompt/markers", "/robot_description"} <= set(seen)
+    assert {"/humanprompt/observation", "/humanprompt/preview", "/humanprompt/markers", "/robot_description"} <= set(
+        seen
+    )
 
 
 def test_fixed_frame_is_the_command_nodes_default(config):
     from humanprompt_ros.config.nodes import load_command_config
     from humanprompt_ros.paths import config_path
 
-    assert config["Visualization Manager"]["Global Options"]["Fixed Frame"] == \
-        load_command_config(config_path("command.yaml")).frame_id
+    assert (
+        config["Visualization Manager"]["Global Options"]["Fixed Frame"]
+        == load_command_config(config_path("command.yaml")).frame_id
+    )

@@ -1,4 +1,5 @@
 """The humanprompt-sim command line: eval JSON contract, generate, render."""
+
 from __future__ import annotations
 
 import json
@@ -8,18 +9,37 @@ import sys
 
 import numpy as np
 
-from humanprompt_ros.eval.stats import mcnemar_exact
 from humanprompt_ros.data import iter_episodes, read_video
+from humanprompt_ros.eval.stats import mcnemar_exact
 
 
 def run(*args, timeout=300, env=None):
-    return subprocess.run([sys.executable, "-m", "humanprompt_ros.cli.sim", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "humanprompt_ros.cli.sim", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_eval_json_last_line_contract(tmp_path):
-    out = run("eval", "--policy", "scripted", "--tasks", "press_button", "--episodes", "2", "--seed", "7",
-              "--workers", "1", "--json", "--out", str(tmp_path / "eval.json"))
+    out = run(
+        "eval",
+        "--policy",
+        "scripted",
+        "--tasks",
+        "press_button",
+        "--episodes",
+        "2",
+        "--seed",
+        "7",
+        "--workers",
+        "1",
+        "--json",
+        "--out",
+        str(tmp_path / "eval.json"),
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(result) == {"skills", "mean", "unseen_mean"}  # press_button is a human-only skill
@@ -27,24 +47,65 @@ def test_eval_json_last_line_contract(tmp_path):
     assert result["skills"] == {"press_button": {"success": 1.0, "episodes": 2, "twin_only": 0.0}}
     assert result["mean"] == 1.0
     saved = json.loads((tmp_path / "eval.json").read_text())  # the file adds every episode's outcome
-    assert saved["episodes"] == [{"task": "press_button", "seed": 7, "success": True, "twin_success": False},
-                                 {"task": "press_button", "seed": 8, "success": True, "twin_success": False}]
+    assert saved["episodes"] == [
+        {"task": "press_button", "seed": 7, "success": True, "twin_success": False},
+        {"task": "press_button", "seed": 8, "success": True, "twin_success": False},
+    ]
 
 
 def test_eval_several_policies_one_table_and_splits():
-    out = run("eval", "--policy", "expert=scripted", "--policy", "noop", "--tasks", "press_button,rotate_lever",
-              "--episodes", "1", "--seed", "7", "--workers", "1", "--json")
+    out = run(
+        "eval",
+        "--policy",
+        "expert=scripted",
+        "--policy",
+        "noop",
+        "--tasks",
+        "press_button,rotate_lever",
+        "--episodes",
+        "1",
+        "--seed",
+        "7",
+        "--workers",
+        "1",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(result["policies"]) == {"expert", "noop"} and result["split"] == "all"
-    assert result["policies"]["expert"]["skills"] == {"press_button": {"success": 1.0, "episodes": 1, "twin_only": 0.0},
-                                                      "rotate": {"success": 1.0, "episodes": 1, "twin_only": 0.0}}
+    assert result["policies"]["expert"]["skills"] == {
+        "press_button": {"success": 1.0, "episodes": 1, "twin_only": 0.0},
+        "rotate": {"success": 1.0, "episodes": 1, "twin_only": 0.0},
+    }
     assert result["policies"]["expert"]["seen_mean"] == 1.0 and result["policies"]["noop"]["unseen_mean"] == 0.0
-    unseen = run("eval", "--policy", "scripted", "--tasks", "press_button,rotate_lever", "--split", "unseen",
-                 "--episodes", "1", "--workers", "1", "--json")
+    unseen = run(
+        "eval",
+        "--policy",
+        "scripted",
+        "--tasks",
+        "press_button,rotate_lever",
+        "--split",
+        "unseen",
+        "--episodes",
+        "1",
+        "--workers",
+        "1",
+        "--json",
+    )
     assert set(json.loads(unseen.stdout.strip().splitlines()[-1])["skills"]) == {"press_button"}
-    table = run("eval", "--policy", "scripted", "--tasks", "rotate_lever", "--split", "seen", "--episodes", "1",
-                "--workers", "1")
+    table = run(
+        "eval",
+        "--policy",
+        "scripted",
+        "--tasks",
+        "rotate_lever",
+        "--split",
+        "seen",
+        "--episodes",
+        "1",
+        "--workers",
+        "1",
+    )
     assert "| policy | rotate | seen_mean | mean |" in table.stdout and "| scripted | 1.00 |" in table.stdout
     none = run("eval", "--policy", "scripted", "--tasks", "rotate_lever", "--split", "unseen", "--episodes", "1")
     assert none.returncode == 2 and "no task matches" in none.stderr
@@ -53,8 +114,20 @@ def test_eval_several_policies_one_table_and_splits():
 
 
 def test_eval_replay_and_bad_arguments():
-    out = run("eval", "--policy", "replay", "--prompt-seed", "same", "--tasks", "open_drawer", "--episodes", "1",
-              "--workers", "1", "--json")
+    out = run(
+        "eval",
+        "--policy",
+        "replay",
+        "--prompt-seed",
+        "same",
+        "--tasks",
+        "open_drawer",
+        "--episodes",
+        "1",
+        "--workers",
+        "1",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["skills"]["open_drawer"]["episodes"] == 1
     bad = run("eval", "--policy", "nope", "--tasks", "open_drawer", "--episodes", "1", "--workers", "1")
@@ -64,8 +137,20 @@ def test_eval_replay_and_bad_arguments():
 def test_eval_with_a_mismatched_prompt():
     """--prompt-task: the prompt shows another task, success is judged on the episode's own. Replaying a
     demonstration of the same scene succeeds; replaying one of another task does not."""
-    base = ("eval", "--policy", "replay", "--prompt-seed", "same", "--tasks", "press_button", "--episodes", "2",
-            "--workers", "1", "--json")
+    base = (
+        "eval",
+        "--policy",
+        "replay",
+        "--prompt-seed",
+        "same",
+        "--tasks",
+        "press_button",
+        "--episodes",
+        "2",
+        "--workers",
+        "1",
+        "--json",
+    )
     own, other = run(*base), run(*base, "--policy", "scripted", "--prompt-task", "rotate_lever")
     assert own.returncode == 0 and other.returncode == 0, own.stderr + other.stderr
     assert json.loads(own.stdout.strip().splitlines()[-1])["skills"]["press_button"]["success"] == 1.0
@@ -82,15 +167,39 @@ def test_runs_without_an_activated_environment():
     """The venv's commands called by path, with nothing exported (no MUJOCO_GL, DISPLAY or
     AMENT_PREFIX_PATH): rendering falls back to OSMesa and the hand's URDF still resolves."""
     env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "AMENT_PREFIX_PATH")}
-    out = run("eval", "--policy", "replay", "--prompt-seed", "same", "--tasks", "open_drawer", "--episodes", "1",
-              "--workers", "1", "--json", env=env)
+    out = run(
+        "eval",
+        "--policy",
+        "replay",
+        "--prompt-seed",
+        "same",
+        "--tasks",
+        "open_drawer",
+        "--episodes",
+        "1",
+        "--workers",
+        "1",
+        "--json",
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["skills"]["open_drawer"]["success"] == 1.0
 
 
 def test_generate_writes_a_dataset(tmp_path):
-    out = run("generate", "--out", str(tmp_path), "--tasks", "knock_over", "--episodes", "1", "--workers", "1",
-              "--quiet", "--all-robot")
+    out = run(
+        "generate",
+        "--out",
+        str(tmp_path),
+        "--tasks",
+        "knock_over",
+        "--episodes",
+        "1",
+        "--workers",
+        "1",
+        "--quiet",
+        "--all-robot",
+    )
     assert out.returncode == 0, out.stderr
     eps = list(iter_episodes(tmp_path))
     assert sorted(e.embodiment for e in eps) == ["human", "robot"]
@@ -106,8 +215,20 @@ def test_generate_writes_a_dataset(tmp_path):
 def test_generate_refuses_to_mix_own_and_shared_twin_layouts(tmp_path):
     """An existing episode is kept only when it has the run's layouts; otherwise the run stops and says how
     to regenerate, keeping the episode as it was."""
-    args = ("generate", "--out", str(tmp_path), "--tasks", "knock_over", "--embodiment", "human", "--episodes", "1",
-            "--workers", "1", "--quiet")
+    args = (
+        "generate",
+        "--out",
+        str(tmp_path),
+        "--tasks",
+        "knock_over",
+        "--embodiment",
+        "human",
+        "--episodes",
+        "1",
+        "--workers",
+        "1",
+        "--quiet",
+    )
     assert run(*args, "--twin-scenes", "own").returncode == 0
     meta = next(tmp_path.glob("knock_over/human/*/meta.json"))
     before = meta.read_text()
@@ -120,8 +241,20 @@ def test_generate_refuses_to_mix_own_and_shared_twin_layouts(tmp_path):
 
 
 def test_generate_respects_human_only_skills(tmp_path):
-    out = run("generate", "--out", str(tmp_path), "--tasks", "knock_over", "--embodiment", "robot", "--episodes", "1",
-              "--workers", "1", "--quiet")
+    out = run(
+        "generate",
+        "--out",
+        str(tmp_path),
+        "--tasks",
+        "knock_over",
+        "--embodiment",
+        "robot",
+        "--episodes",
+        "1",
+        "--workers",
+        "1",
+        "--quiet",
+    )
     assert out.returncode == 1 and "nothing to generate" in out.stderr  # knock_over is human-only
 
 
@@ -129,8 +262,22 @@ def test_generate_past_the_split_needs_a_seed(tmp_path):
     many = run("generate", "--out", str(tmp_path), "--tasks", "knock_over", "--episodes", "41", "--quiet")
     assert many.returncode == 2 and "the train split has 40 seeds" in many.stderr and "--seed" in many.stderr
     assert not any(tmp_path.iterdir())  # nothing half-written
-    out = run("generate", "--out", str(tmp_path), "--tasks", "knock_over", "--embodiment", "human", "--seed", "500",
-              "--episodes", "2", "--workers", "1", "--quiet")
+    out = run(
+        "generate",
+        "--out",
+        str(tmp_path),
+        "--tasks",
+        "knock_over",
+        "--embodiment",
+        "human",
+        "--seed",
+        "500",
+        "--episodes",
+        "2",
+        "--workers",
+        "1",
+        "--quiet",
+    )
     assert out.returncode == 0, out.stderr
     assert sorted(e.seed for e in iter_episodes(tmp_path)) == [500, 501]
 
@@ -148,9 +295,20 @@ def test_render_writes_side_by_side_video(tmp_path):
 def test_table_merges_eval_files_and_refuses_overlaps(tmp_path):
     """humanprompt-sim table: several ``eval --out`` files (more seeds, more policies) → one table of counts;
     an episode given twice, or files evaluated differently, are refused with the file named."""
+
     def evaluate(name, *args):
-        out = run("eval", "--tasks", "press_button,rotate_lever", "--episodes", "1", "--workers", "1",
-                  "--out", str(tmp_path / name), *args)
+        out = run(
+            "eval",
+            "--tasks",
+            "press_button,rotate_lever",
+            "--episodes",
+            "1",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / name),
+            *args,
+        )
         assert out.returncode == 0, out.stderr
         return str(tmp_path / name)
 
@@ -161,7 +319,10 @@ def test_table_merges_eval_files_and_refuses_overlaps(tmp_path):
     out = run("table", a, b, f"expert2={c}")
     assert out.returncode == 0, out.stderr
     assert "| policy | press_button | rotate | seen | human-only | all |" in out.stdout
-    assert "| expert | 2/2 | 2/2 | 2/2 = 1.00 (0.34–1.00) | 2/2 = 1.00 (0.34–1.00) | 4/4 = 1.00 (0.51–1.00) |" in out.stdout
+    assert (
+        "| expert | 2/2 | 2/2 | 2/2 = 1.00 (0.34–1.00) | 2/2 = 1.00 (0.34–1.00) | 4/4 = 1.00 (0.51–1.00) |"
+        in out.stdout
+    )
     assert "| noop | 0/2 | 0/2 | 0/2 = 0.00 (0.00–0.66) |" in out.stdout
     assert "| expert2 | 1/1 | 1/1 |" in out.stdout and "do not cover the same episodes" in out.stdout
     js = json.loads(run("table", a, b, "--json").stdout.strip().splitlines()[-1])
@@ -199,8 +360,14 @@ def test_table_merges_eval_files_and_refuses_overlaps(tmp_path):
     # compare: the same episodes under two policies, paired (the expert did all 4, noop none: 4 vs 0, p = 2/16)
     cmp = json.loads(run("compare", "expert", "noop", a, b, "--json").stdout.strip().splitlines()[-1])
     assert cmp["a"] == "expert" and cmp["b"] == "noop"
-    assert cmp["groups"]["all"] == {"episodes": 4, "successes_a": 4, "successes_b": 0, "only_a": 4, "only_b": 0,
-                                    "p": 0.125}
+    assert cmp["groups"]["all"] == {
+        "episodes": 4,
+        "successes_a": 4,
+        "successes_b": 0,
+        "only_a": 4,
+        "only_b": 0,
+        "p": 0.125,
+    }
     assert cmp["groups"]["rotate"]["episodes"] == 2 and set(cmp["groups"]) >= {"seen", "human-only"}
     shown = run("compare", "noop", "expert", a, b)
     assert shown.returncode == 0 and "| all | 4 | 0 | 4 | 0 | 4 | 0.125 |" in shown.stdout

@@ -1,4 +1,5 @@
 """HumanPrompt-Sim scene and embodiments: real MuJoCo, both hands."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,11 @@ def test_human_hand_ik_round_trip():
     assert np.median(errs) < 1e-4
 
 
-@pytest.mark.parametrize("pose,contact", [(OPEN, [1, 2, 3]), (PADDLE, [1, 2, 3]), (pinch(0.025, True), [0, 1, 2])],
-                         ids=["open", "paddle", "pinch"])
+@pytest.mark.parametrize(
+    "pose,contact",
+    [(OPEN, [1, 2, 3]), (PADDLE, [1, 2, 3]), (pinch(0.025, True), [0, 1, 2])],
+    ids=["open", "paddle", "pinch"],
+)
 def test_expert_poses_are_reachable_by_the_contact_fingers_of_both_hands(pose, contact):
     from humanprompt_ros.sim.env import robot_hand
 

@@ -3,6 +3,7 @@
 The 50-episode acceptance table is produced by `humanprompt-sim eval --policy scripted` (see
 docs/benchmark.md); these tests run a few seeds per skill to stay fast.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Task YAML loading and validation (HumanPrompt-Sim)."""
+
 from __future__ import annotations
 
 import textwrap
@@ -49,18 +50,25 @@ def test_good_task_loads_and_samples_deterministically(tmp_path):
     assert np.linalg.norm(a.goal_xy - a.target.pos) >= task.config.goal.min_distance
 
 
-@pytest.mark.parametrize("old,new,key,problem", [
-    ("skill: push_to_goal", "skill: juggle", "skill", "unknown skill 'juggle'"),
-    ("region: {low: [0.1, -0.1], high: [0.15, 0.1]}", "region: {low: [0.1, -0.1], high: [0.9, 0.1]}",
-     "goal.region", "unreachable goal"),
-    ("horizon: 50\n", "", "horizon", "required key is missing"),
-    ("horizon: 50", "horizon: fifty", "horizon", "expected an integer"),
-    ("kind: box", "kind: teapot", "objects.box.kind", "must be one of"),
-    ("colors: [[1, 0, 0]]", "colors: red", "objects.box.colors", "expected a list"),
-    ("skill: push_to_goal", "skill: press_button", "objects.box.kind", "cannot act on a box"),
-    ("object: box", "object: ball", "goal.object", "no object named 'ball'"),
-    ("name: t", "name: t\nspeed: 3", "speed", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "old,new,key,problem",
+    [
+        ("skill: push_to_goal", "skill: juggle", "skill", "unknown skill 'juggle'"),
+        (
+            "region: {low: [0.1, -0.1], high: [0.15, 0.1]}",
+            "region: {low: [0.1, -0.1], high: [0.9, 0.1]}",
+            "goal.region",
+            "unreachable goal",
+        ),
+        ("horizon: 50\n", "", "horizon", "required key is missing"),
+        ("horizon: 50", "horizon: fifty", "horizon", "expected an integer"),
+        ("kind: box", "kind: teapot", "objects.box.kind", "must be one of"),
+        ("colors: [[1, 0, 0]]", "colors: red", "objects.box.colors", "expected a list"),
+        ("skill: push_to_goal", "skill: press_button", "objects.box.kind", "cannot act on a box"),
+        ("object: box", "object: ball", "goal.object", "no object named 'ball'"),
+        ("name: t", "name: t\nspeed: 3", "speed", "unknown key"),
+    ],
+)
 def test_bad_task_yaml_names_file_key_and_problem(tmp_path, old, new, key, problem):
     assert old in GOOD
     path = write(tmp_path, GOOD.replace(old, new))
@@ -100,8 +108,10 @@ def test_benchmark_splits(tmp_path):
     train, held = set(bench.seeds.train.seeds()), set(bench.seeds.heldout.seeds())
     assert train and held and train.isdisjoint(held)
     bad = tmp_path / "benchmark.yaml"
-    bad.write_text("robot_skills: [push_to_goal]\nhuman_only_skills: [juggle]\n"
-                   "seeds: {train: {start: 0, count: 5}, heldout: {start: 100, count: 5}}\n")
+    bad.write_text(
+        "robot_skills: [push_to_goal]\nhuman_only_skills: [juggle]\n"
+        "seeds: {train: {start: 0, count: 5}, heldout: {start: 100, count: 5}}\n"
+    )
     with pytest.raises(ConfigError, match="human_only_skills: unknown skill 'juggle'"):
         load_benchmark(str(bad))
 
@@ -112,16 +122,24 @@ def test_twin_scenes_pair_each_human_only_skill_with_a_robot_skill():
     from humanprompt_ros.sim.tasks import load_tasks, twin_pairs, twin_tasks
 
     twins = twin_tasks()
-    assert twins == {"push_box": "pick_place", "pick_place": "push_box", "pull_puck": "knock_over",
-                     "knock_over": "pull_puck", "rotate_lever": "press_button", "press_button": "rotate_lever"}
+    assert twins == {
+        "push_box": "pick_place",
+        "pick_place": "push_box",
+        "pull_puck": "knock_over",
+        "knock_over": "pull_puck",
+        "rotate_lever": "press_button",
+        "press_button": "rotate_lever",
+    }
     assert twin_pairs() == [("knock_over", "pull_puck"), ("pick_place", "push_box"), ("press_button", "rotate_lever")]
     bench = load_benchmark()
     tasks = {t.name: t for t in load_tasks()}
     for a, b in twins.items():
         assert {tasks[a].skill, tasks[b].skill} & set(bench.human_only_skills)
         assert {tasks[a].skill, tasks[b].skill} & set(bench.robot_skills)
-        look = lambda t: sorted((o.kind, tuple(map(tuple, o.colors)), tuple(o.size.low), tuple(o.size.high))  # noqa: E731
-                                for o in t.config.objects.values())
+        look = lambda t: sorted(
+            (o.kind, tuple(map(tuple, o.colors)), tuple(o.size.low), tuple(o.size.high))  # noqa: E731
+            for o in t.config.objects.values()
+        )
         for (kind, colors, low, high), (kind2, colors2, low2, high2) in zip(look(tasks[a]), look(tasks[b])):
             assert (kind, colors) == (kind2, colors2), (a, b)
             # size ranges overlap (push_box's box may be 2 mm taller than pick_place's)
@@ -135,8 +153,8 @@ def test_shared_twin_scenes_are_one_scene_for_both_twins():
     import dataclasses
 
     from humanprompt_ros.sim.env import SimEnv
-    from humanprompt_ros.sim.scene import load_sim_config
     from humanprompt_ros.sim.runner import expert_episode
+    from humanprompt_ros.sim.scene import load_sim_config
     from humanprompt_ros.sim.tasks import load_task, sample_instance, twin_tasks
 
     shared = dataclasses.replace(load_sim_config(), twin_scenes="shared")
@@ -149,8 +167,9 @@ def test_shared_twin_scenes_are_one_scene_for_both_twins():
                 frames[name] = env.reset(1_000_003).frame
                 assert env.twin.name == ({a, b} - {name}).pop()
                 assert env.instance.target.name == tasks[name].config.goal.object
-                assert len(env.instance.extra["discs"]) == sum(t.config.goal.region is not None or
-                                                               t.skill == "knock_over" for t in (tasks[a], tasks[b]))
+                assert len(env.instance.extra["discs"]) == sum(
+                    t.config.goal.region is not None or t.skill == "knock_over" for t in (tasks[a], tasks[b])
+                )
             finally:
                 env.close()
         assert np.array_equal(frames[a], frames[b]), (a, b)
@@ -176,8 +195,8 @@ def test_a_shared_scene_judges_the_twin_task_too():
     import dataclasses
 
     from humanprompt_ros.sim.env import SimEnv
-    from humanprompt_ros.sim.scene import load_sim_config
     from humanprompt_ros.sim.runner import expert_episode
+    from humanprompt_ros.sim.scene import load_sim_config
     from humanprompt_ros.sim.tasks import load_task
 
     shared = dataclasses.replace(load_sim_config(), twin_scenes="shared")

@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from humanprompt_ros.models.checkpoint import CheckpointError, save_checkpoint
-from humanprompt_ros.models.video_former import VideoFormer, VideoFormerConfig
-from humanprompt_ros.models.cross_prediction import LatentVideoModel, VideoModelConfig
-from humanprompt_ros.config.stage1 import PairMix
-from humanprompt_ros.train.stage1 import PairSampler, clip_indices, encode_episodes, make_batch, train_stage1
-from humanprompt_ros.models.video_model import load_stage1, prepare_prompt
-from humanprompt_ros.eval.stats import paired_difference
-from humanprompt_ros.eval.stage1 import probe_accuracy, psnr, ssim
-from humanprompt_ros.video import write_video
-
 from helpers.synthetic_clips import make_dataset
 from helpers.tiny_checkpoint import TINY, tiny_config
+from humanprompt_ros.config.stage1 import PairMix
+from humanprompt_ros.eval.stage1 import probe_accuracy, psnr, ssim
+from humanprompt_ros.eval.stats import paired_difference
+from humanprompt_ros.models.checkpoint import CheckpointError, save_checkpoint
+from humanprompt_ros.models.cross_prediction import LatentVideoModel, SVDUNetConfig, VideoModelConfig
+from humanprompt_ros.models.video_former import VideoFormer, VideoFormerConfig
+from humanprompt_ros.models.video_model import build_video_model, load_stage1, prepare_prompt
+from humanprompt_ros.train.stage1 import PairSampler, clip_indices, encode_episodes, make_batch, train_stage1
+from humanprompt_ros.video import write_video
 
 
 def test_shapes_are_as_documented():
@@ -98,8 +97,10 @@ def test_training_learns_checkpoints_and_resumes(tmp_path):
     sampler = PairSampler(train, cfg2.pairs, seed=123)
     batch = make_batch(train, [sampler.sample() for _ in range(64)], cfg2, torch.device("cpu"))
     with torch.no_grad():
-        losses = {name: np.mean([float(m.loss(*batch, generator=torch.Generator().manual_seed(k))) for k in range(4)])
-                  for name, m in (("trained", trained), ("fresh", fresh))}
+        losses = {
+            name: np.mean([float(m.loss(*batch, generator=torch.Generator().manual_seed(k))) for k in range(4)])
+            for name, m in (("trained", trained), ("fresh", fresh))
+        }
     assert losses["trained"] < 0.9 * losses["fresh"], losses
 
 
@@ -160,12 +161,19 @@ def test_image_metrics_and_probes():
 
 
 # -- the pluggable backbone: diffusers' spatio-temporal UNet (SVD) behind the same interface ------------
-from humanprompt_ros.models.cross_prediction import SVDUNetConfig
-from humanprompt_ros.models.video_model import build_video_model
 
-SVD_TINY = VideoModelConfig(backbone="svd", image_size=32, width=16, heads=2, clip_frames=4, prompt_frames=4,
-                            prompt_tokens_per_frame=2, ae_channels=(8, 16, 16), sample_steps=2,
-                            svd=SVDUNetConfig(block_out_channels=(32, 32), heads=(2, 2), feature_block=1))
+SVD_TINY = VideoModelConfig(
+    backbone="svd",
+    image_size=32,
+    width=16,
+    heads=2,
+    clip_frames=4,
+    prompt_frames=4,
+    prompt_tokens_per_frame=2,
+    ae_channels=(8, 16, 16),
+    sample_steps=2,
+    svd=SVDUNetConfig(block_out_channels=(32, 32), heads=(2, 2), feature_block=1),
+)
 
 
 def test_svd_backbone_offers_the_same_interface():
@@ -198,16 +206,35 @@ def test_svd_backbone_loads_pretrained_weights_from_a_local_folder(tmp_path):
 
     torch.manual_seed(0)
     unet = UNetSpatioTemporalConditionModel(
-        sample_size=4, in_channels=8, out_channels=4, block_out_channels=(32, 32), num_attention_heads=(2, 2),
+        sample_size=4,
+        in_channels=8,
+        out_channels=4,
+        block_out_channels=(32, 32),
+        num_attention_heads=(2, 2),
         down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
-        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"), layers_per_block=1,
-        cross_attention_dim=24, addition_time_embed_dim=8, projection_class_embeddings_input_dim=24)
-    vae = AutoencoderKLTemporalDecoder(block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
-                                       latent_channels=4, layers_per_block=1)
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        layers_per_block=1,
+        cross_attention_dim=24,
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=24,
+    )
+    vae = AutoencoderKLTemporalDecoder(
+        block_out_channels=(32, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        latent_channels=4,
+        layers_per_block=1,
+    )
     unet.save_pretrained(tmp_path / "svd" / "unet")
     vae.save_pretrained(tmp_path / "svd" / "vae")
-    cfg = VideoModelConfig(backbone="svd", image_size=32, heads=2, clip_frames=4, prompt_frames=4,
-                           prompt_tokens_per_frame=2, svd=SVDUNetConfig(pretrained=str(tmp_path / "svd"), feature_block=1))
+    cfg = VideoModelConfig(
+        backbone="svd",
+        image_size=32,
+        heads=2,
+        clip_frames=4,
+        prompt_frames=4,
+        prompt_tokens_per_frame=2,
+        svd=SVDUNetConfig(pretrained=str(tmp_path / "svd"), feature_block=1),
+    )
     m = build_video_model(cfg).eval()
     assert not m.trains_autoencoder
     assert torch.equal(m.unet.conv_in.weight, unet.conv_in.weight)
@@ -270,8 +297,9 @@ def test_classifier_free_guidance_drops_prompts_in_training_and_extrapolates_whe
     first = lat[:2, 0]
     cond, uncond = m.predict_mean(lat[:2], first, 1.0), m.predict_mean(lat[:2], first, 0.0)
     assert not torch.allclose(cond, uncond)
-    torch.testing.assert_close(m.predict_mean(lat[:2], first, 3.0), uncond + 3.0 * (cond - uncond), atol=1e-4,
-                               rtol=1e-4)  # x0 is linear in the denoiser's output
+    torch.testing.assert_close(
+        m.predict_mean(lat[:2], first, 3.0), uncond + 3.0 * (cond - uncond), atol=1e-4, rtol=1e-4
+    )  # x0 is linear in the denoiser's output
     assert m.sample(lat[:2], first, steps=2, guidance=2.0).shape == (2, 4, 4, 4, 4)
     with pytest.raises(ValueError, match="guidance"):
         dataclasses.replace(TINY, guidance_scale=2.0).validate()

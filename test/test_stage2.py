@@ -8,19 +8,18 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.synthetic_clips import make_dataset, make_policy_dataset
+from helpers.tiny_checkpoint import PLAIN_HEAD, plain_stage2, tiny_config
+from humanprompt_ros.config.stage2 import PDCPSwitch, Stage2Config, Stage2Train
 from humanprompt_ros.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from humanprompt_ros.models.diffusion_head import PolicyModelConfig
 from humanprompt_ros.models.frame_encoder import FrameEncoderConfig
-from humanprompt_ros.models.video_former import VideoFormerConfig
-from humanprompt_ros.train.stage1 import train_stage1
-from humanprompt_ros.policies.learned import LearnedPolicy
-from humanprompt_ros.config.stage2 import PDCPSwitch, Stage2Config, Stage2Train
 from humanprompt_ros.models.policy_model import load_policy_model
+from humanprompt_ros.models.video_former import VideoFormerConfig
+from humanprompt_ros.policies.learned import LearnedPolicy
+from humanprompt_ros.train.stage1 import train_stage1
 from humanprompt_ros.train.stage2 import train_stage2
 from humanprompt_ros.video import write_video
-
-from helpers.synthetic_clips import make_dataset, make_policy_dataset
-from helpers.tiny_checkpoint import PLAIN_HEAD, plain_stage2, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +29,17 @@ def stage1_checkpoint(tmp_path_factory) -> Path:
 
 
 def stage2_config(out: Path, s1: Path, **kw) -> Stage2Config:
-    return Stage2Config(data="", stage1=str(s1), out=str(out),
-                        video_former=VideoFormerConfig(queries_per_frame=2, width=16, depth=1, heads=2),
-                        policy=PolicyModelConfig(horizon=4, width=16, depth=1, heads=2, train_timesteps=20,
-                                                 inference_steps=3, **PLAIN_HEAD),
-                        train=Stage2Train(steps=6, batch_size=8, log_every=2, checkpoint_every=3, warmup_steps=1),
-                        **plain_stage2(**kw))
+    return Stage2Config(
+        data="",
+        stage1=str(s1),
+        out=str(out),
+        video_former=VideoFormerConfig(queries_per_frame=2, width=16, depth=1, heads=2),
+        policy=PolicyModelConfig(
+            horizon=4, width=16, depth=1, heads=2, train_timesteps=20, inference_steps=3, **PLAIN_HEAD
+        ),
+        train=Stage2Train(steps=6, batch_size=8, log_every=2, checkpoint_every=3, warmup_steps=1),
+        **plain_stage2(**kw),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +61,22 @@ def test_load_policy_episodes_filters_by_embodiment_and_count_per_task(tmp_path)
     frames = [np.full((16, 16, 3), 40 * i, np.uint8) for i in range(5)]
 
     def episode(name, task, embodiment, seed, success=True, proprio=True):
-        meta = {"task": task, "skill": task, "embodiment": embodiment, "seed": seed, "success": success,
-                "hand": "allegro_right", "mask": [True] * 5}
-        write_episode(tmp_path / name, frames, np.full((4, 24), seed, np.float32), meta,
-                      proprio=np.zeros((5, 24)) if proprio else None)
+        meta = {
+            "task": task,
+            "skill": task,
+            "embodiment": embodiment,
+            "seed": seed,
+            "success": success,
+            "hand": "allegro_right",
+            "mask": [True] * 5,
+        }
+        write_episode(
+            tmp_path / name,
+            frames,
+            np.full((4, 24), seed, np.float32),
+            meta,
+            proprio=np.zeros((5, 24)) if proprio else None,
+        )
 
     for i in range(3):
         episode(f"a_human_{i}", "press_button", "human", i)
@@ -75,8 +91,9 @@ def test_load_policy_episodes_filters_by_embodiment_and_count_per_task(tmp_path)
     assert first.frames.shape == (5, 8, 8, 3) and first.actions.dtype == np.float32 and np.all(first.actions == 0)
     assert [e.seed for e in load_policy_episodes(tmp_path, 8, show=False, embodiment="robot")] == [10, 11, 12]
     assert [e.seed for e in load_policy_episodes(tmp_path, 8, show=False, per_task=2)] == [0, 1, 10, 11, 20]
-    assert [(e.task, e.seed) for e in load_policy_episodes(tmp_path, 8, show=False, embodiment="human",
-                                                           per_task=1)] == [("press_button", 0), ("rotate", 20)]
+    assert [
+        (e.task, e.seed) for e in load_policy_episodes(tmp_path, 8, show=False, embodiment="human", per_task=1)
+    ] == [("press_button", 0), ("rotate", 20)]
     with pytest.raises(ValueError, match="no successful episodes"):
         load_policy_episodes(tmp_path, 8, show=False, embodiment="alien")
 
@@ -114,19 +131,27 @@ def test_checkpoint_describes_itself_and_refuses_mismatches(policy_checkpoint, t
     tensors, meta = load_checkpoint(policy_checkpoint)
     name = next(k for k, v in tensors.items() if v.ndim == 2)
     tensors[name] = torch.zeros(3, 3)  # readable, named right, wrong shape: torch alone raises a bare RuntimeError
-    reshaped = save_checkpoint(tmp_path / "reshaped.safetensors", tensors, "policy", meta.pop("config"),
-                               **{k: v for k, v in meta.items() if k not in ("format", "format_version", "kind")})
+    reshaped = save_checkpoint(
+        tmp_path / "reshaped.safetensors",
+        tensors,
+        "policy",
+        meta.pop("config"),
+        **{k: v for k, v in meta.items() if k not in ("format", "format_version", "kind")},
+    )
     with pytest.raises(CheckpointError, match=rf"weights do not match .*other shape \['{re.escape(name)}'\]"):
         LearnedPolicy(reshaped)
 
 
-@pytest.mark.parametrize("switches", [
-    {"condition": "none"},
-    {"condition": "skill_oracle"},
-    {"pdcp": PDCPSwitch(enabled=False)},
-    {"stage1_pretrained": False},
-    {"frame_encoder": FrameEncoderConfig(enabled=True, channels=[8, 8], keypoints=4)},
-])
+@pytest.mark.parametrize(
+    "switches",
+    [
+        {"condition": "none"},
+        {"condition": "skill_oracle"},
+        {"pdcp": PDCPSwitch(enabled=False)},
+        {"stage1_pretrained": False},
+        {"frame_encoder": FrameEncoderConfig(enabled=True, channels=[8, 8], keypoints=4)},
+    ],
+)
 def test_every_ablation_trains(tmp_path, stage1_checkpoint, episodes, switches):
     final = train_stage2(stage2_config(tmp_path / "run", stage1_checkpoint, **switches), episodes)
     model, _ = load_policy_model(final)
@@ -134,8 +159,9 @@ def test_every_ablation_trains(tmp_path, stage1_checkpoint, episodes, switches):
         assert getattr(model.cfg, key) == value
 
 
-def test_a_policy_with_its_own_frame_encoder_acts_and_keeps_image_points_out_of_pdcp(tmp_path, stage1_checkpoint,
-                                                                                  episodes):
+def test_a_policy_with_its_own_frame_encoder_acts_and_keeps_image_points_out_of_pdcp(
+    tmp_path, stage1_checkpoint, episodes
+):
     fe = FrameEncoderConfig(enabled=True, channels=[8, 8], keypoints=4)
     final = train_stage2(stage2_config(tmp_path / "run", stage1_checkpoint, frame_encoder=fe), episodes)
     policy = LearnedPolicy(final, hand="allegro_right", execute=2)
@@ -171,8 +197,9 @@ def test_a_policy_with_its_own_frame_encoder_acts_and_keeps_image_points_out_of_
         Stage2Config(data="", stage1="", prompt_tokens=False, pdcp=PDCPSwitch(pool="prompt")).validate()
 
 
-def test_a_head_on_the_global_condition_trains_acts_and_is_guided(tmp_path, stage1_checkpoint, episodes,
-                                                                   policy_checkpoint):
+def test_a_head_on_the_global_condition_trains_acts_and_is_guided(
+    tmp_path, stage1_checkpoint, episodes, policy_checkpoint
+):
     """policy.global_cond (+ global_dropout): the head is modulated by the pooled z; the checkpoint acts
     through the Policy backend, with the guidance scale overridable there. A head trained without a null
     condition refuses guidance, saying why."""
@@ -191,8 +218,22 @@ def test_a_head_on_the_global_condition_trains_acts_and_is_guided(tmp_path, stag
     from humanprompt_ros.cli.train import main as train_main
 
     guided = tmp_path / "guided.safetensors"  # a shipped file can carry its scale; the backend then runs it
-    assert train_main(["export", "--checkpoint", str(final), "--out", str(guided), "--dtype", "float32",
-                       "--set", "policy.guidance=3"]) == 0
+    assert (
+        train_main(
+            [
+                "export",
+                "--checkpoint",
+                str(final),
+                "--out",
+                str(guided),
+                "--dtype",
+                "float32",
+                "--set",
+                "policy.guidance=3",
+            ]
+        )
+        == 0
+    )
     policy = LearnedPolicy(guided, hand="allegro_right", execute=2)
     assert policy.model.head.cfg.guidance == 3.0 and policy.meta["inference_overrides"] == {"policy.guidance": 3.0}
     policy.set_prompt(prompt)
@@ -225,14 +266,18 @@ def test_pdcp_terms_are_logged_and_training_resumes(tmp_path, stage1_checkpoint,
     # the resume says so and starts fresh moments instead of pairing them.
     shutil.copy(tmp_path / "step6.train.safetensors", state)
     cfg.train.steps = 12
-    with pytest.warns(UserWarning, match=r"optimizer state of \{'step': 6\}, but the weights beside it are at "
-                                         r"\{'step': 10\}"):
+    with pytest.warns(
+        UserWarning,
+        match=r"optimizer state of \{'step': 6\}, but the weights beside it are at "
+        r"\{'step': 10\}",
+    ):
         train_stage2(cfg, episodes)
     assert load_checkpoint(state, kind="train_state")[1]["position"] == {"step": 12}
 
 
-def test_init_starts_from_a_policy_checkpoint_and_refuses_a_mismatched_one(tmp_path, policy_checkpoint,
-                                                                          stage1_checkpoint, episodes):
+def test_init_starts_from_a_policy_checkpoint_and_refuses_a_mismatched_one(
+    tmp_path, policy_checkpoint, stage1_checkpoint, episodes
+):
     start, _ = load_policy_model(policy_checkpoint)
     cfg = stage2_config(tmp_path / "run", stage1_checkpoint, init=str(policy_checkpoint), stage1_trainable=True)
     cfg.train.steps = 0  # nothing trained: the run's weights are the init checkpoint's
@@ -248,15 +293,17 @@ def test_init_starts_from_a_policy_checkpoint_and_refuses_a_mismatched_one(tmp_p
     with pytest.raises(CheckpointError, match="does not match the model this config describes"):
         train_stage2(wide, episodes)
     with pytest.raises(CheckpointError, match="trained on tasks .* this data has"):
-        train_stage2(stage2_config(tmp_path / "other", stage1_checkpoint, init=str(policy_checkpoint)),
-                     [e for e in episodes if e.task == episodes[0].task])
+        train_stage2(
+            stage2_config(tmp_path / "other", stage1_checkpoint, init=str(policy_checkpoint)),
+            [e for e in episodes if e.task == episodes[0].task],
+        )
 
 
 def test_paired_cross_embodiment_term_pairs_twins_and_trains(tmp_path, stage1_checkpoint, episodes):
     import json
 
-    from humanprompt_ros.models.video_model import load_stage1
     from humanprompt_ros.models.policy_model import PromptPolicyModel
+    from humanprompt_ros.models.video_model import load_stage1
     from humanprompt_ros.train.batcher import Batcher
 
     fe = FrameEncoderConfig(enabled=True, channels=[8, 8], keypoints=4)
@@ -280,8 +327,9 @@ def test_paired_cross_embodiment_term_pairs_twins_and_trains(tmp_path, stage1_ch
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["align_loss"]) and r["align_loss"] > 0 for r in records)
     assert load_policy_model(trained)[0].cfg.pdcp.align_weight == 1.0
-    cfg_off = stage2_config(tmp_path / "off", stage1_checkpoint, frame_encoder=fe,
-                            pdcp=PDCPSwitch(enabled=False, align_weight=1.0))
+    cfg_off = stage2_config(
+        tmp_path / "off", stage1_checkpoint, frame_encoder=fe, pdcp=PDCPSwitch(enabled=False, align_weight=1.0)
+    )
     train_stage2(cfg_off, episodes)  # PDCP off: no paired term either
     assert "align_loss" not in (tmp_path / "off" / "metrics.jsonl").read_text()
     for condition in ("none", "skill_oracle"):  # the ablations keep it: it is about the frame, not the prompt
@@ -292,8 +340,7 @@ def test_paired_cross_embodiment_term_pairs_twins_and_trains(tmp_path, stage1_ch
 
 @pytest.mark.parametrize("pretrained,trainable", [(True, False), (False, False), (False, True), (True, True)])
 def test_stage1_weights_random_or_trained_as_configured(tmp_path, stage1_checkpoint, episodes, pretrained, trainable):
-    from humanprompt_ros.models.video_model import load_stage1
-    from humanprompt_ros.models.video_model import build_video_model
+    from humanprompt_ros.models.video_model import build_video_model, load_stage1
 
     cfg = stage2_config(tmp_path / "run", stage1_checkpoint, stage1_pretrained=pretrained, stage1_trainable=trainable)
     trained, _ = load_policy_model(train_stage2(cfg, episodes))
@@ -307,10 +354,10 @@ def test_stage1_weights_random_or_trained_as_configured(tmp_path, stage1_checkpo
 
 
 def test_feature_store_matches_the_live_representation_and_is_shared(tmp_path, stage1_checkpoint, episodes):
-    from humanprompt_ros.models.video_model import load_stage1
-    from humanprompt_ros.train.features import FeatureStore
     from humanprompt_ros.models.policy_model import PromptPolicyModel
+    from humanprompt_ros.models.video_model import load_stage1
     from humanprompt_ros.train.batcher import Batcher
+    from humanprompt_ros.train.features import FeatureStore
 
     cfg = stage2_config(tmp_path / "run", stage1_checkpoint)
     cfg.tasks, cfg.skills = sorted({e.task for e in episodes}), sorted({e.skill for e in episodes})
@@ -323,8 +370,10 @@ def test_feature_store_matches_the_live_representation_and_is_shared(tmp_path, s
         p = int(store.prompts[i, k])
         assert episodes[p].task == episodes[i].task and p != i
         with torch.no_grad():
-            live = model.features(model.encode_prompt(episodes[p].frames),
-                                  vm.encode_frames(torch.from_numpy(episodes[i].frames[t:t + 1])))[0]
+            live = model.features(
+                model.encode_prompt(episodes[p].frames),
+                vm.encode_frames(torch.from_numpy(episodes[i].frames[t : t + 1])),
+            )[0]
         torch.testing.assert_close(store.get(i, t, k), live, atol=2e-2, rtol=1e-2)
     files = list((stage1_checkpoint.parent / "features").glob("*.npy"))
     again = FeatureStore.build(model, episodes, batcher.prompt_pool, 2, seed=cfg.train.seed)
@@ -338,12 +387,15 @@ def test_prompt_only_demos_prompt_but_never_train(tmp_path, stage1_checkpoint, e
     """``prompt_data``: extra human demos widen each task's prompt pool; no action of theirs is a target."""
     import dataclasses
 
-    from humanprompt_ros.models.video_model import load_stage1
     from humanprompt_ros.models.policy_model import PromptPolicyModel
+    from humanprompt_ros.models.video_model import load_stage1
     from humanprompt_ros.train.batcher import Batcher
 
-    extra = [dataclasses.replace(e, actions=np.full_like(e.actions, 1e3))  # a target no training demo has
-             for e in make_policy_dataset(range(2, 6), size=32, length=12) if e.embodiment == "human"]
+    extra = [
+        dataclasses.replace(e, actions=np.full_like(e.actions, 1e3))  # a target no training demo has
+        for e in make_policy_dataset(range(2, 6), size=32, length=12)
+        if e.embodiment == "human"
+    ]
     cfg = stage2_config(tmp_path / "run", stage1_checkpoint)
     cfg.tasks, cfg.skills = sorted({e.task for e in episodes}), sorted({e.skill for e in episodes})
     vm, s1cfg, _ = load_stage1(stage1_checkpoint)
@@ -357,8 +409,9 @@ def test_prompt_only_demos_prompt_but_never_train(tmp_path, stage1_checkpoint, e
     i, k = map(int, np.argwhere(batcher.store.prompts >= n)[0])
     p = int(batcher.store.prompts[i, k])
     with torch.no_grad():
-        live = model.features(model.encode_prompt(batcher.episodes[p].frames),
-                              vm.encode_frames(torch.from_numpy(episodes[i].frames[:1])))[0]
+        live = model.features(
+            model.encode_prompt(batcher.episodes[p].frames), vm.encode_frames(torch.from_numpy(episodes[i].frames[:1]))
+        )[0]
     torch.testing.assert_close(batcher.store.get(i, 0, k), live, atol=2e-2, rtol=1e-2)
     for _ in range(10):
         assert batcher.sample(16, torch.device("cpu"))["actions"].abs().max() < 100
@@ -395,21 +448,40 @@ def test_export_changes_how_a_checkpoint_runs_but_never_what_it_learned(policy_c
 
     assert LearnedPolicy(policy_checkpoint).execute == 4  # the default 8, capped at this tiny model's horizon 4
     out = tmp_path / "exec2.safetensors"
-    assert train_main(["export", "--checkpoint", str(policy_checkpoint), "--out", str(out),
-                       "--set", "policy.execute=2", "--dtype", "float32"]) == 0
+    assert (
+        train_main(
+            [
+                "export",
+                "--checkpoint",
+                str(policy_checkpoint),
+                "--out",
+                str(out),
+                "--set",
+                "policy.execute=2",
+                "--dtype",
+                "float32",
+            ]
+        )
+        == 0
+    )
     policy = LearnedPolicy(out)
     assert policy.execute == 2 and policy.meta["inference_overrides"] == {"policy.execute": 2}
     assert LearnedPolicy(out, execute=3).execute == 3  # an explicit argument still wins
-    for bad, why in (("policy.width=8", "can only change policy.execute"), ("policy.execute=0", "must be >= 1"),
-                     ("policy.execute=two", "expected KEY=INTEGER"), ("policy.guidance=x", "expected KEY=NUMBER"),
-                     ("policy.guidance=3", "needs a head trained with global_dropout")):
+    for bad, why in (
+        ("policy.width=8", "can only change policy.execute"),
+        ("policy.execute=0", "must be >= 1"),
+        ("policy.execute=two", "expected KEY=INTEGER"),
+        ("policy.guidance=x", "expected KEY=NUMBER"),
+        ("policy.guidance=3", "needs a head trained with global_dropout"),
+    ):
         target = tmp_path / "bad.safetensors"
         assert train_main(["export", "--checkpoint", str(policy_checkpoint), "--out", str(target), "--set", bad]) == 2
         assert why in capsys.readouterr().err and not target.exists()
 
 
-def test_export_stage1_writes_the_policys_own_stage1_for_new_stage2_runs(policy_checkpoint, stage1_checkpoint,
-                                                                          tmp_path, capsys):
+def test_export_stage1_writes_the_policys_own_stage1_for_new_stage2_runs(
+    policy_checkpoint, stage1_checkpoint, tmp_path, capsys
+):
     from humanprompt_ros.cli.train import main as train_main
     from humanprompt_ros.models.video_model import load_stage1
 
@@ -424,14 +496,35 @@ def test_export_stage1_writes_the_policys_own_stage1_for_new_stage2_runs(policy_
         torch.testing.assert_close(extracted_sd[name], tensor, rtol=0, atol=0)
         torch.testing.assert_close(policy_vm[name], tensor, rtol=0, atol=0)
     capsys.readouterr()
-    assert train_main(["export", "--stage1", "--checkpoint", str(policy_checkpoint), "--out", str(out),
-                       "--set", "policy.execute=2"]) == 2
+    assert (
+        train_main(
+            [
+                "export",
+                "--stage1",
+                "--checkpoint",
+                str(policy_checkpoint),
+                "--out",
+                str(out),
+                "--set",
+                "policy.execute=2",
+            ]
+        )
+        == 2
+    )
     assert "drop --set" in capsys.readouterr().err
-    assert train_main(["export", "--stage1", "--checkpoint", str(policy_checkpoint), "--out", str(out),
-                       "--dtype", "float16"]) == 2  # would be ignored: refused, not silently dropped
+    assert (
+        train_main(
+            ["export", "--stage1", "--checkpoint", str(policy_checkpoint), "--out", str(out), "--dtype", "float16"]
+        )
+        == 2
+    )  # would be ignored: refused, not silently dropped
     assert "drop --set/--dtype" in capsys.readouterr().err
-    assert train_main(["export", "--stage1", "--checkpoint", str(stage1_checkpoint), "--out",
-                       str(tmp_path / "x.safetensors")]) == 2  # a stage-1 checkpoint is not a policy
+    assert (
+        train_main(
+            ["export", "--stage1", "--checkpoint", str(stage1_checkpoint), "--out", str(tmp_path / "x.safetensors")]
+        )
+        == 2
+    )  # a stage-1 checkpoint is not a policy
     assert "is a 'stage1' checkpoint, expected 'policy'" in capsys.readouterr().err
 
 
@@ -492,15 +585,20 @@ def test_offline_action_error_compares_same_and_other_task_prompts(policy_checkp
     assert set(result["skills"]) == robot_skills
     for r in [*result["skills"].values(), result["all"]]:
         assert r["samples"] > 0 and 0.0 <= r["same_better"] <= 1.0
-        assert all(np.isfinite(r[k]) and r[k] >= 0 for k in ("wrist_same", "wrist_other", "tips_same", "tips_other",
-                                                               "wrist_hold", "tips_hold"))
+        assert all(
+            np.isfinite(r[k]) and r[k] >= 0
+            for k in ("wrist_same", "wrist_other", "tips_same", "tips_other", "wrist_hold", "tips_hold")
+        )
     # the hold-still baseline: the chunk's distance from the pose at its start, computed here directly
     from humanprompt_ros.train.stage2_data import chunk
 
     h = model.cfg.policy.horizon
-    hold = [100 * np.linalg.norm(chunk(e.actions, int(t), h)[:, :3] - e.proprio[t][:3], axis=-1).mean()
-            for e in episodes if e.embodiment == "robot"
-            for t in np.linspace(0, len(e.actions) - 1, 2).round().astype(int)]
+    hold = [
+        100 * np.linalg.norm(chunk(e.actions, int(t), h)[:, :3] - e.proprio[t][:3], axis=-1).mean()
+        for e in episodes
+        if e.embodiment == "robot"
+        for t in np.linspace(0, len(e.actions) - 1, 2).round().astype(int)
+    ]
     assert result["all"]["wrist_hold"] == pytest.approx(np.mean(hold), abs=1e-3)
     with pytest.raises(ValueError, match="needs held-out robot episodes"):
         evaluate_actions(model, [e for e in episodes if e.embodiment == "human"], show=False)
@@ -510,8 +608,8 @@ def test_offline_action_error_compares_same_and_other_task_prompts(policy_checkp
 def test_prompt_embodiment_chooses_who_prompts_a_training_sample(tmp_path, stage1_checkpoint, episodes, mode):
     """human: a human demo of the task prompts every sample; same: the sample's own embodiment (robot frames
     only ever see robot prompts); any: either. Never the sample itself, always its task."""
-    from humanprompt_ros.models.video_model import load_stage1
     from humanprompt_ros.models.policy_model import PromptPolicyModel
+    from humanprompt_ros.models.video_model import load_stage1
     from humanprompt_ros.train.batcher import Batcher
 
     cfg = stage2_config(tmp_path / "run", stage1_checkpoint)

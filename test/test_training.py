@@ -4,9 +4,9 @@ import types
 
 import pytest
 
+from humanprompt_ros.config.train import TrainConfig
 from humanprompt_ros.train import common as training
 from humanprompt_ros.train.common import StepBudget, cosine_lr
-from humanprompt_ros.config.train import TrainConfig
 
 
 @pytest.fixture

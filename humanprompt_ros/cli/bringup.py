@@ -24,6 +24,7 @@ The same ``name:=value`` arguments and the same nodes, parameter files and param
   The exit code is 0 after such a shutdown; 1 when every node has stopped by itself and none
   can be restarted.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -82,11 +83,15 @@ def preflight(specs: list[NodeSpec], share: Path) -> list[str]:
             except ModuleNotFoundError:
                 found = False
             if not found:
-                problems.append(f"node {s.name!r}: module {s.module} not found (not implemented in this checkout, or "
-                                f"humanprompt_ros is not installed in {sys.prefix}); leave it out with nodes:=...")
+                problems.append(
+                    f"node {s.name!r}: module {s.module} not found (not implemented in this checkout, or "
+                    f"humanprompt_ros is not installed in {sys.prefix}); leave it out with nodes:=..."
+                )
         elif shutil.which(s.executable) is None:
-            problems.append(f"node {s.name!r}: {s.executable} is not installed (ROS 2 from wheels has no "
-                            f"{s.executable}; use {s.name}:=false or a ROS 2 install)")
+            problems.append(
+                f"node {s.name!r}: {s.executable} is not installed (ROS 2 from wheels has no "
+                f"{s.executable}; use {s.name}:=false or a ROS 2 install)"
+            )
         for p in s.params_paths(share):
             if not p.is_file():
                 problems.append(f"node {s.name!r}: parameter file {p} not found")
@@ -119,8 +124,15 @@ class Supervisor:
 
     def start(self, child: Child) -> None:
         child.proc = subprocess.Popen(
-            child.cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1, start_new_session=True)
+            child.cmd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
         child.starts += 1
         child.respawn_at = None
         if child.starts == 1:

@@ -72,25 +72,43 @@ def record_prompt(task: str, seed: int, root: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="humanprompt-demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="humanprompt-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--task", default=DEFAULT_TASK, help="benchmark task (config/tasks/*.yaml)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the scene's seed (default: held out)")
-    parser.add_argument("--prompt-seed", type=int, default=None,
-                        help="seed of the scene the human prompt is recorded in (default: --seed + 7,000,000 with "
-                             "the learned policy, as humanprompt-sim eval; --seed with replay)")
-    parser.add_argument("--policy", default="checkpoint", choices=POLICIES,
-                        help="checkpoint (the learned policy, default) | replay (retarget the prompt's actions)")
-    parser.add_argument("--checkpoint", default="",
-                        help="with --policy checkpoint: the checkpoint file (default: models/policy.safetensors)")
+    parser.add_argument(
+        "--prompt-seed",
+        type=int,
+        default=None,
+        help="seed of the scene the human prompt is recorded in (default: --seed + 7,000,000 with "
+        "the learned policy, as humanprompt-sim eval; --seed with replay)",
+    )
+    parser.add_argument(
+        "--policy",
+        default="checkpoint",
+        choices=POLICIES,
+        help="checkpoint (the learned policy, default) | replay (retarget the prompt's actions)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default="",
+        help="with --policy checkpoint: the checkpoint file (default: models/policy.safetensors)",
+    )
     parser.add_argument("--prompt-dir", type=Path, default=Path("runs/demo/prompts"))
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "42")))
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds for the whole run")
-    parser.add_argument("--lockstep", action="store_true",
-                        help="physics waits for each command (bringup lockstep:=true): the outcome is the sim eval's, "
-                             "seed for seed (default: real time, as on a robot)")
-    parser.add_argument("--require-success", action="store_true",
-                        help="exit 1 when the hand did not complete the task (default: 0 once the outcome is printed)")
+    parser.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="physics waits for each command (bringup lockstep:=true): the outcome is the sim eval's, "
+        "seed for seed (default: real time, as on a robot)",
+    )
+    parser.add_argument(
+        "--require-success",
+        action="store_true",
+        help="exit 1 when the hand did not complete the task (default: 0 once the outcome is printed)",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("MUJOCO_GL", "osmesa")
@@ -109,17 +127,23 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         problem = checkpoint_problem(specs)
         if problem:
-            print(f"[demo] error: {problem} (here: humanprompt-demo --checkpoint PATH, or --policy replay)",
-                  file=sys.stderr)
+            print(
+                f"[demo] error: {problem} (here: humanprompt-demo --checkpoint PATH, or --policy replay)",
+                file=sys.stderr,
+            )
             return 2
         checkpoint = next(s.parameters["checkpoint"] for s in specs if s.name == "policy")
         graph_args.append(f"checkpoint:={checkpoint}")
     elif prompt_seed != args.seed:
-        print(f"[demo] note: replay executes the prompt's own actions open loop; a prompt from another scene "
-              f"(seed {prompt_seed} ≠ {args.seed}) will usually miss")
+        print(
+            f"[demo] note: replay executes the prompt's own actions open loop; a prompt from another scene "
+            f"(seed {prompt_seed} ≠ {args.seed}) will usually miss"
+        )
     prompt_root = args.prompt_dir.resolve()
-    print(f"[demo] 1/4 recording a human demonstration of {args.task} in the simulator (prompt seed {prompt_seed}; "
-          f"the hand acts in seed {args.seed})")
+    print(
+        f"[demo] 1/4 recording a human demonstration of {args.task} in the simulator (prompt seed {prompt_seed}; "
+        f"the hand acts in seed {args.seed})"
+    )
     try:
         prompt = record_prompt(args.task, prompt_seed, prompt_root)
     except (ValueError, FileNotFoundError) as exc:
@@ -127,14 +151,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"[demo]      prompt: {prompt}")
 
-    env = {**os.environ, "ROS_DOMAIN_ID": str(args.domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-           "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp", "HUMANPROMPT_PROMPT_DIR": str(prompt_root)}
+    env = {
+        **os.environ,
+        "ROS_DOMAIN_ID": str(args.domain_id),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
+        "HUMANPROMPT_PROMPT_DIR": str(prompt_root),
+    }
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION")})
     print(f"[demo] 2/4 humanprompt-bringup {' '.join(graph_args)}")
     log_path = prompt_root.parent / "bringup.log"
     log = open(log_path, "w")
-    bringup = subprocess.Popen([sys.executable, "-m", "humanprompt_ros.cli.bringup", *graph_args], env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    bringup = subprocess.Popen(
+        [sys.executable, "-m", "humanprompt_ros.cli.bringup", *graph_args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     client = None
     try:
         from humanprompt_ros.ros.graph_client import GraphClient
@@ -144,8 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         client.wait_ready(timeout=max(10.0, deadline - time.monotonic()))
         client.reset_sim(args.task, args.seed)
         print(f"[demo] 3/4 humanprompt-prompt set {prompt}   (from another process)")
-        setter = subprocess.run([sys.executable, "-m", "humanprompt_ros.cli.prompt", "set", str(prompt)], env=env,
-                                capture_output=True, text=True, timeout=max(10.0, deadline - time.monotonic()))
+        setter = subprocess.run(
+            [sys.executable, "-m", "humanprompt_ros.cli.prompt", "set", str(prompt)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=max(10.0, deadline - time.monotonic()),
+        )
         print("       " + (setter.stdout.strip() or setter.stderr.strip()).replace("\n", "\n       "))
         if setter.returncode != 0:
             return 2
@@ -156,13 +195,26 @@ def main(argv: list[str] | None = None) -> int:
 
         status = client.peer.wait_until(finished, max(10.0, deadline - time.monotonic()), "the end of the episode")
         ok = bool(status.get("success"))
-        print(f"[demo] 4/4 outcome: {'SUCCESS' if ok else 'FAILURE'} — the simulated Allegro hand "
-              f"{'completed' if ok else 'did not complete'} {args.task} (seed {args.seed}) from the human prompt "
-              f"(seed {prompt_seed}) in {status.get('step')} control steps, policy {args.policy}"
-              + (f" ({checkpoint})" if checkpoint else ""))
-        print(json.dumps({"task": args.task, "seed": args.seed, "prompt_seed": prompt_seed, "policy": args.policy,
-                          "checkpoint": checkpoint, "success": ok, "steps": status.get("step"),
-                          "lockstep": args.lockstep}))
+        print(
+            f"[demo] 4/4 outcome: {'SUCCESS' if ok else 'FAILURE'} — the simulated Allegro hand "
+            f"{'completed' if ok else 'did not complete'} {args.task} (seed {args.seed}) from the human prompt "
+            f"(seed {prompt_seed}) in {status.get('step')} control steps, policy {args.policy}"
+            + (f" ({checkpoint})" if checkpoint else "")
+        )
+        print(
+            json.dumps(
+                {
+                    "task": args.task,
+                    "seed": args.seed,
+                    "prompt_seed": prompt_seed,
+                    "policy": args.policy,
+                    "checkpoint": checkpoint,
+                    "success": ok,
+                    "steps": status.get("step"),
+                    "lockstep": args.lockstep,
+                }
+            )
+        )
         return 0 if ok or not args.require_success else 1
     except (TimeoutError, RuntimeError) as exc:
         print(f"[demo] error: {exc} (bringup log: {log_path})", file=sys.stderr)

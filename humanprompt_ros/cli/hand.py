@@ -27,8 +27,13 @@ def round_trip(hand, samples: int, seed: int, method: str | None = None) -> dict
         errors.extend(err.tolist())
     e = np.asarray(errors) * 1e3
     t = np.asarray(times) * 1e3
-    return {"median_mm": float(np.median(e)), "p95_mm": float(np.percentile(e, 95)), "max_mm": float(e.max()),
-            "ms_median": float(np.median(t)), "ms_mean": float(t.mean())}
+    return {
+        "median_mm": float(np.median(e)),
+        "p95_mm": float(np.percentile(e, 95)),
+        "max_mm": float(e.max()),
+        "ms_median": float(np.median(t)),
+        "ms_mean": float(t.mean()),
+    }
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -41,19 +46,25 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
     lo, hi = hand.joint_limits
     print(f"hand {hand.name}: {hand.urdf_path}")
-    print(f"  base_link {hand.config.base_link}, {hand.num_joints} actuated joints"
-          + (f", {len(hand.urdf.mimics)} mimic" if hand.urdf.mimics else ""))
+    print(
+        f"  base_link {hand.config.base_link}, {hand.num_joints} actuated joints"
+        + (f", {len(hand.urdf.mimics)} mimic" if hand.urdf.mimics else "")
+    )
     for name, a, b in zip(hand.joint_names, lo, hi):
         print(f"    {name:<24} [{a:+.3f}, {b:+.3f}]")
     for finger in FINGERS:
         link = hand.config.fingertip_links.get(finger)
         print(f"  {finger:<7} {link if link else '(masked: the hand has no such finger)'}")
     stats = round_trip(hand, args.samples, args.seed)
-    print(f"  round trip fk → retarget ({hand.config.retargeting.type}) → fk over {args.samples} random "
-          f"configurations: fingertip error median {stats['median_mm']:.4f} mm, p95 {stats['p95_mm']:.4f} mm, "
-          f"max {stats['max_mm']:.4f} mm; {stats['ms_median']:.2f} ms per call (median)")
+    print(
+        f"  round trip fk → retarget ({hand.config.retargeting.type}) → fk over {args.samples} random "
+        f"configurations: fingertip error median {stats['median_mm']:.4f} mm, p95 {stats['p95_mm']:.4f} mm, "
+        f"max {stats['max_mm']:.4f} mm; {stats['ms_median']:.2f} ms per call (median)"
+    )
     ok = stats["median_mm"] < 1.0 and stats["p95_mm"] < 5.0
-    print("  OK" if ok else "  WARNING: round trip error above 1 mm median / 5 mm p95: check fingertip_links and limits")
+    print(
+        "  OK" if ok else "  WARNING: round trip error above 1 mm median / 5 mm p95: check fingertip_links and limits"
+    )
     return 0 if ok else 1
 
 

@@ -16,6 +16,7 @@ Exit codes: 0 success; 1 the encoder refused (e.g. a bad prompt: the previous on
 3 no answer: the service is not there (the encoder is not running, or runs on another
 ROS_DOMAIN_ID) or the call timed out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,19 @@ EXIT_OK, EXIT_REFUSED, EXIT_NO_ANSWER = 0, 1, 3
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="humanprompt-prompt", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="humanprompt-prompt",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--node", default="/prompt_encoder", help="the prompt encoder node (default: /prompt_encoder)")
     ap.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the service to appear (default 5)")
-    ap.add_argument("--timeout", type=float, default=120.0,
-                    help="seconds to wait for the answer (encoding or recording may take a while; default 120)")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for the answer (encoding or recording may take a while; default 120)",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     s = sub.add_parser("set", help="set the prompt: a demonstration episode (directory or file) or a video")
     s.add_argument("path", help="prompt path; relative paths are made absolute here")
@@ -63,7 +71,8 @@ class Client:
         if not client.wait_for_service(timeout_sec=wait):
             raise TimeoutError(
                 f"no {name} service after {wait:g} s: is the prompt encoder running (humanprompt-bringup ...)? "
-                f"This shell has {_domain_hint()}.")
+                f"This shell has {_domain_hint()}."
+            )
         future = client.call_async(request)
         rclpy.spin_until_future_complete(self.node, future, timeout_sec=timeout)
         if not future.done():
@@ -85,8 +94,9 @@ def set_prompt(client: Client, path: str, wait: float, timeout: float) -> int:
 
     value = str(Path(path).expanduser().absolute())
     req = SetParameters.Request()
-    req.parameters = [Parameter(name="prompt_video", value=ParameterValue(
-        type=ParameterType.PARAMETER_STRING, string_value=value))]
+    req.parameters = [
+        Parameter(name="prompt_video", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
+    ]
     resp = client.call(SetParameters, f"{client.target}/set_parameters", req, wait, timeout)
     result = resp.results[0] if resp.results else None
     if result is not None and result.successful:
@@ -120,8 +130,11 @@ def show(client: Client, wait: float) -> int:
     while not got and time.monotonic() < deadline:
         rclpy.spin_once(client.node, timeout_sec=0.1)
     if not got:
-        print(f"no prompt received on {topics.PROMPT.name} within {wait:g} s (none set, or the prompt encoder is not "
-              f"running; {_domain_hint()})", file=sys.stderr)
+        print(
+            f"no prompt received on {topics.PROMPT.name} within {wait:g} s (none set, or the prompt encoder is not "
+            f"running; {_domain_hint()})",
+            file=sys.stderr,
+        )
         return EXIT_NO_ANSWER
     print(got[-1].data)
     return EXIT_OK

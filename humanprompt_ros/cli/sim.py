@@ -67,7 +67,7 @@ def _pool(workers: int):
 
 
 def _chunks(seeds: list[int], size: int) -> list[list[int]]:
-    return [seeds[i:i + size] for i in range(0, len(seeds), size)]
+    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
 
 
 def cmd_generate(args) -> int:
@@ -86,14 +86,16 @@ def cmd_generate(args) -> int:
     if args.seed is not None:
         seeds = list(range(args.seed, args.seed + n))
     elif n > len(seeds):
-        raise ValueError(f"--episodes {n}: the {args.split} split has {len(seeds)} seeds "
-                         f"({seeds[0]}..{seeds[-1]}); pass --seed to generate past them")
+        raise ValueError(
+            f"--episodes {n}: the {args.split} split has {len(seeds)} seeds "
+            f"({seeds[0]}..{seeds[-1]}); pass --seed to generate past them"
+        )
     else:
         seeds = seeds[:n]
     jobs = []
     for f in task_files(args.tasks):
         task = load_task(f)
-        for emb in (["robot", "human"] if args.embodiment == "both" else [args.embodiment]):
+        for emb in ["robot", "human"] if args.embodiment == "both" else [args.embodiment]:
             if emb == "robot" and task.skill not in bench.robot_skills and not args.all_robot:
                 continue  # human-only skill (the unseen-skill setting)
             for chunk in _chunks(seeds, args.chunk):
@@ -123,16 +125,24 @@ def cmd_generate(args) -> int:
             pool.join()
     wall = time.perf_counter() - t0
     summary = success_table(results)
-    summary.update({"episodes": len(results), "seconds": round(wall, 1),
-                    "seconds_per_episode": round(wall / max(1, len(results)), 3), "workers": args.workers,
-                    "twin_scenes": _twin_scenes(args)})
+    summary.update(
+        {
+            "episodes": len(results),
+            "seconds": round(wall, 1),
+            "seconds_per_episode": round(wall / max(1, len(results)), 3),
+            "workers": args.workers,
+            "twin_scenes": _twin_scenes(args),
+        }
+    )
     (out / "generate_summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
     return 0
 
 
-TWIN_SCENES_HELP = ("own: each task draws its own layout; shared: a task and its twin draw one layout per seed, "
-                    "so only the prompt says which is asked (default: config/sim.yaml twin_scenes)")
+TWIN_SCENES_HELP = (
+    "own: each task draws its own layout; shared: a task and its twin draw one layout per seed, "
+    "so only the prompt says which is asked (default: config/sim.yaml twin_scenes)"
+)
 SIMPLE_POLICIES = ("scripted", "replay", "noop", "random")
 
 
@@ -173,11 +183,28 @@ def cmd_eval(args) -> int:
         if len(matches) != 1:
             raise ValueError(f"--prompt-task {args.prompt_task!r} names {len(matches)} tasks; name exactly one")
         prompt_task = str(matches[0])
-    jobs = [(policies, str(f), args.embodiment, chunk, args.prompt_seed, kwargs, args.save_dir, prompt_task,
-             args.twin_scenes) for f in files for chunk in _chunks(seeds, size)]
+    jobs = [
+        (
+            policies,
+            str(f),
+            args.embodiment,
+            chunk,
+            args.prompt_seed,
+            kwargs,
+            args.save_dir,
+            prompt_task,
+            args.twin_scenes,
+        )
+        for f in files
+        for chunk in _chunks(seeds, size)
+    ]
     results: dict[str, list[dict]] = {name: [] for name in rows}
-    bar = _tqdm(total=len(rows) * len(files) * len(seeds), desc=f"eval {', '.join(rows)}", unit="ep",
-                disable=args.quiet or not sys.stderr.isatty())
+    bar = _tqdm(
+        total=len(rows) * len(files) * len(seeds),
+        desc=f"eval {', '.join(rows)}",
+        unit="ep",
+        disable=args.quiet or not sys.stderr.isatty(),
+    )
     pool = _pool(args.workers)
     try:
         it = pool.imap_unordered(eval_job, jobs) if pool else map(eval_job, jobs)
@@ -192,23 +219,42 @@ def cmd_eval(args) -> int:
             pool.join()
     table = {name: summarize(results[name], bench) for name in rows}
     twin_scenes = _twin_scenes(args)
-    settings = {"split": args.split, "embodiment": args.embodiment, "seeds": [seeds[0], seeds[-1]],
-                "prompt_seed": args.prompt_seed, "twin_scenes": twin_scenes, "policy_args": kwargs,
-                **({"prompt_task": args.prompt_task} if args.prompt_task else {})}
-    header = (f"embodiment {args.embodiment}  split {args.split}  seeds {args.seed}..{args.seed + args.episodes - 1}"
-              f"  twin scenes {twin_scenes}"
-              f"  prompts: human demos{' of ' + args.prompt_task if args.prompt_task else ''} at "
-              f"{'the same seed' if args.prompt_seed == 'same' else 'other held-out seeds'}"
-              + (f"  policy args {json.dumps(kwargs)}" if kwargs else ""))
+    settings = {
+        "split": args.split,
+        "embodiment": args.embodiment,
+        "seeds": [seeds[0], seeds[-1]],
+        "prompt_seed": args.prompt_seed,
+        "twin_scenes": twin_scenes,
+        "policy_args": kwargs,
+        **({"prompt_task": args.prompt_task} if args.prompt_task else {}),
+    }
+    header = (
+        f"embodiment {args.embodiment}  split {args.split}  seeds {args.seed}..{args.seed + args.episodes - 1}"
+        f"  twin scenes {twin_scenes}"
+        f"  prompts: human demos{' of ' + args.prompt_task if args.prompt_task else ''} at "
+        f"{'the same seed' if args.prompt_seed == 'same' else 'other held-out seeds'}"
+        + (f"  policy args {json.dumps(kwargs)}" if kwargs else "")
+    )
     if len(rows) == 1:
         result = next(iter(table.values()))
     else:
         result = {"policies": table, **settings}
     if args.out:  # the file also lists every episode's outcome and the settings (humanprompt-sim table merges files)
-        episodes = {name: sorted(({"task": r["task"], "seed": r["seed"], "success": r["success"],
-                                   **({"twin_success": r["twin_success"]} if "twin_success" in r else {})}
-                                  for r in rs),
-                                 key=lambda e: (e["task"], e["seed"])) for name, rs in results.items()}
+        episodes = {
+            name: sorted(
+                (
+                    {
+                        "task": r["task"],
+                        "seed": r["seed"],
+                        "success": r["success"],
+                        **({"twin_success": r["twin_success"]} if "twin_success" in r else {}),
+                    }
+                    for r in rs
+                ),
+                key=lambda e: (e["task"], e["seed"]),
+            )
+            for name, rs in results.items()
+        }
         full = dict(settings, **result, episodes=episodes if len(rows) > 1 else next(iter(episodes.values())))
         Path(args.out).write_text(json.dumps(full, indent=1) + "\n")
     if args.json:
@@ -216,9 +262,11 @@ def cmd_eval(args) -> int:
     else:
         print(header)
         print(markdown_table(table))
-        twin_lines = [f"  {name}: " + ", ".join(f"{k} {v['twin_only']:.2f}" for k, v in r["skills"].items()
-                                                 if "twin_only" in v)
-                      for name, r in table.items() if any("twin_only" in v for v in r["skills"].values())]
+        twin_lines = [
+            f"  {name}: " + ", ".join(f"{k} {v['twin_only']:.2f}" for k, v in r["skills"].items() if "twin_only" in v)
+            for name, r in table.items()
+            if any("twin_only" in v for v in r["skills"].values())
+        ]
         if twin_lines:
             print("did the twin's task instead of the prompted one (shared scenes):")
             print("\n".join(twin_lines))
@@ -231,19 +279,30 @@ def cmd_eval(args) -> int:
 
 def cmd_table(args) -> int:
     bench, skill_of, rows = read_eval_rows(args.files, args.benchmark)
-    results = {row: [{"skill": skill_of[task], "success": ok} for (task, _), ok in sorted(got.items())]
-               for row, got in rows.items()}
+    results = {
+        row: [{"skill": skill_of[task], "success": ok} for (task, _), ok in sorted(got.items())]
+        for row, got in rows.items()
+    }
     if args.json:
-        print(json.dumps({"policies": {row: summarize(r, bench) for row, r in results.items()},
-                          "episodes": {row: len(r) for row, r in results.items()}}))
+        print(
+            json.dumps(
+                {
+                    "policies": {row: summarize(r, bench) for row, r in results.items()},
+                    "episodes": {row: len(r) for row, r in results.items()},
+                }
+            )
+        )
         return 0
     lines = count_table(bench, results)
     print("successes / episodes per skill; totals with a 95% Wilson interval")
     print("\n".join(lines))
     covered = {row: set(got) for row, got in rows.items()}
     if len({frozenset(c) for c in covered.values()}) > 1:
-        print("note: the rows do not cover the same episodes (" + ", ".join(f"{r}: {len(c)}" for r, c in covered.items())
-              + "); only rows over the same episodes compare exactly")
+        print(
+            "note: the rows do not cover the same episodes ("
+            + ", ".join(f"{r}: {len(c)}" for r, c in covered.items())
+            + "); only rows over the same episodes compare exactly"
+        )
     return 0
 
 
@@ -256,8 +315,10 @@ def cmd_compare(args) -> int:
     if args.json:
         print(json.dumps({"a": args.a, "b": args.b, "groups": result}))
         return 0
-    print(f"{args.a} vs {args.b} on the {len(shared)} episodes both ran: successes, the episodes only one of them "
-          "did, and the two-sided exact McNemar p of those")
+    print(
+        f"{args.a} vs {args.b} on the {len(shared)} episodes both ran: successes, the episodes only one of them "
+        "did, and the two-sided exact McNemar p of those"
+    )
     print(f"| skill | episodes | {args.a} | {args.b} | only {args.a} | only {args.b} | p |")
     print("|---" * 7 + "|")
     for label, r in result.items():
@@ -313,8 +374,9 @@ def cmd_render(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="humanprompt-sim", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="humanprompt-sim", description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     workers = max(1, os.cpu_count() or 1)
 
@@ -327,12 +389,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tasks", default=None, help="task YAML, directory, path glob or name glob (default: all)")
     g.add_argument("--embodiment", choices=["robot", "human", "both"], default="both")
     g.add_argument("--split", choices=["train", "heldout"], default="train", help="seed range of config/benchmark.yaml")
-    g.add_argument("--episodes", type=int, default=None, help="episodes per task and embodiment (default: the split's count; more needs --seed)")
+    g.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="episodes per task and embodiment (default: the split's count; more needs --seed)",
+    )
     g.add_argument("--seed", type=int, default=None, help="first seed (overrides the split's start)")
     g.add_argument("--all-robot", action="store_true", help="also robot episodes of the human-only skills")
     g.add_argument("--workers", type=int, default=workers)
     g.add_argument("--chunk", type=int, default=10, help="episodes per worker job")
-    g.add_argument("--crf", type=int, default=None, help="H.264 quality (lower is better, 0 lossless; default sim.yaml video_crf)")
+    g.add_argument(
+        "--crf", type=int, default=None, help="H.264 quality (lower is better, 0 lossless; default sim.yaml video_crf)"
+    )
     g.add_argument("--overwrite", action="store_true", help="regenerate episodes that exist")
     g.add_argument("--benchmark", default=None, help="splits file (default config/benchmark.yaml)")
     g.add_argument("--twin-scenes", choices=TWIN_SCENES, default=None, help=TWIN_SCENES_HELP)
@@ -347,38 +416,60 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_render)
 
     e = sub.add_parser("eval", help="closed-loop success rate of a policy")
-    e.add_argument("--policy", required=True, action="append",
-                   help="scripted | replay | noop | random | a checkpoint path; NAME=SPEC names the row; "
-                        "repeat to evaluate several policies on the same episodes (one table)")
-    e.add_argument("--split", choices=SPLITS, default="all",
-                   help="seen: the robot skills under new scenes; unseen: the human-only skills; all (default)")
+    e.add_argument(
+        "--policy",
+        required=True,
+        action="append",
+        help="scripted | replay | noop | random | a checkpoint path; NAME=SPEC names the row; "
+        "repeat to evaluate several policies on the same episodes (one table)",
+    )
+    e.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="all",
+        help="seen: the robot skills under new scenes; unseen: the human-only skills; all (default)",
+    )
     e.add_argument("--benchmark", default=None, help="splits file (default config/benchmark.yaml)")
     e.add_argument("--embodiment", choices=["robot", "human"], default="robot")
     e.add_argument("--episodes", type=int, default=10, help="episodes per task")
     e.add_argument("--seed", type=int, default=1_000_000, help="first seed (default: the held-out range)")
     e.add_argument("--tasks", default=None, help="task YAML, directory, path glob or name glob (default: all)")
-    e.add_argument("--prompt-seed", choices=["same", "other"], default="other",
-                   help="prompt = a human demo of the episode's task at another held-out seed (default; never "
-                        "a training scene) or at the same seed (the same scene)")
-    e.add_argument("--prompt-task", default=None,
-                   help="prompt every episode with a human demo of this task instead of its own (a mismatched "
-                        "prompt: does the policy follow the prompt or the scene?); success is judged on the "
-                        "episode's own task")
+    e.add_argument(
+        "--prompt-seed",
+        choices=["same", "other"],
+        default="other",
+        help="prompt = a human demo of the episode's task at another held-out seed (default; never "
+        "a training scene) or at the same seed (the same scene)",
+    )
+    e.add_argument(
+        "--prompt-task",
+        default=None,
+        help="prompt every episode with a human demo of this task instead of its own (a mismatched "
+        "prompt: does the policy follow the prompt or the scene?); success is judged on the "
+        "episode's own task",
+    )
     e.add_argument("--twin-scenes", choices=TWIN_SCENES, default=None, help=TWIN_SCENES_HELP)
     e.add_argument("--policy-args", default=None, help="JSON object of extra policy arguments")
     e.add_argument("--workers", type=int, default=workers)
     e.add_argument("--chunk", type=int, default=10, help="max episodes per worker job")
-    e.add_argument("--save-dir", default=None,
-                   help="also write the evaluated episodes (every frame rendered) to DIR/<policy>/<task>/<embodiment>/<seed>")
+    e.add_argument(
+        "--save-dir",
+        default=None,
+        help="also write the evaluated episodes (every frame rendered) to DIR/<policy>/<task>/<embodiment>/<seed>",
+    )
     e.add_argument("--json", action="store_true", help="print the result JSON as the last line")
     e.add_argument("--out", default=None, help="also write the result JSON to this file, with every episode's outcome")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
 
     tb = sub.add_parser("table", help="one table from several eval result files (more seeds, more policies)")
-    tb.add_argument("files", nargs="+", metavar="FILE",
-                    help="humanprompt-sim eval --out files; NAME=FILE names a single-policy file's row (default: "
-                         "its stem); each episode (policy, task, seed) may appear once")
+    tb.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="humanprompt-sim eval --out files; NAME=FILE names a single-policy file's row (default: "
+        "its stem); each episode (policy, task, seed) may appear once",
+    )
     tb.add_argument("--benchmark", default=None, help="splits file (default config/benchmark.yaml)")
     tb.add_argument("--json", action="store_true", help="print the eval JSON contract per policy instead")
     tb.set_defaults(func=cmd_table)

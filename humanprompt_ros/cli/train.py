@@ -28,8 +28,10 @@ def cmd_stage1(args: argparse.Namespace) -> int:
 
     cfg = load_stage1_config(args.config, args.set)
     episodes = load_clip_episodes(cfg.data, cfg.model.image_size)
-    print(f"[stage1] {len(episodes)} episodes from {cfg.data}: "
-          f"{sum(e.embodiment == 'human' for e in episodes)} human, {sum(e.embodiment == 'robot' for e in episodes)} robot")
+    print(
+        f"[stage1] {len(episodes)} episodes from {cfg.data}: "
+        f"{sum(e.embodiment == 'human' for e in episodes)} human, {sum(e.embodiment == 'robot' for e in episodes)} robot"
+    )
     train_stage1(cfg, episodes, resume=not args.fresh)
     return 0
 
@@ -43,12 +45,16 @@ def cmd_stage2(args: argparse.Namespace) -> int:
     cfg = load_stage2_config(args.config, args.set)
     _, s1cfg, _ = load_stage1(cfg.stage1)
     episodes = load_policy_episodes(cfg.data, s1cfg.model.image_size)
-    print(f"[stage2] {len(episodes)} episodes from {cfg.data}; condition={cfg.condition}, "
-          f"pdcp={'on' if cfg.pdcp.enabled else 'off'}, stage-1 {'pretrained' if cfg.stage1_pretrained else 'random'}")
+    print(
+        f"[stage2] {len(episodes)} episodes from {cfg.data}; condition={cfg.condition}, "
+        f"pdcp={'on' if cfg.pdcp.enabled else 'off'}, stage-1 {'pretrained' if cfg.stage1_pretrained else 'random'}"
+    )
     prompts = load_policy_episodes(cfg.prompt_data, s1cfg.model.image_size) if cfg.prompt_data else []
     if prompts:
-        print(f"[stage2] + {sum(e.embodiment == 'human' for e in prompts)} human demos from {cfg.prompt_data}, "
-              "as prompts only")
+        print(
+            f"[stage2] + {sum(e.embodiment == 'human' for e in prompts)} human demos from {cfg.prompt_data}, "
+            "as prompts only"
+        )
     train_stage2(cfg, episodes, resume=not args.fresh, prompt_episodes=prompts)
     return 0
 
@@ -63,21 +69,35 @@ def cmd_eval_stage1(args: argparse.Namespace) -> int:
     heldout = load_clip_episodes(args.heldout, cfg.model.image_size)
     from humanprompt_ros.sim.tasks import twin_tasks
 
-    result = evaluate_stage1(model, cfg, train, heldout, max_targets=args.max_targets, seed=args.seed,
-                             methods=args.methods.split(","), twins=twin_tasks(),
-                             guidance=[float(g) for g in args.guidance.split(",")])
-    print("prediction on held-out robot episodes (robot first frame + human prompt; mean = one denoiser pass "
-          "at the noisiest step, the expected future; sample = DDIM; other-task = the twin task when there is one):")
+    result = evaluate_stage1(
+        model,
+        cfg,
+        train,
+        heldout,
+        max_targets=args.max_targets,
+        seed=args.seed,
+        methods=args.methods.split(","),
+        twins=twin_tasks(),
+        guidance=[float(g) for g in args.guidance.split(",")],
+    )
+    print(
+        "prediction on held-out robot episodes (robot first frame + human prompt; mean = one denoiser pass "
+        "at the noisiest step, the expected future; sample = DDIM; other-task = the twin task when there is one):"
+    )
     print(f"  {'condition':<40} {'PSNR dB':>8} {'SSIM':>6}  per-frame PSNR")
     for name, row in result["prediction"].items():
         print(f"  {name:<40} {row['psnr']:8.2f} {row['ssim']:6.3f}  {row['psnr_per_frame']}")
     print("same-task minus other-task prompt, per clip (does the prompt's content help?):")
     for name, d in result["same_minus_other"].items():
-        print(f"  {name:<28} PSNR {d['psnr']:+.3f} dB (95% CI {d['psnr_ci95'][0]:+.3f} … {d['psnr_ci95'][1]:+.3f}), "
-              f"SSIM {d['ssim']:+.4f}, same better on {100 * d['a_better']:.0f}% of {d['clips']} clips")
+        print(
+            f"  {name:<28} PSNR {d['psnr']:+.3f} dB (95% CI {d['psnr_ci95'][0]:+.3f} … {d['psnr_ci95'][1]:+.3f}), "
+            f"SSIM {d['ssim']:+.4f}, same better on {100 * d['a_better']:.0f}% of {d['clips']} clips"
+        )
     print("task identification from held-out human prompts (pooled representation):")
     for name, row in result["probe"].items():
-        print(f"  {name:<10} prototype {row['prototype']:.3f}  linear {row['linear']:.3f}  (chance {row['chance']:.3f})")
+        print(
+            f"  {name:<10} prototype {row['prototype']:.3f}  linear {row['linear']:.3f}  (chance {row['chance']:.3f})"
+        )
     if args.json:
         print(json.dumps(result))
     return 0
@@ -93,18 +113,29 @@ def cmd_eval_stage2(args: argparse.Namespace) -> int:
     model, _ = load_policy_model(args.checkpoint, device=args.device)
     heldout = load_policy_episodes(args.heldout, model.stage1_cfg.model.image_size)
     bench = load_benchmark(args.benchmark)
-    result = evaluate_actions(model, heldout, times=args.times, seed=args.seed,
-                              groups={"seen": bench.robot_skills, "unseen": bench.human_only_skills},
-                              twins=twin_tasks())
-    print("open-loop action error on held-out robot demos (cm, mean over the chunk), prompted by a held-out "
-          "human demo of the same task vs of another task (its twin when it has one; same sampling noise):")
+    result = evaluate_actions(
+        model,
+        heldout,
+        times=args.times,
+        seed=args.seed,
+        groups={"seen": bench.robot_skills, "unseen": bench.human_only_skills},
+        twins=twin_tasks(),
+    )
+    print(
+        "open-loop action error on held-out robot demos (cm, mean over the chunk), prompted by a held-out "
+        "human demo of the same task vs of another task (its twin when it has one; same sampling noise):"
+    )
     print("  (hold: a hand that keeps its current pose; a policy that has learned where to move is closer)")
-    print(f"  {'skill':<14} {'wrist same':>10} {'other':>7} {'hold':>6} {'tips same':>10} {'other':>7} {'hold':>6}"
-          f"  same better")
+    print(
+        f"  {'skill':<14} {'wrist same':>10} {'other':>7} {'hold':>6} {'tips same':>10} {'other':>7} {'hold':>6}"
+        f"  same better"
+    )
     for name, r in [*result["skills"].items(), *((k, result[k]) for k in ("seen", "unseen") if k in result)]:
-        print(f"  {name:<14} {r['wrist_same']:10.2f} {r['wrist_other']:7.2f} {r['wrist_hold']:6.2f} "
-              f"{r['tips_same']:10.2f} {r['tips_other']:7.2f} {r['tips_hold']:6.2f}  "
-              f"{100 * r['same_better']:.0f}% of {r['samples']}")
+        print(
+            f"  {name:<14} {r['wrist_same']:10.2f} {r['wrist_other']:7.2f} {r['wrist_hold']:6.2f} "
+            f"{r['tips_same']:10.2f} {r['tips_other']:7.2f} {r['tips_hold']:6.2f}  "
+            f"{100 * r['same_better']:.0f}% of {r['samples']}"
+        )
     if args.json:
         print(json.dumps(result))
     return 0
@@ -134,8 +165,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                 raise ValueError(item)
             inference[key] = kind(value)
         except ValueError:
-            print(f"error: --set {item}: expected KEY={'INTEGER' if kind is int else 'NUMBER'}, e.g. "
-                  f"policy.execute=16 or policy.guidance=3", file=sys.stderr)
+            print(
+                f"error: --set {item}: expected KEY={'INTEGER' if kind is int else 'NUMBER'}, e.g. "
+                f"policy.execute=16 or policy.guidance=3",
+                file=sys.stderr,
+            )
             return 2
     try:
         dtype = args.dtype or "float16"
@@ -148,12 +182,16 @@ def cmd_export(args: argparse.Namespace) -> int:
                 load_policy_model(out)
             except CheckpointError as exc:
                 out.unlink()
-                raise ValueError(str(exc).replace(str(out), str(args.checkpoint) + " with " + " ".join(args.set)))
+                raise ValueError(
+                    str(exc).replace(str(out), str(args.checkpoint) + " with " + " ".join(args.set))
+                ) from None
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, tensors as {dtype}; "
-          f"was {args.checkpoint.stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, tensors as {dtype}; "
+        f"was {args.checkpoint.stat().st_size / 1e6:.1f} MB)"
+    )
     return 0
 
 
@@ -185,14 +223,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
         panels.append(resize_frames(truth[clip_indices(len(truth), 0, len(pred), cfg.clip_stride)], size))
     video = np.concatenate(panels, axis=2)  # prompt | prediction | ground truth, side by side
     write_video(args.out, np.kron(video, np.ones((1, 3, 3, 1), np.uint8)), fps=args.fps)
-    print(f"wrote {args.out}: prompt | predicted{' | ground truth' if truth is not None else ''} "
-          f"({len(pred)} frames, {cfg.clip_stride} sim steps apart)")
+    print(
+        f"wrote {args.out}: prompt | predicted{' | ground truth' if truth is not None else ''} "
+        f"({len(pred)} frames, {cfg.clip_stride} sim steps apart)"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="humanprompt-train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="humanprompt-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("stage1", help="train the cross-prediction video model")
     p.add_argument("--config", type=Path, required=True)
@@ -209,10 +250,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", type=Path, required=True, help="training dataset (probe prototypes / fit)")
     p.add_argument("--heldout", type=Path, required=True, help="held-out dataset")
     p.add_argument("--max-targets", type=int, default=48)
-    p.add_argument("--methods", default="mean,sample",
-                   help="prediction methods to report: mean (one pass, the expected future), sample (DDIM)")
-    p.add_argument("--guidance", default="1",
-                   help="classifier-free guidance scales to report, comma-separated (> 1 needs prompt_dropout)")
+    p.add_argument(
+        "--methods",
+        default="mean,sample",
+        help="prediction methods to report: mean (one pass, the expected future), sample (DDIM)",
+    )
+    p.add_argument(
+        "--guidance",
+        default="1",
+        help="classifier-free guidance scales to report, comma-separated (> 1 needs prompt_dropout)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
@@ -223,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--times", type=int, default=4, help="evaluated steps per episode")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--benchmark", default=None, help="splits file for the seen/unseen groups (default config/benchmark.yaml)")
+    p.add_argument(
+        "--benchmark", default=None, help="splits file for the seen/unseen groups (default config/benchmark.yaml)"
+    )
     p.add_argument("--json", action="store_true", help="also print the result as one JSON line")
     p.set_defaults(func=cmd_eval_stage2)
     p = sub.add_parser("sample", help="predict the robot video for a human prompt and a first frame")
@@ -232,23 +281,42 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first-frame", type=Path, required=True, help="robot episode/video (first frame) or image")
     p.add_argument("--out", type=Path, required=True, help=".mp4 or .gif")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", choices=["sample", "mean"], default="sample",
-                   help="sample: DDIM (one plausible future); mean: one pass, the expected future")
-    p.add_argument("--guidance", type=float, default=None,
-                   help="classifier-free guidance scale (default: the checkpoint's guidance_scale)")
+    p.add_argument(
+        "--method",
+        choices=["sample", "mean"],
+        default="sample",
+        help="sample: DDIM (one plausible future); mean: one pass, the expected future",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale (default: the checkpoint's guidance_scale)",
+    )
     p.add_argument("--fps", type=float, default=4.0)
     p.set_defaults(func=cmd_sample)
     p = sub.add_parser("export", help="copy a checkpoint with its weights stored in half precision (for shipping)")
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
-                   help="how the copy stores its tensors (default float16)")
-    p.add_argument("--stage1", action="store_true",
-                   help="write only the policy's embedded stage-1 video model, as a stage-1 checkpoint "
-                        "(a stage1: for stage-2 runs that share the shipped model's stage 1)")
-    p.add_argument("--set", action="append", metavar="KEY=N",
-                   help="change how the checkpoint runs: policy.execute (actions per chunk), policy.inference_steps "
-                        "or policy.guidance (classifier-free guidance scale; needs a head trained with global_dropout)")
+    p.add_argument(
+        "--dtype",
+        choices=["float16", "bfloat16", "float32"],
+        default=None,
+        help="how the copy stores its tensors (default float16)",
+    )
+    p.add_argument(
+        "--stage1",
+        action="store_true",
+        help="write only the policy's embedded stage-1 video model, as a stage-1 checkpoint "
+        "(a stage1: for stage-2 runs that share the shipped model's stage 1)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=N",
+        help="change how the checkpoint runs: policy.execute (actions per chunk), policy.inference_steps "
+        "or policy.guidance (classifier-free guidance scale; needs a head trained with global_dropout)",
+    )
     p.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
     try:

@@ -40,8 +40,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             if key in seen:
-                raise ConfigError("", str(key), f"given twice (lines {seen[key]} and {key_node.start_mark.line + 1}); "
-                                                "keep one")
+                raise ConfigError(
+                    "", str(key), f"given twice (lines {seen[key]} and {key_node.start_mark.line + 1}); keep one"
+                )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
 
@@ -92,7 +93,8 @@ def from_dict(cls: type[T], data: Any, source: str = "", prefix: str = "") -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
-            source, _join(prefix, str(unknown[0])),
+            source,
+            _join(prefix, str(unknown[0])),
             f"unknown key (valid keys: {', '.join(sorted(fields))})",
         )
     kwargs = {}

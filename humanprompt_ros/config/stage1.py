@@ -23,10 +23,11 @@ class PairMix:
     same: float = 0.4
 
     def validate(self) -> None:
-        if min(self.human_to_robot, self.robot_to_human, self.same) < 0 or \
-                self.human_to_robot + self.robot_to_human + self.same <= 0:
+        if (
+            min(self.human_to_robot, self.robot_to_human, self.same) < 0
+            or self.human_to_robot + self.robot_to_human + self.same <= 0
+        ):
             raise ValueError("human_to_robot: pair probabilities must be >= 0 and not all zero")
-
 
 
 @dataclass
@@ -36,7 +37,6 @@ class Stage1Train(TrainConfig):
     ae_steps: int = 800  # the frame autoencoder trains first (backbones with their own VAE skip it)
     ae_batch_size: int = 32
     ae_lr: float = 1e-3
-
 
 
 @dataclass
@@ -51,7 +51,6 @@ class Stage1Config:
     def validate(self) -> None:
         if self.clip_stride < 1:
             raise ValueError("clip_stride: must be >= 1")
-
 
 
 def load_stage1_config(path: str | Path, overrides: list[str] | None = None) -> Stage1Config:

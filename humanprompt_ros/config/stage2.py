@@ -43,7 +43,6 @@ class PDCPSwitch(PDCPConfig):
             raise ValueError(f"align_pairs: at least 2 (the other pairs are the negatives), got {self.align_pairs}")
 
 
-
 @dataclass
 class Stage2Train(TrainConfig):
     steps: int = 40000
@@ -53,7 +52,6 @@ class Stage2Train(TrainConfig):
     # for this many prompts per episode and kept on disk next to the stage-1 checkpoint; 0 computes
     # it every step with a fresh random prompt (slow on a CPU: the stage-1 pass dominates a step).
     cached_prompts: int = 2
-
 
 
 @dataclass
@@ -96,13 +94,13 @@ class Stage2Config:
         if self.condition not in CONDITIONS:
             raise ValueError(f"condition: must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
         if self.prompt_embodiment not in PROMPT_EMBODIMENTS:
-            raise ValueError(f"prompt_embodiment: must be one of {', '.join(PROMPT_EMBODIMENTS)}, "
-                             f"got {self.prompt_embodiment!r}")
+            raise ValueError(
+                f"prompt_embodiment: must be one of {', '.join(PROMPT_EMBODIMENTS)}, got {self.prompt_embodiment!r}"
+            )
         if self.proprio not in ("all", "hand", "wrist"):
             raise ValueError(f"proprio: must be 'all', 'hand' or 'wrist', got {self.proprio!r}")
         if self.pdcp.pool == "prompt" and not self.prompt_tokens:
             raise ValueError("pdcp.pool: 'prompt' pools the projected prompt tokens; set prompt_tokens: true")
-
 
 
 def load_stage2_config(path: str | Path, overrides: list[str] | None = None) -> Stage2Config:

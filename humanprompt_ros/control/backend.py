@@ -19,10 +19,12 @@ def build_backend(cfg: PolicyConfig, hand_name: str):
         return ScriptedFromPrompt(chunk=cfg.chunk)
     path = resolve_checkpoint(cfg.checkpoint)
     if not path.is_file():
-        raise StartupError(f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train, or set "
-                           "checkpoint:=PATH)")
+        raise StartupError(
+            f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train, or set checkpoint:=PATH)"
+        )
     try:
-        return make_policy(str(path), hand=hand_name, device=cfg.device, threads=cfg.threads,
-                           guidance=cfg.guidance or None)
+        return make_policy(
+            str(path), hand=hand_name, device=cfg.device, threads=cfg.threads, guidance=cfg.guidance or None
+        )
     except Exception as exc:  # noqa: BLE001 - CheckpointError, ValueError, torch errors: all say why
         raise StartupError(f"checkpoint {path}: {exc}") from None

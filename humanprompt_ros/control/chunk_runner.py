@@ -197,8 +197,12 @@ class PolicyRunner:
             frame, fstamp = frame_fn()
             # the frame shows the state as the action just popped starts: plan step 0 is that action, and
             # the new chunk begins after the ``left`` still queued, so its first step is plan step left + 1
-            worker = threading.Thread(target=self._worker, args=(policy, epoch, frame, fstamp, proprio_fn(), left + 1),
-                                      name="policy-next-chunk", daemon=True)
+            worker = threading.Thread(
+                target=self._worker,
+                args=(policy, epoch, frame, fstamp, proprio_fn(), left + 1),
+                name="policy-next-chunk",
+                daemon=True,
+            )
             with self._lock:
                 if policy is not self.policy or epoch != self.epoch:
                     return action, stamp, dt

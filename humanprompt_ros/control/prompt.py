@@ -21,7 +21,6 @@ class PromptError(ValueError):
     """A prompt that cannot be used; the message is the reason shown to the operator."""
 
 
-
 class PromptValidator:
     """The ROS-free core: check and encode a prompt for the configured backend."""
 
@@ -37,8 +36,10 @@ class PromptValidator:
         elif cfg.policy == "checkpoint" and cfg.checkpoint:
             path = resolve_checkpoint(cfg.checkpoint)
             if not path.is_file():
-                raise StartupError(f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train "
-                                   "stage2, or set checkpoint:=PATH, or use policy:=replay)")
+                raise StartupError(
+                    f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train "
+                    "stage2, or set checkpoint:=PATH, or use policy:=replay)"
+                )
             before = checkpoint_identity(path)
             self.backend = make_policy(str(path))
             self.checkpoint_id = before if checkpoint_identity(path) == before else ""
@@ -69,8 +70,16 @@ class PromptValidator:
         except ValueError as exc:
             raise PromptError(str(exc)) from None
         frames = len(ep.frames())
-        info: dict[str, Any] = {"path": str(real), "task": ep.task, "skill": ep.skill, "embodiment": ep.embodiment,
-                                "seed": ep.seed, "frames": frames, "fps": ep.fps, "backend": self.cfg.policy}
+        info: dict[str, Any] = {
+            "path": str(real),
+            "task": ep.task,
+            "skill": ep.skill,
+            "embodiment": ep.embodiment,
+            "seed": ep.seed,
+            "frames": frames,
+            "fps": ep.fps,
+            "backend": self.cfg.policy,
+        }
         if self.cfg.policy == "replay":
             try:
                 self.backend.set_prompt(ep)
@@ -79,8 +88,10 @@ class PromptValidator:
             info["actions"] = int(len(self.backend.actions))
         elif self.cfg.policy == "scripted":
             if ep.task is None or ep.seed is None:
-                raise PromptError(f"prompt {real}: the scripted policy needs a benchmark episode (a meta.json naming "
-                                  "the task and seed)")
+                raise PromptError(
+                    f"prompt {real}: the scripted policy needs a benchmark episode (a meta.json naming "
+                    "the task and seed)"
+                )
         encoded = None
         if self.cfg.policy == "checkpoint" and self.backend is not None:  # with its prompt encoder here
             try:
@@ -91,7 +102,9 @@ class PromptValidator:
             info["checkpoint"] = self.checkpoint_id
         self.counter += 1
         digest = hashlib.sha1(f"{real}:{real.stat().st_mtime_ns}".encode()).hexdigest()[:6]
-        name = real.name if real.is_file() else "-".join(p for p in (str(ep.task or real.name), str(ep.seed or "")) if p)
+        name = (
+            real.name if real.is_file() else "-".join(p for p in (str(ep.task or real.name), str(ep.seed or "")) if p)
+        )
         info["id"] = f"{name}-{digest}@{self.counter}"
         self.encoded = None if encoded is None else (info["id"], *encoded)
         info["encode_s"] = round(time.perf_counter() - t0, 4)

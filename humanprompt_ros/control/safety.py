@@ -13,7 +13,6 @@ def safe_limits(lower: np.ndarray, upper: np.ndarray, margin: float) -> tuple[np
     return np.where(narrow, mid, lo), np.where(narrow, mid, hi)
 
 
-
 def velocity_step(current: np.ndarray, goal: np.ndarray, max_velocity: float, dt: float) -> tuple[np.ndarray, bool]:
     """One step from ``current`` toward ``goal``, each joint moving at most ``max_velocity*dt``; (q, limited?)."""
     max_step = max_velocity * dt

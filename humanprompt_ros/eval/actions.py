@@ -14,8 +14,9 @@ from humanprompt_ros.train.common import progress
 from humanprompt_ros.train.stage2_data import PolicyEpisode, chunk
 
 
-def heldout_samples(heldout: Sequence[PolicyEpisode], times: int = 4, twins: dict[str, str] | None = None
-                    ) -> list[tuple[PolicyEpisode, PolicyEpisode, PolicyEpisode, np.ndarray]]:
+def heldout_samples(
+    heldout: Sequence[PolicyEpisode], times: int = 4, twins: dict[str, str] | None = None
+) -> list[tuple[PolicyEpisode, PolicyEpisode, PolicyEpisode, np.ndarray]]:
     """The open-loop evaluation samples of held-out episodes: for every robot demonstration whose task has
     human ones, (robot episode, a human demo of the same task, one of another task, the ``times`` evenly
     spaced steps evaluated). The other task is the task's twin from ``twins`` (same objects, another
@@ -29,23 +30,36 @@ def heldout_samples(heldout: Sequence[PolicyEpisode], times: int = 4, twins: dic
             human.setdefault(e.task, []).append(e)
     tasks = sorted(human)
     if not robot or len(tasks) < 2:
-        raise ValueError("open-loop evaluation needs held-out robot episodes and human episodes of >= 2 tasks "
-                         "(humanprompt-sim generate --split heldout --all-robot)")
+        raise ValueError(
+            "open-loop evaluation needs held-out robot episodes and human episodes of >= 2 tasks "
+            "(humanprompt-sim generate --split heldout --all-robot)"
+        )
     out = []
     for i, ep in enumerate(e for e in robot if e.task in human):
         other_task = (twins or {}).get(ep.task)
         if other_task not in human:
             other_task = tasks[(tasks.index(ep.task) + 1) % len(tasks)]
-        out.append((ep, human[ep.task][i % len(human[ep.task])], human[other_task][i % len(human[other_task])],
-                    np.linspace(0, len(ep.actions) - 1, times).round().astype(int)))
+        out.append(
+            (
+                ep,
+                human[ep.task][i % len(human[ep.task])],
+                human[other_task][i % len(human[other_task])],
+                np.linspace(0, len(ep.actions) - 1, times).round().astype(int),
+            )
+        )
     return out
 
 
-
 @torch.no_grad()
-def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode], times: int = 4,
-                     seed: int = 0, groups: dict[str, Sequence[str]] | None = None,
-                     show: bool = True, twins: dict[str, str] | None = None) -> dict[str, Any]:
+def evaluate_actions(
+    model: PromptPolicyModel,
+    heldout: Sequence[PolicyEpisode],
+    times: int = 4,
+    seed: int = 0,
+    groups: dict[str, Sequence[str]] | None = None,
+    show: bool = True,
+    twins: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Open-loop action error on held-out robot demonstrations, prompted by a held-out human demo of
     the same task and of another task (its twin from ``twins`` when it has one, else the next one in
     name order), with the same sampling noise.
@@ -71,27 +85,35 @@ def evaluate_actions(model: PromptPolicyModel, heldout: Sequence[PolicyEpisode],
 
     def errors(pred: np.ndarray, truth: np.ndarray, tips: np.ndarray) -> tuple[float, float]:
         """(H, 24) chunk vs the truth → (wrist, fingertip) distance in cm; ``tips``: the hand's fingers."""
-        return (100 * np.linalg.norm(pred[:, WRIST_POS] - truth[:, WRIST_POS], axis=-1).mean(),
-                100 * np.linalg.norm((pred[:, FINGERTIPS] - truth[:, FINGERTIPS]).reshape(h, 5, 3),
-                                     axis=-1)[:, tips].mean())
+        return (
+            100 * np.linalg.norm(pred[:, WRIST_POS] - truth[:, WRIST_POS], axis=-1).mean(),
+            100
+            * np.linalg.norm((pred[:, FINGERTIPS] - truth[:, FINGERTIPS]).reshape(h, 5, 3), axis=-1)[:, tips].mean(),
+        )
 
     rows: dict[str, dict[str, list[float]]] = {}
     for i, (ep, same, other, steps) in enumerate(progress(samples, desc="action error", enabled=show)):
-        skills = {name: torch.tensor([model.cfg.skills.index(e.skill)]) if e.skill in model.cfg.skills else None
-                  for name, e in (("same", same), ("other", other))}  # the oracle's token: the prompt's skill
+        skills = {
+            name: torch.tensor([model.cfg.skills.index(e.skill)]) if e.skill in model.cfg.skills else None
+            for name, e in (("same", same), ("other", other))
+        }  # the oracle's token: the prompt's skill
         if model.cfg.condition == "skill_oracle" and None in skills.values():
             continue
         tips = action_dim_mask(ep.mask)[9:].reshape(5, 3).all(1)
         frames = torch.from_numpy(ep.frames[steps])
         latents = model.video_model.encode_frames(frames)  # only the frames used
-        r = rows.setdefault(ep.skill, {k: [] for k in ("wrist_same", "wrist_other", "tips_same", "tips_other",
-                                                        "wrist_hold", "tips_hold")})
+        r = rows.setdefault(
+            ep.skill,
+            {k: [] for k in ("wrist_same", "wrist_other", "tips_same", "tips_other", "wrist_hold", "tips_hold")},
+        )
         for k, t in enumerate(steps):
             truth = chunk(ep.actions, int(t), h)
             preds = {"hold": np.broadcast_to(ep.proprio[t], truth.shape)}  # the baseline that does not move
             for name, prompt in (("same", same), ("other", other)):
                 gen = torch.Generator().manual_seed(seed + 1000 * i + int(t))
-                cond = model.condition(prompt_tokens(prompt), latents[k:k + 1], skills[name], frames=frames[k:k + 1])
+                cond = model.condition(
+                    prompt_tokens(prompt), latents[k : k + 1], skills[name], frames=frames[k : k + 1]
+                )
                 preds[name] = model.sample_actions(cond, torch.from_numpy(ep.proprio[t])[None], gen)[0].numpy()
             for name, pred in preds.items():
                 wrist, tip = errors(pred, truth, tips)

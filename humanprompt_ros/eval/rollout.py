@@ -28,7 +28,6 @@ def prompt_seed(seed: int, mode: str) -> int:
     raise ValueError(f"--prompt-seed must be 'same' or 'other', got {mode!r}")
 
 
-
 @picklable_errors
 def eval_job(args: tuple) -> list[dict[str, Any]]:
     """Worker: (policies [(name, spec)], task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir,
@@ -56,8 +55,9 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
             if spec == "random":
                 kwargs.setdefault("seed", seeds[0])
             built.append((name, spec, make_policy(spec, **kwargs)))
-        wants_video = any(getattr(p, "needs_prompt_video", True) for _, spec, p in built
-                          if spec not in PROMPTLESS_POLICIES)
+        wants_video = any(
+            getattr(p, "needs_prompt_video", True) for _, spec, p in built if spec not in PROMPTLESS_POLICIES
+        )
         for seed in seeds:
             prompt = None
             for name, spec, policy in built:
@@ -69,13 +69,27 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
                         prompt_env = SimEnv(prompt_task, "human", render=wants_video, config=cfg)
                     demo = expert_episode(prompt_task, "human", prompt_seed(seed, prompt_mode), env=prompt_env)
                     prompt = demo.to_episode(crf=prompt_env.cfg.video_crf if wants_video else None)
-                rec = run_episode(env, policy, seed, prompt=None if spec in PROMPTLESS_POLICIES else prompt,
-                                  policy_name=spec, record_frames=bool(save_dir))
+                rec = run_episode(
+                    env,
+                    policy,
+                    seed,
+                    prompt=None if spec in PROMPTLESS_POLICIES else prompt,
+                    policy_name=spec,
+                    record_frames=bool(save_dir),
+                )
                 if save_dir:
                     rec.save(Path(save_dir) / name / task.name / embodiment / f"{seed:07d}")
-                results.append({"policy": name, "task": task.name, "skill": task.skill, "seed": seed,
-                                "success": bool(rec.success), "seconds": rec.seconds,
-                                **({} if env.twin_success is None else {"twin_success": env.twin_success})})
+                results.append(
+                    {
+                        "policy": name,
+                        "task": task.name,
+                        "skill": task.skill,
+                        "seed": seed,
+                        "success": bool(rec.success),
+                        "seconds": rec.seconds,
+                        **({} if env.twin_success is None else {"twin_success": env.twin_success}),
+                    }
+                )
     finally:
         if prompt_env is not None:
             prompt_env.close()

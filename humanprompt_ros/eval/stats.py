@@ -17,7 +17,6 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value for ``b`` episodes only one policy did and ``c`` only the other did
     (a binomial test of b successes in b + c at 1/2; the episodes both or neither did carry no evidence)."""
@@ -27,13 +26,23 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
 
 
-def paired_difference(psnr_a: np.ndarray, psnr_b: np.ndarray, ssim_a: np.ndarray, ssim_b: np.ndarray,
-                      seed: int = 0, resamples: int = 10_000) -> dict[str, float]:
+def paired_difference(
+    psnr_a: np.ndarray,
+    psnr_b: np.ndarray,
+    ssim_a: np.ndarray,
+    ssim_b: np.ndarray,
+    seed: int = 0,
+    resamples: int = 10_000,
+) -> dict[str, float]:
     """Per-clip PSNR/SSIM of condition a minus condition b on the same clips: mean differences, the
     share of clips where a is better, and a 95% bootstrap interval of the mean PSNR difference."""
     d = np.asarray(psnr_a) - np.asarray(psnr_b)
     boot = np.random.default_rng(seed).choice(d, size=(resamples, len(d))).mean(axis=1)
     lo, hi = np.percentile(boot, [2.5, 97.5])
-    return {"psnr": float(d.mean()), "psnr_ci95": [float(lo), float(hi)],
-            "ssim": float(np.mean(np.asarray(ssim_a) - np.asarray(ssim_b))),
-            "a_better": float(np.mean(d > 0)), "clips": int(len(d))}
+    return {
+        "psnr": float(d.mean()),
+        "psnr_ci95": [float(lo), float(hi)],
+        "ssim": float(np.mean(np.asarray(ssim_a) - np.asarray(ssim_b))),
+        "a_better": float(np.mean(d > 0)),
+        "clips": int(len(d)),
+    }

@@ -102,8 +102,9 @@ class Hand:
         self.mask = np.array([f in config.fingertip_links for f in FINGERS])
         self._finger_rows = np.array([FINGERS.index(f) for f in self.fingers])
         try:
-            self.urdf = extract_hand(self.urdf_path, config.base_link, self.fingertip_links,
-                                     config.wrist_offset.xyz, config.wrist_offset.rpy)
+            self.urdf = extract_hand(
+                self.urdf_path, config.base_link, self.fingertip_links, config.wrist_offset.xyz, config.wrist_offset.rpy
+            )
         except ValueError as exc:
             raise ValueError(f"hand {config.name!r} ({source or 'config'}): {exc}") from None
         self.kin = HandKinematics(self.urdf, self.fingertip_links)
@@ -171,11 +172,13 @@ class Hand:
                 self._retargeters[method] = FingertipIK(self.kin, rc.ik_damping, rc.ik_max_iters, rc.ik_tolerance)
             else:
                 self._retargeters[method] = DexRetargeter(
-                    self.kin, self.urdf, self.fingers, self.fingertip_links, method, rc.scaling, rc.low_pass_alpha)
+                    self.kin, self.urdf, self.fingers, self.fingertip_links, method, rc.scaling, rc.low_pass_alpha
+                )
         return self._retargeters[method]
 
-    def retarget(self, action: HandAction | np.ndarray, q_init: np.ndarray | None = None,
-                 method: str | None = None) -> np.ndarray:
+    def retarget(
+        self, action: HandAction | np.ndarray, q_init: np.ndarray | None = None, method: str | None = None
+    ) -> np.ndarray:
         """Unified action (or its flat (24,) array) → joint positions (n,) within the URDF limits.
 
         Only the fingers present in both the hand and ``action.mask`` are matched; the wrist pose
@@ -198,8 +201,13 @@ class Hand:
         self._last_q = q
         return q
 
-    def retarget_batch(self, actions: np.ndarray | list[HandAction], q_init: np.ndarray | None = None,
-                       method: str | None = None, mask: np.ndarray | None = None) -> np.ndarray:
+    def retarget_batch(
+        self,
+        actions: np.ndarray | list[HandAction],
+        q_init: np.ndarray | None = None,
+        method: str | None = None,
+        mask: np.ndarray | None = None,
+    ) -> np.ndarray:
         """A trajectory (T, 24) or list of actions → (T, n), each step warm-started from the last."""
         if isinstance(actions, np.ndarray):
             actions = np.asarray(actions, dtype=np.float64)

@@ -40,10 +40,7 @@ def validate_keypoints(keypoints: np.ndarray) -> np.ndarray:
     """Return keypoints as float64 (21, 3); raise ``ValueError`` on a wrong shape or NaN/inf."""
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.shape != (NUM_KEYPOINTS, 3):
-        raise ValueError(
-            f"hand keypoints must have shape ({NUM_KEYPOINTS}, 3) in MediaPipe/MANO order, "
-            f"got {kp.shape}"
-        )
+        raise ValueError(f"hand keypoints must have shape ({NUM_KEYPOINTS}, 3) in MediaPipe/MANO order, got {kp.shape}")
     if not np.all(np.isfinite(kp)):
         bad = sorted(set(np.argwhere(~np.isfinite(kp))[:, 0].tolist()))
         raise ValueError(f"hand keypoints contain NaN or inf at landmarks {bad}")

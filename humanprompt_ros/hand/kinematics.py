@@ -122,7 +122,6 @@ class HandKinematics:
         return {name: (w_inv * self.data.oMf[self.model.getFrameId(name)]).homogeneous for name in frames}
 
 
-
 def hand_segments(kin) -> tuple[list[str], list[tuple[int, int]]]:
     """Frames to draw for a hand and the (parent, child) index pairs to connect (pinocchio model)."""
     model = kin.model

@@ -39,8 +39,14 @@ class FingertipIK:
     it in a fold of the joint limits.
     """
 
-    def __init__(self, kin: HandKinematics, damping: float = 1e-4, max_iters: int = 100,
-                 tolerance: float = 1e-5, max_step: float = 0.5):
+    def __init__(
+        self,
+        kin: HandKinematics,
+        damping: float = 1e-4,
+        max_iters: int = 100,
+        tolerance: float = 1e-5,
+        max_step: float = 0.5,
+    ):
         self.kin = kin
         self.damping = damping
         self.max_iters = max_iters
@@ -106,9 +112,16 @@ _TIP_LANDMARK = {"thumb": 4, "index": 8, "middle": 12, "ring": 16, "little": 20}
 class DexRetargeter:
     """dex-retargeting's vector / DexPilot / position optimizer for one hand, built once."""
 
-    def __init__(self, kin: HandKinematics, hand_urdf: HandURDF, fingers: list[str],
-                 fingertip_links: list[str], kind: str, scaling: float = 1.0,
-                 low_pass_alpha: float | None = None):
+    def __init__(
+        self,
+        kin: HandKinematics,
+        hand_urdf: HandURDF,
+        fingers: list[str],
+        fingertip_links: list[str],
+        kind: str,
+        scaling: float = 1.0,
+        low_pass_alpha: float | None = None,
+    ):
         from dex_retargeting.retargeting_config import RetargetingConfig
 
         self.kin, self.kind, self.fingers, self.scaling = kin, kind, fingers, scaling
@@ -121,12 +134,13 @@ class DexRetargeter:
             scaling_factor=scaling,
         )
         if kind == "vector":
-            cfg.update(target_origin_link_names=[WRIST_FRAME] * len(fingers),
-                       target_task_link_names=list(fingertip_links),
-                       target_link_human_indices=np.array([[0] * len(fingers), tip_idx]))
+            cfg.update(
+                target_origin_link_names=[WRIST_FRAME] * len(fingers),
+                target_task_link_names=list(fingertip_links),
+                target_link_human_indices=np.array([[0] * len(fingers), tip_idx]),
+            )
         elif kind == "position":
-            cfg.update(target_link_names=list(fingertip_links),
-                       target_link_human_indices=np.array(tip_idx))
+            cfg.update(target_link_names=list(fingertip_links), target_link_human_indices=np.array(tip_idx))
         elif kind == "dexpilot":
             cfg.update(wrist_link_name=WRIST_FRAME, finger_tip_link_names=list(fingertip_links))
             if tip_idx != [4 * (i + 1) for i in range(len(fingers))]:
@@ -149,8 +163,10 @@ class DexRetargeter:
     def solve(self, tips: np.ndarray, active: np.ndarray, q_init: np.ndarray) -> np.ndarray:
         if not np.all(active):
             missing = [f for f, a in zip(self.fingers, active) if not a]
-            raise ValueError(f"dex-retargeting ({self.kind}) needs a target for every finger of the hand; "
-                             f"masked: {missing}. Use retargeting type fingertip_ik for partial targets.")
+            raise ValueError(
+                f"dex-retargeting ({self.kind}) needs a target for every finger of the hand; "
+                f"masked: {missing}. Use retargeting type fingertip_ik for partial targets."
+            )
         full = np.zeros(self._dof)
         full[self._to_ours] = self.kin.clamp(q_init)
         self._seq.set_qpos(full)

@@ -32,7 +32,7 @@ def package_search_prefixes() -> list[Path]:
 
 def resolve_package_uri(uri: str) -> Path:
     """``package://NAME/rest`` → an existing path, via the ament index then cmeel install prefixes."""
-    name, _, rest = uri[len("package://"):].partition("/")
+    name, _, rest = uri[len("package://") :].partition("/")
     tried = []
     try:  # the ament index proper, where ROS 2 is installed
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
@@ -59,7 +59,7 @@ def resolve_path(value: str, relative_to: Path | None = None) -> Path:
     if value.startswith("package://"):
         return resolve_package_uri(value)
     if value.startswith("file://"):
-        value = value[len("file://"):]
+        value = value[len("file://") :]
     path = Path(os.path.expanduser(value))
     if not path.is_absolute() and relative_to is not None:
         path = relative_to / path
@@ -154,14 +154,17 @@ def extract_hand(
         limits[name] = (lo, hi)
         mimic = j.find("mimic")
         if mimic is not None:
-            mimics.append(Mimic(name, mimic.get("joint"), float(mimic.get("multiplier", 1.0)),
-                                float(mimic.get("offset", 0.0))))
+            mimics.append(
+                Mimic(name, mimic.get("joint"), float(mimic.get("multiplier", 1.0)), float(mimic.get("offset", 0.0)))
+            )
         else:
             actuated.append(name)
     for m in mimics:
         if m.source not in limits:
-            raise ValueError(f"{urdf_path}: mimic joint {m.name!r} follows {m.source!r}, which is not a "
-                             f"moving joint below {base_link!r}")
+            raise ValueError(
+                f"{urdf_path}: mimic joint {m.name!r} follows {m.source!r}, which is not a "
+                f"moving joint below {base_link!r}"
+            )
 
     robot = ET.Element("robot", {"name": root.get("name", "hand")})
     for name in sorted(sub_links):

@@ -15,8 +15,14 @@ from torch import nn
 class ResBlock(nn.Module):
     def __init__(self, ch: int):
         super().__init__()
-        self.body = nn.Sequential(nn.GroupNorm(8, ch), nn.SiLU(), nn.Conv2d(ch, ch, 3, padding=1),
-                                  nn.GroupNorm(8, ch), nn.SiLU(), nn.Conv2d(ch, ch, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.GroupNorm(8, ch),
+            nn.SiLU(),
+            nn.Conv2d(ch, ch, 3, padding=1),
+            nn.GroupNorm(8, ch),
+            nn.SiLU(),
+            nn.Conv2d(ch, ch, 3, padding=1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -33,18 +39,33 @@ class FrameAutoencoder(nn.Module):
             raise ValueError("the autoencoder has three stages: give three channel counts")
         c1, c2, c3 = channels
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, c1, 3, padding=1), ResBlock(c1),
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), ResBlock(c2),
-            nn.Conv2d(c2, c3, 4, stride=2, padding=1), ResBlock(c3),
-            nn.Conv2d(c3, c3, 4, stride=2, padding=1), ResBlock(c3),
-            nn.GroupNorm(8, c3), nn.SiLU(), nn.Conv2d(c3, latent_channels, 1),
+            nn.Conv2d(3, c1, 3, padding=1),
+            ResBlock(c1),
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1),
+            ResBlock(c2),
+            nn.Conv2d(c2, c3, 4, stride=2, padding=1),
+            ResBlock(c3),
+            nn.Conv2d(c3, c3, 4, stride=2, padding=1),
+            ResBlock(c3),
+            nn.GroupNorm(8, c3),
+            nn.SiLU(),
+            nn.Conv2d(c3, latent_channels, 1),
         )
         self.decoder = nn.Sequential(
-            nn.Conv2d(latent_channels, c3, 3, padding=1), ResBlock(c3),
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c3, c2, 3, padding=1), ResBlock(c2),
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c2, c1, 3, padding=1), ResBlock(c1),
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c1, c1, 3, padding=1), ResBlock(c1),
-            nn.GroupNorm(8, c1), nn.SiLU(), nn.Conv2d(c1, 3, 3, padding=1),
+            nn.Conv2d(latent_channels, c3, 3, padding=1),
+            ResBlock(c3),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(c3, c2, 3, padding=1),
+            ResBlock(c2),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(c2, c1, 3, padding=1),
+            ResBlock(c1),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(c1, c1, 3, padding=1),
+            ResBlock(c1),
+            nn.GroupNorm(8, c1),
+            nn.SiLU(),
+            nn.Conv2d(c1, 3, 3, padding=1),
         )
         self.register_buffer("latent_scale", torch.ones(()))
 

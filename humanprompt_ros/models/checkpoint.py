@@ -34,15 +34,15 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, unsafe, of another format/version, or does not match."""
 
 
-def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, config: dict[str, Any],
-                    **meta: Any) -> Path:
+def save_checkpoint(
+    path: str | Path, tensors: dict[str, torch.Tensor], kind: str, config: dict[str, Any], **meta: Any
+) -> Path:
     """Write ``tensors`` and JSON metadata atomically (temp file + rename)."""
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": kind,
-              "config": json.dumps(config)}
+    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": kind, "config": json.dumps(config)}
     header.update({k: json.dumps(v) for k, v in meta.items()})
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=header)
@@ -80,20 +80,25 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
         raise CheckpointError(f"checkpoint not found: {path}")
     unsafe = _sniff_unsafe(path)
     if unsafe:
-        raise CheckpointError(f"refusing to load {path}: it is {unsafe}. humanprompt_ros checkpoints are "
-                              f"safetensors files; re-export the weights with safetensors.")
+        raise CheckpointError(
+            f"refusing to load {path}: it is {unsafe}. humanprompt_ros checkpoints are "
+            f"safetensors files; re-export the weights with safetensors."
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors checkpoint (corrupt or truncated?): {exc}") from None
+        raise CheckpointError(
+            f"{path} is not a readable safetensors checkpoint (corrupt or truncated?): {exc}"
+        ) from None
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a safetensors file but not a {FORMAT} checkpoint (no format tag)")
     version = int(header.get("format_version", -1))
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format version {version}; this code reads version "
-                              f"{FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version}; this code reads version {FORMAT_VERSION}"
+        )
     if kind is not None and header.get("kind") != kind:
         raise CheckpointError(f"{path} is a {header.get('kind')!r} checkpoint, expected {kind!r}")
     meta: dict[str, Any] = {"format": FORMAT, "format_version": version, "kind": header.get("kind")}
@@ -111,8 +116,9 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
 INFERENCE_KEYS: dict[str, type] = {"policy.execute": int, "policy.inference_steps": int, "policy.guidance": float}
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, dtype: str = "float16",
-                       inference: dict[str, Any] | None = None) -> Path:
+def convert_checkpoint(
+    src: str | Path, dst: str | Path, dtype: str = "float16", inference: dict[str, Any] | None = None
+) -> Path:
     """Copy a checkpoint with its floating-point tensors stored as ``dtype`` (metadata kept, plus
     ``stored_dtype``): half the size for shipping. Loading casts them back to the model's dtype.
     ``inference``: new values for :data:`INFERENCE_KEYS` of its config (dotted keys), recorded under
@@ -124,8 +130,10 @@ def convert_checkpoint(src: str | Path, dst: str | Path, dtype: str = "float16",
     config = meta["config"]
     for key, value in (inference or {}).items():
         if key not in INFERENCE_KEYS:
-            raise ValueError(f"{key}: export can only change {', '.join(INFERENCE_KEYS)} (the rest is what the "
-                             f"weights were trained with)")
+            raise ValueError(
+                f"{key}: export can only change {', '.join(INFERENCE_KEYS)} (the rest is what the "
+                f"weights were trained with)"
+            )
         section, name = key.split(".")
         if not isinstance(config.get(section), dict):
             raise ValueError(f"{key}: {src} is a {meta['kind']} checkpoint without a {section!r} section")
@@ -134,8 +142,13 @@ def convert_checkpoint(src: str | Path, dst: str | Path, dtype: str = "float16",
     extras["stored_dtype"] = dtype
     if inference:
         extras["inference_overrides"] = {**extras.get("inference_overrides", {}), **inference}
-    return save_checkpoint(dst, {k: v.to(target) if v.is_floating_point() else v for k, v in tensors.items()},
-                           meta["kind"], config, **extras)
+    return save_checkpoint(
+        dst,
+        {k: v.to(target) if v.is_floating_point() else v for k, v in tensors.items()},
+        meta["kind"],
+        config,
+        **extras,
+    )
 
 
 def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str, fix: str = "") -> None:
@@ -146,8 +159,9 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what:
     missing, unexpected = [k for k in dst if k not in tensors], [k for k in tensors if k not in dst]
     reshaped = [k for k in dst if k in tensors and tensors[k].shape != dst[k].shape]
     if missing or unexpected or reshaped:
-        raise CheckpointError(f"{what} (missing {missing[:3]}, unexpected {unexpected[:3]}, other shape "
-                              f"{reshaped[:3]}){fix}")
+        raise CheckpointError(
+            f"{what} (missing {missing[:3]}, unexpected {unexpected[:3]}, other shape {reshaped[:3]}){fix}"
+        )
     model.load_state_dict(tensors)
 
 
@@ -157,7 +171,7 @@ def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     p = prefix + "."
-    return {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
+    return {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -170,8 +184,9 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, {"param_groups": sd["param_groups"]}
 
 
-def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                           groups: dict[str, Any]) -> None:
+def load_optimizer_tensors(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: dict[str, Any]
+) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -196,9 +211,11 @@ def load_train_state(path: str | Path, optimizer: torch.optim.Optimizer, **posit
     tensors, meta = load_checkpoint(path, kind="train_state")
     saved = meta.get("position")
     if saved is not None and saved != position:
-        warnings.warn(f"{path} holds the optimizer state of {saved}, but the weights beside it are at {position} "
-                      f"(the run was stopped between writing the two): resuming with fresh optimizer moments",
-                      stacklevel=2)
+        warnings.warn(
+            f"{path} holds the optimizer state of {saved}, but the weights beside it are at {position} "
+            f"(the run was stopped between writing the two): resuming with fresh optimizer moments",
+            stacklevel=2,
+        )
         return
     load_optimizer_tensors(optimizer, tensors, meta)
 

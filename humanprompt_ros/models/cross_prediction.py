@@ -108,8 +108,12 @@ def make_schedulers(cfg: VideoModelConfig):
     """(DDPM for training, DDIM for sampling) with one shared noise schedule."""
     from diffusers import DDIMScheduler, DDPMScheduler
 
-    common = dict(num_train_timesteps=cfg.train_timesteps, beta_schedule="squaredcos_cap_v2",
-                  prediction_type=cfg.prediction_type, clip_sample=False)
+    common = dict(
+        num_train_timesteps=cfg.train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type=cfg.prediction_type,
+        clip_sample=False,
+    )
     return DDPMScheduler(**common), DDIMScheduler(**common)
 
 
@@ -146,8 +150,11 @@ class PromptEncoder(nn.Module):
         self.time = nn.Parameter(torch.zeros(1, cfg.prompt_frames, 1, d))
         self.out = nn.Sequential(nn.LayerNorm(d), MLP(d, 2.0))
         # the learned "no prompt" tokens of classifier-free guidance (S = Tp·P of them)
-        self.null = nn.Parameter(torch.randn(1, cfg.prompt_frames * cfg.prompt_tokens_per_frame, d) * 0.02) \
-            if cfg.prompt_dropout > 0 else None
+        self.null = (
+            nn.Parameter(torch.randn(1, cfg.prompt_frames * cfg.prompt_tokens_per_frame, d) * 0.02)
+            if cfg.prompt_dropout > 0
+            else None
+        )
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         b, tp = latents.shape[:2]
@@ -179,7 +186,7 @@ class SpaceTimeBlock(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
         b, t, n, d = x.shape
         mods = self.ada(c).chunk(12, dim=-1)
-        (s1, k1, g1), (s2, k2, g2), (s3, k3, g3), (s4, k4, g4) = (mods[i:i + 3] for i in range(0, 12, 3))
+        (s1, k1, g1), (s2, k2, g2), (s3, k3, g3), (s4, k4, g4) = (mods[i : i + 3] for i in range(0, 12, 3))
 
         h = modulate(self.norms[0](x.reshape(b, t * n, d)), s1, k1).reshape(b * t, n, d)
         x = x + g1[:, None, None] * self.spatial(h).reshape(b, t, n, d)
@@ -213,8 +220,14 @@ class SpaceTimeDenoiser(nn.Module):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
-    def forward(self, noisy: torch.Tensor, first: torch.Tensor, t: torch.Tensor, prompt: torch.Tensor,
-                stop_at: int | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        noisy: torch.Tensor,
+        first: torch.Tensor,
+        t: torch.Tensor,
+        prompt: torch.Tensor,
+        stop_at: int | None = None,
+    ) -> torch.Tensor:
         """Prediction (B, T, C, h, w); with ``stop_at=L``, the output of block L: (B, T, N, D)."""
         b, nt, c, h, w = noisy.shape
         x = torch.cat([noisy, first[:, None].expand(-1, nt, -1, -1, -1)], dim=2)
@@ -254,8 +267,9 @@ class CrossPredictionModel(nn.Module):
         self.register_buffer("repr_noise", torch.randn(1, cfg.clip_frames, cfg.latent_channels, ls, ls, generator=g))
         self.register_buffer("alphas_cumprod", self.train_scheduler.alphas_cumprod.float(), persistent=False)
 
-    def denoise(self, noisy: torch.Tensor, first: torch.Tensor, t: torch.Tensor, prompt: torch.Tensor,
-                features: bool = False) -> torch.Tensor:
+    def denoise(
+        self, noisy: torch.Tensor, first: torch.Tensor, t: torch.Tensor, prompt: torch.Tensor, features: bool = False
+    ) -> torch.Tensor:
         """(B,T,C,h,w) noisy latents, (B,C,h,w) first latent, (B,) t, (B,S,D) prompt tokens →
         prediction (B,T,C,h,w), or with ``features=True`` the representation (B,T,N,D)."""
         raise NotImplementedError
@@ -290,8 +304,9 @@ class CrossPredictionModel(nn.Module):
         frames_uint8 = frames_uint8.to(self.device)
         lead = frames_uint8.shape[:-3]
         with torch.no_grad():
-            z = self.autoencoder.encode(to_model_frames(frames_uint8.flatten(0, len(lead) - 1) if lead else
-                                                        frames_uint8[None]))
+            z = self.autoencoder.encode(
+                to_model_frames(frames_uint8.flatten(0, len(lead) - 1) if lead else frames_uint8[None])
+            )
         return z.view(*lead, *z.shape[1:]) if lead else z[0]
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
@@ -312,8 +327,10 @@ class CrossPredictionModel(nn.Module):
     def null_prompt(self, batch: int) -> torch.Tensor:
         """The learned "no prompt" tokens (B, S, D) (models trained with ``prompt_dropout > 0``)."""
         if not self.has_null_prompt:
-            raise ValueError("this stage-1 model was trained without prompt_dropout, so it has no null prompt "
-                             "for classifier-free guidance: use guidance 1")
+            raise ValueError(
+                "this stage-1 model was trained without prompt_dropout, so it has no null prompt "
+                "for classifier-free guidance: use guidance 1"
+            )
         return self.prompt_encoder.null.expand(batch, -1, -1)
 
     def drop_prompts(self, prompt: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -323,22 +340,37 @@ class CrossPredictionModel(nn.Module):
         drop = torch.rand(prompt.shape[0], generator=generator, device=prompt.device) < self.cfg.prompt_dropout
         return torch.where(drop[:, None, None], self.null_prompt(prompt.shape[0]).to(prompt.dtype), prompt)
 
-    def guided_denoise(self, noisy: torch.Tensor, first: torch.Tensor, t: torch.Tensor, prompt: torch.Tensor,
-                       guidance: float | None = None) -> torch.Tensor:
+    def guided_denoise(
+        self,
+        noisy: torch.Tensor,
+        first: torch.Tensor,
+        t: torch.Tensor,
+        prompt: torch.Tensor,
+        guidance: float | None = None,
+    ) -> torch.Tensor:
         """:meth:`denoise` with classifier-free guidance: uncond + guidance · (cond − uncond) (one batched pass;
         ``guidance`` None: ``cfg.guidance_scale``)."""
         guidance = self.cfg.guidance_scale if guidance is None else guidance
         if guidance == 1.0:
             return self.denoise(noisy, first, t, prompt)
         b = noisy.shape[0]
-        out = self.denoise(torch.cat([noisy, noisy]), torch.cat([first, first]), torch.cat([t, t]),
-                           torch.cat([prompt, self.null_prompt(b).to(prompt.dtype)]))
+        out = self.denoise(
+            torch.cat([noisy, noisy]),
+            torch.cat([first, first]),
+            torch.cat([t, t]),
+            torch.cat([prompt, self.null_prompt(b).to(prompt.dtype)]),
+        )
         cond, uncond = out[:b], out[b:]
         return uncond + guidance * (cond - uncond)
 
     # -- training --------------------------------------------------------------------------------
-    def loss(self, prompt_latents: torch.Tensor, first_latent: torch.Tensor, target_latents: torch.Tensor,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(
+        self,
+        prompt_latents: torch.Tensor,
+        first_latent: torch.Tensor,
+        target_latents: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Cross-prediction diffusion loss: denoise target (B,T,C,h,w) given prompt and first frame."""
         b = target_latents.shape[0]
         x0 = self._to_diffused(target_latents, first_latent)
@@ -359,8 +391,9 @@ class CrossPredictionModel(nn.Module):
 
     # -- sampling --------------------------------------------------------------------------------
     @torch.no_grad()
-    def predict_mean(self, prompt_latents: torch.Tensor, first_latent: torch.Tensor,
-                     guidance: float | None = None) -> torch.Tensor:
+    def predict_mean(
+        self, prompt_latents: torch.Tensor, first_latent: torch.Tensor, guidance: float | None = None
+    ) -> torch.Tensor:
         """One denoiser pass at the noisiest step: the model's estimate of the *expected* target
         latents (B, T, C, h, w) given the prompt and the first frame (blurry where the future is
         uncertain; deterministic: the fixed noise draw of the representation pass). ``guidance``:
@@ -371,20 +404,32 @@ class CrossPredictionModel(nn.Module):
         a = self.alphas_cumprod[t_max]
         noise = self.repr_noise.expand(b, -1, -1, -1, -1)
         out = self.guided_denoise(noise, first_latent, t, self.encode_prompt(prompt_latents), guidance)
-        x0 = (noise - (1 - a).sqrt() * out) / a.sqrt().clamp_min(1e-4) if self.cfg.prediction_type == "epsilon" \
+        x0 = (
+            (noise - (1 - a).sqrt() * out) / a.sqrt().clamp_min(1e-4)
+            if self.cfg.prediction_type == "epsilon"
             else a.sqrt() * noise - (1 - a).sqrt() * out
+        )
         return x0 + first_latent[:, None] if self.cfg.residual else x0
 
     @torch.no_grad()
-    def sample(self, prompt_latents: torch.Tensor, first_latent: torch.Tensor, steps: int | None = None,
-               generator: torch.Generator | None = None, guidance: float | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        prompt_latents: torch.Tensor,
+        first_latent: torch.Tensor,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        guidance: float | None = None,
+    ) -> torch.Tensor:
         """DDIM-sample target latents (B, T, C, h, w) given prompt latents and the first latent
         (``guidance``: classifier-free guidance scale, default ``cfg.guidance_scale``)."""
         prompt = self.encode_prompt(prompt_latents)
         b = first_latent.shape[0]
         ls = self.cfg.latent_size
-        x = torch.randn((b, self.cfg.clip_frames, self.cfg.latent_channels, ls, ls), generator=generator,
-                        device=generator.device if generator is not None else first_latent.device).to(first_latent.device)
+        x = torch.randn(
+            (b, self.cfg.clip_frames, self.cfg.latent_channels, ls, ls),
+            generator=generator,
+            device=generator.device if generator is not None else first_latent.device,
+        ).to(first_latent.device)
         sched = self.sample_scheduler
         sched.set_timesteps(steps or self.cfg.sample_steps)
         for t in sched.timesteps:
@@ -401,7 +446,9 @@ class CrossPredictionModel(nn.Module):
         t = torch.full((b,), self.cfg.repr_timestep, device=frame_latent.device, dtype=torch.long)
         a = self.alphas_cumprod[self.cfg.repr_timestep]
         static = frame_latent[:, None].expand(-1, self.cfg.clip_frames, -1, -1, -1)  # "nothing moves"
-        noisy = a.sqrt() * self._to_diffused(static, frame_latent) + (1 - a).sqrt() * self.repr_noise.expand(b, -1, -1, -1, -1)
+        noisy = a.sqrt() * self._to_diffused(static, frame_latent) + (1 - a).sqrt() * self.repr_noise.expand(
+            b, -1, -1, -1, -1
+        )
         return self.denoise(noisy, frame_latent, t, prompt_tokens, features=True)
 
 

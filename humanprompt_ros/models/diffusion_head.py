@@ -64,8 +64,10 @@ class PolicyModelConfig:
 
     def validate(self) -> None:
         if self.proprio_mask and len(self.proprio_mask) != self.proprio_dim:
-            raise ValueError(f"proprio_mask: needs {self.proprio_dim} entries (one per proprio dimension), "
-                             f"got {len(self.proprio_mask)}")
+            raise ValueError(
+                f"proprio_mask: needs {self.proprio_dim} entries (one per proprio dimension), "
+                f"got {len(self.proprio_mask)}"
+            )
         if self.relative and (self.action_dim != 24 or self.proprio_dim != 24):
             raise ValueError("relative: needs the 24-D unified action and proprio (positions at 0:3 and 9:24)")
         if self.proprio_noise < 0 or self.min_std <= 0:
@@ -77,8 +79,10 @@ class PolicyModelConfig:
         if self.global_dropout > 0 and not self.global_cond:
             raise ValueError("global_dropout: needs global_cond: true (it drops the global condition vector)")
         if self.guidance != 1.0 and self.global_dropout <= 0:
-            raise ValueError(f"guidance: {self.guidance} needs a head trained with global_dropout > 0 (it has no "
-                             "null condition to guide away from); use guidance: 1")
+            raise ValueError(
+                f"guidance: {self.guidance} needs a head trained with global_dropout > 0 (it has no "
+                "null condition to guide away from); use guidance: 1"
+            )
         if self.execute < 1:
             raise ValueError(f"execute: must be >= 1 (at most horizon={self.horizon} are used), got {self.execute}")
         if not 1 <= self.inference_steps <= self.train_timesteps:
@@ -146,15 +150,22 @@ class ActionDenoiser(nn.Module):
         self.global_cond = nn.Sequential(nn.LayerNorm(cond_dim), nn.Linear(cond_dim, d)) if cfg.global_cond else None
         # the "no condition" vector of classifier-free guidance
         self.null_global = nn.Parameter(torch.zeros(cond_dim)) if cfg.global_dropout > 0 else None
-        self.blocks = nn.ModuleList([CrossAttentionBlock(d, cfg.heads, adaptive=cfg.global_cond)
-                                     for _ in range(cfg.depth)])
+        self.blocks = nn.ModuleList(
+            [CrossAttentionBlock(d, cfg.heads, adaptive=cfg.global_cond) for _ in range(cfg.depth)]
+        )
         self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.action_dim))
 
-    def forward(self, noisy: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, proprio: torch.Tensor,
-                global_cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        noisy: torch.Tensor,
+        t: torch.Tensor,
+        cond: torch.Tensor,
+        proprio: torch.Tensor,
+        global_cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         temb = self.t_embed(t)
         context = torch.cat([self.cond(cond), self.proprio(proprio)[:, None], temb[:, None]], dim=1)
-        x = self.inp(noisy) + self.pos[:, :noisy.shape[1]] + temb[:, None]
+        x = self.inp(noisy) + self.pos[:, : noisy.shape[1]] + temb[:, None]
         c = None
         if self.global_cond is not None:
             if global_cond is None:
@@ -183,8 +194,13 @@ class DiffusionPolicyHead(nn.Module):
         self.proprio_norm = Normalizer(cfg.proprio_dim, cfg.min_std)
         keep = torch.tensor(cfg.proprio_mask, dtype=torch.float32) if cfg.proprio_mask else None
         self.register_buffer("proprio_keep", keep, persistent=False)  # from the config, not the weights
-        common = dict(num_train_timesteps=cfg.train_timesteps, beta_schedule="squaredcos_cap_v2",
-                      prediction_type=cfg.prediction_type, clip_sample=True, clip_sample_range=5.0)
+        common = dict(
+            num_train_timesteps=cfg.train_timesteps,
+            beta_schedule="squaredcos_cap_v2",
+            prediction_type=cfg.prediction_type,
+            clip_sample=True,
+            clip_sample_range=5.0,
+        )
         self.train_scheduler = DDPMScheduler(**common)
         self.sample_scheduler = DDIMScheduler(**common, timestep_spacing=cfg.timestep_spacing)
 
@@ -207,7 +223,7 @@ class DiffusionPolicyHead(nn.Module):
         h, rows = self.cfg.horizon, []
         for a, p in zip(actions, proprio):
             idx = torch.clamp(torch.arange(len(a))[:, None] + torch.arange(h)[None], max=len(a) - 1)
-            rows.append(a[idx] - self._offset(p[:len(a)]))
+            rows.append(a[idx] - self._offset(p[: len(a)]))
         self.action_norm.fit(torch.cat(rows))
 
     def proprio_input(self, proprio: torch.Tensor, train: bool = False) -> torch.Tensor:
@@ -218,8 +234,14 @@ class DiffusionPolicyHead(nn.Module):
             p = p + self.cfg.proprio_noise * torch.randn_like(p)
         return p if self.proprio_keep is None else p * self.proprio_keep
 
-    def loss(self, cond: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor,
-             action_mask: torch.Tensor | None = None, global_cond: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(
+        self,
+        cond: torch.Tensor,
+        proprio: torch.Tensor,
+        actions: torch.Tensor,
+        action_mask: torch.Tensor | None = None,
+        global_cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Diffusion loss; ``action_mask`` (B, A) zeroes dimensions a demo does not have (masked fingers);
         ``global_cond`` (B, Dc): the head's global condition vector (``policy.global_cond`` only)."""
         x0 = self.action_norm.normalize(actions - self._offset(proprio))
@@ -242,8 +264,14 @@ class DiffusionPolicyHead(nn.Module):
         return (err * m).sum() / m.sum().clamp_min(1.0)
 
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor, proprio: torch.Tensor, generator: torch.Generator | None = None,
-               steps: int | None = None, global_cond: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        cond: torch.Tensor,
+        proprio: torch.Tensor,
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
+        global_cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """DDIM → unnormalised action chunk (B, H, A); with ``guidance`` ≠ 1, classifier-free guided on
         ``global_cond`` (two denoiser passes per step, batched)."""
         b = cond.shape[0]

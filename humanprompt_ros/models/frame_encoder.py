@@ -39,8 +39,8 @@ def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
     b, _, s, _ = x.shape
     x = F.pad(x, (pad,) * 4, mode="replicate")
     dx, dy = torch.randint(0, 2 * pad + 1, (2, b), device=x.device)
-    rows = (torch.arange(s, device=x.device)[None] + dy[:, None])  # (B, S)
-    cols = (torch.arange(s, device=x.device)[None] + dx[:, None])
+    rows = torch.arange(s, device=x.device)[None] + dy[:, None]  # (B, S)
+    cols = torch.arange(s, device=x.device)[None] + dx[:, None]
     x = x.gather(2, rows[:, None, :, None].expand(-1, x.shape[1], -1, x.shape[3]))
     return x.gather(3, cols[:, None, None, :].expand(-1, x.shape[1], s, -1))
 

@@ -45,8 +45,9 @@ class Attention(nn.Module):
         self.kv = nn.Linear(context_dim or dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         b, n, d = x.shape
         ctx = x if context is None else context
         q = self.q(x).view(b, n, self.heads, d // self.heads).transpose(1, 2)

@@ -119,6 +119,9 @@ class PDCPLoss(nn.Module):
             "proto_ce": F.cross_entropy(self.proto_logits(z), skills),
             "siamese": self.siamese(z, tasks),
         }
-        terms["total"] = (self.cfg.nt_xent_weight * terms["nt_xent"] + self.cfg.proto_weight * terms["proto_ce"]
-                          + self.cfg.siamese_weight * terms["siamese"])
+        terms["total"] = (
+            self.cfg.nt_xent_weight * terms["nt_xent"]
+            + self.cfg.proto_weight * terms["proto_ce"]
+            + self.cfg.siamese_weight * terms["siamese"]
+        )
         return terms

@@ -55,12 +55,14 @@ class PromptPolicyModel(nn.Module):
             video_model.denoiser.requires_grad_(True)
         t, _ = video_model.feature_tokens
         self.former = VideoFormer(cfg.video_former, video_model.feature_dim, t)
-        self.prompt_proj = nn.Sequential(nn.LayerNorm(video_model.prompt_dim),
-                                         nn.Linear(video_model.prompt_dim, cfg.video_former.width))
+        self.prompt_proj = nn.Sequential(
+            nn.LayerNorm(video_model.prompt_dim), nn.Linear(video_model.prompt_dim, cfg.video_former.width)
+        )
         self.skill_embed = nn.Embedding(max(1, len(cfg.skills)), cfg.video_former.width)
         self.head = DiffusionPolicyHead(cfg.policy, cfg.video_former.width)
-        self.frame_encoder = FrameEncoder(cfg.frame_encoder, cfg.video_former.width) \
-            if cfg.frame_encoder.enabled else None
+        self.frame_encoder = (
+            FrameEncoder(cfg.frame_encoder, cfg.video_former.width) if cfg.frame_encoder.enabled else None
+        )
         self.pdcp = PDCPLoss(cfg.pdcp, cfg.video_former.width, max(1, len(cfg.skills)))
 
     def train(self, mode: bool = True) -> "PromptPolicyModel":
@@ -91,9 +93,14 @@ class PromptPolicyModel(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.trains_video_model):
             return self.video_model.features(prompt_tokens, frame_latents)
 
-    def condition(self, prompt_tokens: torch.Tensor, frame_latents: torch.Tensor | None,
-                  skills: torch.Tensor | None = None, features: torch.Tensor | None = None,
-                  frames: torch.Tensor | None = None) -> torch.Tensor:
+    def condition(
+        self,
+        prompt_tokens: torch.Tensor,
+        frame_latents: torch.Tensor | None,
+        skills: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
+        frames: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """(B,S,D) prompt tokens, (B,C,h,w) current-frame latents (or their precomputed
         :meth:`features`), (B,S',S',3) uint8 current frames at the video model's size (used by the
         ``frame_encoder`` only) → condition tokens (B, L, Dv).
@@ -115,8 +122,9 @@ class PromptPolicyModel(nn.Module):
             tokens = torch.cat([tokens, self.frame_encoder(frames.to(tokens.device))], dim=1)
         return tokens
 
-    def condition_on_frame(self, prompt_tokens: torch.Tensor, frame: np.ndarray,
-                           skills: torch.Tensor | None = None) -> torch.Tensor:
+    def condition_on_frame(
+        self, prompt_tokens: torch.Tensor, frame: np.ndarray, skills: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """One camera frame (H, W, 3) uint8, any size → condition tokens (1, L, Dv): the frame resized to
         the video model's size feeds both the stage-1 representation and the frame encoder."""
         small = torch.from_numpy(resize_frames(np.asarray(frame, np.uint8)[None], self.video_model.cfg.image_size))
@@ -129,17 +137,18 @@ class PromptPolicyModel(nn.Module):
         points = self.cfg.frame_encoder.keypoints if self.frame_encoder is not None else 0
         if self.cfg.pdcp.pool == "prompt":  # the tokens after the Video Former's, before skill and points
             end = cond.shape[1] - points - (self.cfg.condition == "skill_oracle")
-            return VideoFormer.pool(cond[:, self.former.num_tokens:end])
+            return VideoFormer.pool(cond[:, self.former.num_tokens : end])
         k = 0 if self.cfg.pdcp.image_points else points
-        return VideoFormer.pool(cond[:, :cond.shape[1] - k])
+        return VideoFormer.pool(cond[:, : cond.shape[1] - k])
 
     def global_condition(self, cond: torch.Tensor) -> torch.Tensor | None:
         """(B, L, Dv) condition tokens → the head's global condition (B, Dv): the pooled z that PDCP shapes,
         with ``policy.global_cond``; None otherwise (the head only cross-attends to the tokens)."""
         return self.pooled(cond) if self.cfg.policy.global_cond else None
 
-    def sample_actions(self, cond: torch.Tensor, proprio: torch.Tensor,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_actions(
+        self, cond: torch.Tensor, proprio: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """(B, L, Dv) condition tokens, (B, P) proprio → an unnormalised action chunk (B, H, A) (DDIM)."""
         return self.head.sample(cond, proprio, generator=generator, global_cond=self.global_condition(cond))
 
@@ -147,11 +156,10 @@ class PromptPolicyModel(nn.Module):
         """(B, L, Dv) condition tokens → the parts that depend on the current frame, each flattened to
         (B, ·): the Video Former tokens and, with the frame encoder, its image-point tokens. The paired
         cross-embodiment term aligns these (the prompt tokens are the prompt's, not the frame's)."""
-        parts = [cond[:, :self.former.num_tokens].flatten(1)]
+        parts = [cond[:, : self.former.num_tokens].flatten(1)]
         if self.frame_encoder is not None:
-            parts.append(cond[:, cond.shape[1] - self.cfg.frame_encoder.keypoints:].flatten(1))
+            parts.append(cond[:, cond.shape[1] - self.cfg.frame_encoder.keypoints :].flatten(1))
         return parts
-
 
 
 def compile_for_inference(model: PromptPolicyModel) -> PromptPolicyModel:
@@ -166,23 +174,32 @@ def compile_for_inference(model: PromptPolicyModel) -> PromptPolicyModel:
     return model
 
 
-
 def save_policy(path: Path, model: PromptPolicyModel, **meta: Any) -> Path:
     tensors = {k: v for k, v in model.state_dict().items() if not k.startswith("video_model.")}
     tensors.update(prefixed("video_model", model.video_model.state_dict()))
-    return save_checkpoint(path, tensors, KIND, to_dict(model.cfg), stage1_config=to_dict(model.stage1_cfg),
-                           hand=model.cfg.hand, action_dim=ACTION_DIM, action_layout="humanprompt_ros.action v1",
-                           command=command_line(), **meta)
+    return save_checkpoint(
+        path,
+        tensors,
+        KIND,
+        to_dict(model.cfg),
+        stage1_config=to_dict(model.stage1_cfg),
+        hand=model.cfg.hand,
+        action_dim=ACTION_DIM,
+        action_layout="humanprompt_ros.action v1",
+        command=command_line(),
+        **meta,
+    )
 
 
-
-def load_policy_model(path: str | Path, hand: str | None = None, action_dim: int = ACTION_DIM,
-                      device: str | torch.device = "cpu") -> tuple[PromptPolicyModel, dict[str, Any]]:
+def load_policy_model(
+    path: str | Path, hand: str | None = None, action_dim: int = ACTION_DIM, device: str | torch.device = "cpu"
+) -> tuple[PromptPolicyModel, dict[str, Any]]:
     """Load a policy checkpoint; refuses one for another hand or action size, with a clear message."""
     tensors, meta = load_checkpoint(path, kind=KIND)
     if meta.get("action_dim") != action_dim:
-        raise CheckpointError(f"{path}: trained for {meta.get('action_dim')}-D actions, this stack uses {action_dim}-D "
-                              f"unified actions")
+        raise CheckpointError(
+            f"{path}: trained for {meta.get('action_dim')}-D actions, this stack uses {action_dim}-D unified actions"
+        )
     if hand is not None and meta.get("hand") != hand:
         raise CheckpointError(f"{path}: trained for hand {meta.get('hand')!r}, the configured hand is {hand!r}")
     try:
@@ -195,12 +212,12 @@ def load_policy_model(path: str | Path, hand: str | None = None, action_dim: int
     return model.to(device).eval(), meta
 
 
-
 def extract_stage1(path: str | Path, out: str | Path) -> Path:
     """Write the stage-1 video model embedded in policy checkpoint ``path`` as a stage-1 checkpoint.
 
     Stage-2 runs can then share the very stage 1 a shipped policy was trained with (``stage1: OUT``)
     without training it again. With ``stage1_trainable`` the result is the fine-tuned video model."""
     model, meta = load_policy_model(path)
-    return save_stage1(Path(out), model.video_model, model.stage1_cfg, extracted_from=str(path),
-                       policy_step=meta.get("step"))
+    return save_stage1(
+        Path(out), model.video_model, model.stage1_cfg, extracted_from=str(path), policy_step=meta.get("step")
+    )

@@ -53,36 +53,52 @@ class SVDVideoModel(CrossPredictionModel):
         c = cfg.latent_channels
         if s.pretrained:
             try:
-                self.unet = UNetSpatioTemporalConditionModel.from_pretrained(s.pretrained, subfolder="unet",
-                                                                             local_files_only=True)
-                vae = AutoencoderKLTemporalDecoder.from_pretrained(s.pretrained, subfolder="vae",
-                                                                   local_files_only=True)
+                self.unet = UNetSpatioTemporalConditionModel.from_pretrained(
+                    s.pretrained, subfolder="unet", local_files_only=True
+                )
+                vae = AutoencoderKLTemporalDecoder.from_pretrained(s.pretrained, subfolder="vae", local_files_only=True)
             except (OSError, ValueError, EnvironmentError) as exc:
-                raise ValueError(f"svd.pretrained: cannot load a diffusers SVD model from {s.pretrained!r} "
-                                 f"(needs unet/ and vae/ subfolders on local disk): {exc}") from None
+                raise ValueError(
+                    f"svd.pretrained: cannot load a diffusers SVD model from {s.pretrained!r} "
+                    f"(needs unet/ and vae/ subfolders on local disk): {exc}"
+                ) from None
             if vae.config.latent_channels != c:
-                raise ValueError(f"latent_channels: the pretrained VAE has {vae.config.latent_channels} "
-                                 f"latent channels, the config says {c}")
+                raise ValueError(
+                    f"latent_channels: the pretrained VAE has {vae.config.latent_channels} "
+                    f"latent channels, the config says {c}"
+                )
             self.autoencoder = PretrainedVAE(vae)
             self._fit_input_channels(2 * c)
         else:
             self.unet = UNetSpatioTemporalConditionModel(
-                sample_size=cfg.latent_size, in_channels=2 * c, out_channels=c,
+                sample_size=cfg.latent_size,
+                in_channels=2 * c,
+                out_channels=c,
                 down_block_types=("CrossAttnDownBlockSpatioTemporal",) * (len(s.block_out_channels) - 1)
                 + ("DownBlockSpatioTemporal",),
-                up_block_types=("UpBlockSpatioTemporal",) + ("CrossAttnUpBlockSpatioTemporal",)
-                * (len(s.block_out_channels) - 1),
-                block_out_channels=tuple(s.block_out_channels), num_attention_heads=tuple(s.heads),
-                layers_per_block=s.layers_per_block, cross_attention_dim=cfg.width,
-                addition_time_embed_dim=8, projection_class_embeddings_input_dim=24,
-                num_frames=cfg.clip_frames)
+                up_block_types=("UpBlockSpatioTemporal",)
+                + ("CrossAttnUpBlockSpatioTemporal",) * (len(s.block_out_channels) - 1),
+                block_out_channels=tuple(s.block_out_channels),
+                num_attention_heads=tuple(s.heads),
+                layers_per_block=s.layers_per_block,
+                cross_attention_dim=cfg.width,
+                addition_time_embed_dim=8,
+                projection_class_embeddings_input_dim=24,
+                num_frames=cfg.clip_frames,
+            )
             self.autoencoder = FrameAutoencoder(c, cfg.ae_channels)
         if not 0 <= s.feature_block < len(self.unet.up_blocks):
             raise ValueError(f"svd.feature_block: must be within 0..{len(self.unet.up_blocks) - 1}")
         cross = self.unet.config.cross_attention_dim
         self.prompt_encoder = PromptEncoder(dataclasses.replace(cfg, width=cross))
-        self.register_buffer("added_time_ids", torch.tensor(_ADDED_TIME_IDS).repeat(
-            1, self.unet.config.projection_class_embeddings_input_dim // (3 * self.unet.config.addition_time_embed_dim)))
+        self.register_buffer(
+            "added_time_ids",
+            torch.tensor(_ADDED_TIME_IDS).repeat(
+                1,
+                self.unet.config.projection_class_embeddings_input_dim
+                // (3 * self.unet.config.addition_time_embed_dim),
+            ),
+        )
         self._captured: torch.Tensor | None = None
         self.unet.up_blocks[s.feature_block].register_forward_hook(self._capture)
         self._feature_shape: tuple[int, int, int] | None = None
@@ -121,9 +137,13 @@ class SVDVideoModel(CrossPredictionModel):
             ls, c = self.cfg.latent_size, self.cfg.latent_channels
             with torch.no_grad():
                 prompt = torch.zeros(1, 1, self.unet.config.cross_attention_dim, device=self.added_time_ids.device)
-                f = self.denoise(torch.zeros(1, self.cfg.clip_frames, c, ls, ls, device=prompt.device),
-                                 torch.zeros(1, c, ls, ls, device=prompt.device),
-                                 torch.zeros(1, dtype=torch.long, device=prompt.device), prompt, features=True)
+                f = self.denoise(
+                    torch.zeros(1, self.cfg.clip_frames, c, ls, ls, device=prompt.device),
+                    torch.zeros(1, c, ls, ls, device=prompt.device),
+                    torch.zeros(1, dtype=torch.long, device=prompt.device),
+                    prompt,
+                    features=True,
+                )
             self._feature_shape = tuple(f.shape[1:])
         return self._feature_shape
 

@@ -41,12 +41,20 @@ def build_video_model(cfg: VideoModelConfig) -> CrossPredictionModel:
 
 
 def save_stage1(path: Path, model: CrossPredictionModel, cfg: Stage1Config, **meta: Any) -> Path:
-    return save_checkpoint(path, prefixed("model", model.state_dict()), KIND, to_dict(cfg),
-                           backbone=model.name, command=command_line(), **meta)
+    return save_checkpoint(
+        path,
+        prefixed("model", model.state_dict()),
+        KIND,
+        to_dict(cfg),
+        backbone=model.name,
+        command=command_line(),
+        **meta,
+    )
 
 
-
-def load_stage1(path: str | Path, device: str | torch.device = "cpu") -> tuple[CrossPredictionModel, Stage1Config, dict]:
+def load_stage1(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[CrossPredictionModel, Stage1Config, dict]:
     """Load a stage-1 checkpoint → (model in eval mode, its config, metadata). Refuses mismatches."""
     tensors, meta = load_checkpoint(path, kind=KIND)
     try:
@@ -54,12 +62,13 @@ def load_stage1(path: str | Path, device: str | torch.device = "cpu") -> tuple[C
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: embedded config is invalid: {exc}") from None
     if meta.get("backbone") != cfg.model.backbone:
-        raise CheckpointError(f"{path}: weights are for backbone {meta.get('backbone')!r} but the embedded config "
-                              f"says {cfg.model.backbone!r}")
+        raise CheckpointError(
+            f"{path}: weights are for backbone {meta.get('backbone')!r} but the embedded config "
+            f"says {cfg.model.backbone!r}"
+        )
     model = build_video_model(cfg.model)
     load_weights(model, unprefixed("model", tensors), f"{path}: weights do not match the model its config describes")
     return model.to(device).eval(), cfg, meta
-
 
 
 def prepare_prompt(model: CrossPredictionModel, frames: np.ndarray) -> torch.Tensor:
@@ -68,16 +77,21 @@ def prepare_prompt(model: CrossPredictionModel, frames: np.ndarray) -> torch.Ten
     return model.encode_frames(torch.from_numpy(clip))[None]
 
 
-
 def prepare_frame(model: CrossPredictionModel, frame: np.ndarray) -> torch.Tensor:
     """One frame (H, W, 3) uint8 → latent (1, C, h, w)."""
     return model.encode_frames(torch.from_numpy(resize_frames(frame[None], model.cfg.image_size)))
 
 
-
 @torch.no_grad()
-def predict_video(model: CrossPredictionModel, prompt_frames: np.ndarray, first_frame: np.ndarray, seed: int = 0,
-                  steps: int | None = None, method: str = "sample", guidance: float | None = None) -> np.ndarray:
+def predict_video(
+    model: CrossPredictionModel,
+    prompt_frames: np.ndarray,
+    first_frame: np.ndarray,
+    seed: int = 0,
+    steps: int | None = None,
+    method: str = "sample",
+    guidance: float | None = None,
+) -> np.ndarray:
     """Predicted video (T, S, S, 3) uint8 of what follows ``first_frame`` when doing the prompt's task.
 
     ``method``: ``sample`` (DDIM, ``steps`` steps: one plausible future) or ``mean`` (one denoiser

@@ -24,6 +24,7 @@ Diagnostics (``/diagnostics``, status named ``camera``): achieved rate, target r
 (publish time − source stamp) p50/p95/max, frames published, bad (dropped) frames, frames skipped
 by the rate limit, age of the last frame, and a state string.
 """
+
 from __future__ import annotations
 
 import threading
@@ -70,20 +71,30 @@ class CameraNode(Node):
         if self.cfg.source == "topic":
             self.source_desc = f"topic {self.cfg.input_topic}"
             self.sub = self.create_subscription(
-                Image, self.cfg.input_topic, self._on_image, topics.qos_profile(topics.SIM_IMAGE),
-                callback_group=MutuallyExclusiveCallbackGroup())
+                Image,
+                self.cfg.input_topic,
+                self._on_image,
+                topics.qos_profile(topics.SIM_IMAGE),
+                callback_group=MutuallyExclusiveCallbackGroup(),
+            )
             self._thread = None
         else:
             self.source = open_source(self.cfg)  # StartupError on a missing device/file
             self.source_desc = self.source.description
             self._thread = threading.Thread(target=self._capture_loop, name="camera-capture", daemon=True)
-        self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
-                                    hardware_id=self.source_desc, callback_group=MutuallyExclusiveCallbackGroup())
+        self.diag = NodeDiagnostics(
+            self,
+            self._diagnostics,
+            self.cfg.diagnostics_period,
+            hardware_id=self.source_desc,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
         if self._thread is not None:
             self._thread.start()
         self.get_logger().info(
             f"publishing {self.cfg.width}x{self.cfg.height} rgb8 on {topics.OBSERVATION.name} from "
-            f"{self.source_desc} at " + (f"{self._target_rate():g} Hz" if self._target_rate() else "the source's rate"))
+            f"{self.source_desc} at " + (f"{self._target_rate():g} Hz" if self._target_rate() else "the source's rate")
+        )
 
     def _on_config(self, cfg: CameraConfig) -> None:
         self.cfg = cfg
@@ -156,8 +167,12 @@ class CameraNode(Node):
                 self.get_logger().info(f"{self.source_desc} finished (loop: false)")
                 return
             if frame is not False:
-                if device and period and self.last_pub_mono is not None \
-                        and time.monotonic() - self.last_pub_mono < 0.9 * period:
+                if (
+                    device
+                    and period
+                    and self.last_pub_mono is not None
+                    and time.monotonic() - self.last_pub_mono < 0.9 * period
+                ):
                     with self._lock:
                         self.skipped += 1
                     continue
@@ -182,10 +197,17 @@ class CameraNode(Node):
         rate = self.rate.rate()
         target = self._target_rate()
         age = None if last is None else time.monotonic() - last
-        values = {"source": self.source_desc, "rate_hz": rate, "target_rate_hz": target,
-                  "frames_published": published, "frames_dropped_bad": bad, "frames_skipped_rate": skipped,
-                  "last_frame_age_s": -1.0 if age is None else age,
-                  "output": f"{self.cfg.width}x{self.cfg.height} rgb8", "last_error": self.last_error}
+        values = {
+            "source": self.source_desc,
+            "rate_hz": rate,
+            "target_rate_hz": target,
+            "frames_published": published,
+            "frames_dropped_bad": bad,
+            "frames_skipped_rate": skipped,
+            "last_frame_age_s": -1.0 if age is None else age,
+            "output": f"{self.cfg.width}x{self.cfg.height} rgb8",
+            "last_error": self.last_error,
+        }
         for k, v in self.latency.summary_ms().items():
             values[f"latency_{k}_ms" if k != "n" else "latency_samples"] = v
         if self.finished:

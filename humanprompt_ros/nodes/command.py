@@ -52,6 +52,7 @@ Safety (each case counted in the diagnostics, whose message states the current r
 Kept as one module (~470 lines): one ROS 2 node class per file; its safety rules and kinematics
 are ROS-free in :mod:`humanprompt_ros.control.safety` and :mod:`humanprompt_ros.hand`.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,9 +83,21 @@ from humanprompt_ros.ros.params import declare_config, watch_config
 
 
 def finite_pose_array(msg: PoseArray) -> bool:
-    vals = [v for p in msg.poses for v in (p.position.x, p.position.y, p.position.z, p.orientation.x,
-                                            p.orientation.y, p.orientation.z, p.orientation.w)]
+    vals = [
+        v
+        for p in msg.poses
+        for v in (
+            p.position.x,
+            p.position.y,
+            p.position.z,
+            p.orientation.x,
+            p.orientation.y,
+            p.orientation.z,
+            p.orientation.w,
+        )
+    ]
     return bool(np.all(np.isfinite(vals))) if vals else True
+
 
 try:  # no tf2_msgs wheel on PyPI: /tf only on ROS 2 installs
     from geometry_msgs.msg import TransformStamped
@@ -93,6 +106,7 @@ except ImportError:
     TFMessage = TransformStamped = None
 
 finger_colors = [(1.0, 0.3, 0.3), (0.3, 1.0, 0.3), (0.3, 0.5, 1.0), (1.0, 0.9, 0.2), (0.9, 0.4, 1.0)]
+
 
 class CommandNode(Node):
     def __init__(self):
@@ -108,13 +122,16 @@ class CommandNode(Node):
         ctrl = list(self.cfg.controller_joints) or list(self.names)
         unknown = [j for j in ctrl if j not in self.names]
         if unknown:
-            raise StartupError(f"controller_joints: {', '.join(unknown)} not joints of hand {self.hand.name!r} "
-                               f"(its joints: {', '.join(self.names)})")
+            raise StartupError(
+                f"controller_joints: {', '.join(unknown)} not joints of hand {self.hand.name!r} "
+                f"(its joints: {', '.join(self.names)})"
+            )
         if len(ctrl) != len(self.names) or len(set(ctrl)) != len(ctrl):
             raise StartupError(
                 f"controller_joints lists {len(ctrl)} joints ({len(set(ctrl))} distinct) but hand "
                 f"{self.hand.name!r} has {len(self.names)}: a ros2_control forward position controller silently "
-                "drops a command of the wrong length, so every hand joint must be listed exactly once")
+                "drops a command of the wrong length, so every hand joint must be listed exactly once"
+            )
         self.ctrl_joints = ctrl
         self.ctrl_index = np.array([self.names.index(j) for j in ctrl])
         self.draw_frames, self.draw_segments = hand_segments(self.hand.kin)
@@ -136,9 +153,19 @@ class CommandNode(Node):
         self.last_step_mono: float | None = None
         self.holding = True
         self.state = "waiting for the first hand target"
-        self.counts = dict(targets_received=0, targets_accepted=0, targets_rejected_nonfinite=0,
-                           targets_rejected_invalid=0, retarget_failures=0, prompts_invalid=0, commands_published=0,
-                           commands_clamped=0, velocity_limited_steps=0, holds=0, joint_states_invalid=0)
+        self.counts = dict(
+            targets_received=0,
+            targets_accepted=0,
+            targets_rejected_nonfinite=0,
+            targets_rejected_invalid=0,
+            retarget_failures=0,
+            prompts_invalid=0,
+            commands_published=0,
+            commands_clamped=0,
+            velocity_limited_steps=0,
+            holds=0,
+            joint_states_invalid=0,
+        )
         self.cmd_rate = RateMeter()
         self.target_rate = RateMeter()
         self.obs_rate = RateMeter()
@@ -148,45 +175,73 @@ class CommandNode(Node):
 
         qos = topics.qos_profile
         self.pub_js = self.create_publisher(JointState, topics.JOINT_COMMANDS.name, qos(topics.JOINT_COMMANDS))
-        self.pub_ctrl = (self.create_publisher(Float64MultiArray, topics.CONTROLLER_COMMANDS.name,
-                                               qos(topics.CONTROLLER_COMMANDS))
-                         if self.cfg.publish_controller_commands else None)
-        self.pub_traj = (self.create_publisher(JointTrajectory, topics.JOINT_TRAJECTORY.name,
-                                               qos(topics.JOINT_TRAJECTORY))
-                         if self.cfg.publish_trajectory else None)
-        self.pub_wrist = (self.create_publisher(PoseStamped, topics.WRIST_TARGET.name, qos(topics.WRIST_TARGET))
-                          if self.cfg.publish_wrist_target else None)
-        self.pub_markers = (self.create_publisher(MarkerArray, topics.MARKERS.name, qos(topics.MARKERS))
-                            if self.cfg.publish_markers else None)
+        self.pub_ctrl = (
+            self.create_publisher(Float64MultiArray, topics.CONTROLLER_COMMANDS.name, qos(topics.CONTROLLER_COMMANDS))
+            if self.cfg.publish_controller_commands
+            else None
+        )
+        self.pub_traj = (
+            self.create_publisher(JointTrajectory, topics.JOINT_TRAJECTORY.name, qos(topics.JOINT_TRAJECTORY))
+            if self.cfg.publish_trajectory
+            else None
+        )
+        self.pub_wrist = (
+            self.create_publisher(PoseStamped, topics.WRIST_TARGET.name, qos(topics.WRIST_TARGET))
+            if self.cfg.publish_wrist_target
+            else None
+        )
+        self.pub_markers = (
+            self.create_publisher(MarkerArray, topics.MARKERS.name, qos(topics.MARKERS))
+            if self.cfg.publish_markers
+            else None
+        )
         if self.cfg.publish_robot_description:
-            self.pub_desc = self.create_publisher(String, topics.ROBOT_DESCRIPTION.name,
-                                                  qos(topics.ROBOT_DESCRIPTION))
+            self.pub_desc = self.create_publisher(String, topics.ROBOT_DESCRIPTION.name, qos(topics.ROBOT_DESCRIPTION))
             self.pub_desc.publish(String(data=self.hand.urdf.xml))
 
-        self.tf_links = sorted(l for l in self.hand.urdf.links if self.hand.kin.model.existFrame(l))
+        self.tf_links = sorted(link for link in self.hand.urdf.links if self.hand.kin.model.existFrame(link))
         self.pub_tf = None
         if self.cfg.publish_tf and TFMessage is not None and self.cfg.publish_markers:
             self.pub_tf = self.create_publisher(TFMessage, topics.TF.name, qos(topics.TF))
         inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(PoseArray, topics.HAND_TARGET.name, self._on_target,
-                                 topics.subscription_qos(topics.HAND_TARGET), callback_group=inputs)
-        self.create_subscription(JointState, topics.JOINT_STATES.name, self._on_joint_states,
-                                 topics.subscription_qos(topics.JOINT_STATES), callback_group=inputs)
-        self.create_subscription(String, topics.PROMPT.name, self._on_prompt,
-                                 topics.subscription_qos(topics.PROMPT), callback_group=inputs)
-        self.create_subscription(Image, topics.OBSERVATION.name, self._on_observation,
-                                 topics.subscription_qos(topics.OBSERVATION), callback_group=inputs, raw=True)
+        self.create_subscription(
+            PoseArray,
+            topics.HAND_TARGET.name,
+            self._on_target,
+            topics.subscription_qos(topics.HAND_TARGET),
+            callback_group=inputs,
+        )
+        self.create_subscription(
+            JointState,
+            topics.JOINT_STATES.name,
+            self._on_joint_states,
+            topics.subscription_qos(topics.JOINT_STATES),
+            callback_group=inputs,
+        )
+        self.create_subscription(
+            String, topics.PROMPT.name, self._on_prompt, topics.subscription_qos(topics.PROMPT), callback_group=inputs
+        )
+        self.create_subscription(
+            Image,
+            topics.OBSERVATION.name,
+            self._on_observation,
+            topics.subscription_qos(topics.OBSERVATION),
+            callback_group=inputs,
+            raw=True,
+        )
         self.create_timer(1.0 / self.cfg.rate, self._on_timer, callback_group=MutuallyExclusiveCallbackGroup())
         slow = MutuallyExclusiveCallbackGroup()
         if self.pub_markers is not None:
             self.create_timer(1.0 / self.cfg.marker_rate, self._publish_markers, callback_group=slow)
-        self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
-                                    hardware_id=self.hand.name, callback_group=slow)
+        self.diag = NodeDiagnostics(
+            self, self._diagnostics, self.cfg.diagnostics_period, hardware_id=self.hand.name, callback_group=slow
+        )
         self.get_logger().info(
             f"hand {self.hand.name!r} ({len(self.names)} joints), {self.cfg.rate:g} Hz, limits margin "
             f"{self.cfg.joint_limit_margin:g}, max velocity {self.cfg.max_joint_velocity:g}/s, timeouts target "
             f"{self.cfg.target_timeout:g} s / observation {self.cfg.observation_timeout:g} s "
-            f"({'required' if self.cfg.require_observation else 'not watched'}), hold mode {self.cfg.hold_mode}")
+            f"({'required' if self.cfg.require_observation else 'not watched'}), hold mode {self.cfg.hold_mode}"
+        )
 
     def _on_config(self, cfg: CommandConfig) -> None:
         with self._lock:
@@ -365,9 +420,11 @@ class CommandNode(Node):
             traj.header.stamp = TimeMsg()  # zero: start now
             traj.joint_names = list(self.names)
             horizon = max(dt, 1.0 / self.cfg.rate)
-            traj.points = [JointTrajectoryPoint(
-                positions=q.tolist(),
-                time_from_start=Duration(sec=int(horizon), nanosec=int((horizon % 1) * 1e9)))]
+            traj.points = [
+                JointTrajectoryPoint(
+                    positions=q.tolist(), time_from_start=Duration(sec=int(horizon), nanosec=int((horizon % 1) * 1e9))
+                )
+            ]
             self.pub_traj.publish(traj)
         self.counts["commands_published"] += 1
         self.cmd_rate.tick()
@@ -430,7 +487,10 @@ class CommandNode(Node):
             t = TransformStamped()
             t.header.stamp, t.header.frame_id, t.child_frame_id = stamp, frame, link
             t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (
-                pose.position.x, pose.position.y, pose.position.z)
+                pose.position.x,
+                pose.position.y,
+                pose.position.z,
+            )
             t.transform.rotation = pose.orientation
             msg.transforms.append(t)
         self.pub_tf.publish(msg)
@@ -443,14 +503,19 @@ class CommandNode(Node):
             target_age = None if self.target_mono is None else now - self.target_mono
             obs_age = None if self.obs_mono is None else now - self.obs_mono
             holding, state, problem = self.holding, self.state, self.last_problem
-        values.update({
-            "command_rate_hz": self.cmd_rate.rate(), "target_rate_hz": self.target_rate.rate(),
-            "observation_rate_hz": self.obs_rate.rate(),
-            "target_age_s": -1.0 if target_age is None else target_age,
-            "observation_age_s": -1.0 if obs_age is None else obs_age,
-            "hold_mode": self.cfg.hold_mode, "last_problem": problem,
-            "joints": len(self.names), "controller_joints": len(self.ctrl_joints),
-        })
+        values.update(
+            {
+                "command_rate_hz": self.cmd_rate.rate(),
+                "target_rate_hz": self.target_rate.rate(),
+                "observation_rate_hz": self.obs_rate.rate(),
+                "target_age_s": -1.0 if target_age is None else target_age,
+                "observation_age_s": -1.0 if obs_age is None else obs_age,
+                "hold_mode": self.cfg.hold_mode,
+                "last_problem": problem,
+                "joints": len(self.names),
+                "controller_joints": len(self.ctrl_joints),
+            }
+        )
         for k, v in self.latency.summary_ms().items():
             values[f"frame_to_command_{k}_ms" if k != "n" else "frame_to_command_samples"] = v
         for k, v in self.retarget_time.summary_ms().items():

@@ -67,6 +67,7 @@ How it runs
 Kept as one module (~480 lines): one ROS 2 node class per file; the chunk runner, the backend and
 the policies it adapts are ROS-free in :mod:`humanprompt_ros.control` and :mod:`humanprompt_ros.policies`.
 """
+
 from __future__ import annotations
 
 import json
@@ -108,8 +109,9 @@ class PolicyNode(Node):
         if self.cfg.policy == "checkpoint":
             path = resolve_checkpoint(self.cfg.checkpoint)
             before = checkpoint_identity(path) if path.is_file() else ""
-        self.runner = PolicyRunner(build_backend(self.cfg, self.hand.name), self.cfg.warmup,
-                                   lookahead=self.cfg.lookahead)
+        self.runner = PolicyRunner(
+            build_backend(self.cfg, self.hand.name), self.cfg.warmup, lookahead=self.cfg.lookahead
+        )
         if self.cfg.policy == "checkpoint" and hasattr(self.runner.template, "set_encoded"):
             after = checkpoint_identity(path)
             self.checkpoint_id = before if before == after else ""  # replaced while loading: trust no tokens
@@ -126,10 +128,25 @@ class PolicyNode(Node):
         self.q: np.ndarray | None = None
         self.base_pose: np.ndarray | None = None
         self.base_from = "none"
-        self.counts = dict(frames_received=0, frames_used=0, frames_dropped_stale=0, frames_bad=0,
-                           frames_repeated=0, frames_out_of_order=0, targets_published=0, chunks=0, prompts=0,
-                           prompt_failures=0, pauses=0, act_failures=0, joint_states_invalid=0, prompts_from_tokens=0,
-                           prompts_encoded_here=0, tokens_received=0, tokens_ignored=0)
+        self.counts = dict(
+            frames_received=0,
+            frames_used=0,
+            frames_dropped_stale=0,
+            frames_bad=0,
+            frames_repeated=0,
+            frames_out_of_order=0,
+            targets_published=0,
+            chunks=0,
+            prompts=0,
+            prompt_failures=0,
+            pauses=0,
+            act_failures=0,
+            joint_states_invalid=0,
+            prompts_from_tokens=0,
+            prompts_encoded_here=0,
+            tokens_received=0,
+            tokens_ignored=0,
+        )
         self.state = "waiting for a prompt"
         self.paused = False
         self.last_problem = ""
@@ -140,31 +157,65 @@ class PolicyNode(Node):
         qos = topics.qos_profile
         self.pub = self.create_publisher(PoseArray, topics.HAND_TARGET.name, qos(topics.HAND_TARGET))
         inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(Image, topics.OBSERVATION.name, self._on_observation,
-                                 topics.subscription_qos(topics.OBSERVATION), callback_group=inputs)
-        self.create_subscription(JointState, topics.JOINT_STATES.name, self._on_joint_states,
-                                 topics.subscription_qos(topics.JOINT_STATES), callback_group=inputs)
-        self.create_subscription(PoseStamped, self.cfg.wrist_pose_topic, self._on_wrist_pose,
-                                 topics.subscription_qos(topics.JOINT_STATES), callback_group=inputs)
-        self.create_subscription(PoseStamped, topics.WRIST_TARGET.name, self._on_wrist_target,
-                                 topics.subscription_qos(topics.WRIST_TARGET), callback_group=inputs)
-        self.create_subscription(String, topics.PROMPT.name, self._on_prompt,
-                                 topics.subscription_qos(topics.PROMPT), callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_subscription(
+            Image,
+            topics.OBSERVATION.name,
+            self._on_observation,
+            topics.subscription_qos(topics.OBSERVATION),
+            callback_group=inputs,
+        )
+        self.create_subscription(
+            JointState,
+            topics.JOINT_STATES.name,
+            self._on_joint_states,
+            topics.subscription_qos(topics.JOINT_STATES),
+            callback_group=inputs,
+        )
+        self.create_subscription(
+            PoseStamped,
+            self.cfg.wrist_pose_topic,
+            self._on_wrist_pose,
+            topics.subscription_qos(topics.JOINT_STATES),
+            callback_group=inputs,
+        )
+        self.create_subscription(
+            PoseStamped,
+            topics.WRIST_TARGET.name,
+            self._on_wrist_target,
+            topics.subscription_qos(topics.WRIST_TARGET),
+            callback_group=inputs,
+        )
+        self.create_subscription(
+            String,
+            topics.PROMPT.name,
+            self._on_prompt,
+            topics.subscription_qos(topics.PROMPT),
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
         if self.checkpoint_id:
-            self.create_subscription(Float32MultiArray, topics.PROMPT_TOKENS.name, self._on_tokens,
-                                     topics.subscription_qos(topics.PROMPT_TOKENS),
-                                     callback_group=MutuallyExclusiveCallbackGroup())
+            self.create_subscription(
+                Float32MultiArray,
+                topics.PROMPT_TOKENS.name,
+                self._on_tokens,
+                topics.subscription_qos(topics.PROMPT_TOKENS),
+                callback_group=MutuallyExclusiveCallbackGroup(),
+            )
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
-        self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
-                                    hardware_id=f"{self.cfg.policy} / {self.hand.name}",
-                                    callback_group=MutuallyExclusiveCallbackGroup())
+        self.diag = NodeDiagnostics(
+            self,
+            self._diagnostics,
+            self.cfg.diagnostics_period,
+            hardware_id=f"{self.cfg.policy} / {self.hand.name}",
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
         self._stop = threading.Event()
         self._frame_event = threading.Event()  # lockstep: a camera frame arrived
         self._thread = threading.Thread(target=self._control_loop, name="policy-control", daemon=True)
         self._thread.start()
         self.get_logger().info(
             f"ready: backend {self.cfg.policy} (loaded in {self.load_s:.2f} s), hand {self.hand.name!r}, "
-            f"{self.cfg.rate:g} Hz; waiting for a prompt on {topics.PROMPT.name}")
+            f"{self.cfg.rate:g} Hz; waiting for a prompt on {topics.PROMPT.name}"
+        )
 
     def _on_config(self, cfg: PolicyConfig) -> None:
         self.cfg = cfg
@@ -185,14 +236,21 @@ class PolicyNode(Node):
             return
         with self._lock:
             self.counts["frames_received"] += 1
-            if self.cfg.lockstep and self.frame_stamp is not None and \
-                    Time.from_msg(msg.header.stamp).nanoseconds < Time.from_msg(self.frame_stamp).nanoseconds:
+            if (
+                self.cfg.lockstep
+                and self.frame_stamp is not None
+                and Time.from_msg(msg.header.stamp).nanoseconds < Time.from_msg(self.frame_stamp).nanoseconds
+            ):
                 self.counts["frames_out_of_order"] += 1  # a late frame of an earlier step (or episode)
                 return
             if not self.frame_used:
                 self.counts["frames_dropped_stale"] += 1  # replaced before any act() saw it
             self.frame, self.frame_stamp, self.frame_mono, self.frame_used = (
-                frame, msg.header.stamp, time.monotonic(), False)
+                frame,
+                msg.header.stamp,
+                time.monotonic(),
+                False,
+            )
             self.frame_seq += 1
         self._frame_event.set()
 
@@ -236,9 +294,12 @@ class PolicyNode(Node):
         if tokens is None:
             return  # the prompt was cleared
         if meta["checkpoint"] != self.checkpoint_id:
-            self._problem("tokens_ignored", f"ignored the prompt encoder's tokens for {meta['prompt_id']!r}: "
-                                            "encoded with another checkpoint (this node encodes that prompt "
-                                            "itself)")
+            self._problem(
+                "tokens_ignored",
+                f"ignored the prompt encoder's tokens for {meta['prompt_id']!r}: "
+                "encoded with another checkpoint (this node encodes that prompt "
+                "itself)",
+            )
             return
         with self._lock:
             self.counts["tokens_received"] += 1
@@ -284,8 +345,7 @@ class PolicyNode(Node):
             return
         generation = self.runner.next_generation()
         self.preparing = pid
-        threading.Thread(target=self._prepare, args=(data, generation), name="policy-set-prompt",
-                         daemon=True).start()
+        threading.Thread(target=self._prepare, args=(data, generation), name="policy-set-prompt", daemon=True).start()
 
     def _prepare(self, prompt: dict, generation: int) -> None:
         t0 = time.perf_counter()
@@ -296,14 +356,18 @@ class PolicyNode(Node):
                 policy = self.runner.prepare(prompt, self._proprio(), encoded)
                 how = "tokens from the prompt encoder"
             except Exception as exc:  # noqa: BLE001 - unusable tokens: encode the prompt here instead
-                self._problem("tokens_ignored", f"prompt {prompt.get('id')!r}: the prompt encoder's tokens are "
-                                                f"unusable ({exc}); encoding the prompt here")
+                self._problem(
+                    "tokens_ignored",
+                    f"prompt {prompt.get('id')!r}: the prompt encoder's tokens are "
+                    f"unusable ({exc}); encoding the prompt here",
+                )
         try:
             if policy is None:
                 policy = self.runner.prepare(prompt, self._proprio())
         except Exception as exc:  # noqa: BLE001 - the backend's reason, reported; the old prompt stays
-            self._problem("prompt_failures", f"prompt {prompt.get('id')!r} not usable by the {self.cfg.policy} "
-                                             f"policy: {exc}")
+            self._problem(
+                "prompt_failures", f"prompt {prompt.get('id')!r} not usable by the {self.cfg.policy} policy: {exc}"
+            )
             if self.preparing == prompt.get("id"):
                 self.preparing = ""
             return
@@ -313,8 +377,10 @@ class PolicyNode(Node):
                 if self.checkpoint_id:
                     self.counts["prompts_encoded_here" if how == "set_prompt" else "prompts_from_tokens"] += 1
             self.preparing = ""
-            self.get_logger().info(f"prompt {prompt.get('id')!r} active ({prompt.get('task') or 'video'}; "
-                                   f"{how} + warm-up {time.perf_counter() - t0:.2f} s)")
+            self.get_logger().info(
+                f"prompt {prompt.get('id')!r} active ({prompt.get('task') or 'video'}; "
+                f"{how} + warm-up {time.perf_counter() - t0:.2f} s)"
+            )
 
     def _on_reset(self, _req, resp):
         resp.success = self.runner.reset()
@@ -337,8 +403,7 @@ class PolicyNode(Node):
 
     def _hold_reason(self) -> str | None:
         if not self.runner.active:
-            return f"waiting for a prompt ({self.preparing!r} being prepared)" if self.preparing \
-                else "no active prompt"
+            return f"waiting for a prompt ({self.preparing!r} being prepared)" if self.preparing else "no active prompt"
         with self._lock:
             mono, q = self.frame_mono, self.q
         if self.cfg.require_joint_states and q is None:
@@ -365,8 +430,9 @@ class PolicyNode(Node):
                 frame_ns = Time.from_msg(self.frame_stamp).nanoseconds if self.frame_stamp is not None else 0
                 # the state of exactly this frame's step: a newer state means this frame is stale
                 # (its step's successor is on its way), an older one that the state is
-                state_ready = self.q_stamp_ns == frame_ns and (self.base_from != "measured" or
-                                                               self.base_stamp_ns == frame_ns)
+                state_ready = self.q_stamp_ns == frame_ns and (
+                    self.base_from != "measured" or self.base_stamp_ns == frame_ns
+                )
                 frame_stamp = self.frame_stamp
             if seq == done_seq or not state_ready:
                 continue
@@ -443,10 +509,16 @@ class PolicyNode(Node):
     # -- diagnostics ------------------------------------------------------------------------------
     def _diagnostics(self):
         with self._lock:
-            values = {"state": self.state, "backend": self.cfg.policy, "prompt": self.runner.prompt_id,
-                      "preparing": self.preparing, **self.counts, "last_problem": self.last_problem,
-                      "wrist_pose_source": self.base_from,
-                      "observation_age_s": -1.0 if self.frame_mono is None else time.monotonic() - self.frame_mono}
+            values = {
+                "state": self.state,
+                "backend": self.cfg.policy,
+                "prompt": self.runner.prompt_id,
+                "preparing": self.preparing,
+                **self.counts,
+                "last_problem": self.last_problem,
+                "wrist_pose_source": self.base_from,
+                "observation_age_s": -1.0 if self.frame_mono is None else time.monotonic() - self.frame_mono,
+            }
         values.update(self.runner.counts)
         values["lookahead"] = self.runner.lookahead
         values["target_rate_hz"] = self.target_rate.rate()

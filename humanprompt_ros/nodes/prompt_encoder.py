@@ -48,6 +48,7 @@ kept (its path is in the message) for a backend that takes videos.
 
 Encoding runs in this process, never in the policy's control loop.
 """
+
 from __future__ import annotations
 
 import json
@@ -79,8 +80,9 @@ from humanprompt_ros.ros.params import current_values, declare_config
 class PromptEncoderNode(Node):
     def __init__(self):
         super().__init__("prompt_encoder")
-        self.cfg: PromptEncoderConfig = declare_config(self, PromptEncoderConfig, config_path("prompt_encoder.yaml"),
-                                                       "prompt_encoder")
+        self.cfg: PromptEncoderConfig = declare_config(
+            self, PromptEncoderConfig, config_path("prompt_encoder.yaml"), "prompt_encoder"
+        )
         self.core = PromptValidator(self.cfg)
         self._lock = threading.Lock()
         self.active: dict[str, Any] = {"id": ""}
@@ -90,16 +92,24 @@ class PromptEncoderNode(Node):
         self._rec_stamps: list[float] = []
         qos = topics.qos_profile
         self.pub = self.create_publisher(String, topics.PROMPT.name, qos(topics.PROMPT))
-        self.tokens_pub = self.create_publisher(Float32MultiArray, topics.PROMPT_TOKENS.name,
-                                                qos(topics.PROMPT_TOKENS))
-        self.create_subscription(Image, topics.OBSERVATION.name, self._on_observation,
-                                 topics.subscription_qos(topics.OBSERVATION),
-                                 callback_group=MutuallyExclusiveCallbackGroup())
+        self.tokens_pub = self.create_publisher(Float32MultiArray, topics.PROMPT_TOKENS.name, qos(topics.PROMPT_TOKENS))
+        self.create_subscription(
+            Image,
+            topics.OBSERVATION.name,
+            self._on_observation,
+            topics.subscription_qos(topics.OBSERVATION),
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
         services = ReentrantCallbackGroup()
         self.create_service(Trigger, "~/clear_prompt", self._on_clear, callback_group=services)
         self.create_service(Trigger, "~/record_prompt", self._on_record, callback_group=services)
-        self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
-                                    hardware_id=self.cfg.policy, callback_group=MutuallyExclusiveCallbackGroup())
+        self.diag = NodeDiagnostics(
+            self,
+            self._diagnostics,
+            self.cfg.diagnostics_period,
+            hardware_id=self.cfg.policy,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
         initial = self.cfg.prompt_video
         if initial:
             try:
@@ -130,8 +140,10 @@ class PromptEncoderNode(Node):
     def _activate(self, info: dict[str, Any]) -> None:
         self._publish(info)
         self.counts["prompts_set"] += 1
-        self.get_logger().info(f"prompt {info['id']!r} active: {info['path']} ({info.get('frames')} frames, "
-                               f"encoded in {info.get('encode_s')} s)")
+        self.get_logger().info(
+            f"prompt {info['id']!r} active: {info['path']} ({info.get('frames')} frames, "
+            f"encoded in {info.get('encode_s')} s)"
+        )
 
     def _on_set(self, params: list[Parameter]) -> SetParametersResult:
         """Validate every change (the dataclass) and validate + encode a new prompt, before answering."""
@@ -208,8 +220,10 @@ class PromptEncoderNode(Node):
         self._recording = None
         if len(frames) < 2:
             resp.success = False
-            resp.message = (f"recorded {len(frames)} frame(s) in {seconds:g} s: no camera frames on "
-                            f"{topics.OBSERVATION.name}? The previous prompt stays active")
+            resp.message = (
+                f"recorded {len(frames)} frame(s) in {seconds:g} s: no camera frames on "
+                f"{topics.OBSERVATION.name}? The previous prompt stays active"
+            )
             return resp
         fps = (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-3)
         h, w = frames[0].shape[:2]
@@ -223,22 +237,32 @@ class PromptEncoderNode(Node):
         self.counts["recordings"] += 1
         result = self.set_parameters([Parameter("prompt_video", value=str(path))])[0]
         if result.successful:
-            resp.success, resp.message = True, f"recorded {len(frames)} frames ({fps:.1f} fps) to {path}; now the prompt"
+            resp.success, resp.message = (
+                True,
+                f"recorded {len(frames)} frames ({fps:.1f} fps) to {path}; now the prompt",
+            )
         else:
             resp.success = False
-            resp.message = (f"recorded {len(frames)} frames to {path} (kept), but it cannot be the prompt: "
-                            f"{result.reason}. The previous prompt stays active")
+            resp.message = (
+                f"recorded {len(frames)} frames to {path} (kept), but it cannot be the prompt: "
+                f"{result.reason}. The previous prompt stays active"
+            )
         return resp
 
     # -- diagnostics ------------------------------------------------------------------------------
     def _diagnostics(self):
         with self._lock:
             active = dict(self.active)
-        values = {"prompt": active.get("id", ""), "path": active.get("path", ""), "backend": self.cfg.policy,
-                  **self.counts, "last_refusal": self.last_refusal,
-                  "prompt_dirs": ", ".join(str(d) for d in self.core.dirs),
-                  "checkpoint_identity": self.core.checkpoint_id,
-                  "recording": self._recording is not None}
+        values = {
+            "prompt": active.get("id", ""),
+            "path": active.get("path", ""),
+            "backend": self.cfg.policy,
+            **self.counts,
+            "last_refusal": self.last_refusal,
+            "prompt_dirs": ", ".join(str(d) for d in self.core.dirs),
+            "checkpoint_identity": self.core.checkpoint_id,
+            "recording": self._recording is not None,
+        }
         if self._recording is not None:
             return OK, f"recording ({len(self._recording)} frames)", values
         if not active.get("id"):

@@ -5,6 +5,7 @@ start because of its configuration or environment (a missing file or device, a b
 reason is printed on one line, without a traceback, and ``humanprompt-bringup`` does not respawn a
 node that exits with 2 (it would fail the same way again).
 """
+
 from __future__ import annotations
 
 import sys

@@ -53,6 +53,7 @@ The robot stays live after that (commands still move it) until the next reset.
 Kept as one module (~420 lines): one ROS 2 node class per file (threads for physics, camera and
 lockstep); the simulated robot it adapts is ROS-free in :mod:`humanprompt_ros.sim.robot`.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,8 +85,7 @@ from humanprompt_ros.sim.tasks import resolve_task
 class SimDriverNode(Node):
     def __init__(self):
         super().__init__("sim_driver")
-        self.cfg: SimDriverConfig = declare_config(self, SimDriverConfig, config_path("sim_driver.yaml"),
-                                                   "sim_driver")
+        self.cfg: SimDriverConfig = declare_config(self, SimDriverConfig, config_path("sim_driver.yaml"), "sim_driver")
         try:
             resolve_task(self.cfg.task)
         except ValueError as exc:
@@ -103,9 +103,18 @@ class SimDriverNode(Node):
         self._new_joints = self._new_wrist = False
         self._episode_stamp = None  # the current episode's first step (set by a reset)
         self._step_ns = 0  # lockstep: the current step's stamp (commands stamped before it are stale)
-        self.counts = dict(joint_commands=0, joint_commands_rejected=0, wrist_targets=0,
-                           wrist_targets_rejected=0, images=0, resets=0, tick_overruns=0, lockstep_resends=0,
-                           lockstep_wrist_missing=0, commands_stale=0)
+        self.counts = dict(
+            joint_commands=0,
+            joint_commands_rejected=0,
+            wrist_targets=0,
+            wrist_targets_rejected=0,
+            images=0,
+            resets=0,
+            tick_overruns=0,
+            lockstep_resends=0,
+            lockstep_wrist_missing=0,
+            commands_stale=0,
+        )
         self.image_rate = RateMeter()
         self.tick_rate_meter = RateMeter()
         self.render_ms = LatencyStats(200)
@@ -117,27 +126,44 @@ class SimDriverNode(Node):
         self.pub_wrist = self.create_publisher(PoseStamped, topics.WRIST_POSE.name, qos(topics.WRIST_POSE))
         self.pub_status = self.create_publisher(String, topics.TASK_STATUS.name, qos(topics.TASK_STATUS))
         inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(JointState, topics.JOINT_COMMANDS.name, self._on_joint_command,
-                                 topics.subscription_qos(topics.JOINT_COMMANDS), callback_group=inputs)
-        self.create_subscription(PoseStamped, topics.WRIST_TARGET.name, self._on_wrist_target,
-                                 topics.subscription_qos(topics.WRIST_TARGET), callback_group=inputs)
+        self.create_subscription(
+            JointState,
+            topics.JOINT_COMMANDS.name,
+            self._on_joint_command,
+            topics.subscription_qos(topics.JOINT_COMMANDS),
+            callback_group=inputs,
+        )
+        self.create_subscription(
+            PoseStamped,
+            topics.WRIST_TARGET.name,
+            self._on_wrist_target,
+            topics.subscription_qos(topics.WRIST_TARGET),
+            callback_group=inputs,
+        )
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
         slow = MutuallyExclusiveCallbackGroup()
         self.create_timer(1.0 / self.cfg.status_rate, self._publish_status, callback_group=slow)
-        self.diag = NodeDiagnostics(self, self._diagnostics, self.cfg.diagnostics_period,
-                                    hardware_id="humanprompt-sim", callback_group=slow)
+        self.diag = NodeDiagnostics(
+            self, self._diagnostics, self.cfg.diagnostics_period, hardware_id="humanprompt-sim", callback_group=slow
+        )
         self._publish_status()
         self._thread = threading.Thread(target=self._loop, name="sim-physics", daemon=True)
         # lockstep renders on the physics thread, one frame per step
-        self._camera = None if self.cfg.lockstep else threading.Thread(target=self._camera_loop,
-                                                                        name="sim-camera", daemon=True)
+        self._camera = (
+            None if self.cfg.lockstep else threading.Thread(target=self._camera_loop, name="sim-camera", daemon=True)
+        )
         self._thread.start()
         if self._camera is not None:
             self._camera.start()
-        mode = ("lockstep: one control period per command, a frame per step" if self.cfg.lockstep else
-                f"{self.cfg.camera_rate:g} Hz images, physics {self.cfg.tick_rate:g} ticks/s in real time")
-        self.get_logger().info(f"task {self.robot.task_name!r} seed {self.robot.seed}: {self.robot.image_size}px "
-                               f"images on {topics.SIM_IMAGE.name}, {mode}")
+        mode = (
+            "lockstep: one control period per command, a frame per step"
+            if self.cfg.lockstep
+            else f"{self.cfg.camera_rate:g} Hz images, physics {self.cfg.tick_rate:g} ticks/s in real time"
+        )
+        self.get_logger().info(
+            f"task {self.robot.task_name!r} seed {self.robot.seed}: {self.robot.image_size}px "
+            f"images on {topics.SIM_IMAGE.name}, {mode}"
+        )
 
     # -- parameters ----------------------------------------------------------------------------
     def _check_task(self, params) -> SetParametersResult:
@@ -363,8 +389,7 @@ class SimDriverNode(Node):
                         joints_at = time.monotonic()
                     ready = self._new_joints and self._new_wrist
                     if self._new_joints and not self._new_wrist:  # only then ask the graph (not every poll)
-                        grace = self.cfg.lockstep_timeout if self.count_publishers(topics.WRIST_TARGET.name) \
-                            else 0.0
+                        grace = self.cfg.lockstep_timeout if self.count_publishers(topics.WRIST_TARGET.name) else 0.0
                         ready = time.monotonic() - joints_at > grace
                         if ready and grace:
                             self.counts["lockstep_wrist_missing"] += 1
@@ -391,9 +416,14 @@ class SimDriverNode(Node):
     def _diagnostics(self):
         with self._lock:
             status = self.robot.status()
-        values = {**status, **self.counts, "image_rate_hz": self.image_rate.rate(),
-                  "tick_rate_hz": self.tick_rate_meter.rate(), "lag_s": self.lag_s,
-                  "last_problem": self.last_problem}
+        values = {
+            **status,
+            **self.counts,
+            "image_rate_hz": self.image_rate.rate(),
+            "tick_rate_hz": self.tick_rate_meter.rate(),
+            "lag_s": self.lag_s,
+            "last_problem": self.last_problem,
+        }
         for k, v in self.render_ms.summary_ms().items():
             if k != "n":
                 values[f"render_{k}_ms"] = v
@@ -404,8 +434,14 @@ class SimDriverNode(Node):
         if not self.cfg.lockstep and self.counts["images"] > 30 and rate < 0.8 * self.cfg.tick_rate:
             return WARN, f"physics slower than real time ({rate:.0f} of {self.cfg.tick_rate:g} ticks/s)", values
         state = "done" if status["done"] else ("running" if status["started"] else "waiting for commands")
-        return OK, (f"{status['task']} seed {status['seed']}: {state}, step {status['step']}/{status['horizon']}, "
-                    f"success {str(status['success']).lower()}"), values
+        return (
+            OK,
+            (
+                f"{status['task']} seed {status['seed']}: {state}, step {status['step']}/{status['horizon']}, "
+                f"success {str(status['success']).lower()}"
+            ),
+            values,
+        )
 
     def close(self) -> None:
         self._stop.set()

@@ -7,14 +7,26 @@ Importing this package registers them all.
 
 from humanprompt_ros.policies.base import Policy, as_prompt, available_policies, make_policy, register_policy
 from humanprompt_ros.policies.baselines import (
-                                                NoOpPolicy,
-                                                OpenLoopPlan,
-                                                RandomPolicy,
-                                                ReplayPolicy,
-                                                ScriptedFromPrompt,
-                                                ScriptedPolicy,
+    NoOpPolicy,
+    OpenLoopPlan,
+    RandomPolicy,
+    ReplayPolicy,
+    ScriptedFromPrompt,
+    ScriptedPolicy,
 )
 from humanprompt_ros.policies.learned import LearnedPolicy
 
-__all__ = ["LearnedPolicy", "NoOpPolicy", "OpenLoopPlan", "Policy", "RandomPolicy", "ReplayPolicy", "ScriptedFromPrompt",
-           "ScriptedPolicy", "as_prompt", "available_policies", "make_policy", "register_policy"]
+__all__ = [
+    "LearnedPolicy",
+    "NoOpPolicy",
+    "OpenLoopPlan",
+    "Policy",
+    "RandomPolicy",
+    "ReplayPolicy",
+    "ScriptedFromPrompt",
+    "ScriptedPolicy",
+    "as_prompt",
+    "available_policies",
+    "make_policy",
+    "register_policy",
+]

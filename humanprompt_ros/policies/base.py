@@ -42,16 +42,13 @@ class Policy(Protocol):
         """Camera frame uint8 (H, W, 3) and proprio (24,) → action chunk (n, 24), n ≥ 1."""
 
 
-
 def register_policy(name: str, factory: PolicyFactory) -> None:
     """Make ``make_policy(name, ...)`` build ``factory(**kwargs)``; ``"checkpoint"`` handles paths."""
     _REGISTRY[name] = factory
 
 
-
 def available_policies() -> list[str]:
     return sorted(_REGISTRY)
-
 
 
 def make_policy(spec: str, **kwargs: Any) -> Policy:
@@ -62,12 +59,14 @@ def make_policy(spec: str, **kwargs: Any) -> Policy:
     path = Path(spec)
     if path.exists():
         if "checkpoint" not in _REGISTRY:
-            raise ValueError(f"policy {spec!r}: a checkpoint path, but no checkpoint backend is registered "
-                             "(register_policy('checkpoint', loader))")
+            raise ValueError(
+                f"policy {spec!r}: a checkpoint path, but no checkpoint backend is registered "
+                "(register_policy('checkpoint', loader))"
+            )
         return _REGISTRY["checkpoint"](path=path, **kwargs)
-    raise ValueError(f"unknown policy {spec!r}: not one of {', '.join(available_policies())} and not an existing "
-                     "checkpoint path")
-
+    raise ValueError(
+        f"unknown policy {spec!r}: not one of {', '.join(available_policies())} and not an existing checkpoint path"
+    )
 
 
 def as_prompt(prompt: Any) -> Episode:

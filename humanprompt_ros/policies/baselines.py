@@ -49,7 +49,6 @@ class OpenLoopPlan:
         return self.plan[idx].copy()
 
 
-
 class ReplayPolicy(OpenLoopPlan):
     """Replays the prompt's unified actions open loop (see :class:`OpenLoopPlan`)."""
 
@@ -64,12 +63,13 @@ class ReplayPolicy(OpenLoopPlan):
         ep = as_prompt(prompt)
         actions = np.asarray(ep.require_actions("the replay policy"), np.float64)
         if actions.ndim != 2 or actions.shape[1] != ACTION_DIM or len(actions) == 0:
-            raise ValueError(f"the replay policy: prompt actions must be (T, {ACTION_DIM}) with T > 0, got {actions.shape}")
+            raise ValueError(
+                f"the replay policy: prompt actions must be (T, {ACTION_DIM}) with T > 0, got {actions.shape}"
+            )
         if not np.all(np.isfinite(actions)):
             raise ValueError("the replay policy: the prompt's actions contain NaN or inf")
         self.plan = actions
         self.t = 0
-
 
 
 class NoOpPolicy:
@@ -88,7 +88,6 @@ class NoOpPolicy:
 
     def act(self, frame: np.ndarray, proprio: np.ndarray) -> np.ndarray:
         return np.asarray(proprio, np.float64).reshape(1, ACTION_DIM).copy()
-
 
 
 class RandomPolicy:
@@ -132,8 +131,9 @@ class ScriptedFromPrompt(OpenLoopPlan):
         ep = load_episode(prompt) if not hasattr(prompt, "meta") else prompt
         task, seed = ep.meta.get("task"), ep.meta.get("seed")
         if task is None or seed is None:
-            raise ValueError("the scripted policy needs a benchmark episode as the prompt (its meta.json names the "
-                             "task and seed)")
+            raise ValueError(
+                "the scripted policy needs a benchmark episode as the prompt (its meta.json names the task and seed)"
+            )
         env = SimEnv(load_task(resolve_task(str(task))), "robot", render=False)
         try:
             env.reset(int(seed))

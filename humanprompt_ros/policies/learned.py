@@ -28,9 +28,18 @@ class LearnedPolicy:
 
     needs_prompt_video = True
 
-    def __init__(self, path: str | Path, hand: str | None = None, execute: int | None = None,
-                 ensemble_decay: float = 0.5, device: str = "cpu", threads: int = 1, seed: int = 0,
-                 guidance: float | None = None, **_: Any):
+    def __init__(
+        self,
+        path: str | Path,
+        hand: str | None = None,
+        execute: int | None = None,
+        ensemble_decay: float = 0.5,
+        device: str = "cpu",
+        threads: int = 1,
+        seed: int = 0,
+        guidance: float | None = None,
+        **_: Any,
+    ):
         if threads > 0:
             torch.set_num_threads(threads)
         self.model, self.meta = load_policy_model(path, hand, device=device)
@@ -70,15 +79,20 @@ class LearnedPolicy:
         """
         vm = self.model.video_model
         try:
-            t = tokens.detach().cpu().float() if isinstance(tokens, torch.Tensor) else \
-                torch.from_numpy(np.array(tokens, dtype=np.float32))
+            t = (
+                tokens.detach().cpu().float()
+                if isinstance(tokens, torch.Tensor)
+                else torch.from_numpy(np.array(tokens, dtype=np.float32))
+            )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"prompt tokens: not an array of numbers ({exc})") from None
         pe = getattr(getattr(vm, "prompt_encoder", None), "cfg", None)
         length = pe.prompt_frames * pe.prompt_tokens_per_frame if pe is not None else None
         if t.ndim != 3 or t.shape[0] != 1 or t.shape[2] != vm.prompt_dim or length not in (None, t.shape[1]):
-            raise ValueError(f"prompt tokens of shape {tuple(t.shape)} do not fit this checkpoint, which encodes a "
-                             f"prompt as (1, {length or 'S'}, {vm.prompt_dim})")
+            raise ValueError(
+                f"prompt tokens of shape {tuple(t.shape)} do not fit this checkpoint, which encodes a "
+                f"prompt as (1, {length or 'S'}, {vm.prompt_dim})"
+            )
         if not bool(torch.isfinite(t).all()):
             raise ValueError("prompt tokens contain NaN or inf")
         idx = None
@@ -89,8 +103,9 @@ class LearnedPolicy:
             except (TypeError, ValueError, IndexError):
                 k = -1
             if not 0 <= k < n:
-                raise ValueError(f"skill_oracle policy: prompt tokens need the prompt's skill index in [0, {n}), "
-                                 f"got {skill!r}")
+                raise ValueError(
+                    f"skill_oracle policy: prompt tokens need the prompt's skill index in [0, {n}), got {skill!r}"
+                )
             idx = torch.tensor([k])
         ref = next(self.model.head.parameters())
         self.tokens, self.skill = t.to(ref.device, ref.dtype), idx
@@ -112,8 +127,10 @@ class LearnedPolicy:
         """
         h = self.model.cfg.policy.horizon
         if not 0 <= lag < h:
-            raise ValueError(f"lag: must be within [0, {h - 1}] (a plan covers {h} steps from its observation), "
-                             f"got {lag}: lower the runner's lookahead")
+            raise ValueError(
+                f"lag: must be within [0, {h - 1}] (a plan covers {h} steps from its observation), "
+                f"got {lag}: lower the runner's lookahead"
+            )
         if self.tokens is None:
             raise ValueError("the learned policy has no prompt: call set_prompt() first")
         m = self.model
@@ -126,7 +143,7 @@ class LearnedPolicy:
             step, num, den = self.t + k, np.zeros(ACTION_DIM), 0.0
             for age, (s, c) in enumerate(reversed(self.plans)):
                 if s <= step < s + len(c):
-                    w = self.decay ** age
+                    w = self.decay**age
                     num += w * c[step - s]
                     den += w
             out[k] = num / den

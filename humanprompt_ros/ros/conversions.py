@@ -38,6 +38,7 @@ that encoded them (:func:`humanprompt_ros.nodes.policy.checkpoint_identity`) and
 (``skill_oracle`` policies). A cleared prompt is one dimension labelled ``{"prompt_id": ""}`` and no
 data. :func:`tokens_to_msg` builds one, :func:`msg_to_tokens` reads and checks one.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,11 +91,13 @@ def quaternion_from_matrix(rot: np.ndarray) -> np.ndarray:
 def matrix_from_quaternion(q: Sequence[float]) -> np.ndarray:
     """Unit quaternion (x, y, z, w) → (3, 3) rotation."""
     x, y, z, w = (float(v) for v in q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def pose_from_matrix(pose: np.ndarray) -> Pose:
@@ -103,7 +106,12 @@ def pose_from_matrix(pose: np.ndarray) -> Pose:
     msg = Pose()
     msg.position.x, msg.position.y, msg.position.z = (float(v) for v in pose[:3, 3])
     qx, qy, qz, qw = quaternion_from_matrix(pose[:3, :3])
-    msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w = float(qx), float(qy), float(qz), float(qw)
+    msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w = (
+        float(qx),
+        float(qy),
+        float(qz),
+        float(qw),
+    )
     return msg
 
 
@@ -158,14 +166,17 @@ def pose_array_to_action(msg: PoseArray) -> HandAction:
     """The six-pose ``PoseArray`` of the module docstring → :class:`HandAction` (``ValueError`` if invalid)."""
     if len(msg.poses) != HAND_TARGET_POSES:
         raise ValueError(
-            f"a hand target has {HAND_TARGET_POSES} poses (wrist + {', '.join(FINGERS)}), got {len(msg.poses)}")
+            f"a hand target has {HAND_TARGET_POSES} poses (wrist + {', '.join(FINGERS)}), got {len(msg.poses)}"
+        )
     wrist = matrix_from_pose(msg.poses[0], "wrist pose")
     tips = np.zeros((len(FINGERS), 3))
     mask = np.zeros(len(FINGERS), dtype=bool)
     for i, (finger, p) in enumerate(zip(FINGERS, msg.poses[1:])):
         q, pos = _quat(p), _pos(p)
         if not (np.all(np.isfinite(q)) and np.all(np.isfinite(pos))):
-            raise ValueError(f"{finger} fingertip contains NaN or inf: position {pos.tolist()}, orientation {q.tolist()}")
+            raise ValueError(
+                f"{finger} fingertip contains NaN or inf: position {pos.tolist()}, orientation {q.tolist()}"
+            )
         mask[i] = bool(np.any(q != 0.0))
         if mask[i]:
             tips[i] = pos
@@ -187,8 +198,9 @@ def joint_positions(msg: JointState, joint_names: Sequence[str]) -> np.ndarray:
     return q
 
 
-def joint_state(joint_names: Sequence[str], positions: np.ndarray, stamp: Any = None,
-                velocities: np.ndarray | None = None) -> JointState:
+def joint_state(
+    joint_names: Sequence[str], positions: np.ndarray, stamp: Any = None, velocities: np.ndarray | None = None
+) -> JointState:
     """A JointState with ``positions`` (and optionally ``velocities``) for ``joint_names``."""
     positions = np.asarray(positions, dtype=np.float64)
     if positions.shape != (len(joint_names),):
@@ -217,9 +229,11 @@ def tokens_to_msg(tokens: Any, prompt_id: str, checkpoint: str, skill: int | Non
         raise ValueError(f"prompt tokens must be (1, S, D), got {arr.shape}")
     _, n, d = arr.shape
     meta = {"prompt_id": str(prompt_id), "checkpoint": str(checkpoint), "skill": None if skill is None else int(skill)}
-    msg.layout.dim = [MultiArrayDimension(label=json.dumps(meta), size=1, stride=n * d),
-                      MultiArrayDimension(label="tokens", size=n, stride=n * d),
-                      MultiArrayDimension(label="channels", size=d, stride=d)]
+    msg.layout.dim = [
+        MultiArrayDimension(label=json.dumps(meta), size=1, stride=n * d),
+        MultiArrayDimension(label="tokens", size=n, stride=n * d),
+        MultiArrayDimension(label="channels", size=d, stride=d),
+    ]
     msg.layout.data_offset = 0
     msg.data.frombytes(arr.astype("<f4", copy=False).tobytes())
     return msg
@@ -237,8 +251,11 @@ def msg_to_tokens(msg) -> tuple[dict[str, Any], np.ndarray | None]:
         meta = None
     if not isinstance(meta, dict) or "prompt_id" not in meta:
         raise ValueError(f"prompt tokens message: layout.dim[0].label is not the JSON meta: {dims[0].label[:80]!r}")
-    meta = {"prompt_id": str(meta.get("prompt_id") or ""), "checkpoint": str(meta.get("checkpoint") or ""),
-            "skill": meta.get("skill")}
+    meta = {
+        "prompt_id": str(meta.get("prompt_id") or ""),
+        "checkpoint": str(meta.get("checkpoint") or ""),
+        "skill": meta.get("skill"),
+    }
     if not meta["prompt_id"]:
         return meta, None
     if len(dims) != 3:
@@ -252,4 +269,4 @@ def msg_to_tokens(msg) -> tuple[dict[str, Any], np.ndarray | None]:
     n = int(np.prod(shape))
     if shape[0] != 1 or len(data) < off + n:
         raise ValueError(f"prompt tokens message: layout {shape} (offset {off}) does not match {len(data)} values")
-    return meta, data[off:off + n].reshape(shape).copy()
+    return meta, data[off : off + n].reshape(shape).copy()

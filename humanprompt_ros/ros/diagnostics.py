@@ -7,6 +7,7 @@ second, whose key/values come from a callback the node provides. :class:`RateMet
 
 Levels follow ``diagnostic_msgs``: OK, WARN, ERROR, STALE (bytes 0..3).
 """
+
 from __future__ import annotations
 
 import collections
@@ -70,8 +71,12 @@ class LatencyStats:
         if not len(data):
             return {}
         data *= 1e3
-        return {"p50": float(np.percentile(data, 50)), "p95": float(np.percentile(data, 95)),
-                "max": float(data.max()), "n": float(len(data))}
+        return {
+            "p50": float(np.percentile(data, 50)),
+            "p95": float(np.percentile(data, 95)),
+            "max": float(data.max()),
+            "n": float(len(data)),
+        }
 
 
 def _fmt(value: Any) -> str:
@@ -107,8 +112,14 @@ class NodeDiagnostics:
     (e.g. on a state change, so that a hold is reported within milliseconds, not a second).
     """
 
-    def __init__(self, node, update: Callable[[], tuple[int, str, dict[str, Any]]], period: float = 1.0,
-                 hardware_id: str = "", callback_group=None):
+    def __init__(
+        self,
+        node,
+        update: Callable[[], tuple[int, str, dict[str, Any]]],
+        period: float = 1.0,
+        hardware_id: str = "",
+        callback_group=None,
+    ):
         self._node = node
         self._update = update
         self.name = node.get_name()

@@ -2,6 +2,7 @@
 driver's task/seed/reset, the prompt encoder's parameter and services, the task status and the
 nodes' diagnostics. Used by ``humanprompt-demo``, the closed-loop benchmark and its tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,15 +81,20 @@ class GraphClient:
             if not c.wait_for_service(timeout_sec=timeout):
                 raise TimeoutError(f"service {c.srv_name} not available after {timeout:.0f} s")
         self.peer.wait_until(lambda: self.last_status() is not None, timeout, "/humanprompt/task_status")
-        self.peer.wait_until(lambda: self.peer.node.count_publishers("/humanprompt/observation") > 0, timeout,
-                             "the camera node")
-        self.peer.wait_until(lambda: self.peer.node.count_subscribers("/humanprompt/observation") >= 3, timeout,
-                             "the policy, command and prompt encoder nodes")
+        self.peer.wait_until(
+            lambda: self.peer.node.count_publishers("/humanprompt/observation") > 0, timeout, "the camera node"
+        )
+        self.peer.wait_until(
+            lambda: self.peer.node.count_subscribers("/humanprompt/observation") >= 3,
+            timeout,
+            "the policy, command and prompt encoder nodes",
+        )
 
     # -- episodes -------------------------------------------------------------------------------------
     def quiet(self, seconds: float = 0.3, timeout: float = 10.0) -> None:
         """Wait until no hand target or joint command has arrived for ``seconds`` (after a prompt clear:
         what the previous episode's graph still had in flight has landed)."""
+
         def still() -> bool:
             last = [r.last() for r in (self.targets, self.commands)]
             return all(x is None or time.monotonic() - x[0] > seconds for x in last)
@@ -108,8 +114,9 @@ class GraphClient:
             raise RuntimeError(f"sim reset failed: {resp.message}")
         return json.loads(resp.message)
 
-    def run_episode(self, task: str, seed: int, prompt: str, set_prompt=None, timeout: float = 60.0,
-                    stop_on_success: bool = False) -> dict:
+    def run_episode(
+        self, task: str, seed: int, prompt: str, set_prompt=None, timeout: float = 60.0, stop_on_success: bool = False
+    ) -> dict:
         """Reset the sim to (task, seed), set ``prompt`` and wait for the outcome."""
         self.reset_sim(task, seed)
         t0 = time.monotonic()
@@ -126,8 +133,14 @@ class GraphClient:
             return None
 
         s = self.peer.wait_until(finished, timeout, f"the end of the {task} seed {seed} episode", poll=0.05)
-        return {"task": task, "skill": s.get("skill"), "seed": seed, "success": bool(s["success"]),
-                "steps": s["step"], "seconds": round(time.monotonic() - t0, 2)}
+        return {
+            "task": task,
+            "skill": s.get("skill"),
+            "seed": seed,
+            "success": bool(s["success"]),
+            "steps": s["step"],
+            "seconds": round(time.monotonic() - t0, 2),
+        }
 
     def node_status(self, name: str) -> dict:
         """The latest diagnostics values of node ``name``."""

@@ -44,6 +44,7 @@ allocation pattern makes glibc return memory to the OS and page-fault it back in
 This module imports ``sensor_msgs`` (and thus rclpy's message support) at import time; it lives
 under :mod:`humanprompt_ros.ros` so that the learning core never imports it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -86,7 +87,7 @@ def _reorder(src: np.ndarray, index: tuple[int, ...], channels: int, fill: int |
     for dst, s in enumerate(index):
         out[..., dst] = src[..., s]
     if fill is not None:
-        out[..., len(index):] = fill
+        out[..., len(index) :] = fill
     return out
 
 
@@ -120,8 +121,11 @@ def image_to_numpy(msg: Image, *, copy: bool = False) -> np.ndarray:
         )
 
     if nbytes and PREFER_CV_BRIDGE and cv_bridge_available():  # cv_bridge where it works, our conversion otherwise
-        out = np.array(_bridge().imgmsg_to_cv2(msg, desired_encoding="mono8" if channels == 1 else "rgb8"),
-                       dtype=np.uint8, order="C")
+        out = np.array(
+            _bridge().imgmsg_to_cv2(msg, desired_encoding="mono8" if channels == 1 else "rgb8"),
+            dtype=np.uint8,
+            order="C",
+        )
         out.flags.writeable = copy
         return out
 

@@ -18,6 +18,7 @@ in YAML) is accepted; their type is enforced by the dataclass (a string is refus
 :func:`watch_config` validates later ``set_parameters`` calls the same way and answers
 ``successful: false`` with the reason instead of applying a bad value.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,8 +51,12 @@ def _ros_type(tp: Any) -> tuple[int, bool]:
         return ParameterType.PARAMETER_STRING, False
     if origin in (list, tuple):
         inner = typing.get_args(tp)[0] if typing.get_args(tp) else str
-        return {str: ParameterType.PARAMETER_STRING_ARRAY, float: ParameterType.PARAMETER_DOUBLE_ARRAY,
-                int: ParameterType.PARAMETER_INTEGER_ARRAY, bool: ParameterType.PARAMETER_BOOL_ARRAY}[inner], False
+        return {
+            str: ParameterType.PARAMETER_STRING_ARRAY,
+            float: ParameterType.PARAMETER_DOUBLE_ARRAY,
+            int: ParameterType.PARAMETER_INTEGER_ARRAY,
+            bool: ParameterType.PARAMETER_BOOL_ARRAY,
+        }[inner], False
     raise TypeError(f"no ROS parameter type for {tp!r}")
 
 
@@ -66,7 +71,9 @@ _UNINIT = {
 def descriptor(f: dataclasses.Field, tp: Any) -> ParameterDescriptor:
     """The ``ParameterDescriptor`` of a config field."""
     ptype, dynamic = _ros_type(tp)
-    desc = ParameterDescriptor(description=f.metadata.get("description", ""), read_only=bool(f.metadata.get("read_only")))
+    desc = ParameterDescriptor(
+        description=f.metadata.get("description", ""), read_only=bool(f.metadata.get("read_only"))
+    )
     if typing.get_origin(tp) is typing.Literal:
         desc.additional_constraints = "one of: " + ", ".join(map(str, typing.get_args(tp)))
     rng = f.metadata.get("range")

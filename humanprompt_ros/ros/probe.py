@@ -13,6 +13,7 @@ The peer has its own rclpy ``Context`` (so it never touches the global one) and 
 single-threaded executor on a background thread. Discovery stays on this host
 (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``) unless ``localhost_only=False``.
 """
+
 from __future__ import annotations
 
 import os
@@ -111,8 +112,11 @@ class RosPeer:
         raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
 
     def wait_for_subscription(self, publisher, timeout: float, count: int = 1) -> None:
-        self.wait_until(lambda: publisher.get_subscription_count() >= count, timeout,
-                        f"{count} subscriber(s) of {publisher.topic_name}")
+        self.wait_until(
+            lambda: publisher.get_subscription_count() >= count,
+            timeout,
+            f"{count} subscriber(s) of {publisher.topic_name}",
+        )
 
     def wait_for_publisher(self, topic: str, timeout: float, count: int = 1) -> None:
         self.wait_until(lambda: self.node.count_publishers(topic) >= count, timeout, f"a publisher of {topic}")

@@ -27,6 +27,7 @@ QoS by kind of data, on purpose:
 ``diagnostics``
     ``/diagnostics``: reliable, keep last 10 (what ``diagnostic_aggregator`` expects).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,66 +54,146 @@ class Topic:
 
 # -- the table -------------------------------------------------------------------------------------
 OBSERVATION = Topic(
-    "/humanprompt/observation", "sensor_msgs/msg/Image", "sensor",
+    "/humanprompt/observation",
+    "sensor_msgs/msg/Image",
+    "sensor",
     "camera frame at the model's size, rgb8; header.stamp = capture time of the source frame",
-    ("camera",))
+    ("camera",),
+)
 SIM_IMAGE = Topic(
-    "/humanprompt/sim/image_raw", "sensor_msgs/msg/Image", "sensor",
-    "the simulated camera, full size (the camera node relays it to the observation)", ("sim_driver",))
+    "/humanprompt/sim/image_raw",
+    "sensor_msgs/msg/Image",
+    "sensor",
+    "the simulated camera, full size (the camera node relays it to the observation)",
+    ("sim_driver",),
+)
 PROMPT = Topic(
-    "/humanprompt/prompt", "std_msgs/msg/String", "latched",
-    "the active prompt as JSON: {id, path, ...}; an empty id means no prompt (stop)", ("prompt_encoder",))
+    "/humanprompt/prompt",
+    "std_msgs/msg/String",
+    "latched",
+    "the active prompt as JSON: {id, path, ...}; an empty id means no prompt (stop)",
+    ("prompt_encoder",),
+)
 PROMPT_TOKENS = Topic(
-    "/humanprompt/prompt_tokens", "std_msgs/msg/Float32MultiArray", "latched",
+    "/humanprompt/prompt_tokens",
+    "std_msgs/msg/Float32MultiArray",
+    "latched",
     "the active prompt encoded by the checkpoint's prompt encoder (policy:=checkpoint): (1, S, D) tokens, "
     "layout.dim[0].label = JSON {prompt_id, checkpoint, skill} (humanprompt_ros.ros.conversions.tokens_to_msg), "
-    "so the policy node does not encode the prompt again", ("prompt_encoder",))
+    "so the policy node does not encode the prompt again",
+    ("prompt_encoder",),
+)
 HAND_TARGET = Topic(
-    "/humanprompt/hand_target", "geometry_msgs/msg/PoseArray", "command",
+    "/humanprompt/hand_target",
+    "geometry_msgs/msg/PoseArray",
+    "command",
     "unified hand target (humanprompt_ros.ros.conversions): wrist pose + 5 fingertips; header.stamp = "
-    "stamp of the observation it was computed from", ("policy",))
+    "stamp of the observation it was computed from",
+    ("policy",),
+)
 JOINT_STATES = Topic(
-    "/joint_states", "sensor_msgs/msg/JointState", "state",
-    "measured joint positions of the hand (robot driver or sim)", ("sim_driver", "external"))
+    "/joint_states",
+    "sensor_msgs/msg/JointState",
+    "state",
+    "measured joint positions of the hand (robot driver or sim)",
+    ("sim_driver", "external"),
+)
 JOINT_COMMANDS = Topic(
-    "/humanprompt/joint_commands", "sensor_msgs/msg/JointState", "command",
-    "safe joint position commands for the hand (clamped, velocity limited)", ("command",))
+    "/humanprompt/joint_commands",
+    "sensor_msgs/msg/JointState",
+    "command",
+    "safe joint position commands for the hand (clamped, velocity limited)",
+    ("command",),
+)
 CONTROLLER_COMMANDS = Topic(
-    "/humanprompt/hand_controller/commands", "std_msgs/msg/Float64MultiArray", "command",
+    "/humanprompt/hand_controller/commands",
+    "std_msgs/msg/Float64MultiArray",
+    "command",
     "the same commands for a ros2_control forward position controller (one value per controller joint)",
-    ("command",))
+    ("command",),
+)
 JOINT_TRAJECTORY = Topic(
-    "/humanprompt/joint_trajectory", "trajectory_msgs/msg/JointTrajectory", "command",
-    "the same commands as one-point trajectories, for a joint trajectory controller (optional)", ("command",))
+    "/humanprompt/joint_trajectory",
+    "trajectory_msgs/msg/JointTrajectory",
+    "command",
+    "the same commands as one-point trajectories, for a joint trajectory controller (optional)",
+    ("command",),
+)
 WRIST_TARGET = Topic(
-    "/humanprompt/wrist_target", "geometry_msgs/msg/PoseStamped", "command",
-    "pose of the hand's base link in the world frame, for the arm", ("command",))
+    "/humanprompt/wrist_target",
+    "geometry_msgs/msg/PoseStamped",
+    "command",
+    "pose of the hand's base link in the world frame, for the arm",
+    ("command",),
+)
 WRIST_POSE = Topic(
-    "/humanprompt/wrist_pose", "geometry_msgs/msg/PoseStamped", "state",
-    "measured pose of the hand's base link in the world (the arm driver, or the sim driver)", ("sim_driver", "external"))
+    "/humanprompt/wrist_pose",
+    "geometry_msgs/msg/PoseStamped",
+    "state",
+    "measured pose of the hand's base link in the world (the arm driver, or the sim driver)",
+    ("sim_driver", "external"),
+)
 MARKERS = Topic(
-    "/humanprompt/markers", "visualization_msgs/msg/MarkerArray", "display",
-    "fingertip targets and the commanded hand drawn from FK (no tf2 needed)", ("command",))
+    "/humanprompt/markers",
+    "visualization_msgs/msg/MarkerArray",
+    "display",
+    "fingertip targets and the commanded hand drawn from FK (no tf2 needed)",
+    ("command",),
+)
 PREVIEW = Topic(
-    "/humanprompt/preview", "sensor_msgs/msg/Image", "display",
-    "preview of the model's predicted robot video", ("prompt_encoder", "policy"))
+    "/humanprompt/preview",
+    "sensor_msgs/msg/Image",
+    "display",
+    "preview of the model's predicted robot video",
+    ("prompt_encoder", "policy"),
+)
 TASK_STATUS = Topic(
-    "/humanprompt/task_status", "std_msgs/msg/String", "latched",
-    "simulated task status as JSON (task, seed, success, ...)", ("sim_driver",))
+    "/humanprompt/task_status",
+    "std_msgs/msg/String",
+    "latched",
+    "simulated task status as JSON (task, seed, success, ...)",
+    ("sim_driver",),
+)
 ROBOT_DESCRIPTION = Topic(
-    "/robot_description", "std_msgs/msg/String", "latched",
-    "URDF of the hand (for rviz's RobotModel where /tf is also available)", ("command",))
+    "/robot_description",
+    "std_msgs/msg/String",
+    "latched",
+    "URDF of the hand (for rviz's RobotModel where /tf is also available)",
+    ("command",),
+)
 TF = Topic(
-    "/tf", "tf2_msgs/msg/TFMessage", "command",
-    "world → each hand link from FK (only where tf2_msgs is installed; rviz's RobotModel needs it)", ("command",))
+    "/tf",
+    "tf2_msgs/msg/TFMessage",
+    "command",
+    "world → each hand link from FK (only where tf2_msgs is installed; rviz's RobotModel needs it)",
+    ("command",),
+)
 DIAGNOSTICS = Topic(
-    "/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", "diagnostics",
+    "/diagnostics",
+    "diagnostic_msgs/msg/DiagnosticArray",
+    "diagnostics",
     "one DiagnosticStatus per node, about once a second",
-    ("camera", "command", "prompt_encoder", "policy", "sim_driver"))
+    ("camera", "command", "prompt_encoder", "policy", "sim_driver"),
+)
 
 TOPICS: tuple[Topic, ...] = (
-    OBSERVATION, SIM_IMAGE, PROMPT, PROMPT_TOKENS, HAND_TARGET, JOINT_STATES, JOINT_COMMANDS, CONTROLLER_COMMANDS,
-    JOINT_TRAJECTORY, WRIST_TARGET, WRIST_POSE, MARKERS, PREVIEW, TASK_STATUS, ROBOT_DESCRIPTION, TF, DIAGNOSTICS,
+    OBSERVATION,
+    SIM_IMAGE,
+    PROMPT,
+    PROMPT_TOKENS,
+    HAND_TARGET,
+    JOINT_STATES,
+    JOINT_COMMANDS,
+    CONTROLLER_COMMANDS,
+    JOINT_TRAJECTORY,
+    WRIST_TARGET,
+    WRIST_POSE,
+    MARKERS,
+    PREVIEW,
+    TASK_STATUS,
+    ROBOT_DESCRIPTION,
+    TF,
+    DIAGNOSTICS,
 )
 
 _BY_NAME = {t.name: t for t in TOPICS}
@@ -141,14 +222,26 @@ def qos_profile(topic: Topic | str):
 
     kind = (by_name(topic) if isinstance(topic, str) else topic).qos
     if kind == "sensor":
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
-                          reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=5,
+            reliability=ReliabilityPolicy.BEST_EFFORT,
+            durability=DurabilityPolicy.VOLATILE,
+        )
     if kind == "latched":
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
     depth = 5 if kind == "display" else 10
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                      reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
 
 
 def subscription_qos(topic: Topic | str):

@@ -15,10 +15,22 @@ import os
 if not os.environ.get("MUJOCO_GL") and not os.environ.get("DISPLAY"):
     os.environ["MUJOCO_GL"] = "osmesa"
 
-_WHERE = {"EMBODIMENTS": "env", "Observation": "env", "SimEnv": "env", "home_action": "env",
-          "EpisodeRecord": "runner", "expert_episode": "runner", "run_episode": "runner",
-          "SimConfig": "scene", "load_sim_config": "scene",
-          "SKILLS": "tasks", "Task": "tasks", "load_task": "tasks", "load_tasks": "tasks", "sample_instance": "tasks"}
+_WHERE = {
+    "EMBODIMENTS": "env",
+    "Observation": "env",
+    "SimEnv": "env",
+    "home_action": "env",
+    "EpisodeRecord": "runner",
+    "expert_episode": "runner",
+    "run_episode": "runner",
+    "SimConfig": "scene",
+    "load_sim_config": "scene",
+    "SKILLS": "tasks",
+    "Task": "tasks",
+    "load_task": "tasks",
+    "load_tasks": "tasks",
+    "sample_instance": "tasks",
+}
 
 __all__ = list(_WHERE)
 

@@ -24,12 +24,10 @@ class SeedRange:
         return list(range(self.start, self.start + self.count))
 
 
-
 @dataclass
 class Seeds:
     train: SeedRange
     heldout: SeedRange
-
 
 
 @dataclass
@@ -54,7 +52,6 @@ class BenchmarkConfig:
             raise ValueError("seeds: the train and heldout seed ranges overlap")
 
 
-
 def load_benchmark(path: str | None = None) -> BenchmarkConfig:
     return load_config(BenchmarkConfig, path or config_path("benchmark.yaml"))
 
@@ -67,8 +64,11 @@ def split_tasks(task_arg: str | None, split: str, benchmark: str | None = None) 
     if split not in SPLITS:
         raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     bench = load_benchmark(benchmark)
-    keep = {"seen": set(bench.robot_skills), "unseen": set(bench.human_only_skills),
-            "all": set(bench.robot_skills) | set(bench.human_only_skills)}[split]
+    keep = {
+        "seen": set(bench.robot_skills),
+        "unseen": set(bench.human_only_skills),
+        "all": set(bench.robot_skills) | set(bench.human_only_skills),
+    }[split]
     files = [f for f in task_files(task_arg) if load_task(f).skill in keep]  # validates each task here
     if not files:
         raise ValueError(f"no task matches --tasks {task_arg or '(all)'} in split {split!r}")

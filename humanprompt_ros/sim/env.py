@@ -102,8 +102,9 @@ def robot_hand(path: str | Path | None = None):
 
 def home_action(cfg: SimConfig, mask: np.ndarray | None = None) -> HandAction:
     """The pose every episode starts from: palm down, fingers toward +x, hand open."""
-    return HandAction(np.asarray(cfg.home_wrist, float), np.eye(3), OPEN.copy(),
-                      np.ones(5, bool) if mask is None else mask)
+    return HandAction(
+        np.asarray(cfg.home_wrist, float), np.eye(3), OPEN.copy(), np.ones(5, bool) if mask is None else mask
+    )
 
 
 def camera_scene_option() -> "mujoco.MjvOption":
@@ -117,8 +118,14 @@ def camera_scene_option() -> "mujoco.MjvOption":
 class SimEnv:
     """One task with one embodiment (see the module docstring)."""
 
-    def __init__(self, task: Task, embodiment: str = "robot", config: SimConfig | None = None,
-                 render: bool = True, image_size: int | None = None):
+    def __init__(
+        self,
+        task: Task,
+        embodiment: str = "robot",
+        config: SimConfig | None = None,
+        render: bool = True,
+        image_size: int | None = None,
+    ):
         if embodiment not in EMBODIMENTS:
             raise ValueError(f"unknown embodiment {embodiment!r} (valid: {', '.join(EMBODIMENTS)})")
         self.task = task
@@ -130,8 +137,13 @@ class SimEnv:
             self.hand = robot_hand()
             self.mask = self.hand.mask.copy()
             self._base_T_wrist = self.hand.base_T_wrist
-            assets, body, acts = allegro_mjcf(str(self.hand.urdf_path), self.cfg.robot_kp, self.cfg.robot_kv,
-                                              self.cfg.robot_force, tuple(self.hand.joint_names))
+            assets, body, acts = allegro_mjcf(
+                str(self.hand.urdf_path),
+                self.cfg.robot_kp,
+                self.cfg.robot_kv,
+                self.cfg.robot_force,
+                tuple(self.hand.joint_names),
+            )
             self._hand_xml = (assets, body, acts, "palm_link")
             self.hand_name = self.hand.name
         else:
@@ -165,8 +177,9 @@ class SimEnv:
         self.seed = int(seed)
         self.instance = sample_instance(self.task, self.seed, twin=self.twin)
         assets, body, acts, root = self._hand_xml
-        xml = build_scene(self.instance, self.cfg, assets, body, acts, root,
-                          max(self.cfg.video_size, self.image_size, 640))
+        xml = build_scene(
+            self.instance, self.cfg, assets, body, acts, root, max(self.cfg.video_size, self.image_size, 640)
+        )
         self.model = mujoco.MjModel.from_xml_string(xml)
         self.data = mujoco.MjData(self.model)
         m, d = self.model, self.data
@@ -188,15 +201,18 @@ class SimEnv:
         root_pose = self._wrist @ np.linalg.inv(self._base_T_wrist)
         d.mocap_pos[self._mocap] = root_pose[:3, 3]
         d.mocap_quat[self._mocap] = quat_from_mat(root_pose[:3, :3])
-        d.qpos[self._root_qadr:self._root_qadr + 3] = root_pose[:3, 3]
-        d.qpos[self._root_qadr + 3:self._root_qadr + 7] = d.mocap_quat[self._mocap]
+        d.qpos[self._root_qadr : self._root_qadr + 3] = root_pose[:3, 3]
+        d.qpos[self._root_qadr + 3 : self._root_qadr + 7] = d.mocap_quat[self._mocap]
         d.qpos[self._jnt_qadr] = q0
         d.ctrl[:] = q0
         mujoco.mj_forward(m, d)
         self._tracker = SuccessTracker(self)
         # on a shared twin scene, also whether the twin's task got done (the prompt was not followed)
-        self._twin_tracker = None if self.twin is None else \
-            SuccessTracker(self, self.twin, sample_instance(self.twin, self.seed, twin=self.task))
+        self._twin_tracker = (
+            None
+            if self.twin is None
+            else SuccessTracker(self, self.twin, sample_instance(self.twin, self.seed, twin=self.task))
+        )
         self.t = 0
         self._last_q_target = q0
         # settle objects for a moment
@@ -263,8 +279,8 @@ class SimEnv:
         new_wrist[:3, :3], new_wrist[:3, 3] = target_rot, target_pos
         self._last_q_target = q_target
         inv = np.linalg.inv(self._base_T_wrist)
-        p0 = (self._wrist @ inv)
-        p1 = (new_wrist @ inv)
+        p0 = self._wrist @ inv
+        p1 = new_wrist @ inv
         q0, q1 = quat_from_mat(p0[:3, :3]), quat_from_mat(p1[:3, :3])
         ctrl0 = d.ctrl.copy()
         n = cfg.substeps
@@ -288,8 +304,8 @@ class SimEnv:
     def root_pose(self) -> np.ndarray:
         d = self.data
         pose = np.eye(4)
-        pose[:3, 3] = d.qpos[self._root_qadr:self._root_qadr + 3]
-        pose[:3, :3] = mat_from_quat(d.qpos[self._root_qadr + 3:self._root_qadr + 7])
+        pose[:3, 3] = d.qpos[self._root_qadr : self._root_qadr + 3]
+        pose[:3, :3] = mat_from_quat(d.qpos[self._root_qadr + 3 : self._root_qadr + 7])
         return pose
 
     def joints(self) -> np.ndarray:
@@ -395,8 +411,11 @@ class SuccessTracker:
             return bool(np.linalg.norm(p[:2] - self.instance.goal_xy) <= self.radius and p[2] < self.z0 + 0.02)
         if skill == "pick_place":
             p = env.body_pos(o.name)
-            return bool(np.linalg.norm(p[:2] - self.instance.goal_xy) <= self.radius and p[2] < self.z0 + 0.01
-                        and self._tilt(o.name) < 30)
+            return bool(
+                np.linalg.norm(p[:2] - self.instance.goal_xy) <= self.radius
+                and p[2] < self.z0 + 0.01
+                and self._tilt(o.name) < 30
+            )
         if skill == "pick_lift":
             return bool(env.body_pos(o.name)[2] >= self.z0 + self.threshold)
         if skill == "press_button":
@@ -414,8 +433,12 @@ class SuccessTracker:
             want = self.instance.goal_xy - o.pos
             want = want / np.linalg.norm(want)
             landed = np.linalg.norm(env.body_pos(o.name)[:2] - self.instance.goal_xy)
-            return bool(self._tilt(o.name) >= self.threshold and horiz > 1e-6 and landed <= self.KNOCK_LAND
-                        and float(axis[:2] @ want) / horiz >= np.cos(np.radians(self.KNOCK_CONE)))
+            return bool(
+                self._tilt(o.name) >= self.threshold
+                and horiz > 1e-6
+                and landed <= self.KNOCK_LAND
+                and float(axis[:2] @ want) / horiz >= np.cos(np.radians(self.KNOCK_CONE))
+            )
         raise ValueError(f"no success predicate for skill {skill!r}")
 
     def update(self) -> None:

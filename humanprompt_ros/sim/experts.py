@@ -22,11 +22,13 @@ import numpy as np
 from humanprompt_ros.action import HandAction
 
 # -- finger poses (wrist frame) ---------------------------------------------------------------------
-OPEN = np.array([[0.11, 0.10, -0.03], [0.20, 0.045, -0.03], [0.205, 0.0, -0.03], [0.20, -0.045, -0.03],
-                 [0.18, -0.08, -0.03]])
+OPEN = np.array(
+    [[0.11, 0.10, -0.03], [0.20, 0.045, -0.03], [0.205, 0.0, -0.03], [0.20, -0.045, -0.03], [0.18, -0.08, -0.03]]
+)
 # fingers bent down into a vertical "paddle"; pushes with the finger fronts, pulls with the pads
-PADDLE = np.array([[0.07, 0.06, -0.06], [0.15, 0.04, -0.10], [0.15, 0.0, -0.10], [0.15, -0.04, -0.10],
-                   [0.14, -0.07, -0.09]])
+PADDLE = np.array(
+    [[0.07, 0.06, -0.06], [0.15, 0.04, -0.10], [0.15, 0.0, -0.10], [0.15, -0.04, -0.10], [0.14, -0.07, -0.09]]
+)
 PADDLE_ANCHOR = np.array([0.15, 0.0, -0.10])  # the point that is placed at the contact
 GRASP_CENTER = np.array([0.11, 0.012, -0.10])
 LITTLE_TUCKED = np.array([0.11, -0.06, -0.06])
@@ -43,8 +45,9 @@ def pinch(half_width: float, closed: bool) -> np.ndarray:
     cx, cy, cz = GRASP_CENTER
     back = cx - half_width - TIP_RADIUS - gap
     front = cx + half_width + TIP_RADIUS + gap
-    return np.array([[back, cy + 0.02, cz], [front, cy + 0.035, cz], [front, cy, cz], [front, cy - 0.035, cz],
-                     LITTLE_TUCKED])
+    return np.array(
+        [[back, cy + 0.02, cz], [front, cy + 0.035, cz], [front, cy, cz], [front, cy - 0.035, cz], LITTLE_TUCKED]
+    )
 
 
 def _rz(yaw: float) -> np.ndarray:
@@ -110,8 +113,11 @@ def _support(o, u: np.ndarray) -> float:
 
 def _height(o) -> float:
     """Object full height on the table."""
-    return {"box": 2 * o.size[2] if o.kind == "box" else 0, "cylinder": 2 * o.size[1] if o.kind == "cylinder" else 0,
-            "ball": 2 * o.size[0]}.get(o.kind, 0.0)
+    return {
+        "box": 2 * o.size[2] if o.kind == "box" else 0,
+        "cylinder": 2 * o.size[1] if o.kind == "cylinder" else 0,
+        "ball": 2 * o.size[0],
+    }.get(o.kind, 0.0)
 
 
 def _xyz(xy, z) -> np.ndarray:
@@ -127,10 +133,12 @@ def plan_push(inst) -> list[Key]:
     zc = float(np.clip(0.3 * _height(o), 0.014, 0.02))  # low contact: the object slides, not tumbles
     c0 = o.pos - u * (s + TIP_RADIUS + 0.025)
     c1 = g - u * (s + TIP_RADIUS) + u * 0.004
-    return [Key(_xyz(c0, zc + 0.09), yaw, PADDLE, PADDLE_ANCHOR),
-            Key(_xyz(c0, zc), yaw, PADDLE, PADDLE_ANCHOR),
-            Key(_xyz(c1, zc), yaw, PADDLE, PADDLE_ANCHOR, speed=CONTACT_SPEED, hold=1),
-            Key(_xyz(c1 - u * 0.01, zc + 0.08), yaw, PADDLE, PADDLE_ANCHOR)]
+    return [
+        Key(_xyz(c0, zc + 0.09), yaw, PADDLE, PADDLE_ANCHOR),
+        Key(_xyz(c0, zc), yaw, PADDLE, PADDLE_ANCHOR),
+        Key(_xyz(c1, zc), yaw, PADDLE, PADDLE_ANCHOR, speed=CONTACT_SPEED, hold=1),
+        Key(_xyz(c1 - u * 0.01, zc + 0.08), yaw, PADDLE, PADDLE_ANCHOR),
+    ]
 
 
 def plan_pull(inst) -> list[Key]:
@@ -142,10 +150,12 @@ def plan_pull(inst) -> list[Key]:
     c0 = o.pos - u * (s + TIP_RADIUS + 0.012)
     c1 = g - u * (s + TIP_RADIUS) - u * 0.004
     c2 = c1 - u * 0.03
-    return [Key(_xyz(c0, zc + 0.09), yaw, PADDLE, PADDLE_ANCHOR),
-            Key(_xyz(c0, zc), yaw, PADDLE, PADDLE_ANCHOR),
-            Key(_xyz(c1, zc), yaw, PADDLE, PADDLE_ANCHOR, speed=CONTACT_SPEED, hold=1),
-            Key(_xyz(c2, zc + 0.08), yaw, PADDLE, PADDLE_ANCHOR)]
+    return [
+        Key(_xyz(c0, zc + 0.09), yaw, PADDLE, PADDLE_ANCHOR),
+        Key(_xyz(c0, zc), yaw, PADDLE, PADDLE_ANCHOR),
+        Key(_xyz(c1, zc), yaw, PADDLE, PADDLE_ANCHOR, speed=CONTACT_SPEED, hold=1),
+        Key(_xyz(c2, zc + 0.08), yaw, PADDLE, PADDLE_ANCHOR),
+    ]
 
 
 def plan_press(inst) -> list[Key]:
@@ -154,10 +164,12 @@ def plan_press(inst) -> list[Key]:
     top = 0.036 + travel  # cap top at rest (see scene.object_xml)
     press = top - travel + TIP_RADIUS - 0.008
     anchor = PADDLE[2]  # the middle fingertip
-    return [Key(_xyz(o.pos, top + 0.07), 0.0, PADDLE, anchor),
-            Key(_xyz(o.pos, top + TIP_RADIUS + 0.01), 0.0, PADDLE, anchor),
-            Key(_xyz(o.pos, press), 0.0, PADDLE, anchor, speed=0.01, hold=3),
-            Key(_xyz(o.pos, top + 0.08), 0.0, PADDLE, anchor)]
+    return [
+        Key(_xyz(o.pos, top + 0.07), 0.0, PADDLE, anchor),
+        Key(_xyz(o.pos, top + TIP_RADIUS + 0.01), 0.0, PADDLE, anchor),
+        Key(_xyz(o.pos, press), 0.0, PADDLE, anchor, speed=0.01, hold=3),
+        Key(_xyz(o.pos, top + 0.08), 0.0, PADDLE, anchor),
+    ]
 
 
 def plan_drawer(inst) -> list[Key]:
@@ -171,10 +183,12 @@ def plan_drawer(inst) -> list[Key]:
     c0 = knob - out * (0.011 + TIP_RADIUS + 0.008)
     c1 = c0 + out * (pull + 0.008)
     yaw = math.atan2(-out[1], -out[0])
-    return [Key(_xyz(c0, kz + 0.07), yaw, PADDLE, PADDLE_ANCHOR),
-            Key(_xyz(c0, kz), yaw, PADDLE, PADDLE_ANCHOR),
-            Key(_xyz(c1, kz), yaw, PADDLE, PADDLE_ANCHOR, speed=CONTACT_SPEED, hold=1),
-            Key(_xyz(c1 - out * 0.0, kz + 0.07), yaw, PADDLE, PADDLE_ANCHOR)]
+    return [
+        Key(_xyz(c0, kz + 0.07), yaw, PADDLE, PADDLE_ANCHOR),
+        Key(_xyz(c0, kz), yaw, PADDLE, PADDLE_ANCHOR),
+        Key(_xyz(c1, kz), yaw, PADDLE, PADDLE_ANCHOR, speed=CONTACT_SPEED, hold=1),
+        Key(_xyz(c1 - out * 0.0, kz + 0.07), yaw, PADDLE, PADDLE_ANCHOR),
+    ]
 
 
 def plan_knock(inst) -> list[Key]:
@@ -185,10 +199,12 @@ def plan_knock(inst) -> list[Key]:
     s = _support(o, u)
     c0 = o.pos - u * (s + TIP_RADIUS + 0.02)
     c1 = o.pos + u * 0.07
-    return [Key(_xyz(c0, _height(o) + 0.07), yaw, PADDLE, PADDLE_ANCHOR),  # well above the top
-            Key(_xyz(c0, zc), yaw, PADDLE, PADDLE_ANCHOR),
-            Key(_xyz(c1, zc), yaw, PADDLE, PADDLE_ANCHOR, speed=CONTACT_SPEED),
-            Key(_xyz(c1 - u * 0.08, zc + 0.08), yaw, PADDLE, PADDLE_ANCHOR)]
+    return [
+        Key(_xyz(c0, _height(o) + 0.07), yaw, PADDLE, PADDLE_ANCHOR),  # well above the top
+        Key(_xyz(c0, zc), yaw, PADDLE, PADDLE_ANCHOR),
+        Key(_xyz(c1, zc), yaw, PADDLE, PADDLE_ANCHOR, speed=CONTACT_SPEED),
+        Key(_xyz(c1 - u * 0.08, zc + 0.08), yaw, PADDLE, PADDLE_ANCHOR),
+    ]
 
 
 def plan_rotate(inst) -> list[Key]:
@@ -237,10 +253,12 @@ def _pick(inst, lift: float) -> tuple[list[Key], float, float]:
     yaw, hw, z = _grasp_geometry(o)
     p = o.pos
     opened, closed = pinch(hw, False), pinch(hw, True)
-    keys = [Key(_xyz(p, z + 0.09), yaw, opened, GRASP_CENTER),
-            Key(_xyz(p, z), yaw, opened, GRASP_CENTER),
-            Key(_xyz(p, z), yaw, closed, GRASP_CENTER, min_steps=4, hold=2),
-            Key(_xyz(p, z + lift), yaw, closed, GRASP_CENTER, speed=0.02)]
+    keys = [
+        Key(_xyz(p, z + 0.09), yaw, opened, GRASP_CENTER),
+        Key(_xyz(p, z), yaw, opened, GRASP_CENTER),
+        Key(_xyz(p, z), yaw, closed, GRASP_CENTER, min_steps=4, hold=2),
+        Key(_xyz(p, z + lift), yaw, closed, GRASP_CENTER, speed=0.02),
+    ]
     return keys, yaw, z
 
 
@@ -254,10 +272,12 @@ def plan_place(inst) -> list[Key]:
     keys, yaw, z = _pick(inst, 0.07)
     _, hw, _ = _grasp_geometry(o)
     opened, closed = pinch(hw, False), pinch(hw, True)
-    keys += [Key(_xyz(g, z + 0.07), yaw, closed, GRASP_CENTER, speed=0.025),
-             Key(_xyz(g, z + 0.004), yaw, closed, GRASP_CENTER, speed=0.015, hold=1),
-             Key(_xyz(g, z + 0.004), yaw, opened, GRASP_CENTER, min_steps=3),
-             Key(_xyz(g, z + 0.10), yaw, opened, GRASP_CENTER)]
+    keys += [
+        Key(_xyz(g, z + 0.07), yaw, closed, GRASP_CENTER, speed=0.025),
+        Key(_xyz(g, z + 0.004), yaw, closed, GRASP_CENTER, speed=0.015, hold=1),
+        Key(_xyz(g, z + 0.004), yaw, opened, GRASP_CENTER, min_steps=3),
+        Key(_xyz(g, z + 0.10), yaw, opened, GRASP_CENTER),
+    ]
     return keys
 
 

@@ -44,12 +44,19 @@ class HumanHandConfig:
     name: str = "human_sim"
     scale: float = 1.3  # multiplies every length below (1.0 ~ an adult hand)
     # Finger MCPs in the wrist frame (x, y), index..little, at scale 1.
-    mcp_xy: list[list[float]] = field(default_factory=lambda: [[0.085, 0.028], [0.088, 0.009],
-                                                                [0.084, -0.010], [0.076, -0.027]])
+    mcp_xy: list[list[float]] = field(
+        default_factory=lambda: [[0.085, 0.028], [0.088, 0.009], [0.084, -0.010], [0.076, -0.027]]
+    )
     splay_deg: list[float] = field(default_factory=lambda: [6.0, 0.0, -6.0, -12.0])
     # Phalanx lengths (proximal, middle, distal), index..little, at scale 1.
-    phalanges: list[list[float]] = field(default_factory=lambda: [[0.040, 0.025, 0.020], [0.045, 0.028, 0.021],
-                                                                   [0.042, 0.027, 0.020], [0.033, 0.020, 0.018]])
+    phalanges: list[list[float]] = field(
+        default_factory=lambda: [
+            [0.040, 0.025, 0.020],
+            [0.045, 0.028, 0.021],
+            [0.042, 0.027, 0.020],
+            [0.033, 0.020, 0.018],
+        ]
+    )
     thumb_cmc: list[float] = field(default_factory=lambda: [0.028, 0.024, -0.014])
     thumb_dir_deg: float = 70.0  # thumb metacarpal direction in the palm plane, from +x toward +y
     thumb_bones: list[float] = field(default_factory=lambda: [0.044, 0.032, 0.028])  # metacarpal, proximal, distal
@@ -109,7 +116,8 @@ class HumanHand:
         self.thumb_lengths = np.asarray(c.thumb_bones, float) * s
         self.radius = np.asarray(c.finger_radius, float) * s
         self.joint_names = [f"thumb_{j}" for j in THUMB_JOINTS] + [
-            f"{f}_{j}" for f in FINGERS[1:] for j in FINGER_JOINTS]
+            f"{f}_{j}" for f in FINGERS[1:] for j in FINGER_JOINTS
+        ]
         self.lower = np.concatenate([THUMB_LIMITS[:, 0]] + [FINGER_LIMITS[:, 0]] * 4)
         self.upper = np.concatenate([THUMB_LIMITS[:, 1]] + [FINGER_LIMITS[:, 1]] * 4)
         self._last = self.rest()
@@ -123,7 +131,7 @@ class HumanHand:
         q = np.zeros(20)
         q[0:4] = [0.3, 0.5, 0.1, 0.08]
         for i in range(4):
-            q[4 + 4 * i: 8 + 4 * i] = [0.0, 0.15, 0.2, 0.15]
+            q[4 + 4 * i : 8 + 4 * i] = [0.0, 0.15, 0.2, 0.15]
         return q
 
     # -- forward kinematics ----------------------------------------------------------------------
@@ -157,7 +165,7 @@ class HumanHand:
         kp = np.zeros((21, 3))
         kp[1:5] = self._thumb_chain(*q[0:4])
         for i in range(4):
-            kp[5 + 4 * i: 9 + 4 * i] = self._finger_chain(i, *q[4 + 4 * i: 8 + 4 * i])
+            kp[5 + 4 * i : 9 + 4 * i] = self._finger_chain(i, *q[4 + 4 * i : 8 + 4 * i])
         return kp
 
     def keypoints_world(self, q: np.ndarray, wrist_pose: np.ndarray) -> np.ndarray:
@@ -185,7 +193,7 @@ class HumanHand:
             # keep the part where the distance falls as the finger curls (from the straightest pose)
             k0 = int(np.argmax(d))
             k1 = k0 + int(np.argmin(d[k0:]))
-            self._tab.append((d[k0:k1 + 1][::-1], t[k0:k1 + 1][::-1], w[k0:k1 + 1][::-1]))
+            self._tab.append((d[k0 : k1 + 1][::-1], t[k0 : k1 + 1][::-1], w[k0 : k1 + 1][::-1]))
 
     def _solve_planar(self, f: int, u: float, v: float) -> tuple[float, float]:
         """Planar chain of finger f: target (u, v) in the flexion plane → (base flexion, middle
@@ -197,8 +205,9 @@ class HumanHand:
         f1 = float(np.angle(complex(u, v)) - np.angle(w))
         return f1, f2
 
-    def ik(self, fingertips: np.ndarray, mask: np.ndarray | None = None,
-           q_init: np.ndarray | None = None) -> np.ndarray:
+    def ik(
+        self, fingertips: np.ndarray, mask: np.ndarray | None = None, q_init: np.ndarray | None = None
+    ) -> np.ndarray:
         """Fingertip targets (5, 3) in the wrist frame → joint angles (20,) within limits.
 
         Closed form per finger: the out-of-plane joint (abduction; thumb: palmar abduction) puts
@@ -245,7 +254,7 @@ class HumanHand:
             f1, f2 = self._solve_planar(i + 1, rho, -float(d[2]))
             f1 = float(np.clip(f1, *FINGER_LIMITS[1]))
             f2 = float(np.clip(f2, *FINGER_LIMITS[2]))
-            q[4 + 4 * i: 8 + 4 * i] = [a, f1, f2, self.config.dip_coupling * f2]
+            q[4 + 4 * i : 8 + 4 * i] = [a, f1, f2, self.config.dip_coupling * f2]
         self._last = q.copy()
         return q
 
@@ -263,18 +272,25 @@ class HumanHand:
         body = [f'<body name="{prefix}wrist" gravcomp="1">', '<freejoint name="h_root"/>']
         # Palm: a flat box from the wrist to the knuckles plus a capsule across the knuckle line.
         px = 0.5 * self.mcp[:, 0].mean()
-        body.append(f'<geom name="{prefix}palm" type="box" size="{px + 0.004:.4f} {0.034 * s:.4f} '
-                    f'{c.palm_half_thickness * s:.4f}" pos="{px:.4f} 0 0" rgba="{rgba}" density="600"/>')
-        body.append(f'<geom name="{prefix}knuckles" type="capsule" fromto="{self.mcp[0][0]:.4f} {self.mcp[0][1]:.4f} 0 '
-                    f'{self.mcp[3][0]:.4f} {self.mcp[3][1]:.4f} 0" size="{r[0] * 1.15:.4f}" rgba="{rgba}" density="600"/>')
-        body.append(f'<geom name="{prefix}heel" type="capsule" fromto="0.0 {0.022 * s:.4f} 0 0.0 {-0.022 * s:.4f} 0" '
-                    f'size="{0.016 * s:.4f}" rgba="{rgba}" density="600"/>')
+        body.append(
+            f'<geom name="{prefix}palm" type="box" size="{px + 0.004:.4f} {0.034 * s:.4f} '
+            f'{c.palm_half_thickness * s:.4f}" pos="{px:.4f} 0 0" rgba="{rgba}" density="600"/>'
+        )
+        body.append(
+            f'<geom name="{prefix}knuckles" type="capsule" fromto="{self.mcp[0][0]:.4f} {self.mcp[0][1]:.4f} 0 '
+            f'{self.mcp[3][0]:.4f} {self.mcp[3][1]:.4f} 0" size="{r[0] * 1.15:.4f}" rgba="{rgba}" density="600"/>'
+        )
+        body.append(
+            f'<geom name="{prefix}heel" type="capsule" fromto="0.0 {0.022 * s:.4f} 0 0.0 {-0.022 * s:.4f} 0" '
+            f'size="{0.016 * s:.4f}" rgba="{rgba}" density="600"/>'
+        )
         body.append(f'<site name="{prefix}kp0" pos="0 0 0" size="0.003" group="3"/>')
         actuators = []
 
         def act(joint: str) -> None:
-            actuators.append(f'<position name="{prefix}{joint}" joint="{prefix}{joint}" kp="{c.kp}" '
-                             f'kv="0.1" forcerange="-6 6"/>')
+            actuators.append(
+                f'<position name="{prefix}{joint}" joint="{prefix}{joint}" kp="{c.kp}" kv="0.1" forcerange="-6 6"/>'
+            )
 
         # Thumb.
         lm, lp, ld = self.thumb_lengths

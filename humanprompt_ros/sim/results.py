@@ -29,10 +29,14 @@ def skill_rates(results: list[dict]) -> dict[str, dict]:
             per.setdefault(r["skill"], []).append(bool(r["success"]))
             if r.get("twin_success") is not None:
                 twin.setdefault(r["skill"], []).append(bool(r["twin_success"]) and not r["success"])
-    return {k: {"success": round(float(np.mean(v)), 4), "episodes": len(v),
-                **({"twin_only": round(float(np.mean(twin[k])), 4)} if k in twin else {})}
-            for k, v in sorted(per.items())}
-
+    return {
+        k: {
+            "success": round(float(np.mean(v)), 4),
+            "episodes": len(v),
+            **({"twin_only": round(float(np.mean(twin[k])), 4)} if k in twin else {}),
+        }
+        for k, v in sorted(per.items())
+    }
 
 
 def success_table(results: list[dict]) -> dict:
@@ -40,17 +44,18 @@ def success_table(results: list[dict]) -> dict:
     return {emb: skill_rates([r for r in results if r["embodiment"] == emb]) for emb in embodiments}
 
 
-
 def summarize(results: list[dict], bench: BenchmarkConfig) -> dict:
     """Per-episode results → {"skills": skill_rates, "mean": …, "seen_mean": …, "unseen_mean": …}."""
     skills = skill_rates(results)
-    out = {"skills": skills, "mean": round(float(np.mean([v["success"] for v in skills.values()])), 4) if skills else 0.0}
+    out = {
+        "skills": skills,
+        "mean": round(float(np.mean([v["success"] for v in skills.values()])), 4) if skills else 0.0,
+    }
     for name, group in (("seen_mean", bench.robot_skills), ("unseen_mean", bench.human_only_skills)):
         vals = [v["success"] for k, v in skills.items() if k in group]
         if vals:
             out[name] = round(float(np.mean(vals)), 4)
     return out
-
 
 
 def markdown_table(rows: dict[str, dict]) -> str:
@@ -60,14 +65,17 @@ def markdown_table(rows: dict[str, dict]) -> str:
     lines = ["| policy | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in rows.items():
         cells = [f"{r['skills'][k]['success']:.2f}" if k in r["skills"] else "–" for k in skills]
-        cells += [f"{r[c]:.2f}" if c in r else "–" for c in cols[len(skills):]]
+        cells += [f"{r[c]:.2f}" if c in r else "–" for c in cols[len(skills) :]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
+
 TABLE_SETTINGS = ("embodiment", "prompt_seed", "prompt_task", "twin_scenes", "policy_args")
-SETTING_HINTS = {"policy_args": "; to compare one checkpoint under two settings, export a copy with the other setting "
-                                "under another name (humanprompt-train export --set policy.guidance=G) and evaluate "
-                                "both in one run"}
+SETTING_HINTS = {
+    "policy_args": "; to compare one checkpoint under two settings, export a copy with the other setting "
+    "under another name (humanprompt-train export --set policy.guidance=G) and evaluate "
+    "both in one run"
+}
 
 
 def read_eval_files(specs: list[str]) -> dict[str, dict[tuple[str, int], bool]]:
@@ -87,36 +95,43 @@ def read_eval_files(specs: list[str]) -> dict[str, dict[tuple[str, int], bool]]:
             raise ValueError(f"{path}: not a JSON file ({exc})") from None
         episodes = data.get("episodes") if isinstance(data, dict) else None
         if episodes is None:
-            raise ValueError(f"{path}: no per-episode outcomes (the file of humanprompt-sim eval --out FILE has them; "
-                             "its printed --json line does not)")
+            raise ValueError(
+                f"{path}: no per-episode outcomes (the file of humanprompt-sim eval --out FILE has them; "
+                "its printed --json line does not)"
+            )
         if isinstance(episodes, list):
             episodes = {name or Path(path).stem: episodes}
         elif name:
-            raise ValueError(f"{spec}: NAME= names the row of a single-policy file; {path} has the rows "
-                             f"{', '.join(episodes)}")
+            raise ValueError(
+                f"{spec}: NAME= names the row of a single-policy file; {path} has the rows {', '.join(episodes)}"
+            )
         for key in TABLE_SETTINGS:
             value = data.get(key)
             if value is None:
                 continue
             seen_value, seen_in = settings.setdefault(key, (value, path))
             if value != seen_value:
-                raise ValueError(f"{path}: {key} {value!r}, but {seen_in} has {seen_value!r}: one table compares "
-                                 f"episodes evaluated the same way{SETTING_HINTS.get(key, '')}")
+                raise ValueError(
+                    f"{path}: {key} {value!r}, but {seen_in} has {seen_value!r}: one table compares "
+                    f"episodes evaluated the same way{SETTING_HINTS.get(key, '')}"
+                )
         for row, outcomes in episodes.items():
             got = rows.setdefault(row, {})
             for e in outcomes:
                 key = (str(e["task"]), int(e["seed"]))
                 if key in got:
-                    raise ValueError(f"{path}: {row}'s {key[0]} seed {key[1]} is also in {source[(row, *key)]} "
-                                     "(overlapping seed ranges): give each episode once")
+                    raise ValueError(
+                        f"{path}: {row}'s {key[0]} seed {key[1]} is also in {source[(row, *key)]} "
+                        "(overlapping seed ranges): give each episode once"
+                    )
                 got[key] = bool(e["success"])
                 source[(row, *key)] = path
     return rows
 
 
-
-def read_eval_rows(files: list[str], benchmark: str | None = None
-                   ) -> tuple[BenchmarkConfig, dict[str, str], dict[str, dict[tuple[str, int], bool]]]:
+def read_eval_rows(
+    files: list[str], benchmark: str | None = None
+) -> tuple[BenchmarkConfig, dict[str, str], dict[str, dict[tuple[str, int], bool]]]:
     """``table``/``compare`` input: the benchmark splits, {task: skill} and the rows of ``files``
     (``read_eval_files``); a task that config/tasks does not define is refused."""
     bench = load_benchmark(benchmark)
@@ -126,7 +141,6 @@ def read_eval_rows(files: list[str], benchmark: str | None = None
     if unknown:
         raise ValueError(f"tasks not in config/tasks: {', '.join(unknown)}")
     return bench, skill_of, rows
-
 
 
 def split_groups(bench: BenchmarkConfig, skills: list[str]) -> list[tuple[str, set[str]]]:
@@ -140,9 +154,13 @@ def count_table(bench: BenchmarkConfig, results: dict[str, list[dict]]) -> list[
     human-only and all groups with a 95% Wilson interval."""
     skills = sorted({r["skill"] for rs in results.values() for r in rs})
     groups = split_groups(bench, skills)
-    lines = ["| policy | " + " | ".join(skills + [g for g, _ in groups]) + " |", "|---" * (1 + len(skills) + len(groups)) + "|"]
+    lines = [
+        "| policy | " + " | ".join(skills + [g for g, _ in groups]) + " |",
+        "|---" * (1 + len(skills) + len(groups)) + "|",
+    ]
     for row, rs in results.items():
-        def count(keep: set[str]) -> tuple[int, int]:
+
+        def count(keep: set[str], rs: list[dict] = rs) -> tuple[int, int]:
             picked = [r["success"] for r in rs if r["skill"] in keep]
             return sum(picked), len(picked)
 
@@ -155,9 +173,14 @@ def count_table(bench: BenchmarkConfig, results: dict[str, list[dict]]) -> list[
     return lines
 
 
-def compare_rows(bench: BenchmarkConfig, skill_of: dict[str, str], a: dict[tuple[str, int], bool],
-                 b: dict[tuple[str, int], bool], name_a: str = "a", name_b: str = "b"
-                 ) -> tuple[dict[str, dict], list[tuple[str, int]], int]:
+def compare_rows(
+    bench: BenchmarkConfig,
+    skill_of: dict[str, str],
+    a: dict[tuple[str, int], bool],
+    b: dict[tuple[str, int], bool],
+    name_a: str = "a",
+    name_b: str = "b",
+) -> tuple[dict[str, dict], list[tuple[str, int]], int]:
     """Two rows' outcomes, paired by episode → ({skill or group: episodes, successes_a/_b, only_a/_b, exact
     McNemar p}, the shared episodes, how many episodes only one of them ran)."""
     shared = sorted(set(a) & set(b))
@@ -169,7 +192,12 @@ def compare_rows(bench: BenchmarkConfig, skill_of: dict[str, str], a: dict[tuple
         eps = [e for e in shared if skill_of[e[0]] in keep]
         only_a = sum(a[e] and not b[e] for e in eps)
         only_b = sum(b[e] and not a[e] for e in eps)
-        result[label] = {"episodes": len(eps), "successes_a": sum(a[e] for e in eps),
-                         "successes_b": sum(b[e] for e in eps), "only_a": only_a, "only_b": only_b,
-                         "p": round(mcnemar_exact(only_a, only_b), 4)}
+        result[label] = {
+            "episodes": len(eps),
+            "successes_a": sum(a[e] for e in eps),
+            "successes_b": sum(b[e] for e in eps),
+            "only_a": only_a,
+            "only_b": only_b,
+            "p": round(mcnemar_exact(only_a, only_b), 4),
+        }
     return result, shared, len(set(a) ^ set(b))

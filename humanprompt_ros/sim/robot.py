@@ -30,7 +30,6 @@ class SimRobot:
     # -- episodes ------------------------------------------------------------------------------
     def reset(self, task: str, seed: int) -> None:
 
-
         task_file = resolve_task(task)
         if self.env is None or task_file != self.task_file:
             if self.env is not None:
@@ -155,14 +154,20 @@ class SimRobot:
         return self.env.render()
 
     def status(self) -> dict:
-        return {"task": self.task_name, "skill": self.skill, "seed": self.seed, "step": self.step,
-                "horizon": self.horizon, "started": self.started, "success": bool(self.success),
-                "done": bool(self.done)}
+        return {
+            "task": self.task_name,
+            "skill": self.skill,
+            "seed": self.seed,
+            "step": self.step,
+            "horizon": self.horizon,
+            "started": self.started,
+            "success": bool(self.success),
+            "done": bool(self.done),
+        }
 
     def close(self) -> None:
         if self.env is not None:
             self.env.close()
-
 
 
 class SimCamera:

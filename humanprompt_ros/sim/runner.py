@@ -31,8 +31,10 @@ class ScriptedPolicy:
 
     def __init__(self, env=None, **_: Any):
         if env is None:
-            raise ValueError("the scripted policy needs the simulation (make_policy('scripted', env=env)): it reads "
-                             "privileged state and only exists for tests and data generation")
+            raise ValueError(
+                "the scripted policy needs the simulation (make_policy('scripted', env=env)): it reads "
+                "privileged state and only exists for tests and data generation"
+            )
         self.env = env
         self.plan: np.ndarray | None = None
 
@@ -46,7 +48,7 @@ class ScriptedPolicy:
         if self.plan is None:
             self.reset()
         t = min(self.env.t, len(self.plan) - 1)
-        return self.plan[t:t + 1].copy()
+        return self.plan[t : t + 1].copy()
 
 
 @dataclass
@@ -71,43 +73,80 @@ class EpisodeRecord:
     def meta(self) -> dict[str, Any]:
         cfg = self.task.config
         return {
-            "task": self.task.name, "skill": self.task.skill, "description": cfg.description,
-            "embodiment": self.embodiment, "hand": self.hand_name, "mask": self.mask.tolist(),
-            "success": bool(self.success), "seed": int(self.seed), "fps": self.fps,
-            "horizon": self.task.horizon, "policy": self.policy, "joint_names": self.joint_names,
-            "instance": self.instance, "task_file": Path(self.task.path).name,
+            "task": self.task.name,
+            "skill": self.task.skill,
+            "description": cfg.description,
+            "embodiment": self.embodiment,
+            "hand": self.hand_name,
+            "mask": self.mask.tolist(),
+            "success": bool(self.success),
+            "seed": int(self.seed),
+            "fps": self.fps,
+            "horizon": self.task.horizon,
+            "policy": self.policy,
+            "joint_names": self.joint_names,
+            "instance": self.instance,
+            "task_file": Path(self.task.path).name,
         }
 
     def to_episode(self, crf: int | None = None) -> Episode:
         """An in-memory Episode (e.g. a prompt generated on the fly). ``crf``: its frames as they come
         back from a video file written at that quality (a saved episode's), not the raw renders."""
         ep = Episode(None, self.meta(), None)
-        ep._arrays = {"actions": self.actions, "proprio": self.proprio, "joints": self.joints,
-                      "keypoints": self.keypoints}
+        ep._arrays = {
+            "actions": self.actions,
+            "proprio": self.proprio,
+            "joints": self.joints,
+            "keypoints": self.keypoints,
+        }
         if self.frames:
             ep._frames = np.stack(self.frames) if crf is None else through_codec(self.frames, self.fps, crf)
         return ep
 
     def save(self, directory: str | Path, crf: int = 12) -> Path:
-        return write_episode(directory, self.frames, self.actions, self.meta(), proprio=self.proprio,
-                             joints=self.joints if self.embodiment == "robot" else None,
-                             keypoints=self.keypoints, fps=self.fps, crf=crf)
+        return write_episode(
+            directory,
+            self.frames,
+            self.actions,
+            self.meta(),
+            proprio=self.proprio,
+            joints=self.joints if self.embodiment == "robot" else None,
+            keypoints=self.keypoints,
+            fps=self.fps,
+            crf=crf,
+        )
 
 
 def instance_summary(env: SimEnv) -> dict[str, Any]:
     inst = env.instance
     return {
-        "objects": [{"name": o.name, "kind": o.kind, "xy": o.pos.round(5).tolist(), "yaw": round(o.yaw, 5),
-                     "size": o.size.round(5).tolist(), "rgba": o.rgba.round(4).tolist()} for o in inst.objects],
+        "objects": [
+            {
+                "name": o.name,
+                "kind": o.kind,
+                "xy": o.pos.round(5).tolist(),
+                "yaw": round(o.yaw, 5),
+                "size": o.size.round(5).tolist(),
+                "rgba": o.rgba.round(4).tolist(),
+            }
+            for o in inst.objects
+        ],
         "goal_xy": None if inst.goal_xy is None else inst.goal_xy.round(5).tolist(),
         "threshold": env.task.threshold,
-        **({"twin": env.twin.name, "discs": [{"xy": np.round(xy, 5).tolist(), "radius": r}
-                                               for xy, r in inst.extra["discs"]]} if env.twin else {}),
+        **(
+            {
+                "twin": env.twin.name,
+                "discs": [{"xy": np.round(xy, 5).tolist(), "radius": r} for xy, r in inst.extra["discs"]],
+            }
+            if env.twin
+            else {}
+        ),
     }
 
 
-def run_episode(env: SimEnv, policy, seed: int, prompt: Any = None, policy_name: str = "",
-                record_frames: bool = True) -> EpisodeRecord:
+def run_episode(
+    env: SimEnv, policy, seed: int, prompt: Any = None, policy_name: str = "", record_frames: bool = True
+) -> EpisodeRecord:
     """Reset ``env`` with ``seed`` and run ``policy`` for the task's horizon (whole chunks executed).
 
     ``record_frames=False`` renders only the frames the policy sees (one per chunk), not every step:
@@ -144,14 +183,28 @@ def run_episode(env: SimEnv, policy, seed: int, prompt: Any = None, policy_name:
                 frames.append(obs.frame)
         env.render_enabled = renders
     return EpisodeRecord(
-        task=env.task, embodiment=env.embodiment, seed=seed, hand_name=env.hand_name, mask=mask.copy(),
-        fps=env.cfg.control_hz, actions=np.stack(actions), proprio=np.stack(proprio), joints=np.stack(joints),
-        keypoints=np.stack(kps) if env.embodiment == "human" else None, frames=frames, success=env.success,
-        instance=instance_summary(env), joint_names=list(env.hand.joint_names), policy=policy_name,
-        seconds=time.perf_counter() - t0)
+        task=env.task,
+        embodiment=env.embodiment,
+        seed=seed,
+        hand_name=env.hand_name,
+        mask=mask.copy(),
+        fps=env.cfg.control_hz,
+        actions=np.stack(actions),
+        proprio=np.stack(proprio),
+        joints=np.stack(joints),
+        keypoints=np.stack(kps) if env.embodiment == "human" else None,
+        frames=frames,
+        success=env.success,
+        instance=instance_summary(env),
+        joint_names=list(env.hand.joint_names),
+        policy=policy_name,
+        seconds=time.perf_counter() - t0,
+    )
 
 
-def expert_episode(task: Task, embodiment: str, seed: int, render: bool = True, env: SimEnv | None = None) -> EpisodeRecord:
+def expert_episode(
+    task: Task, embodiment: str, seed: int, render: bool = True, env: SimEnv | None = None
+) -> EpisodeRecord:
     """The scripted expert's episode of ``task`` for ``embodiment`` at ``seed``."""
     own = env is None
     env = env or SimEnv(task, embodiment, render=render)
@@ -202,13 +255,29 @@ def generate_job(args: tuple) -> list[dict[str, Any]]:
             d = Path(out_dir) / task.name / embodiment / f"{seed:07d}"
             if not overwrite and (d / "meta.json").is_file():
                 _check_layouts(d, env)
-                out.append({"task": task.name, "embodiment": embodiment, "seed": seed, "success": None,
-                            "skipped": True, "seconds": 0.0})
+                out.append(
+                    {
+                        "task": task.name,
+                        "embodiment": embodiment,
+                        "seed": seed,
+                        "success": None,
+                        "skipped": True,
+                        "seconds": 0.0,
+                    }
+                )
                 continue
             rec = expert_episode(task, embodiment, seed, env=env)
             rec.save(d, crf=crf)
-            out.append({"task": task.name, "skill": task.skill, "embodiment": embodiment, "seed": seed,
-                        "success": rec.success, "seconds": rec.seconds})
+            out.append(
+                {
+                    "task": task.name,
+                    "skill": task.skill,
+                    "embodiment": embodiment,
+                    "seed": seed,
+                    "success": rec.success,
+                    "seconds": rec.seconds,
+                }
+            )
     finally:
         env.close()
     return out
@@ -220,5 +289,7 @@ def _check_layouts(episode_dir: Path, env: SimEnv) -> None:
     had_twin = "twin" in load_episode(episode_dir).meta.get("instance", {})
     if had_twin != (env.twin is not None):
         was, now = ("shared", "own") if had_twin else ("own", "shared")
-        raise ValueError(f"{episode_dir} holds a scene with {was} twin layouts, this run generates {now} ones "
-                         f"(twin_scenes): pass --overwrite to regenerate it, or another --out")
+        raise ValueError(
+            f"{episode_dir} holds a scene with {was} twin layouts, this run generates {now} ones "
+            f"(twin_scenes): pass --overwrite to regenerate it, or another --out"
+        )

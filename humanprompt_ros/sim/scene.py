@@ -49,7 +49,10 @@ class SimConfig:
     home_wrist: tuple[float, float, float] = (-0.28, 0.0, 0.22)  # wrist position at reset (palm down, fingers +x)
     max_wrist_step: float = 0.05  # m per control step (arm speed limit, 0.5 m/s at 10 Hz)
     max_wrist_rot_step: float = 0.5  # rad per control step
-    wrist_bounds: tuple[tuple[float, float, float], tuple[float, float, float]] = ((-0.45, -0.4, 0.03), (0.45, 0.4, 0.45))
+    wrist_bounds: tuple[tuple[float, float, float], tuple[float, float, float]] = (
+        (-0.45, -0.4, 0.03),
+        (0.45, 0.4, 0.45),
+    )
     robot_kp: float = 3.0  # Allegro joint PD: position gain (N m / rad)
     robot_kv: float = 0.05  # and damping (N m s / rad)
     robot_force: float = 1.2  # torque limit (N m)
@@ -99,7 +102,9 @@ def camera_xyaxes(pos, lookat) -> np.ndarray:
 
 # -- the Allegro hand as MJCF ---------------------------------------------------------------------
 @functools.lru_cache(maxsize=4)
-def allegro_mjcf(urdf_path: str, kp: float, kv: float, force: float, joint_names: tuple[str, ...]) -> tuple[str, str, str]:
+def allegro_mjcf(
+    urdf_path: str, kp: float, kv: float, force: float, joint_names: tuple[str, ...]
+) -> tuple[str, str, str]:
     """(asset XML, body XML with root ``palm_link``, actuator XML) of the URDF hand.
 
     MuJoCo compiles the URDF (meshes from its package's ``meshes/`` folder); the result is re-read as
@@ -110,8 +115,10 @@ def allegro_mjcf(urdf_path: str, kp: float, kv: float, force: float, joint_names
     meshdir = os.path.join(os.path.dirname(os.path.dirname(urdf_path)), "meshes")
     text = open(urdf_path).read()
     head = text.index(">", text.index("<robot")) + 1
-    text = (text[:head] + f'<mujoco><compiler meshdir="{meshdir}" balanceinertia="true" '
-            f'discardvisual="false" strippath="true"/></mujoco>' + text[head:])
+    text = (
+        text[:head] + f'<mujoco><compiler meshdir="{meshdir}" balanceinertia="true" '
+        f'discardvisual="false" strippath="true"/></mujoco>' + text[head:]
+    )
     model = mujoco.MjModel.from_xml_string(text)
     import tempfile
 
@@ -150,8 +157,8 @@ def allegro_mjcf(urdf_path: str, kp: float, kv: float, force: float, joint_names
             if g.get("type") is None or g.get("type") == "sphere":  # fingertip spheres: grippy pads
                 g.set("friction", "1.5 0.02 0.001")
     acts = "\n".join(
-        f'<position name="a_{n}" joint="{n}" kp="{kp}" kv="{kv}" forcerange="{-force} {force}"/>'
-        for n in joint_names)
+        f'<position name="a_{n}" joint="{n}" kp="{kp}" kv="{kv}" forcerange="{-force} {force}"/>' for n in joint_names
+    )
     return ("".join(ET.tostring(a, encoding="unicode") for a in assets), ET.tostring(palm, encoding="unicode"), acts)
 
 
@@ -165,62 +172,92 @@ def object_xml(o: ObjectInstance) -> tuple[str, list[str]]:
     n = o.name
     fr = 'friction="0.5 0.01 0.001" condim="4"'
     if o.kind == "box":
-        return (f'<body name="{n}" pos="{x:.5f} {y:.5f} {s[2]:.5f}" quat="{q}"><freejoint name="{n}_free"/>'
-                f'<geom name="{n}_geom" type="box" size="{_fmt(s)}" rgba="{rgba}" mass="{o.mass}" {fr} {WORLD_CONTYPE}/>'
-                f'</body>', [])
+        return (
+            f'<body name="{n}" pos="{x:.5f} {y:.5f} {s[2]:.5f}" quat="{q}"><freejoint name="{n}_free"/>'
+            f'<geom name="{n}_geom" type="box" size="{_fmt(s)}" rgba="{rgba}" mass="{o.mass}" {fr} {WORLD_CONTYPE}/>'
+            f"</body>",
+            [],
+        )
     if o.kind == "cylinder":
-        return (f'<body name="{n}" pos="{x:.5f} {y:.5f} {s[1]:.5f}" quat="{q}"><freejoint name="{n}_free"/>'
-                f'<geom name="{n}_geom" type="cylinder" size="{s[0]:.5f} {s[1]:.5f}" rgba="{rgba}" mass="{o.mass}" '
-                f'{fr} {WORLD_CONTYPE}/></body>', [])
+        return (
+            f'<body name="{n}" pos="{x:.5f} {y:.5f} {s[1]:.5f}" quat="{q}"><freejoint name="{n}_free"/>'
+            f'<geom name="{n}_geom" type="cylinder" size="{s[0]:.5f} {s[1]:.5f}" rgba="{rgba}" mass="{o.mass}" '
+            f"{fr} {WORLD_CONTYPE}/></body>",
+            [],
+        )
     if o.kind == "ball":
-        return (f'<body name="{n}" pos="{x:.5f} {y:.5f} {s[0]:.5f}"><freejoint name="{n}_free"/>'
-                f'<geom name="{n}_geom" type="sphere" size="{s[0]:.5f}" rgba="{rgba}" mass="{o.mass}" '
-                f'friction="0.5 0.02 0.002" condim="6" {WORLD_CONTYPE}/></body>', [])
+        return (
+            f'<body name="{n}" pos="{x:.5f} {y:.5f} {s[0]:.5f}"><freejoint name="{n}_free"/>'
+            f'<geom name="{n}_geom" type="sphere" size="{s[0]:.5f}" rgba="{rgba}" mass="{o.mass}" '
+            f'friction="0.5 0.02 0.002" condim="6" {WORLD_CONTYPE}/></body>',
+            [],
+        )
     if o.kind == "button":
         r, travel = s
         base_h = 0.012
         cap_h = 0.006 + travel  # cap half height
-        return (f'<body name="{n}_base" pos="{x:.5f} {y:.5f} 0" quat="{q}">'
-                f'<geom name="{n}_basegeom" type="box" size="{r + 0.018:.5f} {r + 0.018:.5f} {base_h:.5f}" pos="0 0 {base_h:.5f}" '
-                f'rgba="0.35 0.35 0.38 1" {WORLD_CONTYPE}/>'
-                f'<body name="{n}" pos="0 0 {2 * base_h:.5f}">'
-                f'<joint name="{n}_press" type="slide" axis="0 0 1" range="{-travel:.5f} 0" stiffness="40" '
-                f'springref="0" damping="1.5"/>'
-                f'<geom name="{n}_geom" type="cylinder" size="{r:.5f} {cap_h:.5f}" pos="0 0 {cap_h - travel:.5f}" '
-                f'rgba="{rgba}" mass="0.02" {WORLD_CONTYPE}/></body></body>', [(f"{n}_base", n)])
+        return (
+            f'<body name="{n}_base" pos="{x:.5f} {y:.5f} 0" quat="{q}">'
+            f'<geom name="{n}_basegeom" type="box" size="{r + 0.018:.5f} {r + 0.018:.5f} {base_h:.5f}" pos="0 0 {base_h:.5f}" '
+            f'rgba="0.35 0.35 0.38 1" {WORLD_CONTYPE}/>'
+            f'<body name="{n}" pos="0 0 {2 * base_h:.5f}">'
+            f'<joint name="{n}_press" type="slide" axis="0 0 1" range="{-travel:.5f} 0" stiffness="40" '
+            f'springref="0" damping="1.5"/>'
+            f'<geom name="{n}_geom" type="cylinder" size="{r:.5f} {cap_h:.5f}" pos="0 0 {cap_h - travel:.5f}" '
+            f'rgba="{rgba}" mass="0.02" {WORLD_CONTYPE}/></body></body>',
+            [(f"{n}_base", n)],
+        )
     if o.kind == "drawer":
         hw, travel = s  # half width (y), travel (x, toward -x)
         depth, height = 0.07, 0.045  # half sizes of the cabinet
         wall = 0.006
         cab = [f'<body name="{n}_cabinet" pos="{x:.5f} {y:.5f} 0" quat="{q}">']
         # a shell: back, two sides, top, bottom (open toward -x)
-        cab.append(f'<geom type="box" size="{wall} {hw + wall:.5f} {height:.5f}" pos="{depth - wall:.5f} 0 {height:.5f}" rgba="0.55 0.42 0.3 1" {WORLD_CONTYPE}/>')
+        cab.append(
+            f'<geom type="box" size="{wall} {hw + wall:.5f} {height:.5f}" pos="{depth - wall:.5f} 0 {height:.5f}" rgba="0.55 0.42 0.3 1" {WORLD_CONTYPE}/>'
+        )
         for sgn in (1, -1):
-            cab.append(f'<geom type="box" size="{depth:.5f} {wall} {height:.5f}" pos="0 {sgn * (hw + wall):.5f} {height:.5f}" rgba="0.55 0.42 0.3 1" {WORLD_CONTYPE}/>')
-        cab.append(f'<geom type="box" size="{depth:.5f} {hw + 2 * wall:.5f} {wall}" pos="0 0 {2 * height + wall:.5f}" rgba="0.55 0.42 0.3 1" {WORLD_CONTYPE}/>')
+            cab.append(
+                f'<geom type="box" size="{depth:.5f} {wall} {height:.5f}" pos="0 {sgn * (hw + wall):.5f} {height:.5f}" rgba="0.55 0.42 0.3 1" {WORLD_CONTYPE}/>'
+            )
+        cab.append(
+            f'<geom type="box" size="{depth:.5f} {hw + 2 * wall:.5f} {wall}" pos="0 0 {2 * height + wall:.5f}" rgba="0.55 0.42 0.3 1" {WORLD_CONTYPE}/>'
+        )
         dh = height - 0.004
-        cab.append(f'<body name="{n}" pos="{-0.002:.4f} 0 {height:.5f}">'
-                   f'<joint name="{n}_slide" type="slide" axis="-1 0 0" range="0 {travel:.5f}" damping="3" frictionloss="0.05"/>'
-                   f'<geom name="{n}_geom" type="box" size="{depth - 0.004:.5f} {hw - 0.002:.5f} {dh:.5f}" rgba="{rgba}" mass="0.3" {WORLD_CONTYPE}/>'
-                   f'<geom name="{n}_front" type="box" size="0.006 {hw + wall:.5f} {height:.5f}" pos="{-depth - 0.004:.5f} 0 0" rgba="{rgba}" mass="0.05" {WORLD_CONTYPE}/>'
-                   f'<geom name="{n}_knob" type="cylinder" size="0.011 0.02" pos="{-depth + 0.018:.5f} 0 {height + 0.02 + wall:.5f}" rgba="0.85 0.85 0.88 1" mass="0.01" {WORLD_CONTYPE}/>'
-                   f'</body></body>')
+        cab.append(
+            f'<body name="{n}" pos="{-0.002:.4f} 0 {height:.5f}">'
+            f'<joint name="{n}_slide" type="slide" axis="-1 0 0" range="0 {travel:.5f}" damping="3" frictionloss="0.05"/>'
+            f'<geom name="{n}_geom" type="box" size="{depth - 0.004:.5f} {hw - 0.002:.5f} {dh:.5f}" rgba="{rgba}" mass="0.3" {WORLD_CONTYPE}/>'
+            f'<geom name="{n}_front" type="box" size="0.006 {hw + wall:.5f} {height:.5f}" pos="{-depth - 0.004:.5f} 0 0" rgba="{rgba}" mass="0.05" {WORLD_CONTYPE}/>'
+            f'<geom name="{n}_knob" type="cylinder" size="0.011 0.02" pos="{-depth + 0.018:.5f} 0 {height + 0.02 + wall:.5f}" rgba="0.85 0.85 0.88 1" mass="0.01" {WORLD_CONTYPE}/>'
+            f"</body></body>"
+        )
         return "".join(cab), [(f"{n}_cabinet", n)]
     if o.kind == "lever":
         hl = s[0]
         h = 0.05
-        return (f'<body name="{n}_post" pos="{x:.5f} {y:.5f} 0">'
-                f'<geom type="cylinder" size="0.012 {h / 2:.5f}" pos="0 0 {h / 2:.5f}" rgba="0.35 0.35 0.38 1" {WORLD_CONTYPE}/>'
-                f'<body name="{n}" pos="0 0 {h + 0.012:.5f}" quat="{q}">'
-                f'<joint name="{n}_hinge" type="hinge" axis="0 0 1" damping="0.3" frictionloss="0.08"/>'
-                f'<geom name="{n}_geom" type="box" size="{hl:.5f} 0.012 0.012" rgba="{rgba}" mass="0.08" {WORLD_CONTYPE}/>'
-                f'<geom type="cylinder" size="0.016 0.014" rgba="0.25 0.25 0.28 1" mass="0.01" {WORLD_CONTYPE}/>'
-                f'</body></body>', [(f"{n}_post", n)])
+        return (
+            f'<body name="{n}_post" pos="{x:.5f} {y:.5f} 0">'
+            f'<geom type="cylinder" size="0.012 {h / 2:.5f}" pos="0 0 {h / 2:.5f}" rgba="0.35 0.35 0.38 1" {WORLD_CONTYPE}/>'
+            f'<body name="{n}" pos="0 0 {h + 0.012:.5f}" quat="{q}">'
+            f'<joint name="{n}_hinge" type="hinge" axis="0 0 1" damping="0.3" frictionloss="0.08"/>'
+            f'<geom name="{n}_geom" type="box" size="{hl:.5f} 0.012 0.012" rgba="{rgba}" mass="0.08" {WORLD_CONTYPE}/>'
+            f'<geom type="cylinder" size="0.016 0.014" rgba="0.25 0.25 0.28 1" mass="0.01" {WORLD_CONTYPE}/>'
+            f"</body></body>",
+            [(f"{n}_post", n)],
+        )
     raise ValueError(f"unknown object kind {o.kind!r}")
 
 
-def build_scene(instance: TaskInstance, cfg: SimConfig, hand_assets: str, hand_body: str, hand_actuators: str,
-                root_body: str, max_size: int) -> str:
+def build_scene(
+    instance: TaskInstance,
+    cfg: SimConfig,
+    hand_assets: str,
+    hand_body: str,
+    hand_actuators: str,
+    root_body: str,
+    max_size: int,
+) -> str:
     cam = cfg.camera
     xy = camera_xyaxes(cam.pos, cam.lookat)
     objects, excludes = [], []
@@ -232,8 +269,11 @@ def build_scene(instance: TaskInstance, cfg: SimConfig, hand_assets: str, hand_b
     discs = instance.extra.get("discs")
     if discs is None:
         discs = [] if instance.goal_xy is None else [(instance.goal_xy, disc_radius(instance.task))]
-    goal = "".join(f'<site name="goal{i}" type="cylinder" pos="{xy[0]:.5f} {xy[1]:.5f} 0.0008" '
-                   f'size="{r:.4f} 0.0008" rgba="0.1 0.75 0.25 0.55"/>' for i, (xy, r) in enumerate(discs))
+    goal = "".join(
+        f'<site name="goal{i}" type="cylinder" pos="{xy[0]:.5f} {xy[1]:.5f} 0.0008" '
+        f'size="{r:.4f} 0.0008" rgba="0.1 0.75 0.25 0.55"/>'
+        for i, (xy, r) in enumerate(discs)
+    )
     exc_xml = "".join(f'<exclude body1="{a}" body2="{b}"/>' for a, b in excludes)
     hx, hy, hz = cfg.home_wrist
     return f"""<mujoco model="humanprompt_sim">
@@ -253,7 +293,7 @@ def build_scene(instance: TaskInstance, cfg: SimConfig, hand_assets: str, hand_b
     {hand_assets}
   </asset>
   <worldbody>
-    <light name="key" directional="true" pos="0.3 -0.6 1.2" dir="-0.25 0.5 -1" diffuse="0.55 0.55 0.55" castshadow="{'true' if cfg.shadows else 'false'}"/>
+    <light name="key" directional="true" pos="0.3 -0.6 1.2" dir="-0.25 0.5 -1" diffuse="0.55 0.55 0.55" castshadow="{"true" if cfg.shadows else "false"}"/>
     <light name="fill" directional="true" pos="-0.5 0.3 1.0" dir="0.4 -0.2 -1" diffuse="0.2 0.2 0.2" castshadow="false"/>
     <camera name="main" pos="{_fmt(cam.pos)}" xyaxes="{_fmt(xy)}" fovy="{cam.fovy}"/>
     <geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" material="floor" contype="0" conaffinity="0"/>

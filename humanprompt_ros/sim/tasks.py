@@ -195,14 +195,20 @@ def load_task(path: str | Path) -> Task:
         raise ConfigError(src, "goal.object", f"no object named {goal.object!r} (objects: {', '.join(cfg.objects)})")
     kind = cfg.objects[goal.object].kind
     if kind not in SKILLS[cfg.skill]:
-        raise ConfigError(src, f"objects.{goal.object}.kind",
-                          f"skill {cfg.skill!r} cannot act on a {kind} (valid kinds: {', '.join(SKILLS[cfg.skill])})")
+        raise ConfigError(
+            src,
+            f"objects.{goal.object}.kind",
+            f"skill {cfg.skill!r} cannot act on a {kind} (valid kinds: {', '.join(SKILLS[cfg.skill])})",
+        )
     lo_ws, hi_ws = WORKSPACE
     for name, obj in cfg.objects.items():
         lo, hi = np.asarray(obj.position.low), np.asarray(obj.position.high)
         if np.any(lo < lo_ws) or np.any(hi > hi_ws):
-            raise ConfigError(src, f"objects.{name}.position",
-                              f"outside the hands' workspace x in [{lo_ws[0]}, {hi_ws[0]}], y in [{lo_ws[1]}, {hi_ws[1]}] m")
+            raise ConfigError(
+                src,
+                f"objects.{name}.position",
+                f"outside the hands' workspace x in [{lo_ws[0]}, {hi_ws[0]}], y in [{lo_ws[1]}, {hi_ws[1]}] m",
+            )
     if cfg.skill in REGION_SKILLS:
         if goal.region is None:
             raise ConfigError(src, "goal.region", f"required key is missing: skill {cfg.skill!r} needs a goal region")
@@ -210,25 +216,34 @@ def load_task(path: str | Path) -> Task:
             raise ConfigError(src, "goal.region", "expected xy ranges (2 values)")
         lo, hi = np.asarray(goal.region.low), np.asarray(goal.region.high)
         if np.any(lo < lo_ws) or np.any(hi > hi_ws):
-            raise ConfigError(src, "goal.region",
-                              f"unreachable goal: [{lo.tolist()}, {hi.tolist()}] leaves the workspace "
-                              f"x in [{lo_ws[0]}, {hi_ws[0]}], y in [{lo_ws[1]}, {hi_ws[1]}] m")
+            raise ConfigError(
+                src,
+                "goal.region",
+                f"unreachable goal: [{lo.tolist()}, {hi.tolist()}] leaves the workspace "
+                f"x in [{lo_ws[0]}, {hi_ws[0]}], y in [{lo_ws[1]}, {hi_ws[1]}] m",
+            )
         if not 0.01 <= goal.radius <= 0.15:
             raise ConfigError(src, "goal.radius", f"must be within 0.01..0.15 m, got {goal.radius}")
         # at least one object position / goal pair must satisfy min_distance
         olo, ohi = np.asarray(cfg.objects[goal.object].position.low), np.asarray(cfg.objects[goal.object].position.high)
         far = np.linalg.norm(np.maximum(np.abs(hi - olo), np.abs(ohi - lo)))
         if far < goal.min_distance:
-            raise ConfigError(src, "goal.min_distance",
-                              f"unreachable goal: no goal in the region is {goal.min_distance} m from the object")
+            raise ConfigError(
+                src,
+                "goal.min_distance",
+                f"unreachable goal: no goal in the region is {goal.min_distance} m from the object",
+            )
     elif goal.region is not None:
         raise ConfigError(src, "goal.region", f"skill {cfg.skill!r} has no goal region (remove the key)")
     if cfg.skill in SKILL_THRESHOLDS:
         meaning, _, (tlo, thi) = SKILL_THRESHOLDS[cfg.skill]
         if goal.threshold is not None and not tlo <= goal.threshold <= thi:
-            raise ConfigError(src, "goal.threshold",
-                              f"unreachable goal: {cfg.skill} threshold ({meaning}) must be within {tlo}..{thi}, "
-                              f"got {goal.threshold}")
+            raise ConfigError(
+                src,
+                "goal.threshold",
+                f"unreachable goal: {cfg.skill} threshold ({meaning}) must be within {tlo}..{thi}, "
+                f"got {goal.threshold}",
+            )
     elif goal.threshold is not None:
         raise ConfigError(src, "goal.threshold", f"skill {cfg.skill!r} takes no threshold (remove the key)")
     return Task(cfg, src)
@@ -302,7 +317,9 @@ def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(p - (a + t * ab)))
 
 
-def work_corridor(skill: str, target: ObjectInstance, goal_xy: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
+def work_corridor(
+    skill: str, target: ObjectInstance, goal_xy: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, float]:
     """(A, B, half width): the strip of table the expert's hand and the moved object sweep at low
     height. Distractors are kept out of it, so they never block the demonstration."""
     p = target.pos
@@ -393,8 +410,10 @@ def sample_instance(task: Task, seed: int, twin: Task | None = None) -> TaskInst
                 break
         if len(objects) == len(cfg.objects):
             return TaskInstance(task, seed, objects, goal_xy)
-    raise ValueError(f"{task.path}: could not place the objects and goal without overlap (seed {seed}): "
-                     "widen objects.*.position or goal.region")
+    raise ValueError(
+        f"{task.path}: could not place the objects and goal without overlap (seed {seed}): "
+        "widen objects.*.position or goal.region"
+    )
 
 
 def _sample_shared(task: Task, twin: Task, seed: int) -> TaskInstance:
@@ -419,12 +438,18 @@ def _sample_shared(task: Task, twin: Task, seed: int) -> TaskInstance:
             goals = {t.name: _draw_goal(t.config, by_name[t.config.goal.object], rng) for t in pair}
             if any(g is False for g in goals.values()):
                 continue
-            if all(_clear_of(o, t, by_name[t.config.goal.object], goals[t.name])
-                   for t in pair for o in objects if o.name != t.config.goal.object):
+            if all(
+                _clear_of(o, t, by_name[t.config.goal.object], goals[t.name])
+                for t in pair
+                for o in objects
+                if o.name != t.config.goal.object
+            ):
                 discs = [(goals[t.name], disc_radius(t)) for t in pair if goals[t.name] is not None]
                 return TaskInstance(task, seed, objects, goals[task.name], extra={"discs": discs})
-    raise ValueError(f"{task.name} / {twin.name}: could not draw a scene both can be done in (seed {seed}): "
-                     "widen the targets' objects.*.position")
+    raise ValueError(
+        f"{task.name} / {twin.name}: could not draw a scene both can be done in (seed {seed}): "
+        "widen the targets' objects.*.position"
+    )
 
 
 def twin_tasks(files: list[Path] | None = None) -> dict[str, str]:

@@ -17,8 +17,13 @@ from humanprompt_ros.train.stage2_data import PolicyEpisode, chunk
 class Batcher:
     """Samples (episode, time, prompt episode) and assembles tensors, caching prompt tokens."""
 
-    def __init__(self, model: PromptPolicyModel, episodes: Sequence[PolicyEpisode], seed: int,
-                 prompt_episodes: Sequence[PolicyEpisode] = ()):
+    def __init__(
+        self,
+        model: PromptPolicyModel,
+        episodes: Sequence[PolicyEpisode],
+        seed: int,
+        prompt_episodes: Sequence[PolicyEpisode] = (),
+    ):
         # training episodes first, then the prompt-only ones (only ever drawn as prompts)
         self.n_train = len(episodes)
         self.model, self.episodes = model, list(episodes) + list(prompt_episodes)
@@ -36,14 +41,23 @@ class Batcher:
         self.skill_ids = {s: i for i, s in enumerate(cfg.skills)}
         self.store: FeatureStore | None = None
         if cfg.train.cached_prompts > 0 and not model.trains_video_model:
-            self.store = FeatureStore.build(model, self.episodes, self.prompt_pool, cfg.train.cached_prompts,
-                                            seed=cfg.train.seed, n_train=self.n_train)
+            self.store = FeatureStore.build(
+                model,
+                self.episodes,
+                self.prompt_pool,
+                cfg.train.cached_prompts,
+                seed=cfg.train.seed,
+                n_train=self.n_train,
+            )
         # (robot episode, human episode) of the same task and scene seed: the paired term's twins.
         # Their own generator, so the main batches are the same with and without the term.
-        train = self.episodes[:self.n_train]
+        train = self.episodes[: self.n_train]
         human = {(e.task, e.seed): i for i, e in enumerate(train) if e.embodiment == "human"}
-        self.twins = [(i, human[(e.task, e.seed)]) for i, e in enumerate(train)
-                      if e.embodiment == "robot" and (e.task, e.seed) in human]
+        self.twins = [
+            (i, human[(e.task, e.seed)])
+            for i, e in enumerate(train)
+            if e.embodiment == "robot" and (e.task, e.seed) in human
+        ]
         self.twin_rng = np.random.default_rng([seed, 31337])
 
     def prompt_pool(self, i: int) -> list[int]:
@@ -122,5 +136,7 @@ class Batcher:
             self._visual(sides[1], hu, int(round(t * (n_h - 1) / max(1, n_r - 1))), self.twin_rng)
             for side in sides:  # twins share the skill (the oracle's condition token)
                 side["skill"].append(self.skill_ids[self.episodes[r].skill])
-        return tuple({k: (torch.stack(v) if k != "skill" else torch.tensor(v)).to(device) for k, v in side.items()}
-                     for side in sides)
+        return tuple(
+            {k: (torch.stack(v) if k != "skill" else torch.tensor(v)).to(device) for k, v in side.items()}
+            for side in sides
+        )

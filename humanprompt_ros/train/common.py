@@ -131,8 +131,11 @@ class MetricsLog:
     def truncate_after(self, step: int) -> None:
         """On resume: drop records past the checkpoint's step, so the curve has no duplicates."""
         if self.enabled and self.path.exists():
-            keep = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= step]
+            keep = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step
+            ]
             self.path.write_text("".join(line + "\n" for line in keep))
 
 
@@ -143,8 +146,14 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 def plot_metrics(log_path: Path, out_png: Path, title: str = "") -> Path | None:
     """One panel per metric (x = step, log scale for losses); returns the PNG path or None."""
     records = read_metrics(log_path)
-    keys = sorted({k for r in records for k in r if k not in ("step", "time", "phase", "epoch")
-                   and isinstance(r[k], (int, float))})
+    keys = sorted(
+        {
+            k
+            for r in records
+            for k in r
+            if k not in ("step", "time", "phase", "epoch") and isinstance(r[k], (int, float))
+        }
+    )
     if not records or not keys:
         return None
     import matplotlib
@@ -166,7 +175,7 @@ def plot_metrics(log_path: Path, out_png: Path, title: str = "") -> Path | None:
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -180,5 +189,6 @@ def progress(iterable=None, total: int | None = None, desc: str = "", enabled: b
     """A tqdm progress bar (quiet off the main rank)."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, disable=not enabled, initial=initial, dynamic_ncols=True,
-                mininterval=1.0)
+    return tqdm(
+        iterable, total=total, desc=desc, disable=not enabled, initial=initial, dynamic_ncols=True, mininterval=1.0
+    )

@@ -34,27 +34,45 @@ class FeatureStore:
         return torch.from_numpy(np.asarray(self.data[self.offsets[episode] + t, k], np.float32))
 
     @classmethod
-    def build(cls, model: "PromptPolicyModel", episodes: Sequence[PolicyEpisode], pool, k: int, seed: int,
-              batch: int = 64, n_train: int | None = None) -> "FeatureStore":
+    def build(
+        cls,
+        model: "PromptPolicyModel",
+        episodes: Sequence[PolicyEpisode],
+        pool,
+        k: int,
+        seed: int,
+        batch: int = 64,
+        n_train: int | None = None,
+    ) -> "FeatureStore":
         """Features of ``episodes[:n_train]`` (default: all) under prompts drawn by ``pool(i)`` (indices
         into ``episodes``, which may go on with prompt-only episodes)."""
 
         n_train = len(episodes) if n_train is None else n_train
         rng = np.random.default_rng([seed, 4049])
-        prompts = np.array([[pool(i)[int(rng.integers(len(pool(i))))] for _ in range(k)]
-                            for i in range(n_train)], np.int64)
+        prompts = np.array(
+            [[pool(i)[int(rng.integers(len(pool(i))))] for _ in range(k)] for i in range(n_train)], np.int64
+        )
         lengths = np.array([len(e.frames) for e in episodes[:n_train]])
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         ckpt = Path(model.cfg.stage1)
         stat = ckpt.stat()
-        key = hashlib.sha256(json.dumps({
-            "stage1": [str(ckpt.resolve()), stat.st_size, stat.st_mtime_ns],
-            "episodes": [[e.task, e.embodiment, e.seed, len(e.frames)] for e in episodes[:n_train]],
-            **({"prompt_only": [[e.task, e.seed, len(e.frames)] for e in episodes[n_train:]]}
-               if n_train < len(episodes) else {}),
-            "prompts": prompts.tolist(), "blank": model.cfg.condition == "none",
-            "pretrained": model.cfg.stage1_pretrained, "seed": seed,
-        }).encode()).hexdigest()[:16]
+        key = hashlib.sha256(
+            json.dumps(
+                {
+                    "stage1": [str(ckpt.resolve()), stat.st_size, stat.st_mtime_ns],
+                    "episodes": [[e.task, e.embodiment, e.seed, len(e.frames)] for e in episodes[:n_train]],
+                    **(
+                        {"prompt_only": [[e.task, e.seed, len(e.frames)] for e in episodes[n_train:]]}
+                        if n_train < len(episodes)
+                        else {}
+                    ),
+                    "prompts": prompts.tolist(),
+                    "blank": model.cfg.condition == "none",
+                    "pretrained": model.cfg.stage1_pretrained,
+                    "seed": seed,
+                }
+            ).encode()
+        ).hexdigest()[:16]
         path = ckpt.parent / "features" / f"{key}.npy"
         if path.is_file():
             return cls(np.load(path, mmap_mode="r"), offsets, prompts)
@@ -62,8 +80,9 @@ class FeatureStore:
         vm = model.video_model
         t, n = vm.feature_tokens
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-        data = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
-                                         shape=(int(lengths.sum()), k, t, n, vm.feature_dim))
+        data = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.float16, shape=(int(lengths.sum()), k, t, n, vm.feature_dim)
+        )
         dev = next(model.head.parameters()).device
         with torch.no_grad():
             tokens = {p: vm.encode_prompt(model.prompt_latents(episodes[p].frames)) for p in np.unique(prompts)}
@@ -71,9 +90,9 @@ class FeatureStore:
                 latents = vm.encode_frames(torch.from_numpy(ep.frames).to(dev))
                 for slot in range(k):
                     for a in range(0, len(latents), batch):
-                        lat = latents[a:a + batch]
+                        lat = latents[a : a + batch]
                         f = model.features(tokens[int(prompts[i, slot])].expand(len(lat), -1, -1), lat)
-                        data[offsets[i] + a:offsets[i] + a + len(lat), slot] = f.cpu().numpy().astype(np.float16)
+                        data[offsets[i] + a : offsets[i] + a + len(lat), slot] = f.cpu().numpy().astype(np.float16)
         data.flush()
         del data
         os.replace(tmp, path)

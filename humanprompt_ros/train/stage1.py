@@ -48,11 +48,9 @@ class ClipEpisode:
     latents: torch.Tensor | None = None  # (L, C, h, w), filled by encode_episodes
 
 
-
 def clip_indices(length: int, start: int, frames: int, stride: int) -> np.ndarray:
     """Target frame indices after ``start``: start+stride, start+2·stride, ... clamped to the end."""
     return np.minimum(start + stride * np.arange(1, frames + 1), length - 1)
-
 
 
 class PairSampler:
@@ -71,8 +69,10 @@ class PairSampler:
     def _prompt_embodiment(self, task: str, target: str) -> str:
         other = "robot" if target == "human" else "human"
         cross = self.mix.human_to_robot if target == "robot" else self.mix.robot_to_human
-        weights = {other: cross if (task, other) in self.by_task else 0.0,
-                   target: self.mix.same if len(self.by_task.get((task, target), [])) > 1 else 0.0}
+        weights = {
+            other: cross if (task, other) in self.by_task else 0.0,
+            target: self.mix.same if len(self.by_task.get((task, target), [])) > 1 else 0.0,
+        }
         total = sum(weights.values())
         if total == 0:
             return target if (task, target) in self.by_task else other
@@ -88,20 +88,21 @@ class PairSampler:
         return p_idx, t_idx, start
 
 
-
-def encode_episodes(model: CrossPredictionModel, episodes: Sequence[ClipEpisode], batch: int = 256,
-                    show: bool = True) -> None:
+def encode_episodes(
+    model: CrossPredictionModel, episodes: Sequence[ClipEpisode], batch: int = 256, show: bool = True
+) -> None:
     """Fill ``ep.latents`` with the (frozen) autoencoder's latents of every frame."""
     model.eval()
     for ep in progress(episodes, desc="encode frames", enabled=show):
-        chunks = [model.encode_frames(torch.from_numpy(ep.frames[i:i + batch]))
-                  for i in range(0, len(ep.frames), batch)]
+        chunks = [
+            model.encode_frames(torch.from_numpy(ep.frames[i : i + batch])) for i in range(0, len(ep.frames), batch)
+        ]
         ep.latents = torch.cat(chunks).to(torch.float16)
 
 
-
-def make_batch(episodes: Sequence[ClipEpisode], triples: list[tuple[int, int, int]], cfg: Stage1Config,
-               device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def make_batch(
+    episodes: Sequence[ClipEpisode], triples: list[tuple[int, int, int]], cfg: Stage1Config, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Triples → (prompt latents (B,Tp,C,h,w), first latent (B,C,h,w), target latents (B,T,C,h,w))."""
     m = cfg.model
     prompts, firsts, targets = [], [], []
@@ -114,7 +115,6 @@ def make_batch(episodes: Sequence[ClipEpisode], triples: list[tuple[int, int, in
     return as_t(prompts), as_t(firsts), as_t(targets)
 
 
-
 class _LossModule(torch.nn.Module):
     """Wraps the model's loss in forward() so DistributedDataParallel can average its gradients."""
 
@@ -124,7 +124,6 @@ class _LossModule(torch.nn.Module):
 
     def forward(self, prompt: torch.Tensor, first: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.model.loss(prompt, first, target)
-
 
 
 def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: bool = True) -> Path:
@@ -162,8 +161,9 @@ def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: boo
     # Phase 1: the frame autoencoder.
     if phase == "ae":
         ae = dist.wrap(model.autoencoder)
-        bar = progress(range(step, tc.ae_steps), total=tc.ae_steps, initial=step, desc="stage1 autoencoder",
-                       enabled=dist.is_main)
+        bar = progress(
+            range(step, tc.ae_steps), total=tc.ae_steps, initial=step, desc="stage1 autoencoder", enabled=dist.is_main
+        )
         for step in bar:
             pick = rng.integers(len(all_frames), size=tc.ae_batch_size)
             frames = np.stack([episodes[all_frames[k][0]].frames[all_frames[k][1]] for k in pick])
@@ -193,15 +193,16 @@ def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: boo
     while step < tc.steps:
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, tc)
-        prompt, first, target = make_batch(episodes, [sampler.sample() for _ in range(tc.batch_size)], cfg,
-                                           dist.device)
+        prompt, first, target = make_batch(episodes, [sampler.sample() for _ in range(tc.batch_size)], cfg, dist.device)
         loss = net(prompt, first, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
         opt.step()
         if step % tc.log_every == 0:
-            log.write(step=step, phase="denoiser", loss=float(loss.detach()), grad_norm=float(gnorm), lr=cosine_lr(step, tc))
+            log.write(
+                step=step, phase="denoiser", loss=float(loss.detach()), grad_norm=float(gnorm), lr=cosine_lr(step, tc)
+            )
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         if (step + 1) % tc.checkpoint_every == 0:
             checkpoint("denoiser", step + 1, opt)
@@ -220,16 +221,17 @@ def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: boo
     return final
 
 
-
-def load_clip_episodes(root: str | Path, image_size: int, success_only: bool = True,
-                       show: bool = True) -> list[ClipEpisode]:
+def load_clip_episodes(
+    root: str | Path, image_size: int, success_only: bool = True, show: bool = True
+) -> list[ClipEpisode]:
     """Every episode under ``root`` (the benchmark's dataset format), frames resized to the model size."""
     episodes = []
     found = iter_episodes(root, success=True if success_only else None)
     for ep in progress(found, desc=f"load {root}", enabled=show):
-        episodes.append(ClipEpisode(ep.frames_at(image_size), ep.task, ep.skill, ep.embodiment,
-                                    int(ep.seed or 0)))
+        episodes.append(ClipEpisode(ep.frames_at(image_size), ep.task, ep.skill, ep.embodiment, int(ep.seed or 0)))
     if not episodes:
-        raise ValueError(f"{root}: no {'successful ' if success_only else ''}episodes found "
-                         f"(generate some with: humanprompt-sim generate --out {root})")
+        raise ValueError(
+            f"{root}: no {'successful ' if success_only else ''}episodes found "
+            f"(generate some with: humanprompt-sim generate --out {root})"
+        )
     return episodes

@@ -62,13 +62,13 @@ class _TrainStep(nn.Module):
             total = total + terms["total"]
         if "twin_robot" in b:  # the paired term is about the current frame, so every condition gets it
             a, h = (self._condition(b[side]) for side in ("twin_robot", "twin_human"))
-            parts = [paired_nt_xent(x, y, m.cfg.pdcp.align_temperature)
-                     for x, y in zip(m.frame_parts(a), m.frame_parts(h))]
+            parts = [
+                paired_nt_xent(x, y, m.cfg.pdcp.align_temperature) for x, y in zip(m.frame_parts(a), m.frame_parts(h))
+            ]
             out["align"] = torch.stack(parts).mean()
             total = total + m.cfg.pdcp.align_weight * out["align"]
         out["loss"] = total
         return out
-
 
 
 def init_weights(model: PromptPolicyModel, path: str | Path) -> None:
@@ -78,15 +78,24 @@ def init_weights(model: PromptPolicyModel, path: str | Path) -> None:
     loaded, _ = load_policy_model(path, cfg.hand)
     for key in ("tasks", "skills"):
         if getattr(loaded.cfg, key) != getattr(cfg, key):
-            raise CheckpointError(f"init: {path} was trained on {key} {getattr(loaded.cfg, key)}, this data has "
-                                  f"{getattr(cfg, key)}; start from a checkpoint of the same {key} or leave init empty")
-    load_weights(model, loaded.state_dict(), f"init: {path} does not match the model this config describes",
-                 "; use the architecture it was trained with (its embedded config) or leave init empty")
+            raise CheckpointError(
+                f"init: {path} was trained on {key} {getattr(loaded.cfg, key)}, this data has "
+                f"{getattr(cfg, key)}; start from a checkpoint of the same {key} or leave init empty"
+            )
+    load_weights(
+        model,
+        loaded.state_dict(),
+        f"init: {path} does not match the model this config describes",
+        "; use the architecture it was trained with (its embedded config) or leave init empty",
+    )
 
 
-
-def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: bool = True,
-                 prompt_episodes: Sequence[PolicyEpisode] = ()) -> Path:
+def train_stage2(
+    cfg: Stage2Config,
+    episodes: Sequence[PolicyEpisode],
+    resume: bool = True,
+    prompt_episodes: Sequence[PolicyEpisode] = (),
+) -> Path:
     """Train the policy (Video Former + diffusion head + PDCP parts); returns the checkpoint path.
     ``prompt_episodes``: extra demonstrations drawn only as prompts (their human ones of training tasks)."""
     dist = Distributed.from_env(cfg.train.device)
@@ -112,8 +121,9 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
         init_weights(model, cfg.init)  # the init checkpoint's normalisers come with its weights
     elif not resuming:
         # Normalisation statistics from the training actions (stored in the checkpoint with the weights).
-        model.head.fit_normalizers([torch.from_numpy(e.actions) for e in episodes],
-                                   [torch.from_numpy(e.proprio) for e in episodes])
+        model.head.fit_normalizers(
+            [torch.from_numpy(e.actions) for e in episodes], [torch.from_numpy(e.proprio) for e in episodes]
+        )
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     log = MetricsLog(out / "metrics.jsonl", enabled=dist.is_main)
@@ -136,8 +146,10 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
     batcher = Batcher(model, episodes, tc.seed + 7919 * dist.rank + step, prompt_only)
     pairs = cfg.pdcp.align_pairs if cfg.pdcp.enabled and cfg.pdcp.align_weight > 0 else 0
     if pairs and not batcher.twins and dist.is_main:
-        print("[stage2] pdcp.align_weight > 0 but no robot episode has a human twin (same task and seed): "
-              "the paired term is off for this data")
+        print(
+            "[stage2] pdcp.align_weight > 0 but no robot episode has a human twin (same task and seed): "
+            "the paired term is off for this data"
+        )
     net = dist.wrap(_TrainStep(model))
     model.train()
     budget = StepBudget(tc, step, dist.world_size)
@@ -151,8 +163,12 @@ def train_stage2(cfg: Stage2Config, episodes: Sequence[PolicyEpisode], resume: b
         gnorm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
         opt.step()
         if step % tc.log_every == 0:
-            log.write(step=step, grad_norm=float(gnorm), lr=cosine_lr(step, tc),
-                      **{f"{k}_loss" if not k.endswith("loss") else k: float(v.detach()) for k, v in losses.items()})
+            log.write(
+                step=step,
+                grad_norm=float(gnorm),
+                lr=cosine_lr(step, tc),
+                **{f"{k}_loss" if not k.endswith("loss") else k: float(v.detach()) for k, v in losses.items()},
+            )
             bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4f}")
         if (step + 1) % tc.checkpoint_every == 0:
             checkpoint(step + 1)

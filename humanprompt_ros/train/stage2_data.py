@@ -18,6 +18,7 @@ from humanprompt_ros.train.common import progress
 @dataclass
 class PolicyEpisode:
     """A demonstration as stage 2 sees it."""
+
     frames: np.ndarray  # (T+1, S, S, 3) uint8 at the video model's size
     actions: np.ndarray  # (T, 24)
     proprio: np.ndarray  # (T+1, 24)
@@ -26,7 +27,6 @@ class PolicyEpisode:
     skill: str
     embodiment: str
     seed: int = 0
-
 
 
 def hand_finger_mask(cfg: "Stage2Config", episodes: Sequence[PolicyEpisode]) -> np.ndarray:
@@ -38,9 +38,9 @@ def hand_finger_mask(cfg: "Stage2Config", episodes: Sequence[PolicyEpisode]) -> 
     return load_hand(config_path("hands", f"{cfg.hand}.yaml")).mask
 
 
-
-def load_policy_episodes(root: str | Path, image_size: int, show: bool = True, embodiment: str | None = None,
-                         per_task: int | None = None) -> list[PolicyEpisode]:
+def load_policy_episodes(
+    root: str | Path, image_size: int, show: bool = True, embodiment: str | None = None, per_task: int | None = None
+) -> list[PolicyEpisode]:
     """Successful episodes under ``root`` with their actions and proprioception (only ``embodiment``'s,
     and the first ``per_task`` of each task and embodiment, when given)."""
 
@@ -54,13 +54,21 @@ def load_policy_episodes(root: str | Path, image_size: int, show: bool = True, e
         if actions is None or proprio is None:
             continue
         count[key] = count.get(key, 0) + 1
-        out.append(PolicyEpisode(ep.frames_at(image_size), actions.astype(np.float32),
-                                 proprio.astype(np.float32), ep.mask, ep.task, ep.skill, ep.embodiment,
-                                 int(ep.seed or 0)))
+        out.append(
+            PolicyEpisode(
+                ep.frames_at(image_size),
+                actions.astype(np.float32),
+                proprio.astype(np.float32),
+                ep.mask,
+                ep.task,
+                ep.skill,
+                ep.embodiment,
+                int(ep.seed or 0),
+            )
+        )
     if not out:
         raise ValueError(f"{root}: no successful episodes with actions and proprio found")
     return out
-
 
 
 def chunk(actions: np.ndarray, t: int, horizon: int) -> np.ndarray:

@@ -1,4 +1,5 @@
 """Small episodes and prompts on disk, in the project's episode format."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,12 @@ def make_episode(d: Path, steps: int = 6, actions: bool = True) -> Path:
     acts = np.zeros((steps, 24), np.float32)
     acts[:, 0] = np.arange(steps) * 0.001
     acts[:, 3], acts[:, 7] = 1.0, 1.0  # identity rotation (6D: first two columns)
-    write_episode(d, [FRAME] * (steps + 1), acts, {"task": "press_button", "skill": "press_button",
-                                                    "embodiment": "human", "seed": 5, "success": True})
+    write_episode(
+        d,
+        [FRAME] * (steps + 1),
+        acts,
+        {"task": "press_button", "skill": "press_button", "embodiment": "human", "seed": 5, "success": True},
+    )
     if not actions:
         (d / "actions.npy").unlink()
     return d

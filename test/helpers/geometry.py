@@ -1,4 +1,5 @@
 """Geometry for tests: random rotations, a canonical human right hand."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ check the whole content of any frame it receives, not only a checksum. Frames go
 encoding of ENCODINGS[i]; decoded with humanprompt_ros.ros.image.image_to_numpy they must equal
 expected(i) (RGB H×W×3, or H×W for mono8).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,7 @@ def index_of(frame_id_: str) -> int:
     prefix = "test_frame_"
     if not frame_id_.startswith(prefix):
         raise ValueError(f"unexpected frame_id {frame_id_!r}")
-    return int(frame_id_[len(prefix):])
+    return int(frame_id_[len(prefix) :])
 
 
 def digest(array: np.ndarray) -> str:

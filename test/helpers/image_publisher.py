@@ -8,6 +8,7 @@ drops cannot lose a frame for good: the subscriber gets every frame on some late
 Prints JSON lines: {"event": "ready"} once the publisher exists, {"event": "done", ...} at the end.
 Exit codes: 0 stopped by the test; 2 --max-seconds passed without a stop.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,11 +19,10 @@ import threading
 import time
 
 import rclpy
+from image_frames import ENCODINGS, N_FRAMES, TOPIC, expected, frame_id
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-
-from image_frames import ENCODINGS, N_FRAMES, TOPIC, expected, frame_id
 
 from humanprompt_ros.ros.image import numpy_to_image
 

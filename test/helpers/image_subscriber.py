@@ -6,6 +6,7 @@ least once. Prints {"event": "ready"} once subscribed and, last, one {"event": "
 with what it received (a digest of each decoded frame), so the test can check it independently.
 Exit codes: 0 all frames seen and all correct; 1 a frame was wrong; 3 timed out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,11 +17,10 @@ import time
 
 import numpy as np
 import rclpy
+from image_frames import ENCODINGS, N_FRAMES, TOPIC, digest, expected, index_of
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-
-from image_frames import ENCODINGS, N_FRAMES, TOPIC, digest, expected, index_of
 
 from humanprompt_ros.ros.image import image_to_numpy
 

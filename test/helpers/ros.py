@@ -29,6 +29,7 @@ Children are the *same* interpreter as the test (``sys.executable``: the virtual
 python), and :class:`RosProcesses` kills whatever is still running on exit, so a failing or
 hanging child can never outlive the test.
 """
+
 from __future__ import annotations
 
 import contextlib

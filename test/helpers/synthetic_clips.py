@@ -26,7 +26,7 @@ def make_episode(task: str, embodiment: str, seed: int, size: int = 32, length: 
     for t in range(length):
         cx, cy = x0 + dx * speed * t, y0 + dy * speed * t
         if embodiment == "human":
-            inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r ** 2
+            inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r**2
         else:
             inside = (np.abs(xx - cx) <= r) & (np.abs(yy - cy) <= r)
         frames[t][inside] = color
@@ -34,8 +34,12 @@ def make_episode(task: str, embodiment: str, seed: int, size: int = 32, length: 
 
 
 def make_dataset(seeds: range, size: int = 32, length: int = 24) -> list[ClipEpisode]:
-    return [make_episode(task, emb, 1000 * i + s, size, length)
-            for i, task in enumerate(DIRECTIONS) for emb in ("human", "robot") for s in seeds]
+    return [
+        make_episode(task, emb, 1000 * i + s, size, length)
+        for i, task in enumerate(DIRECTIONS)
+        for emb in ("human", "robot")
+        for s in seeds
+    ]
 
 
 def make_policy_dataset(seeds: range, size: int = 32, length: int = 24):
