@@ -15,13 +15,15 @@ several ``--policy NAME=SPEC`` rows, ``{"policies": {NAME: <that object>}, ...}`
 This module parses arguments and prints; the work is in :mod:`humanprompt_ros.sim` (runner, benchmark
 splits, results files) and :mod:`humanprompt_ros.eval` (rollouts, statistics). The commands that simulate
 import MuJoCo and torch when they run, so ``tasks``, ``table`` and ``compare`` start fast.
+
+Kept as one module: the six subcommands' arguments and output, read together by a user of the
+command; the work lives in :mod:`humanprompt_ros.sim` and :mod:`humanprompt_ros.eval`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -37,6 +39,7 @@ from humanprompt_ros.sim.results import (
     read_eval_rows,
     success_table,
     summarize,
+    write_eval_file,
 )
 from humanprompt_ros.sim.tasks import TWIN_SCENES, load_task, task_files
 
@@ -62,16 +65,8 @@ def _twin_scenes(args) -> str:
     return sim_config(args.twin_scenes).twin_scenes
 
 
-def _pool(workers: int):
-    return mp.get_context("spawn").Pool(workers) if workers > 1 else None
-
-
-def _chunks(seeds: list[int], size: int) -> list[list[int]]:
-    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
-
-
 def cmd_generate(args) -> int:
-    from humanprompt_ros.sim.runner import generate_job
+    from humanprompt_ros.sim.runner import chunks, generate_job, run_jobs
 
     bench = load_benchmark(args.benchmark)
     if args.crf is None:
@@ -98,7 +93,7 @@ def cmd_generate(args) -> int:
         for emb in ["robot", "human"] if args.embodiment == "both" else [args.embodiment]:
             if emb == "robot" and task.skill not in bench.robot_skills and not args.all_robot:
                 continue  # human-only skill (the unseen-skill setting)
-            for chunk in _chunks(seeds, args.chunk):
+            for chunk in chunks(seeds, args.chunk):
                 jobs.append((str(f), emb, chunk, str(args.out), args.crf, args.overwrite, args.twin_scenes))
     total = sum(len(j[2]) for j in jobs)
     if not total:
@@ -109,20 +104,13 @@ def cmd_generate(args) -> int:
     t0 = time.perf_counter()
     results = []
     bar = _tqdm(total=total, desc="generate", unit="ep", disable=args.quiet)
-    pool = _pool(args.workers)
-    try:
-        it = pool.imap_unordered(generate_job, jobs) if pool else map(generate_job, jobs)
-        for res in it:
+    with bar:
+        for res in run_jobs(generate_job, jobs, args.workers):
             results += res
             bar.update(len(res))
             done = [r for r in results if r["success"] is not None]
             if done:
                 bar.set_postfix(success=f"{np.mean([r['success'] for r in done]):.3f}")
-    finally:
-        bar.close()
-        if pool:
-            pool.close()
-            pool.join()
     wall = time.perf_counter() - t0
     summary = success_table(results)
     summary.update(
@@ -166,6 +154,7 @@ def parse_policies(specs: list[str]) -> dict[str, str]:
 
 def cmd_eval(args) -> int:
     from humanprompt_ros.eval.rollout import eval_job
+    from humanprompt_ros.sim.runner import chunks, run_jobs
 
     rows = parse_policies(args.policy)
     bench = load_benchmark(args.benchmark)
@@ -196,7 +185,7 @@ def cmd_eval(args) -> int:
             args.twin_scenes,
         )
         for f in files
-        for chunk in _chunks(seeds, size)
+        for chunk in chunks(seeds, size)
     ]
     results: dict[str, list[dict]] = {name: [] for name in rows}
     bar = _tqdm(
@@ -205,18 +194,11 @@ def cmd_eval(args) -> int:
         unit="ep",
         disable=args.quiet or not sys.stderr.isatty(),
     )
-    pool = _pool(args.workers)
-    try:
-        it = pool.imap_unordered(eval_job, jobs) if pool else map(eval_job, jobs)
-        for res in it:
+    with bar:
+        for res in run_jobs(eval_job, jobs, args.workers):
             for r in res:
                 results[r["policy"]].append(r)
             bar.update(len(res))
-    finally:
-        bar.close()
-        if pool:
-            pool.close()
-            pool.join()
     table = {name: summarize(results[name], bench) for name in rows}
     twin_scenes = _twin_scenes(args)
     settings = {
@@ -240,23 +222,7 @@ def cmd_eval(args) -> int:
     else:
         result = {"policies": table, **settings}
     if args.out:  # the file also lists every episode's outcome and the settings (humanprompt-sim table merges files)
-        episodes = {
-            name: sorted(
-                (
-                    {
-                        "task": r["task"],
-                        "seed": r["seed"],
-                        "success": r["success"],
-                        **({"twin_success": r["twin_success"]} if "twin_success" in r else {}),
-                    }
-                    for r in rs
-                ),
-                key=lambda e: (e["task"], e["seed"]),
-            )
-            for name, rs in results.items()
-        }
-        full = dict(settings, **result, episodes=episodes if len(rows) > 1 else next(iter(episodes.values())))
-        Path(args.out).write_text(json.dumps(full, indent=1) + "\n")
+        write_eval_file(args.out, settings, result, results)
     if args.json:
         print(json.dumps(result))
     else:
@@ -271,10 +237,6 @@ def cmd_eval(args) -> int:
             print("did the twin's task instead of the prompted one (shared scenes):")
             print("\n".join(twin_lines))
     return 0
-
-
-# settings that must agree between the files of one table (a file without one says nothing about it)
-# what to do instead, where a mismatch has a way round
 
 
 def cmd_table(args) -> int:
@@ -329,43 +291,18 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def _label(frame: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
-    out = frame.copy()
-    out[: max(3, frame.shape[0] // 60)] = color
-    return out
-
-
 def cmd_render(args) -> int:
     from humanprompt_ros.data import write_video
-    from humanprompt_ros.sim.env import SimEnv
-    from humanprompt_ros.sim.runner import expert_episode
+    from humanprompt_ros.sim.render import expert_side_by_side
     from humanprompt_ros.sim.scene import load_sim_config
 
     files = task_files(args.task)
     if len(files) != 1:
         raise ValueError(f"--task must name exactly one task, {args.task!r} matches {len(files)}")
-    task = load_task(files[0])
-    cfg = load_sim_config()
-    size = args.size or cfg.video_size
-    size += size % 2
-    videos = {}
-    for emb in ("human", "robot"):
-        env = SimEnv(task, emb, render=True, image_size=size)
-        try:
-            rec = expert_episode(task, emb, args.seed, env=env)
-        finally:
-            env.close()
-        videos[emb] = (rec.frames, rec.success)
-        print(f"{task.name} seed {args.seed} {emb}: success {rec.success}", file=sys.stderr)
-    n = max(len(v[0]) for v in videos.values())
-    frames = []
-    for t in range(n):
-        h = videos["human"][0][min(t, len(videos["human"][0]) - 1)]
-        r = videos["robot"][0][min(t, len(videos["robot"][0]) - 1)]
-        gap = np.full((size, max(2, size // 64), 3), 255, np.uint8)
-        frames.append(np.concatenate([_label(h, (230, 170, 140)), gap, _label(r, (40, 40, 45))], axis=1))
-    if frames[0].shape[1] % 2:
-        frames = [np.pad(f, ((0, 0), (0, 1), (0, 0)), constant_values=255) for f in frames]
+    task, cfg = load_task(files[0]), load_sim_config()
+    frames, success = expert_side_by_side(task, args.seed, args.size or cfg.video_size)
+    for emb, ok in success.items():
+        print(f"{task.name} seed {args.seed} {emb}: success {ok}", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_video(out, frames, cfg.control_hz)

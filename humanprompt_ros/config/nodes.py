@@ -20,6 +20,9 @@ and the key, e.g. ``config/camera.yaml: camera.ros__parameters.width: must be in
 * ``config/prompt_encoder.yaml`` → :func:`load_prompt_encoder_config`
 * ``config/policy.yaml`` → :func:`load_policy_config`
 * ``config/sim_driver.yaml`` → :func:`load_sim_driver_config`
+
+Kept as one module: the five node configs share :func:`param`, the range checks and the loaders, and
+each is one dataclass that mirrors its YAML.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ frame; it returns the output of block ``feature_layer``: (B, T, N, D) with N = (
 
 Noise schedules come from ``diffusers`` (DDPM for training, DDIM for sampling).
 
-Kept as one module (~420 lines): the config, the noise schedules and the blocks of the default
+Kept as one module: the config, the noise schedules and the blocks of the default
 backbone are one design and are read together; the SVD backbone and the factory live beside it.
 """
 

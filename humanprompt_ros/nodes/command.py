@@ -49,7 +49,7 @@ Safety (each case counted in the diagnostics, whose message states the current r
   its joint count: ``controller_joints`` (default: the hand's joints) must name exactly the hand's
   joints, which is checked at startup with an error that says so.
 
-Kept as one module (~470 lines): one ROS 2 node class per file; its safety rules and kinematics
+Kept as one module: one ROS 2 node class per file; its safety rules and kinematics
 are ROS-free in :mod:`humanprompt_ros.control.safety` and :mod:`humanprompt_ros.hand`.
 """
 

@@ -64,7 +64,7 @@ How it runs
   no targets, and the chunk does not advance (the hand holds; it resumes where it stopped).
 * ``~/reset`` (std_srvs/Trigger): start the active prompt's episode again (``policy.reset()``).
 
-Kept as one module (~480 lines): one ROS 2 node class per file; the chunk runner, the backend and
+Kept as one module: one ROS 2 node class per file; the chunk runner, the backend and
 the policies it adapts are ROS-free in :mod:`humanprompt_ros.control` and :mod:`humanprompt_ros.policies`.
 """
 

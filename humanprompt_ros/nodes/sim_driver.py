@@ -50,7 +50,7 @@ then, the benchmark's success predicates are evaluated every period (:class:`Sim
 and the episode is ``done`` after ``horizon + extra_steps`` periods, when ``success`` is frozen.
 The robot stays live after that (commands still move it) until the next reset.
 
-Kept as one module (~420 lines): one ROS 2 node class per file (threads for physics, camera and
+Kept as one module: one ROS 2 node class per file (threads for physics, camera and
 lockstep); the simulated robot it adapts is ROS-free in :mod:`humanprompt_ros.sim.robot`.
 """
 

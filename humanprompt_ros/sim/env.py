@@ -20,7 +20,7 @@ Actions are in the unified hand action space (:mod:`humanprompt_ros.action`), on
 measured wrist for the robot; :func:`keypoints_to_action` of the measured keypoints for the human),
 so a policy sees the same kind of vector for both embodiments.
 
-Kept as one module (~430 lines): reset, stepping, rendering and the success tracker share the
+Kept as one module: reset, stepping, rendering and the success tracker share the
 MuJoCo model and data and the episode clock; scene building, hands and tasks live beside it.
 """
 

@@ -201,3 +201,26 @@ def compare_rows(
             "p": round(mcnemar_exact(only_a, only_b), 4),
         }
     return result, shared, len(set(a) ^ set(b))
+
+
+def write_eval_file(path: str | Path, settings: dict, result: dict, results: dict[str, list[dict]]) -> Path:
+    """The eval file: ``settings``, the ``result`` summary and every episode's outcome per row (a single row's
+    episodes as a plain list), which ``read_eval_files`` reads back."""
+    episodes = {
+        name: sorted(
+            (
+                {
+                    "task": r["task"],
+                    "seed": r["seed"],
+                    "success": r["success"],
+                    **({"twin_success": r["twin_success"]} if "twin_success" in r else {}),
+                }
+                for r in rs
+            ),
+            key=lambda e: (e["task"], e["seed"]),
+        )
+        for name, rs in results.items()
+    }
+    full = dict(settings, **result, episodes=episodes if len(results) > 1 else next(iter(episodes.values())))
+    Path(path).write_text(json.dumps(full, indent=1) + "\n")
+    return Path(path)

@@ -8,10 +8,11 @@ arguments are plain picklable values.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -293,3 +294,20 @@ def _check_layouts(episode_dir: Path, env: SimEnv) -> None:
             f"{episode_dir} holds a scene with {was} twin layouts, this run generates {now} ones "
             f"(twin_scenes): pass --overwrite to regenerate it, or another --out"
         )
+
+
+def chunks(seeds: list[int], size: int) -> list[list[int]]:
+    """``seeds`` cut into runs of at most ``size`` (one worker job each)."""
+    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
+
+
+def run_jobs(job: Callable[[tuple], list[dict]], jobs: list[tuple], workers: int) -> Iterator[list[dict]]:
+    """Each job's results as it finishes: in ``workers`` spawned processes, or in this one when ``workers`` <= 1
+    (MuJoCo and torch do not survive a fork, hence spawn)."""
+    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        yield from (pool.imap_unordered(job, jobs) if pool else map(job, jobs))
+    finally:
+        if pool:
+            pool.close()
+            pool.join()

@@ -29,7 +29,7 @@ lever ``[half_length]``.
 naming the file, the key and the problem (unknown skill, wrong object kind, unreachable goal,
 missing or mistyped key).
 
-Kept as one module (~460 lines): the task YAML schema, the scene sampler and the twin-scene rules
+Kept as one module: the task YAML schema, the scene sampler and the twin-scene rules
 share the object ranges and the workspace, and a task author reads them together.
 """
 
