@@ -13,7 +13,7 @@ real replay policy in the loop.
 For each task and seed: a human demonstration of that task is generated with the sim's human
 expert into a prompt directory, at the same seed (``--prompt-seed same``, the default with
 ``--policy replay``) or at another held-out seed (``--prompt-seed other``, the default with
-``--policy checkpoint``), picked by :func:`humanprompt_ros.sim.runner.prompt_seed` exactly as
+``--policy checkpoint``), picked by :func:`humanprompt_ros.eval.rollout.prompt_seed` exactly as
 ``humanprompt-sim eval --prompt-seed other`` picks it; then, through the running graph
 (``humanprompt-bringup sim:=true policy:=POLICY [checkpoint:=PATH]``, real processes, real DDS), the
 prompt is cleared, the sim driver is set to the task and seed and reset

@@ -67,7 +67,7 @@ class CameraNode(Node):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.source = None
-        self.pub = self.create_publisher(Image, topics.OBSERVATION.name, topics.qos_profile(topics.OBSERVATION))
+        self.pub = topics.publisher(self, topics.OBSERVATION)
         if self.cfg.source == "topic":
             self.source_desc = f"topic {self.cfg.input_topic}"
             self.sub = self.create_subscription(

@@ -66,7 +66,7 @@ from geometry_msgs.msg import Point, PoseArray, PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.time import Time
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import JointState
 from std_msgs.msg import ColorRGBA, Float64MultiArray, MultiArrayDimension, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
@@ -173,62 +173,26 @@ class CommandNode(Node):
         self.retarget_time = LatencyStats(self.cfg.latency_window)
         self.last_problem = ""
 
-        qos = topics.qos_profile
-        self.pub_js = self.create_publisher(JointState, topics.JOINT_COMMANDS.name, qos(topics.JOINT_COMMANDS))
+        self.pub_js = topics.publisher(self, topics.JOINT_COMMANDS)
         self.pub_ctrl = (
-            self.create_publisher(Float64MultiArray, topics.CONTROLLER_COMMANDS.name, qos(topics.CONTROLLER_COMMANDS))
-            if self.cfg.publish_controller_commands
-            else None
+            topics.publisher(self, topics.CONTROLLER_COMMANDS) if self.cfg.publish_controller_commands else None
         )
-        self.pub_traj = (
-            self.create_publisher(JointTrajectory, topics.JOINT_TRAJECTORY.name, qos(topics.JOINT_TRAJECTORY))
-            if self.cfg.publish_trajectory
-            else None
-        )
-        self.pub_wrist = (
-            self.create_publisher(PoseStamped, topics.WRIST_TARGET.name, qos(topics.WRIST_TARGET))
-            if self.cfg.publish_wrist_target
-            else None
-        )
-        self.pub_markers = (
-            self.create_publisher(MarkerArray, topics.MARKERS.name, qos(topics.MARKERS))
-            if self.cfg.publish_markers
-            else None
-        )
+        self.pub_traj = topics.publisher(self, topics.JOINT_TRAJECTORY) if self.cfg.publish_trajectory else None
+        self.pub_wrist = topics.publisher(self, topics.WRIST_TARGET) if self.cfg.publish_wrist_target else None
+        self.pub_markers = topics.publisher(self, topics.MARKERS) if self.cfg.publish_markers else None
         if self.cfg.publish_robot_description:
-            self.pub_desc = self.create_publisher(String, topics.ROBOT_DESCRIPTION.name, qos(topics.ROBOT_DESCRIPTION))
+            self.pub_desc = topics.publisher(self, topics.ROBOT_DESCRIPTION)
             self.pub_desc.publish(String(data=self.hand.urdf.xml))
 
         self.tf_links = sorted(link for link in self.hand.urdf.links if self.hand.kin.model.existFrame(link))
         self.pub_tf = None
         if self.cfg.publish_tf and TFMessage is not None and self.cfg.publish_markers:
-            self.pub_tf = self.create_publisher(TFMessage, topics.TF.name, qos(topics.TF))
+            self.pub_tf = topics.publisher(self, topics.TF)
         inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(
-            PoseArray,
-            topics.HAND_TARGET.name,
-            self._on_target,
-            topics.subscription_qos(topics.HAND_TARGET),
-            callback_group=inputs,
-        )
-        self.create_subscription(
-            JointState,
-            topics.JOINT_STATES.name,
-            self._on_joint_states,
-            topics.subscription_qos(topics.JOINT_STATES),
-            callback_group=inputs,
-        )
-        self.create_subscription(
-            String, topics.PROMPT.name, self._on_prompt, topics.subscription_qos(topics.PROMPT), callback_group=inputs
-        )
-        self.create_subscription(
-            Image,
-            topics.OBSERVATION.name,
-            self._on_observation,
-            topics.subscription_qos(topics.OBSERVATION),
-            callback_group=inputs,
-            raw=True,
-        )
+        topics.subscribe(self, topics.HAND_TARGET, self._on_target, inputs)
+        topics.subscribe(self, topics.JOINT_STATES, self._on_joint_states, inputs)
+        topics.subscribe(self, topics.PROMPT, self._on_prompt, inputs)
+        topics.subscribe(self, topics.OBSERVATION, self._on_observation, inputs, raw=True)
         self.create_timer(1.0 / self.cfg.rate, self._on_timer, callback_group=MutuallyExclusiveCallbackGroup())
         slow = MutuallyExclusiveCallbackGroup()
         if self.pub_markers is not None:

@@ -154,23 +154,10 @@ class PolicyNode(Node):
         self.frame_latency = LatencyStats(500)
         self.target_rate = RateMeter()
         self.preparing = ""
-        qos = topics.qos_profile
-        self.pub = self.create_publisher(PoseArray, topics.HAND_TARGET.name, qos(topics.HAND_TARGET))
+        self.pub = topics.publisher(self, topics.HAND_TARGET)
         inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(
-            Image,
-            topics.OBSERVATION.name,
-            self._on_observation,
-            topics.subscription_qos(topics.OBSERVATION),
-            callback_group=inputs,
-        )
-        self.create_subscription(
-            JointState,
-            topics.JOINT_STATES.name,
-            self._on_joint_states,
-            topics.subscription_qos(topics.JOINT_STATES),
-            callback_group=inputs,
-        )
+        topics.subscribe(self, topics.OBSERVATION, self._on_observation, inputs)
+        topics.subscribe(self, topics.JOINT_STATES, self._on_joint_states, inputs)
         self.create_subscription(
             PoseStamped,
             self.cfg.wrist_pose_topic,
@@ -178,28 +165,10 @@ class PolicyNode(Node):
             topics.subscription_qos(topics.JOINT_STATES),
             callback_group=inputs,
         )
-        self.create_subscription(
-            PoseStamped,
-            topics.WRIST_TARGET.name,
-            self._on_wrist_target,
-            topics.subscription_qos(topics.WRIST_TARGET),
-            callback_group=inputs,
-        )
-        self.create_subscription(
-            String,
-            topics.PROMPT.name,
-            self._on_prompt,
-            topics.subscription_qos(topics.PROMPT),
-            callback_group=MutuallyExclusiveCallbackGroup(),
-        )
+        topics.subscribe(self, topics.WRIST_TARGET, self._on_wrist_target, inputs)
+        topics.subscribe(self, topics.PROMPT, self._on_prompt, MutuallyExclusiveCallbackGroup())
         if self.checkpoint_id:
-            self.create_subscription(
-                Float32MultiArray,
-                topics.PROMPT_TOKENS.name,
-                self._on_tokens,
-                topics.subscription_qos(topics.PROMPT_TOKENS),
-                callback_group=MutuallyExclusiveCallbackGroup(),
-            )
+            topics.subscribe(self, topics.PROMPT_TOKENS, self._on_tokens, MutuallyExclusiveCallbackGroup())
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
         self.diag = NodeDiagnostics(
             self,

@@ -61,7 +61,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float32MultiArray, String
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from humanprompt_ros.config.loader import ConfigError, from_dict
@@ -90,16 +90,9 @@ class PromptEncoderNode(Node):
         self.last_refusal = ""
         self._recording: list | None = None
         self._rec_stamps: list[float] = []
-        qos = topics.qos_profile
-        self.pub = self.create_publisher(String, topics.PROMPT.name, qos(topics.PROMPT))
-        self.tokens_pub = self.create_publisher(Float32MultiArray, topics.PROMPT_TOKENS.name, qos(topics.PROMPT_TOKENS))
-        self.create_subscription(
-            Image,
-            topics.OBSERVATION.name,
-            self._on_observation,
-            topics.subscription_qos(topics.OBSERVATION),
-            callback_group=MutuallyExclusiveCallbackGroup(),
-        )
+        self.pub = topics.publisher(self, topics.PROMPT)
+        self.tokens_pub = topics.publisher(self, topics.PROMPT_TOKENS)
+        topics.subscribe(self, topics.OBSERVATION, self._on_observation, MutuallyExclusiveCallbackGroup())
         services = ReentrantCallbackGroup()
         self.create_service(Trigger, "~/clear_prompt", self._on_clear, callback_group=services)
         self.create_service(Trigger, "~/record_prompt", self._on_record, callback_group=services)

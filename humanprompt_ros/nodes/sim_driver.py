@@ -66,7 +66,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.time import Time
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -120,26 +120,13 @@ class SimDriverNode(Node):
         self.render_ms = LatencyStats(200)
         self.lag_s = 0.0
         self.last_problem = ""
-        qos = topics.qos_profile
-        self.pub_image = self.create_publisher(Image, topics.SIM_IMAGE.name, qos(topics.SIM_IMAGE))
-        self.pub_js = self.create_publisher(JointState, topics.JOINT_STATES.name, qos(topics.JOINT_STATES))
-        self.pub_wrist = self.create_publisher(PoseStamped, topics.WRIST_POSE.name, qos(topics.WRIST_POSE))
-        self.pub_status = self.create_publisher(String, topics.TASK_STATUS.name, qos(topics.TASK_STATUS))
+        self.pub_image = topics.publisher(self, topics.SIM_IMAGE)
+        self.pub_js = topics.publisher(self, topics.JOINT_STATES)
+        self.pub_wrist = topics.publisher(self, topics.WRIST_POSE)
+        self.pub_status = topics.publisher(self, topics.TASK_STATUS)
         inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(
-            JointState,
-            topics.JOINT_COMMANDS.name,
-            self._on_joint_command,
-            topics.subscription_qos(topics.JOINT_COMMANDS),
-            callback_group=inputs,
-        )
-        self.create_subscription(
-            PoseStamped,
-            topics.WRIST_TARGET.name,
-            self._on_wrist_target,
-            topics.subscription_qos(topics.WRIST_TARGET),
-            callback_group=inputs,
-        )
+        topics.subscribe(self, topics.JOINT_COMMANDS, self._on_joint_command, inputs)
+        topics.subscribe(self, topics.WRIST_TARGET, self._on_wrist_target, inputs)
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
         slow = MutuallyExclusiveCallbackGroup()
         self.create_timer(1.0 / self.cfg.status_rate, self._publish_status, callback_group=slow)

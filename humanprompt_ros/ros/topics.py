@@ -253,3 +253,16 @@ def subscription_qos(topic: Topic | str):
     if t.qos == "state":
         profile.reliability = ReliabilityPolicy.BEST_EFFORT
     return profile
+
+
+def subscribe(node, topic: Topic, callback, callback_group=None, name: str | None = None, **kwargs):
+    """``node.create_subscription`` for a topic of the table, with its message type and subscription QoS;
+    ``name`` subscribes to another name with the same type and QoS (e.g. a configurable input)."""
+    return node.create_subscription(
+        msg_class(topic), name or topic.name, callback, subscription_qos(topic), callback_group=callback_group, **kwargs
+    )
+
+
+def publisher(node, topic: Topic):
+    """``node.create_publisher`` for a topic of the table, with its message type and QoS."""
+    return node.create_publisher(msg_class(topic), topic.name, qos_profile(topic))
