@@ -230,7 +230,10 @@ def test_camera_stop_holds_the_hand_and_resume_continues(graph):
         # the command node's next diagnostics, still holding: no command may have come in between
         c.peer.wait_until(lambda: command_holds_since(c, t_holding), 10, "later diagnostics: still holding")
         assert c.commands.last() is last_cmd, "commands while the camera is stopped"
-        assert "stale" in c.node_status("policy").get("message", "")
+        # the policy pauses too; its diagnostics (1 Hz) say so at their next publication
+        c.peer.wait_until(
+            lambda: "stale" in c.node_status("policy").get("message", ""), 5, "the policy's diagnostics: stale"
+        )
     finally:
         os.kill(camera, signal.SIGCONT)
     t_cont = time.monotonic()

@@ -47,10 +47,12 @@ def test_eval_json_last_line_contract(tmp_path):
     assert result["skills"] == {"press_button": {"success": 1.0, "episodes": 2, "twin_only": 0.0}}
     assert result["mean"] == 1.0
     saved = json.loads((tmp_path / "eval.json").read_text())  # the file adds every episode's outcome
+    finals = [e.pop("final") for e in saved["episodes"]]  # and where its task ended
     assert saved["episodes"] == [
         {"task": "press_button", "seed": 7, "success": True, "twin_success": False},
         {"task": "press_button", "seed": 8, "success": True, "twin_success": False},
     ]
+    assert all(f["progress"] >= 1 and f["press"] >= 0.7 and f["hand_min_cm"] < 5 for f in finals), finals
 
 
 def test_eval_several_policies_one_table_and_splits():

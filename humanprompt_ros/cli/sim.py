@@ -7,6 +7,7 @@
     humanprompt-sim eval --policy replay --episodes 50 --json   # prompts: held-out human demos
     humanprompt-sim eval --policy full=models/policy.safetensors --policy replay --split unseen --episodes 20
     humanprompt-sim compare full replay run1.json run2.json   # paired: who did which episode, McNemar p
+    humanprompt-sim failures run1.json                       # how the failed episodes ended, per skill
 
 ``eval --json`` prints as its last line ``{"skills": {SKILL: {"success": RATE, "episodes": N}},
 "mean": RATE, "seen_mean": RATE, "unseen_mean": RATE}``, the means taken over skills; with
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from humanprompt_ros.eval.failures import failure_lines, summarize_failures
 from humanprompt_ros.sim.benchmark import SPLITS, load_benchmark, split_tasks
 from humanprompt_ros.sim.results import (
     compare_rows,
@@ -236,6 +238,30 @@ def cmd_eval(args) -> int:
         if twin_lines:
             print("did the twin's task instead of the prompted one (shared scenes):")
             print("\n".join(twin_lines))
+        print_failures(results)
+    if args.save_dir:
+        from humanprompt_ros.sim.render import episode_sheets
+
+        for sheet in episode_sheets(Path(args.save_dir)):
+            print(f"contact sheet: {sheet}")
+    return 0
+
+
+def print_failures(rows: dict[str, list[dict]]) -> None:
+    """How each row's failed episodes ended (:mod:`humanprompt_ros.eval.failures`)."""
+    for name, episodes in rows.items():
+        if any(not e.get("success") for e in episodes):
+            print(f"how {name}'s failures ended:")
+            print("\n".join(failure_lines(summarize_failures(episodes))))
+
+
+def cmd_failures(args) -> int:
+    _, skill_of, rows = read_eval_rows(args.files, args.benchmark, episodes=True)
+    rows = {name: [dict(e, skill=skill_of[task]) for (task, _), e in sorted(got.items())] for name, got in rows.items()}
+    if args.json:
+        print(json.dumps({name: summarize_failures(eps) for name, eps in rows.items()}))
+    else:
+        print_failures(rows)
     return 0
 
 
@@ -392,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--save-dir",
         default=None,
-        help="also write the evaluated episodes (every frame rendered) to DIR/<policy>/<task>/<embodiment>/<seed>",
+        help="also write the evaluated episodes (every frame rendered) to DIR/<policy>/<task>/<embodiment>/<seed> "
+        "and a contact sheet of them to DIR/<policy>/<task>/<embodiment>/sheet.png",
     )
     e.add_argument("--json", action="store_true", help="print the result JSON as the last line")
     e.add_argument("--out", default=None, help="also write the result JSON to this file, with every episode's outcome")
@@ -418,6 +445,14 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--benchmark", default=None, help="splits file (default config/benchmark.yaml)")
     cp.add_argument("--json", action="store_true", help='print {"a", "b", "groups": {GROUP: counts and p}}')
     cp.set_defaults(func=cmd_compare)
+
+    fl = sub.add_parser("failures", help="how the failed episodes of eval files ended, per skill (failure modes)")
+    fl.add_argument("files", nargs="+", metavar="FILE", help="humanprompt-sim eval --out files (NAME=FILE names a row)")
+    fl.add_argument("--benchmark", default=None, help="splits file (default config/benchmark.yaml)")
+    fl.add_argument(
+        "--json", action="store_true", help="print {row: {skill: {episodes, failed, modes, median_failed}}}"
+    )
+    fl.set_defaults(func=cmd_failures)
     return p
 
 

@@ -42,8 +42,10 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
     prompt_task = load_task(prompt_task_path) if prompt_task_path else task
     specs = [spec for _, spec in policies]
     cfg = sim_config(twin_scenes)
-    # the simple backends ignore the camera: skip rendering for them (4x faster)
-    env = SimEnv(task, embodiment, render=any(spec not in FRAME_FREE_POLICIES for spec in specs), config=cfg)
+    # the simple backends ignore the camera: skip rendering for them (4x faster) unless the episodes are saved
+    env = SimEnv(
+        task, embodiment, render=bool(save_dir) or any(spec not in FRAME_FREE_POLICIES for spec in specs), config=cfg
+    )
     results = []
     prompt_env = None
     try:
@@ -88,6 +90,7 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
                         "success": bool(rec.success),
                         "seconds": rec.seconds,
                         **({} if env.twin_success is None else {"twin_success": env.twin_success}),
+                        "final": rec.measures,
                     }
                 )
     finally:

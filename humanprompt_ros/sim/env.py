@@ -327,7 +327,13 @@ class SimEnv:
     def observe(self) -> Observation:
         frame = self.render() if self.render_enabled else None
         kp = self.keypoints() if self.embodiment == "human" else None
-        return Observation(frame, self.hand_state().to_array(), self.joints(), kp, self.t)
+        hand = self.hand_state()
+        self._tracker.note_hand(hand)
+        return Observation(frame, hand.to_array(), self.joints(), kp, self.t)
+
+    def measures(self) -> dict[str, float]:
+        """Where the task stands now: :meth:`SuccessTracker.measures` of this episode's task."""
+        return self._tracker.measures()
 
     @property
     def success(self) -> bool:
@@ -399,6 +405,100 @@ class SuccessTracker:
         self.run = 0
         self.hold = 3 if self.skill in ("pick_lift", "press_button") else 1
         self.current = False
+        self.start: dict[str, float] | None = None  # the task quantities after the scene settled
+        self.peak = 0.0  # latched skills (press, lift): the most of the quantity held so far
+        self._levels: list[float] = []  # and the last ``hold`` levels of it
+        self.hand_min = float("inf")  # closest fingertip to the object's surface so far (m)
+        m = env.model
+        body = m.body(self.obj.name).id
+        inside = [b for b in range(m.nbody) if b == body or self._descends(m, b, body)]
+        self._geoms = [g for g in range(m.ngeom) if m.geom_bodyid[g] in inside]
+
+    @staticmethod
+    def _descends(m, b: int, ancestor: int) -> bool:
+        while b > 0:
+            b = m.body_parentid[b]
+            if b == ancestor:
+                return True
+        return False
+
+    def note_hand(self, hand: HandAction) -> None:
+        """Track how close the hand came to the object: the closest fingertip (world positions from the unified
+        state) to the bounding box of any of the object's geoms."""
+        tips = hand.wrist_pos + hand.fingertips[hand.mask] @ hand.wrist_rot.T
+        d, m = self.env.data, self.env.model
+        for g in self._geoms:
+            local = (tips - d.geom_xpos[g]) @ d.geom_xmat[g].reshape(3, 3)  # into the geom's frame
+            size = m.geom_size[g]
+            half = {
+                mujoco.mjtGeom.mjGEOM_SPHERE: size[[0, 0, 0]],
+                mujoco.mjtGeom.mjGEOM_CYLINDER: size[[0, 0, 1]],
+                mujoco.mjtGeom.mjGEOM_CAPSULE: size[[0, 0, 1]] + [0, 0, size[0]],
+            }.get(m.geom_type[g], size)
+            gap = np.linalg.norm(local - np.clip(local, -half, half), axis=1)
+            if len(gap):
+                self.hand_min = min(self.hand_min, float(gap.min()))
+
+    def _quantities(self) -> dict[str, float]:
+        """The raw task quantities of the current state (metres, degrees, fractions)."""
+        env, o, skill = self.env, self.obj, self.skill
+        q: dict[str, float] = {}
+        if skill in ("push_to_goal", "pull_to_goal", "pick_place", "pick_lift", "knock_over"):
+            p = env.body_pos(o.name)
+            q.update(x=float(p[0]), y=float(p[1]), z=float(p[2]), tilt_deg=self._tilt(o.name))
+            if self.instance.goal_xy is not None:
+                q["goal_dist"] = float(np.linalg.norm(p[:2] - self.instance.goal_xy))
+        elif skill == "press_button":
+            q["press"] = float(-env.joint_qpos(f"{o.name}_press") / o.size[1])
+        elif skill == "open_drawer":
+            q["opening"] = env.joint_qpos(f"{o.name}_slide")
+        elif skill == "rotate":
+            q["angle_deg"] = float(np.degrees(env.joint_qpos(f"{o.name}_hinge")))
+        return q
+
+    def measures(self) -> dict[str, float]:
+        """The final task distances of the episode so far, for seeing *how* it failed (rounded; cm and degrees):
+
+        ``hand_min_cm`` (closest fingertip to the object's surface), ``moved_cm`` (object displacement since
+        the start), and per skill: ``goal_cm`` (object centre to the goal disc; push, pull, pick_place,
+        knock_over) with ``goal_start_cm``, ``lift_cm`` (height above its resting height), ``tilt_deg``,
+        ``fall_dir_deg`` (knock_over: the fall direction's angle to the marked side), ``press`` (fraction of
+        the button travel), ``opening_cm`` (drawer), ``angle_deg`` (lever, counter-clockwise), and
+        ``progress``: the skill's quantity as a fraction of what success needs (1 = enough). For the latched
+        skills (press_button, pick_lift) the quantity is the most that was held for the steps success needs.
+        """
+        now, start = self._quantities(), self.start or {}
+        out: dict[str, float] = {"hand_min_cm": 100 * self.hand_min if np.isfinite(self.hand_min) else -1.0}
+        if self.skill in ("pick_lift", "press_button"):  # latched: what counts is the most that was held
+            key = "z" if self.skill == "pick_lift" else "press"
+            now[key] = max(now[key], self.peak + (start.get("z", 0.0) if key == "z" else 0.0))
+        if "x" in now:
+            moved = np.linalg.norm([now[k] - start.get(k, now[k]) for k in ("x", "y", "z")])
+            out.update(
+                moved_cm=100 * moved, lift_cm=100 * (now["z"] - start.get("z", now["z"])), tilt_deg=now["tilt_deg"]
+            )
+        if "goal_dist" in now:
+            out.update(goal_cm=100 * now["goal_dist"], goal_start_cm=100 * start.get("goal_dist", now["goal_dist"]))
+        skill = self.skill
+        if skill in ("push_to_goal", "pull_to_goal", "pick_place"):
+            travel = max(start.get("goal_dist", 0.0) - self.radius, 1e-6)
+            out["progress"] = (start.get("goal_dist", 0.0) - now["goal_dist"]) / travel
+        elif skill == "pick_lift":
+            out["progress"] = out["lift_cm"] / (100 * self.threshold)
+        elif skill == "press_button":
+            out.update(press=now["press"], progress=now["press"] / self.threshold)
+        elif skill == "open_drawer":
+            out.update(opening_cm=100 * now["opening"], progress=now["opening"] / self.threshold)
+        elif skill == "rotate":
+            out.update(angle_deg=now["angle_deg"], progress=now["angle_deg"] / self.threshold)
+        elif skill == "knock_over":
+            axis = self.env.body_rot(self.obj.name)[:, 2]
+            want = self.instance.goal_xy - self.obj.pos
+            if np.linalg.norm(axis[:2]) > 1e-6:
+                cos = float(axis[:2] @ want) / (np.linalg.norm(axis[:2]) * np.linalg.norm(want))
+                out["fall_dir_deg"] = float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+            out["progress"] = now["tilt_deg"] / self.threshold
+        return {k: round(float(v), 3) for k, v in out.items()}
 
     def _tilt(self, name: str) -> float:
         r = self.env.body_rot(name)
@@ -442,9 +542,17 @@ class SuccessTracker:
         raise ValueError(f"no success predicate for skill {skill!r}")
 
     def update(self) -> None:
+        if self.start is None:
+            self.start = self._quantities()
         if self.z0 is None and self.skill in ("push_to_goal", "pull_to_goal", "pick_place", "pick_lift"):
             self.z0 = float(self.env.body_pos(self.obj.name)[2])
         self.current = self.check()
+        if self.skill in ("pick_lift", "press_button"):
+            q = self._quantities()
+            level = q["z"] - self.start.get("z", q["z"]) if self.skill == "pick_lift" else q["press"]
+            self._levels = (self._levels + [level])[-self.hold :]
+            if len(self._levels) == self.hold:  # held for the steps success needs
+                self.peak = max(self.peak, min(self._levels))
         self.run = self.run + 1 if self.current else 0
         if self.run >= self.hold:
             self.latched = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,10 +80,16 @@ SETTING_HINTS = {
 
 
 def read_eval_files(specs: list[str]) -> dict[str, dict[tuple[str, int], bool]]:
-    """``humanprompt-sim eval --out`` files → {row: {(task, seed): success}}. ``NAME=FILE`` names the row
-    of a single-policy file (default: the file's stem). The same episode in two files, or files evaluated
-    under different settings (embodiment, prompt seeds, prompt task, --policy-args), are refused."""
-    rows: dict[str, dict[tuple[str, int], bool]] = {}
+    """``humanprompt-sim eval --out`` files → {row: {(task, seed): success}} (see :func:`read_eval_episodes`)."""
+    return {row: {key: bool(e["success"]) for key, e in got.items()} for row, got in read_eval_episodes(specs).items()}
+
+
+def read_eval_episodes(specs: list[str]) -> dict[str, dict[tuple[str, int], dict]]:
+    """``humanprompt-sim eval --out`` files → {row: {(task, seed): the episode's record}} (``success``, and
+    ``final`` where the file has it). ``NAME=FILE`` names the row of a single-policy file (default: the
+    file's stem). The same episode in two files, or files evaluated under different settings
+    (embodiment, prompt seeds, prompt task, --policy-args), are refused."""
+    rows: dict[str, dict[tuple[str, int], dict]] = {}
     source: dict[tuple[str, str, int], str] = {}
     settings: dict[str, tuple[object, str]] = {}
     for spec in specs:
@@ -124,19 +131,20 @@ def read_eval_files(specs: list[str]) -> dict[str, dict[tuple[str, int], bool]]:
                         f"{path}: {row}'s {key[0]} seed {key[1]} is also in {source[(row, *key)]} "
                         "(overlapping seed ranges): give each episode once"
                     )
-                got[key] = bool(e["success"])
+                got[key] = e
                 source[(row, *key)] = path
     return rows
 
 
 def read_eval_rows(
-    files: list[str], benchmark: str | None = None
-) -> tuple[BenchmarkConfig, dict[str, str], dict[str, dict[tuple[str, int], bool]]]:
-    """``table``/``compare`` input: the benchmark splits, {task: skill} and the rows of ``files``
-    (``read_eval_files``); a task that config/tasks does not define is refused."""
+    files: list[str], benchmark: str | None = None, episodes: bool = False
+) -> tuple[BenchmarkConfig, dict[str, str], dict[str, dict[tuple[str, int], Any]]]:
+    """``table``/``compare``/``failures`` input: the benchmark splits, {task: skill} and the rows of ``files``
+    (``read_eval_files``: outcomes; with ``episodes``, ``read_eval_episodes``: whole records); a task that
+    config/tasks does not define is refused."""
     bench = load_benchmark(benchmark)
     skill_of = {t.name: t.skill for t in map(load_task, task_files(None))}
-    rows = read_eval_files(files)
+    rows = read_eval_episodes(files) if episodes else read_eval_files(files)
     unknown = sorted({task for got in rows.values() for task, _ in got} - set(skill_of))
     if unknown:
         raise ValueError(f"tasks not in config/tasks: {', '.join(unknown)}")
@@ -214,6 +222,7 @@ def write_eval_file(path: str | Path, settings: dict, result: dict, results: dic
                     "seed": r["seed"],
                     "success": r["success"],
                     **({"twin_success": r["twin_success"]} if "twin_success" in r else {}),
+                    **({"final": r["final"]} if r.get("final") else {}),
                 }
                 for r in rs
             ),

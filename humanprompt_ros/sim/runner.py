@@ -70,6 +70,7 @@ class EpisodeRecord:
     joint_names: list[str] = field(default_factory=list)
     policy: str = ""
     seconds: float = 0.0
+    measures: dict[str, float] = field(default_factory=dict)  # where the task ended (SuccessTracker.measures)
 
     def meta(self) -> dict[str, Any]:
         cfg = self.task.config
@@ -88,6 +89,7 @@ class EpisodeRecord:
             "joint_names": self.joint_names,
             "instance": self.instance,
             "task_file": Path(self.task.path).name,
+            **({"final": self.measures} if self.measures else {}),
         }
 
     def to_episode(self, crf: int | None = None) -> Episode:
@@ -200,6 +202,7 @@ def run_episode(
         joint_names=list(env.hand.joint_names),
         policy=policy_name,
         seconds=time.perf_counter() - t0,
+        measures=env.measures(),
     )
 
 
