@@ -22,6 +22,7 @@ from humanprompt_ros.sim.tasks import load_task, resolve_task
     "skill, final, mode",
     [
         ("push_to_goal", {"progress": 0.0, "hand_min_cm": 12.0}, "never reached"),
+        ("push_to_goal", {"progress": 0.5, "hand_min_cm": 12.0}, "never reached"),  # moved by something else
         ("push_to_goal", {"progress": 0.05, "hand_min_cm": 2.0}, "untouched"),
         ("push_to_goal", {"progress": -0.4, "hand_min_cm": 2.0}, "wrong way"),
         ("open_drawer", {"progress": 0.6, "hand_min_cm": 2.0}, "short"),
@@ -50,7 +51,9 @@ def test_summary_counts_modes_and_medians_of_failed_episodes():
     assert s["median_failed"] == {"opening_cm": 1.5, "hand_min_cm": 5.0}
 
 
-@pytest.mark.parametrize("task", ["push_box", "open_drawer", "rotate_lever", "knock_over", "pick_place"])
+@pytest.mark.parametrize(
+    "task", ["push_box", "open_drawer", "rotate_lever", "knock_over", "pick_place", "press_button", "pick_lift"]
+)
 def test_the_expert_ends_with_the_task_done_and_a_still_hand_with_nothing(task):
     t = load_task(resolve_task(task))
     env = SimEnv(t, "robot", render=False)

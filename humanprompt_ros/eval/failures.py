@@ -3,7 +3,7 @@ episode in eval files as ``final``) → one failure mode, counted per skill.
 
 Modes, the first that applies:
 
-* ``never reached``: no fingertip came within ``REACH_CM`` of the object's centre and the task did not move;
+* ``never reached``: no fingertip came within ``REACH_CM`` of the object's surface;
 * ``untouched``: the hand came close, but the task quantity moved less than a tenth of what success needs;
 * ``wrong way``: it moved the other way (the object away from the goal, the lever clockwise);
 * ``short``: the right way, but not far enough (progress between 0.1 and 1);
@@ -49,9 +49,10 @@ KEY_MEASURES = {
 def failure_mode(skill: str, final: dict[str, float]) -> str:
     """The failure mode (one of :data:`MODES`) of a failed episode of ``skill`` with final measures ``final``."""
     progress = final.get("progress", 0.0)
-    far = final.get("hand_min_cm", 0.0) > REACH_CM
+    if final.get("hand_min_cm", 0.0) > REACH_CM:  # whatever moved, the hand did not move it
+        return "never reached"
     if abs(progress) < 0.1:
-        return "never reached" if far else "untouched"
+        return "untouched"
     if progress < 0:
         return "wrong way"
     if progress < 1:

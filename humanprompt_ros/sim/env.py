@@ -456,6 +456,13 @@ class SuccessTracker:
             q["angle_deg"] = float(np.degrees(env.joint_qpos(f"{o.name}_hinge")))
         return q
 
+    def _button_rest(self) -> float:
+        """The press fraction at which the button's cap rests on its spring under gravity."""
+        m, o = self.env.model, self.obj
+        joint = m.joint(f"{o.name}_press")
+        weight = m.body_subtreemass[m.body(o.name).id] * -m.opt.gravity[2]
+        return float(weight / m.jnt_stiffness[joint.id] / o.size[1])
+
     def measures(self) -> dict[str, float]:
         """The final task distances of the episode so far, for seeing *how* it failed (rounded; cm and degrees):
 
@@ -465,7 +472,8 @@ class SuccessTracker:
         ``fall_dir_deg`` (knock_over: the fall direction's angle to the marked side), ``press`` (fraction of
         the button travel), ``opening_cm`` (drawer), ``angle_deg`` (lever, counter-clockwise), and
         ``progress``: the skill's quantity as a fraction of what success needs (1 = enough). For the latched
-        skills (press_button, pick_lift) the quantity is the most that was held for the steps success needs.
+        skills (press_button, pick_lift) the quantity is the most that was held for the steps success needs; a
+        button's progress counts from where its cap rests under its own weight.
         """
         now, start = self._quantities(), self.start or {}
         out: dict[str, float] = {"hand_min_cm": 100 * self.hand_min if np.isfinite(self.hand_min) else -1.0}
@@ -485,8 +493,9 @@ class SuccessTracker:
             out["progress"] = (start.get("goal_dist", 0.0) - now["goal_dist"]) / travel
         elif skill == "pick_lift":
             out["progress"] = out["lift_cm"] / (100 * self.threshold)
-        elif skill == "press_button":
-            out.update(press=now["press"], progress=now["press"] / self.threshold)
+        elif skill == "press_button":  # from where the cap rests under its own weight, not from the top
+            rest = self._button_rest()
+            out.update(press=now["press"], progress=(now["press"] - rest) / (self.threshold - rest))
         elif skill == "open_drawer":
             out.update(opening_cm=100 * now["opening"], progress=now["opening"] / self.threshold)
         elif skill == "rotate":
