@@ -1,6 +1,7 @@
 """Stage 2: the prompt-conditioned policy — training mechanics, ablation switches, the Policy backend,
 and checkpoints that refuse to load for the wrong hand, action size, or when unsafe/corrupt."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -633,3 +634,68 @@ def test_an_unknown_prompt_embodiment_is_refused(tmp_path, stage1_checkpoint):
     cfg.prompt_embodiment = "robot"
     with pytest.raises(ValueError, match="prompt_embodiment: must be one of human, same, any"):
         cfg.validate()
+
+
+def test_sampled_steps_trims_the_final_hold():
+    from humanprompt_ros.train.batcher import sampled_steps
+
+    actions = np.zeros((10, 24))
+    actions[1:6] = np.arange(1, 6)[:, None]  # moves at steps 1-5, then holds its final action for 4 steps
+    assert sampled_steps(actions, -1) == 10
+    assert [sampled_steps(actions, k) for k in (0, 2, 100)] == [6, 8, 10]
+    assert sampled_steps(np.zeros((5, 24)), 0) == 1  # an episode that never moves keeps its first step
+
+
+def test_batcher_draws_balanced_skills_and_trimmed_steps_only_when_asked(tmp_path, stage1_checkpoint, episodes):
+    from humanprompt_ros.models.policy_model import PromptPolicyModel
+    from humanprompt_ros.models.video_model import load_stage1
+    from humanprompt_ros.train.batcher import Batcher, sampled_steps
+
+    vm, s1cfg, _ = load_stage1(stage1_checkpoint)
+    skills = sorted({e.skill for e in episodes})
+    uneven = [e for e in episodes if e.skill != skills[0]] + [next(e for e in episodes if e.skill == skills[0])]
+
+    def batcher(**train):
+        cfg = stage2_config(tmp_path / "run", stage1_checkpoint)
+        cfg.train = dataclasses.replace(cfg.train, cached_prompts=0, **train)
+        cfg.tasks, cfg.skills = sorted({e.task for e in uneven}), skills
+        return Batcher(PromptPolicyModel(cfg, s1cfg, vm), uneven, seed=0)
+
+    def share_of_rare(b):
+        return np.mean([uneven[b.draw_episode()].skill == skills[0] for _ in range(600)])
+
+    assert share_of_rare(batcher()) < 1.5 / len(uneven)  # by episode: the one rare episode is rarely drawn
+    assert abs(share_of_rare(batcher(balance="skill")) - 1 / len(skills)) < 0.07  # by skill: as often as any
+    trimmed = batcher(hold_steps=0)
+    assert trimmed.steps == [sampled_steps(e.actions, 0) for e in uneven]
+    assert batcher().steps == [len(e.actions) for e in uneven]
+    # the defaults draw exactly the batches they drew before these switches existed
+    a, b = batcher().sample(8, torch.device("cpu")), batcher(hold_steps=-1).sample(8, torch.device("cpu"))
+    torch.testing.assert_close(a["actions"], b["actions"])
+    with pytest.raises(ValueError, match="balance"):
+        dataclasses.replace(Stage2Train(), balance="task").validate()
+
+
+def test_ema_checkpoint_holds_the_averaged_weights_and_resumes(tmp_path, stage1_checkpoint, episodes):
+    from humanprompt_ros.train.common import EMA
+
+    lin = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.constant_(lin.weight, 0.0)
+    ema = EMA(lin, decay=0.99)
+    torch.nn.init.constant_(lin.weight, 1.0)
+    ema.update(lin)  # warm-up: the first update keeps only 1/10 of the old average
+    assert float(ema.model.weight) == pytest.approx(0.9)
+
+    cfg = stage2_config(tmp_path / "run", stage1_checkpoint)
+    cfg.train = dataclasses.replace(cfg.train, ema_decay=0.5)
+    final = train_stage2(cfg, episodes)
+    shipped, meta = load_policy_model(final)
+    raw, _ = load_policy_model(tmp_path / "run" / "last.safetensors")
+    averaged, _ = load_policy_model(tmp_path / "run" / "last.ema.safetensors")
+    assert meta["ema_decay"] == 0.5
+    head = next(k for k, v in raw.state_dict().items() if k.startswith("head.denoiser") and v.is_floating_point())
+    assert not torch.equal(shipped.state_dict()[head], raw.state_dict()[head])  # the average, not the raw weights
+    torch.testing.assert_close(shipped.state_dict()[head], averaged.state_dict()[head])
+    cfg.train = dataclasses.replace(cfg.train, steps=cfg.train.steps + 3)  # resume: the average goes on from its file
+    train_stage2(cfg, episodes)
+    assert load_policy_model(final)[1]["step"] == cfg.train.steps

@@ -52,6 +52,23 @@ class Stage2Train(TrainConfig):
     # for this many prompts per episode and kept on disk next to the stage-1 checkpoint; 0 computes
     # it every step with a fresh random prompt (slow on a CPU: the stage-1 pass dominates a step).
     cached_prompts: int = 2
+    # which training episode a sample comes from: episode (each episode alike) or skill (a skill drawn
+    # uniformly, then one of its episodes, so a skill with few episodes is seen as often as the others)
+    balance: str = "episode"
+    # at most this many steps of an episode's final hold (the trailing run of one repeated action after the
+    # expert is done) are sampled as the current step; -1 samples the whole episode
+    hold_steps: int = -1
+    # > 0: the checkpoint holds an exponential moving average of the weights with this decay (the raw weights
+    # go on training and are what a resume continues); 0: the weights as trained
+    ema_decay: float = 0.0
+
+    def validate(self) -> None:
+        if self.balance not in ("episode", "skill"):
+            raise ValueError(f"balance: must be 'episode' or 'skill', got {self.balance!r}")
+        if self.hold_steps < -1:
+            raise ValueError(f"hold_steps: -1 (keep the whole hold) or >= 0, got {self.hold_steps}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay: must be within [0, 1), got {self.ema_decay}")
 
 
 @dataclass

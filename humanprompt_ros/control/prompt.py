@@ -57,7 +57,6 @@ class PromptValidator:
 
     def validate(self, value: str) -> dict[str, Any]:
         """The prompt message for ``value`` (a path), or ``PromptError`` with the reason."""
-
         t0 = time.perf_counter()
         if not value.strip():
             raise PromptError("empty path")

@@ -45,11 +45,6 @@ from humanprompt_ros.ros.diagnostics import ERROR, OK, WARN, LatencyStats, NodeD
 from humanprompt_ros.ros.image import image_to_numpy, numpy_to_image
 from humanprompt_ros.ros.params import declare_config, watch_config
 
-# -- pixels (ROS-free) -----------------------------------------------------------------------------
-
-
-# -- sources (ROS-free) ----------------------------------------------------------------------------
-
 
 class CameraNode(Node):
     def __init__(self):

@@ -37,6 +37,13 @@ class Batcher:
         self.prompt_cache: dict[int, torch.Tensor] = {}
         self.latent_cache: dict[int, torch.Tensor] = {}
         cfg = model.cfg
+        train = self.episodes[: self.n_train]
+        # the steps each training episode is sampled at (its final hold trimmed to train.hold_steps)
+        self.steps = [sampled_steps(e.actions, cfg.train.hold_steps) for e in train]
+        by_skill: dict[str, list[int]] = {}
+        for i, e in enumerate(train):
+            by_skill.setdefault(e.skill, []).append(i)
+        self.by_skill = [by_skill[s] for s in sorted(by_skill)]
         self.task_ids = {t: i for i, t in enumerate(cfg.tasks)}
         self.skill_ids = {s: i for i, s in enumerate(cfg.skills)}
         self.store: FeatureStore | None = None
@@ -109,9 +116,9 @@ class Batcher:
         keys = ("proprio", "actions", "mask", "task", "skill") + self._visual_keys()
         rows: dict[str, list] = {k: [] for k in keys}
         for _ in range(batch):
-            i = int(self.rng.integers(self.n_train))
+            i = self.draw_episode()
             ep = self.episodes[i]
-            t = int(self.rng.integers(len(ep.actions)))
+            t = int(self.rng.integers(self.steps[i]))
             self._visual(rows, i, t, self.rng)
             rows["proprio"].append(torch.from_numpy(ep.proprio[t]))
             rows["actions"].append(torch.from_numpy(chunk(ep.actions, t, h)))
@@ -123,6 +130,13 @@ class Batcher:
         if pairs > 0 and self.twins:
             out["twin_robot"], out["twin_human"] = self.sample_twins(pairs, device)
         return out
+
+    def draw_episode(self) -> int:
+        """A training episode's index: uniform over episodes, or over skills first (``train.balance``)."""
+        if self.model.cfg.train.balance == "skill":
+            members = self.by_skill[int(self.rng.integers(len(self.by_skill)))]
+            return int(members[self.rng.integers(len(members))])
+        return int(self.rng.integers(self.n_train))
 
     def sample_twins(self, pairs: int, device: torch.device) -> tuple[dict[str, torch.Tensor], ...]:
         """``pairs`` robot frames and the human frames of the same task, scene and moment (by phase when
@@ -140,3 +154,15 @@ class Batcher:
             {k: (torch.stack(v) if k != "skill" else torch.tensor(v)).to(device) for k, v in side.items()}
             for side in sides
         )
+
+
+def sampled_steps(actions: np.ndarray, hold_steps: int) -> int:
+    """How many of an episode's first steps are sampled: all ``len(actions)`` with ``hold_steps`` = -1, else up
+    to the last change of action plus at most ``hold_steps`` steps of the final hold (the trailing run of
+    one repeated action, which an expert ends its demonstration with once the task is done)."""
+    n = len(actions)
+    if hold_steps < 0:
+        return n
+    moving = np.flatnonzero(np.any(np.abs(actions - actions[-1]) > 1e-9, axis=1))
+    hold_start = int(moving[-1]) + 1 if len(moving) else 0
+    return max(1, min(n, hold_start + hold_steps))

@@ -8,6 +8,7 @@ only rank 0 writes logs and checkpoints.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -21,6 +22,28 @@ import numpy as np
 import torch
 
 from humanprompt_ros.config.train import TrainConfig
+
+
+class EMA:
+    """An exponential moving average of a model's trainable weights (buffers, e.g. normalisers, are copied).
+
+    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after n updates, so the average does not stay
+    anchored to the initial weights; ``model`` is the averaged copy, in eval mode, for checkpoints.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float, updates: int = 0):
+        self.decay, self.updates = decay, updates
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for p, q in zip(model.parameters(), self.model.parameters()):
+            if p.requires_grad:
+                q.lerp_(p.detach(), 1.0 - d)
+        for b, c in zip(model.buffers(), self.model.buffers()):
+            c.copy_(b)
+        self.updates += 1
 
 
 class StepBudget:

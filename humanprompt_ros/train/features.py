@@ -46,7 +46,6 @@ class FeatureStore:
     ) -> "FeatureStore":
         """Features of ``episodes[:n_train]`` (default: all) under prompts drawn by ``pool(i)`` (indices
         into ``episodes``, which may go on with prompt-only episodes)."""
-
         n_train = len(episodes) if n_train is None else n_train
         rng = np.random.default_rng([seed, 4049])
         prompts = np.array(

@@ -27,6 +27,7 @@ from humanprompt_ros.models.policy_model import PromptPolicyModel, load_policy_m
 from humanprompt_ros.models.video_model import build_video_model, load_stage1
 from humanprompt_ros.train.batcher import Batcher
 from humanprompt_ros.train.common import (
+    EMA,
     Distributed,
     MetricsLog,
     StepBudget,
@@ -137,10 +138,17 @@ def train_stage2(
         if dist.is_main:
             print(f"[stage2] resumed from {last} at step {step}")
 
+    ema = EMA(model, tc.ema_decay, updates=step) if tc.ema_decay > 0 else None
+    last_ema = out / "last.ema.safetensors"
+    if ema is not None and resuming and last_ema.exists():
+        ema.model.load_state_dict(load_policy_model(last_ema, cfg.hand)[0].state_dict())
+
     def checkpoint(step_: int) -> None:
         if dist.is_main:
             save_policy(last, model, step=step_)
             save_train_state(out / "last.train.safetensors", opt, step=step_)
+            if ema is not None:
+                save_policy(last_ema, ema.model, step=step_, ema_decay=tc.ema_decay)
 
     prompt_only = [e for e in prompt_episodes if e.embodiment == "human" and e.task in cfg.tasks]
     batcher = Batcher(model, episodes, tc.seed + 7919 * dist.rank + step, prompt_only)
@@ -162,6 +170,8 @@ def train_stage2(
         losses["loss"].backward()
         gnorm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
         opt.step()
+        if ema is not None:
+            ema.update(model)
         if step % tc.log_every == 0:
             log.write(
                 step=step,
@@ -179,7 +189,10 @@ def train_stage2(
     final = out / "policy.safetensors"
     if dist.is_main:
         checkpoint(tc.steps)
-        save_policy(final, model, step=tc.steps)
+        if ema is not None:  # what the run ships: the averaged weights
+            save_policy(final, ema.model, step=tc.steps, ema_decay=tc.ema_decay)
+        else:
+            save_policy(final, model, step=tc.steps)
         plot_metrics(out / "metrics.jsonl", out / "curves.png", title=f"stage 2 ({out})")
         print(f"[stage2] wrote {final}")
     dist.barrier()

@@ -34,7 +34,6 @@ def hand_finger_mask(cfg: "Stage2Config", episodes: Sequence[PolicyEpisode]) -> 
     robot = {tuple(bool(x) for x in e.mask) for e in episodes if e.embodiment == "robot"}
     if len(robot) == 1:
         return np.array(robot.pop())
-
     return load_hand(config_path("hands", f"{cfg.hand}.yaml")).mask
 
 
@@ -43,7 +42,6 @@ def load_policy_episodes(
 ) -> list[PolicyEpisode]:
     """Successful episodes under ``root`` with their actions and proprioception (only ``embodiment``'s,
     and the first ``per_task`` of each task and embodiment, when given)."""
-
     out: list[PolicyEpisode] = []
     count: dict[tuple[str, str], int] = {}
     for ep in progress(iter_episodes(root, success=True, embodiment=embodiment), desc=f"load {root}", enabled=show):
