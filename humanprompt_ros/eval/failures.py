@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from humanprompt_ros.sim.env import SuccessTracker
+from humanprompt_ros.sim.success import SuccessTracker
 
 REACH_CM = 3.0  # fingertip to the object's surface: a touch is ~1.2 cm (the pad radius)
 MODES = (
