@@ -10,6 +10,7 @@ An episode is a directory (format version 1; see ``docs/benchmark.md``)::
       proprio.npy      (T+1, 24) float32 measured hand state in the unified space
       joints.npy       robot episodes: (T+1, n) float32 joint positions (meta.joint_names)
       keypoints.npy    human episodes: (T+1, 21, 3) float32 world keypoints, MediaPipe order
+      state.npy        simulated episodes: (T+1, D) float32 privileged scene state (meta.state_layout)
       frames_<S>.npy   optional cache: the video resized to S×S for a model (Episode.frames_at)
 
 A dataset is any directory tree of episodes (``humanprompt-sim generate`` writes
@@ -84,6 +85,11 @@ class Episode:
         return self._array("keypoints")
 
     @property
+    def state(self) -> np.ndarray | None:
+        """Simulated episodes: (T+1, D) privileged scene state (objects, goal; ``meta["state_layout"]``)."""
+        return self._array("state")
+
+    @property
     def mask(self) -> np.ndarray:
         return np.asarray(self.meta.get("mask", [True] * 5), bool)
 
@@ -149,6 +155,7 @@ def write_episode(
     proprio: np.ndarray | None = None,
     joints: np.ndarray | None = None,
     keypoints: np.ndarray | None = None,
+    state: np.ndarray | None = None,
     fps: float = 10.0,
     crf: int = 12,
 ) -> Path:
@@ -165,7 +172,8 @@ def write_episode(
     frames = list(frames)
     if frames:
         write_video(d / VIDEO_FILE, frames, fps, crf)
-    for name, arr in (("actions", actions), ("proprio", proprio), ("joints", joints), ("keypoints", keypoints)):
+    arrays = {"actions": actions, "proprio": proprio, "joints": joints, "keypoints": keypoints, "state": state}
+    for name, arr in arrays.items():
         if arr is not None:
             np.save(d / f"{name}.npy", np.asarray(arr, np.float32))
     meta = dict(meta)

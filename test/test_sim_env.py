@@ -135,3 +135,36 @@ def test_step_joints_for_a_ros_joint_command(task):
             env.step_joints(np.full(16, np.nan))
     finally:
         env.close()
+
+
+def test_episodes_record_the_privileged_scene_state(tmp_path):
+    """Every step's object poses, articulations and goal (sim.env.STATE_LAYOUT), saved as state.npy."""
+    from humanprompt_ros.data import load_episode
+    from humanprompt_ros.sim.env import STATE_LAYOUT, STATE_OBJECTS
+    from humanprompt_ros.sim.runner import expert_episode
+    from humanprompt_ros.sim.tasks import resolve_task
+
+    push = load_task(resolve_task("push_box"))
+    env = SimEnv(push, "robot", render=False)
+    try:
+        rec = expert_episode(push, "robot", 3, env=env)
+        target, goal = env.instance.target, env.instance.goal_xy
+    finally:
+        env.close()
+    s = rec.state
+    assert s.shape == (len(rec.actions) + 1, STATE_OBJECTS * 7 + 3)
+    np.testing.assert_allclose(s[0, :2], target.pos, atol=2e-3)  # the target first, where the scene put it
+    np.testing.assert_allclose(s[:, -3:], np.tile([*goal, 1.0], (len(s), 1)), atol=1e-6)
+    assert np.linalg.norm(s[-1, :2] - goal) < push.config.goal.radius  # pushed onto the goal
+    saved = load_episode(rec.save(tmp_path / "ep"))
+    np.testing.assert_allclose(saved.state, s)
+    assert saved.meta["state_layout"] == STATE_LAYOUT
+
+    drawer = load_task(resolve_task("open_drawer"))
+    env = SimEnv(drawer, "robot", render=False)
+    try:
+        opened = expert_episode(drawer, "robot", 3, env=env).state
+    finally:
+        env.close()
+    assert opened[0, 5] == pytest.approx(0.0, abs=1e-3) and opened[-1, 5] > drawer.threshold  # the slide opened
+    assert opened[0, -1] == 0.0  # no goal disc

@@ -44,6 +44,14 @@ from humanprompt_ros.sim.success import SuccessTracker
 from humanprompt_ros.sim.tasks import Task, TaskInstance, load_task, sample_instance, twin_tasks
 
 EMBODIMENTS = ("robot", "human")
+# SimEnv.scene_state: the privileged state a policy that cheats would see (saved per step as state.npy)
+STATE_OBJECTS = 3
+ARTICULATIONS = {"drawer": "_slide", "button": "_press", "lever": "_hinge"}
+STATE_LAYOUT = (
+    f"{STATE_OBJECTS} objects (the task's target first, then the others in scene order, zero-padded), each: "
+    "x, y, z (m), cos yaw, sin yaw, articulation (drawer slide m, button press m, lever hinge rad; else 0), "
+    "present (1/0); then the goal x, y (m) and has_goal (1/0)"
+)
 
 
 @dataclass
@@ -331,6 +339,21 @@ class SimEnv:
         hand = self.hand_state()
         self._tracker.note_hand(hand)
         return Observation(frame, hand.to_array(), self.joints(), kp, self.t)
+
+    def scene_state(self) -> np.ndarray:
+        """The privileged scene state now, (STATE_OBJECTS * 7 + 3,) float32, laid out as :data:`STATE_LAYOUT`."""
+        inst = self.instance
+        objects = [inst.target] + [o for o in inst.objects if o is not inst.target]
+        out = np.zeros(STATE_OBJECTS * 7 + 3, np.float32)
+        for k, o in enumerate(objects[:STATE_OBJECTS]):
+            rot = self.body_rot(o.name)
+            yaw = float(np.arctan2(rot[1, 0], rot[0, 0]))
+            joint = ARTICULATIONS.get(o.kind)
+            art = self.joint_qpos(o.name + joint) if joint else 0.0
+            out[7 * k : 7 * k + 7] = [*self.body_pos(o.name), np.cos(yaw), np.sin(yaw), art, 1.0]
+        if inst.goal_xy is not None:
+            out[-3:] = [inst.goal_xy[0], inst.goal_xy[1], 1.0]
+        return out
 
     def measures(self) -> dict[str, float]:
         """Where the task stands now: :meth:`SuccessTracker.measures` of this episode's task."""

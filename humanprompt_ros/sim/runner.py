@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from humanprompt_ros.data import Episode, load_episode, write_episode
-from humanprompt_ros.sim.env import SimEnv, home_action
+from humanprompt_ros.sim.env import STATE_LAYOUT, SimEnv, home_action
 from humanprompt_ros.sim.experts import expert_actions
 from humanprompt_ros.sim.scene import SimConfig, load_sim_config
 from humanprompt_ros.sim.tasks import Task, load_task
@@ -71,6 +71,7 @@ class EpisodeRecord:
     policy: str = ""
     seconds: float = 0.0
     measures: dict[str, float] = field(default_factory=dict)  # where the task ended (SuccessTracker.measures)
+    state: np.ndarray | None = None  # (T+1, D) privileged scene state (sim.env.STATE_LAYOUT)
 
     def meta(self) -> dict[str, Any]:
         cfg = self.task.config
@@ -89,6 +90,7 @@ class EpisodeRecord:
             "joint_names": self.joint_names,
             "instance": self.instance,
             "task_file": Path(self.task.path).name,
+            **({"state_layout": STATE_LAYOUT} if self.state is not None else {}),
             **({"final": self.measures} if self.measures else {}),
         }
 
@@ -101,6 +103,7 @@ class EpisodeRecord:
             "proprio": self.proprio,
             "joints": self.joints,
             "keypoints": self.keypoints,
+            "state": self.state,
         }
         if self.frames:
             ep._frames = np.stack(self.frames) if crf is None else through_codec(self.frames, self.fps, crf)
@@ -115,6 +118,7 @@ class EpisodeRecord:
             proprio=self.proprio,
             joints=self.joints if self.embodiment == "robot" else None,
             keypoints=self.keypoints,
+            state=self.state,
             fps=self.fps,
             crf=crf,
         )
@@ -163,6 +167,7 @@ def run_episode(
     policy.reset()
     frames = [obs.frame] if obs.frame is not None else []
     proprio, joints, kps, actions = [obs.proprio], [obs.joints], [obs.keypoints], []
+    state = [env.scene_state()]
     mask = env.mask
     while env.t < env.horizon:
         if renders and obs.frame is None:
@@ -182,6 +187,7 @@ def run_episode(
             proprio.append(obs.proprio)
             joints.append(obs.joints)
             kps.append(obs.keypoints)
+            state.append(env.scene_state())
             if obs.frame is not None:
                 frames.append(obs.frame)
         env.render_enabled = renders
@@ -203,6 +209,7 @@ def run_episode(
         policy=policy_name,
         seconds=time.perf_counter() - t0,
         measures=env.measures(),
+        state=np.stack(state),
     )
 
 
