@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import mujoco
 import numpy as np
 import pytest
 from PIL import Image
@@ -106,3 +107,16 @@ def test_eval_records_finals_prints_failure_modes_and_writes_contact_sheets(tmp_
     summary = json.loads(sim("failures", str(tmp_path / "eval.json"), "--json"))
     assert summary["noop"]["open_drawer"]["modes"] == {"never reached": 2}
     assert summary["scripted"]["open_drawer"]["failed"] == 0
+
+
+def test_hand_distance_uses_each_geom_kinds_true_extents():
+    """A cylinder's box is (r, r, half-height), a sphere's (r, r, r): mujoco's geom_type entries are numpy ints,
+    which a dict keyed by mjtGeom never matches, so this is checked against a real model."""
+    from humanprompt_ros.sim.success import SuccessTracker
+
+    m = mujoco.MjModel.from_xml_string(
+        '<mujoco><worldbody><geom type="cylinder" size="0.02 0.05"/><geom type="sphere" size="0.03"/>'
+        '<geom type="box" size="0.01 0.02 0.03"/></worldbody></mujoco>'
+    )
+    halves = [SuccessTracker._half_extents(m.geom_type[g], m.geom_size[g]) for g in range(3)]
+    np.testing.assert_allclose(halves, [[0.02, 0.02, 0.05], [0.03, 0.03, 0.03], [0.01, 0.02, 0.03]])

@@ -51,6 +51,18 @@ class SuccessTracker:
         body = m.body(self.obj.name).id
         inside = [b for b in range(m.nbody) if b == body or self._descends(m, b, body)]
         self._geoms = [g for g in range(m.ngeom) if m.geom_bodyid[g] in inside]
+        self._half = [self._half_extents(m.geom_type[g], m.geom_size[g]) for g in self._geoms]
+
+    @staticmethod
+    def _half_extents(kind: int, size: np.ndarray) -> np.ndarray:
+        """A geom's bounding-box half extents in its own frame."""
+        if kind == mujoco.mjtGeom.mjGEOM_SPHERE:
+            return size[[0, 0, 0]]
+        if kind == mujoco.mjtGeom.mjGEOM_CYLINDER:
+            return size[[0, 0, 1]]
+        if kind == mujoco.mjtGeom.mjGEOM_CAPSULE:
+            return size[[0, 0, 1]] + [0, 0, size[0]]
+        return size.copy()
 
     @staticmethod
     def _descends(m, b: int, ancestor: int) -> bool:
@@ -64,15 +76,9 @@ class SuccessTracker:
         """Track how close the hand came to the object: the closest fingertip (world positions from the unified
         state) to the bounding box of any of the object's geoms."""
         tips = hand.wrist_pos + hand.fingertips[hand.mask] @ hand.wrist_rot.T
-        d, m = self.env.data, self.env.model
-        for g in self._geoms:
+        d = self.env.data
+        for g, half in zip(self._geoms, self._half):
             local = (tips - d.geom_xpos[g]) @ d.geom_xmat[g].reshape(3, 3)  # into the geom's frame
-            size = m.geom_size[g]
-            half = {
-                mujoco.mjtGeom.mjGEOM_SPHERE: size[[0, 0, 0]],
-                mujoco.mjtGeom.mjGEOM_CYLINDER: size[[0, 0, 1]],
-                mujoco.mjtGeom.mjGEOM_CAPSULE: size[[0, 0, 1]] + [0, 0, size[0]],
-            }.get(m.geom_type[g], size)
             gap = np.linalg.norm(local - np.clip(local, -half, half), axis=1)
             if len(gap):
                 self.hand_min = min(self.hand_min, float(gap.min()))
@@ -93,6 +99,12 @@ class SuccessTracker:
         elif skill == "rotate":
             q["angle_deg"] = float(np.degrees(env.joint_qpos(f"{o.name}_hinge")))
         return q
+
+    def _level(self) -> float:
+        """A latched skill's quantity now: the lift above the resting height (m) or the button's press fraction."""
+        if self.skill == "pick_lift":
+            return float(self.env.body_pos(self.obj.name)[2]) - self.start["z"]
+        return float(-self.env.joint_qpos(f"{self.obj.name}_press") / self.obj.size[1])
 
     def _button_rest(self) -> float:
         """The press fraction at which the button's cap rests on its spring under gravity."""
@@ -115,9 +127,10 @@ class SuccessTracker:
         """
         now, start = self._quantities(), self.start or {}
         out: dict[str, float] = {"hand_min_cm": 100 * self.hand_min if np.isfinite(self.hand_min) else -1.0}
-        if self.skill in ("pick_lift", "press_button"):  # latched: what counts is the most that was held
-            key = "z" if self.skill == "pick_lift" else "press"
-            now[key] = max(now[key], self.peak + (start.get("z", 0.0) if key == "z" else 0.0))
+        if self.skill == "pick_lift":  # latched: what counts is the most that was held
+            now["z"] = start["z"] + max(self._level(), self.peak)
+        elif self.skill == "press_button":
+            now["press"] = max(self._level(), self.peak)
         if "x" in now:
             moved = np.linalg.norm([now[k] - start.get(k, now[k]) for k in ("x", "y", "z")])
             out.update(
@@ -195,9 +208,7 @@ class SuccessTracker:
             self.z0 = float(self.env.body_pos(self.obj.name)[2])
         self.current = self.check()
         if self.skill in ("pick_lift", "press_button"):
-            q = self._quantities()
-            level = q["z"] - self.start.get("z", q["z"]) if self.skill == "pick_lift" else q["press"]
-            self._levels = (self._levels + [level])[-self.hold :]
+            self._levels = (self._levels + [self._level()])[-self.hold :]
             if len(self._levels) == self.hold:  # held for the steps success needs
                 self.peak = max(self.peak, min(self._levels))
         self.run = self.run + 1 if self.current else 0
