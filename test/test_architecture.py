@@ -74,7 +74,7 @@ def test_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_relative_imports_resolve(tmp_path):
+def test_relative_imports_resolve():
     graph = import_graph()
     assert "humanprompt_ros.policies.base" in graph["humanprompt_ros.policies.learned"]
     assert "humanprompt_ros.models.cross_prediction" in graph["humanprompt_ros.models.svd_backbone"]

@@ -104,6 +104,21 @@ def test_eval_records_finals_prints_failure_modes_and_writes_contact_sheets(tmp_
     img = np.asarray(Image.open(sheet))
     assert img.shape[0] > 2 * 90 and img.shape[1] > 8 * 90  # two episodes × eight frames
     assert (img[..., 0] > 150).any() and (img[..., 1] < 80).any()  # red frames: failures
+    quiet = sim(
+        "eval",
+        "--policy",
+        "noop",
+        "--tasks",
+        "open_drawer",
+        "--episodes",
+        "1",
+        "--workers",
+        "1",
+        "--json",
+        "--save-dir",
+        str(tmp_path / "again"),
+    )
+    assert json.loads(quiet.strip().splitlines()[-1])["skills"]["open_drawer"]["episodes"] == 1  # still the last line
     summary = json.loads(sim("failures", str(tmp_path / "eval.json"), "--json"))
     assert summary["noop"]["open_drawer"]["modes"] == {"never reached": 2}
     assert summary["scripted"]["open_drawer"]["failed"] == 0

@@ -225,6 +225,11 @@ def cmd_eval(args) -> int:
         result = {"policies": table, **settings}
     if args.out:  # the file also lists every episode's outcome and the settings (humanprompt-sim table merges files)
         write_eval_file(args.out, settings, result, results)
+    if args.save_dir:  # before the output, so that with --json the result stays the last line
+        from humanprompt_ros.sim.render import episode_sheets
+
+        for sheet in episode_sheets(Path(args.save_dir)):
+            print(f"contact sheet: {sheet}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(result))
     else:
@@ -239,11 +244,6 @@ def cmd_eval(args) -> int:
             print("did the twin's task instead of the prompted one (shared scenes):")
             print("\n".join(twin_lines))
         print_failures(results)
-    if args.save_dir:
-        from humanprompt_ros.sim.render import episode_sheets
-
-        for sheet in episode_sheets(Path(args.save_dir)):
-            print(f"contact sheet: {sheet}")
     return 0
 
 
