@@ -4,6 +4,7 @@ import dataclasses
 import glob
 import os
 import textwrap
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -157,10 +158,12 @@ ARM_URDF = """
 """
 
 
-def _finger(name: str, y: float, mimic: bool, continuous: bool) -> str:
+def _finger(name: str, y: float, mimic: bool, continuous: bool, mimic_source: str = "") -> str:
+    """Three joints {name}_0..2; with ``mimic``, {name}_2 follows ``mimic_source`` (default {name}_1)."""
     jtype = "continuous" if continuous else "revolute"
     limit = "" if continuous else '<limit lower="-0.2" upper="1.5" effort="1" velocity="1"/>'
-    mimic_el = f'<mimic joint="{name}_1" multiplier="0.8" offset="0.05"/>' if mimic else ""
+    source = mimic_source or f"{name}_1"
+    mimic_el = f'<mimic joint="{source}" multiplier="0.8" offset="0.05"/>' if mimic else ""
     return textwrap.dedent(f"""
       <link name="{name}_l1"/><link name="{name}_l2"/><link name="{name}_tip"/>
       <joint name="{name}_0" type="revolute"><parent link="palm"/><child link="{name}_l1"/>
@@ -174,14 +177,14 @@ def _finger(name: str, y: float, mimic: bool, continuous: bool) -> str:
     """)
 
 
-@pytest.fixture
-def gripper_yaml(tmp_path: Path) -> Path:
+def _gripper(tmp_path: Path, mimic_source: str = "", extra_yaml: str = "") -> Path:
+    """The three-finger gripper on an arm (URDF + hand YAML in ``tmp_path``); a_2 mimics ``mimic_source``."""
     fingers = (
-        _finger("a", 0.03, mimic=True, continuous=False)
+        _finger("a", 0.03, mimic=True, continuous=False, mimic_source=mimic_source)
         + _finger("b", 0.0, False, False)
         + _finger("c", -0.03, False, continuous=True)
     )
-    (tmp_path / "urdf").mkdir()
+    (tmp_path / "urdf").mkdir(exist_ok=True)
     (tmp_path / "urdf" / "arm.urdf").write_text(ARM_URDF.format(fingers=fingers))
     cfg = tmp_path / "gripper.yaml"
     cfg.write_text(
@@ -192,8 +195,14 @@ def gripper_yaml(tmp_path: Path) -> Path:
         fingertip_links: {thumb: a_end, index: b_end, middle: c_end}
         retargeting: {type: fingertip_ik}
     """)
+        + textwrap.dedent(extra_yaml)
     )
     return cfg
+
+
+@pytest.fixture
+def gripper_yaml(tmp_path: Path) -> Path:
+    return _gripper(tmp_path)
 
 
 def test_a_new_hand_needs_only_yaml(gripper_yaml):
@@ -215,6 +224,121 @@ def test_a_new_hand_needs_only_yaml(gripper_yaml):
     np.testing.assert_allclose(tips[1], [0.08 + 0.04 + 0.035 + 0.03, 0.0, 0.0], atol=1e-9)
     err = fingertip_errors_mm(hand, 100, seed=4)
     assert np.median(err) < 1.0 and np.percentile(err, 95) < 5.0
+
+
+def _finger_a_tip(a1: float, a2: float) -> np.ndarray:
+    """Fingertip of finger a (wrist frame = palm) for a_0 = 0 and the given a_1, a_2."""
+    return (
+        np.array([0.08 + 0.04, 0.03, 0.0])
+        + 0.035 * np.array([np.cos(a1), 0, -np.sin(a1)])
+        + 0.03 * np.array([np.cos(a1 + a2), 0, -np.sin(a1 + a2)])
+    )
+
+
+# -- a vendor URDF with a broken mimic tag, fixed from the hand YAML ------------------------------------
+BROKEN = "a_1_joint"  # the vendor's mimic tag names a joint that is called a_1
+
+
+def test_a_broken_mimic_tag_is_refused_with_the_yaml_fix(tmp_path):
+    cfg = _gripper(tmp_path, mimic_source=BROKEN)
+    with pytest.raises(ValueError) as info:
+        load_hand(cfg)
+    msg = str(info.value)
+    assert "gripper.yaml" in msg and "arm.urdf" in msg
+    assert f"mimic joint 'a_2' follows '{BROKEN}', which is not a moving joint below 'palm'" in msg
+    assert "mimic:\n  a_2: {joint: a_1, multiplier: 0.8, offset: 0.05}\n" in msg
+    assert "mimic:\n  a_2: null\n" in msg
+    # The lines the message shows are exact: pasted into the YAML, each fix loads.
+    follow_fix = msg.split("add\n\n")[1].split("\n\n")[0]
+    drop_fix = msg.split("add\n\n")[2]
+    assert load_hand(_gripper(tmp_path, BROKEN, follow_fix)).joint_names == [
+        "a_0",
+        "a_1",
+        "b_0",
+        "b_1",
+        "b_2",
+        "c_0",
+        "c_1",
+        "c_2",
+    ]
+    assert "a_2" in load_hand(_gripper(tmp_path, BROKEN, drop_fix)).joint_names
+
+
+@pytest.mark.parametrize("source", [BROKEN, "a_1"], ids=["broken_tag", "healthy_tag"])
+def test_a_yaml_mimic_override_drives_the_kinematics(tmp_path, source):
+    """The override replaces the URDF's tag (broken or not): FK follows a_2 = 0.5 * a_1 + 0.1."""
+    hand = load_hand(_gripper(tmp_path, source, "mimic:\n  a_2: {joint: a_1, multiplier: 0.5, offset: 0.1}\n"))
+    assert hand.joint_names == ["a_0", "a_1", "b_0", "b_1", "b_2", "c_0", "c_1", "c_2"]
+    q = np.zeros(8)
+    q[hand.joint_names.index("a_1")] = 0.6
+    np.testing.assert_allclose(hand.fk(q).fingertips[0], _finger_a_tip(0.6, 0.5 * 0.6 + 0.1), atol=1e-9)
+    # The standalone URDF (robot_description, dex-retargeting) carries the effective tag.
+    tags = ET.fromstring(hand.urdf.xml).findall("joint/mimic")
+    assert [(t.get("joint"), float(t.get("multiplier")), float(t.get("offset"))) for t in tags] == [("a_1", 0.5, 0.1)]
+    err = fingertip_errors_mm(hand, 50, seed=6)
+    assert np.median(err) < 1.0 and np.percentile(err, 95) < 5.0
+
+
+def test_a_yaml_mimic_override_can_add_a_relation(tmp_path):
+    hand = load_hand(_gripper(tmp_path, extra_yaml="mimic:\n  b_2: {joint: b_1}\n"))
+    assert hand.joint_names == ["a_0", "a_1", "b_0", "b_1", "c_0", "c_1", "c_2"]
+    q = np.zeros(7)
+    q[hand.joint_names.index("b_1")] = 0.4  # b_2 = 1.0 * b_1 + 0.0: finger b bends twice as much at its tip
+    tip = hand.fk(q).fingertips[1]
+    expected = (
+        np.array([0.12, 0.0, 0.0])
+        + 0.035 * np.array([np.cos(0.4), 0, -np.sin(0.4)])
+        + 0.03 * np.array([np.cos(0.8), 0, -np.sin(0.8)])
+    )
+    np.testing.assert_allclose(tip, expected, atol=1e-9)
+
+
+def test_dropping_a_mimic_makes_the_joint_actuated(tmp_path):
+    hand = load_hand(_gripper(tmp_path, BROKEN, "mimic:\n  a_2: null\n"))
+    assert hand.joint_names == ["a_0", "a_1", "a_2", "b_0", "b_1", "b_2", "c_0", "c_1", "c_2"]
+    lo, hi = hand.joint_limits
+    assert (lo[2], hi[2]) == (-0.2, 1.5)  # the URDF's own limits for a_2
+    q = np.zeros(9)
+    q[1], q[2] = 0.3, 0.9  # a_1 and a_2 now move independently
+    np.testing.assert_allclose(hand.fk(q).fingertips[0], _finger_a_tip(0.3, 0.9), atol=1e-9)
+    assert ET.fromstring(hand.urdf.xml).findall("joint/mimic") == []
+
+
+@pytest.mark.parametrize(
+    "mimic, match",
+    [
+        ("nope: null", r"gripper\.yaml: mimic\.nope: 'nope' is not a joint of arm\.urdf; remove this entry"),
+        ("elbow: {joint: a_1}", r"gripper\.yaml: mimic\.elbow: 'elbow' is not a moving joint below 'palm'"),
+        ("a_2: {joint: a_9}", r"gripper\.yaml: mimic\.a_2\.joint: 'a_9' is not a joint of arm\.urdf; name the joint"),
+        ("a_2: {joint: shoulder}", r"gripper\.yaml: mimic\.a_2\.joint: 'shoulder' is not a moving joint below 'palm'"),
+        ("a_2: {joint: a_end_fixed}", r"gripper\.yaml: mimic\.a_2\.joint: 'a_end_fixed' is not a moving joint"),
+        ("a_2: {joint: a_2}", r"gripper\.yaml: mimic\.a_2\.joint: 'a_2' cannot follow itself"),
+        ("b_1: null", r"gripper\.yaml: mimic\.b_1: 'b_1' has no mimic tag in the URDF.*remove this entry"),
+        ("a_2: {joint: a_1, multipler: 2}", r"gripper\.yaml: mimic\.a_2\.multipler: unknown key"),
+        ("a_2: {multiplier: 2}", r"gripper\.yaml: mimic\.a_2\.joint: required key is missing"),
+        ("a_2: a_1", r"gripper\.yaml: mimic\.a_2: expected MimicOverride or NoneType"),
+    ],
+    ids=[
+        "joint_not_in_urdf",
+        "joint_outside_hand",
+        "source_not_in_urdf",
+        "source_outside_hand",
+        "source_fixed",
+        "follows_itself",
+        "drop_without_tag",
+        "typo_key",
+        "source_missing",
+        "not_a_mapping",
+    ],
+)
+def test_bad_mimic_overrides_are_refused_naming_file_and_joint(tmp_path, mimic, match):
+    with pytest.raises(ValueError, match=match):
+        load_hand(_gripper(tmp_path, BROKEN, f"mimic:\n  {mimic}\n"))
+
+
+def test_a_mimic_cycle_made_by_an_override_names_the_hand_file(tmp_path):
+    with pytest.raises(ValueError, match=r"gripper\.yaml.*mimic joints form a cycle"):
+        load_hand(_gripper(tmp_path, extra_yaml="mimic:\n  a_1: {joint: a_2}\n"))
 
 
 def _write(tmp_path: Path, body: str) -> Path:

@@ -147,6 +147,9 @@ def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1 and dataclasses.is_dataclass(options[0]) and isinstance(value, dict):
+            return from_dict(options[0], value, source, key)  # its own error names the bad key inside
         errors = []
         for arg in (a for a in args if a is not type(None)):
             try:

@@ -16,6 +16,9 @@ A hand YAML (every key below; see ``config/hands/allegro_right.yaml``)::
     fingertip_links: {thumb: link_15.0_tip, index: link_3.0_tip, middle: link_7.0_tip, ring: link_11.0_tip}
     wrist_offset: {xyz: [0, 0, -0.095], rpy: [...]}   # base_link → unified wrist frame
     retargeting: {type: fingertip_ik, scaling: 1.0}
+    mimic:                          # optional: fix the URDF's mimic tags without editing the vendor file
+      joint_3: {joint: joint_2, multiplier: 1.0, offset: 0.0}   # joint_3 = 1.0 * joint_2 + 0.0 (override or add)
+      joint_7: null                 # drop joint_7's mimic tag: it becomes actuated
 
 ``urdf`` is absolute, relative to the YAML file, or ``package://NAME/...``. Fingers not listed in
 ``fingertip_links`` are masked.
@@ -23,6 +26,7 @@ A hand YAML (every key below; see ``config/hands/allegro_right.yaml``)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,7 +37,7 @@ from humanprompt_ros.action import FINGERS, HandAction
 from humanprompt_ros.config.loader import ConfigError, load_config
 from humanprompt_ros.hand.kinematics import HandKinematics
 from humanprompt_ros.hand.retargeting import DexRetargeter, FingertipIK, Retargeter
-from humanprompt_ros.hand.urdf import extract_hand, resolve_path
+from humanprompt_ros.hand.urdf import Mimic, MimicOverrideError, extract_hand, resolve_path
 
 RETARGETING_TYPES = ("fingertip_ik", "vector", "dexpilot", "position")
 
@@ -67,6 +71,19 @@ class WristOffset:
 
 
 @dataclass
+class MimicOverride:
+    """A ``mimic`` entry of the hand YAML: the joint follows ``q[joint] * multiplier + offset``."""
+
+    joint: str  # the joint it follows (a moving joint of the hand)
+    multiplier: float = 1.0
+    offset: float = 0.0
+
+    def validate(self) -> None:
+        if not (math.isfinite(self.multiplier) and math.isfinite(self.offset)):
+            raise ValueError(f"multiplier and offset must be finite, got {self.multiplier}, {self.offset}")
+
+
+@dataclass
 class HandConfig:
     """One hand, as written in ``config/hands/*.yaml``."""
 
@@ -77,6 +94,8 @@ class HandConfig:
     wrist_offset: WristOffset = field(default_factory=WristOffset)
     retargeting: RetargetingConfig = field(default_factory=RetargetingConfig)
     side: Literal["right", "left"] = "right"
+    # Per joint: the mimic relation replacing (or adding to) the URDF's tag, or None to drop the tag.
+    mimic: dict[str, MimicOverride | None] = field(default_factory=dict)
 
     def validate(self) -> None:
         unknown = [f for f in self.fingertip_links if f not in FINGERS]
@@ -84,6 +103,10 @@ class HandConfig:
             raise ValueError(f"fingertip_links: unknown finger {unknown[0]!r} (valid: {', '.join(FINGERS)})")
         if not self.fingertip_links:
             raise ValueError("fingertip_links: a hand needs at least one fingertip")
+
+    def mimic_overrides(self) -> dict[str, Mimic | None]:
+        """The ``mimic`` section as :func:`~humanprompt_ros.hand.urdf.extract_hand` takes it."""
+        return {n: None if o is None else Mimic(n, o.joint, o.multiplier, o.offset) for n, o in self.mimic.items()}
 
 
 class Hand:
@@ -103,11 +126,18 @@ class Hand:
         self._finger_rows = np.array([FINGERS.index(f) for f in self.fingers])
         try:
             self.urdf = extract_hand(
-                self.urdf_path, config.base_link, self.fingertip_links, config.wrist_offset.xyz, config.wrist_offset.rpy
+                self.urdf_path,
+                config.base_link,
+                self.fingertip_links,
+                config.wrist_offset.xyz,
+                config.wrist_offset.rpy,
+                config.mimic_overrides(),
             )
+            self.kin = HandKinematics(self.urdf, self.fingertip_links)
+        except MimicOverrideError as exc:
+            raise ConfigError(source, exc.key, exc.problem) from None
         except ValueError as exc:
             raise ValueError(f"hand {config.name!r} ({source or 'config'}): {exc}") from None
-        self.kin = HandKinematics(self.urdf, self.fingertip_links)
         self._retargeters: dict[str, Retargeter] = {}
         self._last_q: np.ndarray | None = None
 
