@@ -44,7 +44,8 @@ def cmd_stage2(args: argparse.Namespace) -> int:
 
     cfg = load_stage2_config(args.config, args.set)
     _, s1cfg, _ = load_stage1(cfg.stage1)
-    episodes = load_policy_episodes(cfg.data, s1cfg.model.image_size)
+    # a state-conditioned policy reads no frames: no video is decoded for it
+    episodes = load_policy_episodes(cfg.data, s1cfg.model.image_size, frames=cfg.sees_images, state=not cfg.sees_images)
     print(
         f"[stage2] {len(episodes)} episodes from {cfg.data}; condition={cfg.condition}, "
         f"pdcp={'on' if cfg.pdcp.enabled else 'off'}, stage-1 {'pretrained' if cfg.stage1_pretrained else 'random'}"

@@ -1,7 +1,8 @@
 """``config/stage2.yaml``: the stage-2 run (the prompt-conditioned diffusion policy and how it trains).
 
 Ablations are switches here, so one code path trains every row of the results table:
-``condition: prompt | none | skill_oracle``, ``pdcp.enabled``, ``stage1_pretrained``.
+``condition: prompt | none | skill_oracle``, ``pdcp.enabled``, ``stage1_pretrained``. ``condition: state``
+is the simulator-only research variant that sees the true scene state instead of images.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from humanprompt_ros.config.train import TrainConfig
 from humanprompt_ros.models.diffusion_head import PolicyModelConfig
 from humanprompt_ros.models.frame_encoder import FrameEncoderConfig
 from humanprompt_ros.models.pdcp import PDCPConfig
+from humanprompt_ros.models.state_encoder import StateEncoderConfig
 from humanprompt_ros.models.video_former import VideoFormerConfig
 
-CONDITIONS = ("prompt", "none", "skill_oracle")
+CONDITIONS = ("prompt", "none", "skill_oracle", "state")
 PROMPT_EMBODIMENTS = ("human", "same", "any")
 
 
@@ -85,7 +87,9 @@ class Stage2Config:
     init: str = ""
     hand: str = "allegro_right"  # the robot hand this policy is for (checked when loaded)
     out: str = "runs/stage2"
-    condition: str = "prompt"  # prompt | none (behaviour cloning) | skill_oracle (true skill id)
+    # prompt | none (behaviour cloning) | skill_oracle (true skill id) | state (true skill id + the simulator's
+    # privileged scene state instead of any image: can the head and the data do the tasks at all?)
+    condition: str = "prompt"
     # which demonstrations prompt a training sample of task k: human (a human demo of k whenever there is
     # one, as at test time), same (one by the sample's own embodiment: robot frames learn from robot
     # prompts only, so a human prompt on the robot is the cross-embodiment case PDCP's NT-Xent is for) or
@@ -102,10 +106,16 @@ class Stage2Config:
     # the policy's own current-frame encoder (image points for the head, see models/frame_encoder.py)
     frame_encoder: FrameEncoderConfig = field(default_factory=FrameEncoderConfig)
     policy: PolicyModelConfig = field(default_factory=PolicyModelConfig)
+    state_encoder: StateEncoderConfig = field(default_factory=StateEncoderConfig)  # condition: state only
     pdcp: PDCPSwitch = field(default_factory=PDCPSwitch)
     train: Stage2Train = field(default_factory=Stage2Train)
     skills: list[str] = field(default_factory=list)  # filled from the data at training time
     tasks: list[str] = field(default_factory=list)
+
+    @property
+    def sees_images(self) -> bool:
+        """False for ``condition: state``: no frame, stage-1 feature or prompt video reaches the head."""
+        return self.condition != "state"
 
     def validate(self) -> None:
         if self.condition not in CONDITIONS:

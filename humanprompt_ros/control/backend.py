@@ -23,8 +23,14 @@ def build_backend(cfg: PolicyConfig, hand_name: str):
             f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train, or set checkpoint:=PATH)"
         )
     try:
-        return make_policy(
+        policy = make_policy(
             str(path), hand=hand_name, device=cfg.device, threads=cfg.threads, guidance=cfg.guidance or None
         )
     except Exception as exc:  # noqa: BLE001 - CheckpointError, ValueError, torch errors: all say why
         raise StartupError(f"checkpoint {path}: {exc}") from None
+    if getattr(policy, "needs_state", False):
+        raise StartupError(
+            f"checkpoint {path}: conditioned on the simulator's true scene state (condition: state), which no "
+            "camera gives: evaluate it with humanprompt-sim eval, and bring up an image policy here"
+        )
+    return policy

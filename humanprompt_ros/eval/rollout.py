@@ -40,12 +40,8 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
     policies, task_path, embodiment, seeds, prompt_mode, policy_kwargs, save_dir, prompt_task_path, twin_scenes = args
     task = load_task(task_path)
     prompt_task = load_task(prompt_task_path) if prompt_task_path else task
-    specs = [spec for _, spec in policies]
     cfg = sim_config(twin_scenes)
-    # the simple backends ignore the camera: skip rendering for them (4x faster) unless the episodes are saved
-    env = SimEnv(
-        task, embodiment, render=bool(save_dir) or any(spec not in FRAME_FREE_POLICIES for spec in specs), config=cfg
-    )
+    env = SimEnv(task, embodiment, config=cfg)
     results = []
     prompt_env = None
     try:
@@ -57,6 +53,11 @@ def eval_job(args: tuple) -> list[dict[str, Any]]:
             if spec == "random":
                 kwargs.setdefault("seed", seeds[0])
             built.append((name, spec, make_policy(spec, **kwargs)))
+        # the simple backends and state policies ignore the camera: skip rendering for them (4x faster) unless
+        # the episodes are saved
+        env.render_enabled = bool(save_dir) or any(
+            getattr(p, "needs_frames", spec not in FRAME_FREE_POLICIES) for _, spec, p in built
+        )
         wants_video = any(
             getattr(p, "needs_prompt_video", True) for _, spec, p in built if spec not in PROMPTLESS_POLICIES
         )

@@ -7,6 +7,8 @@ tokens; the diffusion head denoises the next ``horizon`` unified actions given t
 proprioception. PDCP shapes the pooled tokens z across the batch (same task → together, across
 embodiments); with ``pdcp.align_weight`` it also pairs each robot frame with the human frame of the
 same scene and moment and pulls their current-frame tokens together (:meth:`PromptPolicyModel.frame_parts`).
+With ``condition: state`` the head's condition is the true scene state and the skill instead
+(:mod:`.state_encoder`); the stage-1 model then only rides along in the checkpoint.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from humanprompt_ros.models.cross_prediction import CrossPredictionModel
 from humanprompt_ros.models.diffusion_head import DiffusionPolicyHead
 from humanprompt_ros.models.frame_encoder import FrameEncoder
 from humanprompt_ros.models.pdcp import PDCPLoss
+from humanprompt_ros.models.state_encoder import StateEncoder
 from humanprompt_ros.models.video_former import VideoFormer
 from humanprompt_ros.models.video_model import build_video_model, prepare_prompt, save_stage1
 from humanprompt_ros.video import resize_frames
@@ -61,8 +64,11 @@ class PromptPolicyModel(nn.Module):
         self.skill_embed = nn.Embedding(max(1, len(cfg.skills)), cfg.video_former.width)
         self.head = DiffusionPolicyHead(cfg.policy, cfg.video_former.width)
         self.frame_encoder = (
-            FrameEncoder(cfg.frame_encoder, cfg.video_former.width) if cfg.frame_encoder.enabled else None
+            FrameEncoder(cfg.frame_encoder, cfg.video_former.width)
+            if cfg.frame_encoder.enabled and cfg.sees_images
+            else None
         )
+        self.state_encoder = None if cfg.sees_images else StateEncoder(cfg.state_encoder, cfg.video_former.width)
         self.pdcp = PDCPLoss(cfg.pdcp, cfg.video_former.width, max(1, len(cfg.skills)))
 
     def train(self, mode: bool = True) -> "PromptPolicyModel":
@@ -100,14 +106,20 @@ class PromptPolicyModel(nn.Module):
         skills: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
         frames: torch.Tensor | None = None,
+        states: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B,S,D) prompt tokens, (B,C,h,w) current-frame latents (or their precomputed
         :meth:`features`), (B,S',S',3) uint8 current frames at the video model's size (used by the
         ``frame_encoder`` only) → condition tokens (B, L, Dv).
 
         L = T·Q Video Former tokens (+ S projected prompt tokens with ``prompt_tokens``, + 1 skill
-        token for the oracle, + K image-point tokens last with the frame encoder).
+        token for the oracle, + K image-point tokens last with the frame encoder). With ``condition:
+        state`` only ``skills`` and the (B, D) ``states`` are read: L = G state tokens + 1 skill token.
         """
+        if self.state_encoder is not None:
+            if states is None or skills is None:
+                raise ValueError("this policy is conditioned on the scene state and the skill: pass both")
+            return torch.cat([self.state_encoder(states), self.skill_embed(skills)[:, None]], dim=1)
         if self.cfg.condition == "none":
             prompt_tokens = torch.zeros_like(prompt_tokens)
         feats = self.features(prompt_tokens, frame_latents) if features is None else features
@@ -135,6 +147,8 @@ class PromptPolicyModel(nn.Module):
         tokens, without the frame encoder's image points (where things are is not what the task is)
         unless ``pdcp.image_points``; with ``pdcp.pool: prompt``, of the projected prompt tokens only."""
         points = self.cfg.frame_encoder.keypoints if self.frame_encoder is not None else 0
+        if self.state_encoder is not None:
+            return VideoFormer.pool(cond)
         if self.cfg.pdcp.pool == "prompt":  # the tokens after the Video Former's, before skill and points
             end = cond.shape[1] - points - (self.cfg.condition == "skill_oracle")
             return VideoFormer.pool(cond[:, self.former.num_tokens : end])

@@ -52,18 +52,22 @@ class LearnedPolicy:
         self.seed = seed
         self.tokens: torch.Tensor | None = None
         self.skill: torch.Tensor | None = None
+        sees_images = self.model.cfg.sees_images
+        self.needs_prompt_video = self.needs_frames = sees_images
+        self.needs_state = not sees_images
         self.reset()
 
     def encode(self, prompt: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The slow part of :meth:`set_prompt` (call it off the control thread): prompt → tokens."""
         ep = as_prompt(prompt)
-        frames = ep.frames()
-        skill = None
-        if self.model.cfg.condition == "skill_oracle":
-            if ep.skill not in self.model.cfg.skills:
-                raise ValueError(f"skill_oracle policy: the prompt's skill {ep.skill!r} is not one it was trained on")
-            skill = torch.tensor([self.model.cfg.skills.index(ep.skill)])
-        return self.model.encode_prompt(frames), skill
+        cfg, skill = self.model.cfg, None
+        if cfg.condition in ("skill_oracle", "state"):
+            if ep.skill not in cfg.skills:
+                raise ValueError(
+                    f"{cfg.condition} policy: the prompt's skill {ep.skill!r} is not one it was trained on"
+                )
+            skill = torch.tensor([cfg.skills.index(ep.skill)])
+        return (self.model.encode_prompt(ep.frames()) if cfg.sees_images else None), skill
 
     def set_prompt(self, prompt: Any) -> None:
         self.tokens, self.skill = self.encode(prompt)
@@ -77,6 +81,8 @@ class LearnedPolicy:
         finite; ``skill``: the prompt's skill index (``skill_oracle`` policies only, ignored otherwise).
         Anything else raises ``ValueError`` saying why, and the previous prompt stays.
         """
+        if self.needs_state:
+            raise ValueError("a state-conditioned policy takes its prompt with set_prompt (the skill), not as tokens")
         vm = self.model.video_model
         try:
             t = (
@@ -117,8 +123,12 @@ class LearnedPolicy:
         self.generator = torch.Generator().manual_seed(self.seed)
 
     @torch.no_grad()
-    def act(self, frame: np.ndarray, proprio: np.ndarray, lag: int = 0) -> np.ndarray:
+    def act(
+        self, frame: np.ndarray | None, proprio: np.ndarray, lag: int = 0, state: np.ndarray | None = None
+    ) -> np.ndarray:
         """The next ``execute`` actions (steps t … t+execute−1 of the episode).
+
+        ``state``: the scene state now (``SimEnv.scene_state()``), for a state-conditioned policy only.
 
         ``lag``: the observation is from ``lag`` steps before step t (a runner that computes the next
         chunk while the current one still runs), so the new plan starts at step t − lag and its first
@@ -131,10 +141,21 @@ class LearnedPolicy:
                 f"lag: must be within [0, {h - 1}] (a plan covers {h} steps from its observation), "
                 f"got {lag}: lower the runner's lookahead"
             )
-        if self.tokens is None:
-            raise ValueError("the learned policy has no prompt: call set_prompt() first")
         m = self.model
-        cond = m.condition_on_frame(self.tokens, frame, self.skill)
+        if self.needs_state:
+            if self.skill is None:
+                raise ValueError("the learned policy has no prompt: call set_prompt() first")
+            if state is None:
+                raise ValueError(
+                    "this checkpoint is conditioned on the simulator's true scene state (condition: state): "
+                    "it runs in HumanPrompt-Sim only, with act(..., state=env.scene_state())"
+                )
+            s = torch.as_tensor(np.asarray(state, np.float32))[None]
+            cond = m.condition(None, None, self.skill, states=s.to(next(m.head.parameters()).device))
+        elif self.tokens is None:
+            raise ValueError("the learned policy has no prompt: call set_prompt() first")
+        else:
+            cond = m.condition_on_frame(self.tokens, frame, self.skill)
         p = torch.as_tensor(np.asarray(proprio, np.float32))[None]
         plan = m.sample_actions(cond, p, self.generator)[0].numpy().astype(np.float64)
         self.plans = [(s, c) for s, c in self.plans if s + len(c) > self.t][-4:] + [(self.t - lag, plan)]

@@ -173,7 +173,9 @@ def run_episode(
         if renders and obs.frame is None:
             obs.frame = env.render()
             frames.append(obs.frame)
-        chunk = np.asarray(policy.act(obs.frame, obs.proprio), np.float64)
+        # a state-conditioned research policy (simulator only) also reads the true scene state
+        extra = {"state": state[-1]} if getattr(policy, "needs_state", False) else {}
+        chunk = np.asarray(policy.act(obs.frame, obs.proprio, **extra), np.float64)
         if chunk.ndim != 2 or chunk.shape[1] != 24 or len(chunk) == 0:
             raise ValueError(f"policy returned an action chunk of shape {chunk.shape}, expected (H, 24)")
         env.render_enabled = renders and record_frames

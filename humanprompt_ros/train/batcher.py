@@ -47,7 +47,7 @@ class Batcher:
         self.task_ids = {t: i for i, t in enumerate(cfg.tasks)}
         self.skill_ids = {s: i for i, s in enumerate(cfg.skills)}
         self.store: FeatureStore | None = None
-        if cfg.train.cached_prompts > 0 and not model.trains_video_model:
+        if cfg.sees_images and cfg.train.cached_prompts > 0 and not model.trains_video_model:
             self.store = FeatureStore.build(
                 model,
                 self.episodes,
@@ -94,7 +94,11 @@ class Batcher:
 
     def _visual(self, rows: dict[str, list], i: int, t: int, rng: np.random.Generator) -> None:
         """Append what the condition needs for frame ``t`` of episode ``i`` under a random prompt: the prompt
-        latents, the frame, and its cached stage-1 features (or its latents when nothing is cached)."""
+        latents, the frame, and its cached stage-1 features (or its latents when nothing is cached); for a
+        state-conditioned policy the scene state at ``t`` instead."""
+        if not self.model.cfg.sees_images:
+            rows["state"].append(torch.from_numpy(self.episodes[i].state[t]))
+            return
         if self.store is not None:
             k = int(rng.integers(self.store.prompts.shape[1]))
             p = int(self.store.prompts[i, k])
@@ -107,6 +111,8 @@ class Batcher:
         rows["frame"].append(torch.from_numpy(self.episodes[i].frames[t]))
 
     def _visual_keys(self) -> tuple[str, ...]:
+        if not self.model.cfg.sees_images:
+            return ("state",)
         return ("prompt", "frame") + (("features",) if self.store else ("latent",))
 
     def sample(self, batch: int, device: torch.device, pairs: int = 0) -> dict[str, torch.Tensor]:

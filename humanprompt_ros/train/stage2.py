@@ -48,6 +48,8 @@ class _TrainStep(nn.Module):
 
     def _condition(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
         m = self.model
+        if "state" in b:
+            return m.condition(None, None, b["skill"], states=b["state"])
         with torch.set_grad_enabled(m.trains_video_model):
             tokens = m.video_model.encode_prompt(b["prompt"])
         return m.condition(tokens, b.get("latent"), b.get("skill"), features=b.get("features"), frames=b["frame"])
@@ -125,6 +127,8 @@ def train_stage2(
         model.head.fit_normalizers(
             [torch.from_numpy(e.actions) for e in episodes], [torch.from_numpy(e.proprio) for e in episodes]
         )
+        if model.state_encoder is not None:
+            model.state_encoder.norm.fit(torch.from_numpy(np.concatenate([e.state for e in episodes])))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     log = MetricsLog(out / "metrics.jsonl", enabled=dist.is_main)
@@ -152,7 +156,7 @@ def train_stage2(
 
     prompt_only = [e for e in prompt_episodes if e.embodiment == "human" and e.task in cfg.tasks]
     batcher = Batcher(model, episodes, tc.seed + 7919 * dist.rank + step, prompt_only)
-    pairs = cfg.pdcp.align_pairs if cfg.pdcp.enabled and cfg.pdcp.align_weight > 0 else 0
+    pairs = cfg.pdcp.align_pairs if cfg.sees_images and cfg.pdcp.enabled and cfg.pdcp.align_weight > 0 else 0
     if pairs and not batcher.twins and dist.is_main:
         print(
             "[stage2] pdcp.align_weight > 0 but no robot episode has a human twin (same task and seed): "

@@ -19,7 +19,7 @@ from humanprompt_ros.train.common import progress
 class PolicyEpisode:
     """A demonstration as stage 2 sees it."""
 
-    frames: np.ndarray  # (T+1, S, S, 3) uint8 at the video model's size
+    frames: np.ndarray | None  # (T+1, S, S, 3) uint8 at the video model's size; None when not loaded
     actions: np.ndarray  # (T, 24)
     proprio: np.ndarray  # (T+1, 24)
     mask: np.ndarray  # (5,) fingers this demo has
@@ -27,6 +27,7 @@ class PolicyEpisode:
     skill: str
     embodiment: str
     seed: int = 0
+    state: np.ndarray | None = None  # (T+1, D) the simulator's privileged scene state, when recorded
 
 
 def hand_finger_mask(cfg: "Stage2Config", episodes: Sequence[PolicyEpisode]) -> np.ndarray:
@@ -38,10 +39,17 @@ def hand_finger_mask(cfg: "Stage2Config", episodes: Sequence[PolicyEpisode]) -> 
 
 
 def load_policy_episodes(
-    root: str | Path, image_size: int, show: bool = True, embodiment: str | None = None, per_task: int | None = None
+    root: str | Path,
+    image_size: int,
+    show: bool = True,
+    embodiment: str | None = None,
+    per_task: int | None = None,
+    frames: bool = True,
+    state: bool = False,
 ) -> list[PolicyEpisode]:
     """Successful episodes under ``root`` with their actions and proprioception (only ``embodiment``'s,
-    and the first ``per_task`` of each task and embodiment, when given)."""
+    and the first ``per_task`` of each task and embodiment, when given), their frames unless ``frames`` is
+    false (no video decoded), and with ``state`` their privileged scene state (required then)."""
     out: list[PolicyEpisode] = []
     count: dict[tuple[str, str], int] = {}
     for ep in progress(iter_episodes(root, success=True, embodiment=embodiment), desc=f"load {root}", enabled=show):
@@ -51,10 +59,16 @@ def load_policy_episodes(
         actions, proprio = ep.actions, ep.proprio
         if actions is None or proprio is None:
             continue
+        scene = ep.state if state else None
+        if state and (scene is None or len(scene) != len(proprio)):
+            raise ValueError(
+                f"{ep.path}: no state.npy of {len(proprio)} steps; a state-conditioned policy trains on simulated "
+                "episodes that record it: generate them again with `humanprompt-sim generate`"
+            )
         count[key] = count.get(key, 0) + 1
         out.append(
             PolicyEpisode(
-                ep.frames_at(image_size),
+                ep.frames_at(image_size) if frames else None,
                 actions.astype(np.float32),
                 proprio.astype(np.float32),
                 ep.mask,
@@ -62,6 +76,7 @@ def load_policy_episodes(
                 ep.skill,
                 ep.embodiment,
                 int(ep.seed or 0),
+                None if scene is None else scene.astype(np.float32),
             )
         )
     if not out:

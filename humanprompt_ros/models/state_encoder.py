@@ -1,0 +1,53 @@
+"""The privileged-state encoder of the ``condition: state`` research variant: the true scene state as tokens.
+
+    state (B, D) floats ──▶ normalise ──▶ split into groups (one per object, one for the goal)
+                        ──▶ one linear map + a slot embedding per group ──▶ tokens (B, G, W)
+
+Why it exists: it answers whether the rest of the recipe (action chunks, the diffusion head, execution)
+can do the tasks at all when perception is perfect. The simulator records the state of every episode
+(``state.npy``, laid out as :data:`humanprompt_ros.sim.env.STATE_LAYOUT`); a real robot has no such
+signal, so a state policy runs in the simulator only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from humanprompt_ros.models.diffusion_head import Normalizer
+
+
+@dataclass
+class StateEncoderConfig:
+    # sizes of the consecutive groups of the state vector, one token each: HumanPrompt-Sim's three objects
+    # (x, y, z, cos yaw, sin yaw, articulation, present) and the goal (x, y, has_goal)
+    groups: list[int] = field(default_factory=lambda: [7, 7, 7, 3])
+
+    def validate(self) -> None:
+        if not self.groups or any(g <= 0 for g in self.groups):
+            raise ValueError(f"groups: positive sizes of the state's parts, got {self.groups}")
+
+    @property
+    def dim(self) -> int:
+        return sum(self.groups)
+
+
+class StateEncoder(nn.Module):
+    """(B, D) privileged state → (B, G, W) tokens; the normaliser is fitted on the training states."""
+
+    def __init__(self, cfg: StateEncoderConfig, width: int):
+        super().__init__()
+        self.cfg = cfg
+        self.norm = Normalizer(cfg.dim, min_std=1e-3)
+        self.embed = nn.ModuleList(nn.Linear(g, width) for g in cfg.groups)
+        self.slot = nn.Parameter(torch.zeros(len(cfg.groups), width))
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, width))
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        if state.shape[-1] != self.cfg.dim:
+            raise ValueError(f"state of {state.shape[-1]} values, this policy reads {self.cfg.dim}")
+        parts = torch.split(self.norm.normalize(state.float()), self.cfg.groups, dim=-1)
+        tokens = torch.stack([f(p) for f, p in zip(self.embed, parts)], dim=1) + self.slot
+        return tokens + self.out(tokens)
