@@ -58,6 +58,7 @@ setup(
             "humanprompt-bringup = humanprompt_ros.cli.bringup:main",
             "humanprompt-demo = humanprompt_ros.cli.demo:main",
             "humanprompt-prompt = humanprompt_ros.cli.prompt:main",
+            "humanprompt-data = humanprompt_ros.cli.data:main",
             "humanprompt-camera = humanprompt_ros.nodes.camera:main",
             "humanprompt-command = humanprompt_ros.nodes.command:main",
             "humanprompt-prompt-encoder = humanprompt_ros.nodes.prompt_encoder:main",

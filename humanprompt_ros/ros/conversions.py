@@ -21,6 +21,8 @@ length raise ``ValueError``; a wrist quaternion within 1 % of unit length is nor
 This is the same information as the flat 24-float :class:`~humanprompt_ros.action.HandAction`
 , written with standard messages so that rviz and ``ros2 topic echo`` can read it
 (custom interfaces are avoided on purpose: ROS 2 from Python wheels cannot build them).
+The readers and the layout itself live in the ROS-free :mod:`humanprompt_ros.messages` (re-exported
+here), which the bag tools (:mod:`humanprompt_ros.rosbag`) share.
 
 Joint states
 ------------
@@ -48,7 +50,16 @@ import numpy as np
 from geometry_msgs.msg import Pose, PoseArray
 from sensor_msgs.msg import JointState
 
-from humanprompt_ros.action import FINGERS, HandAction
+from humanprompt_ros.action import HandAction
+from humanprompt_ros.messages import (  # noqa: F401  (re-exported: the readers are ROS-free)
+    HAND_TARGET_POSES,
+    hand_target_poses,
+    joint_positions,
+    matrix_from_pose,
+    matrix_from_quaternion,
+    pose_array_to_action,
+    quaternion_from_matrix,
+)
 
 __all__ = [
     "HAND_TARGET_POSES",
@@ -64,77 +75,19 @@ __all__ = [
     "msg_to_tokens",
 ]
 
-HAND_TARGET_POSES = 1 + len(FINGERS)
-_UNIT_TOLERANCE = 0.01
-
-
-def quaternion_from_matrix(rot: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation → unit quaternion (x, y, z, w) with w >= 0 (Shepperd's method)."""
-    m = np.asarray(rot, dtype=np.float64)
-    tr = m[0, 0] + m[1, 1] + m[2, 2]
-    if tr > 0:
-        s = 2.0 * np.sqrt(tr + 1.0)
-        q = np.array([(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s])
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = np.array([0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s])
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = np.array([(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s])
-    else:
-        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = np.array([(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s])
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
-
-
-def matrix_from_quaternion(q: Sequence[float]) -> np.ndarray:
-    """Unit quaternion (x, y, z, w) → (3, 3) rotation."""
-    x, y, z, w = (float(v) for v in q)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-
 
 def pose_from_matrix(pose: np.ndarray) -> Pose:
     """(4, 4) homogeneous transform → ``geometry_msgs/msg/Pose``."""
     pose = np.asarray(pose, dtype=np.float64)
+    return _pose(np.concatenate([pose[:3, 3], quaternion_from_matrix(pose[:3, :3])]))
+
+
+def _pose(row: np.ndarray) -> Pose:
+    """``x, y, z, qx, qy, qz, qw`` → ``geometry_msgs/msg/Pose``."""
     msg = Pose()
-    msg.position.x, msg.position.y, msg.position.z = (float(v) for v in pose[:3, 3])
-    qx, qy, qz, qw = quaternion_from_matrix(pose[:3, :3])
-    msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w = (
-        float(qx),
-        float(qy),
-        float(qz),
-        float(qw),
-    )
+    msg.position.x, msg.position.y, msg.position.z = (float(v) for v in row[:3])
+    msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w = (float(v) for v in row[3:7])
     return msg
-
-
-def _quat(p: Pose) -> np.ndarray:
-    return np.array([p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w], dtype=np.float64)
-
-
-def _pos(p: Pose) -> np.ndarray:
-    return np.array([p.position.x, p.position.y, p.position.z], dtype=np.float64)
-
-
-def matrix_from_pose(msg: Pose, what: str = "pose") -> np.ndarray:
-    """``geometry_msgs/msg/Pose`` → (4, 4); ``ValueError`` on NaN/inf or a non-unit quaternion."""
-    q, p = _quat(msg), _pos(msg)
-    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(p))):
-        raise ValueError(f"{what} contains NaN or inf: position {p.tolist()}, orientation {q.tolist()}")
-    norm = float(np.linalg.norm(q))
-    if abs(norm - 1.0) > _UNIT_TOLERANCE:
-        raise ValueError(f"{what}: orientation is not a unit quaternion (norm {norm:.4f}): {q.tolist()}")
-    out = np.eye(4)
-    out[:3, :3] = matrix_from_quaternion(q / norm)
-    out[:3, 3] = p
-    return out
 
 
 def action_to_pose_array(action: HandAction, frame_id: str = "world", stamp: Any = None) -> PoseArray:
@@ -142,60 +95,13 @@ def action_to_pose_array(action: HandAction, frame_id: str = "world", stamp: Any
 
     ``stamp`` is a ``builtin_interfaces.msg.Time`` (e.g. the observation's stamp) or None (zero).
     """
-    arr = action.to_array()  # validates shapes; masked fingertips are zeros
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("hand action contains NaN or inf")
+    rows = hand_target_poses(action)  # validates; the layout is shared with the bag tools
     msg = PoseArray()
     msg.header.frame_id = frame_id
     if stamp is not None:
         msg.header.stamp = stamp
-    poses = [pose_from_matrix(action.wrist_pose)]
-    for i in range(len(FINGERS)):
-        p = Pose()
-        if action.mask[i]:
-            p.position.x, p.position.y, p.position.z = (float(v) for v in action.fingertips[i])
-            p.orientation.w = 1.0
-        else:
-            p.orientation.w = 0.0  # (0, 0, 0, 0): the mask flag
-        poses.append(p)
-    msg.poses = poses
+    msg.poses = [_pose(row) for row in rows]
     return msg
-
-
-def pose_array_to_action(msg: PoseArray) -> HandAction:
-    """The six-pose ``PoseArray`` of the module docstring → :class:`HandAction` (``ValueError`` if invalid)."""
-    if len(msg.poses) != HAND_TARGET_POSES:
-        raise ValueError(
-            f"a hand target has {HAND_TARGET_POSES} poses (wrist + {', '.join(FINGERS)}), got {len(msg.poses)}"
-        )
-    wrist = matrix_from_pose(msg.poses[0], "wrist pose")
-    tips = np.zeros((len(FINGERS), 3))
-    mask = np.zeros(len(FINGERS), dtype=bool)
-    for i, (finger, p) in enumerate(zip(FINGERS, msg.poses[1:])):
-        q, pos = _quat(p), _pos(p)
-        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(pos))):
-            raise ValueError(
-                f"{finger} fingertip contains NaN or inf: position {pos.tolist()}, orientation {q.tolist()}"
-            )
-        mask[i] = bool(np.any(q != 0.0))
-        if mask[i]:
-            tips[i] = pos
-    return HandAction(wrist[:3, 3], wrist[:3, :3], tips, mask)
-
-
-def joint_positions(msg: JointState, joint_names: Sequence[str]) -> np.ndarray:
-    """Positions of ``joint_names`` (in that order) from a JointState; ``ValueError`` if any is missing or not finite."""
-    if len(msg.position) != len(msg.name):
-        raise ValueError(f"JointState has {len(msg.name)} names but {len(msg.position)} positions")
-    index = {n: i for i, n in enumerate(msg.name)}
-    missing = [n for n in joint_names if n not in index]
-    if missing:
-        raise ValueError(f"JointState lacks joint(s) {', '.join(missing)} (it has: {', '.join(msg.name) or 'none'})")
-    q = np.array([msg.position[index[n]] for n in joint_names], dtype=np.float64)
-    if not np.all(np.isfinite(q)):
-        bad = [n for n, v in zip(joint_names, q) if not np.isfinite(v)]
-        raise ValueError(f"JointState has NaN or inf positions for {', '.join(bad)}")
-    return q
 
 
 def joint_state(

@@ -42,7 +42,9 @@ separate ``array.array`` then assigned to ``msg.data`` measured ~1.4 ms (an extr
 allocation pattern makes glibc return memory to the OS and page-fault it back in every frame).
 
 This module imports ``sensor_msgs`` (and thus rclpy's message support) at import time; it lives
-under :mod:`humanprompt_ros.ros` so that the learning core never imports it.
+under :mod:`humanprompt_ros.ros` so that the learning core never imports it. The pixel work itself
+is ROS-free (:mod:`humanprompt_ros.messages`, shared with the bag tools); this module adds cv_bridge
+where it works and builds the messages.
 """
 
 from __future__ import annotations
@@ -54,41 +56,15 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 
+from humanprompt_ros import messages
+from humanprompt_ros.messages import CHANNELS, SUPPORTED_ENCODINGS, image_channels, image_data
+
 __all__ = [
     "SUPPORTED_ENCODINGS",
     "image_to_numpy",
     "numpy_to_image",
     "cv_bridge_available",
 ]
-
-#: encoding -> channels per pixel in the message
-_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
-SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_CHANNELS)
-
-#: encoding -> message channel index of R, G, B (None: no reordering needed)
-_RGB_INDEX = {"rgb8": None, "bgr8": (2, 1, 0), "rgba8": (0, 1, 2), "bgra8": (2, 1, 0), "mono8": None}
-
-
-def _unsupported(encoding: str) -> ValueError:
-    return ValueError(
-        f"unsupported image encoding {encoding!r}: supported encodings are {', '.join(SUPPORTED_ENCODINGS)}"
-    )
-
-
-def _reorder(src: np.ndarray, index: tuple[int, ...], channels: int, fill: int | None = None) -> np.ndarray:
-    """A new C-contiguous H×W×`channels` array whose channel i is ``src[..., index[i]]``.
-
-    Channel-by-channel copies into a preallocated array are ~7× faster than
-    ``np.ascontiguousarray(src[..., ::-1])`` (0.4 ms vs 3 ms for 640×480), and unlike fancy
-    indexing give a C-contiguous result without a second copy. Channels past ``len(index)`` are
-    set to ``fill``.
-    """
-    out = np.empty(src.shape[:2] + (channels,), dtype=np.uint8)
-    for dst, s in enumerate(index):
-        out[..., dst] = src[..., s]
-    if fill is not None:
-        out[..., len(index) :] = fill
-    return out
 
 
 def image_to_numpy(msg: Image, *, copy: bool = False) -> np.ndarray:
@@ -104,23 +80,8 @@ def image_to_numpy(msg: Image, *, copy: bool = False) -> np.ndarray:
     Raises ValueError for an unsupported encoding, ``step < width * channels``, or a data
     length different from ``height * step``.
     """
-    encoding = msg.encoding
-    if encoding not in _CHANNELS:
-        raise _unsupported(encoding)
-    channels = _CHANNELS[encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    row = width * channels
-    if step < row:
-        raise ValueError(
-            f"invalid {encoding} Image: step {step} is smaller than width*channels = {width}*{channels} = {row}"
-        )
-    nbytes = len(msg.data)
-    if nbytes != height * step:
-        raise ValueError(
-            f"invalid {encoding} Image: data has {nbytes} bytes, expected height*step = {height}*{step} = {height * step}"
-        )
-
-    if nbytes and PREFER_CV_BRIDGE and cv_bridge_available():  # cv_bridge where it works, our conversion otherwise
+    channels = image_channels(msg)
+    if len(msg.data) and PREFER_CV_BRIDGE and cv_bridge_available():  # cv_bridge where it works, ours otherwise
         out = np.array(
             _bridge().imgmsg_to_cv2(msg, desired_encoding="mono8" if channels == 1 else "rgb8"),
             dtype=np.uint8,
@@ -128,23 +89,7 @@ def image_to_numpy(msg: Image, *, copy: bool = False) -> np.ndarray:
         )
         out.flags.writeable = copy
         return out
-
-    flat = np.frombuffer(msg.data, dtype=np.uint8) if nbytes else np.zeros(0, dtype=np.uint8)
-    rows = flat.reshape(height, step)
-    if step != row:
-        rows = rows[:, :row]  # strided view: drop the row padding
-    pixels = rows.reshape(height, width, channels) if channels > 1 else rows
-
-    index = _RGB_INDEX[encoding]
-    if index is not None:
-        out = _reorder(pixels, index, 3)  # fresh, owned, C-contiguous
-    elif copy or step != row:
-        out = pixels.copy()  # owned, C-contiguous (drops the row padding)
-    else:
-        out = pixels  # zero-copy view of msg.data
-    # copy=True: owned and writable. Default: read-only, for the view and fresh arrays alike.
-    out.flags.writeable = copy
-    return out
+    return messages.image_to_numpy(msg, copy=copy)
 
 
 def _to_time(stamp: Any) -> Time:
@@ -176,33 +121,8 @@ def numpy_to_image(
     Raises ValueError for an unsupported encoding, a non-uint8 array, or a shape that does not
     fit the encoding.
     """
-    if encoding not in _CHANNELS:
-        raise _unsupported(encoding)
-    arr = np.asarray(array_)
-    if arr.dtype != np.uint8:
-        raise ValueError(f"image array must have dtype uint8, got {arr.dtype}")
-    channels = _CHANNELS[encoding]
-    shape = arr.shape
-
-    if encoding == "mono8":
-        if arr.ndim == 3 and shape[2] == 1:
-            arr = arr[..., 0]
-        if arr.ndim != 2:
-            raise ValueError(f"mono8 needs an H×W (or H×W×1) array, got shape {shape}")
-        data = np.ascontiguousarray(arr)
-    elif encoding in ("rgb8", "bgr8"):
-        if arr.ndim != 3 or shape[2] != 3:
-            raise ValueError(f"{encoding} needs an H×W×3 RGB array, got shape {shape}")
-        data = np.ascontiguousarray(arr) if encoding == "rgb8" else _reorder(arr, (2, 1, 0), 3)
-    else:  # rgba8 / bgra8
-        if arr.ndim != 3 or shape[2] not in (3, 4):
-            raise ValueError(f"{encoding} needs an H×W×3 RGB or H×W×4 RGBA array, got shape {shape}")
-        rgb_index = (0, 1, 2) if encoding == "rgba8" else (2, 1, 0)
-        if shape[2] == 4:
-            data = np.ascontiguousarray(arr) if encoding == "rgba8" else _reorder(arr, rgb_index + (3,), 4)
-        else:
-            data = _reorder(arr, rgb_index, 4, fill=255)
-
+    data = image_data(array_, encoding)  # validates the encoding and the shape
+    channels = CHANNELS[encoding]
     height, width = int(data.shape[0]), int(data.shape[1])
     if data.size and PREFER_CV_BRIDGE and cv_bridge_available():  # ``data`` is already in the encoding's channel order
         msg = _bridge().cv2_to_imgmsg(data, encoding=encoding)
