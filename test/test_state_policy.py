@@ -1,6 +1,7 @@
 """``condition: state``: a policy given the simulator's true scene state and the skill instead of images —
 trained on real HumanPrompt-Sim episodes, run closed loop in MuJoCo, refused where no state exists (ROS)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,10 @@ import torch
 from helpers.synthetic_clips import make_dataset
 from helpers.tiny_checkpoint import PLAIN_HEAD, tiny_config
 from humanprompt_ros.config.nodes import PolicyConfig, StartupError
-from humanprompt_ros.config.stage2 import Stage2Config, Stage2Train
+from humanprompt_ros.config.stage2 import PDCPSwitch, Stage2Config, Stage2Train
 from humanprompt_ros.control.backend import build_backend
 from humanprompt_ros.models.diffusion_head import PolicyModelConfig
+from humanprompt_ros.models.frame_encoder import FrameEncoderConfig
 from humanprompt_ros.models.policy_model import load_policy_model
 from humanprompt_ros.policies.learned import LearnedPolicy
 from humanprompt_ros.sim.env import SimEnv
@@ -37,20 +39,30 @@ def sim_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def state_checkpoint(tmp_path_factory, sim_data) -> Path:
-    out = tmp_path_factory.mktemp("state")
-    s1 = train_stage1(tiny_config(out / "s1", steps=4, ae_steps=4), make_dataset(range(1), size=32, length=12))
+def stage1(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("s1")
+    return train_stage1(tiny_config(out, steps=4, ae_steps=4), make_dataset(range(1), size=32, length=12))
+
+
+def tiny_stage2(data: Path, s1: Path, out: Path, **fields) -> Stage2Config:
     cfg = Stage2Config(
-        data=str(sim_data),
+        data=str(data),
         stage1=str(s1),
-        out=str(out / "s2"),
-        condition="state",
+        out=str(out),
         policy=PolicyModelConfig(
             horizon=4, width=16, depth=1, heads=2, train_timesteps=20, inference_steps=3, **PLAIN_HEAD
         ),
         train=Stage2Train(steps=6, batch_size=8, log_every=2, checkpoint_every=3, warmup_steps=1),
+        **fields,
     )
     cfg.video_former.width = 16
+    cfg.validate()
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def state_checkpoint(tmp_path_factory, sim_data, stage1) -> Path:
+    cfg = tiny_stage2(sim_data, stage1, tmp_path_factory.mktemp("state"), condition="state")
     episodes = load_policy_episodes(sim_data, 32, show=False, frames=False, state=True)
     assert all(e.frames is None and e.state.shape == (len(e.proprio), 24) for e in episodes)
     return train_stage2(cfg, episodes)
@@ -108,3 +120,42 @@ def test_episodes_without_a_recorded_state_are_refused_for_a_state_policy(sim_da
     with pytest.raises(ValueError, match=r"0000001: no state.npy .* `humanprompt-sim generate`"):
         load_policy_episodes(copy, 32, show=False, frames=False, state=True)
     assert len(load_policy_episodes(copy, 32, show=False, frames=False)) == 2  # without state: both load
+
+
+def test_an_image_policy_without_stage1_features_sees_its_own_frame_size_and_learns_to_locate_objects(
+    sim_data, stage1, tmp_path
+):
+    """stage1_features: false + frame_encoder.image_size + state_weight: the head reads the oracle's skill token
+    and the image points of a 48-pixel frame (the stage-1 model works at 32); a probe learns the state."""
+    fe = FrameEncoderConfig(enabled=True, channels=[8, 8], keypoints=4, image_size=48, state_weight=1.0)
+    cfg = tiny_stage2(
+        sim_data,
+        stage1,
+        tmp_path / "run",
+        condition="skill_oracle",
+        stage1_features=False,
+        prompt_tokens=False,
+        pdcp=PDCPSwitch(enabled=False, pool="scene"),
+        frame_encoder=fe,
+    )
+    episodes = load_policy_episodes(sim_data, 48, show=False, state=True)
+    assert episodes[0].frames.shape[1:] == (48, 48, 3)
+    final = train_stage2(cfg, episodes)
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["state_loss"]) for r in logged)
+    model, _ = load_policy_model(final)
+    assert model.frame_size == 48 and model.n_former == 0
+    assert not torch.allclose(model.state_probe.norm.mean[:2], torch.zeros(2))
+    policy = LearnedPolicy(final, hand="allegro_right", execute=2)
+    policy.set_prompt(sim_data / "open_drawer" / "robot" / "0000000")
+    camera = np.zeros((128, 128, 3), np.uint8)  # any camera size: resized to the encoder's 48
+    assert policy.act(camera, np.zeros(24))[0].shape == (24,)
+    cond = model.condition_on_frame(None, camera, torch.tensor([0]))
+    assert cond.shape[1] == 1 + 4  # the skill token and the image points, nothing from stage 1
+
+
+def test_stage1_features_off_needs_the_frame_encoder_and_the_state_loss_needs_it_on(sim_data, stage1, tmp_path):
+    with pytest.raises(ValueError, match="set frame_encoder.enabled: true"):
+        tiny_stage2(sim_data, stage1, tmp_path, stage1_features=False, frame_encoder=FrameEncoderConfig(enabled=False))
+    with pytest.raises(ValueError, match="state_weight: an auxiliary loss of the frame encoder, which is off"):
+        tiny_stage2(sim_data, stage1, tmp_path, frame_encoder=FrameEncoderConfig(enabled=False, state_weight=1.0))

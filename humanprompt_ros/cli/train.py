@@ -45,12 +45,14 @@ def cmd_stage2(args: argparse.Namespace) -> int:
     cfg = load_stage2_config(args.config, args.set)
     _, s1cfg, _ = load_stage1(cfg.stage1)
     # a state-conditioned policy reads no frames: no video is decoded for it
-    episodes = load_policy_episodes(cfg.data, s1cfg.model.image_size, frames=cfg.sees_images, state=not cfg.sees_images)
+    size = cfg.frame_encoder.image_size or s1cfg.model.image_size
+    wants_state = not cfg.sees_images or cfg.frame_encoder.state_weight > 0
+    episodes = load_policy_episodes(cfg.data, size, frames=cfg.sees_images, state=wants_state)
     print(
         f"[stage2] {len(episodes)} episodes from {cfg.data}; condition={cfg.condition}, "
         f"pdcp={'on' if cfg.pdcp.enabled else 'off'}, stage-1 {'pretrained' if cfg.stage1_pretrained else 'random'}"
     )
-    prompts = load_policy_episodes(cfg.prompt_data, s1cfg.model.image_size) if cfg.prompt_data else []
+    prompts = load_policy_episodes(cfg.prompt_data, size) if cfg.prompt_data else []
     if prompts:
         print(
             f"[stage2] + {sum(e.embodiment == 'human' for e in prompts)} human demos from {cfg.prompt_data}, "

@@ -98,6 +98,10 @@ class Stage2Config:
     stage1_pretrained: bool = True  # false: the stage-1 architecture with random weights (the ablation)
     stage1_trainable: bool = False  # true: the stage-1 prompt encoder + denoiser train with the policy loss
     prompt_tokens: bool = True  # the head also attends to the stage-1 prompt tokens, not only the features
+    # false: no per-frame stage-1 representation (no Video Former tokens, no stage-1 denoiser pass per frame):
+    # the head reads the task from the prompt tokens (or the oracle's skill token) and the scene from the
+    # frame encoder alone
+    stage1_features: bool = True
     # all: the head sees every proprio dimension; hand: only those of fingers the robot hand has; wrist:
     # only the wrist pose (fingertips differ by embodiment even where both hands have the finger). The
     # training run writes the mask into policy.proprio_mask, so the checkpoint carries it.
@@ -113,6 +117,11 @@ class Stage2Config:
     tasks: list[str] = field(default_factory=list)
 
     @property
+    def reads_prompt_video(self) -> bool:
+        """Whether stage-1 prompt tokens reach the head (through the features or as tokens)."""
+        return self.sees_images and (self.stage1_features or self.prompt_tokens)
+
+    @property
     def sees_images(self) -> bool:
         """False for ``condition: state``: no frame, stage-1 feature or prompt video reaches the head."""
         return self.condition != "state"
@@ -126,6 +135,13 @@ class Stage2Config:
             )
         if self.proprio not in ("all", "hand", "wrist"):
             raise ValueError(f"proprio: must be 'all', 'hand' or 'wrist', got {self.proprio!r}")
+        if self.sees_images and not self.stage1_features and not self.frame_encoder.enabled:
+            raise ValueError(
+                "stage1_features: false leaves the frame encoder as the policy's only view of the scene: "
+                "set frame_encoder.enabled: true"
+            )
+        if self.frame_encoder.state_weight > 0 and not (self.sees_images and self.frame_encoder.enabled):
+            raise ValueError("frame_encoder.state_weight: an auxiliary loss of the frame encoder, which is off")
         if self.pdcp.pool == "prompt" and not self.prompt_tokens:
             raise ValueError("pdcp.pool: 'prompt' pools the projected prompt tokens; set prompt_tokens: true")
 

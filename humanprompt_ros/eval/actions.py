@@ -100,20 +100,16 @@ def evaluate_actions(
         if model.cfg.condition == "skill_oracle" and None in skills.values():
             continue
         tips = action_dim_mask(ep.mask)[9:].reshape(5, 3).all(1)
-        frames = torch.from_numpy(ep.frames[steps])
-        latents = model.video_model.encode_frames(frames)  # only the frames used
         r = rows.setdefault(
             ep.skill,
             {k: [] for k in ("wrist_same", "wrist_other", "tips_same", "tips_other", "wrist_hold", "tips_hold")},
         )
-        for k, t in enumerate(steps):
+        for t in steps:
             truth = chunk(ep.actions, int(t), h)
             preds = {"hold": np.broadcast_to(ep.proprio[t], truth.shape)}  # the baseline that does not move
             for name, prompt in (("same", same), ("other", other)):
                 gen = torch.Generator().manual_seed(seed + 1000 * i + int(t))
-                cond = model.condition(
-                    prompt_tokens(prompt), latents[k : k + 1], skills[name], frames=frames[k : k + 1]
-                )
+                cond = model.condition_on_frame(prompt_tokens(prompt), ep.frames[t], skills[name])
                 preds[name] = model.sample_actions(cond, torch.from_numpy(ep.proprio[t])[None], gen)[0].numpy()
             for name, pred in preds.items():
                 wrist, tip = errors(pred, truth, tips)

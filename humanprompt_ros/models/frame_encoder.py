@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from humanprompt_ros.models.diffusion_head import Normalizer
+
 
 @dataclass
 class FrameEncoderConfig:
@@ -26,12 +28,18 @@ class FrameEncoderConfig:
     channels: list[int] = field(default_factory=lambda: [32, 32, 64])  # conv widths, first two downsample
     keypoints: int = 32  # K soft-argmax points
     shift: int = 4  # random shift (pixels, replicate padding) while training; 0 disables it
+    image_size: int = 0  # the square frame it sees (pixels); 0: the stage-1 video model's size
+    # > 0: an auxiliary loss of this weight while training: a small probe reads the scene state (objects,
+    # goal: the episodes' state.npy) from the image points, so the points learn to find the objects
+    state_weight: float = 0.0
 
     def validate(self) -> None:
         if not self.channels or any(c <= 0 for c in self.channels):
             raise ValueError(f"channels: positive conv widths, got {self.channels}")
         if self.keypoints <= 0 or self.shift < 0:
             raise ValueError("keypoints must be > 0 and shift >= 0")
+        if self.image_size < 0 or self.state_weight < 0:
+            raise ValueError("image_size (0: the video model's) and state_weight must be >= 0")
 
 
 def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
@@ -87,3 +95,19 @@ class FrameEncoder(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.point(self.points(frames)) + self.ids
+
+
+class StateProbe(nn.Module):
+    """(B, K, width) image-point tokens → (B, D) the normalised scene state they should locate (the auxiliary
+    loss of ``frame_encoder.state_weight``; the normaliser is fitted on the training states)."""
+
+    def __init__(self, keypoints: int, width: int, state_dim: int, hidden: int = 256):
+        super().__init__()
+        self.norm = Normalizer(state_dim, min_std=1e-3)
+        self.mlp = nn.Sequential(
+            nn.Flatten(1), nn.Linear(keypoints * width, hidden), nn.GELU(), nn.Linear(hidden, state_dim)
+        )
+
+    def loss(self, tokens: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the predicted against the true normalised state (B, D)."""
+        return F.mse_loss(self.mlp(tokens), self.norm.normalize(state.float()))

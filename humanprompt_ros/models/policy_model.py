@@ -34,7 +34,7 @@ from humanprompt_ros.models.checkpoint import (
 )
 from humanprompt_ros.models.cross_prediction import CrossPredictionModel
 from humanprompt_ros.models.diffusion_head import DiffusionPolicyHead
-from humanprompt_ros.models.frame_encoder import FrameEncoder
+from humanprompt_ros.models.frame_encoder import FrameEncoder, StateProbe
 from humanprompt_ros.models.pdcp import PDCPLoss
 from humanprompt_ros.models.state_encoder import StateEncoder
 from humanprompt_ros.models.video_former import VideoFormer
@@ -69,6 +69,16 @@ class PromptPolicyModel(nn.Module):
             else None
         )
         self.state_encoder = None if cfg.sees_images else StateEncoder(cfg.state_encoder, cfg.video_former.width)
+        fe = cfg.frame_encoder
+        self.state_probe = (
+            StateProbe(fe.keypoints, cfg.video_former.width, cfg.state_encoder.dim)
+            if self.frame_encoder is not None and fe.state_weight > 0
+            else None
+        )
+        # the frame size the policy's own encoder sees (the stage-1 model always gets its own size)
+        self.frame_size = fe.image_size or video_model.cfg.image_size
+        # how many Video Former tokens open the condition (none without stage-1 features)
+        self.n_former = self.former.num_tokens if cfg.stage1_features else 0
         self.pdcp = PDCPLoss(cfg.pdcp, cfg.video_former.width, max(1, len(cfg.skills)))
 
     def train(self, mode: bool = True) -> "PromptPolicyModel":
@@ -101,7 +111,7 @@ class PromptPolicyModel(nn.Module):
 
     def condition(
         self,
-        prompt_tokens: torch.Tensor,
+        prompt_tokens: torch.Tensor | None,
         frame_latents: torch.Tensor | None,
         skills: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
@@ -109,38 +119,56 @@ class PromptPolicyModel(nn.Module):
         states: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B,S,D) prompt tokens, (B,C,h,w) current-frame latents (or their precomputed
-        :meth:`features`), (B,S',S',3) uint8 current frames at the video model's size (used by the
+        :meth:`features`), (B,F,F,3) uint8 current frames at :attr:`frame_size` (used by the
         ``frame_encoder`` only) → condition tokens (B, L, Dv).
 
-        L = T·Q Video Former tokens (+ S projected prompt tokens with ``prompt_tokens``, + 1 skill
-        token for the oracle, + K image-point tokens last with the frame encoder). With ``condition:
-        state`` only ``skills`` and the (B, D) ``states`` are read: L = G state tokens + 1 skill token.
+        L = T·Q Video Former tokens (none without ``stage1_features``; + S projected prompt tokens with
+        ``prompt_tokens``, + 1 skill token for the oracle, + K image-point tokens last with the frame
+        encoder). With ``condition: state`` only ``skills`` and the (B, D) ``states`` are read: L = G state
+        tokens + 1 skill token.
         """
+        cfg = self.cfg
         if self.state_encoder is not None:
             if states is None or skills is None:
                 raise ValueError("this policy is conditioned on the scene state and the skill: pass both")
             return torch.cat([self.state_encoder(states), self.skill_embed(skills)[:, None]], dim=1)
-        if self.cfg.condition == "none":
+        if cfg.condition == "none" and prompt_tokens is not None:
             prompt_tokens = torch.zeros_like(prompt_tokens)
-        feats = self.features(prompt_tokens, frame_latents) if features is None else features
-        tokens = self.former(feats)
-        if self.cfg.prompt_tokens:
-            tokens = torch.cat([tokens, self.prompt_proj(prompt_tokens)], dim=1)
-        if self.cfg.condition == "skill_oracle":
-            tokens = torch.cat([tokens, self.skill_embed(skills)[:, None]], dim=1)
+        parts = []
+        if cfg.stage1_features:
+            parts.append(self.former(self.features(prompt_tokens, frame_latents) if features is None else features))
+        if cfg.prompt_tokens:
+            parts.append(self.prompt_proj(prompt_tokens))
+        if cfg.condition == "skill_oracle":
+            parts.append(self.skill_embed(skills)[:, None])
         if self.frame_encoder is not None:
             if frames is None:
                 raise ValueError("this policy encodes the current frame itself: pass frames")
-            tokens = torch.cat([tokens, self.frame_encoder(frames.to(tokens.device))], dim=1)
-        return tokens
+            parts.append(self.frame_encoder(frames.to(next(self.head.parameters()).device)))
+        return torch.cat(parts, dim=1)
 
     def condition_on_frame(
         self, prompt_tokens: torch.Tensor, frame: np.ndarray, skills: torch.Tensor | None = None
     ) -> torch.Tensor:
         """One camera frame (H, W, 3) uint8, any size → condition tokens (1, L, Dv): the frame resized to
-        the video model's size feeds both the stage-1 representation and the frame encoder."""
-        small = torch.from_numpy(resize_frames(np.asarray(frame, np.uint8)[None], self.video_model.cfg.image_size))
-        return self.condition(prompt_tokens, self.video_model.encode_frames(small), skills, frames=small)
+        the video model's size feeds the stage-1 representation, at :attr:`frame_size` the frame encoder."""
+        frame = np.asarray(frame, np.uint8)[None]
+        small = torch.from_numpy(resize_frames(frame, self.video_model.cfg.image_size))
+        latents = self.video_model.encode_frames(small) if self.cfg.stage1_features else None
+        own = small if self.frame_size == small.shape[1] else torch.from_numpy(resize_frames(frame, self.frame_size))
+        return self.condition(prompt_tokens, latents, skills, frames=own)
+
+    def frame_latents(self, frames: np.ndarray) -> torch.Tensor:
+        """(T, F, F, 3) uint8 frames at any size → the stage-1 autoencoder's latents (T, C, h, w)."""
+        vm = self.video_model
+        if frames.shape[1] != vm.cfg.image_size:
+            frames = resize_frames(frames, vm.cfg.image_size)
+        return vm.encode_frames(torch.from_numpy(frames).to(next(self.head.parameters()).device))
+
+    def state_loss(self, cond: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The auxiliary loss of ``frame_encoder.state_weight``: the image-point tokens (the last K of
+        ``cond``) → the (B, D) scene state."""
+        return self.state_probe.loss(cond[:, cond.shape[1] - self.cfg.frame_encoder.keypoints :], state)
 
     def pooled(self, cond: torch.Tensor) -> torch.Tensor:
         """(B, L, Dv) condition tokens → (B, Dv) the embedding z PDCP shapes: the pool of the prompt/scene
@@ -151,7 +179,7 @@ class PromptPolicyModel(nn.Module):
             return VideoFormer.pool(cond)
         if self.cfg.pdcp.pool == "prompt":  # the tokens after the Video Former's, before skill and points
             end = cond.shape[1] - points - (self.cfg.condition == "skill_oracle")
-            return VideoFormer.pool(cond[:, self.former.num_tokens : end])
+            return VideoFormer.pool(cond[:, self.n_former : end])
         k = 0 if self.cfg.pdcp.image_points else points
         return VideoFormer.pool(cond[:, : cond.shape[1] - k])
 
@@ -170,7 +198,7 @@ class PromptPolicyModel(nn.Module):
         """(B, L, Dv) condition tokens → the parts that depend on the current frame, each flattened to
         (B, ·): the Video Former tokens and, with the frame encoder, its image-point tokens. The paired
         cross-embodiment term aligns these (the prompt tokens are the prompt's, not the frame's)."""
-        parts = [cond[:, : self.former.num_tokens].flatten(1)]
+        parts = [cond[:, : self.n_former].flatten(1)] if self.n_former else []
         if self.frame_encoder is not None:
             parts.append(cond[:, cond.shape[1] - self.cfg.frame_encoder.keypoints :].flatten(1))
         return parts

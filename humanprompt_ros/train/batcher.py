@@ -47,7 +47,7 @@ class Batcher:
         self.task_ids = {t: i for i, t in enumerate(cfg.tasks)}
         self.skill_ids = {s: i for i, s in enumerate(cfg.skills)}
         self.store: FeatureStore | None = None
-        if cfg.sees_images and cfg.train.cached_prompts > 0 and not model.trains_video_model:
+        if cfg.sees_images and cfg.stage1_features and cfg.train.cached_prompts > 0 and not model.trains_video_model:
             self.store = FeatureStore.build(
                 model,
                 self.episodes,
@@ -87,17 +87,18 @@ class Batcher:
 
     def frame_latents(self, idx: int) -> torch.Tensor:
         if idx not in self.latent_cache:
-            vm = self.model.video_model
             with torch.no_grad():
-                self.latent_cache[idx] = vm.encode_frames(torch.from_numpy(self.episodes[idx].frames)).half()
+                self.latent_cache[idx] = self.model.frame_latents(self.episodes[idx].frames).half()
         return self.latent_cache[idx]
 
     def _visual(self, rows: dict[str, list], i: int, t: int, rng: np.random.Generator) -> None:
         """Append what the condition needs for frame ``t`` of episode ``i`` under a random prompt: the prompt
         latents, the frame, and its cached stage-1 features (or its latents when nothing is cached); for a
-        state-conditioned policy the scene state at ``t`` instead."""
-        if not self.model.cfg.sees_images:
+        state-conditioned policy the scene state at ``t`` instead (also with the frame encoder's state loss)."""
+        cfg = self.model.cfg
+        if "state" in self._visual_keys():
             rows["state"].append(torch.from_numpy(self.episodes[i].state[t]))
+        if not cfg.sees_images:
             return
         if self.store is not None:
             k = int(rng.integers(self.store.prompts.shape[1]))
@@ -106,14 +107,20 @@ class Batcher:
         else:
             pool = self.prompt_pool(i)
             p = int(pool[rng.integers(len(pool))])
-            rows["latent"].append(self.frame_latents(i)[t].float())
-        rows["prompt"].append(self.prompt_latents(p).float())
+            if cfg.stage1_features:
+                rows["latent"].append(self.frame_latents(i)[t].float())
+        if cfg.reads_prompt_video:
+            rows["prompt"].append(self.prompt_latents(p).float())
         rows["frame"].append(torch.from_numpy(self.episodes[i].frames[t]))
 
     def _visual_keys(self) -> tuple[str, ...]:
-        if not self.model.cfg.sees_images:
+        cfg = self.model.cfg
+        if not cfg.sees_images:
             return ("state",)
-        return ("prompt", "frame") + (("features",) if self.store else ("latent",))
+        keys = ("prompt", "frame") if cfg.reads_prompt_video else ("frame",)
+        if cfg.stage1_features:
+            keys += ("features",) if self.store else ("latent",)
+        return keys + (("state",) if cfg.frame_encoder.state_weight > 0 else ())
 
     def sample(self, batch: int, device: torch.device, pairs: int = 0) -> dict[str, torch.Tensor]:
         """A training batch; with ``pairs`` (and twins in the data) also ``twin_robot`` / ``twin_human``:

@@ -82,11 +82,10 @@ class FeatureStore:
         data = np.lib.format.open_memmap(
             tmp, mode="w+", dtype=np.float16, shape=(int(lengths.sum()), k, t, n, vm.feature_dim)
         )
-        dev = next(model.head.parameters()).device
         with torch.no_grad():
             tokens = {p: vm.encode_prompt(model.prompt_latents(episodes[p].frames)) for p in np.unique(prompts)}
             for i, ep in enumerate(progress(episodes[:n_train], desc=f"stage-1 features ({k} prompts per episode)")):
-                latents = vm.encode_frames(torch.from_numpy(ep.frames).to(dev))
+                latents = model.frame_latents(ep.frames)
                 for slot in range(k):
                     for a in range(0, len(latents), batch):
                         lat = latents[a : a + batch]

@@ -48,10 +48,12 @@ class _TrainStep(nn.Module):
 
     def _condition(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
         m = self.model
-        if "state" in b:
+        if not m.cfg.sees_images:
             return m.condition(None, None, b["skill"], states=b["state"])
-        with torch.set_grad_enabled(m.trains_video_model):
-            tokens = m.video_model.encode_prompt(b["prompt"])
+        tokens = None
+        if "prompt" in b:
+            with torch.set_grad_enabled(m.trains_video_model):
+                tokens = m.video_model.encode_prompt(b["prompt"])
         return m.condition(tokens, b.get("latent"), b.get("skill"), features=b.get("features"), frames=b["frame"])
 
     def forward(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -59,6 +61,9 @@ class _TrainStep(nn.Module):
         cond = self._condition(b)
         out = {"diffusion": m.head.loss(cond, b["proprio"], b["actions"], b["mask"], m.global_condition(cond))}
         total = out["diffusion"]
+        if m.state_probe is not None:
+            out["state"] = m.state_loss(cond, b["state"])
+            total = total + m.cfg.frame_encoder.state_weight * out["state"]
         if m.cfg.pdcp.enabled and m.cfg.condition == "prompt":
             terms = m.pdcp(m.pooled(cond), b["task"], b["skill"])
             out.update({k: v for k, v in terms.items() if k != "total"})
@@ -127,8 +132,9 @@ def train_stage2(
         model.head.fit_normalizers(
             [torch.from_numpy(e.actions) for e in episodes], [torch.from_numpy(e.proprio) for e in episodes]
         )
-        if model.state_encoder is not None:
-            model.state_encoder.norm.fit(torch.from_numpy(np.concatenate([e.state for e in episodes])))
+        for part in (model.state_encoder, model.state_probe):
+            if part is not None:
+                part.norm.fit(torch.from_numpy(np.concatenate([e.state for e in episodes])))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     log = MetricsLog(out / "metrics.jsonl", enabled=dist.is_main)
