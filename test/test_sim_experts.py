@@ -11,7 +11,7 @@ import pytest
 
 from humanprompt_ros.policies import make_policy
 from humanprompt_ros.sim.env import SimEnv
-from humanprompt_ros.sim.runner import expert_episode, run_episode
+from humanprompt_ros.sim.runner import ActionNoise, expert_episode, run_episode
 from humanprompt_ros.sim.tasks import load_tasks
 
 TASKS = load_tasks()
@@ -93,3 +93,21 @@ def test_evaluation_renders_only_the_frames_the_policy_sees():
     assert full.success == sparse.success and len(full.frames) == len(full.actions) + 1
     assert len(sparse.frames) == -(-len(full.actions) // 8)  # one frame per act()
     np.testing.assert_array_equal(sparse.frames[1], full.frames[8])  # the frame the policy saw at step 8
+
+
+def test_dart_noise_moves_the_hand_but_the_labels_stay_the_experts():
+    """With ActionNoise the executed wrist drifts off the plan (the measured proprio differs), the recorded
+    actions are the clean plan, the same seed gives the same noise, and the meta says what was injected."""
+    task = next(t for t in TASKS if t.skill == "open_drawer")
+    noise = ActionNoise(wrist_cm=1.0, tips_cm=0.3)
+    clean = expert_episode(task, "robot", 4, render=False)
+    noisy = expert_episode(task, "robot", 4, render=False, noise=noise)
+    again = expert_episode(task, "robot", 4, render=False, noise=noise)
+    assert np.array_equal(noisy.actions, clean.actions)
+    drift = np.linalg.norm(noisy.proprio[:, :3] - clean.proprio[:, :3], axis=1)
+    assert drift.max() > 0.005  # the hand was pushed off the plan by more than 5 mm somewhere
+    assert np.array_equal(noisy.proprio, again.proprio)
+    assert noisy.meta()["action_noise"] == {"wrist_cm": 1.0, "tips_cm": 0.3, "rho": 0.8}
+    assert "action_noise" not in clean.meta()
+    with pytest.raises(ValueError, match="rho in \\[0, 1\\)"):
+        ActionNoise(rho=1.0).validate()

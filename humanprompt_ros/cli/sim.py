@@ -24,6 +24,7 @@ command; the work lives in :mod:`humanprompt_ros.sim` and :mod:`humanprompt_ros.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -89,6 +90,13 @@ def cmd_generate(args) -> int:
         )
     else:
         seeds = seeds[:n]
+    noise = None
+    if args.noise_wrist_cm > 0 or args.noise_tips_cm > 0:
+        from humanprompt_ros.sim.runner import ActionNoise
+
+        spec = ActionNoise(args.noise_wrist_cm, args.noise_tips_cm, args.noise_rho)
+        spec.validate()
+        noise = dataclasses.asdict(spec)
     jobs = []
     for f in task_files(args.tasks):
         task = load_task(f)
@@ -96,7 +104,7 @@ def cmd_generate(args) -> int:
             if emb == "robot" and task.skill not in bench.robot_skills and not args.all_robot:
                 continue  # human-only skill (the unseen-skill setting)
             for chunk in chunks(seeds, args.chunk):
-                jobs.append((str(f), emb, chunk, str(args.out), args.crf, args.overwrite, args.twin_scenes))
+                jobs.append((str(f), emb, chunk, str(args.out), args.crf, args.overwrite, args.twin_scenes, noise))
     total = sum(len(j[2]) for j in jobs)
     if not total:
         print("nothing to generate (check --tasks, --embodiment and config/benchmark.yaml)", file=sys.stderr)
@@ -368,6 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="regenerate episodes that exist")
     g.add_argument("--benchmark", default=None, help="splits file (default config/benchmark.yaml)")
     g.add_argument("--twin-scenes", choices=TWIN_SCENES, default=None, help=TWIN_SCENES_HELP)
+    g.add_argument(
+        "--noise-wrist-cm",
+        type=float,
+        default=0.0,
+        help="DART: the executed wrist position carries AR(1) noise of this std (cm); the recorded actions stay "
+        "the expert's, so the data shows recoveries (0: none)",
+    )
+    g.add_argument("--noise-tips-cm", type=float, default=0.0, help="DART: the same for every fingertip target (cm)")
+    g.add_argument("--noise-rho", type=float, default=0.8, help="DART: step-to-step correlation of that noise")
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=cmd_generate)
 

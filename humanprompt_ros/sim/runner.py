@@ -53,6 +53,29 @@ class ScriptedPolicy:
 
 
 @dataclass
+class ActionNoise:
+    """Noise injected into the executed actions while an expert collects demonstrations (DART, Laskey et al.
+    2017): the hand runs action + noise while the episode records the clean action as the label, so the
+    data shows how to get back onto the plan from states near it (the plan's actions are absolute targets).
+    The noise is AR(1), ``rho`` correlated from step to step, so it drifts the hand away as a policy's own
+    errors do instead of averaging out under the position controller."""
+
+    wrist_cm: float = 1.0  # stationary std of the wrist-position noise (cm)
+    tips_cm: float = 0.0  # of every fingertip target (cm)
+    rho: float = 0.8
+
+    def validate(self) -> None:
+        if self.wrist_cm < 0 or self.tips_cm < 0 or not 0.0 <= self.rho < 1.0:
+            raise ValueError(f"action noise: wrist_cm, tips_cm >= 0 and rho in [0, 1), got {self}")
+
+    def step(self, offset: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The next (24,) offset of the unified action after ``offset``."""
+        std = np.zeros(24)
+        std[0:3], std[9:24] = self.wrist_cm / 100, self.tips_cm / 100
+        return self.rho * offset + np.sqrt(1 - self.rho**2) * std * rng.standard_normal(24)
+
+
+@dataclass
 class EpisodeRecord:
     task: Task
     embodiment: str
@@ -72,6 +95,7 @@ class EpisodeRecord:
     seconds: float = 0.0
     measures: dict[str, float] = field(default_factory=dict)  # where the task ended (SuccessTracker.measures)
     state: np.ndarray | None = None  # (T+1, D) privileged scene state (sim.env.STATE_LAYOUT)
+    noise: ActionNoise | None = None  # the noise the executed actions carried (the recorded ones are clean)
 
     def meta(self) -> dict[str, Any]:
         cfg = self.task.config
@@ -92,6 +116,7 @@ class EpisodeRecord:
             "task_file": Path(self.task.path).name,
             **({"state_layout": STATE_LAYOUT} if self.state is not None else {}),
             **({"final": self.measures} if self.measures else {}),
+            **({"action_noise": dataclasses.asdict(self.noise)} if self.noise else {}),
         }
 
     def to_episode(self, crf: int | None = None) -> Episode:
@@ -152,13 +177,21 @@ def instance_summary(env: SimEnv) -> dict[str, Any]:
 
 
 def run_episode(
-    env: SimEnv, policy, seed: int, prompt: Any = None, policy_name: str = "", record_frames: bool = True
+    env: SimEnv,
+    policy,
+    seed: int,
+    prompt: Any = None,
+    policy_name: str = "",
+    record_frames: bool = True,
+    noise: ActionNoise | None = None,
 ) -> EpisodeRecord:
     """Reset ``env`` with ``seed`` and run ``policy`` for the task's horizon (whole chunks executed).
 
     ``record_frames=False`` renders only the frames the policy sees (one per chunk), not every step:
-    the record then has those frames only (enough for success, not for a dataset).
+    the record then has those frames only (enough for success, not for a dataset). ``noise``: executed
+    actions carry it (seeded by ``seed``), recorded ones do not.
     """
+    rng, offset = np.random.default_rng([seed, 4711]), np.zeros(24)
     t0 = time.perf_counter()
     renders = env.render_enabled
     obs = env.reset(seed)
@@ -182,7 +215,9 @@ def run_episode(
         for a in chunk:
             if env.t >= env.horizon:
                 break
-            obs = env.step(a)
+            if noise is not None:
+                offset = noise.step(offset, rng)
+            obs = env.step(a + offset)
             a = a.copy()
             a[9:24].reshape(5, 3)[~mask] = 0.0
             actions.append(a)
@@ -212,17 +247,23 @@ def run_episode(
         seconds=time.perf_counter() - t0,
         measures=env.measures(),
         state=np.stack(state),
+        noise=noise,
     )
 
 
 def expert_episode(
-    task: Task, embodiment: str, seed: int, render: bool = True, env: SimEnv | None = None
+    task: Task,
+    embodiment: str,
+    seed: int,
+    render: bool = True,
+    env: SimEnv | None = None,
+    noise: ActionNoise | None = None,
 ) -> EpisodeRecord:
-    """The scripted expert's episode of ``task`` for ``embodiment`` at ``seed``."""
+    """The scripted expert's episode of ``task`` for ``embodiment`` at ``seed`` (executed with ``noise``)."""
     own = env is None
     env = env or SimEnv(task, embodiment, render=render)
     try:
-        return run_episode(env, ScriptedPolicy(env), seed, policy_name="scripted")
+        return run_episode(env, ScriptedPolicy(env), seed, policy_name="scripted", noise=noise)
     finally:
         if own:
             env.close()
@@ -257,9 +298,10 @@ def sim_config(twin_scenes: str | None = None) -> SimConfig:
 
 @picklable_errors
 def generate_job(args: tuple) -> list[dict[str, Any]]:
-    """Worker: (task_path, embodiment, seeds, out_dir, crf, overwrite, twin_scenes) → one summary dict per
-    episode."""
-    task_path, embodiment, seeds, out_dir, crf, overwrite, twin_scenes = args
+    """Worker: (task_path, embodiment, seeds, out_dir, crf, overwrite, twin_scenes, noise) → one summary dict
+    per episode. ``noise``: ActionNoise fields as a dict, or None."""
+    task_path, embodiment, seeds, out_dir, crf, overwrite, twin_scenes, noise = args
+    noise = ActionNoise(**noise) if noise else None
     task = load_task(task_path)
     env = SimEnv(task, embodiment, render=True, config=sim_config(twin_scenes))
     out = []
@@ -279,7 +321,7 @@ def generate_job(args: tuple) -> list[dict[str, Any]]:
                     }
                 )
                 continue
-            rec = expert_episode(task, embodiment, seed, env=env)
+            rec = expert_episode(task, embodiment, seed, env=env, noise=noise)
             rec.save(d, crf=crf)
             out.append(
                 {
