@@ -68,6 +68,32 @@ def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
     return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
 
 
+def probe_video(path: str | Path) -> tuple[float | None, int | None]:
+    """(frame rate, approximate frame count) a video file declares, each None when it does not say.
+
+    The count is the container's (or duration × fps), without decoding: good for a progress bar, not exact.
+    Raises ``ValueError`` when the file cannot be opened as a video.
+    """
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    try:
+        reader = imageio.get_reader(path)
+    except Exception as exc:  # imageio raises many kinds
+        raise ValueError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from None
+    try:
+        meta = reader.get_meta_data()
+    finally:
+        reader.close()
+    fps = meta.get("fps")
+    fps = float(fps) if isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0 else None
+    count = meta.get("nframes")
+    if not isinstance(count, (int, float)) or not np.isfinite(count):
+        duration = meta.get("duration")
+        count = duration * fps if fps and isinstance(duration, (int, float)) and np.isfinite(duration) else None
+    return fps, (int(round(count)) if count else None)
+
+
 def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
     import imageio.v2 as imageio
 

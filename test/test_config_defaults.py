@@ -20,6 +20,8 @@ from humanprompt_ros.config.nodes import (
 )
 from humanprompt_ros.config.stage1 import Stage1Config
 from humanprompt_ros.config.stage2 import Stage2Config
+from humanprompt_ros.hand.camera_geometry import CameraIntrinsics
+from humanprompt_ros.hand.video_pose import HandVideoConfig
 from humanprompt_ros.sim.human_hand import HumanHandConfig
 from humanprompt_ros.sim.scene import SimConfig
 
@@ -35,6 +37,8 @@ FILES = [
     ("policy.yaml", PolicyConfig, "policy"),
     ("prompt_encoder.yaml", PromptEncoderConfig, "prompt_encoder"),
     ("sim_driver.yaml", SimDriverConfig, "sim_driver"),
+    ("hand_video.yaml", HandVideoConfig, None),
+    ("camera_intrinsics.yaml", CameraIntrinsics, None),
 ]
 
 

@@ -23,6 +23,8 @@ def _loaders() -> dict[str, Callable[[Path], object]]:
     )
     from humanprompt_ros.config.stage1 import load_stage1_config
     from humanprompt_ros.config.stage2 import load_stage2_config
+    from humanprompt_ros.hand.camera_geometry import load_intrinsics
+    from humanprompt_ros.hand.video_pose import load_hand_video_config
     from humanprompt_ros.sim.benchmark import load_benchmark
     from humanprompt_ros.sim.human_hand import load_human_hand
     from humanprompt_ros.sim.scene import load_sim_config
@@ -41,6 +43,8 @@ def _loaders() -> dict[str, Callable[[Path], object]]:
         "sim.yaml": load_sim_config,
         "benchmark.yaml": load_benchmark,
         "sim_human_hand.yaml": load_human_hand,
+        "hand_video.yaml": load_hand_video_config,
+        "camera_intrinsics.yaml": load_intrinsics,
     }
 
 

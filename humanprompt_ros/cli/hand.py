@@ -1,4 +1,5 @@
-"""``humanprompt-hand``: check that a hand is set up (joints, limits, fingertips, round trip)."""
+"""``humanprompt-hand``: check that a hand is set up (joints, limits, fingertips, round trip), and extract a human
+episode from a real video of a hand (MediaPipe landmarks → metric keypoints → unified actions)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,42 @@ def cmd_list(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_extract(args: argparse.Namespace) -> int:
+    from humanprompt_ros.hand.video_pose import MediaPipeMissing, extract_episode, load_hand_video_config
+
+    overrides = list(args.set)
+    if args.max_gap is not None:
+        overrides.append(f"max_gap={args.max_gap}")
+    if args.smoothing is not None:
+        overrides.append(f"smoothing.method={args.smoothing}")
+    if args.mirrored:
+        overrides.append("mirrored=true")
+    try:
+        cfg = load_hand_video_config(args.config, overrides)
+        result = extract_episode(
+            args.video,
+            args.out,
+            task=args.task,
+            handedness=args.hand,
+            intrinsics=args.intrinsics,
+            config=cfg,
+            sheet=not args.no_sheet,
+            progress=not args.quiet,
+            overwrite=args.force,
+        )
+    except (MediaPipeMissing, ValueError) as exc:  # no mediapipe; a bad video, config, intrinsics or output
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"episode {result.path}: {result.frames} frames, the {args.hand} hand detected in {result.detected}, "
+        f"interpolated in {result.interpolated}, missing (marked invalid) in {result.invalid}; "
+        f"{result.seconds:.1f} s ({result.frames_per_second:.1f} frames/s)"
+    )
+    if result.sheet is not None:
+        print(f"contact sheet (check the landmarks): {result.sheet}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="humanprompt-hand", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +121,33 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("list", help="list the shipped hand configs")
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser(
+        "extract",
+        help="a video of a human hand → a human episode (MediaPipe landmarks, PnP, unified actions; needs .[human])",
+        description="Extract the hand pose from a real video into a human episode: MediaPipe hand landmarks, the "
+        "metric pose in the camera frame by PnP, smoothing, short gaps interpolated, unified actions, and a contact "
+        "sheet (sheet.png) to check the landmarks. docs/hands.md, 'Hand pose from a real video'.",
+    )
+    p.add_argument("video", type=Path, help="the video file")
+    p.add_argument("--out", type=Path, required=True, help="the episode directory to write")
+    p.add_argument("--task", default="human_video", help="the episode's task name (default: human_video)")
+    p.add_argument("--hand", choices=("right", "left"), default="right", help="which hand to follow (default: right)")
+    p.add_argument(
+        "--intrinsics",
+        type=Path,
+        default=None,
+        help="camera intrinsics YAML (config/camera_intrinsics.yaml's keys or a ROS camera_info YAML); "
+        "default: a 60 degree horizontal field of view at the video's size",
+    )
+    p.add_argument("--config", type=Path, default=None, help="extraction settings (default: config/hand_video.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
+    p.add_argument("--max-gap", type=int, default=None, help="longest gap (frames) without the hand to interpolate")
+    p.add_argument("--smoothing", choices=("one_euro", "ema", "none"), default=None, help="temporal filter")
+    p.add_argument("--mirrored", action="store_true", help="the video is a mirrored selfie view")
+    p.add_argument("--no-sheet", action="store_true", help="do not draw the contact sheet")
+    p.add_argument("--force", action="store_true", help="overwrite an episode already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_extract)
     args = parser.parse_args(argv)
     return args.func(args)
 

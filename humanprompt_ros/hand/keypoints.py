@@ -33,6 +33,15 @@ WRIST = 0
 MCP = {"index": 5, "middle": 9, "ring": 13, "little": 17}
 TIPS: tuple[int, ...] = (4, 8, 12, 16, 20)  # thumb, index, middle, ring, little
 PALM_POINTS: tuple[int, ...] = (WRIST, *MCP.values())
+# The skeleton's bones: pairs of landmarks as in MediaPipe's HAND_CONNECTIONS (each finger from its base out,
+# and the palm's outline wrist, index, middle, ring, little MCP, wrist). For drawing.
+BONES: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 2), (2, 3), (3, 4),
+    (0, 5), (5, 6), (6, 7), (7, 8),
+    (5, 9), (9, 10), (10, 11), (11, 12),
+    (9, 13), (13, 14), (14, 15), (15, 16),
+    (13, 17), (0, 17), (17, 18), (18, 19), (19, 20),
+)  # fmt: skip
 assert len(TIPS) == len(FINGERS)
 
 
