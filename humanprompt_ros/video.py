@@ -74,13 +74,7 @@ def probe_video(path: str | Path) -> tuple[float | None, int | None]:
     The count is the container's (or duration × fps), without decoding: good for a progress bar, not exact.
     Raises ``ValueError`` when the file cannot be opened as a video.
     """
-    import imageio.v2 as imageio
-
-    path = Path(path)
-    try:
-        reader = imageio.get_reader(path)
-    except Exception as exc:  # imageio raises many kinds
-        raise ValueError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from None
+    reader = _open_video(path)
     try:
         meta = reader.get_meta_data()
     finally:
@@ -94,14 +88,19 @@ def probe_video(path: str | Path) -> tuple[float | None, int | None]:
     return fps, (int(round(count)) if count else None)
 
 
-def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+def _open_video(path: str | Path):
+    """An imageio reader of ``path``; ``ValueError`` naming the file when it cannot be opened as a video."""
     import imageio.v2 as imageio
 
-    path = Path(path)
     try:
-        reader = imageio.get_reader(path)
+        return imageio.get_reader(Path(path))
     except Exception as exc:  # imageio raises many kinds
-        raise ValueError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{Path(path)}: not a readable video ({type(exc).__name__}: {exc})") from None
+
+
+def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    path = Path(path)
+    reader = _open_video(path)
     try:
         for i, frame in enumerate(reader):
             if max_frames is not None and i >= max_frames:
