@@ -64,6 +64,7 @@ setup(
             "humanprompt-prompt-encoder = humanprompt_ros.nodes.prompt_encoder:main",
             "humanprompt-policy = humanprompt_ros.nodes.policy:main",
             "humanprompt-sim-driver = humanprompt_ros.nodes.sim_driver:main",
+            "humanprompt-record = humanprompt_ros.nodes.recorder:main",
         ],
     },
 )

@@ -17,7 +17,8 @@ A dataset is any directory tree of episodes (``humanprompt-sim generate`` writes
 ``<root>/<task>/<embodiment>/<seed>``). :func:`iter_episodes` walks it lazily, one episode at a
 time, loading arrays only on access and frames only when asked, so datasets larger than memory
 stream. A *prompt* is an episode directory or a bare video file: :func:`load_prompt`
-validates it and says why it is unusable.
+validates it (without decoding it: :func:`humanprompt_ros.video.probe`) and says why it is unusable;
+:meth:`Episode.prompt_clip` decodes only the frames a model's clip keeps.
 """
 
 from __future__ import annotations
@@ -30,7 +31,18 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from humanprompt_ros.video import VIDEO_SUFFIXES, iter_video, read_video, resize_frames, write_video  # noqa: F401  (re-exported)
+from humanprompt_ros.video import (  # noqa: F401  (re-exported)
+    VIDEO_SUFFIXES,
+    ClipPlan,
+    VideoInfo,
+    iter_video,
+    plan_clip,
+    probe,
+    read_clip,
+    read_video,
+    resize_frames,
+    write_video,
+)
 
 FORMAT_VERSION = 1
 VIDEO_FILE = "video.mp4"
@@ -52,6 +64,7 @@ class Episode:
     video_path: Path | None = None
     _arrays: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
     _frames: np.ndarray | None = field(default=None, repr=False)
+    _info: VideoInfo | None = field(default=None, repr=False)
 
     # metadata shortcuts
     task = property(lambda self: self.meta.get("task"))
@@ -100,6 +113,33 @@ class Episode:
                 raise ValueError(f"episode {self.path}: no video")
             self._frames = read_video(self.video_path)
         return self._frames
+
+    @property
+    def video_info(self) -> VideoInfo:
+        """The video's frame count, declared rate and size (:func:`~humanprompt_ros.video.probe`, cached)."""
+        if self._info is None:
+            if self.video_path is None:
+                raise ValueError(f"episode {self.path}: no video")
+            self._info = probe(self.video_path)
+        return self._info
+
+    def prompt_clip(self, num_frames: int, size: int, fps: float | None = None) -> tuple[np.ndarray, ClipPlan]:
+        """The video as a model's prompt clip: (num_frames, size, size, 3) uint8 and how it was sampled.
+
+        The video is read at its own rate (``meta["fps"]``: the episode's, or the container's for a bare
+        video), resampled in time to ``fps`` (the rate the model was trained at; None: not resampled),
+        then to ``num_frames`` over its whole length (:func:`~humanprompt_ros.video.plan_clip`). Only the
+        frames kept are decoded, unless the frames are already in memory; the length is the episode's
+        ``meta["num_frames"]`` when it has one, else the probed count.
+        """
+        source_fps = self.meta.get("fps")
+        if self._frames is not None or self.video_path is None:
+            frames = self.frames()
+            plan = plan_clip(len(frames), num_frames, source_fps, fps)
+            return resize_frames(frames[list(plan.indices)], size), plan
+        known = self.meta.get("num_frames") if self._info is None else None  # an episode's: no probe needed
+        length = known if isinstance(known, int) and known > 0 else self.video_info.frames
+        return read_clip(self.video_path, num_frames, size, source_fps, fps, length)
 
     def frames_at(self, size: int) -> np.ndarray:
         """(T+1, size, size, 3) uint8: the frames resized for a model (:func:`resize_frames`).
@@ -270,11 +310,40 @@ def iter_episodes(
         yield ep
 
 
-def load_prompt(path: str | Path, min_frames: int = MIN_PROMPT_FRAMES) -> Episode:
+@dataclass(frozen=True)
+class PromptLimits:
+    """Size and length limits a prompt video must stay within (0: no limit), checked before decoding."""
+
+    max_duration_s: float = 0.0
+    max_pixels: int = 0  # width × height of a frame
+    max_file_mb: float = 0.0
+
+    def check(self, where: str, info: VideoInfo) -> None:
+        """``ValueError`` with the reason when ``info`` exceeds a limit."""
+        mb = info.file_bytes / 1e6
+        if self.max_file_mb and mb > self.max_file_mb:
+            raise ValueError(f"prompt {where}: the file is {mb:.1f} MB, more than max_file_mb {self.max_file_mb:g}")
+        pixels = info.width * info.height
+        if self.max_pixels and pixels > self.max_pixels:
+            raise ValueError(
+                f"prompt {where}: frames of {info.width}x{info.height} = {pixels} pixels, more than max_pixels "
+                f"{self.max_pixels}"
+            )
+        duration = info.duration_s
+        if self.max_duration_s and duration is not None and duration > self.max_duration_s:
+            raise ValueError(
+                f"prompt {where}: {duration:.1f} s long ({info.frames} frames at {info.fps:g} fps), more than "
+                f"max_duration_s {self.max_duration_s:g}"
+            )
+
+
+def load_prompt(path: str | Path, min_frames: int = MIN_PROMPT_FRAMES, limits: PromptLimits | None = None) -> Episode:
     """A prompt: an episode directory or a bare video file, validated.
 
     Raises ``ValueError`` with a readable reason: not found, not a video, unreadable, empty, too
-    short. The frames are decoded (a prompt is encoded once, so this is not wasted).
+    short, beyond ``limits``. The video is probed, not decoded (frame count, rate, size: a bare video's
+    rate becomes ``meta["fps"]``); its frames decode on demand (:meth:`Episode.frames`,
+    :meth:`Episode.prompt_clip`).
     """
     p = Path(path)
     if not p.exists():
@@ -296,14 +365,17 @@ def load_prompt(path: str | Path, min_frames: int = MIN_PROMPT_FRAMES) -> Episod
             raise ValueError(f"prompt {p}: the file is empty")
         ep = Episode(None, {"embodiment": None, "source": str(p)}, p)
     try:
-        frames = read_video(ep.video_path)
+        info = ep.video_info
     except ValueError as exc:
         raise ValueError(f"prompt {p}: {exc}") from None
     except Exception as exc:
         raise ValueError(f"prompt {p}: not a readable video ({exc})") from None
-    if len(frames) == 0:
+    if "fps" not in ep.meta and info.fps:
+        ep.meta["fps"] = info.fps
+    if limits is not None:
+        limits.check(str(p), info)
+    if info.frames == 0:
         raise ValueError(f"prompt {p}: the video has no frames")
-    if len(frames) < min_frames:
-        raise ValueError(f"prompt {p}: too short ({len(frames)} frames, a prompt needs at least {min_frames})")
-    ep._frames = frames
+    if info.frames < min_frames:
+        raise ValueError(f"prompt {p}: too short ({info.frames} frames, a prompt needs at least {min_frames})")
     return ep

@@ -34,6 +34,9 @@ wrist frame itself), the action as the hand-target ``PoseArray`` (T messages, so
 drives the command node) and ``/humanprompt/episode_meta`` (``std_msgs/msg/String``: the episode's
 meta.json, once), which import reads back.
 
+The resampling and the robot state (:func:`align`, :func:`robot_arrays`) are shared with the live recorder
+(:mod:`humanprompt_ros.recording`), so a recorded episode and an imported bag are built the same way.
+
 Import and export are one module: they share the message types, the episode-meta topic and the typestore.
 """
 
@@ -43,7 +46,7 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -69,6 +72,7 @@ POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
 POSE_ARRAY = "geometry_msgs/msg/PoseArray"
 ARRAYS = ("std_msgs/msg/Float64MultiArray", "std_msgs/msg/Float32MultiArray")
 STRING = "std_msgs/msg/String"
+ALIGNMENT = "nearest message in time to each frame"  # meta.json's description of the resampling
 # meta.json keys that describe the files, recomputed when an episode is written again
 _DERIVED = ("fps", "num_actions", "num_frames", "image_size", "format_version", "action_layout", "state_layout")
 # meta.json keys that describe the task of the bag's episode, dropped when it is imported as another task
@@ -126,7 +130,7 @@ def _check_topic(reader, bag: Path, topic: str, what: str, types: tuple[str, ...
         raise ValueError(f"{bag}: topic {topic!r} ({what}) has no messages")
 
 
-def _stamps(header_ns: list[int], receive_ns: list[int]) -> tuple[np.ndarray, str]:
+def message_times(header_ns: list[int], receive_ns: list[int]) -> tuple[np.ndarray, str]:
     """A topic's message times: header stamps, or receive times when every stamp is zero."""
     if any(header_ns):
         return np.asarray(header_ns, np.int64), "header.stamp"
@@ -141,6 +145,49 @@ def nearest(times: np.ndarray, grid: np.ndarray) -> np.ndarray:
     left = np.clip(right - 1, 0, len(st) - 1)
     pick = np.where(np.abs(grid - st[left]) <= np.abs(st[right] - grid), left, right)
     return order[pick]
+
+
+def align(
+    times: dict[str, np.ndarray], required: Sequence[str], fps: float, action: str | None = None, where: str = ""
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, float]]:
+    """Frame times every ``1/fps`` s over the span where every ``required`` stream has data, and per stream
+    of ``times`` the nearest message to each frame (:func:`nearest`; the ``action`` stream: to each of the
+    first T = frames - 1) and its largest offset in ms. ``ValueError`` (prefixed with ``where``) below two frames.
+
+    Returns ``(grid_ns, pick, max_offset_ms)``; shared by :func:`import_bag` and :mod:`humanprompt_ros.recording`.
+    """
+    start = max(int(times[t].min()) for t in required)
+    end = min(int(times[t].max()) for t in required)
+    n = int(np.floor((end - start) * fps / 1e9 + 1e-6)) + 1 if end >= start else 0
+    if n < 2:
+        raise ValueError(
+            f"{where}: the topics {', '.join(required)} overlap for {max(end - start, 0) / 1e9:.3f} s, "
+            f"less than two frames at {fps:g} fps"
+        )
+    grid = start + np.round(np.arange(n) * 1e9 / fps).astype(np.int64)
+    pick = {t: nearest(v, grid[: n - 1] if t == action else grid) for t, v in times.items()}
+    offsets = {t: float(np.abs(times[t][p] - grid[: len(p)]).max()) / 1e6 for t, p in pick.items()}
+    return grid, pick, offsets
+
+
+def robot_arrays(
+    hand, joints: np.ndarray, bases: Sequence[np.ndarray], actions: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(proprio, actions) of a robot episode: proprio t = ``hand.fk(joints t, base_pose=bases t)`` (what the
+    policy node computes); actions t = ``actions`` (commanded) when given, else the measured state t+1."""
+    proprio = np.stack([hand.fk(q, base_pose=b).to_array() for q, b in zip(joints, bases)])
+    return proprio, (np.asarray(actions, np.float64) if actions is not None else proprio[1:].copy())
+
+
+def action_source(action_topic: str | None) -> str:
+    """``meta.json``'s ``action_source``: the action topic, or the next measured state."""
+    return f"topic {action_topic}" if action_topic else "next measured state (proprio t+1)"
+
+
+def next_index(directory: Path) -> int:
+    """The first episode number not yet taken in ``directory`` (its numbered subdirectories)."""
+    used = {int(d.name) for d in directory.glob("*") if d.is_dir() and re.fullmatch(r"\d+", d.name)}
+    return next(i for i in range(len(used) + 1) if i not in used)
 
 
 def _decode_frame(msg: Any, msgtype: str) -> np.ndarray:
@@ -202,36 +249,26 @@ def import_bag(
         msgs, times, clocks, bag_meta, frame_id = _read_states(reader, bag, wanted, image_topic, progress)
 
         # the resampling grid over the span where every needed topic has data
-        start = max(int(times[t].min()) for t in required)
-        end = min(int(times[t].max()) for t in required)
-        n = int(np.floor((end - start) * fps / 1e9 + 1e-6)) + 1 if end >= start else 0
-        if n < 2:
-            raise ValueError(
-                f"{bag}: the topics {', '.join(required)} overlap for {max(end - start, 0) / 1e9:.3f} s, "
-                f"less than two frames at {fps:g} fps"
-            )
-        grid = start + np.round(np.arange(n) * 1e9 / fps).astype(np.int64)
-        pick = {t: nearest(times[t], grid[: n - 1] if t == action_topic else grid) for t in wanted}
+        grid, pick, offsets = align({t: times[t] for t in wanted}, required, fps, action_topic, str(bag))
+        n = len(grid)
         frames = _read_frames(reader, image_topic, pick[image_topic], progress)
         action_type = reader.topics[action_topic].msgtype if action_topic else ""
     finally:
         reader.close()
-    offsets = {t: float(np.abs(times[t][pick[t]] - grid[: len(pick[t])]).max()) / 1e6 for t in wanted}
 
     # proprio = FK of the joints at the wrist pose (as the policy node does); actions: topic or next state
-    joints, proprio = np.zeros((n, hand.num_joints)), np.zeros((n, 24))
+    joints, bases = np.zeros((n, hand.num_joints)), np.zeros((n, 4, 4))
     for k in range(n):
         js, pose = msgs[joint_topic][pick[joint_topic][k]], msgs[wrist_topic][pick[wrist_topic][k]]
         try:
             joints[k] = joint_positions(js, hand.joint_names)
-            base = matrix_from_pose(pose.pose, f"{wrist_topic} pose")
+            bases[k] = matrix_from_pose(pose.pose, f"{wrist_topic} pose")
         except ValueError as exc:
             raise ValueError(f"{bag}: frame {k} ({grid[k] / 1e9:.3f} s): {exc}") from None
-        proprio[k] = hand.fk(joints[k], base_pose=base).to_array()
+    commanded = None
     if action_topic:
-        actions = np.stack([_action(msgs[action_topic][i], action_type, action_topic) for i in pick[action_topic]])
-    else:
-        actions = proprio[1:].copy()
+        commanded = np.stack([_action(msgs[action_topic][i], action_type, action_topic) for i in pick[action_topic]])
+    proprio, actions = robot_arrays(hand, joints, bases, commanded)
 
     task = task or bag_meta.get("task")
     if not task:
@@ -249,18 +286,17 @@ def import_bag(
             "topics": {"image": image_topic, "joints": joint_topic, "wrist": wrist_topic, "action": action_topic},
             "wrist_frame_id": frame_id,
             "time": clocks,
-            "alignment": "nearest message in time to each frame",
+            "alignment": ALIGNMENT,
             "max_offset_ms": {t: round(v, 3) for t, v in offsets.items()},
-            "start_s": start / 1e9,
-            "action_source": f"topic {action_topic}" if action_topic else "next measured state (proprio t+1)",
+            "start_s": int(grid[0]) / 1e9,
+            "action_source": action_source(action_topic),
         },
     )
     out = out_root / task / "robot"
     if seed is None:
         seed = bag_meta.get("seed") if same else None
     if seed is None:
-        used = {int(d.name) for d in out.glob("*") if d.is_dir() and re.fullmatch(r"\d+", d.name)}
-        seed = next(i for i in range(len(used) + 1) if i not in used)
+        seed = next_index(out)
     meta["seed"] = int(seed)
     out = out / f"{int(seed):07d}"
     if (out / META_FILE).exists():
@@ -292,7 +328,7 @@ def _read_states(reader, bag: Path, wanted: list[str], image_topic: str, progres
             msgs[conn.topic].append(None if conn.topic == image_topic else msg)
     times, clocks = {}, {}
     for t in wanted:
-        times[t], clocks[t] = _stamps(header[t], receive[t])
+        times[t], clocks[t] = message_times(header[t], receive[t])
     return msgs, times, clocks, bag_meta, frame_id
 
 

@@ -7,12 +7,21 @@ Resampling (what happens to a prompt shorter or longer than the model's clip, or
   skips frames. The prompt always covers the whole demonstration.
 * **space**: a centred square crop of the shorter side, then area-averaging (downscale) or bilinear
   (upscale) resize to ``size × size``.
+
+A prompt video is first resampled in time to the rate a model was trained at (:func:`time_indices`: the
+source frame nearest to each tick of the target rate), then to the clip length as above
+(:func:`plan_clip`). :func:`read_clip` decodes only the frames the clip keeps (ffmpeg's ``select`` filter
+skips the others) and resizes each one right after decoding, so a long HD video costs one decoding pass
+and a few frames of memory; :func:`probe` reads the frame count, rate and size without decoding.
 """
 
 from __future__ import annotations
 
+import re
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -71,21 +80,86 @@ def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
 def probe_video(path: str | Path) -> tuple[float | None, int | None]:
     """(frame rate, approximate frame count) a video file declares, each None when it does not say.
 
-    The count is the container's (or duration × fps), without decoding: good for a progress bar, not exact.
-    Raises ``ValueError`` when the file cannot be opened as a video.
+    The count is the container's (or duration × fps), without decoding: good for a progress bar, not exact
+    (:func:`probe` counts exactly). Raises ``ValueError`` when the file cannot be opened as a video.
     """
     reader = _open_video(path)
     try:
         meta = reader.get_meta_data()
     finally:
         reader.close()
-    fps = meta.get("fps")
-    fps = float(fps) if isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0 else None
+    fps = _declared_fps(meta)
     count = meta.get("nframes")
     if not isinstance(count, (int, float)) or not np.isfinite(count):
         duration = meta.get("duration")
         count = duration * fps if fps and isinstance(duration, (int, float)) and np.isfinite(duration) else None
     return fps, (int(round(count)) if count else None)
+
+
+def _declared_fps(meta: dict) -> float | None:
+    """The frame rate in an imageio reader's metadata (ffmpeg: ``fps``; a gif: ``duration`` ms per frame)."""
+    fps = meta.get("fps")
+    if fps is None and meta.get("plugin") != "ffmpeg" and isinstance(meta.get("duration"), (int, float)):
+        fps = 1000.0 / meta["duration"] if meta["duration"] > 0 else None
+    return float(fps) if isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0 else None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` reads of a video file without decoding it."""
+
+    frames: int  # exact frame count
+    fps: float | None  # the declared frame rate (None: unknown)
+    width: int
+    height: int
+    file_bytes: int
+
+    @property
+    def duration_s(self) -> float | None:
+        """frames / fps (None when the rate is unknown)."""
+        return self.frames / self.fps if self.fps else None
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Frame count (exact), rate and size of a video file, without decoding its frames (ffmpeg counts the
+    stream's packets; other formats, e.g. gif, ask their reader). ``ValueError`` naming the file when it
+    cannot be read as a video."""
+    path = Path(path)
+    reader = _open_video(path)
+    try:
+        meta = reader.get_meta_data()
+        if meta.get("plugin") == "ffmpeg":
+            width, height = (int(v) for v in meta["size"])
+            count = _count_packets(path)
+        else:
+            height, width = np.asarray(reader.get_data(0)).shape[:2]
+            count = reader.get_length()
+        if count is None or not np.isfinite(count):
+            count = sum(1 for _ in reader)
+    except ValueError:
+        raise
+    except Exception as exc:  # imageio raises many kinds
+        raise ValueError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from None
+    finally:
+        reader.close()
+    return VideoInfo(int(count), _declared_fps(meta), int(width), int(height), path.stat().st_size)
+
+
+def _ffmpeg() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _count_packets(path: Path) -> int | None:
+    """The first video stream's frame count by stream copy (demuxing only, no decoding), or None."""
+    cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=120).stderr.decode(errors="ignore")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    counts = re.findall(r"frame=\s*(\d+)", out)
+    return int(counts[-1]) if counts else None
 
 
 def _open_video(path: str | Path):
@@ -148,3 +222,108 @@ def resample_clip(frames: np.ndarray, num_frames: int, size: int) -> np.ndarray:
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected frames of shape (T, H, W, 3), got {frames.shape}")
     return resize_frames(frames[resample_indices(len(frames), num_frames)], size)
+
+
+def time_indices(length: int, fps: float | None, target_fps: float | None) -> np.ndarray:
+    """The frames of a ``length``-frame video at ``fps`` that the same span shows at ``target_fps``: for each
+    tick k/target_fps within the video ((length−1)/fps s), the source frame nearest in time (the earlier on
+    a tie). Without either rate: every frame."""
+    if length < 1:
+        raise ValueError("cannot resample an empty clip")
+    if not fps or not target_fps:
+        return np.arange(length)
+    ticks = int(np.floor((length - 1) * target_fps / fps + 1e-9)) + 1
+    return np.minimum(np.ceil(np.arange(ticks) * fps / target_fps - 0.5 - 1e-9).astype(int), length - 1).clip(0)
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """How a prompt video becomes a model's clip (:func:`plan_clip`)."""
+
+    source_frames: int
+    source_fps: float | None
+    fps: float | None  # the rate the video was resampled to (None: not resampled in time)
+    frames_used: int  # frames at ``fps`` spanning the whole video
+    indices: tuple[int, ...]  # the source frames the clip is made of, in order
+
+    @property
+    def duration_s(self) -> float | None:
+        return self.source_frames / self.source_fps if self.source_fps else None
+
+
+def plan_clip(length: int, num_frames: int, fps: float | None = None, target_fps: float | None = None) -> ClipPlan:
+    """A ``length``-frame video at ``fps`` → which frames make a ``num_frames`` clip: resampled in time to
+    ``target_fps`` (:func:`time_indices`), then to ``num_frames`` (:func:`resample_indices`)."""
+    at_rate = time_indices(length, fps, target_fps)
+    keep = at_rate[resample_indices(len(at_rate), num_frames)]
+    resampled = bool(fps and target_fps)
+    return ClipPlan(length, fps, target_fps if resampled else None, len(at_rate), tuple(int(i) for i in keep))
+
+
+def read_frames(path: str | Path, indices: Iterable[int], size: int | None = None) -> np.ndarray:
+    """Decode only the frames at ``indices`` (any order, repeats allowed) → (len(indices), H, W, 3) uint8, or
+    with ``size`` each frame cropped and resized to ``size × size`` (:func:`resize_frames`) right after
+    decoding. ffmpeg formats skip the other frames in ffmpeg (``select`` filter); others, or where that
+    fails, are iterated. ``ValueError`` when the video is unreadable or has fewer frames than an index asks."""
+    path, indices = Path(path), [int(i) for i in indices]
+    wanted = sorted(set(indices))
+    if not wanted:
+        raise ValueError(f"{path}: no frames asked for")
+    kept = None
+    if path.suffix.lower() != ".gif":
+        try:
+            kept = _select_ffmpeg(path, wanted, size)
+        except (OSError, RuntimeError):
+            kept = None  # an ffmpeg without the options used: decode frame by frame below
+    if kept is None:
+        kept, wanted_set = {}, set(wanted)
+        for i, frame in enumerate(iter_video(path)):
+            if i in wanted_set:
+                kept[i] = frame if size is None else resize_frames(frame[None], size)[0]
+            if i >= wanted[-1]:
+                break
+    if len(kept) < len(wanted):
+        raise ValueError(f"{path}: has only {len(kept)} of the {len(wanted)} frames asked for (up to {wanted[-1]})")
+    return np.stack([kept[i] for i in indices])
+
+
+def _select_ffmpeg(path: Path, wanted: list[int], size: int | None) -> dict[int, np.ndarray]:
+    """{index: frame} for the sorted ``wanted`` indices, decoded by ffmpeg, which drops the others."""
+    import imageio_ffmpeg
+
+    expr = "+".join(f"eq(n\\,{i})" for i in wanted)
+    gen = imageio_ffmpeg.read_frames(
+        str(path), output_params=["-vf", f"select={expr}", "-fps_mode", "passthrough", "-an"]
+    )
+    try:
+        w, h = gen.__next__()["size"]
+        kept = {}
+        for i, raw in zip(wanted, gen):
+            frame = np.frombuffer(raw, np.uint8).reshape(h, w, 3).copy()  # writable, for torch
+            kept[i] = frame if size is None else resize_frames(frame[None], size)[0]
+        return kept
+    finally:
+        gen.close()
+
+
+def read_clip(
+    path: str | Path,
+    num_frames: int,
+    size: int,
+    fps: float | None = None,
+    target_fps: float | None = None,
+    length: int | None = None,
+) -> tuple[np.ndarray, ClipPlan]:
+    """A prompt video file → its (num_frames, size, size, 3) uint8 clip and the :class:`ClipPlan`, decoding
+    only the frames kept (:func:`read_frames`). ``length``: the frame count when known (default
+    :func:`probe`'s); a video that turns out shorter is decoded whole (each frame resized) and planned again."""
+    length = probe(path).frames if length is None else length
+    plan = plan_clip(length, num_frames, fps, target_fps)
+    try:
+        return read_frames(path, plan.indices, size), plan
+    except ValueError:
+        frames = [resize_frames(f[None], size)[0] for f in iter_video(path)]
+        if not frames:
+            raise
+        plan = plan_clip(len(frames), num_frames, fps, target_fps)
+        return np.stack([frames[i] for i in plan.indices]), plan

@@ -15,6 +15,7 @@ from humanprompt_ros.config.nodes import (
     CommandConfig,
     PolicyConfig,
     PromptEncoderConfig,
+    RecorderConfig,
     SimDriverConfig,
     node_section,
 )
@@ -37,6 +38,7 @@ FILES = [
     ("policy.yaml", PolicyConfig, "policy"),
     ("prompt_encoder.yaml", PromptEncoderConfig, "prompt_encoder"),
     ("sim_driver.yaml", SimDriverConfig, "sim_driver"),
+    ("recorder.yaml", RecorderConfig, "recorder"),
     ("hand_video.yaml", HandVideoConfig, None),
     ("camera_intrinsics.yaml", CameraIntrinsics, None),
 ]

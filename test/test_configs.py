@@ -19,6 +19,7 @@ def _loaders() -> dict[str, Callable[[Path], object]]:
         load_command_config,
         load_policy_config,
         load_prompt_encoder_config,
+        load_recorder_config,
         load_sim_driver_config,
     )
     from humanprompt_ros.config.stage1 import load_stage1_config
@@ -39,6 +40,7 @@ def _loaders() -> dict[str, Callable[[Path], object]]:
         "prompt_encoder.yaml": load_prompt_encoder_config,
         "policy.yaml": load_policy_config,
         "sim_driver.yaml": load_sim_driver_config,
+        "recorder.yaml": load_recorder_config,
         "tasks/*.yaml": load_task,
         "sim.yaml": load_sim_config,
         "benchmark.yaml": load_benchmark,

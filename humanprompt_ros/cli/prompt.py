@@ -6,6 +6,7 @@
     humanprompt-prompt clear                         # = ros2 service call /prompt_encoder/clear_prompt std_srvs/srv/Trigger
     humanprompt-prompt record                        # = ros2 service call /prompt_encoder/record_prompt std_srvs/srv/Trigger
     humanprompt-prompt show                          # print the active prompt (/humanprompt/prompt, latched)
+    humanprompt-prompt calibrate data/heldout --checkpoint models/policy.safetensors   # no ROS: see below
 
 A plain client of the prompt encoder's standard services: ``set`` calls
 ``/prompt_encoder/set_parameters`` (rcl_interfaces/srv/SetParameters) with the string parameter
@@ -15,6 +16,12 @@ A plain client of the prompt encoder's standard services: ``set`` calls
 Exit codes: 0 success; 1 the encoder refused (e.g. a bad prompt: the previous one stays active);
 3 no answer: the service is not there (the encoder is not running, or runs on another
 ROS_DOMAIN_ID) or the call timed out.
+
+``calibrate`` runs without ROS: it encodes held-out prompts (episode directories, dataset roots, videos) of
+the skills the checkpoint was trained on, measures each one's distance from the checkpoint's PDCP skill
+prototypes, and writes ``<checkpoint stem>.prompt_ood.json`` beside the checkpoint (threshold: the
+``--quantile`` of the distances), which the prompt encoder reads at start
+(:mod:`humanprompt_ros.policies.prompt_fit`). Exit code 2 when it cannot calibrate.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_OK, EXIT_REFUSED, EXIT_NO_ANSWER = 0, 1, 3
+EXIT_OK, EXIT_REFUSED, EXIT_ERROR, EXIT_NO_ANSWER = 0, 1, 2, 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +55,59 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("clear", help="clear the prompt (the policy stops)")
     sub.add_parser("record", help="record a demonstration from the camera and make it the prompt")
     sub.add_parser("show", help="print the active prompt")
+    c = sub.add_parser("calibrate", help="calibrate the out-of-distribution threshold on held-out prompts (no ROS)")
+    c.add_argument("data", nargs="+", help="held-out prompts: episode directories, dataset roots or video files")
+    c.add_argument("--checkpoint", default="", help="policy checkpoint (default: models/policy.safetensors)")
+    c.add_argument("--embodiment", default=None, help="only episodes of this embodiment (e.g. human)")
+    c.add_argument("--limit", type=int, default=0, help="at most this many prompts (0: all)")
+    c.add_argument("--quantile", type=float, default=0.99, help="threshold = this quantile of the distances")
+    c.add_argument("--out", default="", help="output JSON (default: <checkpoint stem>.prompt_ood.json beside it)")
     return ap
+
+
+def _held_out(paths: list[str], embodiment: str | None):
+    """The prompts under ``paths``: episodes of dataset roots (filtered by embodiment), episodes, videos."""
+    from humanprompt_ros.data import META_FILE, VIDEO_SUFFIXES, iter_episodes, load_prompt
+
+    for p in map(Path, paths):
+        bare = p.is_dir() and any(f.suffix.lower() in VIDEO_SUFFIXES for f in p.iterdir())
+        if p.is_dir() and not (p / META_FILE).is_file() and not bare:
+            yield from iter_episodes(p, embodiment=embodiment)
+        else:
+            yield load_prompt(p)
+
+
+def calibrate_command(args: argparse.Namespace) -> int:
+    """``humanprompt-prompt calibrate``: see the module docstring."""
+    from humanprompt_ros.paths import resolve_checkpoint
+    from humanprompt_ros.policies.learned import LearnedPolicy
+    from humanprompt_ros.policies.prompt_fit import calibrate, calibration_path, has_prototypes
+
+    path = resolve_checkpoint(args.checkpoint)
+    try:
+        policy = LearnedPolicy(path)
+        if not has_prototypes(policy.model):
+            raise ValueError(f"{path}: not trained with PDCP skill prototypes on prompts: nothing to calibrate")
+        distances, skipped = [], 0
+        for ep in _held_out(args.data, args.embodiment):
+            if ep.skill is not None and ep.skill not in policy.model.cfg.skills:
+                skipped += 1  # a skill it never saw is out of distribution by definition
+                continue
+            report: dict = {}
+            policy.encode(ep, report)
+            distances.append(report["ood_distance"])
+            if args.limit and len(distances) >= args.limit:
+                break
+        cal = calibrate(distances, path, args.quantile, policy.prompt_fps, args.data)
+    except (OSError, ValueError) as exc:
+        print(f"humanprompt-prompt calibrate: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    out = cal.save(args.out or calibration_path(path))
+    print(
+        f"{cal.prompts} prompts ({skipped} of untrained skills skipped): distance mean {cal.mean:.4f}, max "
+        f"{cal.max:.4f}; threshold (quantile {cal.quantile:g}) {cal.threshold:.4f} → {out}"
+    )
+    return EXIT_OK
 
 
 def _domain_hint() -> str:
@@ -142,6 +201,8 @@ def show(client: Client, wait: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "calibrate":
+        return calibrate_command(args)
     client = Client(args.node)
     try:
         if args.command == "set":

@@ -20,8 +20,9 @@ and the key, e.g. ``config/camera.yaml: camera.ros__parameters.width: must be in
 * ``config/prompt_encoder.yaml`` → :func:`load_prompt_encoder_config`
 * ``config/policy.yaml`` → :func:`load_policy_config`
 * ``config/sim_driver.yaml`` → :func:`load_sim_driver_config`
+* ``config/recorder.yaml`` → :func:`load_recorder_config`
 
-Kept as one module: the five node configs share :func:`param`, the range checks and the loaders, and
+Kept as one module: the six node configs share :func:`param`, the range checks and the loaders, and
 each is one dataclass that mirrors its YAML.
 """
 
@@ -54,6 +55,8 @@ __all__ = [
     "load_prompt_encoder_config",
     "load_policy_config",
     "load_sim_driver_config",
+    "RecorderConfig",
+    "load_recorder_config",
     "expand_dirs",
 ]
 
@@ -319,6 +322,26 @@ class PromptEncoderConfig:
         4.0, "~/record_prompt: seconds recorded from the observation topic", range=(0.5, 120.0)
     )
     min_frames: int = param(4, "a prompt video needs at least this many frames", range=(1, 100000))
+    max_duration_s: float = param(
+        120.0, "a longer prompt video (frames / its frame rate) is refused; 0: no limit", range=(0.0, 86400.0)
+    )
+    max_pixels: int = param(
+        8294400,
+        "a prompt video with larger frames (width x height) is refused; 0: no limit (default: 4K UHD)",
+        range=(0, 1000000000),
+    )
+    max_file_mb: float = param(500.0, "a larger prompt file (MB) is refused; 0: no limit", range=(0.0, 1000000.0))
+    ood_threshold: float = param(
+        0.0,
+        "cosine distance from the nearest PDCP skill prototype beyond which a prompt is out of distribution; "
+        "0: the checkpoint's calibration (<checkpoint stem>.prompt_ood.json, humanprompt-prompt calibrate)",
+        range=(0.0, 2.0),
+    )
+    strict: bool = param(
+        False,
+        "refuse out-of-distribution prompts (farther than the threshold from every skill prototype); the "
+        "previous prompt stays. Needs a checkpoint with PDCP prototypes and a threshold",
+    )
     diagnostics_period: float = param(1.0, "seconds between /diagnostics updates", read_only=True, range=(0.05, 60.0))
 
     def validate(self) -> None:
@@ -483,3 +506,74 @@ class SimDriverConfig:
 def load_sim_driver_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SimDriverConfig:
     """``config/sim_driver.yaml`` → :class:`SimDriverConfig` (validated)."""
     return load_node_config(SimDriverConfig, path, "sim_driver", overrides)
+
+
+# -- recorder ---------------------------------------------------------------------------------------
+@dataclass
+class RecorderConfig:
+    """Parameters of the recorder node (``humanprompt_ros.nodes.recorder``); the episode settings (root, task,
+    embodiment, fps, the human-hand ones) apply at the next ``~/start``."""
+
+    root: str = param(
+        "~/humanprompt/recordings",
+        "dataset root: episodes go to <root>/<task>/<embodiment>/<number:07d>/ (~ and $VARS expanded; "
+        "relative: to the working directory); episodes are staged in <root>/.recording/",
+    )
+    task: str = param("", "task name of the next episode (required: ~/start refuses an empty one)")
+    embodiment: Literal["robot", "human"] = param(
+        "robot",
+        "robot: camera + joint states + wrist pose (+ hand target) → frames, joints, FK proprio and unified "
+        "actions; human: camera → a video, then the hand pose (humanprompt-hand extract) when mediapipe is installed",
+    )
+    fps: float = param(10.0, "the episode's rate: frames and states resampled every 1/fps s", range=(0.1, 1000.0))
+    hand: str = param(
+        "config/hands/allegro_right.yaml",
+        "robot hand YAML: joint names (read by name) and FK (relative: to the package share directory)",
+        read_only=True,
+    )
+    image_topic: str = param("/humanprompt/observation", "camera frames (sensor_msgs/Image)", read_only=True)
+    joint_topic: str = param("/joint_states", "robot: measured joints (sensor_msgs/JointState)", read_only=True)
+    wrist_topic: str = param(
+        "/humanprompt/wrist_pose",
+        "robot: measured pose of the hand's base link (geometry_msgs/PoseStamped)",
+        read_only=True,
+    )
+    action_topic: str = param(
+        "/humanprompt/hand_target",
+        "robot: commanded unified action (geometry_msgs/PoseArray hand target); an episode without one "
+        "takes the next measured state as the action; empty: never subscribe",
+        read_only=True,
+    )
+    handedness: Literal["right", "left"] = param("right", "human: the hand to follow")
+    intrinsics: str = param(
+        "", "human: camera intrinsics YAML for the hand pose (empty: a 60 degree horizontal field of view)"
+    )
+    extract_hand_pose: bool = param(
+        True,
+        "human: extract the hand pose at ~/stop when mediapipe is installed (false: save the video with "
+        "the extraction pending, to run humanprompt-hand extract later)",
+    )
+    max_duration: float = param(
+        600.0,
+        "seconds an episode records at most (the states are held in memory, the frames spooled to disk); "
+        "then recording pauses until ~/stop saves it",
+        range=(1.0, 86400.0),
+    )
+    log_period: float = param(
+        5.0, "seconds between log lines with the live counts while recording", read_only=True, range=(0.5, 3600.0)
+    )
+    diagnostics_period: float = param(1.0, "seconds between /diagnostics updates", read_only=True, range=(0.05, 60.0))
+
+    def validate(self) -> None:
+        for name in ("image_topic", "joint_topic", "wrist_topic"):
+            if not getattr(self, name).startswith("/"):
+                raise ValueError(f"{name}: must be an absolute topic name, got {getattr(self, name)!r}")
+        if self.action_topic and not self.action_topic.startswith("/"):
+            raise ValueError(f"action_topic: must be an absolute topic name or empty, got {self.action_topic!r}")
+        if not self.root.strip():
+            raise ValueError("root: must not be empty")
+
+
+def load_recorder_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RecorderConfig:
+    """``config/recorder.yaml`` → :class:`RecorderConfig` (validated)."""
+    return load_node_config(RecorderConfig, path, "recorder", overrides)

@@ -1,5 +1,9 @@
 """Prompt validation, ROS-free: is this path a prompt the configured policy can use, and what does the
 operator see about it (the prompt message)? The prompt encoder node is its thin adapter.
+
+A prompt is refused, with the reason, when it breaks a size limit (``max_file_mb``, ``max_pixels``,
+``max_duration_s``: checked before decoding), cannot be loaded or encoded, or, with ``strict``, lies out of
+distribution (:mod:`humanprompt_ros.policies.prompt_fit`).
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from humanprompt_ros.config.nodes import PromptEncoderConfig, StartupError, expand_dirs
-from humanprompt_ros.data import load_prompt
+from humanprompt_ros.data import PromptLimits, load_prompt
 from humanprompt_ros.models.checkpoint import checkpoint_identity
 from humanprompt_ros.paths import resolve_checkpoint
 from humanprompt_ros.policies import make_policy
+from humanprompt_ros.policies.prompt_fit import has_prototypes, load_calibration
 
 
 class PromptError(ValueError):
@@ -31,6 +36,8 @@ class PromptValidator:
         self.counter = 0
         self.checkpoint_id = ""  # identity of the checkpoint that encodes prompts here ("" : none)
         self.encoded: tuple | None = None  # (prompt id, tokens (1, S, D) float32, skill or None) of the last validate
+        self.calibration, self.calibration_note = None, "no checkpoint here: no distance"
+        self.has_distance = False  # whether the checkpoint here can tell how far a prompt is from its training
         if cfg.policy == "replay":
             self.backend = make_policy("replay")
         elif cfg.policy == "checkpoint" and cfg.checkpoint:
@@ -43,6 +50,38 @@ class PromptValidator:
             before = checkpoint_identity(path)
             self.backend = make_policy(str(path))
             self.checkpoint_id = before if checkpoint_identity(path) == before else ""
+            self.has_distance = has_prototypes(self.backend.model)
+            self.calibration, self.calibration_note = (
+                load_calibration(path) if self.has_distance else (None, "no PDCP prototypes in the checkpoint")
+            )
+        problem = self.strict_problem()
+        if problem:
+            raise StartupError(problem)
+
+    def ood_threshold(self, cfg: PromptEncoderConfig | None = None) -> float | None:
+        """The distance beyond which a prompt is out of distribution: ``ood_threshold`` (of ``cfg``, default
+        the current config), else the calibration's; None when neither says."""
+        cfg = cfg or self.cfg
+        if cfg.ood_threshold > 0:
+            return float(cfg.ood_threshold)
+        return None if self.calibration is None else float(self.calibration.threshold)
+
+    def strict_problem(self, cfg: PromptEncoderConfig | None = None) -> str:
+        """Why ``strict`` (of ``cfg``, default the current config) cannot be honoured here ("" when it can,
+        or is off)."""
+        if not (cfg or self.cfg).strict:
+            return ""
+        if not self.has_distance:
+            return (
+                "strict: refusing out-of-distribution prompts needs policy: checkpoint with a checkpoint trained "
+                f"with PDCP skill prototypes ({self.calibration_note})"
+            )
+        if self.ood_threshold(cfg) is None:
+            return f"strict: no distance threshold: {self.calibration_note}; or set ood_threshold"
+        return ""
+
+    def limits(self) -> PromptLimits:
+        return PromptLimits(self.cfg.max_duration_s, self.cfg.max_pixels, self.cfg.max_file_mb)
 
     def check_location(self, path: Path) -> Path:
         real = Path(os.path.realpath(path))
@@ -64,19 +103,25 @@ class PromptValidator:
         if not path.is_absolute():
             path = path.absolute()
         real = self.check_location(path)
+        problem = self.strict_problem()
+        if problem:
+            raise PromptError(problem)
         try:
-            ep = load_prompt(real, min_frames=self.cfg.min_frames)
+            ep = load_prompt(real, min_frames=self.cfg.min_frames, limits=self.limits())
         except ValueError as exc:
             raise PromptError(str(exc)) from None
-        frames = len(ep.frames())
+        video = ep.video_info
+        fps = ep.meta.get("fps")
         info: dict[str, Any] = {
             "path": str(real),
             "task": ep.task,
             "skill": ep.skill,
             "embodiment": ep.embodiment,
             "seed": ep.seed,
-            "frames": frames,
-            "fps": ep.fps,
+            "frames": video.frames,
+            "fps": fps,
+            "duration_s": round(video.frames / fps, 3) if fps else None,
+            "size": [video.width, video.height],
             "backend": self.cfg.policy,
         }
         if self.cfg.policy == "replay":
@@ -93,10 +138,13 @@ class PromptValidator:
                 )
         encoded = None
         if self.cfg.policy == "checkpoint" and self.backend is not None:  # with its prompt encoder here
+            report: dict[str, Any] = {}
             try:
-                tokens, skill = self.backend.encode(ep)
+                tokens, skill = self.backend.encode(ep, report)
             except ValueError as exc:
-                raise PromptError(str(exc)) from None
+                raise PromptError(str(exc) if str(real) in str(exc) else f"prompt {real}: {exc}") from None
+            info.update(report)
+            self._judge_distance(real, info)
             encoded = (tokens.detach().cpu().float().numpy(), None if skill is None else int(skill.reshape(-1)[0]))
             info["checkpoint"] = self.checkpoint_id
         self.counter += 1
@@ -109,6 +157,21 @@ class PromptValidator:
         info["encode_s"] = round(time.perf_counter() - t0, 4)
         info["set_at"] = time.time()
         return info
+
+    def _judge_distance(self, real: Path, info: dict[str, Any]) -> None:
+        """Add ``ood_threshold`` and ``ood`` to a prompt message with ``ood_distance``; with ``strict``, refuse
+        an out-of-distribution prompt."""
+        if "ood_distance" not in info:
+            return
+        threshold = self.ood_threshold()
+        info["ood_threshold"] = threshold
+        info["ood"] = None if threshold is None else bool(info["ood_distance"] > threshold)
+        if self.cfg.strict and info["ood"]:
+            raise PromptError(
+                f"prompt {real}: out of distribution: its embedding lies {info['ood_distance']:.3f} (cosine "
+                f"distance) from the nearest skill prototype ({info['ood_skill']}), beyond the threshold "
+                f"{threshold:.3f} (strict: true)"
+            )
 
     def record_dir(self) -> Path:
         if self.cfg.record_dir:

@@ -15,21 +15,27 @@ answers*:
 
 1. the path check: it must lie inside one of ``prompt_dirs`` (after resolving symlinks and ``..``);
 2. :func:`humanprompt_ros.data.load_prompt`: exists, a video or an episode directory, not empty,
-   readable, at least ``min_frames`` frames (the frames are decoded);
+   readable, at least ``min_frames`` frames, within ``max_file_mb``, ``max_pixels`` and
+   ``max_duration_s`` (probed, not decoded);
 3. the backend's own requirements and encoding, on a backend instance of this node
    (:func:`humanprompt_ros.policies.make_policy`): ``replay`` takes the episode's unified actions
    (refused: a bare video, or an episode without ``actions.npy``); ``scripted`` needs the episode's
    task and seed; ``checkpoint`` with a ``checkpoint`` parameter encodes the video with that
    checkpoint's prompt encoder (without one, the video is validated here and encoded by the
-   policy node's worker).
+   policy node's worker): the video is resampled in time to the rate the checkpoint was trained at,
+   only the frames of the model's clip are decoded, and the prompt's distance from the checkpoint's
+   skill prototypes is measured; with ``strict`` an out-of-distribution prompt is refused
+   (:mod:`humanprompt_ros.policies.prompt_fit`).
 
 A failure answers ``successful: false`` with the reason, and the previous prompt stays active (the
 parameter keeps its old value). Success publishes the prompt on ``/humanprompt/prompt`` (reliable,
 transient local, depth 1) as JSON::
 
     {"id": "push_box-3-h7@2", "path": "/abs/path", "task": "push_box", "skill": "push_to_goal",
-     "embodiment": "human", "seed": 3, "frames": 51, "fps": 10.0, "actions": 50,
-     "backend": "replay", "encode_s": 0.12, "set_at": 1732700000.1}
+     "embodiment": "human", "seed": 3, "frames": 51, "fps": 10.0, "duration_s": 5.1, "size": [128, 128],
+     "actions": 50, "backend": "replay", "encode_s": 0.12, "set_at": 1732700000.1}
+
+(``docs/ros.md`` lists the fields a checkpoint adds: how the video was resampled, its distance.)
 
 ``id`` is new on every successful set (setting the same file again restarts the task). An empty
 ``prompt_video`` or ``~/clear_prompt`` publishes ``{"id": ""}``: no prompt, the robot stops.
@@ -75,6 +81,19 @@ from humanprompt_ros.ros.conversions import tokens_to_msg
 from humanprompt_ros.ros.diagnostics import OK, WARN, NodeDiagnostics
 from humanprompt_ros.ros.image import image_to_numpy
 from humanprompt_ros.ros.params import current_values, declare_config
+
+# prompt message fields also shown in /diagnostics: how the video was read, and its distance from training
+PROMPT_READING = (
+    "fps",
+    "frames",
+    "duration_s",
+    "prompt_fps",
+    "frames_used",
+    "ood_distance",
+    "ood_skill",
+    "ood_threshold",
+    "ood",
+)
 
 
 class PromptEncoderNode(Node):
@@ -133,10 +152,15 @@ class PromptEncoderNode(Node):
     def _activate(self, info: dict[str, Any]) -> None:
         self._publish(info)
         self.counts["prompts_set"] += 1
+        ood = ""
+        if "ood_distance" in info:
+            ood = f", distance {info['ood_distance']} from {info['ood_skill']} (threshold {info.get('ood_threshold')})"
         self.get_logger().info(
-            f"prompt {info['id']!r} active: {info['path']} ({info.get('frames')} frames, "
-            f"encoded in {info.get('encode_s')} s)"
+            f"prompt {info['id']!r} active: {info['path']} ({info.get('frames')} frames at {info.get('fps')} fps, "
+            f"{info.get('frames_used', info.get('frames'))} used, encoded in {info.get('encode_s')} s{ood})"
         )
+        if info.get("ood"):
+            self.get_logger().warning(f"prompt {info['id']!r} is out of distribution{ood}")
 
     def _on_set(self, params: list[Parameter]) -> SetParametersResult:
         """Validate every change (the dataclass) and validate + encode a new prompt, before answering."""
@@ -150,7 +174,11 @@ class PromptEncoderNode(Node):
             new = from_dict(PromptEncoderConfig, values, source=where)
         except (ConfigError, ValueError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        problem = self.core.strict_problem(new)
+        if problem:
+            return SetParametersResult(successful=False, reason=problem)
         prompt = [p for p in params if p.name == "prompt_video"]
+        old, self.core.cfg = self.core.cfg, new  # a prompt set in the same call meets the new limits
         if prompt:
             value = str(prompt[-1].value or "")
             if not value:
@@ -158,18 +186,16 @@ class PromptEncoderNode(Node):
             else:
                 try:
                     info = self.core.validate(value)
-                except PromptError as exc:
-                    self.counts["prompts_refused"] += 1
-                    self.last_refusal = str(exc)
-                    self.get_logger().warning(f"prompt refused: {exc} (the previous prompt stays active)")
-                    return SetParametersResult(successful=False, reason=str(exc))
                 except Exception as exc:  # noqa: BLE001 - never take the node down for a bad file
+                    self.core.cfg = old
                     self.counts["prompts_refused"] += 1
-                    self.last_refusal = f"{type(exc).__name__}: {exc}"
-                    return SetParametersResult(successful=False, reason=f"prompt {value}: {self.last_refusal}")
+                    known = isinstance(exc, PromptError)
+                    self.last_refusal = str(exc) if known else f"prompt {value}: {type(exc).__name__}: {exc}"
+                    if known:
+                        self.get_logger().warning(f"prompt refused: {exc} (the previous prompt stays active)")
+                    return SetParametersResult(successful=False, reason=self.last_refusal)
                 self._activate(info)
         self.cfg = new
-        self.core.cfg = new
         return SetParametersResult(successful=True)
 
     def _clear(self, why: str) -> None:
@@ -255,11 +281,20 @@ class PromptEncoderNode(Node):
             "prompt_dirs": ", ".join(str(d) for d in self.core.dirs),
             "checkpoint_identity": self.core.checkpoint_id,
             "recording": self._recording is not None,
+            **{k: active.get(k, "") for k in PROMPT_READING},
+            "ood_calibration": self.core.calibration_note,
+            "strict": self.cfg.strict,
         }
         if self._recording is not None:
             return OK, f"recording ({len(self._recording)} frames)", values
         if not active.get("id"):
             return WARN, "no prompt (the robot holds)", values
+        if active.get("ood"):
+            return (
+                WARN,
+                f"prompt {active['id']} out of distribution ({active['ood_distance']} > {active['ood_threshold']})",
+                values,
+            )
         return OK, f"prompt {active['id']}", values
 
 

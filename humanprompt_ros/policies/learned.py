@@ -12,6 +12,8 @@ import torch
 from humanprompt_ros.action import ACTION_DIM
 from humanprompt_ros.models.policy_model import load_policy_model
 from humanprompt_ros.policies.base import as_prompt, register_policy
+from humanprompt_ros.policies.prompt_fit import has_prototypes, prototype_distance, training_fps
+from humanprompt_ros.video import ClipPlan
 
 
 class LearnedPolicy:
@@ -23,7 +25,9 @@ class LearnedPolicy:
     chunks predicted for the same steps (exponential weights, newest first), as in ACT-style temporal
     ensembling. With ``execute`` = horizon no plans overlap and each chunk runs whole. ``guidance``
     overrides the checkpoint's classifier-free guidance scale (``policy.guidance``; a head trained with
-    ``policy.global_dropout`` > 0 only).
+    ``policy.global_dropout`` > 0 only). A prompt video is resampled in time to :attr:`prompt_fps`, the rate
+    the checkpoint was trained at (:func:`~humanprompt_ros.policies.prompt_fit.training_fps`), before the
+    model's clip length.
     """
 
     needs_prompt_video = True
@@ -43,6 +47,7 @@ class LearnedPolicy:
         if threads > 0:
             torch.set_num_threads(threads)
         self.model, self.meta = load_policy_model(path, hand, device=device)
+        self.prompt_fps, self.prompt_fps_source = training_fps(self.meta)
         if guidance is not None:
             pc = replace(self.model.cfg.policy, guidance=float(guidance))
             pc.validate()  # a head without a null condition cannot be guided: a clear ValueError
@@ -57,17 +62,43 @@ class LearnedPolicy:
         self.needs_state = not sees_images
         self.reset()
 
-    def encode(self, prompt: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The slow part of :meth:`set_prompt` (call it off the control thread): prompt → tokens."""
+    def prompt_clip(self, prompt: Any) -> tuple[np.ndarray, ClipPlan]:
+        """The prompt video as this checkpoint's prompt encoder takes it, (Tp, S, S, 3) uint8, and how it was
+        sampled: read at its own rate, resampled to :attr:`prompt_fps`, then to the clip length; only the
+        frames kept are decoded (:meth:`humanprompt_ros.data.Episode.prompt_clip`)."""
+        vm = self.model.video_model.cfg
+        return as_prompt(prompt).prompt_clip(vm.prompt_frames, vm.image_size, self.prompt_fps)
+
+    def encode(self, prompt: Any, report: dict[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The slow part of :meth:`set_prompt` (call it off the control thread): prompt → tokens.
+
+        ``report``, when given, receives how the video was read (``prompt_fps``, ``prompt_fps_source``,
+        ``frames_used``: frames at that rate, ``clip_indices``: the source frames of the clip) and, for a
+        checkpoint with PDCP prototypes, how far the prompt lies from them (``ood_distance``, ``ood_skill``:
+        :func:`~humanprompt_ros.policies.prompt_fit.prototype_distance`).
+        """
         ep = as_prompt(prompt)
-        cfg, skill = self.model.cfg, None
+        cfg, skill, tokens = self.model.cfg, None, None
         if cfg.condition in ("skill_oracle", "state"):
             if ep.skill not in cfg.skills:
                 raise ValueError(
                     f"{cfg.condition} policy: the prompt's skill {ep.skill!r} is not one it was trained on"
                 )
             skill = torch.tensor([cfg.skills.index(ep.skill)])
-        return (self.model.encode_prompt(ep.frames()) if cfg.sees_images else None), skill
+        if cfg.sees_images:
+            clip, plan = self.prompt_clip(ep)
+            tokens = self.model.encode_prompt(clip)
+            if report is not None:
+                report.update(
+                    prompt_fps=plan.fps,
+                    prompt_fps_source=self.prompt_fps_source if plan.fps else "not resampled (source rate unknown)",
+                    frames_used=plan.frames_used,
+                    clip_indices=list(plan.indices),
+                )
+                if has_prototypes(self.model):
+                    distance, nearest = prototype_distance(self.model, tokens, clip[0])
+                    report.update(ood_distance=round(distance, 4), ood_skill=nearest)
+        return tokens, skill
 
     def set_prompt(self, prompt: Any) -> None:
         self.tokens, self.skill = self.encode(prompt)

@@ -173,7 +173,7 @@ DIAGNOSTICS = Topic(
     "diagnostic_msgs/msg/DiagnosticArray",
     "diagnostics",
     "one DiagnosticStatus per node, about once a second",
-    ("camera", "command", "prompt_encoder", "policy", "sim_driver"),
+    ("camera", "command", "prompt_encoder", "policy", "sim_driver", "recorder"),
 )
 
 TOPICS: tuple[Topic, ...] = (
