@@ -16,18 +16,20 @@ An episode is a directory (format version 1; see ``docs/benchmark.md``)::
 A dataset is any directory tree of episodes (``humanprompt-sim generate`` writes
 ``<root>/<task>/<embodiment>/<seed>``). :func:`iter_episodes` walks it lazily, one episode at a
 time, loading arrays only on access and frames only when asked, so datasets larger than memory
-stream. A *prompt* is an episode directory or a bare video file: :func:`load_prompt`
-validates it (without decoding it: :func:`humanprompt_ros.video.probe`) and says why it is unusable;
-:meth:`Episode.prompt_clip` decodes only the frames a model's clip keeps.
+stream; several datasets read as one (:func:`dataset_roots`: a config's ``data``). A *prompt* is an
+episode directory or a bare video file: :func:`load_prompt` validates it (without decoding it:
+:func:`humanprompt_ros.video.probe`) and says why it is unusable; :meth:`Episode.prompt_clip` decodes
+only the frames a model's clip keeps.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 
@@ -65,6 +67,7 @@ class Episode:
     _arrays: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
     _frames: np.ndarray | None = field(default=None, repr=False)
     _info: VideoInfo | None = field(default=None, repr=False)
+    root: Path | None = None  # the dataset root it was found under (:func:`iter_episodes`)
 
     # metadata shortcuts
     task = property(lambda self: self.meta.get("task"))
@@ -265,8 +268,42 @@ def load_episode(path: str | Path) -> Episode:
     return Episode(p, meta, video if video.is_file() else None)
 
 
+DatasetSpec = Union[str, Path, Sequence[Union[str, Path]]]  # a root, a glob (data/real/*), or a list of either
+
+
+def dataset_roots(spec: DatasetSpec) -> list[Path]:
+    """The dataset directories ``spec`` names, in order, each once.
+
+    An entry is a directory (taken as written when it exists, even with glob characters in its name) or a
+    glob, which must match at least one directory (its matches sorted; files it matches are ignored).
+    ``ValueError`` naming the entry for a directory that does not exist, a glob that matches none, an
+    empty spec, and a root inside another one (its episodes would be read twice).
+    """
+    entries = [spec] if isinstance(spec, (str, Path)) else list(spec)
+    if not entries or any(not str(e).strip() for e in entries):
+        raise ValueError(f"data {entries!r}: give a dataset directory, a glob, or a list of them (no empty entry)")
+    roots: dict[Path, Path] = {}  # resolved -> as given
+    for entry in entries:
+        text = os.path.expanduser(str(entry).strip())
+        if Path(text).is_dir():
+            found = [Path(text)]
+        elif any(c in text for c in "*?["):
+            found = [Path(m) for m in sorted(glob.glob(text)) if Path(m).is_dir()]
+            if not found:
+                raise ValueError(f"{entry}: no dataset directory matches this pattern")
+        else:
+            raise ValueError(f"{entry}: dataset directory not found")
+        for r in found:
+            roots.setdefault(r.resolve(), r)
+    for a, r in roots.items():
+        outer = next((q for b, q in roots.items() if b in a.parents), None)
+        if outer is not None:
+            raise ValueError(f"{r}: inside the dataset {outer}, also given: its episodes would be read twice")
+    return list(roots.values())
+
+
 def iter_episodes(
-    root: str | Path,
+    root: DatasetSpec,
     *,
     task: str | None = None,
     skill: str | None = None,
@@ -276,11 +313,10 @@ def iter_episodes(
 ) -> Iterator[Episode]:
     """Stream the episodes under ``root`` (any depth, sorted), filtered on their metadata.
 
-    Only meta.json is read per episode; arrays and frames load when accessed, so memory stays flat.
+    ``root``: one dataset directory or several (:func:`dataset_roots`), read one after the other; each
+    episode's :attr:`Episode.root` says which it came from. Only meta.json is read per episode; arrays and
+    frames load when accessed, so memory stays flat.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise ValueError(f"{root}: dataset directory not found")
 
     def walk(d: Path) -> Iterator[Path]:
         with os.scandir(d) as it:
@@ -291,23 +327,25 @@ def iter_episodes(
         for e in entries:
             yield from walk(Path(e.path))
 
-    for d in walk(root):
-        try:
-            ep = load_episode(d)
-        except ValueError:
-            continue
-        m = ep.meta
-        if task is not None and m.get("task") != task:
-            continue
-        if skill is not None and m.get("skill") != skill:
-            continue
-        if embodiment is not None and m.get("embodiment") != embodiment:
-            continue
-        if success is not None and bool(m.get("success")) != success:
-            continue
-        if where is not None and not where(ep):
-            continue
-        yield ep
+    for top in dataset_roots(root):
+        for d in walk(top):
+            try:
+                ep = load_episode(d)
+            except ValueError:
+                continue
+            ep.root = top
+            m = ep.meta
+            if task is not None and m.get("task") != task:
+                continue
+            if skill is not None and m.get("skill") != skill:
+                continue
+            if embodiment is not None and m.get("embodiment") != embodiment:
+                continue
+            if success is not None and bool(m.get("success")) != success:
+                continue
+            if where is not None and not where(ep):
+                continue
+            yield ep
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,23 @@ def _ffmpeg() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def remux_video(src: str | Path, dst: str | Path) -> Path:
+    """Copy the first video stream of ``src`` into a new mp4 ``dst`` without re-encoding (bit-exact frames,
+    same timestamps; no audio). ``ValueError`` naming the file when ffmpeg cannot."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(src)]
+    cmd += ["-map", "0:v:0", "-c", "copy", "-an", "-movflags", "+faststart", str(dst)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=600)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ValueError(f"{src}: cannot copy the video stream ({exc})") from None
+    if proc.returncode != 0:
+        dst.unlink(missing_ok=True)
+        raise ValueError(f"{src}: cannot copy the video stream ({proc.stderr.decode(errors='ignore').strip()})")
+    return dst
+
+
 def _count_packets(path: Path) -> int | None:
     """The first video stream's frame count by stream copy (demuxing only, no decoding), or None."""
     cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]

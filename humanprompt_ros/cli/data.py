@@ -1,13 +1,16 @@
-"""``humanprompt-data``: rosbag2 bags ↔ dataset episodes (no ROS install needed).
+"""``humanprompt-data``: rosbag2 bags and LeRobot datasets ↔ dataset episodes (no ROS install needed).
 
 ::
 
     humanprompt-data import-bag recording/ --task open_drawer --out data/real
     humanprompt-data export-bag data/sim/open_drawer/robot/0000000 --out bags/open_drawer_0
     humanprompt-data export-bag data/sim --out bags/ --storage sqlite3     # a dataset: one bag per episode
+    humanprompt-data export-lerobot data/sim --out lerobot/sim --repo-id me/humanprompt_sim
+    humanprompt-data import-lerobot lerobot/sim --out data/from_lerobot
 
-The work is in :mod:`humanprompt_ros.rosbag`; this module parses arguments, takes the default topic
-names from the stack's topic table and prints what it wrote. Exit code 2 on bad input.
+The work is in :mod:`humanprompt_ros.rosbag` and :mod:`humanprompt_ros.lerobot`; this module parses
+arguments, takes the default topic names from the stack's topic table and prints what it wrote. Exit code
+2 on bad input.
 """
 
 from __future__ import annotations
@@ -87,6 +90,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_lerobot(args: argparse.Namespace) -> int:
+    from humanprompt_ros.lerobot import export_lerobot
+
+    source = args.source[0] if len(args.source) == 1 else args.source
+    print(export_lerobot(source, args.out, fps=args.fps, repo_id=args.repo_id, progress=not args.quiet))
+    return 0
+
+
+def cmd_import_lerobot(args: argparse.Namespace) -> int:
+    from humanprompt_ros.lerobot import import_lerobot
+
+    for episode in import_lerobot(args.source, args.out, progress=not args.quiet):
+        print(episode)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="humanprompt-data", description=__doc__.split("\n")[0].strip("`: "))
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -114,6 +133,26 @@ def build_parser() -> argparse.ArgumentParser:
     _topic_args(p, f"unified actions as a PoseArray hand target (default {topics.HAND_TARGET.name})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("export-lerobot", help="a dataset root or episodes → a LeRobot dataset (v3.0)")
+    p.add_argument("source", type=Path, nargs="+", help="dataset root, or one or more episode directories")
+    p.add_argument("--out", type=Path, required=True, help="the LeRobot dataset directory to create (new or empty)")
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="the dataset's frame rate, a whole number (default: the episodes'; episodes at another rate are "
+        "resampled in time and re-encoded)",
+    )
+    p.add_argument("--repo-id", default=None, help="the dataset's Hub name for its card (default humanprompt/<out>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_export_lerobot)
+
+    p = sub.add_parser("import-lerobot", help="a LeRobot dataset (v3.0) → episodes under a dataset root")
+    p.add_argument("source", type=Path, help="LeRobot dataset directory (with meta/info.json)")
+    p.add_argument("--out", type=Path, required=True, help="dataset root to write the episodes under")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_import_lerobot)
     return parser
 
 

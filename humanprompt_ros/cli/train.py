@@ -22,16 +22,24 @@ from pathlib import Path
 import numpy as np
 
 
+def _by_root(episodes) -> str:
+    """Where training episodes came from: per dataset root, how many of each embodiment."""
+    roots: dict[str, list] = {}
+    for e in episodes:
+        roots.setdefault(e.root, []).append(e)
+    return "; ".join(
+        f"{root}: {sum(e.embodiment == 'human' for e in eps)} human, {sum(e.embodiment == 'robot' for e in eps)} robot"
+        for root, eps in roots.items()
+    )
+
+
 def cmd_stage1(args: argparse.Namespace) -> int:
     from humanprompt_ros.config.stage1 import load_stage1_config
     from humanprompt_ros.train.stage1 import load_clip_episodes, train_stage1
 
     cfg = load_stage1_config(args.config, args.set)
     episodes = load_clip_episodes(cfg.data, cfg.model.image_size)
-    print(
-        f"[stage1] {len(episodes)} episodes from {cfg.data}: "
-        f"{sum(e.embodiment == 'human' for e in episodes)} human, {sum(e.embodiment == 'robot' for e in episodes)} robot"
-    )
+    print(f"[stage1] {len(episodes)} episodes ({_by_root(episodes)})")
     train_stage1(cfg, episodes, resume=not args.fresh)
     return 0
 
@@ -47,17 +55,15 @@ def cmd_stage2(args: argparse.Namespace) -> int:
     # a state-conditioned policy reads no frames: no video is decoded for it
     size = cfg.frame_encoder.image_size or s1cfg.model.image_size
     wants_state = not cfg.sees_images or cfg.frame_encoder.state_weight > 0
-    episodes = load_policy_episodes(cfg.data, size, frames=cfg.sees_images, state=wants_state)
+    episodes = load_policy_episodes(cfg.data, size, frames=cfg.sees_images, state=wants_state, hand=cfg.hand)
     print(
-        f"[stage2] {len(episodes)} episodes from {cfg.data}; condition={cfg.condition}, "
+        f"[stage2] {len(episodes)} episodes ({_by_root(episodes)}); condition={cfg.condition}, "
         f"pdcp={'on' if cfg.pdcp.enabled else 'off'}, stage-1 {'pretrained' if cfg.stage1_pretrained else 'random'}"
     )
-    prompts = load_policy_episodes(cfg.prompt_data, size) if cfg.prompt_data else []
+    # prompts only: their frame rate does not matter (a prompt is resampled over its whole length)
+    prompts = load_policy_episodes(cfg.prompt_data, size, same_rate=False) if cfg.prompt_data else []
     if prompts:
-        print(
-            f"[stage2] + {sum(e.embodiment == 'human' for e in prompts)} human demos from {cfg.prompt_data}, "
-            "as prompts only"
-        )
+        print(f"[stage2] + human demos as prompts only ({_by_root(e for e in prompts if e.embodiment == 'human')})")
     train_stage2(cfg, episodes, resume=not args.fresh, prompt_episodes=prompts)
     return 0
 

@@ -41,7 +41,9 @@ class Stage1Train(TrainConfig):
 
 @dataclass
 class Stage1Config:
-    data: str  # dataset directory (humanprompt-sim generate --out)
+    # dataset directory (humanprompt-sim generate --out), a glob of them, or a list of either: read as one
+    # (humanprompt_ros.data.dataset_roots)
+    data: str | list[str]
     out: str = "runs/stage1"
     clip_stride: int = 6  # sim steps between predicted frames
     model: VideoModelConfig = field(default_factory=VideoModelConfig)

@@ -75,12 +75,14 @@ class Stage2Train(TrainConfig):
 
 @dataclass
 class Stage2Config:
-    data: str
+    # dataset directory, a glob of them, or a list of either, read as one (humanprompt_ros.data.dataset_roots):
+    # e.g. [data/humanprompt-sim/train80, data/real/*]. One frame rate; robot episodes of ``hand`` only
+    data: str | list[str]
     stage1: str  # stage-1 checkpoint (its prompt encoder and video model stay frozen)
     # optional dataset of extra human demonstrations used only as prompts (never as action targets):
     # human videos are cheap, and a policy prompted by a few dozen demos per task learns those demos,
     # not the task (experiments/2026-11-30-twin-pairs.md)
-    prompt_data: str = ""
+    prompt_data: str | list[str] = ""  # as ``data``; "" or []: none
     # optional policy checkpoint whose weights (stage 1 and normalisers included) start this run instead of
     # ``stage1`` + random ones: fine-tuning, e.g. with stage1_trainable or other losses. Same hand, tasks and
     # architecture; the optimiser starts fresh. A resumed run continues from its own last checkpoint.

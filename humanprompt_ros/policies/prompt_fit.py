@@ -6,8 +6,8 @@ trained at (:func:`training_fps`), then to the model's clip length (:func:`human
 Checkpoints do not record a rate today, so the first of these is used:
 
 1. ``fps`` in the checkpoint's metadata (a training run that records it);
-2. ``fps`` in ``meta.json`` of the first episode of the checkpoint's training data (its config's ``data``),
-   when that directory exists here (relative to the working directory);
+2. ``fps`` in ``meta.json`` of the first episode of the checkpoint's training data (its config's ``data``: a
+   directory, a glob or a list), when it exists here (relative to the working directory);
 3. ``video_fps`` of ``config/sim.yaml``, the rate HumanPrompt-Sim writes every dataset at (10 Hz; also
    ``humanprompt-data import-bag``'s default), i.e. what every shipped checkpoint was trained on.
 
@@ -46,13 +46,16 @@ def training_fps(meta: dict[str, Any]) -> tuple[float, str]:
     if isinstance(fps, (int, float)) and fps > 0:
         return float(fps), "checkpoint"
     data = (meta.get("config") or {}).get("data")
-    if isinstance(data, str) and data and Path(data).is_dir():
+    if data and isinstance(data, (str, list)):
         from humanprompt_ros.data import iter_episodes
 
-        for ep in iter_episodes(data):
-            if isinstance(ep.meta.get("fps"), (int, float)):
-                return float(ep.meta["fps"]), f"dataset {data}"
-            break
+        try:  # training refuses a mix of rates, so the first episode's is every episode's
+            for ep in iter_episodes(data):
+                if isinstance(ep.meta.get("fps"), (int, float)):
+                    return float(ep.meta["fps"]), f"dataset {ep.root}"
+                break
+        except ValueError:  # the data is not here (or not all of it)
+            pass
     from humanprompt_ros.sim.scene import load_sim_config
 
     return float(load_sim_config().video_fps), "config/sim.yaml video_fps (the dataset rate)"

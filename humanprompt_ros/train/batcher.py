@@ -56,14 +56,15 @@ class Batcher:
                 seed=cfg.train.seed,
                 n_train=self.n_train,
             )
-        # (robot episode, human episode) of the same task and scene seed: the paired term's twins.
-        # Their own generator, so the main batches are the same with and without the term.
+        # (robot episode, human episode) of the same dataset root, task and scene seed: the paired term's twins
+        # (a seed names a scene only within one dataset). Their own generator, so the main batches are the same
+        # with and without the term.
         train = self.episodes[: self.n_train]
-        human = {(e.task, e.seed): i for i, e in enumerate(train) if e.embodiment == "human"}
+        human = {(e.root, e.task, e.seed): i for i, e in enumerate(train) if e.embodiment == "human"}
         self.twins = [
-            (i, human[(e.task, e.seed)])
+            (i, human[(e.root, e.task, e.seed)])
             for i, e in enumerate(train)
-            if e.embodiment == "robot" and (e.task, e.seed) in human
+            if e.embodiment == "robot" and (e.root, e.task, e.seed) in human
         ]
         self.twin_rng = np.random.default_rng([seed, 31337])
 

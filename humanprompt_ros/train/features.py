@@ -22,8 +22,8 @@ class FeatureStore:
 
     ``data``: (frames in all episodes, K, T, N, D) float16, memory-mapped from a ``.npy`` file next
     to the stage-1 checkpoint (``features/<key>.npy``; the key hashes the checkpoint, whether its
-    weights are used or random, the episodes, the prompt slots and whether prompts are blanked), so
-    the variants of one run share it.
+    weights are used or random, the episodes (and their dataset roots when there are several), the
+    prompt slots and whether prompts are blanked), so the variants of one run share it.
     ``prompts``: (episodes, K) the prompt episode of each slot.
     """
 
@@ -65,6 +65,13 @@ class FeatureStore:
                         if n_train < len(episodes)
                         else {}
                     ),
+                    # the dataset roots, when the episodes come from several (a seed names a scene only within
+                    # one); a single root's key stays what it was, so existing caches stay valid
+                    **{
+                        part: [e.root for e in eps]
+                        for part, eps in (("roots", episodes[:n_train]), ("prompt_roots", episodes[n_train:]))
+                        if len({e.root for e in eps}) > 1
+                    },
                     "prompts": prompts.tolist(),
                     "blank": model.cfg.condition == "none",
                     "pretrained": model.cfg.stage1_pretrained,

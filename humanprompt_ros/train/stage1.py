@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from humanprompt_ros.config.stage1 import PairMix, Stage1Config
-from humanprompt_ros.data import iter_episodes
+from humanprompt_ros.data import DatasetSpec
 from humanprompt_ros.models.checkpoint import load_checkpoint, load_train_state, save_train_state, unprefixed
 from humanprompt_ros.models.cross_prediction import CrossPredictionModel
 from humanprompt_ros.models.video_model import KIND, build_video_model, save_stage1
@@ -33,6 +33,7 @@ from humanprompt_ros.train.common import (
     progress,
     seed_everything,
 )
+from humanprompt_ros.train.datasets import training_episodes
 from humanprompt_ros.video import resample_indices
 
 
@@ -46,6 +47,7 @@ class ClipEpisode:
     embodiment: str  # "human" | "robot"
     seed: int = 0
     latents: torch.Tensor | None = None  # (L, C, h, w), filled by encode_episodes
+    root: str = ""  # the dataset root it came from
 
 
 def clip_indices(length: int, start: int, frames: int, stride: int) -> np.ndarray:
@@ -222,13 +224,24 @@ def train_stage1(cfg: Stage1Config, episodes: Sequence[ClipEpisode], resume: boo
 
 
 def load_clip_episodes(
-    root: str | Path, image_size: int, success_only: bool = True, show: bool = True
+    root: DatasetSpec, image_size: int, success_only: bool = True, show: bool = True
 ) -> list[ClipEpisode]:
-    """Every episode under ``root`` (the benchmark's dataset format), frames resized to the model size."""
+    """Every episode under ``root`` (one dataset, a glob or a list: :func:`~humanprompt_ros.data.dataset_roots`;
+    the benchmark's dataset format), frames resized to the model size; all at one frame rate (the clip stride
+    counts steps), else ``ValueError``. An episode without a skill (a recorded one) is its own task's skill."""
     episodes = []
-    found = iter_episodes(root, success=True if success_only else None)
+    found = training_episodes(root, success=True if success_only else None)
     for ep in progress(found, desc=f"load {root}", enabled=show):
-        episodes.append(ClipEpisode(ep.frames_at(image_size), ep.task, ep.skill, ep.embodiment, int(ep.seed or 0)))
+        episodes.append(
+            ClipEpisode(
+                ep.frames_at(image_size),
+                ep.task,
+                ep.skill or ep.task,
+                ep.embodiment,
+                int(ep.seed or 0),
+                root=str(ep.root),
+            )
+        )
     if not episodes:
         raise ValueError(
             f"{root}: no {'successful ' if success_only else ''}episodes found "

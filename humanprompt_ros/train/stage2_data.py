@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from humanprompt_ros.config.loader import load_config
 from humanprompt_ros.config.stage2 import Stage2Config
-from humanprompt_ros.data import iter_episodes
-from humanprompt_ros.hand.hand import load_hand
+from humanprompt_ros.data import DatasetSpec
+from humanprompt_ros.hand.hand import HandConfig, load_hand
 from humanprompt_ros.paths import config_path
 from humanprompt_ros.train.common import progress
+from humanprompt_ros.train.datasets import training_episodes
 
 
 @dataclass
@@ -28,6 +29,7 @@ class PolicyEpisode:
     embodiment: str
     seed: int = 0
     state: np.ndarray | None = None  # (T+1, D) the simulator's privileged scene state, when recorded
+    root: str = ""  # the dataset root it came from: a seed names a scene only within one dataset
 
 
 def hand_finger_mask(cfg: "Stage2Config", episodes: Sequence[PolicyEpisode]) -> np.ndarray:
@@ -39,20 +41,29 @@ def hand_finger_mask(cfg: "Stage2Config", episodes: Sequence[PolicyEpisode]) -> 
 
 
 def load_policy_episodes(
-    root: str | Path,
+    root: DatasetSpec,
     image_size: int,
     show: bool = True,
     embodiment: str | None = None,
     per_task: int | None = None,
     frames: bool = True,
     state: bool = False,
+    hand: str | None = None,
+    same_rate: bool = True,
 ) -> list[PolicyEpisode]:
-    """Successful episodes under ``root`` with their actions and proprioception (only ``embodiment``'s,
-    and the first ``per_task`` of each task and embodiment, when given), their frames unless ``frames`` is
-    false (no video decoded), and with ``state`` their privileged scene state (required then)."""
+    """Successful episodes under ``root`` (one dataset, a glob or a list:
+    :func:`~humanprompt_ros.data.dataset_roots`) with their actions and proprioception (only ``embodiment``'s,
+    and the first ``per_task`` of each task and embodiment, when given), their frames unless ``frames`` is false
+    (no video decoded), and with ``state`` their privileged scene state (required then). With ``same_rate`` all
+    at one frame rate, with ``hand`` (the policy's robot hand, ``config/hands/<hand>.yaml``) robot episodes of
+    that hand and human ones of its side, else ``ValueError``
+    (:func:`~humanprompt_ros.train.datasets.training_episodes`). An episode without a skill (a recorded one) is
+    its own task's skill."""
+    side = load_config(HandConfig, config_path("hands", f"{hand}.yaml")).side if hand else None
+    found = training_episodes(root, same_rate=same_rate, hand=hand, side=side, success=True, embodiment=embodiment)
     out: list[PolicyEpisode] = []
     count: dict[tuple[str, str], int] = {}
-    for ep in progress(iter_episodes(root, success=True, embodiment=embodiment), desc=f"load {root}", enabled=show):
+    for ep in progress(found, desc=f"load {root}", enabled=show):
         key = (ep.task, ep.embodiment)
         if per_task is not None and count.get(key, 0) >= per_task:
             continue
@@ -73,10 +84,11 @@ def load_policy_episodes(
                 proprio.astype(np.float32),
                 ep.mask,
                 ep.task,
-                ep.skill,
+                ep.skill or ep.task,
                 ep.embodiment,
                 int(ep.seed or 0),
                 None if scene is None else scene.astype(np.float32),
+                str(ep.root),
             )
         )
     if not out:
