@@ -1,9 +1,9 @@
 """How well can the policy's frame encoder locate the objects? Trains a frame encoder + state probe alone
 (no diffusion head) to read the scene state from frames, then prints the held-out localisation error.
 
-    python benchmarks/bench_frame_encoder.py --data data/gates/clean --steps 3000 \
+    python benchmarks/bench_frame_encoder.py --data data/gates/clean --per-task 80 --steps 3000 \
         --channels 32,32,64 --keypoints 32          # the shipped encoder's shape
-    python benchmarks/bench_frame_encoder.py --data data/gates/clean --channels 32,32,64,64,64 --keypoints 64
+    python benchmarks/bench_frame_encoder.py --data data/gates/clean --per-task 80 --channels 32,32,64,64,64 --keypoints 64
 
 Held-out frames are rendered by the scripted expert at the benchmark's held-out seeds. Figures: the mean
 error of the target object's xy and of the goal's xy (cm), the median target yaw error (degrees), per
@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--channels", default="32,32,64")
     ap.add_argument("--keypoints", type=int, default=32)
     ap.add_argument("--shift", type=int, default=8)
+    ap.add_argument("--per-task", type=int, default=None, help="only the first N episodes of each task")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -58,7 +59,7 @@ def main() -> None:
     cfg.shift = args.shift
     width = 128
     encoder, probe = FrameEncoder(cfg, width), StateProbe(cfg.keypoints, width, 24)
-    episodes = load_policy_episodes(args.data, args.size, state=True)
+    episodes = load_policy_episodes(args.data, args.size, state=True, per_task=args.per_task)
     probe.norm.fit(torch.from_numpy(np.concatenate([e.state for e in episodes])))
     params = list(encoder.parameters()) + list(probe.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
