@@ -404,11 +404,11 @@ def load_prompt(path: str | Path, min_frames: int = MIN_PROMPT_FRAMES, limits: P
         ep = Episode(None, {"embodiment": None, "source": str(p)}, p)
     try:
         info = ep.video_info
-    except ValueError as exc:
-        raise ValueError(f"prompt {p}: {exc}") from None
+    except ValueError as exc:  # a bare video's path, already named, is not repeated
+        raise ValueError(f"prompt {p}: {str(exc).removeprefix(f'{p}: ')}") from None
     except Exception as exc:
         raise ValueError(f"prompt {p}: not a readable video ({exc})") from None
-    if "fps" not in ep.meta and info.fps:
+    if ep.meta.get("fps") is None and info.fps:  # absent or null: the video's own rate
         ep.meta["fps"] = info.fps
     if limits is not None:
         limits.check(str(p), info)

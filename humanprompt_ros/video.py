@@ -139,7 +139,7 @@ def probe(path: str | Path) -> VideoInfo:
     except ValueError:
         raise
     except Exception as exc:  # imageio raises many kinds
-        raise ValueError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: not a readable video ({short_reason(exc)})") from None
     finally:
         reader.close()
     return VideoInfo(int(count), _declared_fps(meta), int(width), int(height), path.stat().st_size)
@@ -186,7 +186,30 @@ def _open_video(path: str | Path):
     try:
         return imageio.get_reader(Path(path))
     except Exception as exc:  # imageio raises many kinds
-        raise ValueError(f"{Path(path)}: not a readable video ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{Path(path)}: not a readable video ({short_reason(exc)})") from None
+
+
+_FFMPEG_LOG = re.compile(r"^\[[^\]]* @ 0x[0-9a-fA-F]+\]\s*")  # "[in#0 @ 0x55be61f0b000] " before ffmpeg's messages
+
+
+def short_reason(exc: Exception) -> str:
+    """An imageio/ffmpeg error in one line: its first line and ffmpeg's first two log messages, without the
+    banner and build configuration ffmpeg prints (kilobytes an operator cannot use), or "no video stream"
+    when ffmpeg opened the container and found none."""
+    head, _, stderr = str(exc).partition("=== stderr ===")
+    first = next((line.strip() for line in head.splitlines() if line.strip()), "")
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if not stderr:
+        return text
+    if "Input #0" in stderr and not re.search(r"Stream #\d+:\d+.*: Video:", stderr):
+        return f"{text}; no video stream"  # the container opened, but holds no video (or its index is cut)
+    said: list[str] = []
+    for line in stderr.splitlines():
+        if _FFMPEG_LOG.match(line):
+            msg = _FFMPEG_LOG.sub("", line).strip()
+            if msg and msg not in said:
+                said.append(msg)
+    return "; ".join([text, *said[:2]])
 
 
 def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
@@ -203,7 +226,7 @@ def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.n
     except ValueError:
         raise
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: not a readable video ({short_reason(exc)})") from None
     finally:
         reader.close()
 

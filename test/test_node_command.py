@@ -270,6 +270,49 @@ def test_nan_target_is_rejected_and_counted(rig):
     wait_status(rig, lambda d: d["_message"] == "commanding", 10, "commanding again", since=time.monotonic())
 
 
+def test_malformed_and_foreign_frame_targets_are_rejected_and_counted(rig):
+    """A target with the wrong number of poses, a non-unit wrist quaternion or in another frame than the
+    node's ``frame_id`` is rejected and counted, never commanded; with only those, the hand holds."""
+    good = rig.feeder.target_msg
+    short = target_for(rig, rig.hand.neutral())
+    short.poses.pop()  # five poses: no little finger entry
+    skewed = target_for(rig, rig.hand.neutral())
+    skewed.poses[0].orientation.w = 3.0
+    foreign = target_for(rig, rig.hand.neutral())
+    foreign.header.frame_id = "camera_optical"
+    cases = [
+        (
+            short,
+            "targets_rejected_invalid",
+            "a hand target has 6 poses (wrist + thumb, index, middle, ring, little), got 5",
+        ),
+        (skewed, "targets_rejected_invalid", "wrist pose: orientation is not a unit quaternion"),
+        (
+            foreign,
+            "targets_rejected_frame",
+            "rejected a hand target in frame 'camera_optical': targets must be in 'world'",
+        ),
+    ]
+    for bad, counter, why in cases:
+        before = command_status(rig)[-1]
+        rig.feeder.target_msg = bad
+        t0 = time.monotonic()
+        status = wait_status(
+            rig,
+            lambda d, c=counter, n=int(before[counter]), w=why: int(d[c]) >= n + 3 and w in d["last_problem"],
+            10,
+            f"{counter} counted",
+            since=t0,
+        )
+        held = wait_status(rig, lambda d: d["_message"].startswith("holding: target stale"), 10, "a hold", since=t0)
+        assert int(held["targets_accepted"]) == int(status["targets_accepted"]), held  # none accepted
+        later = wait_status(rig, lambda d, h=held: d["_t"] > h["_t"], 5, "later diagnostics", since=held["_t"])
+        assert later["commands_published"] == held["commands_published"], later  # nothing commanded
+        rig.feeder.target_msg = good
+        wait_status(rig, lambda d: d["_message"] == "commanding", 10, "commanding again", since=time.monotonic())
+    assert rig.node.returncode is None, rig.node.log()
+
+
 def test_camera_stops_hand_holds_within_200ms_then_resumes(rig):
     rig.peer.wait_until(lambda: len(rig.commands.since(time.monotonic() - 0.1)) > 0, 10, "commands flowing")
     rig.feeder.send_obs.clear()

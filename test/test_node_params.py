@@ -109,3 +109,45 @@ def test_declare_config_rejects_a_bad_override(private_dds):
         node.destroy_node()
     finally:
         ctx.try_shutdown()
+
+
+@require_rclpy()
+def test_a_value_of_the_wrong_type_is_refused(private_dds):
+    """At startup a ``-p`` of the wrong type stops the node naming the key; at run time the set is refused
+    (a number: by the dataclass, with the reason; a bool, integer or string parameter: by rclpy, whose
+    reason gives the types as ParameterType codes) and the old value stays."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.parameter import Parameter
+
+    from humanprompt_ros.ros.params import declare_config, watch_config
+
+    for arg, why in (("width:=abc", "width: InvalidParameterTypeException"), ("rate:=fast", "rate: expected a number")):
+        ctx = Context()
+        rclpy.init(context=ctx, domain_id=private_dds, args=["--ros-args", "-p", arg])
+        try:
+            node = rclpy.create_node("camera", context=ctx, start_parameter_services=False)
+            with pytest.raises(ConfigError, match=f"ROS parameters of /camera: {why}"):
+                declare_config(node, CameraConfig, config_path("camera.yaml"), "camera")
+            node.destroy_node()
+        finally:
+            ctx.try_shutdown()
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=private_dds, args=[])
+    try:
+        node = rclpy.create_node("camera", context=ctx, start_parameter_services=False)
+        declare_config(node, CameraConfig, config_path("camera.yaml"), "camera")
+        watch_config(node, CameraConfig, lambda _cfg: None)
+        for name, value, why in (
+            ("stale_after", True, "stale_after: expected a number, got bool: True"),
+            ("stale_after", 0.0, "stale_after: must be in [0.01, 3600], got 0.0"),
+            ("loop", "yes", "Wrong parameter type, expected '1' got '4'"),  # 1: bool, 4: string
+            ("crop", 3, "Wrong parameter type, expected '4' got '2'"),  # 4: string, 2: integer
+        ):
+            old = node.get_parameter(name).value
+            res = node.set_parameters([Parameter(name, value=value)])[0]
+            assert not res.successful and why in res.reason, res.reason
+            assert node.get_parameter(name).value == old
+        node.destroy_node()
+    finally:
+        ctx.try_shutdown()

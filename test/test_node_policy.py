@@ -466,6 +466,105 @@ def test_policy_node_over_dds(tmp_path, ros_env, peer):
 
 @pytest.mark.ros
 @require_rclpy()
+def test_bad_frames_are_dropped_counted_and_never_taken_as_fresh(tmp_path, ros_env, peer):
+    """Frames the policy node cannot read (an unsupported encoding, data that does not match the image's size,
+    an empty image) are dropped and counted ``frames_bad``, and never refresh the camera: with only those the
+    node pauses as on a stale camera, and the chunk does not advance. A mono8 frame of another size is used."""
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    from humanprompt_ros.hand.hand import load_hand
+    from humanprompt_ros.ros import topics
+    from humanprompt_ros.ros.conversions import joint_state
+    from humanprompt_ros.ros.image import numpy_to_image
+
+    def yuv422(stamp):
+        msg = Image(height=4, width=4, encoding="yuv422", step=8)
+        msg.data.frombytes(bytes(32))
+        msg.header.stamp = stamp
+        return msg
+
+    def short_data(stamp):
+        msg = numpy_to_image(np.zeros((8, 8, 3), np.uint8), "rgb8", stamp=stamp)
+        msg.height = 9  # the data holds 8 rows
+        return msg
+
+    def empty(stamp):
+        return numpy_to_image(np.zeros((0, 0, 3), np.uint8), "rgb8", stamp=stamp)
+
+    def good(stamp):
+        return numpy_to_image(np.zeros((8, 8, 3), np.uint8), "rgb8", stamp=stamp)
+
+    def mono(stamp):
+        return numpy_to_image(np.zeros((48, 64), np.uint8), "mono8", stamp=stamp)
+
+    ep = make_episode(tmp_path / "ep", steps=200)
+    hand = load_hand(config_path("hands", "allegro_right.yaml"))
+    diag = peer.record(topics.DIAGNOSTICS)
+    with RosProcesses(ros_env) as procs:
+        node, targets, obs_pub, js_pub, prompt_pub = _policy_rig(
+            procs, peer, "chunk:=4", "rate:=20.0", "diagnostics_period:=0.2"
+        )
+        make = [good]
+        stop = threading.Event()
+
+        def feed():
+            while not stop.wait(1 / 30):
+                stamp = peer.now_msg()
+                js_pub.publish(joint_state(hand.joint_names, hand.neutral(), stamp))
+                obs_pub.publish(make[0](stamp))
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        try:
+            peer.wait_for_subscription(obs_pub, timeout=60)
+            peer.wait_for_subscription(prompt_pub, timeout=10)
+            prompt_pub.publish(String(data=json.dumps({"id": "ep@1", "path": str(ep)})))
+            peer.wait_until(lambda: len(targets) >= 4, 20, f"hand targets from good frames\n{node.log()}")
+            bad_before = 0
+            for kind, why in (
+                (yuv422, "unsupported image encoding 'yuv422'"),
+                (short_data, "data has 192 bytes"),
+                (empty, "empty rgb8 image (0x0)"),
+            ):
+                make[0] = kind
+                t0 = time.monotonic()
+                status = wait_policy_status(
+                    peer,
+                    diag,
+                    lambda d, why=why: why in d["last_problem"] and d["_message"].startswith("paused: observation"),
+                    10,
+                    f"{kind.__name__} frames dropped and the node paused",
+                    since=t0,
+                )
+                assert int(status["frames_bad"]) > bad_before, status
+                bad_before = int(status["frames_bad"])
+                later = wait_policy_status(
+                    peer,
+                    diag,
+                    lambda d, s=status: (
+                        d["_message"].startswith("paused") and int(d["frames_bad"]) > int(s["frames_bad"])
+                    ),
+                    10,
+                    "later diagnostics, still paused",
+                    since=time.monotonic(),
+                )
+                assert later["targets_published"] == status["targets_published"], later  # the chunk holds
+            n = len(targets)
+            make[0] = mono  # mono8, 64x48: converted to RGB and used; control resumes
+            t0 = time.monotonic()
+            peer.wait_until(lambda: len(targets) > n + 2, 10, f"targets from mono8 frames\n{node.log()}")
+            running = wait_policy_status(peer, diag, lambda d: d["_message"] == "running", 10, "running", since=t0)
+            later = wait_policy_status(peer, diag, lambda d: True, 10, "later diagnostics", since=time.monotonic())
+            assert later["frames_bad"] == running["frames_bad"] and later["act_failures"] == "0", later  # all used
+            assert node.returncode is None, node.log()
+        finally:
+            stop.set()
+            feeder.join()
+
+
+@pytest.mark.ros
+@require_rclpy()
 def test_lockstep_policy_node_acts_once_per_frame_stamp(tmp_path, ros_env, peer):
     """lockstep: one action per new frame stamp, in order, each with the state of its own step and stamped
     like its frame; the same step sent again (a lockstep simulator's resend, same stamp: its command never

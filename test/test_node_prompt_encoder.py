@@ -25,6 +25,15 @@ def bad_prompts(root: Path) -> dict[str, str]:
     write_video(bad / "short.mp4", [FRAME] * 2, fps=10)
     write_video(bad / "bare.mp4", [FRAME] * 6, fps=10)
     make_episode(bad / "no_actions", actions=False)
+    write_video(bad / "one.mp4", [FRAME], fps=10)
+    whole = write_video(bad / "whole.mp4", [FRAME] * 6, fps=10).read_bytes()
+    (bad / "truncated.mp4").write_bytes(whole[: len(whole) // 2])  # cut before its index (moov, at the end)
+    no_frames(bad / "no_frames.mp4")
+    write_video(bad / "long.mp4", [FRAME] * 121, fps=1)  # 121 s: beyond max_duration_s 120
+    write_video(bad / "dci_4k.mp4", [np.zeros((2160, 4096, 3), np.uint8)] * 4, fps=10)  # beyond max_pixels (4K UHD)
+    meta = json.loads((make_episode(bad / "bad_fps") / "meta.json").read_text())
+    (bad / "bad_fps" / "meta.json").write_text(json.dumps({**meta, "fps": "ten"}))
+    (bad / "no_meta").mkdir(exist_ok=True)
     return {
         str(root / "missing"): "not found",
         str(bad / "notes.txt"): "not a video file",
@@ -34,7 +43,25 @@ def bad_prompts(root: Path) -> dict[str, str]:
         "/etc/hostname": "outside the configured prompt directories",
         str(bad / "no_actions"): "needs the demonstration's unified actions",
         str(bad / "bare.mp4"): "needs the demonstration's unified actions",
+        str(bad / "one.mp4"): "too short (1 frames, a prompt needs at least 4)",
+        str(bad / "truncated.mp4"): "truncated.mp4: not a readable video (",
+        str(bad / "no_frames.mp4"): "no video stream",
+        str(bad / "long.mp4"): "121.0 s long (121 frames at 1 fps), more than max_duration_s 120",
+        str(bad / "dci_4k.mp4"): "frames of 4096x2160 = 8847360 pixels, more than max_pixels 8294400",
+        str(bad / "bad_fps"): "meta.json fps 'ten' is not a frame rate",
+        str(bad / "no_meta"): "a directory without meta.json or a video file",
     }
+
+
+def no_frames(path: Path) -> Path:
+    """An mp4 with no video frames (ffmpeg asked for 0 frames writes a container without a stream)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=s=16x16:d=1"]
+    subprocess.run([*cmd, "-frames:v", "0", "-c:v", "libx264", str(path)], check=True, timeout=60)
+    return path
 
 
 def test_shipped_config_loads_and_dirs_expand(monkeypatch, tmp_path):
@@ -55,8 +82,12 @@ def test_validator_reasons_without_ros(tmp_path):
     assert info["task"] == "press_button" and info["actions"] == 6 and info["frames"] == 7 and info["id"]
     assert v.validate(str(good))["id"] != info["id"]  # every set is a new id (restarts the task)
     for path, why in bad_prompts(tmp_path).items():
-        with pytest.raises(PromptError, match=why):
+        with pytest.raises(PromptError) as err:
             v.validate(path)
+        reason = str(err.value)
+        assert why in reason, (path, reason)
+        assert "\n" not in reason and len(reason) < 400, reason  # one line: no ffmpeg banner
+        assert reason.count(path) == 1, reason  # the path named once
     (tmp_path / "link").symlink_to("/etc")
     with pytest.raises(PromptError, match="outside the configured prompt directories"):
         v.validate(str(tmp_path / "link" / "hostname"))

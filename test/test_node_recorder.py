@@ -124,12 +124,15 @@ class Services:
 
 
 def assert_nearest(picked: np.ndarray, grid: np.ndarray, sent: list[float]) -> None:
-    """Each picked message (its stamp, s) is one that was sent, and the nearest one sent to its frame's time (however
-    irregularly a loaded machine sent them)."""
+    """Each picked message (its stamp, s) is one that was sent, in time order. Not checked here: that it is the
+    nearest to its frame. Over DDS the state topics are best effort and this node loses bursts of them on a loaded
+    2-core machine (gaps over 0.5 s seen; meta ``max_offset_ms`` reports them), so the exact nearest-in-time choice
+    among received messages is tested without ROS (test_recording.py)."""
     sent_ = np.asarray(sent)
-    for s, g in zip(picked, grid):
+    assert len(picked) == len(grid)
+    for s in picked:
         assert np.abs(sent_ - s).min() < 1e-4, f"{s:.4f} s: not a stamp that was sent"
-        assert abs(s - g) <= np.abs(sent_ - g).min() + 1e-4, f"frame at {g:.4f} s took the message at {s:.4f} s"
+    assert np.all(np.diff(picked) >= -1e-4), "picks out of time order"
 
 
 def recorder_status(diag, since: float = 0.0) -> list[dict]:
@@ -146,17 +149,19 @@ def wait_status(peer, diag, predicate, timeout: float, what: str, since: float =
     return peer.wait_until(lambda: next((d for d in recorder_status(diag, since) if predicate(d)), None), timeout, what)
 
 
-def record(peer, diag, call, frames: int) -> str:
-    """Start an episode, wait until the node counted ``frames`` camera frames in it, stop; the stop message."""
+def record(peer, diag, call, frames: int, states: bool = True) -> str:
+    """Start an episode, wait until the node counted ``frames`` camera frames (and, with ``states``, joint states and
+    wrist poses: on a loaded machine one topic can lag the others) in it, stop; the stop message."""
+    counted = ("camera_frames", "joint_states", "wrist_poses") if states else ("camera_frames",)
     started = call("start")
     assert started.success, started.message
     since = time.monotonic()
     wait_status(
         peer,
         diag,
-        lambda d: d["_message"].startswith("recording") and int(d["camera_frames"]) >= frames,
-        20,
-        f"{frames} frames recorded",
+        lambda d: d["_message"].startswith("recording") and all(int(d[k]) >= frames for k in counted),
+        30,
+        f"{frames} of each of {', '.join(counted)} recorded",
         since,
     )
     stopped = call("stop", timeout=60)
@@ -214,7 +219,7 @@ def test_recorder_node_records_robot_and_human_episodes_over_dds(tmp_path, ros_e
 
         # a human episode: the video, and the hand pose pending (no hand in these frames, or no mediapipe)
         call.set("embodiment", "human")
-        message = record(peer, diag, call, frames=12)
+        message = record(peer, diag, call, frames=12, states=False)
         assert "hand pose pending" in message and "humanprompt-hand extract" in message
         ep = load_episode(root / "pick/human/0000000")
         assert ep.embodiment == "human" and ep.actions is None and len(ep.frames()) == ep.meta["num_frames"] >= 3

@@ -256,7 +256,11 @@ class CommandConfig:
         "publish /tf (world → each hand link, from FK) where tf2_msgs is installed, for rviz's RobotModel",
         read_only=True,
     )
-    frame_id: str = param("world", "frame of markers and wrist targets when the target has none")
+    frame_id: str = param(
+        "world",
+        "the world frame: hand targets must be in it (an empty frame_id is taken as it; another frame is "
+        "rejected), and the frame of markers and wrist targets",
+    )
     diagnostics_period: float = param(1.0, "seconds between /diagnostics updates", read_only=True, range=(0.05, 60.0))
     latency_window: int = param(
         1000, "samples in the latency statistics of the diagnostics", read_only=True, range=(10, 100000)

@@ -2,8 +2,9 @@
 operator see about it (the prompt message)? The prompt encoder node is its thin adapter.
 
 A prompt is refused, with the reason, when it breaks a size limit (``max_file_mb``, ``max_pixels``,
-``max_duration_s``: checked before decoding), cannot be loaded or encoded, or, with ``strict``, lies out of
-distribution (:mod:`humanprompt_ros.policies.prompt_fit`).
+``max_duration_s``: checked before decoding), cannot be loaded or encoded, is an episode whose ``meta.json``
+``fps`` is not a frame rate, or, with ``strict``, lies out of distribution
+(:mod:`humanprompt_ros.policies.prompt_fit`).
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ class PromptValidator:
             raise PromptError(str(exc)) from None
         video = ep.video_info
         fps = ep.meta.get("fps")
+        if fps is not None and not (type(fps) in (int, float) and 0 < fps < float("inf")):  # not bool, nan, inf
+            raise PromptError(f"prompt {real}: meta.json fps {fps!r} is not a frame rate (a positive number)")
         info: dict[str, Any] = {
             "path": str(real),
             "task": ep.task,

@@ -38,7 +38,9 @@ Safety (each case counted in the diagnostics, whose message states the current r
   diagnostics message becomes e.g. ``holding: observation stale 0.31 s`` and is published at
   once. When fresh input returns, commands resume from the last command, velocity limited.
 * **NaN/inf** anywhere in a target (or a malformed target: wrong pose count, non-unit wrist
-  quaternion) is rejected and counted; it never refreshes the watchdog.
+  quaternion) is rejected and counted; it never refreshes the watchdog. So is a target in another
+  frame than ``frame_id`` (the world frame; an empty ``header.frame_id`` is taken as it): this node
+  transforms no frames, and a wrist pose read in the wrong frame would send the arm elsewhere.
 * ``lockstep`` (evaluation with the sim driver's lockstep mode only): one command per target, the
   clamped goal itself (the simulator steps one control period per command, as the benchmark does),
   stamped like the target (the step's frame stamp: the simulator drops a command for a step it has
@@ -158,6 +160,7 @@ class CommandNode(Node):
             targets_accepted=0,
             targets_rejected_nonfinite=0,
             targets_rejected_invalid=0,
+            targets_rejected_frame=0,
             retarget_failures=0,
             prompts_invalid=0,
             commands_published=0,
@@ -262,6 +265,14 @@ class CommandNode(Node):
         if not finite_pose_array(msg):
             self._count("targets_rejected_nonfinite", "rejected a hand target containing NaN or inf")
             return
+        frame = msg.header.frame_id
+        if frame and frame != self.cfg.frame_id:
+            self._count(
+                "targets_rejected_frame",
+                f"rejected a hand target in frame {frame!r}: targets must be in {self.cfg.frame_id!r} "
+                "(frame_id; this node transforms no frames)",
+            )
+            return
         try:
             action = pose_array_to_action(msg)
         except ValueError as exc:
@@ -284,7 +295,7 @@ class CommandNode(Node):
             self.counts["targets_accepted"] += 1
             self.goal = clamped
             self.action = action
-            self.target_frame = msg.header.frame_id or self.cfg.frame_id
+            self.target_frame = self.cfg.frame_id
             self.target_mono = received
             self.target_stamp = msg.header.stamp
             published = self._step(from_target=True)

@@ -15,7 +15,9 @@ from the simulator's privileged initial state; tests only) and ``checkpoint`` (t
 reason, exit code 2).
 
 In: ``/humanprompt/observation`` (the latest frame is kept; frames never used are counted as
-dropped), ``/humanprompt/prompt`` (latched JSON from the prompt encoder), ``/joint_states`` and
+dropped; a frame that cannot be read — unsupported encoding, data that does not match its size, an
+empty image — is dropped and counted ``frames_bad``, and does not count as a fresh frame),
+``/humanprompt/prompt`` (latched JSON from the prompt encoder), ``/joint_states`` and
 the measured base-link pose ``wrist_pose_topic`` (``/humanprompt/wrist_pose``: the sim driver
 publishes it; on a real robot the arm driver should; until one arrives the last
 ``/humanprompt/wrist_target`` is used).
@@ -84,6 +86,7 @@ from std_msgs.msg import Float32MultiArray, String
 from std_srvs.srv import Trigger
 
 from humanprompt_ros.action import HandAction
+from humanprompt_ros.camera import BadFrame, as_rgb
 from humanprompt_ros.config.nodes import PolicyConfig
 from humanprompt_ros.control.backend import build_backend
 from humanprompt_ros.control.chunk_runner import PolicyRunner
@@ -199,8 +202,10 @@ class PolicyNode(Node):
     # -- inputs ---------------------------------------------------------------------------------
     def _on_observation(self, msg: Image) -> None:
         try:
-            frame = image_to_numpy(msg)
-        except ValueError as exc:
+            frame = as_rgb(image_to_numpy(msg))  # mono8 too: every backend takes H×W×3
+            if frame.size == 0:
+                raise BadFrame(f"empty {msg.encoding} image ({msg.width}x{msg.height})")
+        except (ValueError, BadFrame) as exc:
             self._problem("frames_bad", f"dropped an observation: {exc}")
             return
         with self._lock:
