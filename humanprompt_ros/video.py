@@ -77,25 +77,6 @@ def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
     return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
 
 
-def probe_video(path: str | Path) -> tuple[float | None, int | None]:
-    """(frame rate, approximate frame count) a video file declares, each None when it does not say.
-
-    The count is the container's (or duration × fps), without decoding: good for a progress bar, not exact
-    (:func:`probe` counts exactly). Raises ``ValueError`` when the file cannot be opened as a video.
-    """
-    reader = _open_video(path)
-    try:
-        meta = reader.get_meta_data()
-    finally:
-        reader.close()
-    fps = _declared_fps(meta)
-    count = meta.get("nframes")
-    if not isinstance(count, (int, float)) or not np.isfinite(count):
-        duration = meta.get("duration")
-        count = duration * fps if fps and isinstance(duration, (int, float)) and np.isfinite(duration) else None
-    return fps, (int(round(count)) if count else None)
-
-
 def _declared_fps(meta: dict) -> float | None:
     """The frame rate in an imageio reader's metadata (ffmpeg: ``fps``; a gif: ``duration`` ms per frame)."""
     fps = meta.get("fps")

@@ -53,7 +53,7 @@ from humanprompt_ros.hand.camera_geometry import (
 from humanprompt_ros.hand.keypoints import BONES, NUM_KEYPOINTS, PALM_POINTS, WRIST, keypoints_to_action
 from humanprompt_ros.hand.tracks import SmoothingConfig, fill_gaps, smooth
 from humanprompt_ros.paths import config_path
-from humanprompt_ros.video import iter_video, probe_video
+from humanprompt_ros.video import iter_video, probe
 
 MEDIAPIPE_VERSION = "0.10.14"
 INSTALL_HINT = f"pip install -e '.[human]' (mediapipe=={MEDIAPIPE_VERSION})"
@@ -239,7 +239,8 @@ def extract_episode(
         source, intrinsics = str(Path(intrinsics).resolve()), load_intrinsics(intrinsics)
     elif intrinsics is None:
         source = f"default: {cfg.default_hfov_deg:g} degree horizontal field of view, principal point at the centre"
-    declared_fps, count = probe_video(video)
+    info = probe(video)
+    declared_fps, count = info.fps, info.frames
     fps = declared_fps or DEFAULT_FPS
     from tqdm.auto import tqdm
 

@@ -30,8 +30,6 @@ class LearnedPolicy:
     model's clip length.
     """
 
-    needs_prompt_video = True
-
     def __init__(
         self,
         path: str | Path,
@@ -173,9 +171,9 @@ class LearnedPolicy:
                 f"got {lag}: lower the runner's lookahead"
             )
         m = self.model
+        if (self.skill if self.needs_state else self.tokens) is None:
+            raise ValueError("the learned policy has no prompt: call set_prompt() first")
         if self.needs_state:
-            if self.skill is None:
-                raise ValueError("the learned policy has no prompt: call set_prompt() first")
             if state is None:
                 raise ValueError(
                     "this checkpoint is conditioned on the simulator's true scene state (condition: state): "
@@ -183,8 +181,6 @@ class LearnedPolicy:
                 )
             s = torch.as_tensor(np.asarray(state, np.float32))[None]
             cond = m.condition(None, None, self.skill, states=s.to(next(m.head.parameters()).device))
-        elif self.tokens is None:
-            raise ValueError("the learned policy has no prompt: call set_prompt() first")
         else:
             cond = m.condition_on_frame(self.tokens, frame, self.skill)
         p = torch.as_tensor(np.asarray(proprio, np.float32))[None]

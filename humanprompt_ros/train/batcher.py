@@ -59,7 +59,6 @@ class Batcher:
         # (robot episode, human episode) of the same dataset root, task and scene seed: the paired term's twins
         # (a seed names a scene only within one dataset). Their own generator, so the main batches are the same
         # with and without the term.
-        train = self.episodes[: self.n_train]
         human = {(e.root, e.task, e.seed): i for i, e in enumerate(train) if e.embodiment == "human"}
         self.twins = [
             (i, human[(e.root, e.task, e.seed)])
@@ -67,6 +66,7 @@ class Batcher:
             if e.embodiment == "robot" and (e.root, e.task, e.seed) in human
         ]
         self.twin_rng = np.random.default_rng([seed, 31337])
+        self.visual_keys = self._visual_keys()  # what the condition reads per sample (fixed for the run)
 
     def prompt_pool(self, i: int) -> list[int]:
         """Episodes that can prompt episode ``i`` under ``prompt_embodiment``: human demos of its task (as
@@ -97,7 +97,7 @@ class Batcher:
         latents, the frame, and its cached stage-1 features (or its latents when nothing is cached); for a
         state-conditioned policy the scene state at ``t`` instead (also with the frame encoder's state loss)."""
         cfg = self.model.cfg
-        if "state" in self._visual_keys():
+        if "state" in self.visual_keys:
             rows["state"].append(torch.from_numpy(self.episodes[i].state[t]))
         if not cfg.sees_images:
             return
@@ -127,7 +127,7 @@ class Batcher:
         """A training batch; with ``pairs`` (and twins in the data) also ``twin_robot`` / ``twin_human``:
         the visual inputs of that many robot frames and their human twins (same task, scene, moment)."""
         h = self.model.cfg.policy.horizon
-        keys = ("proprio", "actions", "mask", "task", "skill") + self._visual_keys()
+        keys = ("proprio", "actions", "mask", "task", "skill") + self.visual_keys
         rows: dict[str, list] = {k: [] for k in keys}
         for _ in range(batch):
             i = self.draw_episode()
@@ -155,7 +155,7 @@ class Batcher:
     def sample_twins(self, pairs: int, device: torch.device) -> tuple[dict[str, torch.Tensor], ...]:
         """``pairs`` robot frames and the human frames of the same task, scene and moment (by phase when
         the two demonstrations differ in length), each under a prompt of its own."""
-        sides: tuple[dict[str, list], ...] = tuple({k: [] for k in self._visual_keys() + ("skill",)} for _ in range(2))
+        sides: tuple[dict[str, list], ...] = tuple({k: [] for k in self.visual_keys + ("skill",)} for _ in range(2))
         for _ in range(pairs):
             r, hu = self.twins[int(self.twin_rng.integers(len(self.twins)))]
             n_r, n_h = len(self.episodes[r].frames), len(self.episodes[hu].frames)
