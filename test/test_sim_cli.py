@@ -240,6 +240,13 @@ def test_generate_refuses_to_mix_own_and_shared_twin_layouts(tmp_path):
     assert run(*args, "--twin-scenes", "own").returncode == 0  # the same layouts: kept, skipped
     assert run(*args, "--twin-scenes", "shared", "--overwrite").returncode == 0
     assert "twin" in json.loads(meta.read_text())["instance"]
+    # an episode of the benchmark's version 1 (no "benchmark" in its meta) is not mixed with version 2 ones
+    m = json.loads(meta.read_text())
+    assert m["benchmark"] == 2
+    del m["benchmark"]
+    meta.write_text(json.dumps(m))
+    mixed = run(*args, "--twin-scenes", "shared")
+    assert mixed.returncode != 0 and "benchmark's version 1, this run generates version 2" in mixed.stderr
 
 
 def test_generate_respects_human_only_skills(tmp_path):
@@ -345,6 +352,12 @@ def test_table_merges_eval_files_and_refuses_overlaps(tmp_path):
     assert "twin_only" not in json.loads(open(own).read())["skills"]["rotate"]  # own layouts: no twin to judge
     mixed = run("table", c, own)
     assert mixed.returncode == 2 and "twin_scenes 'own'" in mixed.stderr
+    # a file from before the benchmark's version 2 (no "benchmark" key) is version 1: it does not merge
+    assert shared_js["benchmark"] == 2
+    v1 = tmp_path / "v1.json"
+    v1.write_text(json.dumps({k: v for k, v in shared_js.items() if k != "benchmark"}))
+    mixed = run("table", own, str(v1))
+    assert mixed.returncode == 2 and "benchmark 1" in mixed.stderr and "version 2" in mixed.stderr
     # --policy-args (e.g. a guidance scale) is part of how a file was evaluated: a guided file does not merge
     saved_b = json.loads(open(b).read())
     assert saved_b["policy_args"] == {}

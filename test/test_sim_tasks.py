@@ -167,7 +167,7 @@ def test_shared_twin_scenes_are_one_scene_for_both_twins():
                 frames[name] = env.reset(1_000_003).frame
                 assert env.twin.name == ({a, b} - {name}).pop()
                 assert env.instance.target.name == tasks[name].config.goal.object
-                assert len(env.instance.extra["discs"]) == sum(
+                assert len(env.instance.marks) == sum(
                     t.config.goal.region is not None or t.skill == "knock_over" for t in (tasks[a], tasks[b])
                 )
             finally:
@@ -186,6 +186,45 @@ def test_shared_twin_scenes_are_one_scene_for_both_twins():
     # the default layouts did not move (seed 0 of knock_over as generated since 2026-11-27)
     bottle = sample_instance(tasks["knock_over"], 0).target
     assert np.allclose(bottle.pos, [-0.02545, -0.02056], atol=1e-5)
+
+
+def test_benchmark_v2_shared_scenes_draw_targets_from_their_own_ranges_and_mark_goals_apart():
+    """Version 2 of the benchmark: in a shared twin scene each task's target comes from its own task's
+    range (v1 drew pull_puck's puck and rotate_lever's lever from the twin's distractor range, the whole
+    table), the two tasks of a pair mark their goals differently (v1: two green discs), and press_button's
+    button and rotate_lever's lever stay clear of each other's expert."""
+    from humanprompt_ros.sim.tasks import BENCHMARK_VERSION, twin_pairs, work_corridor
+
+    assert BENCHMARK_VERSION == 2
+    tasks = {t.name: t for t in load_tasks()}
+    for a, b in twin_pairs():
+        looks = {(tuple(tasks[n].config.goal.look.color), tasks[n].config.goal.look.shape) for n in (a, b)}
+        has_goal = [n for n in (a, b) if tasks[n].config.goal.region is not None or tasks[n].skill == "knock_over"]
+        assert len(has_goal) < 2 or len(looks) == 2, (a, b)
+        for seed in range(40):
+            inst = sample_instance(tasks[a], seed, twin=tasks[b])
+            for name in (a, b):
+                cfg = tasks[name].config
+                pos = inst.object(cfg.goal.object).pos
+                rng = cfg.objects[cfg.goal.object].position
+                assert np.all(pos >= np.asarray(rng.low) - 1e-9) and np.all(pos <= np.asarray(rng.high) + 1e-9), (
+                    name,
+                    seed,
+                )
+            marks = {tuple(m.look.color) + (m.look.shape,) for m in inst.marks}
+            assert len(marks) == len(inst.marks)  # each goal in the scene looks its own
+    # the lever and the button: each out of the other's expert's corridor in every shared scene
+    for seed in range(40):
+        inst = sample_instance(tasks["rotate_lever"], seed, twin=tasks["press_button"])
+        lever, button = inst.object("lever"), inst.object("button")
+        for capsules, o in (
+            (work_corridor("rotate", lever, None, tasks["rotate_lever"].threshold), button),
+            (work_corridor("press_button", button, None, None), lever),
+        ):
+            ab = [(np.asarray(p), np.asarray(q), w) for p, q, w in capsules]
+            assert all(
+                min(np.linalg.norm(o.pos - (p + t * (q - p))) for t in np.linspace(0, 1, 21)) > w for p, q, w in ab
+            )
 
 
 def test_a_shared_scene_judges_the_twin_task_too():

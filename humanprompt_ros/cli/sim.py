@@ -44,7 +44,7 @@ from humanprompt_ros.sim.results import (
     summarize,
     write_eval_file,
 )
-from humanprompt_ros.sim.tasks import TWIN_SCENES, load_task, task_files
+from humanprompt_ros.sim.tasks import BENCHMARK_VERSION, TWIN_SCENES, load_task, task_files
 
 
 def _tqdm(**kw):
@@ -130,6 +130,7 @@ def cmd_generate(args) -> int:
             "seconds_per_episode": round(wall / max(1, len(results)), 3),
             "workers": args.workers,
             "twin_scenes": _twin_scenes(args),
+            "benchmark": BENCHMARK_VERSION,
         }
     )
     (out / "generate_summary.json").write_text(json.dumps(summary, indent=1))
@@ -212,6 +213,7 @@ def cmd_eval(args) -> int:
     table = {name: summarize(results[name], bench) for name in rows}
     twin_scenes = _twin_scenes(args)
     settings = {
+        "benchmark": BENCHMARK_VERSION,
         "split": args.split,
         "embodiment": args.embodiment,
         "seeds": [seeds[0], seeds[-1]],
@@ -221,7 +223,7 @@ def cmd_eval(args) -> int:
         **({"prompt_task": args.prompt_task} if args.prompt_task else {}),
     }
     header = (
-        f"embodiment {args.embodiment}  split {args.split}  seeds {args.seed}..{args.seed + args.episodes - 1}"
+        f"benchmark v{BENCHMARK_VERSION}  embodiment {args.embodiment}  split {args.split}  seeds {args.seed}..{args.seed + args.episodes - 1}"
         f"  twin scenes {twin_scenes}"
         f"  prompts: human demos{' of ' + args.prompt_task if args.prompt_task else ''} at "
         f"{'the same seed' if args.prompt_seed == 'same' else 'other held-out seeds'}"

@@ -272,11 +272,14 @@ def plan_place(inst) -> list[Key]:
     keys, yaw, z = _pick(inst, 0.07)
     _, hw, _ = _grasp_geometry(o)
     opened, closed = pinch(hw, False), pinch(hw, True)
+    # let go upward: fingers that open only forward scoop a set-down cube up in the human hand's curled fingers
+    release = opened.copy()
+    release[:4, 2] += 0.03
     keys += [
         Key(_xyz(g, z + 0.07), yaw, closed, GRASP_CENTER, speed=0.025),
         Key(_xyz(g, z + 0.004), yaw, closed, GRASP_CENTER, speed=0.015, hold=1),
-        Key(_xyz(g, z + 0.004), yaw, opened, GRASP_CENTER, min_steps=3),
-        Key(_xyz(g, z + 0.10), yaw, opened, GRASP_CENTER),
+        Key(_xyz(g, z + 0.004), yaw, release, GRASP_CENTER, min_steps=3),
+        Key(_xyz(g, z + 0.10), yaw, release, GRASP_CENTER),
     ]
     return keys
 

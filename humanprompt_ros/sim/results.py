@@ -16,7 +16,7 @@ import numpy as np
 
 from humanprompt_ros.eval.stats import mcnemar_exact, wilson_interval
 from humanprompt_ros.sim.benchmark import BenchmarkConfig, load_benchmark
-from humanprompt_ros.sim.tasks import load_task, task_files
+from humanprompt_ros.sim.tasks import BENCHMARK_VERSION, load_task, task_files
 
 
 def skill_rates(results: list[dict]) -> dict[str, dict]:
@@ -71,11 +71,15 @@ def markdown_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-TABLE_SETTINGS = ("embodiment", "prompt_seed", "prompt_task", "twin_scenes", "policy_args")
+TABLE_SETTINGS = ("benchmark", "embodiment", "prompt_seed", "prompt_task", "twin_scenes", "policy_args")
+# a file without the setting was written before it existed: files from before version 2 are version 1
+SETTING_DEFAULTS: dict[str, Any] = {"benchmark": 1}
 SETTING_HINTS = {
     "policy_args": "; to compare one checkpoint under two settings, export a copy with the other setting "
     "under another name (humanprompt-train export --set policy.guidance=G) and evaluate "
-    "both in one run"
+    "both in one run",
+    "benchmark": f"; re-run the older file's evaluation on the benchmark's version {BENCHMARK_VERSION} "
+    '(docs/benchmark.md, "Versions")',
 }
 
 
@@ -113,7 +117,7 @@ def read_eval_episodes(specs: list[str]) -> dict[str, dict[tuple[str, int], dict
                 f"{spec}: NAME= names the row of a single-policy file; {path} has the rows {', '.join(episodes)}"
             )
         for key in TABLE_SETTINGS:
-            value = data.get(key)
+            value = data.get(key, SETTING_DEFAULTS.get(key))
             if value is None:
                 continue
             seen_value, seen_in = settings.setdefault(key, (value, path))

@@ -20,7 +20,7 @@ from humanprompt_ros.data import Episode, load_episode, write_episode
 from humanprompt_ros.sim.env import STATE_LAYOUT, SimEnv, home_action
 from humanprompt_ros.sim.experts import expert_actions
 from humanprompt_ros.sim.scene import SimConfig, load_sim_config
-from humanprompt_ros.sim.tasks import Task, load_task
+from humanprompt_ros.sim.tasks import BENCHMARK_VERSION, Task, load_task
 from humanprompt_ros.video import through_codec
 
 
@@ -114,6 +114,7 @@ class EpisodeRecord:
             "joint_names": self.joint_names,
             "instance": self.instance,
             "task_file": Path(self.task.path).name,
+            "benchmark": BENCHMARK_VERSION,
             **({"state_layout": STATE_LAYOUT} if self.state is not None else {}),
             **({"final": self.measures} if self.measures else {}),
             **({"action_noise": dataclasses.asdict(self.noise)} if self.noise else {}),
@@ -168,7 +169,10 @@ def instance_summary(env: SimEnv) -> dict[str, Any]:
         **(
             {
                 "twin": env.twin.name,
-                "discs": [{"xy": np.round(xy, 5).tolist(), "radius": r} for xy, r in inst.extra["discs"]],
+                "marks": [
+                    {"xy": np.round(m.xy, 5).tolist(), "radius": m.radius, "color": m.look.color, "shape": m.look.shape}
+                    for m in inst.marks
+                ],
             }
             if env.twin
             else {}
@@ -341,7 +345,14 @@ def generate_job(args: tuple) -> list[dict[str, Any]]:
 def _check_layouts(episode_dir: Path, env: SimEnv) -> None:
     """An episode kept from an earlier run must have this run's twin-scene layouts: a dataset that mixes
     own and shared scenes would quietly train on both."""
-    had_twin = "twin" in load_episode(episode_dir).meta.get("instance", {})
+    meta = load_episode(episode_dir).meta
+    if meta.get("benchmark", 1) != BENCHMARK_VERSION:
+        raise ValueError(
+            f"{episode_dir} holds a scene of the benchmark's version {meta.get('benchmark', 1)}, this run generates "
+            f'version {BENCHMARK_VERSION} ones (docs/benchmark.md, "Versions"): pass --overwrite to regenerate it, '
+            "or another --out"
+        )
+    had_twin = "twin" in meta.get("instance", {})
     if had_twin != (env.twin is not None):
         was, now = ("shared", "own") if had_twin else ("own", "shared")
         raise ValueError(

@@ -23,7 +23,7 @@ import numpy as np
 
 from humanprompt_ros.config.loader import load_config
 from humanprompt_ros.paths import config_path
-from humanprompt_ros.sim.tasks import TWIN_SCENES, ObjectInstance, TaskInstance, disc_radius
+from humanprompt_ros.sim.tasks import TWIN_SCENES, GoalMark, ObjectInstance, TaskInstance
 
 HAND_CONTYPE = 'contype="2" conaffinity="1"'
 WORLD_CONTYPE = 'contype="1" conaffinity="3"'
@@ -98,6 +98,34 @@ def camera_xyaxes(pos, lookat) -> np.ndarray:
     x /= np.linalg.norm(x)
     y = np.cross(x, f)
     return np.concatenate([x, y])
+
+
+def project(cfg: SimConfig, xyz: np.ndarray, size: int) -> np.ndarray:
+    """World points (..., 3) → pixel coordinates (..., 2) (u right, v down; pixel centres at k + 0.5) in the
+    benchmark camera's ``size``² image (the pinhole MuJoCo renders: vertical field of view ``fovy``)."""
+    cam = cfg.camera
+    ax = camera_xyaxes(cam.pos, cam.lookat)
+    x, y = ax[:3], ax[3:]
+    z = np.cross(x, y)  # the camera looks along -z
+    d = np.asarray(xyz, float) - np.asarray(cam.pos, float)
+    depth = -(d @ z)
+    f = 0.5 * size / np.tan(np.deg2rad(cam.fovy) / 2)
+    return np.stack([0.5 * size + f * (d @ x) / depth, 0.5 * size - f * (d @ y) / depth], axis=-1)
+
+
+def unproject(cfg: SimConfig, uv: np.ndarray, height: np.ndarray | float, size: int) -> np.ndarray:
+    """Pixel coordinates (..., 2) in the ``size``² image → the world points (..., 3) they show at ``height``
+    above the table (the inverse of :func:`project` on the plane z = height)."""
+    cam = cfg.camera
+    ax = camera_xyaxes(cam.pos, cam.lookat)
+    x, y = ax[:3], ax[3:]
+    z = np.cross(x, y)
+    f = 0.5 * size / np.tan(np.deg2rad(cam.fovy) / 2)
+    uv = np.asarray(uv, float)
+    ray = ((uv[..., :1] - 0.5 * size) / f) * x - ((uv[..., 1:] - 0.5 * size) / f) * y - z  # (..., 3)
+    pos = np.asarray(cam.pos, float)
+    t = (np.asarray(height, float)[..., None] - pos[2]) / ray[..., 2:]
+    return pos + t * ray
 
 
 # -- the Allegro hand as MJCF ---------------------------------------------------------------------
@@ -249,6 +277,19 @@ def object_xml(o: ObjectInstance) -> tuple[str, list[str]]:
     raise ValueError(f"unknown object kind {o.kind!r}")
 
 
+def goal_mark_xml(name: str, mark: GoalMark) -> str:
+    """A flat visual site (no collision) on the table top: a disc of the mark's radius, or a square of the
+    same area."""
+    rgba = f"{mark.look.color[0]:.3f} {mark.look.color[1]:.3f} {mark.look.color[2]:.3f} 0.55"
+    x, y = mark.xy
+    if mark.look.shape == "square":
+        h = mark.radius * np.sqrt(np.pi) / 2
+        return (
+            f'<site name="{name}" type="box" pos="{x:.5f} {y:.5f} 0.0008" size="{h:.4f} {h:.4f} 0.0008" rgba="{rgba}"/>'
+        )
+    return f'<site name="{name}" type="cylinder" pos="{x:.5f} {y:.5f} 0.0008" size="{mark.radius:.4f} 0.0008" rgba="{rgba}"/>'
+
+
 def build_scene(
     instance: TaskInstance,
     cfg: SimConfig,
@@ -265,15 +306,8 @@ def build_scene(
         body, exc = object_xml(o)
         objects.append(body)
         excludes += exc
-    # a shared twin scene shows both tasks' discs alike (which one is the goal is the prompt's to say)
-    discs = instance.extra.get("discs")
-    if discs is None:
-        discs = [] if instance.goal_xy is None else [(instance.goal_xy, disc_radius(instance.task))]
-    goal = "".join(
-        f'<site name="goal{i}" type="cylinder" pos="{xy[0]:.5f} {xy[1]:.5f} 0.0008" '
-        f'size="{r:.4f} 0.0008" rgba="0.1 0.75 0.25 0.55"/>'
-        for i, (xy, r) in enumerate(discs)
-    )
+    # a shared twin scene shows both tasks' goal marks, each in its own look (which is asked: the prompt's to say)
+    goal = "".join(goal_mark_xml(f"goal{i}", m) for i, m in enumerate(instance.marks))
     exc_xml = "".join(f'<exclude body1="{a}" body2="{b}"/>' for a, b in excludes)
     hx, hy, hz = cfg.home_wrist
     return f"""<mujoco model="humanprompt_sim">

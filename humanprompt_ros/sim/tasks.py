@@ -20,6 +20,7 @@ A task file (``config/tasks/*.yaml``)::
       radius: 0.045                # success radius (m)
       min_distance: 0.08           # goal at least this far from the object's start
       threshold: null              # skill-specific (see SKILL_THRESHOLDS)
+      look: {color: [0.1, 0.75, 0.25], shape: disc}   # how the goal is marked on the table (disc | square)
 
 Size vectors per kind (half sizes, metres): box ``[hx, hy, hz]``; cylinder ``[radius, half_height]``;
 ball ``[radius]``; button ``[cap_radius, travel]``; drawer ``[half_width, travel]``;
@@ -71,6 +72,9 @@ SKILL_THRESHOLDS: dict[str, tuple[str, float, tuple[float, float]]] = {
     "rotate": ("rotation in degrees (counter-clockwise)", 50.0, (10.0, 80.0)),
     "pick_lift": ("lift height in metres", 0.08, (0.02, 0.14)),
 }
+# the benchmark's version: 2 draws each twin's target from its own task's range, marks each goal its own
+# way and keeps press_button's and rotate_lever's objects apart (docs/benchmark.md, "Versions")
+BENCHMARK_VERSION = 2
 # where the hands can work: xy bounds on the table (m)
 WORKSPACE = np.array([[-0.16, -0.18], [0.22, 0.18]])
 
@@ -117,12 +121,25 @@ class ObjectConfig:
 
 
 @dataclass
+class GoalLook:
+    """How a goal mark is drawn on the table: each task of a twin pair marks its goal its own way."""
+
+    color: list[float] = field(default_factory=lambda: [0.1, 0.75, 0.25])
+    shape: Literal["disc", "square"] = "disc"
+
+    def validate(self) -> None:
+        if len(self.color) != 3 or any(not 0 <= v <= 1 for v in self.color):
+            raise ValueError(f"color: an [r, g, b] colour with components in [0, 1], got {self.color}")
+
+
+@dataclass
 class GoalConfig:
     object: str
     region: Range | None = None
     radius: float = 0.045
     min_distance: float = 0.08
     threshold: float | None = None
+    look: GoalLook = field(default_factory=GoalLook)
 
 
 @dataclass
@@ -310,6 +327,13 @@ class TaskInstance:
     def target(self) -> ObjectInstance:
         return self.object(self.task.config.goal.object)
 
+    @property
+    def marks(self) -> list[GoalMark]:
+        """The goal marks drawn on the table: both twins' on a shared scene, else this task's (if it has one)."""
+        if "marks" in self.extra:
+            return self.extra["marks"]
+        return [] if self.goal_xy is None else [goal_mark(self.task, self.goal_xy)]
+
 
 def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     ab = b - a
@@ -317,30 +341,53 @@ def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(p - (a + t * ab)))
 
 
+Capsule = tuple[np.ndarray, np.ndarray, float]  # segment A–B on the table and a half width (m)
+
+
 def work_corridor(
-    skill: str, target: ObjectInstance, goal_xy: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """(A, B, half width): the strip of table the expert's hand and the moved object sweep at low
-    height. Distractors are kept out of it, so they never block the demonstration."""
+    skill: str, target: ObjectInstance, goal_xy: np.ndarray | None, threshold: float | None
+) -> list[Capsule]:
+    """The strips of table the expert's hand and the moved object sweep at low height, as capsules.
+    Distractors are kept out of them, so they never block the demonstration."""
     p = target.pos
     ex = np.array([1.0, 0.0])
     if skill in REGION_SKILLS:
         u = (goal_xy - p) / max(1e-9, float(np.linalg.norm(goal_xy - p)))
-        return p - u * 0.2, goal_xy + u * 0.05, 0.08
+        return [(p - u * 0.2, goal_xy + u * 0.05, 0.08)]
     if skill == "knock_over":
         u = (goal_xy - p) / max(1e-9, float(np.linalg.norm(goal_xy - p)))
-        return p - u * 0.22, p + u * (2 * float(target.size[-1]) + 0.06), 0.09
+        return [(p - u * 0.22, p + u * (2 * float(target.size[-1]) + 0.06), 0.09)]
     if skill == "open_drawer":
-        return p, p - ex * 0.32, 0.15
+        return [(p, p - ex * 0.32, 0.15)]
     if skill == "rotate":
-        return p, p, float(target.size[0]) + 0.12
-    return p, p, 0.12  # press_button, pick_lift: the hand comes from above
+        return _rotate_corridor(target, threshold)
+    if skill == "press_button":
+        # the fingers come down onto the cap, fingertips toward +x; the palm passes above a lever (~7 cm)
+        return [(p, p - ex * 0.06, 0.07)]
+    return [(p, p, 0.12)]  # pick_lift: the hand comes from above
 
 
-def _draw_object(cfg: TaskConfig, name: str, rng: np.random.Generator) -> ObjectInstance:
+def _rotate_corridor(lever: ObjectInstance, threshold: float | None) -> list[Capsule]:
+    """Where the rotate expert's fingers sweep: along the arc its contact point follows (the bar's end whose
+    counter-clockwise tangent points away from the hand's home, turned by the threshold + 22°, as
+    ``experts.plan_rotate``), each with the fingers behind the contact."""
+    rc = float(lever.size[0]) - 0.035
+    phi0 = lever.yaw if np.sin(lever.yaw) < 0 else lever.yaw + np.pi
+    sweep = np.deg2rad((threshold or SKILL_THRESHOLDS["rotate"][1]) + 22.0)
+    out = []
+    for phi in phi0 + sweep * np.linspace(0.0, 1.0, 9):
+        e, t = np.array([np.cos(phi), np.sin(phi)]), np.array([-np.sin(phi), np.cos(phi)])
+        c = lever.pos + rc * e - t * 0.03
+        out.append((c, c - t * 0.06, 0.07))
+    return out
+
+
+def _draw_object(cfg: TaskConfig, name: str, rng: np.random.Generator, position: Range | None = None) -> ObjectInstance:
+    """Object ``name`` of ``cfg``: size, yaw and colour drawn, and a position from ``position`` (default: its own
+    range)."""
     oc = cfg.objects[name]
     size = oc.size.sample(rng)
-    pos = oc.position.sample(rng)
+    pos = (position or oc.position).sample(rng)
     yaw = np.deg2rad(rng.uniform(*oc.yaw_deg))
     rgb = np.asarray(oc.colors[int(rng.integers(len(oc.colors)))], float)
     return ObjectInstance(name, oc.kind, pos, float(yaw), size, np.append(rgb[:3], 1.0), oc.mass)
@@ -363,15 +410,30 @@ def _draw_goal(cfg: TaskConfig, target: ObjectInstance, rng: np.random.Generator
 
 
 def disc_radius(task: Task) -> float:
-    """The radius of the green disc drawn at ``task``'s goal (knock_over's is a small fall-side marker)."""
+    """The radius of the mark drawn at ``task``'s goal (knock_over's is a small fall-side marker)."""
     return 0.03 if task.skill == "knock_over" else float(task.config.goal.radius)
+
+
+@dataclass
+class GoalMark:
+    """A goal drawn on the table: where, how large (radius or half side) and how it looks."""
+
+    xy: np.ndarray
+    radius: float
+    look: GoalLook
+
+
+def goal_mark(task: Task, goal_xy: np.ndarray) -> GoalMark:
+    return GoalMark(np.asarray(goal_xy, float), disc_radius(task), task.config.goal.look)
 
 
 def _clear_of(o: ObjectInstance, task: Task, target: ObjectInstance, goal_xy: np.ndarray | None) -> bool:
     """``o`` neither blocks ``task``'s expert (out of its work corridor) nor covers its goal disc."""
     r = _object_radius(o.kind, o.size)
-    a, b, width = work_corridor(task.skill, target, goal_xy)
-    if _segment_distance(o.pos, a, b) < width + r:
+    if any(
+        _segment_distance(o.pos, a, b) < width + r
+        for a, b, width in work_corridor(task.skill, target, goal_xy, task.threshold)
+    ):
         return False
     return goal_xy is None or np.linalg.norm(o.pos - goal_xy) >= task.config.goal.radius + r + 0.03
 
@@ -416,20 +478,34 @@ def sample_instance(task: Task, seed: int, twin: Task | None = None) -> TaskInst
     )
 
 
+def _overlap(ranges: list[Range]) -> Range | None:
+    """The overlap of xy ranges (None for fewer than two; the first when they do not overlap)."""
+    if len(ranges) < 2:
+        return None
+    low, high = np.max([r.low for r in ranges], axis=0), np.min([r.high for r in ranges], axis=0)
+    return Range(low.tolist(), high.tolist()) if np.all(low <= high) else ranges[0]
+
+
 def _sample_shared(task: Task, twin: Task, seed: int) -> TaskInstance:
     """One layout for ``task`` and ``twin`` at ``seed``, identical for both, so a first frame cannot tell
-    them apart. The objects are drawn from the config of the pair's first task (by name) that lists them,
-    targets first; then both goals (both discs shown); kept only when every object is clear of both
-    experts' work corridors and goal discs, except its own. The instance's goal is ``task``'s;
-    ``extra["discs"]`` holds both."""
+    them apart. Each object is drawn from the range of the task whose target it is (the pair's first task
+    by name when it is both tasks' target, or neither's), targets first; then both goals (both marks
+    shown, each in its task's look); kept only when every object is clear of both experts' work corridors
+    and goal marks, except its own. The instance's goal is ``task``'s; ``extra["marks"]`` holds both
+    :class:`GoalMark`."""
     pair = sorted((task, twin), key=lambda t: t.name)  # the same draws whichever of the two asks
     rng = np.random.default_rng([seed, 7919, 2])
     names = list(dict.fromkeys([t.config.goal.object for t in pair] + [n for t in pair for n in t.config.objects]))
-    owner = {n: next(t for t in pair if n in t.config.objects) for n in names}
+    owner = {
+        n: next((t for t in pair if t.config.goal.object == n), None) or next(t for t in pair if n in t.config.objects)
+        for n in names
+    }
+    # an object both tasks act on stands where both would draw it: in the overlap of their two ranges
+    position = {n: _overlap([t.config.objects[n].position for t in pair if t.config.goal.object == n]) for n in names}
     for _attempt in range(2000):
         objects: list[ObjectInstance] = []
         for name in names:
-            o = _draw_object(owner[name].config, name, rng)
+            o = _draw_object(owner[name].config, name, rng, position[name])
             if not _apart(o, objects):
                 break
             objects.append(o)
@@ -444,8 +520,8 @@ def _sample_shared(task: Task, twin: Task, seed: int) -> TaskInstance:
                 for o in objects
                 if o.name != t.config.goal.object
             ):
-                discs = [(goals[t.name], disc_radius(t)) for t in pair if goals[t.name] is not None]
-                return TaskInstance(task, seed, objects, goals[task.name], extra={"discs": discs})
+                marks = [goal_mark(t, goals[t.name]) for t in pair if goals[t.name] is not None]
+                return TaskInstance(task, seed, objects, goals[task.name], extra={"marks": marks})
     raise ValueError(
         f"{task.name} / {twin.name}: could not draw a scene both can be done in (seed {seed}): "
         "widen the targets' objects.*.position"
