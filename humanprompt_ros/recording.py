@@ -4,6 +4,10 @@ One episode at a time: :meth:`EpisodeRecorder.start` → ``add_frame`` / ``add_j
 ``add_action`` as messages arrive (any thread) → :meth:`~EpisodeRecorder.stop` (save) or
 :meth:`~EpisodeRecorder.discard`. The episode is written in the dataset format (:mod:`humanprompt_ros.data`) to
 ``<root>/<task>/<embodiment>/<number:07d>/``, the first free number, reserved (an empty directory) at start.
+Samples stamped up to :data:`BACKLOG_NS` before the start (given its time in the stamps' clock: messages queued
+before it) are dropped and counted (``stamped_before_start``); older stamps are another clock's (a device's),
+kept. A frame's spool write never holds up the state samples: ``add_joints`` /
+``add_wrist`` / ``add_action`` only take a lock held for microseconds, frames are written under one of their own.
 
 **Robot episodes** are built exactly as :func:`humanprompt_ros.rosbag.import_bag` builds one from a bag (the
 same :func:`~humanprompt_ros.rosbag.align` and :func:`~humanprompt_ros.rosbag.robot_arrays`): frames every
@@ -11,7 +15,7 @@ same :func:`~humanprompt_ros.rosbag.align` and :func:`~humanprompt_ros.rosbag.ro
 the nearest message in time per stream (header stamps, or receive times for a stream whose stamps are all
 zero); proprio t = FK of the joints t at the wrist pose t; action t = the hand target nearest to frame t when
 any arrived during the episode, else the measured state t+1. ``meta.json`` ``recording`` says which, with the
-topics, clocks and largest offsets.
+topics, clocks, largest offsets (``max_offset_ms``), the messages received and those stamped before the start.
 
 **Human episodes**: the camera frames, resampled the same way, become the episode's video; then the hand pose
 is extracted (:func:`humanprompt_ros.hand.video_pose.extract_episode`, what ``humanprompt-hand extract`` runs)
@@ -31,7 +35,7 @@ recorder is then ready for the next ``start``. ``<root>/.recording/`` holds noth
 whenever no recorder runs; after a crash, the episode's reserved number stays as an empty directory (no episode
 to readers; the next recording takes the number after it).
 
-Kept as one module: the take, its frame spool and the writing of robot and human episodes share one lock, one
+Kept as one module: the take, its frame spool and the writing of robot and human episodes share their locks, one
 staging layout and one cleanup path.
 """
 
@@ -53,6 +57,10 @@ import numpy as np
 from humanprompt_ros.config.nodes import RecorderConfig, expand_dirs
 from humanprompt_ros.data import FORMAT_VERSION, META_FILE, VIDEO_FILE, write_episode, write_video
 from humanprompt_ros.rosbag import ALIGNMENT, action_source, align, message_times, next_index, robot_arrays
+
+#: How far before ``start`` a stamp counts as a backlog queued before it (dropped): a subscription's history
+#: holds seconds, not minutes; stamps older than this come from another clock (a device's) and are kept.
+BACKLOG_NS = 10_000_000_000
 
 __all__ = ["STAGING_DIR", "SPOOL_FILE", "FrameSpool", "RecordingFailed", "Saved", "EpisodeRecorder"]
 
@@ -126,6 +134,8 @@ class _Take:
     started: float  # monotonic
     started_wall: str
     streams: dict[str, _Stream] = field(default_factory=lambda: {k: _Stream() for k in STREAMS})
+    start_ns: int = 0  # samples stamped before it (in the stamps' clock) are dropped; 0: none
+    early: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))  # dropped: stamped before
     wrist_frame_id: str = ""
     error: str = ""  # a failed write while recording: the take is dead, its files removed
     paused: bool = False  # max_duration reached
@@ -160,7 +170,11 @@ class EpisodeRecorder:
     def __init__(self, hand=None, clock: Callable[[], float] = time.monotonic):
         self.hand = hand
         self._clock = clock
+        # _lock guards the take and its streams and is only ever held for microseconds; _frames serializes the
+        # spool (a frame's disk write, and its close at stop / discard), so a slow write never delays the state
+        # samples. Order: _frames before _lock.
         self._lock = threading.Lock()
+        self._frames = threading.Lock()
         self._take: _Take | None = None
         self.totals = dict(episodes_saved=0, episodes_failed=0, episodes_discarded=0, frames_saved=0)
         self.last_episode = ""
@@ -172,9 +186,11 @@ class EpisodeRecorder:
         with self._lock:
             return self._take is not None and not self._take.error
 
-    def start(self, cfg: RecorderConfig) -> str:
+    def start(self, cfg: RecorderConfig, now_ns: int = 0) -> str:
         """Start an episode with the settings of ``cfg``; returns a message. ``ValueError`` when it cannot start
-        (already recording, no task, no hand), ``OSError`` when its directories cannot be made."""
+        (already recording, no task, no hand), ``OSError`` when its directories cannot be made. ``now_ns``: the
+        time of the start in the clock of the samples' stamps (the node's ROS clock); samples stamped earlier
+        (queued before the start) are dropped and counted, unstamped ones (0) are kept; 0 drops none."""
         if not cfg.task.strip() or "/" in cfg.task or cfg.task.startswith("."):
             raise ValueError(f"task: set a task name first (a directory name), got {cfg.task!r}")
         if cfg.embodiment == "robot" and self.hand is None:
@@ -198,12 +214,12 @@ class EpisodeRecorder:
                 _remove(work, final)
                 raise
             now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-            self._take = _Take(cfg, root, work, final, spool, self._clock(), now)
+            self._take = _Take(cfg, root, work, final, spool, self._clock(), now, start_ns=int(now_ns))
             return f"recording {self._take.name} ({cfg.embodiment}, {cfg.fps:g} fps) into {root}"
 
     def stop(self) -> Saved:
         """End the episode and write it; :class:`RecordingFailed` (its files removed) when it cannot be saved."""
-        with self._lock:
+        with self._frames, self._lock:  # no frame write in flight: the spool can be closed
             take, self._take = self._take, None
         if take is None:
             raise RecordingFailed("not recording: call start first")
@@ -226,7 +242,7 @@ class EpisodeRecorder:
 
     def discard(self) -> str:
         """End the episode without saving it; returns a message (``ValueError`` when not recording)."""
-        with self._lock:
+        with self._frames, self._lock:
             take, self._take = self._take, None
             if take is None:
                 raise ValueError("not recording")
@@ -236,7 +252,8 @@ class EpisodeRecorder:
         return f"discarded {take.name}"
 
     # -- samples (any thread; ignored while not recording) ----------------------------------------------------
-    def _live(self, kind: str) -> _Take | None:
+    def _live(self, kind: str, stamp_ns: int) -> _Take | None:
+        """The take a sample of ``kind`` stamped ``stamp_ns`` goes to, or None (under ``_lock``)."""
         take = self._take
         if take is None or take.error or take.paused:
             return None
@@ -245,14 +262,18 @@ class EpisodeRecorder:
         if self._clock() - take.started > take.cfg.max_duration:
             take.paused = True
             return None
+        if stamp_ns and take.start_ns - BACKLOG_NS <= stamp_ns < take.start_ns:  # queued before the start
+            take.early[kind] += 1
+            return None
         return take
 
     def add_frame(self, frame: np.ndarray, stamp_ns: int, receive_ns: int) -> None:
         """An (H, W, 3) uint8 camera frame (cropped to even sizes for H.264). ``ValueError`` for a frame of another
         size (dropped); :class:`RecordingFailed` once when the spool write fails (the episode is then dead and
-        its files removed: :meth:`stop` reports it)."""
-        with self._lock:
-            take = self._live("image")
+        its files removed: :meth:`stop` reports it). The write holds ``_frames``, not the state samples' lock."""
+        with self._frames:
+            with self._lock:
+                take = self._live("image", stamp_ns)
             if take is None:
                 return
             h, w = frame.shape[:2]
@@ -261,31 +282,33 @@ class EpisodeRecorder:
             except OSError as exc:
                 take.spool.close()
                 _remove(take.work, take.final)
-                self.totals["episodes_failed"] += 1
-                take.error = self.last_error = (
-                    f"episode {take.name} failed while recording, at frame {take.spool.count}: {exc}; "
-                    "the partial episode was removed"
-                )
+                with self._lock:
+                    self.totals["episodes_failed"] += 1
+                    take.error = self.last_error = (
+                        f"episode {take.name} failed while recording, at frame {take.spool.count}: {exc}; "
+                        "the partial episode was removed"
+                    )
                 raise RecordingFailed(take.error) from exc
-            take.streams["image"].add(stamp_ns, receive_ns)
+            with self._lock:
+                take.streams["image"].add(stamp_ns, receive_ns)
 
     def add_joints(self, q: np.ndarray, stamp_ns: int, receive_ns: int) -> None:
         """Joint positions in the hand's joint order."""
         with self._lock:
-            if take := self._live("joints"):
+            if take := self._live("joints", stamp_ns):
                 take.streams["joints"].add(stamp_ns, receive_ns, np.asarray(q, np.float64))
 
     def add_wrist(self, pose: np.ndarray, stamp_ns: int, receive_ns: int, frame_id: str = "") -> None:
         """The (4, 4) pose of the hand's base link."""
         with self._lock:
-            if take := self._live("wrist"):
+            if take := self._live("wrist", stamp_ns):
                 take.streams["wrist"].add(stamp_ns, receive_ns, np.asarray(pose, np.float64))
                 take.wrist_frame_id = take.wrist_frame_id or frame_id
 
     def add_action(self, action: np.ndarray, stamp_ns: int, receive_ns: int) -> None:
         """A commanded unified action (24 floats)."""
         with self._lock:
-            if take := self._live("action"):
+            if take := self._live("action", stamp_ns):
                 take.streams["action"].add(stamp_ns, receive_ns, np.asarray(action, np.float64))
 
     # -- live counts -------------------------------------------------------------------------------------------
@@ -301,6 +324,7 @@ class EpisodeRecorder:
                     seconds=self._clock() - take.started,
                     paused=take.paused,
                     **{_WHAT[k].replace(" ", "_"): len(s.header_ns) for k, s in take.streams.items()},
+                    stamped_before_start=sum(take.early.values()),
                 )
         out.update(self.totals, last_episode=self.last_episode, last_error=self.last_error)
         return out
@@ -315,7 +339,15 @@ class EpisodeRecorder:
                 topics["action"] = cfg.action_topic
         for key, topic in topics.items():
             if not streams[key].header_ns:
-                raise ValueError(f"no {_WHAT[key]} on {topic} during the episode")
+                early = take.early[key]
+                raise ValueError(
+                    f"no {_WHAT[key]} on {topic} during the episode"
+                    + (
+                        f" ({early} stamped before ~/start were dropped: are its stamps in the recorder's clock?)"
+                        if early
+                        else ""
+                    )
+                )
         times, clocks = {}, {}
         for key, topic in topics.items():
             times[topic], clocks[topic] = message_times(streams[key].header_ns, streams[key].receive_ns)
@@ -332,6 +364,7 @@ class EpisodeRecorder:
             "started": take.started_wall,
             "duration_s": round(self._clock() - take.started, 3),
             "received": {_WHAT[k].replace(" ", "_"): len(s.header_ns) for k, s in streams.items()},
+            "stamped_before_start": {_WHAT[k].replace(" ", "_"): n for k, n in take.early.items()},
         }
         meta: dict[str, Any] = {
             "task": cfg.task,

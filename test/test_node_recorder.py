@@ -1,5 +1,6 @@
 """Recorder node over real DDS between processes: a peer publishes camera frames, Allegro joint states, the wrist pose
-(and hand targets); ~/start and ~/stop record robot and human episodes that load with load_episode; the live counts
+(and hand targets); ~/start and ~/stop record robot and human episodes that load with load_episode, each frame paired
+with the state nearest in time among those sent; slow frames (a slow disk) lose no state message; the live counts
 on /diagnostics and in the log; a full disk (a real 512 kB tmpfs in the node's own mount namespace) mid-episode loses
 only that episode and the node records the next one. The ROS-free core: test_recording.py."""
 
@@ -15,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.ros import RosProcess, RosProcesses, require_rclpy
+from helpers.ros import HELPERS_DIR, RosProcess, RosProcesses, require_rclpy
 from humanprompt_ros.data import iter_episodes, load_episode
 from humanprompt_ros.paths import config_path
 
 pytestmark = [pytest.mark.ros, require_rclpy()]
+
+RATE = 30.0  # Hz: the feeder's camera and states
 
 
 def wrist_pose() -> np.ndarray:
@@ -67,7 +70,7 @@ class Feeder:
 
         base = self.hand.fk(self.hand.neutral(), base_pose=wrist_pose()).to_array()
         k = 0
-        while not self._stop.wait(1 / 30):
+        while not self._stop.wait(1 / RATE):
             stamp = self.peer.now_msg()
             t = stamp.sec + stamp.nanosec * 1e-9
             self.t0 = self.t0 if self.t0 is not None else t
@@ -123,16 +126,33 @@ class Services:
         assert self._call(self.params, req, 10).results[0].successful
 
 
-def assert_nearest(picked: np.ndarray, grid: np.ndarray, sent: list[float]) -> None:
-    """Each picked message (its stamp, s) is one that was sent, in time order. Not checked here: that it is the
-    nearest to its frame. Over DDS the state topics are best effort and this node loses bursts of them on a loaded
-    2-core machine (gaps over 0.5 s seen; meta ``max_offset_ms`` reports them), so the exact nearest-in-time choice
-    among received messages is tested without ROS (test_recording.py)."""
+def assert_nearest(picked: np.ndarray, grid: np.ndarray, sent: list[float], slack: float = 1 / RATE) -> None:
+    """Each picked message (its stamp, s) is one that was sent, and the nearest one sent to its frame's time (however
+    irregularly a loaded machine sent them), or at most ``slack`` (one message period) farther: so a frame was never
+    paired with a far-away state because the states around its time were lost."""
     sent_ = np.asarray(sent)
     assert len(picked) == len(grid)
-    for s in picked:
+    for s, g in zip(picked, grid):
         assert np.abs(sent_ - s).min() < 1e-4, f"{s:.4f} s: not a stamp that was sent"
-    assert np.all(np.diff(picked) >= -1e-4), "picks out of time order"
+        nearest = sent_[np.abs(sent_ - g).argmin()]
+        assert abs(s - g) <= abs(nearest - g) + slack + 1e-4, (
+            f"the frame at {g:.4f} s took the message at {s:.4f} s; the nearest sent was at {nearest:.4f} s"
+        )
+
+
+def lost_messages(picked: np.ndarray, sent: list[float]) -> tuple[int, int, int]:
+    """(sent, lost, longest run of consecutive lost) over the span of the picks, for picks on a grid denser than the
+    messages: then every message received in the span is picked by some frame, so what is sent and never picked
+    was lost."""
+    received = np.unique(np.round(picked, 4))
+    sent_ = np.asarray(sent)
+    inside = sent_[(sent_ >= received[0] - 1e-4) & (sent_ <= received[-1] + 1e-4)]
+    lost = np.array([np.abs(received - t).min() > 1e-4 for t in inside])
+    run = longest = 0
+    for x in lost:
+        run = run + 1 if x else 0
+        longest = max(longest, run)
+    return len(inside), int(lost.sum()), longest
 
 
 def recorder_status(diag, since: float = 0.0) -> list[dict]:
@@ -235,6 +255,75 @@ def test_recorder_node_records_robot_and_human_episodes_over_dds(tmp_path, ros_e
             "pick/robot/0000000",
             "pick/robot/0000001",
         ]
+        assert node.returncode is None, node.log()
+
+
+def test_slow_frames_lose_no_state_message(tmp_path, ros_env, peer):
+    """Each frame's spool write takes 40 ms more (a slow disk; longer than the 33 ms camera period), so the frames fall
+    behind and some are dropped, yet the joint states and wrist poses all arrive: each frame of a 100 fps episode
+    (a grid denser than the 30 Hz states, so every state received in its span is paired with some frame) takes the
+    nearest state sent, and none is lost (no two in a row). With the camera and the states in one callback group
+    and the spool written under the lock the states take, as before issue 41, the states starved: about half of
+    them lost, in bursts of 0.6 to 3 s, at 30 ms per write; at 40 ms, no joint state or no wrist pose at all. A state
+    stamped before ~/start, as from a backlog, is dropped and counted."""
+    from rclpy.duration import Duration
+
+    from humanprompt_ros.hand.hand import load_hand
+    from humanprompt_ros.ros import topics
+    from humanprompt_ros.ros.conversions import joint_state
+
+    hand = load_hand(config_path("hands", "allegro_right.yaml"))
+    root = tmp_path / "data"
+    diag = peer.record(topics.DIAGNOSTICS)
+    stale = peer.publisher(topics.JOINT_STATES)
+
+    def feeder_time() -> float:  # now, in the feeder's time (s since its first stamp)
+        stamp = peer.now_msg()
+        return stamp.sec + stamp.nanosec * 1e-9 - feeder.t0
+
+    with RosProcesses(ros_env) as procs, Feeder(peer, hand) as feeder:
+        node = procs.start(
+            "recorder",
+            HELPERS_DIR / "slow_recorder.py",
+            "0.04",
+            "--ros-args",
+            *("-p", f"root:={root}", "-p", "task:=pick", "-p", "fps:=100.0", "-p", "diagnostics_period:=0.2"),
+        )
+        call = Services(peer)
+        for pub in [*feeder.pubs.values(), stale]:
+            peer.wait_for_subscription(pub, timeout=60)
+        assert call("start").success
+        since, began = time.monotonic(), feeder_time()
+        old = (peer.node.get_clock().now() - Duration(seconds=2)).to_msg()  # as from a backlog: before ~/start
+        stale.publish(joint_state(hand.joint_names, hand.neutral() - 5.0, old))
+        wait_status(
+            peer,
+            diag,
+            lambda d: d["_message"].startswith("recording") and int(d["camera_frames"]) >= 75,
+            30,
+            "75 camera frames recorded",
+            since,
+        )
+        ended = feeder_time()
+        stopped = call("stop", timeout=60)
+        assert stopped.success, stopped.message
+        ep = load_episode(root / "pick/robot/0000000")
+        rec = ep.meta["recording"]
+        n = ep.meta["num_frames"]
+        grid = rec["start_s"] + np.arange(n) / 100 - feeder.t0
+        picked = (ep.joints - hand.neutral()).mean(axis=1) / 0.1
+        # best effort: a lone drop is tolerated (none in 20 runs, 6 of them beside 2 or 4 busy loops), no burst is.
+        # Over the whole take: what was sent between the start's answer and the stop (but its last 0.5 s, perhaps
+        # still queued on a loaded machine) was received; within the episode's span: which states, and the pairing.
+        window = sum(began <= t <= ended - 0.5 for t in feeder.sent["states"])
+        received = rec["received"]
+        assert min(received["joint_states"], received["wrist_poses"]) >= window - 1, (received, window)
+        sent, lost, run = lost_messages(picked, feeder.sent["states"])
+        assert run <= 1 and lost <= sent // 50, f"{lost} of the {sent} joint states sent lost, up to {run} in a row"
+        assert_nearest(picked, grid, feeder.sent["states"])
+        assert n >= 150 and sent >= 45, (n, sent)
+        assert rec["stamped_before_start"]["joint_states"] >= 1, rec["stamped_before_start"]
+        assert rec["max_offset_ms"]["/joint_states"] == pytest.approx(np.abs(picked - grid).max() * 1e3, abs=0.1)
         assert node.returncode is None, node.log()
 
 

@@ -310,6 +310,70 @@ def test_recording_pauses_at_max_duration(tmp_path, hand):
     assert ep.meta["num_frames"] == 5  # 0.1 .. 0.5 s, the last frame's time
 
 
+def test_samples_stamped_before_the_start_are_dropped_and_counted(tmp_path, hand):
+    """Messages queued before ~/start (stamped before it, in the stamps' clock) are not the episode's: dropped and
+    counted; unstamped ones (0: here the first frame) are kept; a stream with nothing after the start is refused,
+    saying so."""
+    clock = Clock()
+    rec = EpisodeRecorder(hand, clock)
+    rec.start(cfg(tmp_path), now_ns=int(0.51 * NS))
+    feed_robot(rec, hand, clock)  # frames from 0 s, joints from 0.05 s, the wrist from 0.1 s
+    assert rec.status()["stamped_before_start"] == 15 + 46 + 21 and rec.status()["camera_frames"] == 31 - 15
+    ep = load_episode(rec.stop().path)
+    rmeta = ep.meta["recording"]
+    dropped = {"camera_frames": 15, "joint_states": 46, "wrist_poses": 21, "hand_targets": 0}
+    assert rmeta["stamped_before_start"] == dropped
+    assert rmeta["start_s"] == pytest.approx(0.52) and ep.meta["num_frames"] == 5  # the wrist's first, to 0.92 s
+    rec.start(cfg(tmp_path), now_ns=2 * NS)  # everything stamped in the 10 s before the start
+    feed_robot(rec, hand, clock)
+    with pytest.raises(RecordingFailed, match=r"no joint states .*\(116 stamped before ~/start were dropped"):
+        rec.stop()
+    # stamps older than the backlog window are another clock's (a device's): kept, not dropped
+    rec.start(cfg(tmp_path), now_ns=1000 * NS)
+    feed_robot(rec, hand, clock)
+    assert rec.status()["stamped_before_start"] == 0
+    assert load_episode(rec.stop().path).meta["num_frames"] > 5
+
+
+def test_a_slow_frame_write_never_holds_up_the_state_samples(tmp_path, hand):
+    """While a frame's spool write blocks (a slow disk), state samples and the live counts go on; stop and discard
+    wait for the write (the spool is closed after it)."""
+    import threading
+    import time
+
+    rec = EpisodeRecorder(hand, Clock())
+    rec.start(cfg(tmp_path))
+    spool = rec._take.spool
+    entered, release = threading.Event(), threading.Event()
+    append = spool.append
+
+    def blocked_append(f):
+        entered.set()
+        release.wait(10)
+        append(f)
+
+    spool.append = blocked_append
+    writer = threading.Thread(target=rec.add_frame, args=(frame(0), 1, 1))
+    writer.start()
+    assert entered.wait(5)
+    t0 = time.monotonic()
+    for k in range(1, 4):
+        rec.add_joints(hand.neutral(), k, k)
+        rec.add_wrist(wrist_pose(), k, k)
+    status = rec.status()
+    assert time.monotonic() - t0 < 1 and status["joint_states"] == status["wrist_poses"] == 3
+    assert status["camera_frames"] == 0  # counted once written
+    discard = threading.Thread(target=rec.discard)
+    discard.start()
+    discard.join(0.2)
+    assert discard.is_alive()  # waits for the frame write
+    release.set()
+    writer.join(5)
+    discard.join(5)
+    assert not writer.is_alive() and not discard.is_alive() and spool.count == 1
+    assert rec.status()["episodes_discarded"] == 1 and staging_is_empty(tmp_path)
+
+
 def test_frame_spool_round_trip_and_size_check(tmp_path):
     spool = FrameSpool(tmp_path / "f.u8")
     frames = [np.random.default_rng(k).integers(0, 255, (6, 4, 3), dtype=np.uint8) for k in range(5)]

@@ -16,11 +16,20 @@ In
   :mod:`humanprompt_ros.messages`); robot episodes also ``joint_topic`` (``/joint_states``, read by the hand's
   joint names), ``wrist_topic`` (``/humanprompt/wrist_pose``, PoseStamped: the hand's base link) and
   ``action_topic`` (``/humanprompt/hand_target``, the commanded unified action, when anything publishes it).
-  Messages are timed by their header stamps (receive time for a stream whose stamps are all zero).
+  Messages are timed by their header stamps (receive time for a stream whose stamps are all zero); those
+  stamped before ``~/start`` (in the node's clock: messages queued before it) are dropped and counted
+  (``stamped_before_start``).
+
+  Threads: the camera and each state topic have a callback group of their own on a multi-threaded executor, so
+  a slow frame (decoding, a disk write) never holds up the state messages; a state callback only converts its
+  message to an array and stores it with the stamp. The state topics are subscribed best effort (matching
+  best-effort and reliable publishers, as controllers publish them) with a history of :data:`STATE_DEPTH`
+  messages, so a stall of the process shorter than that loses none; the hand targets keep their reliable QoS,
+  with the same depth.
 Out
   ``/diagnostics``: one status, ``recording <episode>`` or ``idle``, with the live counts (``camera_frames``,
-  ``joint_states``, ``wrist_poses``, ``hand_targets``, ``seconds``) and the session's totals
-  (``episodes_saved``, ``episodes_failed``, ``episodes_discarded``, ``frames_saved``, ``last_episode``,
+  ``joint_states``, ``wrist_poses``, ``hand_targets``, ``stamped_before_start``, ``seconds``) and the session's
+  totals (``episodes_saved``, ``episodes_failed``, ``episodes_discarded``, ``frames_saved``, ``last_episode``,
   ``last_error``); WARN while paused at ``max_duration``. While recording, the same counts are logged every
   ``log_period`` s.
 Services (std_srvs/Trigger)
@@ -58,6 +67,11 @@ from humanprompt_ros.ros.image import image_to_numpy
 from humanprompt_ros.ros.params import declare_config, watch_config
 
 COUNTS = ("camera_frames", "joint_states", "wrist_poses", "hand_targets")
+#: History depth of the state and hand-target subscriptions: 200 messages, over 6 s of a 30 Hz stream and 2 s at
+#: 100 Hz, for the executor to catch up after a stall (a joint state is well under 1 kB).
+STATE_DEPTH = 200
+#: Executor threads: the camera, the three state topics, the services and the status timer, each a callback group.
+THREADS = 6
 
 
 class RecorderNode(Node):
@@ -69,13 +83,15 @@ class RecorderNode(Node):
         self.hand.fk(self.hand.neutral())  # warm-up of the kinematics
         self.core = EpisodeRecorder(self.hand)
         self.dropped = dict(frames_bad=0, joint_states_invalid=0, wrist_poses_invalid=0, hand_targets_invalid=0)
-        inputs = MutuallyExclusiveCallbackGroup()
         cfg = self.cfg
-        topics.subscribe(self, topics.OBSERVATION, self._on_image, inputs, name=cfg.image_topic)
-        topics.subscribe(self, topics.JOINT_STATES, self._on_joints, inputs, name=cfg.joint_topic)
-        topics.subscribe(self, topics.WRIST_POSE, self._on_wrist, inputs, name=cfg.wrist_topic)
+        # one callback group per input: a frame being decoded or written never delays a state message
+        topics.subscribe(
+            self, topics.OBSERVATION, self._on_image, MutuallyExclusiveCallbackGroup(), name=cfg.image_topic
+        )
+        self._subscribe_state(topics.JOINT_STATES, self._on_joints, cfg.joint_topic)
+        self._subscribe_state(topics.WRIST_POSE, self._on_wrist, cfg.wrist_topic)
         if cfg.action_topic:
-            topics.subscribe(self, topics.HAND_TARGET, self._on_action, inputs, name=cfg.action_topic)
+            self._subscribe_state(topics.HAND_TARGET, self._on_action, cfg.action_topic)
         services = MutuallyExclusiveCallbackGroup()  # stop writes the episode: never beside another call
         self.create_service(Trigger, "~/start", self._on_start, callback_group=services)
         self.create_service(Trigger, "~/stop", self._on_stop, callback_group=services)
@@ -92,6 +108,15 @@ class RecorderNode(Node):
         self.cfg = cfg  # applies at the next ~/start
 
     # -- inputs ------------------------------------------------------------------------------------------------
+    def _subscribe_state(self, topic: topics.Topic, callback, name: str):
+        """A state (or hand-target) subscription: the table's QoS (best effort for state) with a deep history, in
+        a callback group of its own."""
+        qos = topics.subscription_qos(topic)
+        qos.depth = STATE_DEPTH
+        return self.create_subscription(
+            topics.msg_class(topic), name, callback, qos, callback_group=MutuallyExclusiveCallbackGroup()
+        )
+
     def _times(self, msg) -> tuple[int, int]:
         return Time.from_msg(msg.header.stamp).nanoseconds, self.get_clock().now().nanoseconds
 
@@ -149,7 +174,7 @@ class RecorderNode(Node):
 
     def _on_start(self, _req, resp):
         try:
-            message = self.core.start(self.cfg)
+            message = self.core.start(self.cfg, self.get_clock().now().nanoseconds)
         except (ValueError, OSError) as exc:
             return self._answer(resp, False, f"cannot start: {exc}")
         return self._answer(resp, True, message)
@@ -190,7 +215,7 @@ class RecorderNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(lambda: RecorderNode(), "recorder", args, threads=3)
+    return run_node(lambda: RecorderNode(), "recorder", args, threads=THREADS)
 
 
 if __name__ == "__main__":
