@@ -152,7 +152,7 @@ class CommandNode(Node):
         self.target_stamp = None
         self.obs_mono: float | None = None
         self.prompt_id = ""
-        self.last_step_mono: float | None = None
+        self.last_step_ns: int | None = None  # the stamp (ROS time) of the last motion step
         self.holding = True
         self.state = "waiting for the first hand target"
         self.counts = dict(
@@ -174,6 +174,11 @@ class CommandNode(Node):
         self.obs_rate = RateMeter()
         self.latency = LatencyStats(self.cfg.latency_window)
         self.retarget_time = LatencyStats(self.cfg.latency_window)
+        # latency budget: only the first target computed from each new frame (the fresh chunk's first action)
+        self.fresh_receive = LatencyStats(self.cfg.latency_window)  # frame stamp → this node has the target
+        self.fresh_latency = LatencyStats(self.cfg.latency_window)  # frame stamp → its first command
+        self.fresh_handling = LatencyStats(self.cfg.latency_window)  # that target received → its command published
+        self._last_target_ns = 0
         self.last_problem = ""
 
         self.pub_js = topics.publisher(self, topics.JOINT_COMMANDS)
@@ -260,6 +265,7 @@ class CommandNode(Node):
 
     def _on_target(self, msg: PoseArray) -> None:
         received = time.monotonic()
+        received_ns = self.get_clock().now().nanoseconds
         self._count("targets_received")
         self.target_rate.tick(received)
         if not finite_pose_array(msg):
@@ -278,6 +284,8 @@ class CommandNode(Node):
         except ValueError as exc:
             self._count("targets_rejected_invalid", f"rejected a hand target: {exc}")
             return
+        stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
+        fresh, self._last_target_ns = stamp_ns > 0 and stamp_ns != self._last_target_ns, stamp_ns
         with self._lock:
             q_init = self.goal if self.goal is not None else self.q_meas
         t0 = time.perf_counter()
@@ -299,6 +307,11 @@ class CommandNode(Node):
             self.target_mono = received
             self.target_stamp = msg.header.stamp
             published = self._step(from_target=True)
+        if published and fresh:
+            done_ns = self.get_clock().now().nanoseconds
+            self.fresh_receive.add((received_ns - stamp_ns) * 1e-9)
+            self.fresh_handling.add((done_ns - received_ns) * 1e-9)
+            self.fresh_latency.add((done_ns - stamp_ns) * 1e-9)
         if published and self.pub_wrist is not None:
             out = PoseStamped()
             out.header.stamp = msg.header.stamp
@@ -337,8 +350,11 @@ class CommandNode(Node):
     def _step(self, from_target: bool) -> bool:
         """One command step (holds self._lock). Returns True when a motion command was published."""
         now = time.monotonic()
-        # the command's stamp is this moment, the one its dt is measured from (not when it is published)
-        stamp_now = self.get_clock().now().to_msg()
+        # the command's stamp is this moment, the one its dt is measured from (not when it is published): one
+        # clock read for both, so consecutive stamps bound every step (max_joint_velocity * their difference)
+        # even when the thread is preempted here (a separate monotonic dt made stamps 10 ms off under load)
+        stamp_time = self.get_clock().now()
+        stamp_now = stamp_time.to_msg()
         reason = self._hold_reason(now)
         if reason is not None:
             if not self.holding:
@@ -350,7 +366,7 @@ class CommandNode(Node):
             self.state = f"holding: {reason}" if self.q_cmd is not None else reason
             if self.cfg.hold_mode == "republish" and self.q_cmd is not None:
                 self._publish(self.q_cmd, 0.0)
-            self.last_step_mono = None
+            self.last_step_ns = None
             return False
         if self.holding:
             self.holding = False
@@ -361,7 +377,10 @@ class CommandNode(Node):
             start = self.q_meas if self.q_meas is not None else self.goal
             self.q_cmd = np.clip(start, self.lower, self.upper)
         period = 1.0 / self.cfg.rate
-        dt = period if self.last_step_mono is None else min(now - self.last_step_mono, 2.0 * period)
+        if self.last_step_ns is None:
+            dt = period
+        else:  # a clock stepped back moves nothing; one stepped forward at most two periods' worth
+            dt = min(max((stamp_time.nanoseconds - self.last_step_ns) * 1e-9, 0.0), 2.0 * period)
         if self.cfg.lockstep:  # the simulator moves one control period per command, as the benchmark
             q, limited = self.goal, False
         else:
@@ -370,7 +389,7 @@ class CommandNode(Node):
         if limited:
             self.counts["velocity_limited_steps"] += 1
         self.q_cmd = q
-        self.last_step_mono = now
+        self.last_step_ns = stamp_time.nanoseconds
         self._publish(q, dt, self.target_stamp if self.cfg.lockstep and from_target else stamp_now)
         if from_target and self.target_stamp is not None:
             stamp = Time.from_msg(self.target_stamp)
@@ -496,6 +515,15 @@ class CommandNode(Node):
         for k, v in self.retarget_time.summary_ms().items():
             if k != "n":
                 values[f"retarget_{k}_ms"] = v
+        for name, stats in (
+            ("fresh_target_receive", self.fresh_receive),
+            ("fresh_target_handling", self.fresh_handling),
+        ):
+            for k, v in stats.summary_ms().items():
+                if k != "n":
+                    values[f"{name}_{k}_ms"] = v
+        for k, v in self.fresh_latency.summary_ms().items():
+            values[f"fresh_frame_to_command_{k}_ms" if k != "n" else "fresh_frame_to_command_samples"] = v
         if holding:
             return WARN, state, values
         return OK, state, values

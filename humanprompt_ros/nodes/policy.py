@@ -125,6 +125,8 @@ class PolicyNode(Node):
         self.frame: np.ndarray | None = None
         self.frame_stamp = None
         self.frame_mono: float | None = None
+        self.frame_recv_ns = 0  # ROS time the latest frame arrived (latency budget: frame_wait)
+        self.frame_take_ns = 0  # ROS time the latest frame was taken for act() (latency budget: target_after_act)
         self.frame_used = True
         self.frame_seq = 0  # frames received (lockstep acts once per frame)
         self.q_stamp_ns = self.base_stamp_ns = -1  # stamps of the latest joint state and wrist pose
@@ -155,6 +157,9 @@ class PolicyNode(Node):
         self.last_problem = ""
         self.inference = LatencyStats(500)
         self.frame_latency = LatencyStats(500)
+        self.frame_receive = LatencyStats(2000)  # capture stamp → this node has the frame
+        self.frame_wait = LatencyStats(500)  # frame received → taken for a chunk's act()
+        self.target_after_act = LatencyStats(500)  # frame taken → its chunk's first target published, less act()
         self.target_rate = RateMeter()
         self.preparing = ""
         self.pub = topics.publisher(self, topics.HAND_TARGET)
@@ -208,6 +213,9 @@ class PolicyNode(Node):
         except (ValueError, BadFrame) as exc:
             self._problem("frames_bad", f"dropped an observation: {exc}")
             return
+        recv_ns, stamp_ns = self.get_clock().now().nanoseconds, Time.from_msg(msg.header.stamp).nanoseconds
+        if stamp_ns > 0:
+            self.frame_receive.add((recv_ns - stamp_ns) * 1e-9)
         with self._lock:
             self.counts["frames_received"] += 1
             if (
@@ -225,6 +233,7 @@ class PolicyNode(Node):
                 time.monotonic(),
                 False,
             )
+            self.frame_recv_ns = recv_ns
             self.frame_seq += 1
         self._frame_event.set()
 
@@ -370,9 +379,13 @@ class PolicyNode(Node):
         return self.hand.fk(q, base_pose=base).to_array()
 
     def _latest_frame(self):
+        now_ns = self.get_clock().now().nanoseconds
         with self._lock:
             self.frame_used = True
             self.counts["frames_used"] += 1
+            if self.frame_recv_ns:
+                self.frame_wait.add((now_ns - self.frame_recv_ns) * 1e-9)
+            self.frame_take_ns = now_ns
             return self.frame, self.frame_stamp
 
     def _hold_reason(self) -> str | None:
@@ -474,7 +487,10 @@ class PolicyNode(Node):
         msg = action_to_pose_array(HandAction.from_array(action, self.hand.mask), self.cfg.frame_id, target_stamp)
         self.pub.publish(msg)
         if dt is not None and stamp is not None:  # a fresh chunk: camera frame → hand target latency
-            self.frame_latency.add((self.get_clock().now() - Time.from_msg(stamp)).nanoseconds * 1e-9)
+            now_ns = self.get_clock().now().nanoseconds
+            self.frame_latency.add((now_ns - Time.from_msg(stamp).nanoseconds) * 1e-9)
+            if self.frame_take_ns:
+                self.target_after_act.add((now_ns - self.frame_take_ns) * 1e-9 - dt)
         self.target_rate.tick()
         with self._lock:
             self.counts["targets_published"] += 1
@@ -503,6 +519,14 @@ class PolicyNode(Node):
         for k, v in self.frame_latency.summary_ms().items():
             if k != "n":
                 values[f"frame_to_target_{k}_ms"] = v
+        for name, stats in (
+            ("frame_receive", self.frame_receive),
+            ("frame_wait", self.frame_wait),
+            ("target_after_act", self.target_after_act),
+        ):
+            for k, v in stats.summary_ms().items():
+                if k != "n":
+                    values[f"{name}_{k}_ms"] = v
         if not self._thread.is_alive():
             return ERROR, "control thread stopped", values
         if self.paused and self.runner.active:

@@ -5,15 +5,29 @@ nodes' diagnostics. Used by ``humanprompt-demo``, the closed-loop benchmark and 
 
 from __future__ import annotations
 
+import collections
 import json
 import time
+
+from humanprompt_ros.ros.probe import Recorder
+
+
+class BoundedRecorder(Recorder):
+    """A :class:`Recorder` that keeps only the last ``keep`` messages (for runs of hours)."""
+
+    def __init__(self, keep: int):
+        super().__init__()
+        self.items = collections.deque(maxlen=keep)
 
 
 class GraphClient:
     """Drives a running graph from outside: the sim driver's task/seed/reset, the prompt encoder's
-    parameter and services, the task status (all through a :class:`RosPeer`)."""
+    parameter and services, the task status (all through a :class:`RosPeer`).
 
-    def __init__(self, domain_id: int):
+    ``keep``: keep only the last ``keep`` messages of each recorded topic (default: all; a soak of
+    hours would otherwise hold every joint command and diagnostics array in memory)."""
+
+    def __init__(self, domain_id: int, keep: int | None = None):
         from rcl_interfaces.srv import SetParameters
         from std_srvs.srv import Trigger
 
@@ -22,11 +36,19 @@ class GraphClient:
 
         self.peer = RosPeer(domain_id, name="closed_loop_client")
         n = self.peer.node
-        self.status = self.peer.record(topics.TASK_STATUS)
-        self.diag = self.peer.record(topics.DIAGNOSTICS)
-        self.commands = self.peer.record(topics.JOINT_COMMANDS)
-        self.prompt = self.peer.record(topics.PROMPT)
-        self.targets = self.peer.record(topics.HAND_TARGET)
+
+        def record(topic):
+            if keep is None:
+                return self.peer.record(topic)
+            rec = BoundedRecorder(keep)
+            n.create_subscription(topics.msg_class(topic), topic.name, rec, topics.subscription_qos(topic))
+            return rec
+
+        self.status = record(topics.TASK_STATUS)
+        self.diag = record(topics.DIAGNOSTICS)
+        self.commands = record(topics.JOINT_COMMANDS)
+        self.prompt = record(topics.PROMPT)
+        self.targets = record(topics.HAND_TARGET)
         self.sim_params = n.create_client(SetParameters, "/sim_driver/set_parameters")
         self.sim_reset = n.create_client(Trigger, "/sim_driver/reset")
         self.enc_params = n.create_client(SetParameters, "/prompt_encoder/set_parameters")
