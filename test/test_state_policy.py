@@ -106,6 +106,42 @@ def test_a_state_policy_runs_closed_loop_in_the_simulator_without_rendering(stat
     assert rec.frames == [] and len(rec.actions) == env.horizon and np.all(np.isfinite(rec.actions))
 
 
+def test_a_state_policy_with_a_state_estimator_sees_only_images(state_checkpoint, sim_data, tmp_path):
+    """``estimator=``: the state policy reads the state off each rendered frame (a state estimator trained on the
+    same episodes' frames), so it runs from images without the simulator's state."""
+    from humanprompt_ros.models.state_estimator import StateEstimatorConfig, save_estimator
+    from humanprompt_ros.sim.runner import sim_config
+    from humanprompt_ros.train.estimator import EstimatorTraining, train_estimator
+
+    episodes = load_policy_episodes(sim_data, 128, show=False, state=True)
+    est = train_estimator(
+        episodes,
+        sim_config(),
+        StateEstimatorConfig(channels=[8, 8, 16], first_frame=True),
+        EstimatorTraining(steps=3),
+        show=False,
+    )
+    path = tmp_path / "estimator.safetensors"
+    save_estimator(est, path)
+    policy = LearnedPolicy(state_checkpoint, hand="allegro_right", estimator=path)
+    assert policy.needs_frames and not policy.needs_state and not policy.needs_prompt_video
+    seen = []
+    act = policy.act
+
+    def spy(frame, proprio, lag=0, state=None):
+        seen.append((None if frame is None else frame.shape, state))
+        return act(frame, proprio, lag, state)
+
+    policy.act = spy
+    env = SimEnv(load_task(resolve_task("open_drawer")), "robot")
+    try:
+        rec = run_episode(env, policy, seed=5, prompt=sim_data / "open_drawer" / "robot" / "0000000")
+    finally:
+        env.close()
+    assert len(rec.actions) == env.horizon and np.all(np.isfinite(rec.actions))
+    assert seen and all(shape == (128, 128, 3) and state is None for shape, state in seen)  # frames, never the state
+
+
 def test_the_ros_backend_refuses_a_state_policy(state_checkpoint):
     with pytest.raises(StartupError, match="true scene state .* humanprompt-sim eval"):
         build_backend(PolicyConfig(checkpoint=str(state_checkpoint)), "allegro_right")
@@ -152,6 +188,8 @@ def test_an_image_policy_without_stage1_features_sees_its_own_frame_size_and_lea
     assert policy.act(camera, np.zeros(24))[0].shape == (24,)
     cond = model.condition_on_frame(None, camera, torch.tensor([0]))
     assert cond.shape[1] == 1 + 4  # the skill token and the image points, nothing from stage 1
+    with pytest.raises(ValueError, match="reads images itself"):  # a state estimator is for state checkpoints
+        LearnedPolicy(final, hand="allegro_right", estimator=tmp_path / "any.safetensors")
 
 
 def test_stage1_features_off_needs_the_frame_encoder_and_the_state_loss_needs_it_on(sim_data, stage1, tmp_path):

@@ -11,9 +11,11 @@ import torch
 
 from humanprompt_ros.action import ACTION_DIM
 from humanprompt_ros.models.policy_model import load_policy_model
+from humanprompt_ros.models.state_estimator import estimate, load_estimator
 from humanprompt_ros.policies.base import as_prompt, register_policy
 from humanprompt_ros.policies.prompt_fit import has_prototypes, prototype_distance, training_fps
-from humanprompt_ros.video import ClipPlan
+from humanprompt_ros.sim.scene import load_sim_config
+from humanprompt_ros.video import ClipPlan, resize_frames
 
 
 class LearnedPolicy:
@@ -28,6 +30,10 @@ class LearnedPolicy:
     ``policy.global_dropout`` > 0 only). A prompt video is resampled in time to :attr:`prompt_fps`, the rate
     the checkpoint was trained at (:func:`~humanprompt_ros.policies.prompt_fit.training_fps`), before the
     model's clip length.
+
+    ``estimator``: a state estimator checkpoint (:mod:`~humanprompt_ros.models.state_estimator`) for a
+    state-conditioned checkpoint (``condition: state``): the policy then reads the scene state off each
+    camera frame instead of being given the simulator's, and sees images only.
     """
 
     def __init__(
@@ -40,6 +46,7 @@ class LearnedPolicy:
         threads: int = 1,
         seed: int = 0,
         guidance: float | None = None,
+        estimator: str | Path | None = None,
         **_: Any,
     ):
         if threads > 0:
@@ -56,8 +63,17 @@ class LearnedPolicy:
         self.tokens: torch.Tensor | None = None
         self.skill: torch.Tensor | None = None
         sees_images = self.model.cfg.sees_images
-        self.needs_prompt_video = self.needs_frames = sees_images
-        self.needs_state = not sees_images
+        self.estimator = None
+        if estimator is not None:
+            if sees_images:
+                raise ValueError(
+                    f"estimator: {path} reads images itself; a state estimator goes with a state-conditioned "
+                    "checkpoint (condition: state)"
+                )
+            self.estimator, self.camera = load_estimator(estimator), load_sim_config()
+        self.needs_prompt_video = sees_images
+        self.needs_frames = sees_images or self.estimator is not None
+        self.needs_state = not self.needs_frames
         self.reset()
 
     def prompt_clip(self, prompt: Any) -> tuple[np.ndarray, ClipPlan]:
@@ -110,7 +126,7 @@ class LearnedPolicy:
         finite; ``skill``: the prompt's skill index (``skill_oracle`` policies only, ignored otherwise).
         Anything else raises ``ValueError`` saying why, and the previous prompt stays.
         """
-        if self.needs_state:
+        if not self.model.cfg.sees_images:
             raise ValueError("a state-conditioned policy takes its prompt with set_prompt (the skill), not as tokens")
         vm = self.model.video_model
         try:
@@ -149,6 +165,7 @@ class LearnedPolicy:
     def reset(self) -> None:
         self.t = 0
         self.plans: list[tuple[int, np.ndarray]] = []  # (start step, chunk)
+        self.first_frame: np.ndarray | None = None  # the episode's first camera frame (a state estimator's)
         self.generator = torch.Generator().manual_seed(self.seed)
 
     @torch.no_grad()
@@ -171,9 +188,17 @@ class LearnedPolicy:
                 f"got {lag}: lower the runner's lookahead"
             )
         m = self.model
-        if (self.skill if self.needs_state else self.tokens) is None:
+        if (self.skill if not m.cfg.sees_images else self.tokens) is None:
             raise ValueError("the learned policy has no prompt: call set_prompt() first")
-        if self.needs_state:
+        if self.estimator is not None:
+            size = self.estimator.cfg.image_size
+            f = np.asarray(frame)[None]
+            f = f if f.shape[1] == size else resize_frames(f, size)
+            if self.first_frame is None:
+                self.first_frame = f[0]
+            skill = m.cfg.skills[int(self.skill.reshape(-1)[0])]
+            state = estimate(self.estimator, f, skill, self.camera, self.first_frame)[0]
+        if not m.cfg.sees_images:
             if state is None:
                 raise ValueError(
                     "this checkpoint is conditioned on the simulator's true scene state (condition: state): "
