@@ -197,3 +197,26 @@ def test_stage1_features_off_needs_the_frame_encoder_and_the_state_loss_needs_it
         tiny_stage2(sim_data, stage1, tmp_path, stage1_features=False, frame_encoder=FrameEncoderConfig(enabled=False))
     with pytest.raises(ValueError, match="state_weight: an auxiliary loss of the frame encoder, which is off"):
         tiny_stage2(sim_data, stage1, tmp_path, frame_encoder=FrameEncoderConfig(enabled=False, state_weight=1.0))
+
+
+def test_state_noise_perturbs_only_what_is_there_and_only_while_training():
+    """state_encoder.*_noise: the state a state estimator would give (positions, yaw, articulation a little
+    off) on present objects and the goal; absent slots stay zero, flags and heights untouched; eval is exact."""
+    from humanprompt_ros.models.state_encoder import StateEncoder, StateEncoderConfig
+
+    enc = StateEncoder(StateEncoderConfig(position_noise=0.01, yaw_noise=0.1, articulation_noise=0.02), width=8)
+    s = torch.zeros(4000, 24)
+    s[:, :7] = torch.tensor([0.1, -0.05, 0.03, 1.0, 0.0, 0.02, 1.0])  # one object; the others absent
+    s[:, 21:] = torch.tensor([0.12, 0.0, 1.0])  # a goal
+    out = enc.perturb(s)
+    assert torch.equal(out[:, 7:21], s[:, 7:21]) and torch.equal(out[:, [2, 6, 23]], s[:, [2, 6, 23]])
+    assert (
+        abs(float((out[:, 0] - s[:, 0]).std()) - 0.01) < 0.001 and abs(float((out[:, 21] - 0.12).std()) - 0.01) < 0.001
+    )
+    yaw = torch.atan2(out[:, 4], out[:, 3])
+    assert abs(float(yaw.std()) - 0.1) < 0.01 and torch.allclose(out[:, 3] ** 2 + out[:, 4] ** 2, torch.ones(4000))
+    assert abs(float((out[:, 5] - 0.02).std()) - 0.02) < 0.002
+    enc.eval()
+    assert torch.equal(enc(s), enc(s))  # no noise outside training
+    enc.train()
+    assert not torch.equal(enc(s), enc(s))

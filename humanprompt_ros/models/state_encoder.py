@@ -24,10 +24,17 @@ class StateEncoderConfig:
     # sizes of the consecutive groups of the state vector, one token each: HumanPrompt-Sim's three objects
     # (x, y, z, cos yaw, sin yaw, articulation, present) and the goal (x, y, has_goal)
     groups: list[int] = field(default_factory=lambda: [7, 7, 7, 3])
+    # while training, Gaussian noise of these sizes on what a state estimator gets wrong (present objects and
+    # goal only): positions x, y (m), yaw (rad), articulation (its own unit: m or rad)
+    position_noise: float = 0.0
+    yaw_noise: float = 0.0
+    articulation_noise: float = 0.0
 
     def validate(self) -> None:
         if not self.groups or any(g <= 0 for g in self.groups):
             raise ValueError(f"groups: positive sizes of the state's parts, got {self.groups}")
+        if min(self.position_noise, self.yaw_noise, self.articulation_noise) < 0:
+            raise ValueError("position_noise, yaw_noise and articulation_noise must be >= 0")
 
     @property
     def dim(self) -> int:
@@ -48,6 +55,26 @@ class StateEncoder(nn.Module):
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         if state.shape[-1] != self.cfg.dim:
             raise ValueError(f"state of {state.shape[-1]} values, this policy reads {self.cfg.dim}")
-        parts = torch.split(self.norm.normalize(state.float()), self.cfg.groups, dim=-1)
+        state = state.float()
+        if self.training:
+            state = self.perturb(state)
+        parts = torch.split(self.norm.normalize(state), self.cfg.groups, dim=-1)
         tokens = torch.stack([f(p) for f, p in zip(self.embed, parts)], dim=1) + self.slot
         return tokens + self.out(tokens)
+
+    def perturb(self, state: torch.Tensor) -> torch.Tensor:
+        """(B, D) states with the configured noise on each present object (groups of 7: x, y, z, cos yaw,
+        sin yaw, articulation, present) and goal (a group of 3: x, y, has_goal)."""
+        cfg = self.cfg
+        if not (cfg.position_noise or cfg.yaw_noise or cfg.articulation_noise):
+            return state
+        out, start = state.clone(), 0
+        for g in cfg.groups:
+            part, on = out[:, start : start + g], out[:, start + g - 1 : start + g]  # the last: present / has_goal
+            part[:, :2] += cfg.position_noise * torch.randn_like(part[:, :2]) * on
+            if g == 7:
+                yaw = torch.atan2(part[:, 4], part[:, 3]) + cfg.yaw_noise * torch.randn_like(part[:, 3]) * on[:, 0]
+                part[:, 3], part[:, 4] = torch.cos(yaw) * on[:, 0], torch.sin(yaw) * on[:, 0]
+                part[:, 5] += cfg.articulation_noise * torch.randn_like(part[:, 5]) * on[:, 0]
+            start += g
+        return out
