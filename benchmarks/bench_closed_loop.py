@@ -117,6 +117,30 @@ def start_bringup(env: dict, *args: str, log_path: str | None = None) -> subproc
     )
 
 
+def policy_graph_args(policy: str, checkpoint: str | None) -> tuple[list[str], str | None]:
+    """bringup's arguments for ``policy`` and, for ``checkpoint``, the file the policy node will load (resolved as
+    it resolves it); ``ValueError`` with the reason when that checkpoint would not load."""
+    if policy != "checkpoint":
+        return [f"policy:={policy}"], None
+    from humanprompt_ros.graph import build_graph, checkpoint_problem
+
+    specs = build_graph({"sim": "true", "policy": "checkpoint", "checkpoint": checkpoint})
+    problem = checkpoint_problem(specs)
+    if problem:
+        raise ValueError(problem)
+    path = next(s.parameters["checkpoint"] for s in specs if s.name == "policy")
+    return [f"policy:={policy}", f"checkpoint:={path}"], path
+
+
+def stop_bringup(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM bringup (it stops its nodes), SIGKILL after ``timeout`` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def node_pids(log_path: str) -> dict[str, int]:
     pids = {}
     for line in Path(log_path).read_text().splitlines():
@@ -324,17 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     mode = args.prompt_seed or ("same" if args.policy == "replay" else "other")
-    graph_args, checkpoint = [f"policy:={args.policy}"] + (["lockstep:=true"] if args.lockstep else []), None
-    if args.policy == "checkpoint":
-        from humanprompt_ros.graph import build_graph, checkpoint_problem
-
-        specs = build_graph({"sim": "true", "policy": "checkpoint", "checkpoint": args.checkpoint})
-        problem = checkpoint_problem(specs)
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
-        checkpoint = next(s.parameters["checkpoint"] for s in specs if s.name == "policy")
-        graph_args.append(f"checkpoint:={checkpoint}")
+    try:
+        graph_args, checkpoint = policy_graph_args(args.policy, args.checkpoint)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    graph_args += ["lockstep:=true"] if args.lockstep else []
     root = Path(args.prompt_dir or tempfile.mkdtemp(prefix="humanprompt-prompts-"))
     t0 = time.monotonic()
     prompts = generate_prompts(root, tasks, seeds, prompt_mode=mode)
@@ -376,11 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             nodes = {n: client.node_status(n) for n in ("sim_driver", "camera", "policy", "command", "prompt_encoder")}
         finally:
             client.close()
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_bringup(proc, 15)
 
     table: dict[str, dict] = {}
     for r in results:

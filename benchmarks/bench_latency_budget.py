@@ -47,7 +47,6 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -177,20 +176,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", default="", help="bringup log (default: in a temporary directory)")
     args = ap.parse_args(argv)
 
-    from bench_closed_loop import cpu_seconds, generate_prompts, node_pids, start_bringup
+    from bench_closed_loop import (
+        cpu_seconds,
+        generate_prompts,
+        node_pids,
+        policy_graph_args,
+        start_bringup,
+        stop_bringup,
+    )
 
-    from humanprompt_ros.graph import build_graph, checkpoint_problem
     from humanprompt_ros.ros.graph_client import GraphClient
 
-    graph_args, checkpoint = [f"policy:={args.policy}"], None
-    if args.policy == "checkpoint":
-        specs = build_graph({"sim": "true", "policy": "checkpoint", "checkpoint": args.checkpoint})
-        problem = checkpoint_problem(specs)
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
-        checkpoint = next(s.parameters["checkpoint"] for s in specs if s.name == "policy")
-        graph_args.append(f"checkpoint:={checkpoint}")
+    try:
+        graph_args, checkpoint = policy_graph_args(args.policy, args.checkpoint)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     mode = "other" if args.policy == "checkpoint" else "same"
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     seeds = list(range(1_000_000, 1_000_000 + args.seeds))
@@ -246,11 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
         finally:
             client.close()
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_bringup(proc, 20)
 
     import numpy as np
 

@@ -46,7 +46,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -717,21 +716,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--respawn-delay", type=float, default=2.0, help="bringup respawn_delay")
     args = ap.parse_args(argv)
 
-    from bench_closed_loop import generate_prompts, start_bringup
+    from bench_closed_loop import generate_prompts, policy_graph_args, start_bringup, stop_bringup
 
     from humanprompt_ros.control.safety import safe_limits
-    from humanprompt_ros.graph import build_graph, checkpoint_problem
     from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.paths import config_path
 
-    graph_args = [f"policy:={args.policy}", f"respawn_delay:={args.respawn_delay}"]
-    if args.policy == "checkpoint":
-        specs = build_graph({"sim": "true", "policy": "checkpoint", "checkpoint": args.checkpoint})
-        problem = checkpoint_problem(specs)
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
-        graph_args.append(f"checkpoint:={next(s.parameters['checkpoint'] for s in specs if s.name == 'policy')}")
+    try:
+        graph_args, _ = policy_graph_args(args.policy, args.checkpoint)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    graph_args.append(f"respawn_delay:={args.respawn_delay}")
     out = Path(args.out or REPO / "runs" / "soak" / time.strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
     root = Path(args.prompt_dir or REPO / "runs" / "soak" / "prompts").resolve()
@@ -839,11 +835,7 @@ def main(argv: list[str] | None = None) -> int:
             run_s = soak.now()
         finally:
             client.close()
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_bringup(proc, 30)
     summary = soak.write(final=True, duration=run_s)
     title = f"soak {run_s / 60:.1f} min, policy {args.policy}, {os.cpu_count()} CPUs (shared), {out}"
     try:
