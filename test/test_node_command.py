@@ -348,6 +348,36 @@ def test_camera_stops_hand_holds_within_200ms_then_resumes(rig):
     wait_status(rig, lambda d: d["_message"] == "commanding", 10, "diagnostics saying commanding", since=t_back)
 
 
+def test_resuming_far_from_the_last_command_starts_from_the_measured_joints(rig):
+    """A hold during which the hand ends up more than resync_threshold (1 rad) from the last command (moved by
+    hand, a driver restarted): the first command after it is one velocity step from the measured joints, not
+    from the last command; counted in diagnostics."""
+    import numpy as np
+
+    rig.peer.wait_until(lambda: len(rig.commands.since(time.monotonic() - 0.1)) > 0, 10, "commands flowing")
+    rig.feeder.send_obs.clear()
+    t_stop = time.monotonic()
+    wait_status(rig, lambda d: d["_message"].startswith("holding"), 5, "a hold", since=t_stop)
+    held = np.array(rig.commands.last()[1].position)
+    lo, hi = rig.hand.joint_limits
+    lower, upper = lo + 0.05, hi - 0.05
+    moved = np.clip(np.where(held - lower > upper - held, held - 1.3, held + 1.3), lower, upper)
+    assert np.abs(moved - held).max() > 1.0
+    old = rig.feeder.q_robot
+    rig.feeder.q_robot = moved
+    time.sleep(0.3)  # the new joint states arrive while the hand holds
+    t_back = time.monotonic()
+    rig.feeder.send_obs.set()
+    try:
+        rig.peer.wait_until(lambda: len(rig.commands.since(t_back)) >= 1, 10, "commands after the hold")
+        first = np.array(rig.commands.since(t_back)[0][1].position)
+        assert np.abs(first - moved).max() <= VMAX * 2.0 / RATE + 1e-6
+        status = wait_status(rig, lambda d: int(d.get("resyncs", 0)) >= 1, 5, "resyncs counted", since=t_back)
+        assert int(status["resyncs"]) >= 1
+    finally:
+        rig.feeder.q_robot = old
+
+
 def test_clearing_the_prompt_holds_the_hand(rig):
     rig.peer.wait_until(lambda: len(rig.commands.since(time.monotonic() - 0.1)) > 0, 10, "commands flowing")
     rig.set_prompt("")

@@ -228,6 +228,13 @@ class CommandConfig:
         "per-joint speed limit (rad/s or m/s): each step moves at most max_joint_velocity * dt, dt <= 2 / rate",
         range=(0.001, 100.0),
     )
+    resync_threshold: float = param(
+        1.0,
+        "when motion resumes after a hold and a measured joint is farther than this from the last command (rad or "
+        "m: the robot moved, or its driver restarted; far above a tracking error), start again from the measured "
+        "joints; 0 disables it",
+        range=(0.0, 10.0),
+    )
     hold_mode: Literal["silent", "republish"] = param(
         "silent",
         "on stale input: silent = publish no commands (position controllers keep the last one); "
@@ -301,6 +308,14 @@ class PromptEncoderConfig:
         "demonstration's actions, checkpoint a video)",
         read_only=True,
     )
+    camera_pose: list[float] = param(
+        None,
+        "policy:=replay: the filming camera's pose in the world frame, [x, y, z, roll, pitch, yaw] (m, rad), as "
+        "the policy node's camera_pose (set both alike). Set, a prompt that is only a video is accepted: its "
+        "hand pose is extracted here to check it (needs the human extra). Empty: such a prompt is refused",
+        read_only=True,
+        default_factory=list,
+    )
     checkpoint: str = param(
         "",
         "policy:=checkpoint: the checkpoint whose prompt encoder encodes the prompt when it "
@@ -351,6 +366,10 @@ class PromptEncoderConfig:
     def validate(self) -> None:
         if self.policy == "checkpoint" and self.checkpoint and not self.checkpoint.strip():
             raise ValueError("checkpoint: must not be blank")
+        if self.camera_pose and len(self.camera_pose) != 6:
+            raise ValueError(
+                f"camera_pose: [x, y, z, roll, pitch, yaw] (6 numbers) or empty, got {len(self.camera_pose)} numbers"
+            )
 
 
 def load_prompt_encoder_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PromptEncoderConfig:
@@ -389,6 +408,16 @@ class PolicyConfig:
         "replay/scripted: actions per act() call (the chunk is executed step by step)",
         read_only=True,
         range=(1, 1000),
+    )
+    camera_pose: list[float] = param(
+        None,
+        "policy:=replay with a prompt that is only a video: the pose of the camera that filmed it in the world "
+        "frame (its extrinsic calibration), [x, y, z, roll, pitch, yaw] in m and rad (URDF convention: "
+        "R = Rz(yaw) Ry(pitch) Rx(roll)); the hand pose extracted from the video (camera frame, needs the human "
+        "extra) is moved into the world frame with it. Empty: such a prompt is refused. A prompt with actions "
+        "ignores it",
+        read_only=True,
+        default_factory=list,
     )
     lookahead: int = param(
         0,
@@ -442,6 +471,12 @@ class PolicyConfig:
         range=(0.0, 60.0),
     )
     diagnostics_period: float = param(1.0, "seconds between /diagnostics updates", read_only=True, range=(0.05, 60.0))
+
+    def validate(self) -> None:
+        if self.camera_pose and len(self.camera_pose) != 6:
+            raise ValueError(
+                f"camera_pose: [x, y, z, roll, pitch, yaw] (6 numbers) or empty, got {len(self.camera_pose)} numbers"
+            )
 
 
 def load_policy_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PolicyConfig:

@@ -164,6 +164,7 @@ class CommandNode(Node):
             retarget_failures=0,
             prompts_invalid=0,
             commands_published=0,
+            resyncs=0,
             commands_clamped=0,
             velocity_limited_steps=0,
             holds=0,
@@ -373,6 +374,7 @@ class CommandNode(Node):
             self.state = "commanding"
             self.get_logger().info("commanding: fresh target and camera frames")
             self.diag.publish_now()
+            self._resync()
         if self.q_cmd is None:
             start = self.q_meas if self.q_meas is not None else self.goal
             self.q_cmd = np.clip(start, self.lower, self.upper)
@@ -396,6 +398,18 @@ class CommandNode(Node):
             if stamp.nanoseconds > 0:
                 self.latency.add((self.get_clock().now() - stamp).nanoseconds * 1e-9)
         return True
+
+    def _resync(self) -> None:
+        """Resuming after a hold: when the hand is far from the last command (it was moved, or its driver restarted
+        with the hand elsewhere), step from where it is, so the velocity limit holds against the robot itself."""
+        threshold = self.cfg.resync_threshold
+        if self.cfg.lockstep or threshold <= 0 or self.q_meas is None or self.q_cmd is None:
+            return
+        gap = float(np.abs(self.q_meas - self.q_cmd).max())
+        if gap > threshold:
+            self.counts["resyncs"] += 1
+            self.get_logger().warning(f"resuming from the measured joints: {gap:.2f} from the last command")
+            self.q_cmd = np.clip(self.q_meas, self.lower, self.upper)
 
     def _publish(self, q: np.ndarray, dt: float, stamp=None) -> None:
         stamp = stamp or self.get_clock().now().to_msg()
