@@ -152,3 +152,49 @@ def action_dim_mask(finger_mask: np.ndarray) -> np.ndarray:
     for i, ok in enumerate(finger_mask):
         m[9 + 3 * i : 12 + 3 * i] = bool(ok)
     return m
+
+
+# -- changing the frame of actions -----------------------------------------------------------------
+def pose_from_xyz_rpy(pose: "list[float] | np.ndarray") -> np.ndarray:
+    """``[x, y, z, roll, pitch, yaw]`` (metres, radians; URDF's ``<origin xyz rpy>`` convention, the one of
+    ``wrist_offset`` in ``config/hands/*.yaml``: R = Rz(yaw) Ry(pitch) Rx(roll), fixed axes) → (4, 4).
+
+    Raises ``ValueError`` for another length or NaN/inf.
+    """
+    v = np.asarray(pose, dtype=np.float64).reshape(-1)
+    if v.shape != (6,):
+        raise ValueError(f"a pose is 6 numbers [x, y, z, roll, pitch, yaw] (m, rad), got {v.size}")
+    _check_finite("pose", v)
+    cr, sr = np.cos(v[3]), np.sin(v[3])
+    cp, sp = np.cos(v[4]), np.sin(v[4])
+    cy, sy = np.cos(v[5]), np.sin(v[5])
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, cr, -sr], [0.0, sr, cr]])
+    ry = np.array([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])
+    rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
+    out = np.eye(4)
+    out[:3, :3] = rz @ ry @ rx
+    out[:3, 3] = v[:3]
+    return out
+
+
+def transform_actions(actions: np.ndarray, world_T_frame: np.ndarray) -> np.ndarray:
+    """(T, 24) unified actions expressed in a frame (e.g. the camera's) → the same actions in the world frame,
+    given ``world_T_frame`` (4, 4), that frame's pose in the world: wrist position p_w = R p + t, wrist rotation
+    R_w = R R_frame (re-encoded as 6D), fingertips unchanged (they are in the wrist frame). A (24,) action gives
+    a (24,) one. Raises ``ValueError`` for a bad shape, NaN/inf or a transform whose rotation is not proper.
+    """
+    arr = np.asarray(actions, dtype=np.float64)
+    pose = np.asarray(world_T_frame, dtype=np.float64)
+    if arr.shape[-1:] != (ACTION_DIM,) or arr.ndim > 2:
+        raise ValueError(f"expected actions of shape (T, {ACTION_DIM}) or ({ACTION_DIM},), got {arr.shape}")
+    if pose.shape != (4, 4):
+        raise ValueError(f"world_T_frame must be a (4, 4) transform, got {pose.shape}")
+    _check_finite("actions", arr)
+    _check_finite("world_T_frame", pose)
+    rot, t = pose[:3, :3], pose[:3, 3]
+    if not np.allclose(rot.T @ rot, np.eye(3), atol=1e-6) or np.linalg.det(rot) < 0:
+        raise ValueError("world_T_frame: its rotation is not a proper rotation matrix")
+    out = arr.copy()
+    out[..., WRIST_POS] = arr[..., WRIST_POS] @ rot.T + t
+    out[..., WRIST_ROT6D] = rot6d_from_matrix(rot @ matrix_from_rot6d(arr[..., WRIST_ROT6D]))
+    return out

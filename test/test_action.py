@@ -11,7 +11,9 @@ from humanprompt_ros.action import (
     actions_from_array,
     actions_to_array,
     matrix_from_rot6d,
+    pose_from_xyz_rpy,
     rot6d_from_matrix,
+    transform_actions,
 )
 
 
@@ -82,3 +84,56 @@ def test_sequence_conversions():
     back = actions_from_array(arr)
     assert len(back) == 4 and np.allclose(back[3].wrist_pos, 3)
     assert FINGERS == ("thumb", "index", "middle", "ring", "little")
+
+
+def _random_actions(rng: np.random.Generator, n: int) -> np.ndarray:
+    return actions_to_array(
+        [HandAction(rng.normal(0, 0.3, 3), random_rotation(rng), rng.normal(0, 0.05, (5, 3))) for _ in range(n)]
+    )
+
+
+def test_transform_actions_round_trips_with_the_inverse():
+    rng = np.random.default_rng(3)
+    actions = _random_actions(rng, 7)
+    pose = np.eye(4)
+    pose[:3, :3], pose[:3, 3] = random_rotation(rng), rng.normal(0, 1.0, 3)
+    moved = transform_actions(actions, pose)
+    assert moved.shape == actions.shape
+    np.testing.assert_allclose(transform_actions(moved, np.linalg.inv(pose)), actions, atol=1e-12)
+    np.testing.assert_array_equal(moved[:, 9:], actions[:, 9:])  # fingertips stay in the wrist frame
+    # the world fingertips are the camera-frame ones carried by the pose
+    for a, m in zip(actions_from_array(actions), actions_from_array(moved)):
+        np.testing.assert_allclose(m.fingertips_world(), a.fingertips_world() @ pose[:3, :3].T + pose[:3, 3])
+    np.testing.assert_allclose(transform_actions(actions[0], pose), moved[0])  # one (24,) action
+
+
+def test_transform_actions_with_a_known_rotation():
+    # a camera 0.6 m above the world origin looking straight down (OpenCV: +z forward = world -z), its +x the
+    # world's +x: roll pi about x
+    pose = pose_from_xyz_rpy([0.0, 0.0, 0.6, np.pi, 0.0, 0.0])
+    np.testing.assert_allclose(pose[:3, :3], np.diag([1.0, -1.0, -1.0]), atol=1e-12)
+    action = HandAction([0.1, 0.2, 0.5], np.eye(3), np.full((5, 3), 0.03)).to_array()
+    out = HandAction.from_array(transform_actions(action[None], pose)[0])
+    np.testing.assert_allclose(out.wrist_pos, [0.1, -0.2, 0.1], atol=1e-12)  # 0.5 m in front: 0.1 m above
+    np.testing.assert_allclose(out.wrist_rot, np.diag([1.0, -1.0, -1.0]), atol=1e-12)
+    np.testing.assert_allclose(out.fingertips, np.full((5, 3), 0.03))
+    # yaw pi/2: world x ← frame y; URDF order R = Rz(yaw) Ry(pitch) Rx(roll)
+    yaw = pose_from_xyz_rpy([1.0, 2.0, 3.0, 0.0, 0.0, np.pi / 2])
+    np.testing.assert_allclose(yaw[:3, :3] @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-12)
+    rp = pose_from_xyz_rpy([0, 0, 0, 0.3, 0.2, 0.1])[:3, :3]
+    rx = pose_from_xyz_rpy([0, 0, 0, 0.3, 0, 0])[:3, :3]
+    ry = pose_from_xyz_rpy([0, 0, 0, 0, 0.2, 0])[:3, :3]
+    rz = pose_from_xyz_rpy([0, 0, 0, 0, 0, 0.1])[:3, :3]
+    np.testing.assert_allclose(rp, rz @ ry @ rx, atol=1e-12)
+
+
+def test_transform_actions_rejects_bad_input():
+    with pytest.raises(ValueError, match="6 numbers"):
+        pose_from_xyz_rpy([0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="NaN"):
+        pose_from_xyz_rpy([0.0, 0.0, 0.0, 0.0, np.nan, 0.0])
+    action = HandAction(np.zeros(3), np.eye(3), np.zeros((5, 3))).to_array()[None]
+    with pytest.raises(ValueError, match="proper rotation"):
+        transform_actions(action, np.diag([1.0, 1.0, -1.0, 1.0]))  # a reflection
+    with pytest.raises(ValueError, match="shape"):
+        transform_actions(np.zeros((2, 23)), np.eye(4))

@@ -14,7 +14,10 @@ from humanprompt_ros.policies import ScriptedFromPrompt, make_policy
 def build_backend(cfg: PolicyConfig, hand_name: str):
     """The configured backend, without a prompt. ``StartupError`` with the reason when it cannot be built."""
     if cfg.policy == "replay":
-        return make_policy("replay", chunk=cfg.chunk)
+        try:
+            return make_policy("replay", chunk=cfg.chunk, camera_pose=cfg.camera_pose, rate=cfg.rate)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
     if cfg.policy == "scripted":
         return ScriptedFromPrompt(chunk=cfg.chunk)
     path = resolve_checkpoint(cfg.checkpoint)

@@ -40,7 +40,7 @@ class PromptValidator:
         self.calibration, self.calibration_note = None, "no checkpoint here: no distance"
         self.has_distance = False  # whether the checkpoint here can tell how far a prompt is from its training
         if cfg.policy == "replay":
-            self.backend = make_policy("replay")
+            self.backend = make_policy("replay", camera_pose=cfg.camera_pose)
         elif cfg.policy == "checkpoint" and cfg.checkpoint:
             path = resolve_checkpoint(cfg.checkpoint)
             if not path.is_file():

@@ -19,7 +19,8 @@ answers*:
    ``max_duration_s`` (probed, not decoded);
 3. the backend's own requirements and encoding, on a backend instance of this node
    (:func:`humanprompt_ros.policies.make_policy`): ``replay`` takes the episode's unified actions
-   (refused: a bare video, or an episode without ``actions.npy``); ``scripted`` needs the episode's
+   (refused: a bare video, or an episode without ``actions.npy``, unless ``camera_pose`` is set: then
+   the video's hand pose is extracted, as the policy node will); ``scripted`` needs the episode's
    task and seed; ``checkpoint`` with a ``checkpoint`` parameter encodes the video with that
    checkpoint's prompt encoder (without one, the video is validated here and encoded by the
    policy node's worker): the video is resampled in time to the rate the checkpoint was trained at,

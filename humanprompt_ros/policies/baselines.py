@@ -2,7 +2,10 @@
 
 * ``replay``: the prompt episode's own unified actions, open loop, chunk by chunk (the classic
   "retarget the human demonstration" baseline: the executor retargets them onto the robot). A
-  prompt without actions (a bare video) is refused with a ``ValueError`` that says so.
+  prompt without actions (a bare video, or an episode with only its video) has its hand pose
+  extracted (:func:`humanprompt_ros.hand.video_pose.extract_episode`, MediaPipe) and moved from the
+  camera frame into the world frame with ``camera_pose`` (the camera's extrinsic calibration); without
+  ``camera_pose`` it is refused with a ``ValueError`` that says so.
 * ``noop``: holds the current hand pose (does nothing). ``random``: a random walk (``seed=``).
 * ``scripted``: the benchmark's expert (needs ``env=``, a :class:`humanprompt_ros.sim.env.SimEnv`, for
   its privileged state; tests and data generation only). Inside the ROS graph, where there is no
@@ -11,17 +14,20 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from humanprompt_ros.action import ACTION_DIM, HandAction
+from humanprompt_ros.action import ACTION_DIM, HandAction, pose_from_xyz_rpy, transform_actions
 from humanprompt_ros.data import load_episode
 from humanprompt_ros.policies.base import as_prompt, register_policy
 from humanprompt_ros.sim.env import SimEnv, home_action
 from humanprompt_ros.sim.experts import OPEN, PADDLE, expert_actions, pinch
 from humanprompt_ros.sim.runner import ScriptedPolicy
 from humanprompt_ros.sim.tasks import load_task, resolve_task
+from humanprompt_ros.video import time_indices
 
 
 class OpenLoopPlan:
@@ -49,10 +55,49 @@ class OpenLoopPlan:
         return self.plan[idx].copy()
 
 
+def camera_pose_matrix(camera_pose: Any) -> np.ndarray | None:
+    """The replay policy's ``camera_pose`` → (4, 4) world ← camera, or None when unset (None or empty).
+
+    ``[x, y, z, roll, pitch, yaw]`` (m, rad; :func:`humanprompt_ros.action.pose_from_xyz_rpy`) or a (4, 4) matrix.
+    """
+    if camera_pose is None:
+        return None
+    arr = np.asarray(camera_pose, dtype=np.float64)
+    if arr.size == 0:
+        return None
+    if arr.shape == (4, 4):
+        return arr.copy()
+    try:
+        return pose_from_xyz_rpy(arr)
+    except ValueError as exc:
+        raise ValueError(f"camera_pose: {exc}") from None
+
+
 class ReplayPolicy(OpenLoopPlan):
-    """Replays the prompt's unified actions open loop (see :class:`OpenLoopPlan`)."""
+    """Replays the prompt's unified actions open loop (see :class:`OpenLoopPlan`).
+
+    A prompt with actions (a simulated or extracted episode) is replayed as it is; ``camera_pose`` is not used.
+    A prompt that is only a video (a video file, or an episode directory without ``actions.npy``) needs
+    ``camera_pose``, the pose of the camera that filmed it in the robot's world frame (the extrinsic
+    calibration: ``[x, y, z, roll, pitch, yaw]``, metres and radians, URDF convention, or a (4, 4) matrix):
+    the hand pose is extracted from the video (MediaPipe, the ``human`` extra; ``intrinsics``: a camera
+    intrinsics YAML, else a 60 degree field of view) in the camera frame and moved into the world frame.
+    """
 
     name = "replay"
+
+    def __init__(
+        self,
+        chunk: int = 8,
+        camera_pose: Any = None,
+        intrinsics: str | Path | None = None,
+        rate: float = 10.0,
+        **kw: Any,
+    ):
+        super().__init__(chunk, **kw)
+        self.camera_pose = camera_pose_matrix(camera_pose)
+        self.intrinsics = intrinsics or None
+        self.rate = float(rate)  # actions per second the executor plays (the policy node's / sim's control rate)
 
     @property
     def actions(self) -> np.ndarray | None:
@@ -61,7 +106,10 @@ class ReplayPolicy(OpenLoopPlan):
 
     def set_prompt(self, prompt: Any) -> None:
         ep = as_prompt(prompt)
-        actions = np.asarray(ep.require_actions("the replay policy"), np.float64)
+        if ep.actions is None and ep.video_path is not None:
+            actions = self.video_actions(ep.video_path, str(ep.meta.get("handedness") or "right"))
+        else:
+            actions = np.asarray(ep.require_actions("the replay policy"), np.float64)
         if actions.ndim != 2 or actions.shape[1] != ACTION_DIM or len(actions) == 0:
             raise ValueError(
                 f"the replay policy: prompt actions must be (T, {ACTION_DIM}) with T > 0, got {actions.shape}"
@@ -70,6 +118,33 @@ class ReplayPolicy(OpenLoopPlan):
             raise ValueError("the replay policy: the prompt's actions contain NaN or inf")
         self.plan = actions
         self.t = 0
+
+    def video_actions(self, video: Path, handedness: str = "right") -> np.ndarray:
+        """The hand pose of a video as (T, 24) unified actions in the world frame (``camera_pose``).
+
+        ``ValueError`` without ``camera_pose``, without mediapipe, or when the extraction fails.
+        """
+        if self.camera_pose is None:
+            raise ValueError(
+                f"the replay policy needs the demonstration's unified actions, but the prompt {video} is a video "
+                "without them: set camera_pose, the camera's pose in the world frame (its extrinsic calibration: "
+                "[x, y, z, roll, pitch, yaw], m, rad), to replay the hand pose extracted from it"
+            )
+        from humanprompt_ros.hand.video_pose import MediaPipeMissing, extract_episode
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="humanprompt-replay-") as tmp:
+                result = extract_episode(
+                    video, Path(tmp) / "episode", handedness=handedness, intrinsics=self.intrinsics, sheet=False
+                )
+                extracted = load_episode(result.path)
+                camera_actions = np.asarray(extracted.actions, np.float64)
+                fps = float(extracted.meta.get("fps") or 0.0)
+        except MediaPipeMissing as exc:
+            raise ValueError(f"the replay policy: the prompt {video} is a video without actions, and {exc}") from None
+        # one action per control period: the video's frames at its own rate, resampled to the executor's
+        camera_actions = camera_actions[time_indices(len(camera_actions), fps, self.rate)]
+        return transform_actions(camera_actions, self.camera_pose)
 
 
 class NoOpPolicy:
