@@ -636,38 +636,19 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown faults {unknown}")
 
-    import yaml
-    from bench_closed_loop import generate_prompts, start_bringup
-    from soak import CommandChecker
+    from bench_closed_loop import generate_prompts, policy_graph_args, start_bringup
+    from soak import command_checker
 
-    from humanprompt_ros.control.safety import safe_limits
-    from humanprompt_ros.graph import build_graph, checkpoint_problem
-    from humanprompt_ros.hand.hand import load_hand
-    from humanprompt_ros.paths import config_path
-
-    graph_args = [f"policy:={args.policy}", f"respawn_delay:={args.respawn_delay}"]
-    if args.policy == "checkpoint":
-        specs = build_graph({"sim": "true", "policy": "checkpoint", "checkpoint": args.checkpoint})
-        problem = checkpoint_problem(specs)
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
-        graph_args.append(f"checkpoint:={next(s.parameters['checkpoint'] for s in specs if s.name == 'policy')}")
+    try:
+        graph_args, _ = policy_graph_args(args.policy, args.checkpoint)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    graph_args.append(f"respawn_delay:={args.respawn_delay}")
     root = Path(args.prompt_dir or REPO / "runs" / "faults" / "prompts").resolve()
     seeds = [1_000_000 + k for k in range(min(args.repeats, 3))]
     by_scene = generate_prompts(root, [TASK], seeds, prompt_mode="other" if args.policy == "checkpoint" else "same")
-    cmd_params = yaml.safe_load(config_path("command.yaml").read_text())["command"]["ros__parameters"]
-    hand = load_hand(config_path("hands", "allegro_right.yaml"))
-    lower, upper = safe_limits(*hand.joint_limits, float(cmd_params["joint_limit_margin"]))
-    checker = CommandChecker(
-        names=list(hand.joint_names),
-        lower=lower,
-        upper=upper,
-        max_velocity=float(cmd_params["max_joint_velocity"]),
-        period=1.0 / float(cmd_params["rate"]),
-        jitter=args.stamp_jitter_ms / 1e3,
-        pause=float(cmd_params["target_timeout"]),
-    )
+    checker, cmd_params = command_checker(args.stamp_jitter_ms / 1e3)
 
     sys.path.insert(0, str(REPO / "test"))
     from helpers.ros import make_ros_env, reserve_domain_id

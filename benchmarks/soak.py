@@ -228,6 +228,30 @@ class CommandChecker:
         return sum(self.counts.values())
 
 
+def command_checker(jitter_s: float) -> tuple["CommandChecker", dict]:
+    """A :class:`CommandChecker` for the shipped command node (config/command.yaml: its limit margin, velocity cap,
+    rate and target timeout) on the Allegro hand, and those parameters."""
+    import yaml
+
+    from humanprompt_ros.control.safety import safe_limits
+    from humanprompt_ros.hand.hand import load_hand
+    from humanprompt_ros.paths import config_path
+
+    cmd_params = yaml.safe_load(config_path("command.yaml").read_text())["command"]["ros__parameters"]
+    hand = load_hand(config_path("hands", "allegro_right.yaml"))
+    lower, upper = safe_limits(*hand.joint_limits, float(cmd_params["joint_limit_margin"]))
+    checker = CommandChecker(
+        names=list(hand.joint_names),
+        lower=lower,
+        upper=upper,
+        max_velocity=float(cmd_params["max_joint_velocity"]),
+        period=1.0 / float(cmd_params["rate"]),
+        jitter=jitter_s,
+        pause=float(cmd_params["target_timeout"]),
+    )
+    return checker, cmd_params
+
+
 def targets_missed(summary: dict) -> list[str]:
     """The targets a summary misses, one line each (empty: all met)."""
     out = []
@@ -718,9 +742,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_closed_loop import generate_prompts, policy_graph_args, start_bringup, stop_bringup
 
-    from humanprompt_ros.control.safety import safe_limits
-    from humanprompt_ros.hand.hand import load_hand
-    from humanprompt_ros.paths import config_path
 
     try:
         graph_args, _ = policy_graph_args(args.policy, args.checkpoint)
@@ -740,20 +761,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = make_bad_prompts(root)
     print(f"[soak] prompts: {len(by_scene)} human demonstrations in {root} ({time.monotonic() - t:.0f} s)", flush=True)
 
-    import yaml
-
-    cmd_params = yaml.safe_load(config_path("command.yaml").read_text())["command"]["ros__parameters"]
-    hand = load_hand(config_path("hands", "allegro_right.yaml"))
-    lower, upper = safe_limits(*hand.joint_limits, float(cmd_params["joint_limit_margin"]))
-    checker = CommandChecker(
-        names=list(hand.joint_names),
-        lower=lower,
-        upper=upper,
-        max_velocity=float(cmd_params["max_joint_velocity"]),
-        period=1.0 / float(cmd_params["rate"]),
-        jitter=args.stamp_jitter_ms / 1e3,
-        pause=float(cmd_params["target_timeout"]),
-    )
+    checker, cmd_params = command_checker(args.stamp_jitter_ms / 1e3)
     print(
         f"[soak] commands must stay within the URDF limits less {cmd_params['joint_limit_margin']} rad and move at "
         f"most {checker.max_velocity} rad/s (config/command.yaml)",
