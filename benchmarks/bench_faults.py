@@ -200,6 +200,19 @@ def worker(kind: str, domain: int, seconds: float, rate: float, subscribers: int
 
 
 # -- the benchmark ----------------------------------------------------------------------------------------
+
+
+def command_summary(cmds: list, checker) -> dict:
+    """How many commands (receive time, stamp, positions) there were, all finite, all within the checker's limits."""
+    q_all = np.array([q for _, _, q in cmds]) if cmds else np.zeros((0, len(checker.names)))
+    lo, hi = checker.lower, checker.upper
+    return {
+        "commands": len(cmds),
+        "commands_finite": bool(np.all(np.isfinite(q_all))),
+        "commands_within_limits": bool(np.all((q_all >= lo - 1e-9) & (q_all <= hi + 1e-9))),
+    }
+
+
 class GraphDown(RuntimeError):
     """The graph did not command a fresh episode: it did not recover from the previous fault."""
 
@@ -423,11 +436,7 @@ class Bench:
             cmds = self.cmds[n_cmd0:]
             rec["velocity_violations"] = self.checker.total - n_viol0
         stamps = [s for _, s, _ in cmds]
-        q_all = np.array([q for _, _, q in cmds]) if cmds else np.zeros((0, 16))
-        rec["commands"] = len(cmds)
-        rec["commands_finite"] = bool(np.all(np.isfinite(q_all)))
-        lo, hi = self.checker.lower, self.checker.upper
-        rec["commands_within_limits"] = bool(np.all((q_all >= lo - 1e-9) & (q_all <= hi + 1e-9)))
+        rec.update(command_summary(cmds, self.checker))
         rec["max_gap_during_fault_s"] = max_gap(stamps, rec.get("t_fault", 0.0), time.time())
         rec["held"], rec["hold_s"], rec["resume_s"] = False, None, None
         rec["recorder_log_tail"] = lines[-6:]
@@ -508,11 +517,7 @@ class Bench:
             states = list(self.states)
             prompts = list(self.prompts)
         stamps = [s for _, s, _ in cmds]
-        q_all = np.array([q for _, _, q in cmds]) if cmds else np.zeros((0, 16))
-        rec["commands"] = len(cmds)
-        rec["commands_finite"] = bool(np.all(np.isfinite(q_all)))
-        lo, hi = self.checker.lower, self.checker.upper
-        rec["commands_within_limits"] = bool(np.all((q_all >= lo - 1e-9) & (q_all <= hi + 1e-9)))
+        rec.update(command_summary(cmds, self.checker))
         rec["t_fault"] = t_fault
         rec["max_gap_during_fault_s"] = max_gap(stamps, t_fault, end_of_fault or t_fault + a.fault_s)
         rec["commands_during_fault"] = sum(t_fault < s <= (end_of_fault or t_fault) for s in stamps)
