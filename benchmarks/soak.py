@@ -742,7 +742,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_closed_loop import generate_prompts, policy_graph_args, start_bringup, stop_bringup
 
-
     try:
         graph_args, _ = policy_graph_args(args.policy, args.checkpoint)
     except ValueError as exc:
