@@ -27,8 +27,12 @@ keys or a ROS ``camera_info`` YAML; without one, a pinhole camera with a ``defau
 field of view at the video's size), gap filling and smoothing in :mod:`.tracks`. Settings:
 ``config/hand_video.yaml`` (:class:`HandVideoConfig`).
 
-Only :class:`MediaPipeHands` (and so :func:`extract_episode`) needs mediapipe, imported on first use; everything
-else here and in those modules works without it.
+:func:`track_hand` does the steps in memory (what the replay policy replays); :func:`extract_episode` writes
+its result as a human episode, with a contact sheet. Only :class:`MediaPipeHands` (and so those two) needs
+mediapipe, imported on first use; everything else here and in those modules works without it.
+
+Kept as one module: tracking a video, writing the episode and drawing its contact sheet share the detections,
+the intrinsics and the frame layout, and a reader checking an extraction follows them together.
 """
 
 from __future__ import annotations
@@ -207,33 +211,48 @@ def _frames(video: Path, mirrored: bool) -> Iterator[np.ndarray]:
         yield np.ascontiguousarray(frame[:, ::-1]) if mirrored else frame
 
 
-def extract_episode(
+@dataclass
+class HandTrack:
+    """The hand pose of a whole video, in the camera frame: what :func:`extract_episode` writes as an episode."""
+
+    frames: list[np.ndarray]  # the video's frames (H, W, 3) uint8, cropped to even sizes
+    keypoints: np.ndarray  # (T, 21, 3) camera-frame keypoints, gaps filled and smoothed
+    proprio: np.ndarray  # (T, 24) the unified hand state of each frame
+    detected: np.ndarray  # (T,) bool: MediaPipe found the hand
+    valid: np.ndarray  # (T,) bool: detected or interpolated over a short gap
+    fps: float  # the video's rate (DEFAULT_FPS when it declares none)
+    declared_fps: float | None
+    intrinsics: CameraIntrinsics
+    intrinsics_source: str
+    pnp_errors: list[float]  # PnP RMS reprojection error per detected frame (pixels)
+    seconds: float
+
+    @property
+    def actions(self) -> np.ndarray:
+        """(T-1, 24) unified actions: the hand state of the next frame, as a human episode's."""
+        return self.proprio[1:]
+
+
+def track_hand(
     video: str | Path,
-    out: str | Path,
     *,
-    task: str = "human_video",
     handedness: str = "right",
     intrinsics: CameraIntrinsics | str | Path | None = None,
     config: HandVideoConfig | None = None,
-    sheet: bool = True,
     progress: bool = False,
-    overwrite: bool = False,
-) -> Extraction:
-    """A video of a human hand → a human episode in directory ``out`` (the steps: the module docstring).
+) -> HandTrack:
+    """The hand pose of every frame of a video (the steps: the module docstring), in memory.
 
     ``intrinsics``: :class:`CameraIntrinsics`, a YAML path (:func:`load_intrinsics`) or None for the default.
-    Raises :class:`MediaPipeMissing` without mediapipe, ``ValueError`` for a bad video, intrinsics or output,
-    or a video in which the hand is never found. The frames are held in memory (the episode's video is
-    re-encoded from them).
+    Raises :class:`MediaPipeMissing` without mediapipe, ``ValueError`` for a bad video or intrinsics, or a video
+    in which the hand is never found.
     """
     cfg = config or load_hand_video_config()
     if handedness not in HANDEDNESS:
         raise ValueError(f"handedness must be one of {HANDEDNESS}, got {handedness!r}")
-    video, out = Path(video), Path(out)
+    video = Path(video)
     if not video.is_file():
         raise ValueError(f"{video}: video not found")
-    if (out / META_FILE).exists() and not overwrite:
-        raise ValueError(f"{out}: an episode is already there (choose another output directory)")
     source = "given"
     if intrinsics is not None and not isinstance(intrinsics, CameraIntrinsics):
         source, intrinsics = str(Path(intrinsics).resolve()), load_intrinsics(intrinsics)
@@ -288,7 +307,41 @@ def extract_episode(
     filled, valid = fill_gaps(stacked, cfg.max_gap)
     keypoints = smooth(filled, valid, fps, cfg.smoothing)
     proprio = np.stack([keypoints_to_action(k).to_array() for k in keypoints])
-    seconds = time.perf_counter() - t0
+    return HandTrack(
+        frames, keypoints, proprio, detected, valid, fps, declared_fps, intr, source, errors, time.perf_counter() - t0
+    )
+
+
+def extract_episode(
+    video: str | Path,
+    out: str | Path,
+    *,
+    task: str = "human_video",
+    handedness: str = "right",
+    intrinsics: CameraIntrinsics | str | Path | None = None,
+    config: HandVideoConfig | None = None,
+    sheet: bool = True,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> Extraction:
+    """A video of a human hand → a human episode in directory ``out`` (:func:`track_hand`, then written).
+
+    Raises what :func:`track_hand` raises, and ``ValueError`` when ``out`` already holds an episode. The frames
+    are held in memory (the episode's video is re-encoded from them).
+    """
+    cfg = config or load_hand_video_config()
+    video, out = Path(video), Path(out)
+    if (out / META_FILE).exists() and not overwrite:
+        raise ValueError(f"{out}: an episode is already there (choose another output directory)")
+    track = track_hand(video, handedness=handedness, intrinsics=intrinsics, config=cfg, progress=progress)
+    frames, detected, valid, intr, errors = (
+        track.frames,
+        track.detected,
+        track.valid,
+        track.intrinsics,
+        track.pnp_errors,
+    )
+    h, w = frames[0].shape[:2]
     meta = {
         "task": task,
         "skill": None,
@@ -298,10 +351,10 @@ def extract_episode(
         "mask": [True] * 5,
         "success": True,  # a recorded demonstration is taken to show the task done
         "seed": 0,
-        "fps": fps,
+        "fps": track.fps,
         "source": str(video.resolve()),  # as data.load_prompt names a bare video's
-        "source_video": {"fps": declared_fps, "size": [int(h), int(w)], "mirrored": cfg.mirrored},  # H, W
-        "camera": {"intrinsics": to_dict(intr), "intrinsics_source": source, "frame": CAMERA_FRAME},
+        "source_video": {"fps": track.declared_fps, "size": [int(h), int(w)], "mirrored": cfg.mirrored},  # H, W
+        "camera": {"intrinsics": to_dict(intr), "intrinsics_source": track.intrinsics_source, "frame": CAMERA_FRAME},
         "valid": valid.tolist(),
         "detected": detected.tolist(),
         "hand_pose": {
@@ -311,22 +364,26 @@ def extract_episode(
             "frames_interpolated": int((valid & ~detected).sum()),
             "frames_invalid": int((~valid).sum()),
             "pnp_rms_px": {"median": float(np.median(errors)), "max": float(np.max(errors))},
-            "seconds": round(seconds, 3),
+            "seconds": round(track.seconds, 3),
         },
     }
-    path = write_episode(out, frames, proprio[1:], meta, proprio=proprio, keypoints=keypoints, fps=fps)
+    path = write_episode(
+        out, frames, track.actions, meta, proprio=track.proprio, keypoints=track.keypoints, fps=track.fps
+    )
     sheet_path = None
     if sheet:
         status = ["detected" if d else "interpolated" if v else "no hand" for d, v in zip(detected, valid)]
         title = f"{video.name}: {handedness} hand, {int(detected.sum())}/{len(frames)} frames detected"
-        sheet_path = contact_sheet(frames, project(keypoints, intr), status, path / SHEET_FILE, cfg.sheet_frames, title)
+        sheet_path = contact_sheet(
+            frames, project(track.keypoints, intr), status, path / SHEET_FILE, cfg.sheet_frames, title
+        )
     return Extraction(
         path,
         len(frames),
         int(detected.sum()),
         int((valid & ~detected).sum()),
         int((~valid).sum()),
-        seconds,
+        track.seconds,
         sheet_path,
     )
 

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -130,20 +129,14 @@ class ReplayPolicy(OpenLoopPlan):
                 "without them: set camera_pose, the camera's pose in the world frame (its extrinsic calibration: "
                 "[x, y, z, roll, pitch, yaw], m, rad), to replay the hand pose extracted from it"
             )
-        from humanprompt_ros.hand.video_pose import MediaPipeMissing, extract_episode
+        from humanprompt_ros.hand.video_pose import MediaPipeMissing, track_hand
 
         try:
-            with tempfile.TemporaryDirectory(prefix="humanprompt-replay-") as tmp:
-                result = extract_episode(
-                    video, Path(tmp) / "episode", handedness=handedness, intrinsics=self.intrinsics, sheet=False
-                )
-                extracted = load_episode(result.path)
-                camera_actions = np.asarray(extracted.actions, np.float64)
-                fps = float(extracted.meta.get("fps") or 0.0)
+            track = track_hand(video, handedness=handedness, intrinsics=self.intrinsics)
         except MediaPipeMissing as exc:
             raise ValueError(f"the replay policy: the prompt {video} is a video without actions, and {exc}") from None
         # one action per control period: the video's frames at its own rate, resampled to the executor's
-        camera_actions = camera_actions[time_indices(len(camera_actions), fps, self.rate)]
+        camera_actions = track.actions[time_indices(len(track.actions), track.fps, self.rate)]
         return transform_actions(camera_actions, self.camera_pose)
 
 
