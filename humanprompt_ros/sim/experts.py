@@ -207,14 +207,18 @@ def plan_knock(inst) -> list[Key]:
     ]
 
 
+def rotate_arc(lever, threshold: float) -> tuple[float, float, float]:
+    """Where the rotate expert pushes a lever: (radius of the contact from the hinge, its start angle, the angle
+    it turns, rad). It pushes the end of the bar whose counter-clockwise tangent points away from the hand's
+    home (+x), threshold + 22° round (the middle of the success window)."""
+    phi0 = lever.yaw if math.sin(lever.yaw) < 0 else lever.yaw + math.pi
+    return float(lever.size[0]) - 0.035, phi0, math.radians(threshold + 22.0)
+
+
 def plan_rotate(inst) -> list[Key]:
     o = inst.target
-    hl = o.size[0]
     zc = 0.05 + 0.012
-    # push the end of the bar whose counter-clockwise tangent points away from the hand's home (+x)
-    phi0 = o.yaw if math.sin(o.yaw) < 0 else o.yaw + math.pi
-    rc = hl - 0.035
-    target = math.radians(inst.task.threshold + 22.0)
+    rc, phi0, target = rotate_arc(o, inst.task.threshold)
     off = 0.012 + TIP_RADIUS + 0.006
 
     def at(phi: float, extra: float = 0.0) -> tuple[np.ndarray, float]:

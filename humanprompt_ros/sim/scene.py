@@ -100,30 +100,30 @@ def camera_xyaxes(pos, lookat) -> np.ndarray:
     return np.concatenate([x, y])
 
 
-def project(cfg: SimConfig, xyz: np.ndarray, size: int) -> np.ndarray:
-    """World points (..., 3) → pixel coordinates (..., 2) (u right, v down; pixel centres at k + 0.5) in the
-    benchmark camera's ``size``² image (the pinhole MuJoCo renders: vertical field of view ``fovy``)."""
+def _pinhole(cfg: SimConfig, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """The benchmark camera as MuJoCo renders it into a ``size``² image: its position, its x (right), y (up) and
+    z (backward: it looks along -z) axes in the world, and its focal length in pixels (vertical ``fovy``)."""
     cam = cfg.camera
     ax = camera_xyaxes(cam.pos, cam.lookat)
     x, y = ax[:3], ax[3:]
-    z = np.cross(x, y)  # the camera looks along -z
-    d = np.asarray(xyz, float) - np.asarray(cam.pos, float)
+    return np.asarray(cam.pos, float), x, y, np.cross(x, y), 0.5 * size / np.tan(np.deg2rad(cam.fovy) / 2)
+
+
+def project(cfg: SimConfig, xyz: np.ndarray, size: int) -> np.ndarray:
+    """World points (..., 3) → pixel coordinates (..., 2) (u right, v down; pixel centres at k + 0.5) in the
+    benchmark camera's ``size``² image."""
+    pos, x, y, z, f = _pinhole(cfg, size)
+    d = np.asarray(xyz, float) - pos
     depth = -(d @ z)
-    f = 0.5 * size / np.tan(np.deg2rad(cam.fovy) / 2)
     return np.stack([0.5 * size + f * (d @ x) / depth, 0.5 * size - f * (d @ y) / depth], axis=-1)
 
 
 def unproject(cfg: SimConfig, uv: np.ndarray, height: np.ndarray | float, size: int) -> np.ndarray:
     """Pixel coordinates (..., 2) in the ``size``² image → the world points (..., 3) they show at ``height``
     above the table (the inverse of :func:`project` on the plane z = height)."""
-    cam = cfg.camera
-    ax = camera_xyaxes(cam.pos, cam.lookat)
-    x, y = ax[:3], ax[3:]
-    z = np.cross(x, y)
-    f = 0.5 * size / np.tan(np.deg2rad(cam.fovy) / 2)
+    pos, x, y, z, f = _pinhole(cfg, size)
     uv = np.asarray(uv, float)
     ray = ((uv[..., :1] - 0.5 * size) / f) * x - ((uv[..., 1:] - 0.5 * size) / f) * y - z  # (..., 3)
-    pos = np.asarray(cam.pos, float)
     t = (np.asarray(height, float)[..., None] - pos[2]) / ray[..., 2:]
     return pos + t * ray
 

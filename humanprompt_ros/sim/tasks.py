@@ -45,6 +45,7 @@ import numpy as np
 
 from humanprompt_ros.config.loader import ConfigError, load_config
 from humanprompt_ros.paths import config_path
+from humanprompt_ros.sim.experts import rotate_arc
 
 KINDS = ("box", "cylinder", "ball", "button", "drawer", "lever")
 SIZE_DIMS = {"box": 3, "cylinder": 2, "ball": 1, "button": 2, "drawer": 2, "lever": 1}
@@ -368,12 +369,9 @@ def work_corridor(
 
 
 def _rotate_corridor(lever: ObjectInstance, threshold: float | None) -> list[Capsule]:
-    """Where the rotate expert's fingers sweep: along the arc its contact point follows (the bar's end whose
-    counter-clockwise tangent points away from the hand's home, turned by the threshold + 22°, as
-    ``experts.plan_rotate``), each with the fingers behind the contact."""
-    rc = float(lever.size[0]) - 0.035
-    phi0 = lever.yaw if np.sin(lever.yaw) < 0 else lever.yaw + np.pi
-    sweep = np.deg2rad((threshold or SKILL_THRESHOLDS["rotate"][1]) + 22.0)
+    """Where the rotate expert's fingers sweep: along the arc its contact point follows
+    (:func:`~humanprompt_ros.sim.experts.rotate_arc`), each with the fingers behind the contact."""
+    rc, phi0, sweep = rotate_arc(lever, threshold if threshold is not None else SKILL_THRESHOLDS["rotate"][1])
     out = []
     for phi in phi0 + sweep * np.linspace(0.0, 1.0, 9):
         e, t = np.array([np.cos(phi), np.sin(phi)]), np.array([-np.sin(phi), np.cos(phi)])
@@ -409,11 +407,6 @@ def _draw_goal(cfg: TaskConfig, target: ObjectInstance, rng: np.random.Generator
     return None
 
 
-def disc_radius(task: Task) -> float:
-    """The radius of the mark drawn at ``task``'s goal (knock_over's is a small fall-side marker)."""
-    return 0.03 if task.skill == "knock_over" else float(task.config.goal.radius)
-
-
 @dataclass
 class GoalMark:
     """A goal drawn on the table: where, how large (radius or half side) and how it looks."""
@@ -424,7 +417,9 @@ class GoalMark:
 
 
 def goal_mark(task: Task, goal_xy: np.ndarray) -> GoalMark:
-    return GoalMark(np.asarray(goal_xy, float), disc_radius(task), task.config.goal.look)
+    """The mark of ``task``'s goal: its success radius, or for knock_over a small fall-side marker."""
+    radius = 0.03 if task.skill == "knock_over" else float(task.config.goal.radius)
+    return GoalMark(np.asarray(goal_xy, float), radius, task.config.goal.look)
 
 
 def _clear_of(o: ObjectInstance, task: Task, target: ObjectInstance, goal_xy: np.ndarray | None) -> bool:
