@@ -421,12 +421,19 @@ def test_policy_node_over_dds(tmp_path, ros_env, peer):
             # Judged by the node's own count of targets: the same in two of its diagnostics while paused
             feeding.clear()
             t_stop = time.monotonic()
+            time.sleep(0.1)  # the feeder's current iteration ends: no frame is sent after this
+            n_sent = len(sent_stamps)
+            # paused with every frame sent already received: a frame still in flight (a loaded machine delays
+            # delivery) would make the camera fresh again and rightly resume the chunk; after 3 s, any pause
             paused = wait_policy_status(
                 peer,
                 diag,
-                lambda d: d["_message"].startswith("paused: observation stale"),
+                lambda d: (
+                    d["_message"].startswith("paused: observation stale")
+                    and (int(d["frames_received"]) >= n_sent or time.monotonic() > t_stop + 3.0)
+                ),
                 10,
-                "the policy paused on a stale camera",
+                "the policy paused on a stale camera, every frame sent received",
                 since=t_stop,
             )
             t_paused = time.monotonic()
