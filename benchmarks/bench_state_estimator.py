@@ -4,8 +4,9 @@ prints the held-out error per seen task, in the units a contact cares about.
     python benchmarks/bench_state_estimator.py --data data/v2/robot --per-task 100 --steps 4000 \
         --out runs/estimator/estimator.safetensors
 
-Held-out frames are the scripted expert's at the benchmark's held-out seeds (1,000,000 on), rendered at the
-estimator's size. Columns: the target's and the other object's xy error (cm, mean and 90th percentile), the
+Held-out frames are the scripted expert's with the robot hand at the benchmark's held-out seeds (1,000,000 on),
+rendered at the estimator's size: for a human-only task (trained on human frames only) the hand it has never seen
+doing that task. Columns: the target's and the other object's xy error (cm, mean and 90th percentile), the
 goal's xy error (cm), the target's yaw error (degrees, median; the yaw of a round object is not defined and is
 left out) and its articulation error (drawer cm, lever degrees). A policy needs about 1 cm (issue 40, G3).
 """
@@ -20,11 +21,20 @@ import numpy as np
 from humanprompt_ros.models.state_estimator import StateEstimatorConfig, estimate, save_estimator
 from humanprompt_ros.sim.runner import expert_episode, sim_config
 from humanprompt_ros.sim.tasks import load_task, resolve_task
-from humanprompt_ros.train.estimator import EstimatorTraining, train_estimator
+from humanprompt_ros.train.estimator import EstimatorTraining, train_estimator, twin_views
 from humanprompt_ros.train.stage2_data import load_policy_episodes
 from humanprompt_ros.video import resize_frames
 
-TASKS = ("push_box", "pull_puck", "open_drawer", "rotate_lever", "pick_lift")
+TASKS = (
+    "push_box",
+    "pull_puck",
+    "open_drawer",
+    "rotate_lever",
+    "pick_lift",
+    "pick_place",
+    "knock_over",
+    "press_button",
+)
 ANGULAR = {"lever"}  # articulation in radians (the others in metres)
 
 
@@ -52,7 +62,22 @@ def concat(errs: list[dict], key: str) -> np.ndarray | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", required=True, help="robot episodes with state.npy (humanprompt-sim generate)")
+    ap.add_argument(
+        "--data",
+        required=True,
+        help="episodes with state.npy (humanprompt-sim generate); several dataset roots separated by commas",
+    )
+    ap.add_argument(
+        "--rollouts",
+        default=None,
+        help="also train on these episodes whatever their outcome (a policy's rollouts on training scenes, "
+        "saved with humanprompt-sim eval --save-dir): the states a policy gets itself into",
+    )
+    ap.add_argument(
+        "--twin-views",
+        action="store_true",
+        help="also read each episode's frames under its twin task's skill (a shared twin scene of the same seed)",
+    )
     ap.add_argument("--per-task", type=int, default=None, help="only the first N episodes of each task")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--channels", default="32,32,64,64,64")
@@ -72,7 +97,13 @@ def main() -> None:
         shift=args.shift,
         first_frame=args.first_frame,
     )
-    episodes = load_policy_episodes(args.data, args.size, state=True, per_task=args.per_task)
+    episodes = load_policy_episodes(args.data.split(","), args.size, state=True, per_task=args.per_task)
+    if args.twin_views:
+        views = twin_views(episodes)
+        print(f"+ {len(views)} episodes read under their twin task's skill")
+        episodes += views
+    if args.rollouts:
+        episodes += load_policy_episodes(args.rollouts.split(","), args.size, state=True, success=None)
     t0 = time.perf_counter()
     model = train_estimator(episodes, cam, cfg, EstimatorTraining(args.steps, args.batch, args.lr, args.seed))
     seconds = time.perf_counter() - t0

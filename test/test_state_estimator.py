@@ -21,7 +21,7 @@ from humanprompt_ros.models.state_estimator import (
 from humanprompt_ros.sim.runner import expert_episode, sim_config
 from humanprompt_ros.sim.scene import project, unproject
 from humanprompt_ros.sim.tasks import load_task, resolve_task
-from humanprompt_ros.train.estimator import EstimatorTraining, train_estimator
+from humanprompt_ros.train.estimator import EstimatorTraining, train_estimator, twin_views
 from humanprompt_ros.train.stage2_data import PolicyEpisode
 
 
@@ -119,3 +119,24 @@ def test_training_learns_and_a_checkpoint_round_trips(episodes, tmp_path):
     save_file({"w": torch.zeros(1)}, str(other), metadata={"kind": "policy"})
     with pytest.raises(ValueError, match="not a state estimator checkpoint"):
         load_estimator(other)
+
+
+def test_twin_views_read_a_robot_episode_under_the_human_only_twin_skill(episodes):
+    """A robot push_box episode and a human pick_place demo of the same shared scene: the push frames, read as
+    pick_place, get pick_place's goal and the box where the push has moved it; another seed gives nothing."""
+    task = load_task(resolve_task("pick_place"))
+    rec = expert_episode(task, "human", 0, render=False)
+    human = PolicyEpisode(
+        None, rec.actions, rec.proprio, np.ones(5, bool), "pick_place", task.skill, "human", 0, rec.state
+    )
+    views = twin_views([*episodes, human])
+    robot_views = [v for v in views if v.embodiment == "robot"]
+    assert [(v.task, v.skill, v.seed) for v in robot_views] == [("pick_place", "pick_place", 0)]
+    view, push = robot_views[0], episodes[0]
+    assert view.frames is push.frames and len(view.state) == len(push.state)
+    np.testing.assert_allclose(view.state[0], rec.state[0], atol=1e-6)  # the twin's own first state
+    np.testing.assert_allclose(view.state[:, -3:], np.broadcast_to(rec.state[0, -3:], view.state[:, -3:].shape))
+    assert not np.allclose(view.state[:, -3:-1], push.state[:, -3:-1])  # pick_place's goal, not push_box's
+    np.testing.assert_allclose(view.state[-1, :7], push.state[-1, :7])  # the box (both targets) where pushed
+    assert np.linalg.norm(push.state[-1, :2] - push.state[0, :2]) > 0.02
+    assert [(v.task, v.embodiment) for v in views if v.embodiment == "human"] == [("push_box", "human")]

@@ -142,6 +142,44 @@ def test_a_state_policy_with_a_state_estimator_sees_only_images(state_checkpoint
     assert seen and all(shape == (128, 128, 3) and state is None for shape, state in seen)  # frames, never the state
 
 
+def test_with_a_prompt_embedding_the_skill_is_the_one_the_prompt_video_shows(
+    state_checkpoint, sim_data, stage1, tiny_checkpoint, tmp_path
+):
+    """``prompt_embedding=``: the skill comes from the video (the nearest PDCP prototype), not from the prompt
+    episode's label; a checkpoint that encodes prompts itself refuses one."""
+    import shutil
+
+    from humanprompt_ros.data import iter_episodes
+    from humanprompt_ros.models.prompt_embedding import PromptEmbeddingConfig, save_prompt_embedding
+    from humanprompt_ros.models.video_model import load_stage1
+    from humanprompt_ros.train.prompt_embedding import PromptEmbeddingTraining, train_prompt_embedding
+
+    vm, s1cfg, _ = load_stage1(stage1)
+    emb = train_prompt_embedding(
+        list(iter_episodes(sim_data)),
+        vm,
+        s1cfg,
+        PromptEmbeddingConfig(dim=16, channels=[8, 16]),
+        PromptEmbeddingTraining(steps=100, batch=4),
+        show=False,
+    )
+    path = save_prompt_embedding(tmp_path / "prompt.safetensors", emb)
+    mislabelled = tmp_path / "drawer_labelled_pull"
+    shutil.copytree(sim_data / "open_drawer" / "robot" / "0000001", mislabelled)
+    meta = json.loads((mislabelled / "meta.json").read_text())
+    (mislabelled / "meta.json").write_text(json.dumps({**meta, "skill": "pull_to_goal", "task": "pull_puck"}))
+    policy = LearnedPolicy(state_checkpoint, hand="allegro_right", prompt_embedding=path)
+    assert policy.needs_prompt_video
+    report: dict = {}
+    _, skill = policy.encode(mislabelled, report)
+    assert report["recognized_skill"] == "open_drawer" and 0 <= report["prototype_distance"] <= 2
+    assert policy.model.cfg.skills[int(skill)] == "open_drawer"
+    without = LearnedPolicy(state_checkpoint, hand="allegro_right")
+    assert without.model.cfg.skills[int(without.encode(mislabelled)[1])] == "pull_to_goal"  # the label
+    with pytest.raises(ValueError, match="encodes prompts itself"):
+        LearnedPolicy(tiny_checkpoint, prompt_embedding=path)
+
+
 def test_the_ros_backend_refuses_a_state_policy(state_checkpoint):
     with pytest.raises(StartupError, match="true scene state .* humanprompt-sim eval"):
         build_backend(PolicyConfig(checkpoint=str(state_checkpoint)), "allegro_right")
@@ -220,3 +258,40 @@ def test_state_noise_perturbs_only_what_is_there_and_only_while_training():
     assert torch.equal(enc(s), enc(s))  # no noise outside training
     enc.train()
     assert not torch.equal(enc(s), enc(s))
+
+
+def test_motion_lag_adds_the_wrist_motion_in_training_and_in_the_closed_loop(sim_data, stage1, tmp_path):
+    """``state_encoder.motion_lag``: one more token, the wrist's displacement over the last lag steps, fitted and
+    trained from the demos' proprioception and, closed loop, from what the policy was given at its earlier
+    calls (so going down and coming back up differ)."""
+    from humanprompt_ros.models.state_encoder import StateEncoderConfig, encoder_input, wrist_motion
+
+    proprio = np.zeros((10, 24), np.float32)
+    proprio[:, 2] = np.arange(10) * 0.01  # the wrist rises 1 cm a step
+    np.testing.assert_allclose(wrist_motion(proprio, np.array([0, 2, 9]), 4)[:, 2], [0.0, 0.02, 0.04], atol=1e-7)
+    se = StateEncoderConfig(motion_lag=4)
+    assert encoder_input(se, np.ones((10, 24), np.float32), proprio, 9).shape == (27,) and se.input_dim == 27
+
+    cfg = tiny_stage2(sim_data, stage1, tmp_path, condition="state", state_encoder=se)
+    path = train_stage2(cfg, load_policy_episodes(sim_data, 32, show=False, frames=False, state=True))
+    model, _ = load_policy_model(path)
+    assert model.state_encoder.norm.mean.shape == (27,) and len(model.state_encoder.groups) == 5
+    policy = LearnedPolicy(path, hand="allegro_right", execute=2)
+    seen = []
+    condition = policy.model.condition
+
+    def spy(*args, states=None, **kw):
+        seen.append(states[0, -3:].clone())
+        return condition(*args, states=states, **kw)
+
+    policy.model.condition = spy
+    env = SimEnv(load_task(resolve_task("open_drawer")), "robot", render=False)
+    try:
+        rec = run_episode(env, policy, seed=5, prompt=sim_data / "open_drawer" / "robot" / "0000000")
+    finally:
+        env.close()
+    assert torch.equal(seen[0], torch.zeros(3))  # no earlier call: no motion yet
+    calls = np.arange(0, len(rec.actions), 2)[: len(seen)]
+    expected = rec.proprio[calls, :3] - rec.proprio[np.maximum(calls - 4, 0), :3]
+    np.testing.assert_allclose(torch.stack(seen).numpy(), expected, atol=1e-5)
+    assert np.abs(expected).max() > 1e-3  # the hand did move

@@ -5,6 +5,7 @@
     humanprompt-train eval-stage1 --checkpoint runs/stage1/stage1.safetensors --train DIR --heldout DIR [--json]
     humanprompt-train eval-stage2 --checkpoint runs/stage2/policy.safetensors --heldout DIR [--json]
     humanprompt-train sample --checkpoint CK --prompt HUMAN_EPISODE_OR_VIDEO --first-frame ROBOT_EPISODE_OR_IMAGE --out pred.mp4
+    humanprompt-train prompt-embedding --data data/v2/human --heldout data/v2/human_heldout --out runs/prompt.safetensors
     humanprompt-train export --checkpoint runs/stage2/policy.safetensors --out models/policy.safetensors  # float16
     humanprompt-train export --stage1 --checkpoint models/policy.safetensors --out runs/stage1/stage1.safetensors
 
@@ -65,6 +66,44 @@ def cmd_stage2(args: argparse.Namespace) -> int:
     if prompts:
         print(f"[stage2] + human demos as prompts only ({_by_root(e for e in prompts if e.embodiment == 'human')})")
     train_stage2(cfg, episodes, resume=not args.fresh, prompt_episodes=prompts)
+    return 0
+
+
+def cmd_prompt_embedding(args: argparse.Namespace) -> int:
+    from humanprompt_ros.data import iter_episodes
+    from humanprompt_ros.models.prompt_embedding import PromptEmbeddingConfig, save_prompt_embedding
+    from humanprompt_ros.models.video_model import load_stage1
+    from humanprompt_ros.train.prompt_embedding import PromptEmbeddingTraining, recognition, train_prompt_embedding
+
+    def demos(spec: str) -> list:
+        found = list(iter_episodes(spec.split(","), embodiment="human", success=True))
+        if not found:
+            raise ValueError(
+                f"{spec}: no successful human demonstrations (humanprompt-sim generate --embodiment human)"
+            )
+        return found
+
+    try:
+        video_model, s1cfg, _ = load_stage1(args.stage1)
+        episodes = demos(args.data)
+        heldout = demos(args.heldout) if args.heldout else []
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"[prompt-embedding] {len(episodes)} human demonstrations ({_by_root(episodes)})")
+    run = PromptEmbeddingTraining(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
+    model = train_prompt_embedding(episodes, video_model, s1cfg, PromptEmbeddingConfig(), run)
+    out = save_prompt_embedding(args.out, model, data=args.data, steps=args.steps)
+    print(f"wrote {out} (skills: {', '.join(model.cfg.skills)})")
+    if heldout:
+        table = recognition(model, heldout)
+        right = sum(c.get(s, 0) for s, c in table.items())
+        print(f"held-out prompts recognised: {right}/{len(heldout)}")
+        for skill, counts in table.items():
+            wrong = {k: v for k, v in counts.items() if k != skill}
+            print(f"  {skill:<14} {counts.get(skill, 0)}/{sum(counts.values())}  {wrong or ''}")
+        if args.json:
+            print(json.dumps({"recognised": right, "prompts": len(heldout), "skills": table}))
     return 0
 
 
@@ -254,6 +293,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--fresh", action="store_true", help="ignore an existing run's last checkpoint")
     p.set_defaults(func=cmd_stage2)
+    p = sub.add_parser("prompt-embedding", help="train the prompt embedding that tells a prompt's skill (PDCP)")
+    p.add_argument("--data", required=True, help="human demonstrations of every skill (dataset roots, comma-separated)")
+    p.add_argument("--heldout", default=None, help="held-out human demonstrations: print how many are recognised")
+    p.add_argument("--stage1", default="models/stage1.safetensors", help="the frozen stage-1 model it reads")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="also print the held-out result as one JSON line")
+    p.set_defaults(func=cmd_prompt_embedding)
     p = sub.add_parser("eval-stage1", help="prediction quality and task probes on held-out episodes")
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--train", type=Path, required=True, help="training dataset (probe prototypes / fit)")

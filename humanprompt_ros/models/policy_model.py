@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from humanprompt_ros.action import ACTION_DIM
-from humanprompt_ros.config.loader import from_dict, to_dict
+from humanprompt_ros.config.loader import to_dict
 from humanprompt_ros.config.stage1 import Stage1Config
 from humanprompt_ros.config.stage2 import Stage2Config
 from humanprompt_ros.models.checkpoint import (
@@ -38,7 +38,7 @@ from humanprompt_ros.models.frame_encoder import FrameEncoder, StateProbe
 from humanprompt_ros.models.pdcp import PDCPLoss
 from humanprompt_ros.models.state_encoder import StateEncoder
 from humanprompt_ros.models.video_former import VideoFormer
-from humanprompt_ros.models.video_model import build_video_model, prepare_prompt, save_stage1
+from humanprompt_ros.models.video_model import build_video_model, embedded_configs, prepare_prompt, save_stage1
 from humanprompt_ros.video import resize_frames
 
 KIND = "policy"
@@ -244,11 +244,7 @@ def load_policy_model(
         )
     if hand is not None and meta.get("hand") != hand:
         raise CheckpointError(f"{path}: trained for hand {meta.get('hand')!r}, the configured hand is {hand!r}")
-    try:
-        cfg = from_dict(Stage2Config, meta["config"], source=f"{path} (embedded config)")
-        s1 = from_dict(Stage1Config, meta["stage1_config"], source=f"{path} (embedded stage-1 config)")
-    except (KeyError, ValueError) as exc:
-        raise CheckpointError(f"{path}: embedded config is invalid: {exc}") from None
+    cfg, s1 = embedded_configs(path, meta, Stage2Config)
     model = PromptPolicyModel(cfg, s1, build_video_model(s1.model))
     load_weights(model, tensors, f"{path}: weights do not match the model its config describes")
     return model.to(device).eval(), meta

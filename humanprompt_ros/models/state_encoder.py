@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -29,36 +30,67 @@ class StateEncoderConfig:
     position_noise: float = 0.0
     yaw_noise: float = 0.0
     articulation_noise: float = 0.0
+    # > 0: one more token, the wrist's displacement over the last motion_lag steps (from the proprioception; set it
+    # to the policy's execute): a hand halfway down to a button looks the same going down and coming back up
+    motion_lag: int = 0
 
     def validate(self) -> None:
         if not self.groups or any(g <= 0 for g in self.groups):
             raise ValueError(f"groups: positive sizes of the state's parts, got {self.groups}")
         if min(self.position_noise, self.yaw_noise, self.articulation_noise) < 0:
             raise ValueError("position_noise, yaw_noise and articulation_noise must be >= 0")
+        if self.motion_lag < 0:
+            raise ValueError(f"motion_lag: steps (0: off), got {self.motion_lag}")
 
     @property
     def dim(self) -> int:
+        """Size of the scene state (the simulator's ``state.npy`` rows)."""
         return sum(self.groups)
+
+    @property
+    def input_dim(self) -> int:
+        """Size of what the encoder reads: the scene state, then the wrist motion with ``motion_lag``."""
+        return self.dim + (MOTION if self.motion_lag else 0)
+
+
+MOTION = 3  # the wrist's x, y, z displacement (m)
+
+
+def wrist_motion(proprio: np.ndarray, t: np.ndarray | int, lag: int) -> np.ndarray:
+    """The wrist's displacement (…, 3) from step ``t - lag`` (clamped at 0) to ``t``, off an episode's
+    proprioception (T+1, 24) (the unified layout: wrist position first)."""
+    t = np.asarray(t)
+    return proprio[t, :MOTION] - proprio[np.maximum(t - lag, 0), :MOTION]
+
+
+def encoder_input(cfg: StateEncoderConfig, state: np.ndarray, proprio: np.ndarray, t: np.ndarray | int) -> np.ndarray:
+    """What the encoder reads at step(s) ``t`` of an episode: ``state[t]`` and, with ``motion_lag``, the wrist's
+    motion (:func:`wrist_motion`) after it."""
+    if not cfg.motion_lag:
+        return state[t]
+    return np.concatenate([state[t], wrist_motion(proprio, t, cfg.motion_lag).astype(state.dtype)], axis=-1)
 
 
 class StateEncoder(nn.Module):
-    """(B, D) privileged state → (B, G, W) tokens; the normaliser is fitted on the training states."""
+    """(B, D) privileged state (+ the wrist motion with ``motion_lag``) → (B, G, W) tokens; the normaliser is
+    fitted on the training states."""
 
     def __init__(self, cfg: StateEncoderConfig, width: int):
         super().__init__()
         self.cfg = cfg
-        self.norm = Normalizer(cfg.dim, min_std=1e-3)
-        self.embed = nn.ModuleList(nn.Linear(g, width) for g in cfg.groups)
-        self.slot = nn.Parameter(torch.zeros(len(cfg.groups), width))
+        self.groups = list(cfg.groups) + ([MOTION] if cfg.motion_lag else [])
+        self.norm = Normalizer(cfg.input_dim, min_std=1e-3)
+        self.embed = nn.ModuleList(nn.Linear(g, width) for g in self.groups)
+        self.slot = nn.Parameter(torch.zeros(len(self.groups), width))
         self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, width))
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
-        if state.shape[-1] != self.cfg.dim:
-            raise ValueError(f"state of {state.shape[-1]} values, this policy reads {self.cfg.dim}")
+        if state.shape[-1] != self.cfg.input_dim:
+            raise ValueError(f"state of {state.shape[-1]} values, this policy reads {self.cfg.input_dim}")
         state = state.float()
         if self.training:
             state = self.perturb(state)
-        parts = torch.split(self.norm.normalize(state), self.cfg.groups, dim=-1)
+        parts = torch.split(self.norm.normalize(state), self.groups, dim=-1)
         tokens = torch.stack([f(p) for f, p in zip(self.embed, parts)], dim=1) + self.slot
         return tokens + self.out(tokens)
 

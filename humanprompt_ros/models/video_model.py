@@ -71,6 +71,17 @@ def load_stage1(
     return model.to(device).eval(), cfg, meta
 
 
+def embedded_configs(path: str | Path, meta: dict[str, Any], cls: type) -> tuple[Any, Stage1Config]:
+    """A checkpoint that carries the stage-1 model: (its own config as ``cls``, the stage-1 config) from its
+    metadata; :class:`CheckpointError` naming ``path`` when either is missing or invalid."""
+    try:
+        cfg = from_dict(cls, meta["config"], source=f"{path} (embedded config)")
+        s1 = from_dict(Stage1Config, meta["stage1_config"], source=f"{path} (embedded stage-1 config)")
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: embedded config is invalid: {exc}") from None
+    return cfg, s1
+
+
 def prepare_prompt(model: CrossPredictionModel, frames: np.ndarray) -> torch.Tensor:
     """Any prompt video (T, H, W, 3) uint8 → prompt latents (1, Tp, C, h, w) (resampled as documented)."""
     clip = resample_clip(frames, model.cfg.prompt_frames, model.cfg.image_size)

@@ -11,6 +11,8 @@ import torch
 
 from humanprompt_ros.action import ACTION_DIM
 from humanprompt_ros.models.policy_model import load_policy_model
+from humanprompt_ros.models.prompt_embedding import load_prompt_embedding
+from humanprompt_ros.models.state_encoder import MOTION
 from humanprompt_ros.models.state_estimator import estimate, load_estimator
 from humanprompt_ros.policies.base import as_prompt, register_policy
 from humanprompt_ros.policies.prompt_fit import has_prototypes, prototype_distance, training_fps
@@ -34,6 +36,10 @@ class LearnedPolicy:
     ``estimator``: a state estimator checkpoint (:mod:`~humanprompt_ros.models.state_estimator`) for a
     state-conditioned checkpoint (``condition: state``): the policy then reads the scene state off each
     camera frame instead of being given the simulator's, and sees images only.
+
+    ``prompt_embedding``: a prompt embedding checkpoint (:mod:`~humanprompt_ros.models.prompt_embedding`) for a
+    checkpoint that takes a skill (``condition: state`` or ``skill_oracle``): the skill is then the one the
+    prompt video shows (its nearest PDCP prototype), never the prompt episode's label.
     """
 
     def __init__(
@@ -47,6 +53,7 @@ class LearnedPolicy:
         seed: int = 0,
         guidance: float | None = None,
         estimator: str | Path | None = None,
+        prompt_embedding: str | Path | None = None,
         **_: Any,
     ):
         if threads > 0:
@@ -71,7 +78,15 @@ class LearnedPolicy:
                     "checkpoint (condition: state)"
                 )
             self.estimator, self.camera = load_estimator(estimator), load_sim_config()
-        self.needs_prompt_video = sees_images
+        self.embedding = None
+        if prompt_embedding is not None:
+            if self.model.cfg.condition not in ("state", "skill_oracle"):
+                raise ValueError(
+                    f"prompt_embedding: {path} encodes prompts itself; a prompt embedding goes with a checkpoint "
+                    "that takes a skill (condition: state or skill_oracle)"
+                )
+            self.embedding = load_prompt_embedding(prompt_embedding)
+        self.needs_prompt_video = sees_images or self.embedding is not None
         self.needs_frames = sees_images or self.estimator is not None
         self.needs_state = not self.needs_frames
         self.reset()
@@ -94,11 +109,14 @@ class LearnedPolicy:
         ep = as_prompt(prompt)
         cfg, skill, tokens = self.model.cfg, None, None
         if cfg.condition in ("skill_oracle", "state"):
-            if ep.skill not in cfg.skills:
-                raise ValueError(
-                    f"{cfg.condition} policy: the prompt's skill {ep.skill!r} is not one it was trained on"
-                )
-            skill = torch.tensor([cfg.skills.index(ep.skill)])
+            name = ep.skill
+            if self.embedding is not None:
+                name, distance = self.embedding.recognize(self.embedding.clip(ep))
+                if report is not None:
+                    report.update(recognized_skill=name, prototype_distance=round(distance, 4))
+            if name not in cfg.skills:
+                raise ValueError(f"{cfg.condition} policy: the prompt's skill {name!r} is not one it was trained on")
+            skill = torch.tensor([cfg.skills.index(name)])
         if cfg.sees_images:
             clip, plan = self.prompt_clip(ep)
             tokens = self.model.encode_prompt(clip)
@@ -166,6 +184,7 @@ class LearnedPolicy:
         self.t = 0
         self.plans: list[tuple[int, np.ndarray]] = []  # (start step, chunk)
         self.first_frame: np.ndarray | None = None  # the episode's first camera frame (a state estimator's)
+        self.wrists: dict[int, np.ndarray] = {}  # step → wrist position seen then (state_encoder.motion_lag)
         self.generator = torch.Generator().manual_seed(self.seed)
 
     @torch.no_grad()
@@ -204,7 +223,13 @@ class LearnedPolicy:
                     "this checkpoint is conditioned on the simulator's true scene state (condition: state): "
                     "it runs in HumanPrompt-Sim only, with act(..., state=env.scene_state())"
                 )
-            s = torch.as_tensor(np.asarray(state, np.float32))[None]
+            state = np.asarray(state, np.float32)
+            motion_lag = m.cfg.state_encoder.motion_lag
+            if motion_lag:  # the wrist then, from the proprioception this policy was given then (or the oldest it has)
+                self.wrists[self.t] = np.asarray(proprio, np.float32)[:MOTION]
+                then = max((k for k in self.wrists if k <= self.t - motion_lag), default=min(self.wrists))
+                state = np.concatenate([state, self.wrists[self.t] - self.wrists[then]])
+            s = torch.as_tensor(state)[None]
             cond = m.condition(None, None, self.skill, states=s.to(next(m.head.parameters()).device))
         else:
             cond = m.condition_on_frame(self.tokens, frame, self.skill)

@@ -10,6 +10,7 @@ import torch
 
 from humanprompt_ros.action import action_dim_mask
 from humanprompt_ros.models.policy_model import PromptPolicyModel
+from humanprompt_ros.models.state_encoder import encoder_input
 from humanprompt_ros.train.features import FeatureStore
 from humanprompt_ros.train.stage2_data import PolicyEpisode, chunk
 
@@ -98,7 +99,9 @@ class Batcher:
         state-conditioned policy the scene state at ``t`` instead (also with the frame encoder's state loss)."""
         cfg = self.model.cfg
         if "state" in self.visual_keys:
-            rows["state"].append(torch.from_numpy(self.episodes[i].state[t]))
+            ep = self.episodes[i]
+            state = ep.state[t] if cfg.sees_images else encoder_input(cfg.state_encoder, ep.state, ep.proprio, t)
+            rows["state"].append(torch.from_numpy(state))
         if not cfg.sees_images:
             return
         if self.store is not None:

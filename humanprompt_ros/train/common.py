@@ -84,6 +84,12 @@ def cosine_lr(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done)))
 
 
+def set_cosine_lr(optimizer: torch.optim.Optimizer, lr: float, step: int, steps: int) -> None:
+    """One cosine from ``lr`` at step 0 to 0 at ``steps``, no warm-up (the small side models' schedule)."""
+    for g in optimizer.param_groups:
+        g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (every device)."""
     random.seed(seed)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from humanprompt_ros.models.state_estimator import (
+    OBJECT_SIZE,
     StateEstimator,
     StateEstimatorConfig,
     estimator_loss,
@@ -20,7 +21,7 @@ from humanprompt_ros.models.state_estimator import (
     targets,
 )
 from humanprompt_ros.sim.scene import SimConfig
-from humanprompt_ros.train.common import progress
+from humanprompt_ros.train.common import progress, set_cosine_lr
 from humanprompt_ros.train.stage2_data import PolicyEpisode
 
 
@@ -55,8 +56,7 @@ def train_estimator(
         attrs = torch.from_numpy(np.stack([labels[i][1][t] for i, t in zip(idx, ts)]))
         if cfg.shift:
             frames, uv = shift_batch(frames, uv, cfg.shift)
-        for g in opt.param_groups:
-            g["lr"] = run.lr * 0.5 * (1 + np.cos(np.pi * step / run.steps))
+        set_cosine_lr(opt, run.lr, step, run.steps)
         losses = estimator_loss(model(frames, torch.tensor([skills[i] for i in idx])), uv, attrs, cfg.objects)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -64,3 +64,49 @@ def train_estimator(
         if step % 20 == 0 and show:
             bar.set_postfix(px=f"{losses['px']:.2f}", attrs=f"{losses['attrs']:.3f}")
     return model.eval()
+
+
+def twin_views(episodes: list[PolicyEpisode], tolerance: float = 1e-3) -> list[PolicyEpisode]:
+    """Each episode's frames read under its twin task's skill, where ``episodes`` hold the twin's episode of the
+    same scene (a shared twin scene: the same seed, any embodiment): the twin's target and goal at their places
+    in these frames, every object where it is now.
+
+    Why: a human-only skill has human frames only, and an estimator trained on them alone mislocates that skill's
+    goal under the robot hand (pick_place's by 13 cm). Its twin's robot frames show the same scene under the robot
+    hand, so read as the human-only skill they teach the estimator that skill's slots under the robot hand without
+    any robot demonstration of it. Objects are matched by their position in the first frame (identical in a twin
+    pair); a pair whose objects do not all match within ``tolerance`` metres is left out.
+    """
+    from humanprompt_ros.sim.tasks import twin_tasks
+
+    twins = twin_tasks()
+    first = {(e.task, e.seed, e.root): e.state for e in episodes if e.state is not None}
+    out: list[PolicyEpisode] = []
+    for ep in episodes:
+        twin = twins.get(ep.task)
+        source = next((st for (t, s, _), st in first.items() if t == twin and s == ep.seed), None)
+        if ep.state is None or source is None:
+            continue
+        state = _as_twin(ep.state, source[0], tolerance)
+        if state is not None:
+            skill = next(e.skill for e in episodes if e.task == twin)
+            out.append(dataclasses.replace(ep, task=twin, skill=skill, state=state))
+    return out
+
+
+def _as_twin(state: np.ndarray, twin_first: np.ndarray, tolerance: float) -> np.ndarray | None:
+    """States (T, D) of an episode → the same moments in its twin task's layout, given the twin's first state."""
+    n = (state.shape[1] - 3) // OBJECT_SIZE
+    mine = state.reshape(len(state), -1)[:, : n * OBJECT_SIZE].reshape(len(state), n, OBJECT_SIZE)
+    theirs = twin_first[: n * OBJECT_SIZE].reshape(n, OBJECT_SIZE)
+    out = np.zeros_like(state)
+    for k in range(n):
+        if not theirs[k, 6]:
+            continue
+        d = np.linalg.norm(mine[0, :, :2] - theirs[k, :2], axis=1) + (mine[0, :, 6] == 0) * 1e9
+        j = int(d.argmin())
+        if d[j] > tolerance:
+            return None
+        out[:, k * OBJECT_SIZE : (k + 1) * OBJECT_SIZE] = mine[:, j]
+    out[:, -3:] = twin_first[-3:]
+    return out

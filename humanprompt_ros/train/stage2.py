@@ -24,6 +24,7 @@ from humanprompt_ros.models.checkpoint import (
 )
 from humanprompt_ros.models.pdcp import paired_nt_xent
 from humanprompt_ros.models.policy_model import PromptPolicyModel, load_policy_model, save_policy
+from humanprompt_ros.models.state_encoder import encoder_input
 from humanprompt_ros.models.video_model import build_video_model, load_stage1
 from humanprompt_ros.train.batcher import Batcher
 from humanprompt_ros.train.common import (
@@ -132,9 +133,12 @@ def train_stage2(
         model.head.fit_normalizers(
             [torch.from_numpy(e.actions) for e in episodes], [torch.from_numpy(e.proprio) for e in episodes]
         )
-        for part in (model.state_encoder, model.state_probe):
-            if part is not None:
-                part.norm.fit(torch.from_numpy(np.concatenate([e.state for e in episodes])))
+        if model.state_probe is not None:
+            model.state_probe.norm.fit(torch.from_numpy(np.concatenate([e.state for e in episodes])))
+        if model.state_encoder is not None:
+            se = cfg.state_encoder
+            rows = [encoder_input(se, e.state, e.proprio, np.arange(len(e.state))) for e in episodes]
+            model.state_encoder.norm.fit(torch.from_numpy(np.concatenate(rows)))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     log = MetricsLog(out / "metrics.jsonl", enabled=dist.is_main)

@@ -50,8 +50,9 @@ def load_policy_episodes(
     state: bool = False,
     hand: str | None = None,
     same_rate: bool = True,
+    success: bool | None = True,
 ) -> list[PolicyEpisode]:
-    """Successful episodes under ``root`` (one dataset, a glob or a list:
+    """Successful episodes (any outcome with ``success=None``: a state estimator's rollout frames) under ``root`` (one dataset, a glob or a list:
     :func:`~humanprompt_ros.data.dataset_roots`) with their actions and proprioception (only ``embodiment``'s,
     and the first ``per_task`` of each task and embodiment, when given), their frames unless ``frames`` is false
     (no video decoded), and with ``state`` their privileged scene state (required then). With ``same_rate`` all
@@ -60,7 +61,7 @@ def load_policy_episodes(
     (:func:`~humanprompt_ros.train.datasets.training_episodes`). An episode without a skill (a recorded one) is
     its own task's skill."""
     side = load_config(HandConfig, config_path("hands", f"{hand}.yaml")).side if hand else None
-    found = training_episodes(root, same_rate=same_rate, hand=hand, side=side, success=True, embodiment=embodiment)
+    found = training_episodes(root, same_rate=same_rate, hand=hand, side=side, success=success, embodiment=embodiment)
     out: list[PolicyEpisode] = []
     count: dict[tuple[str, str], int] = {}
     for ep in progress(found, desc=f"load {root}", enabled=show):
@@ -92,7 +93,8 @@ def load_policy_episodes(
             )
         )
     if not out:
-        raise ValueError(f"{root}: no successful episodes with actions and proprio found")
+        what = "successful episodes" if success else "episodes"
+        raise ValueError(f"{root}: no {what} with actions and proprio found")
     return out
 
 
