@@ -103,6 +103,12 @@ class PDCPLoss(nn.Module):
         """(B, D) → (B, num_skills) cosine similarities / τ_p."""
         return F.normalize(z, dim=-1, eps=1e-8) @ F.normalize(self.prototypes, dim=-1).T / self.cfg.proto_temperature
 
+    def nearest(self, z: torch.Tensor) -> tuple[int, float]:
+        """One embedding z (D,) → (the index of its most similar prototype, the cosine distance 1 − cos to it)."""
+        sim = F.normalize(self.prototypes, dim=-1, eps=1e-8) @ F.normalize(z, dim=-1, eps=1e-8)
+        k = int(sim.argmax())
+        return k, float(1.0 - sim[k])
+
     def siamese(self, z: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
         if self.head is None:
             return siamese_margin(z, tasks, self.cfg.siamese_margin)

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from humanprompt_ros.config.loader import to_dict
@@ -110,9 +109,8 @@ class PromptEmbedding(nn.Module):
     def recognize(self, clip: np.ndarray) -> tuple[str, float]:
         """One clip (Tp, S, S, 3) uint8 → (the nearest prototype's skill, the cosine distance to it)."""
         z = self(self.tokens(clip[None]), torch.from_numpy(clip[None]))
-        sim = F.normalize(self.pdcp.prototypes, dim=-1) @ F.normalize(z[0], dim=-1, eps=1e-8)
-        k = int(sim.argmax())
-        return self.cfg.skills[k], float(1.0 - sim[k])
+        k, distance = self.pdcp.nearest(z[0])
+        return self.cfg.skills[k], distance
 
 
 def save_prompt_embedding(path: str | Path, model: PromptEmbedding, **meta: Any) -> Path:

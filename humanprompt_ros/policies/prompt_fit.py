@@ -35,7 +35,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 CALIBRATION_SUFFIX = ".prompt_ood.json"
 
@@ -77,9 +76,8 @@ def prototype_distance(model: Any, tokens: torch.Tensor, frame: np.ndarray) -> t
     if not has_prototypes(model):
         raise ValueError("this checkpoint was not trained with PDCP skill prototypes on prompts: no distance")
     z = model.pooled(model.condition_on_frame(tokens, frame))[0]
-    sim = F.normalize(model.pdcp.prototypes, dim=-1, eps=1e-8) @ F.normalize(z, dim=-1, eps=1e-8)
-    k = int(sim.argmax())
-    return float(1.0 - sim[k]), str(model.cfg.skills[k])
+    k, distance = model.pdcp.nearest(z)
+    return distance, str(model.cfg.skills[k])
 
 
 def calibration_path(checkpoint: str | Path) -> Path:

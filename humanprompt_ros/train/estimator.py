@@ -80,30 +80,35 @@ def twin_views(episodes: list[PolicyEpisode], tolerance: float = 1e-3) -> list[P
     from humanprompt_ros.sim.tasks import twin_tasks
 
     twins = twin_tasks()
-    first = {(e.task, e.seed, e.root): e.state for e in episodes if e.state is not None}
+    first: dict[tuple[str, int], np.ndarray] = {}  # (task, seed) → its first state (the first such episode's)
+    skills: dict[str, str] = {}
+    for e in episodes:
+        skills.setdefault(e.task, e.skill)
+        if e.state is not None:
+            first.setdefault((e.task, e.seed), e.state[0])
     out: list[PolicyEpisode] = []
     for ep in episodes:
         twin = twins.get(ep.task)
-        source = next((st for (t, s, _), st in first.items() if t == twin and s == ep.seed), None)
+        source = first.get((twin, ep.seed))
         if ep.state is None or source is None:
             continue
-        state = _as_twin(ep.state, source[0], tolerance)
+        state = _as_twin(ep.state, source, tolerance)
         if state is not None:
-            skill = next(e.skill for e in episodes if e.task == twin)
-            out.append(dataclasses.replace(ep, task=twin, skill=skill, state=state))
+            out.append(dataclasses.replace(ep, task=twin, skill=skills[twin], state=state))
     return out
 
 
 def _as_twin(state: np.ndarray, twin_first: np.ndarray, tolerance: float) -> np.ndarray | None:
     """States (T, D) of an episode → the same moments in its twin task's layout, given the twin's first state."""
     n = (state.shape[1] - 3) // OBJECT_SIZE
-    mine = state.reshape(len(state), -1)[:, : n * OBJECT_SIZE].reshape(len(state), n, OBJECT_SIZE)
+    mine = state[:, : n * OBJECT_SIZE].reshape(len(state), n, OBJECT_SIZE)
     theirs = twin_first[: n * OBJECT_SIZE].reshape(n, OBJECT_SIZE)
+    present = OBJECT_SIZE - 1  # the last value of an object's row
     out = np.zeros_like(state)
     for k in range(n):
-        if not theirs[k, 6]:
+        if not theirs[k, present]:
             continue
-        d = np.linalg.norm(mine[0, :, :2] - theirs[k, :2], axis=1) + (mine[0, :, 6] == 0) * 1e9
+        d = np.linalg.norm(mine[0, :, :2] - theirs[k, :2], axis=1) + (mine[0, :, present] == 0) * 1e9
         j = int(d.argmin())
         if d[j] > tolerance:
             return None
