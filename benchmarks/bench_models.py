@@ -2,6 +2,10 @@
 """Speed of the learned models at the shipped configs (weights are random: speed does not depend on them).
 
     python benchmarks/bench_models.py [--threads 1] [--iters 50] [--device cpu|cuda] [--compile]
+    python benchmarks/bench_models.py --checkpoint models/policy.safetensors   # a checkpoint as the policy node runs it
+
+With ``--checkpoint``: ``LearnedPolicy.act`` at batch 1 on a 128² frame, whatever the checkpoint is (an image
+policy, or a bundle: state estimator + state policy), and, for a bundle, reading the skill off a prompt clip.
 
 Prints: stage-1 training samples/s (one optimiser step on a batch of cached latents, the training
 loop's inner step), the representation pass at batch 1 (ms p50/p95: frame encode + one denoiser pass),
@@ -29,6 +33,40 @@ def percentiles(xs: list[float]) -> str:
     return f"p50 {np.percentile(a, 50):7.2f} ms  p95 {np.percentile(a, 95):7.2f} ms"
 
 
+def time_checkpoint(path: str, iters: int, threads: int) -> None:
+    from humanprompt_ros.policies.learned import LearnedPolicy, blank_clip
+
+    policy = LearnedPolicy(path, threads=threads)
+    rng = np.random.default_rng(0)
+    cfg = policy.model.cfg
+    if cfg.sees_images:
+        vm = policy.model.video_model.cfg
+        policy.set_encoded(policy.model.encode_prompt(rng.integers(0, 255, (vm.prompt_frames, 64, 64, 3), np.uint8)))
+    else:
+        policy.set_encoded(None, 0)
+    if policy.embedding is not None:
+        clip = blank_clip(policy.embedding.video_model.cfg)
+        times = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            policy.embedding.recognize(clip)
+            times.append(time.perf_counter() - t0)
+        print(f"prompt → skill (prompt embedding, once per prompt): {percentiles(times[2:])}")
+    frame = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    times = []
+    for i in range(iters + 3):
+        policy.reset()
+        t0 = time.perf_counter()
+        policy.act(frame, np.zeros(24))
+        if i >= 3:
+            times.append(time.perf_counter() - t0)
+    what = "state estimator + state policy" if policy.estimator is not None else "image policy"
+    print(
+        f"{path}: act() ({what}, {cfg.policy.inference_steps}-step DDIM, H={cfg.policy.horizon}), batch 1, "
+        f"{torch.get_num_threads()} thread(s): {percentiles(times)}  → {1 / np.median(times):.1f} chunks/s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
@@ -48,7 +86,11 @@ def main() -> None:
         help="override config/stage2.yaml, e.g. --set policy.global_cond=true "
         "--set policy.global_dropout=0.1 --set policy.guidance=2 (guided: two head passes per step)",
     )
+    parser.add_argument("--checkpoint", default=None, help="time this checkpoint's act() instead (see above)")
     args = parser.parse_args()
+    if args.checkpoint:
+        time_checkpoint(args.checkpoint, args.iters, args.threads)
+        return
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     s1 = load_config(Stage1Config, config_path("stage1.yaml"))

@@ -3,6 +3,9 @@ prints the held-out error per seen task, in the units a contact cares about.
 
     python benchmarks/bench_state_estimator.py --data data/v2/robot --per-task 100 --steps 4000 \
         --out runs/estimator/estimator.safetensors
+    python benchmarks/bench_state_estimator.py --checkpoint runs/estimator/estimator.safetensors
+
+(the training arguments are ``humanprompt-train estimator``'s).
 
 Held-out frames are the scripted expert's with the robot hand at the benchmark's held-out seeds (1,000,000 on),
 rendered at the estimator's size: for a human-only task (trained on human frames only) the hand it has never seen
@@ -14,15 +17,13 @@ left out) and its articulation error (drawer cm, lever degrees). A policy needs 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
-from humanprompt_ros.models.state_estimator import StateEstimatorConfig, estimate, save_estimator
+from humanprompt_ros.cli.train import add_estimator_args, train_from_args
+from humanprompt_ros.models.state_estimator import estimate, load_estimator
 from humanprompt_ros.sim.runner import expert_episode, sim_config
 from humanprompt_ros.sim.tasks import load_task, resolve_task
-from humanprompt_ros.train.estimator import EstimatorTraining, train_estimator, twin_views
-from humanprompt_ros.train.stage2_data import load_policy_episodes
 from humanprompt_ros.video import resize_frames
 
 TASKS = (
@@ -62,57 +63,26 @@ def concat(errs: list[dict], key: str) -> np.ndarray | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--data",
-        required=True,
-        help="episodes with state.npy (humanprompt-sim generate); several dataset roots separated by commas",
-    )
-    ap.add_argument(
-        "--rollouts",
-        default=None,
-        help="also train on these episodes whatever their outcome (a policy's rollouts on training scenes, "
-        "saved with humanprompt-sim eval --save-dir): the states a policy gets itself into",
-    )
-    ap.add_argument(
-        "--twin-views",
-        action="store_true",
-        help="also read each episode's frames under its twin task's skill (a shared twin scene of the same seed)",
-    )
-    ap.add_argument("--per-task", type=int, default=None, help="only the first N episodes of each task")
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--channels", default="32,32,64,64,64")
-    ap.add_argument("--shift", type=int, default=4)
-    ap.add_argument("--first-frame", action="store_true", help="also read the episode's first frame")
-    ap.add_argument("--steps", type=int, default=4000)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    add_estimator_args(ap, required=False)
+    ap.add_argument("--checkpoint", default=None, help="measure this state estimator instead of training one")
     ap.add_argument("--heldout", type=int, default=5, help="held-out expert episodes per task")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="save the trained estimator here (safetensors)")
     args = ap.parse_args()
     cam = sim_config()
-    cfg = StateEstimatorConfig(
-        channels=[int(c) for c in args.channels.split(",")],
-        image_size=args.size,
-        shift=args.shift,
-        first_frame=args.first_frame,
-    )
-    episodes = load_policy_episodes(args.data.split(","), args.size, state=True, per_task=args.per_task)
-    if args.twin_views:
-        views = twin_views(episodes)
-        print(f"+ {len(views)} episodes read under their twin task's skill")
-        episodes += views
-    if args.rollouts:
-        episodes += load_policy_episodes(args.rollouts.split(","), args.size, state=True, success=None)
-    t0 = time.perf_counter()
-    model = train_estimator(episodes, cam, cfg, EstimatorTraining(args.steps, args.batch, args.lr, args.seed))
-    seconds = time.perf_counter() - t0
-    if args.out:
-        save_estimator(model, args.out, {"data": str(args.data), "steps": str(args.steps)})
-    print(
-        f"state estimator: channels {cfg.channels}, {args.size}² frames, {len(episodes)} episodes, {args.steps} "
-        f"steps of {args.batch} ({seconds / args.steps * 1000:.0f} ms/step)"
-    )
+    if args.checkpoint:
+        model, episodes, seconds = load_estimator(args.checkpoint), [], 0.0
+        args.size, args.steps = model.cfg.image_size, 1
+    elif not args.data:
+        ap.error("--data (to train one) or --checkpoint (to measure one) is required")
+    else:
+        model, episodes, seconds = train_from_args(args)
+    cfg = model.cfg
+    if args.checkpoint:
+        print(f"state estimator {args.checkpoint}: channels {cfg.channels}, {cfg.image_size}² frames")
+    else:
+        print(
+            f"state estimator: channels {cfg.channels}, {args.size}² frames, {len(episodes)} episodes, {args.steps} "
+            f"steps of {args.batch} ({seconds / args.steps * 1000:.0f} ms/step)"
+        )
     print("| task | frames | target cm (mean / p90) | other cm | goal cm | target yaw deg (median) | articulation |")
     print("|---|---|---|---|---|---|---|")
     for name in TASKS:

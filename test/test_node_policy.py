@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from helpers.episodes import make_episode
-from helpers.ros import REPO_ROOT, RosProcesses, require_rclpy
+from helpers.ros import REPO_ROOT, RosProcesses, require_rclpy, robot_feed
 from humanprompt_ros.config.nodes import load_policy_config
 from humanprompt_ros.paths import config_path
 
@@ -670,9 +670,8 @@ def test_prompt_tokens_from_the_prompt_encoder_over_dds(checkpoint, tmp_path, ro
     from humanprompt_ros.hand.hand import load_hand
     from humanprompt_ros.models.checkpoint import checkpoint_identity
     from humanprompt_ros.ros import topics
-    from humanprompt_ros.ros.conversions import joint_state, msg_to_tokens, tokens_to_msg
+    from humanprompt_ros.ros.conversions import msg_to_tokens, tokens_to_msg
     from humanprompt_ros.ros.graph_client import GraphClient
-    from humanprompt_ros.ros.image import numpy_to_image
     from humanprompt_ros.video import write_video
 
     rng = np.random.default_rng(1)
@@ -681,66 +680,50 @@ def test_prompt_tokens_from_the_prompt_encoder_over_dds(checkpoint, tmp_path, ro
     )
     ident = checkpoint_identity(checkpoint)
     hand = load_hand(config_path("hands", "allegro_right.yaml"))
-    ckpt = ["-p", "policy:=checkpoint", "-p", f"checkpoint:={checkpoint}", "-p", "diagnostics_period:=0.2"]
+    frames = rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8)
     with RosProcesses(ros_env) as procs:
-        enc = procs.start(
-            "prompt_encoder",
-            "-m",
-            "humanprompt_ros.nodes.prompt_encoder",
-            "--ros-args",
-            *ckpt,
-            "-p",
-            f"prompt_dirs:=['{tmp_path}']",
-        )
-        pol = procs.start("policy", "-m", "humanprompt_ros.nodes.policy", "--ros-args", *ckpt, "-p", "rate:=20.0")
+        enc, pol = procs.start_checkpoint_pair(checkpoint, tmp_path)
         c = GraphClient(ros_domain_id)
         peer = c.peer
         tokens = peer.record(topics.PROMPT_TOKENS)
-        obs_pub, js_pub = peer.publisher(topics.OBSERVATION), peer.publisher(topics.JOINT_STATES)
-        stop = threading.Event()
-
-        def feed():
-            while not stop.wait(1 / 20):
-                stamp = peer.now_msg()
-                js_pub.publish(joint_state(hand.joint_names, hand.neutral(), stamp))
-                obs_pub.publish(numpy_to_image(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), "rgb8", stamp=stamp))
 
         def policy_count(key):
             return int(c.node_status("policy").get(key, -1))
 
-        feeder = threading.Thread(target=feed, daemon=True)
-        feeder.start()
         try:
-            assert c.enc_params.wait_for_service(timeout_sec=60), enc.log()
-            peer.wait_for_subscription(obs_pub, timeout=60)  # the policy node is up (its checkpoint loaded)
-            ok, reason = c.set_prompt(str(video))
-            assert ok, reason
-            peer.wait_until(lambda: c.prompt.last() and json.loads(c.prompt.last()[1].data).get("id"), 10, "the prompt")
-            prompt = json.loads(c.prompt.last()[1].data)
-            assert prompt["backend"] == "checkpoint" and prompt["checkpoint"] == ident
-            peer.wait_until(lambda: tokens.last(), 10, "the prompt tokens")
-            meta, arr = msg_to_tokens(tokens.last()[1])
-            assert meta == {"prompt_id": prompt["id"], "checkpoint": ident, "skill": None}
-            assert arr.ndim == 3 and arr.shape[0] == 1 and np.all(np.isfinite(arr))
-            peer.wait_until(lambda: len(c.targets) >= 5, 30, f"hand targets\n{pol.log()}")
-            peer.wait_until(lambda: policy_count("prompts_from_tokens") == 1, 10, f"tokens used\n{pol.log()}")
-            assert policy_count("prompts_encoded_here") == 0
-            assert any("tokens from the prompt encoder" in line for line in pol.stdout_lines + [pol.stderr_text])
-            # a prompt announced as encoded by another checkpoint: no waiting, encoded here
-            prompt_pub, tokens_pub = peer.publisher(topics.PROMPT), peer.publisher(topics.PROMPT_TOKENS)
-            peer.wait_for_subscription(prompt_pub, timeout=10)
-            peer.wait_for_subscription(tokens_pub, timeout=10)
-            prompt_pub.publish(String(data=json.dumps({"id": "other@1", "path": str(video), "checkpoint": "0" * 16})))
-            peer.wait_until(lambda: policy_count("prompts_encoded_here") == 1, 10, f"encoded here\n{pol.log()}")
-            # tokens that claim this checkpoint but do not fit it: refused by set_encoded, encoded here instead
-            tokens_pub.publish(tokens_to_msg(np.zeros((1, 3, 5), np.float32), "bad@1", ident))
-            prompt_pub.publish(String(data=json.dumps({"id": "bad@1", "path": str(video), "checkpoint": ident})))
-            peer.wait_until(lambda: policy_count("prompts_encoded_here") == 2, 10, f"fallback\n{pol.log()}")
-            assert policy_count("tokens_ignored") >= 1 and policy_count("prompt_failures") == 0
-            t_last = time.monotonic()
-            peer.wait_until(lambda: c.targets.since(t_last), 10, "targets for the last prompt")
-            assert pol.returncode is None and enc.returncode is None
+            with robot_feed(peer, hand, frames) as obs_pub:
+                assert c.enc_params.wait_for_service(timeout_sec=60), enc.log()
+                peer.wait_for_subscription(obs_pub, timeout=60)  # the policy node is up (its checkpoint loaded)
+                ok, reason = c.set_prompt(str(video))
+                assert ok, reason
+                peer.wait_until(
+                    lambda: c.prompt.last() and json.loads(c.prompt.last()[1].data).get("id"), 10, "the prompt"
+                )
+                prompt = json.loads(c.prompt.last()[1].data)
+                assert prompt["backend"] == "checkpoint" and prompt["checkpoint"] == ident
+                peer.wait_until(lambda: tokens.last(), 10, "the prompt tokens")
+                meta, arr = msg_to_tokens(tokens.last()[1])
+                assert meta == {"prompt_id": prompt["id"], "checkpoint": ident, "skill": None}
+                assert arr.ndim == 3 and arr.shape[0] == 1 and np.all(np.isfinite(arr))
+                peer.wait_until(lambda: len(c.targets) >= 5, 30, f"hand targets\n{pol.log()}")
+                peer.wait_until(lambda: policy_count("prompts_from_tokens") == 1, 10, f"tokens used\n{pol.log()}")
+                assert policy_count("prompts_encoded_here") == 0
+                assert any("tokens from the prompt encoder" in line for line in pol.stdout_lines + [pol.stderr_text])
+                # a prompt announced as encoded by another checkpoint: no waiting, encoded here
+                prompt_pub, tokens_pub = peer.publisher(topics.PROMPT), peer.publisher(topics.PROMPT_TOKENS)
+                peer.wait_for_subscription(prompt_pub, timeout=10)
+                peer.wait_for_subscription(tokens_pub, timeout=10)
+                prompt_pub.publish(
+                    String(data=json.dumps({"id": "other@1", "path": str(video), "checkpoint": "0" * 16}))
+                )
+                peer.wait_until(lambda: policy_count("prompts_encoded_here") == 1, 10, f"encoded here\n{pol.log()}")
+                # tokens that claim this checkpoint but do not fit it: refused by set_encoded, encoded here instead
+                tokens_pub.publish(tokens_to_msg(np.zeros((1, 3, 5), np.float32), "bad@1", ident))
+                prompt_pub.publish(String(data=json.dumps({"id": "bad@1", "path": str(video), "checkpoint": ident})))
+                peer.wait_until(lambda: policy_count("prompts_encoded_here") == 2, 10, f"fallback\n{pol.log()}")
+                assert policy_count("tokens_ignored") >= 1 and policy_count("prompt_failures") == 0
+                t_last = time.monotonic()
+                peer.wait_until(lambda: c.targets.since(t_last), 10, "targets for the last prompt")
+                assert pol.returncode is None and enc.returncode is None
         finally:
-            stop.set()
-            feeder.join()
             c.close()

@@ -4,6 +4,7 @@ prompt video shows; checkpoints round-trip and refuse other kinds."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,6 +104,16 @@ def test_the_cli_trains_saves_and_reports_held_out_recognition(demos, stage1, tm
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["prompts"] == 9 and set(report["skills"]) == {"open_drawer", "press_button", "pull_to_goal"}
     assert load_prompt_embedding(out).cfg.skills == sorted(report["skills"])
+    # the ablations: without PDCP's contrastive terms, without the stage-1 tokens (the clip CNN alone)
+    ablated = tmp_path / "ablated.safetensors"
+    assert main([*args, "--out", str(ablated), "--steps", "5", "--batch", "9", "--no-pdcp", "--no-stage1"]) == 0
+    model = load_prompt_embedding(ablated)
+    assert not model.cfg.stage1_tokens and model.cfg.pdcp.nt_xent_weight == model.cfg.pdcp.siamese_weight == 0
+    assert model.cfg.pdcp.proto_weight > 0
+    clip = np.zeros((1, *model.clip(next(iter_episodes(demos))).shape), np.uint8)
+    z = model(torch.randn(1, 4, model.video_model.prompt_dim), torch.from_numpy(clip))
+    assert torch.equal(z, model(torch.randn(1, 4, model.video_model.prompt_dim), torch.from_numpy(clip)))  # no tokens
+    capsys.readouterr()
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["prompt-embedding", "--data", str(empty), "--stage1", str(stage1), "--out", str(out)]) == 2

@@ -113,12 +113,14 @@ def test_training_learns_and_a_checkpoint_round_trips(episodes, tmp_path):
     assert estimate(first, f, "push_to_goal", cam, first=episodes[0].frames[0]).shape == (3, 24)
     with pytest.raises(ValueError, match="first frame: pass first="):
         estimate(first, f, "push_to_goal", cam)
-    from safetensors.torch import save_file
+    from humanprompt_ros.models.checkpoint import CheckpointError, save_checkpoint
 
-    other = tmp_path / "other.safetensors"
-    save_file({"w": torch.zeros(1)}, str(other), metadata={"kind": "policy"})
-    with pytest.raises(ValueError, match="not a state estimator checkpoint"):
+    other = save_checkpoint(tmp_path / "other.safetensors", {"w": torch.zeros(1)}, "policy", {})
+    with pytest.raises(CheckpointError, match="is a 'policy' checkpoint, expected 'state_estimator'"):
         load_estimator(other)
+    torch.save(model.state_dict(), tmp_path / "pickle.pt")  # a pickle is never unpickled
+    with pytest.raises(CheckpointError, match="refusing to load .* execute code"):
+        load_estimator(tmp_path / "pickle.pt")
 
 
 def test_twin_views_read_a_robot_episode_under_the_human_only_twin_skill(episodes):
@@ -140,3 +142,21 @@ def test_twin_views_read_a_robot_episode_under_the_human_only_twin_skill(episode
     np.testing.assert_allclose(view.state[-1, :7], push.state[-1, :7])  # the box (both targets) where pushed
     assert np.linalg.norm(push.state[-1, :2] - push.state[0, :2]) > 0.02
     assert [(v.task, v.embodiment) for v in views if v.embodiment == "human"] == [("push_box", "human")]
+
+
+def test_a_rollout_is_kept_up_to_the_frame_an_object_left_the_table(episodes):
+    """A policy's rollout may knock an object off the table; it then falls on forever (z of metres below the
+    table), which no image point or height describes: those frames are dropped, the rest kept."""
+    from humanprompt_ros.train.estimator import on_table
+
+    ep = episodes[0]
+    assert on_table(ep) is ep  # nothing left the table: the episode itself
+    state = ep.state.copy()
+    state[5:, 2] = -3.0  # the target falls off at frame 5
+    cut = on_table(replace(ep, state=state))
+    assert len(cut.state) == len(cut.frames) == len(cut.proprio) == 5 and len(cut.actions) == 4
+    state[:, 7] = 0.9  # the other object lies beyond the table's edge from the start
+    assert on_table(replace(ep, state=state)) is None
+    absent = state.copy()
+    absent[:, 7:14] = 0.0  # an absent slot (present 0) never counts
+    assert len(on_table(replace(ep, state=absent)).state) == 5

@@ -1,5 +1,7 @@
 """``condition: state``: a policy given the simulator's true scene state and the skill instead of images —
-trained on real HumanPrompt-Sim episodes, run closed loop in MuJoCo, refused where no state exists (ROS)."""
+trained on real HumanPrompt-Sim episodes, run closed loop in MuJoCo, refused where no state exists (ROS) — and
+the same policy with a state estimator and a prompt embedding, alone or bundled into one file, from camera
+frames and a prompt video, through the ROS graph."""
 
 import json
 from pathlib import Path
@@ -8,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.ros import RosProcesses, require_rclpy, robot_feed
 from helpers.synthetic_clips import make_dataset
 from helpers.tiny_checkpoint import PLAIN_HEAD, tiny_config
 from humanprompt_ros.config.nodes import PolicyConfig, StartupError
 from humanprompt_ros.config.stage2 import PDCPSwitch, Stage2Config, Stage2Train
 from humanprompt_ros.control.backend import build_backend
+from humanprompt_ros.data import load_episode
 from humanprompt_ros.models.diffusion_head import PolicyModelConfig
 from humanprompt_ros.models.frame_encoder import FrameEncoderConfig
 from humanprompt_ros.models.policy_model import load_policy_model
@@ -83,8 +87,13 @@ def test_a_state_policy_trains_and_reads_the_state_and_the_skill(state_checkpoin
     assert a.shape == (2, 24) and np.all(np.isfinite(a))
     with pytest.raises(ValueError, match="true scene state .* HumanPrompt-Sim only"):
         policy.act(None, proprio[0])
-    with pytest.raises(ValueError, match="not as tokens"):
-        policy.set_encoded(np.zeros((1, 8, 32), np.float32))
+    with pytest.raises(ValueError, match="not prompt tokens"):
+        policy.set_encoded(np.zeros((1, 8, 32), np.float32), 0)
+    with pytest.raises(ValueError, match=r"skill index in \[0, 2\), got 7"):
+        policy.set_encoded(None, 7)
+    assert int(policy.skill) == model.cfg.skills.index("pull_to_goal")  # the refused encodings changed nothing
+    policy.set_encoded(np.zeros((1, 0, 0), np.float32), 0)  # the prompt encoder node's encoding: a skill only
+    assert int(policy.skill) == 0
     # the condition depends on the state and on the skill
     s = torch.from_numpy(state[:1])
     moved = s.clone()
@@ -106,24 +115,72 @@ def test_a_state_policy_runs_closed_loop_in_the_simulator_without_rendering(stat
     assert rec.frames == [] and len(rec.actions) == env.horizon and np.all(np.isfinite(rec.actions))
 
 
-def test_a_state_policy_with_a_state_estimator_sees_only_images(state_checkpoint, sim_data, tmp_path):
-    """``estimator=``: the state policy reads the state off each rendered frame (a state estimator trained on the
-    same episodes' frames), so it runs from images without the simulator's state."""
-    from humanprompt_ros.models.state_estimator import StateEstimatorConfig, save_estimator
-    from humanprompt_ros.sim.runner import sim_config
-    from humanprompt_ros.train.estimator import EstimatorTraining, train_estimator
+@pytest.fixture(scope="module")
+def estimator_checkpoint(sim_data, tmp_path_factory) -> Path:
+    """A state estimator (3 steps) trained on the same episodes' frames, with ``humanprompt-train estimator``."""
+    from humanprompt_ros.cli.train import main as train_main
 
-    episodes = load_policy_episodes(sim_data, 128, show=False, state=True)
-    est = train_estimator(
-        episodes,
-        sim_config(),
-        StateEstimatorConfig(channels=[8, 8, 16], first_frame=True),
-        EstimatorTraining(steps=3),
+    out = tmp_path_factory.mktemp("estimator") / "estimator.safetensors"
+    argv = ["estimator", "--data", str(sim_data), "--channels", "8,8,16", "--steps", "3", "--first-frame"]
+    assert train_main([*argv, "--out", str(out)]) == 0
+    return out
+
+
+def test_the_estimator_cli_trains_one_the_benchmark_measures(estimator_checkpoint, sim_data, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from helpers.ros import REPO_ROOT
+    from humanprompt_ros.cli.train import main as train_main
+    from humanprompt_ros.models.state_estimator import load_estimator
+
+    est = load_estimator(estimator_checkpoint)
+    assert est.cfg.channels == [8, 8, 16] and est.cfg.first_frame and est.cfg.skills == ["open_drawer", "pull_to_goal"]
+    capsys.readouterr()
+    assert train_main(["estimator", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "e.safetensors")]) == 2
+    assert "error: " in capsys.readouterr().err and not (tmp_path / "e.safetensors").exists()
+    bench = [sys.executable, "benchmarks/bench_state_estimator.py", "--checkpoint", str(estimator_checkpoint)]
+    out = subprocess.run([*bench, "--heldout", "1"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| open_drawer |" in out.stdout and "| pull_puck |" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def embedding_checkpoint(sim_data, stage1, tmp_path_factory) -> Path:
+    """A prompt embedding trained (100 steps) on the same episodes' videos, reading the same stage 1."""
+    from humanprompt_ros.data import iter_episodes
+    from humanprompt_ros.models.prompt_embedding import PromptEmbeddingConfig, save_prompt_embedding
+    from humanprompt_ros.models.video_model import load_stage1
+    from humanprompt_ros.train.prompt_embedding import PromptEmbeddingTraining, train_prompt_embedding
+
+    vm, s1cfg, _ = load_stage1(stage1)
+    emb = train_prompt_embedding(
+        list(iter_episodes(sim_data)),
+        vm,
+        s1cfg,
+        PromptEmbeddingConfig(dim=16, channels=[8, 16]),
+        PromptEmbeddingTraining(steps=100, batch=4),
         show=False,
     )
-    path = tmp_path / "estimator.safetensors"
-    save_estimator(est, path)
-    policy = LearnedPolicy(state_checkpoint, hand="allegro_right", estimator=path)
+    return save_prompt_embedding(tmp_path_factory.mktemp("embedding") / "prompt.safetensors", emb)
+
+
+@pytest.fixture()
+def mislabelled(sim_data, tmp_path) -> Path:
+    """An open_drawer robot episode whose meta.json says pull_puck."""
+    import shutil
+
+    out = tmp_path / "drawer_labelled_pull"
+    shutil.copytree(sim_data / "open_drawer" / "robot" / "0000001", out)
+    meta = json.loads((out / "meta.json").read_text())
+    (out / "meta.json").write_text(json.dumps({**meta, "skill": "pull_to_goal", "task": "pull_puck"}))
+    return out
+
+
+def test_a_state_policy_with_a_state_estimator_sees_only_images(state_checkpoint, estimator_checkpoint, sim_data):
+    """``estimator=``: the state policy reads the state off each rendered frame (a state estimator trained on the
+    same episodes' frames), so it runs from images without the simulator's state."""
+    policy = LearnedPolicy(state_checkpoint, hand="allegro_right", estimator=estimator_checkpoint)
     assert policy.needs_frames and not policy.needs_state and not policy.needs_prompt_video
     seen = []
     act = policy.act
@@ -143,31 +200,11 @@ def test_a_state_policy_with_a_state_estimator_sees_only_images(state_checkpoint
 
 
 def test_with_a_prompt_embedding_the_skill_is_the_one_the_prompt_video_shows(
-    state_checkpoint, sim_data, stage1, tiny_checkpoint, tmp_path
+    state_checkpoint, embedding_checkpoint, mislabelled, tiny_checkpoint
 ):
     """``prompt_embedding=``: the skill comes from the video (the nearest PDCP prototype), not from the prompt
     episode's label; a checkpoint that encodes prompts itself refuses one."""
-    import shutil
-
-    from humanprompt_ros.data import iter_episodes
-    from humanprompt_ros.models.prompt_embedding import PromptEmbeddingConfig, save_prompt_embedding
-    from humanprompt_ros.models.video_model import load_stage1
-    from humanprompt_ros.train.prompt_embedding import PromptEmbeddingTraining, train_prompt_embedding
-
-    vm, s1cfg, _ = load_stage1(stage1)
-    emb = train_prompt_embedding(
-        list(iter_episodes(sim_data)),
-        vm,
-        s1cfg,
-        PromptEmbeddingConfig(dim=16, channels=[8, 16]),
-        PromptEmbeddingTraining(steps=100, batch=4),
-        show=False,
-    )
-    path = save_prompt_embedding(tmp_path / "prompt.safetensors", emb)
-    mislabelled = tmp_path / "drawer_labelled_pull"
-    shutil.copytree(sim_data / "open_drawer" / "robot" / "0000001", mislabelled)
-    meta = json.loads((mislabelled / "meta.json").read_text())
-    (mislabelled / "meta.json").write_text(json.dumps({**meta, "skill": "pull_to_goal", "task": "pull_puck"}))
+    path = embedding_checkpoint
     policy = LearnedPolicy(state_checkpoint, hand="allegro_right", prompt_embedding=path)
     assert policy.needs_prompt_video
     report: dict = {}
@@ -180,9 +217,127 @@ def test_with_a_prompt_embedding_the_skill_is_the_one_the_prompt_video_shows(
         LearnedPolicy(tiny_checkpoint, prompt_embedding=path)
 
 
-def test_the_ros_backend_refuses_a_state_policy(state_checkpoint):
-    with pytest.raises(StartupError, match="true scene state .* humanprompt-sim eval"):
+def test_the_ros_backend_refuses_a_state_policy_without_an_estimator(state_checkpoint):
+    with pytest.raises(StartupError, match="true scene state .* bundle a state estimator into it"):
         build_backend(PolicyConfig(checkpoint=str(state_checkpoint)), "allegro_right")
+
+
+def test_a_bundle_carries_its_estimator_and_prompt_embedding_into_ros(
+    state_checkpoint, estimator_checkpoint, embedding_checkpoint, mislabelled, sim_data, tiny_checkpoint, tmp_path
+):
+    """``humanprompt-train export --estimator --prompt-embedding``: one half-precision file that runs from camera
+    frames and reads the skill off the prompt video; the ROS backend takes it, and the prompt encoder's encoding
+    (a skill, no tokens) installs in the policy node's backend. Mismatched parts are refused."""
+    from humanprompt_ros.cli.train import main as train_main
+    from humanprompt_ros.config.nodes import PromptEncoderConfig
+    from humanprompt_ros.control.prompt import PromptValidator
+    from humanprompt_ros.models.bundle import bundle_policy
+    from humanprompt_ros.models.checkpoint import CheckpointError
+
+    out = tmp_path / "bundle.safetensors"
+    argv = ["export", "--checkpoint", str(state_checkpoint), "--out", str(out)]
+    parts = ["--estimator", str(estimator_checkpoint), "--prompt-embedding", str(embedding_checkpoint)]
+    assert train_main([*argv, *parts, "--set", "policy.execute_by_skill=open_drawer:2"]) == 0
+    separate = LearnedPolicy(
+        state_checkpoint, estimator=estimator_checkpoint, prompt_embedding=embedding_checkpoint, threads=1
+    )
+    policy = build_backend(PolicyConfig(checkpoint=str(out)), "allegro_right")  # no longer refused: it sees frames
+    assert policy.needs_frames and policy.needs_prompt_video and not policy.needs_state
+    assert policy.meta["bundle"]["prompt_embedding"]["shares_policy_stage1"]  # stage 1 stored once
+    report: dict = {}
+    policy.set_prompt(mislabelled)
+    policy.encode(mislabelled, report)
+    assert report["recognized_skill"] == "open_drawer" and int(policy.skill) == policy.model.cfg.skills.index(
+        "open_drawer"
+    )
+    ep = load_episode(sim_data / "open_drawer" / "robot" / "0000001")
+    image, proprio = ep.frames_at(128)[0], ep.proprio[0]
+    separate.set_prompt(mislabelled)
+    assert policy.execute == 2 and separate.execute == 4  # open_drawer's own chunk; else all 4 of the horizon
+    a, b = policy.act(image, proprio), separate.act(image, proprio)
+    assert a.shape == (2, 24) and np.abs(a - b[:2]).max() < 0.05  # the same models (stored in float16)
+    with pytest.raises(ValueError, match=r"knows the skills \['open_drawer', 'pull_to_goal'\], not \['spin'\]"):
+        LearnedPolicy(out, execute_by_skill={"spin": 4})
+    assert train_main([*argv, *parts, "--set", "policy.execute_by_skill=open_drawer"]) == 2  # no count: refused
+    # the prompt encoder node's side: a skill, no tokens, which the policy node's backend installs
+    validator = PromptValidator(PromptEncoderConfig(checkpoint=str(out), prompt_dirs=[str(tmp_path)]))
+    info = validator.validate(str(mislabelled))
+    _, tokens, skill = validator.encoded
+    assert tokens.shape == (1, 0, 0) and info["recognized_skill"] == "open_drawer"
+    policy.set_encoded(tokens, skill)
+    assert int(policy.skill) == skill
+    # the no-prompt ablation: every prompt becomes a grey clip, whatever it shows
+    blank = LearnedPolicy(out, blank_prompt=True)
+    seen = {
+        blank.encode(p, r := {})[1].item(): r["recognized_skill"]
+        for p in (mislabelled, sim_data / "pull_puck" / "robot" / "0000000")
+    }
+    assert len(seen) == 1 and list(seen.values())[0] in policy.model.cfg.skills
+    with pytest.raises(ValueError, match="reads no prompt video"):
+        LearnedPolicy(state_checkpoint, blank_prompt=True)
+    # given parts replace the bundled ones
+    assert LearnedPolicy(out, estimator=estimator_checkpoint).estimator is not policy.estimator
+    with pytest.raises(CheckpointError, match="already a bundle"):
+        bundle_policy(out, tmp_path / "again.safetensors", estimator_checkpoint)
+    with pytest.raises(CheckpointError, match="goes with a condition: state policy"):
+        bundle_policy(tiny_checkpoint, tmp_path / "x.safetensors", estimator_checkpoint)
+    with pytest.raises(CheckpointError, match="expected 'state_estimator'"):
+        bundle_policy(state_checkpoint, tmp_path / "x.safetensors", embedding_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def bundle(state_checkpoint, estimator_checkpoint, embedding_checkpoint, tmp_path_factory) -> Path:
+    from humanprompt_ros.models.bundle import bundle_policy
+
+    return bundle_policy(
+        state_checkpoint,
+        tmp_path_factory.mktemp("bundle") / "b.safetensors",
+        estimator_checkpoint,
+        embedding_checkpoint,
+    )
+
+
+@pytest.mark.ros
+@require_rclpy()
+@pytest.mark.timeout(180)
+def test_a_bundle_drives_the_hand_through_the_ros_graph(bundle, mislabelled, ros_domain_id, ros_env):
+    """Real DDS: the prompt encoder reads the skill off the prompt video and publishes it (no tokens); the policy
+    node installs it without encoding again and turns camera frames into hand targets."""
+    from humanprompt_ros.hand.hand import load_hand
+    from humanprompt_ros.models.checkpoint import checkpoint_identity
+    from humanprompt_ros.paths import config_path
+    from humanprompt_ros.ros import topics
+    from humanprompt_ros.ros.conversions import msg_to_tokens
+    from humanprompt_ros.ros.graph_client import GraphClient
+
+    frames = load_episode(mislabelled).frames_at(128)
+    hand = load_hand(config_path("hands", "allegro_right.yaml"))
+    with RosProcesses(ros_env) as procs:
+        enc, pol = procs.start_checkpoint_pair(bundle, mislabelled.parent)
+        c = GraphClient(ros_domain_id)
+        peer = c.peer
+        tokens = peer.record(topics.PROMPT_TOKENS)
+        try:
+            with robot_feed(peer, hand, frames) as obs_pub:
+                assert c.enc_params.wait_for_service(timeout_sec=60), enc.log()
+                peer.wait_for_subscription(obs_pub, timeout=60)
+                ok, reason = c.set_prompt(str(mislabelled))
+                assert ok, reason
+                peer.wait_until(lambda: c.prompt.last() and json.loads(c.prompt.last()[1].data).get("id"), 20, "prompt")
+                prompt = json.loads(c.prompt.last()[1].data)
+                assert (
+                    prompt["recognized_skill"] == "open_drawer" and prompt["skill"] == "pull_to_goal"
+                )  # not the label
+                peer.wait_until(lambda: tokens.last(), 10, "the prompt's encoding")
+                meta, arr = msg_to_tokens(tokens.last()[1])
+                assert meta == {"prompt_id": prompt["id"], "checkpoint": checkpoint_identity(bundle), "skill": 0}
+                assert arr.shape == (1, 0, 0)
+                peer.wait_until(lambda: len(c.targets) >= 5, 60, f"hand targets\n{pol.log()}")
+                status = c.node_status("policy")
+                assert int(status["prompts_from_tokens"]) == 1 and int(status["prompts_encoded_here"]) == 0, status
+                assert pol.returncode is None and enc.returncode is None
+        finally:
+            c.close()
 
 
 def test_episodes_without_a_recorded_state_are_refused_for_a_state_policy(sim_data, tmp_path):

@@ -6,7 +6,9 @@
     humanprompt-train eval-stage2 --checkpoint runs/stage2/policy.safetensors --heldout DIR [--json]
     humanprompt-train sample --checkpoint CK --prompt HUMAN_EPISODE_OR_VIDEO --first-frame ROBOT_EPISODE_OR_IMAGE --out pred.mp4
     humanprompt-train prompt-embedding --data data/v2/human --heldout data/v2/human_heldout --out runs/prompt.safetensors
+    humanprompt-train estimator --data data/v2/robot,data/v2/human --twin-views --first-frame --out runs/est.safetensors
     humanprompt-train export --checkpoint runs/stage2/policy.safetensors --out models/policy.safetensors  # float16
+    humanprompt-train export --checkpoint STATE_POLICY --estimator EST --prompt-embedding EMB --out models/policy.safetensors
     humanprompt-train export --stage1 --checkpoint models/policy.safetensors --out runs/stage1/stage1.safetensors
 
 Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m humanprompt_ros.cli.train stage1 --config ...``
@@ -16,9 +18,12 @@ Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m humanprompt_ros.cli.tra
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +97,10 @@ def cmd_prompt_embedding(args: argparse.Namespace) -> int:
         return 2
     print(f"[prompt-embedding] {len(episodes)} human demonstrations ({_by_root(episodes)})")
     run = PromptEmbeddingTraining(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
-    model = train_prompt_embedding(episodes, video_model, s1cfg, PromptEmbeddingConfig(), run)
+    cfg = PromptEmbeddingConfig(stage1_tokens=not args.no_stage1)
+    if args.no_pdcp:  # the nearest-prototype cross-entropy stays: it is what names the skill
+        cfg.pdcp = dataclasses.replace(cfg.pdcp, nt_xent_weight=0.0, siamese_weight=0.0)
+    model = train_prompt_embedding(episodes, video_model, s1cfg, cfg, run)
     out = save_prompt_embedding(args.out, model, data=args.data, steps=args.steps)
     print(f"wrote {out} (skills: {', '.join(model.cfg.skills)})")
     if heldout:
@@ -104,6 +112,75 @@ def cmd_prompt_embedding(args: argparse.Namespace) -> int:
             print(f"  {skill:<14} {counts.get(skill, 0)}/{sum(counts.values())}  {wrong or ''}")
         if args.json:
             print(json.dumps({"recognised": right, "prompts": len(heldout), "skills": table}))
+    return 0
+
+
+def add_estimator_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """The state estimator's training arguments (``humanprompt-train estimator``, ``bench_state_estimator.py``)."""
+    p.add_argument(
+        "--data",
+        required=required,
+        help="episodes with state.npy (humanprompt-sim generate); several dataset roots separated by commas",
+    )
+    p.add_argument(
+        "--rollouts",
+        default=None,
+        help="also train on these episodes whatever their outcome (a policy's rollouts on training scenes, "
+        "saved with humanprompt-sim eval --save-dir): the states a policy gets itself into",
+    )
+    p.add_argument(
+        "--twin-views",
+        action="store_true",
+        help="also read each episode's frames under its twin task's skill (a shared twin scene of the same seed)",
+    )
+    p.add_argument("--per-task", type=int, default=None, help="only the first N episodes of each task")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--channels", default="32,32,64,64,64")
+    p.add_argument("--shift", type=int, default=4)
+    p.add_argument("--first-frame", action="store_true", help="also read the episode's first frame")
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, required=required, help="save the trained estimator here (safetensors)")
+
+
+def train_from_args(args: argparse.Namespace) -> tuple[Any, list, float]:
+    """Train a state estimator as :func:`add_estimator_args`' arguments say (and save it to ``--out``, if
+    given) → (model, its training episodes, seconds spent training)."""
+    from humanprompt_ros.models.state_estimator import StateEstimatorConfig, save_estimator
+    from humanprompt_ros.sim.runner import sim_config
+    from humanprompt_ros.train.estimator import EstimatorTraining, estimator_episodes, train_estimator
+
+    cfg = StateEstimatorConfig(
+        channels=[int(c) for c in args.channels.split(",")],
+        image_size=args.size,
+        shift=args.shift,
+        first_frame=args.first_frame,
+    )
+    rollouts = args.rollouts.split(",") if args.rollouts else None
+    episodes, views = estimator_episodes(args.data.split(","), args.size, args.per_task, args.twin_views, rollouts)
+    print(f"[estimator] {len(episodes)} episodes ({views} of them twin views)")
+    t0 = time.perf_counter()
+    model = train_estimator(episodes, sim_config(), cfg, EstimatorTraining(args.steps, args.batch, args.lr, args.seed))
+    seconds = time.perf_counter() - t0
+    if args.out:
+        save_estimator(
+            model, args.out, {"data": args.data, "rollouts": args.rollouts, "steps": args.steps, "seed": args.seed}
+        )
+    return model, episodes, seconds
+
+
+def cmd_estimator(args: argparse.Namespace) -> int:
+    try:
+        _, episodes, seconds = train_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {args.out} ({args.steps} steps in {seconds / 60:.1f} min); its held-out error: "
+        f"python benchmarks/bench_state_estimator.py --checkpoint {args.out}"
+    )
     return 0
 
 
@@ -193,8 +270,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from humanprompt_ros.models.checkpoint import convert_checkpoint
 
     if args.stage1:
-        if args.set or args.dtype:  # an explicit --dtype too: it would be ignored
-            print("error: --stage1 writes the embedded stage 1 as it is stored; drop --set/--dtype", file=sys.stderr)
+        if args.set or args.dtype or args.estimator or args.prompt_embedding:  # they would be ignored
+            print(
+                "error: --stage1 writes the embedded stage 1 as it is stored; drop --set/--dtype/--estimator/"
+                "--prompt-embedding",
+                file=sys.stderr,
+            )
             return 2
         from humanprompt_ros.models.policy_model import extract_stage1
 
@@ -213,15 +294,21 @@ def cmd_export(args: argparse.Namespace) -> int:
                 raise ValueError(item)
             inference[key] = kind(value)
         except ValueError:
+            expected = {int: "INTEGER", float: "NUMBER"}.get(kind, "SKILL:N,SKILL:N")
             print(
-                f"error: --set {item}: expected KEY={'INTEGER' if kind is int else 'NUMBER'}, e.g. "
-                f"policy.execute=16 or policy.guidance=3",
+                f"error: --set {item}: expected KEY={expected}, e.g. policy.execute=16, policy.guidance=3 or "
+                "policy.execute_by_skill=rotate:8,pick_lift:8",
                 file=sys.stderr,
             )
             return 2
     try:
         dtype = args.dtype or "float16"
-        out = convert_checkpoint(args.checkpoint, args.out, dtype, inference)
+        src = args.checkpoint
+        if args.estimator or args.prompt_embedding:
+            from humanprompt_ros.models.bundle import bundle_policy
+
+            src = bundle_policy(args.checkpoint, args.out, args.estimator, args.prompt_embedding)
+        out = convert_checkpoint(src, args.out, dtype, inference)
         if inference:  # the changed settings must still describe a model that loads
             from humanprompt_ros.models.checkpoint import CheckpointError
             from humanprompt_ros.models.policy_model import load_policy_model
@@ -303,7 +390,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="also print the held-out result as one JSON line")
+    p.add_argument(
+        "--no-pdcp",
+        action="store_true",
+        help="ablation: without PDCP's contrastive terms (NT-Xent, Siamese); the prototype cross-entropy stays",
+    )
+    p.add_argument("--no-stage1", action="store_true", help="ablation: the clip CNN alone, no stage-1 prompt tokens")
     p.set_defaults(func=cmd_prompt_embedding)
+    p = sub.add_parser("estimator", help="train the state estimator that reads the scene state off camera frames")
+    add_estimator_args(p)
+    p.set_defaults(func=cmd_estimator)
     p = sub.add_parser("eval-stage1", help="prediction quality and task probes on held-out episodes")
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--train", type=Path, required=True, help="training dataset (probe prototypes / fit)")
@@ -354,7 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--fps", type=float, default=4.0)
     p.set_defaults(func=cmd_sample)
-    p = sub.add_parser("export", help="copy a checkpoint with its weights stored in half precision (for shipping)")
+    p = sub.add_parser(
+        "export",
+        help="copy a checkpoint with its weights stored in half precision (for shipping), optionally with a state "
+        "estimator and a prompt embedding inside (a bundle)",
+    )
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument(
@@ -373,8 +473,19 @@ def main(argv: list[str] | None = None) -> int:
         "--set",
         action="append",
         metavar="KEY=N",
-        help="change how the checkpoint runs: policy.execute (actions per chunk), policy.inference_steps "
-        "or policy.guidance (classifier-free guidance scale; needs a head trained with global_dropout)",
+        help="change how the checkpoint runs: policy.execute (actions per chunk), policy.execute_by_skill "
+        "(SKILL:N,...: actions per chunk for those skills), policy.inference_steps or policy.guidance "
+        "(classifier-free guidance scale; needs a head trained with global_dropout)",
+    )
+    p.add_argument(
+        "--estimator",
+        type=Path,
+        help="bundle this state estimator (a condition: state policy then runs from camera frames)",
+    )
+    p.add_argument(
+        "--prompt-embedding",
+        type=Path,
+        help="bundle this prompt embedding (a policy that takes a skill then reads it off the prompt video)",
     )
     p.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)

@@ -34,6 +34,7 @@ def build_backend(cfg: PolicyConfig, hand_name: str):
     if getattr(policy, "needs_state", False):
         raise StartupError(
             f"checkpoint {path}: conditioned on the simulator's true scene state (condition: state), which no "
-            "camera gives: evaluate it with humanprompt-sim eval, and bring up an image policy here"
+            "camera gives: bundle a state estimator into it (humanprompt-train export --estimator EST "
+            "--prompt-embedding EMB), or evaluate it with humanprompt-sim eval"
         )
     return policy

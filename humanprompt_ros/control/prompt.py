@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from humanprompt_ros.config.nodes import PromptEncoderConfig, StartupError, expand_dirs
 from humanprompt_ros.data import PromptLimits, load_prompt
 from humanprompt_ros.models.checkpoint import checkpoint_identity
@@ -148,7 +150,9 @@ class PromptValidator:
                 raise PromptError(str(exc) if str(real) in str(exc) else f"prompt {real}: {exc}") from None
             info.update(report)
             self._judge_distance(real, info)
-            encoded = (tokens.detach().cpu().float().numpy(), None if skill is None else int(skill.reshape(-1)[0]))
+            # a state-conditioned policy reads no tokens, only the skill: an empty (1, 0, 0) array carries it
+            tokens = np.zeros((1, 0, 0), np.float32) if tokens is None else tokens.detach().cpu().float().numpy()
+            encoded = (tokens, None if skill is None else int(skill.reshape(-1)[0]))
             info["checkpoint"] = self.checkpoint_id
         self.counter += 1
         digest = hashlib.sha1(f"{real}:{real.stat().st_mtime_ns}".encode()).hexdigest()[:6]

@@ -111,9 +111,25 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
     return tensors, meta
 
 
+def skill_counts(text: str) -> dict[str, int]:
+    """``"rotate:8,pick_lift:8"`` → ``{"rotate": 8, "pick_lift": 8}`` (``ValueError`` otherwise)."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        skill, sep, n = item.partition(":")
+        if not sep or not skill.strip():
+            raise ValueError(item)
+        out[skill.strip()] = int(n)
+    return out
+
+
 # config keys that only change how a checkpoint runs, not its weights (`export --set` may change them),
-# with the type each takes on the command line
-INFERENCE_KEYS: dict[str, type] = {"policy.execute": int, "policy.inference_steps": int, "policy.guidance": float}
+# with how each is read from the command line
+INFERENCE_KEYS: dict[str, Any] = {
+    "policy.execute": int,
+    "policy.inference_steps": int,
+    "policy.guidance": float,
+    "policy.execute_by_skill": skill_counts,
+}
 
 
 def convert_checkpoint(

@@ -51,6 +51,9 @@ class PolicyModelConfig:
     # it was evaluated). Below ``horizon`` overlapping plans are blended (temporal ensembling); at
     # ``horizon`` (or more: capped) each chunk runs whole, measured better closed loop here (experiments/2026-12-02-shared-scene-model.md)
     execute: int = 16
+    # per skill, actions per chunk instead of ``execute`` (inference), e.g. {rotate: 8}: replan more often where
+    # a long chunk carries the hand past a goal it can see (a lever turned past its window)
+    execute_by_skill: dict[str, int] = field(default_factory=dict)
     # true: every denoiser block is adaLN-Zero modulated by t + a projection of a global condition vector
     # (the pooled condition z that PDCP shapes), as DiT does with its class label; false: the condition
     # is only cross-attended (a task signal is then one key among many; on shared twin scenes either
@@ -85,6 +88,9 @@ class PolicyModelConfig:
             )
         if self.execute < 1:
             raise ValueError(f"execute: must be >= 1 (at most horizon={self.horizon} are used), got {self.execute}")
+        bad = {k: v for k, v in self.execute_by_skill.items() if not isinstance(v, int) or v < 1}
+        if bad:
+            raise ValueError(f"execute_by_skill: actions per chunk must be integers >= 1, got {bad}")
         if not 1 <= self.inference_steps <= self.train_timesteps:
             raise ValueError("inference_steps: must be within 1..train_timesteps")
         if self.prediction_type not in ("epsilon", "v_prediction", "sample"):

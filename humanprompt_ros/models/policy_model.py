@@ -42,6 +42,7 @@ from humanprompt_ros.models.video_model import build_video_model, embedded_confi
 from humanprompt_ros.video import resize_frames
 
 KIND = "policy"
+BUNDLE_PREFIX = "bundle."  # tensors of the parts a bundle carries (humanprompt_ros.models.bundle), not the policy's
 
 
 class PromptPolicyModel(nn.Module):
@@ -246,6 +247,7 @@ def load_policy_model(
         raise CheckpointError(f"{path}: trained for hand {meta.get('hand')!r}, the configured hand is {hand!r}")
     cfg, s1 = embedded_configs(path, meta, Stage2Config)
     model = PromptPolicyModel(cfg, s1, build_video_model(s1.model))
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(BUNDLE_PREFIX)}  # a bundle's parts: models.bundle
     load_weights(model, tensors, f"{path}: weights do not match the model its config describes")
     return model.to(device).eval(), meta
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from humanprompt_ros.config.loader import to_dict
 from humanprompt_ros.config.stage1 import Stage1Config
-from humanprompt_ros.models.checkpoint import command_line, load_checkpoint, load_weights, save_checkpoint
+from humanprompt_ros.models.checkpoint import command_line, load_checkpoint, load_weights, prefixed, save_checkpoint
 from humanprompt_ros.models.cross_prediction import CrossPredictionModel
 from humanprompt_ros.models.pdcp import PDCPConfig, PDCPLoss
 from humanprompt_ros.models.video_model import build_video_model, embedded_configs
@@ -43,6 +43,7 @@ class PromptEmbeddingConfig:
     shift: int = 4  # random shift (pixels) of the clip while training
     skills: list[str] = field(default_factory=list)  # prototype order
     fps: float = 0.0  # the training demos' frame rate a prompt is resampled to (0: not resampled)
+    stage1_tokens: bool = True  # false: the clip CNN alone (the no-stage-1 ablation)
     pdcp: PDCPConfig = field(
         default_factory=lambda: PDCPConfig(nt_xent_weight=1.0, proto_weight=1.0, siamese_weight=0.5)
     )
@@ -73,7 +74,8 @@ class PromptEmbedding(nn.Module):
             convs += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(8, c), nn.SiLU()]
             c_in = c
         self.cnn = nn.Sequential(*convs, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.mlp = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(d + c_in, d), nn.GELU(), nn.Linear(d, cfg.dim))
+        width = (d if cfg.stage1_tokens else 0) + c_in
+        self.mlp = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(width, d), nn.GELU(), nn.Linear(d, cfg.dim))
         self.pdcp = PDCPLoss(cfg.pdcp, cfg.dim, max(1, len(cfg.skills)))
 
     def train(self, mode: bool = True) -> "PromptEmbedding":
@@ -90,15 +92,18 @@ class PromptEmbedding(nn.Module):
         return vm.encode_prompt(latents.reshape(b, t, *latents.shape[1:]))
 
     def forward(self, tokens: torch.Tensor, clips: torch.Tensor) -> torch.Tensor:
-        """(B, S, D) prompt tokens, (B, Tp, F, F, 3) uint8 clips → z (B, E)."""
-        x = self.norm(tokens)
-        pooled, _ = self.attend(self.query.expand(len(x), -1, -1), x, x)
+        """(B, S, D) prompt tokens (ignored without ``stage1_tokens``), (B, Tp, F, F, 3) uint8 clips → z (B, E)."""
         b, t, f = clips.shape[:3]
         img = clips.permute(0, 1, 4, 2, 3).reshape(b, t * 3, f, f).float() / 127.5 - 1.0
         if self.training and self.cfg.shift:
             dx, dy = (int(v) for v in torch.randint(-self.cfg.shift, self.cfg.shift + 1, (2,)))
             img = torch.roll(img, (dy, dx), dims=(2, 3))
-        return self.mlp(torch.cat([pooled[:, 0], self.cnn(img)], dim=-1))
+        parts = [self.cnn(img)]
+        if self.cfg.stage1_tokens:
+            x = self.norm(tokens)
+            pooled, _ = self.attend(self.query.expand(len(x), -1, -1), x, x)
+            parts.insert(0, pooled[:, 0])
+        return self.mlp(torch.cat(parts, dim=-1))
 
     def clip(self, prompt: Any) -> np.ndarray:
         """A prompt (an ``Episode``) → its clip (Tp, S, S, 3) uint8 as the stage-1 model takes it."""
@@ -125,10 +130,21 @@ def save_prompt_embedding(path: str | Path, model: PromptEmbedding, **meta: Any)
     )
 
 
+def prompt_embedding_from(
+    tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str, video_model: CrossPredictionModel | None = None
+) -> PromptEmbedding:
+    """A prompt embedding from its weights and metadata (``config``, ``stage1_config``): a checkpoint's, or a
+    bundle's part. ``video_model``: the stage-1 model it reads, when ``tensors`` do not carry it (a bundle
+    shares the policy's)."""
+    cfg, s1 = embedded_configs(source, meta, PromptEmbeddingConfig)
+    model = PromptEmbedding(cfg, s1, video_model if video_model is not None else build_video_model(s1.model))
+    if video_model is not None:
+        tensors = {**tensors, **prefixed("video_model", video_model.state_dict())}
+    load_weights(model, tensors, f"{source}: weights do not match the prompt embedding its config describes")
+    return model.eval()
+
+
 def load_prompt_embedding(path: str | Path) -> PromptEmbedding:
     """Load a prompt embedding checkpoint (the stage-1 model it reads is inside); refuses other kinds."""
     tensors, meta = load_checkpoint(path, kind=KIND)
-    cfg, s1 = embedded_configs(path, meta, PromptEmbeddingConfig)
-    model = PromptEmbedding(cfg, s1, build_video_model(s1.model))
-    load_weights(model, tensors, f"{path}: weights do not match the prompt embedding its config describes")
-    return model.eval()
+    return prompt_embedding_from(tensors, meta, str(path))

@@ -17,17 +17,22 @@ than learning them through the action loss; :func:`to_state` turns the points ba
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from humanprompt_ros.config.loader import from_dict
+from humanprompt_ros.models.checkpoint import (
+    CheckpointError,
+    command_line,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from humanprompt_ros.models.frame_encoder import SpatialSoftArgmax
 from humanprompt_ros.sim.scene import SimConfig, project, unproject
 
@@ -186,21 +191,32 @@ def to_state(out: dict[str, torch.Tensor], cam: SimConfig, size: int, objects: i
 
 
 # -- checkpoints ---------------------------------------------------------------------------------
-def save_estimator(model: StateEstimator, path: str | Path, extra: dict | None = None) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"kind": "state_estimator", "config": json.dumps(dataclasses.asdict(model.cfg)), **(extra or {})}
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=meta)
+KIND = "state_estimator"
+
+
+def save_estimator(model: StateEstimator, path: str | Path, extra: dict | None = None) -> Path:
+    return save_checkpoint(
+        path, model.state_dict(), KIND, dataclasses.asdict(model.cfg), command=command_line(), **(extra or {})
+    )
+
+
+def estimator_from(tensors: dict[str, torch.Tensor], config: dict, source: str) -> StateEstimator:
+    """A state estimator from its weights and config (a checkpoint's, or a bundle's part); ``CheckpointError``
+    naming ``source`` when they do not describe one."""
+    try:
+        cfg = from_dict(StateEstimatorConfig, config, source=f"{source} (embedded config)")
+        cfg.validate()
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: embedded state estimator config is invalid: {exc}") from None
+    model = StateEstimator(cfg)
+    load_weights(model, tensors, f"{source}: weights do not match the state estimator its config describes")
+    return model.eval()
 
 
 def load_estimator(path: str | Path) -> StateEstimator:
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("kind") != "state_estimator":
-        raise ValueError(f"{path}: not a state estimator checkpoint (metadata kind {meta.get('kind')!r})")
-    model = StateEstimator(StateEstimatorConfig(**json.loads(meta["config"])))
-    model.load_state_dict(load_file(str(path)))
-    return model.eval()
+    """Load a state estimator checkpoint; refuses other kinds, pickles and corrupt files, saying why."""
+    tensors, meta = load_checkpoint(path, kind=KIND)
+    return estimator_from(tensors, meta["config"], str(path))
 
 
 def estimate(

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from humanprompt_ros.action import ACTION_DIM
+from humanprompt_ros.models.bundle import bundled_parts
 from humanprompt_ros.models.policy_model import load_policy_model
 from humanprompt_ros.models.prompt_embedding import load_prompt_embedding
 from humanprompt_ros.models.state_encoder import MOTION
@@ -18,6 +19,12 @@ from humanprompt_ros.policies.base import as_prompt, register_policy
 from humanprompt_ros.policies.prompt_fit import has_prototypes, prototype_distance, training_fps
 from humanprompt_ros.sim.scene import load_sim_config
 from humanprompt_ros.video import ClipPlan, resize_frames
+
+
+def blank_clip(video_model_cfg: Any) -> np.ndarray:
+    """A uniform grey prompt clip (Tp, S, S, 3) uint8 for a stage-1 model: no demonstration at all."""
+    size = video_model_cfg.image_size
+    return np.full((video_model_cfg.prompt_frames, size, size, 3), 128, np.uint8)
 
 
 class LearnedPolicy:
@@ -33,9 +40,18 @@ class LearnedPolicy:
     the checkpoint was trained at (:func:`~humanprompt_ros.policies.prompt_fit.training_fps`), before the
     model's clip length.
 
+    A bundle (:mod:`~humanprompt_ros.models.bundle`) brings its own state estimator and prompt embedding;
+    ``estimator`` and ``prompt_embedding`` replace them.
+
     ``estimator``: a state estimator checkpoint (:mod:`~humanprompt_ros.models.state_estimator`) for a
     state-conditioned checkpoint (``condition: state``): the policy then reads the scene state off each
     camera frame instead of being given the simulator's, and sees images only.
+
+    ``execute_by_skill``: actions per chunk for some skills (default: the checkpoint's
+    ``policy.execute_by_skill``), for a checkpoint that takes a skill; ``execute`` overrides both.
+
+    ``blank_prompt``: the no-prompt ablation of a checkpoint that reads prompt videos: every prompt is replaced
+    by a uniform grey clip, so the policy acts on what its perception gives it with no demonstration.
 
     ``prompt_embedding``: a prompt embedding checkpoint (:mod:`~humanprompt_ros.models.prompt_embedding`) for a
     checkpoint that takes a skill (``condition: state`` or ``skill_oracle``): the skill is then the one the
@@ -54,6 +70,8 @@ class LearnedPolicy:
         guidance: float | None = None,
         estimator: str | Path | None = None,
         prompt_embedding: str | Path | None = None,
+        blank_prompt: bool = False,
+        execute_by_skill: dict[str, int] | None = None,
         **_: Any,
     ):
         if threads > 0:
@@ -64,21 +82,29 @@ class LearnedPolicy:
             pc = replace(self.model.cfg.policy, guidance=float(guidance))
             pc.validate()  # a head without a null condition cannot be guided: a clear ValueError
             self.model.cfg.policy = self.model.head.cfg = pc
-        self.execute = min(execute or self.model.cfg.policy.execute, self.model.cfg.policy.horizon)
+        pc = self.model.cfg.policy
+        self.execute_by_skill = dict(pc.execute_by_skill if execute_by_skill is None else execute_by_skill)
+        unknown = sorted(set(self.execute_by_skill) - set(self.model.cfg.skills))
+        if unknown:
+            raise ValueError(f"execute_by_skill: {path} knows the skills {self.model.cfg.skills}, not {unknown}")
+        self.fixed_execute = execute  # given: every skill's chunk
+        self.execute = min(execute or pc.execute, pc.horizon)
         self.decay = ensemble_decay
         self.seed = seed
         self.tokens: torch.Tensor | None = None
         self.skill: torch.Tensor | None = None
         sees_images = self.model.cfg.sees_images
-        self.estimator = None
+        own_estimator, own_embedding = bundled_parts(path, self.meta, self.model.video_model)
+        self.estimator = own_estimator
         if estimator is not None:
             if sees_images:
                 raise ValueError(
                     f"estimator: {path} reads images itself; a state estimator goes with a state-conditioned "
                     "checkpoint (condition: state)"
                 )
-            self.estimator, self.camera = load_estimator(estimator), load_sim_config()
-        self.embedding = None
+            self.estimator = load_estimator(estimator)
+        self.camera = load_sim_config() if self.estimator is not None else None
+        self.embedding = own_embedding
         if prompt_embedding is not None:
             if self.model.cfg.condition not in ("state", "skill_oracle"):
                 raise ValueError(
@@ -87,6 +113,9 @@ class LearnedPolicy:
                 )
             self.embedding = load_prompt_embedding(prompt_embedding)
         self.needs_prompt_video = sees_images or self.embedding is not None
+        if blank_prompt and not self.needs_prompt_video:
+            raise ValueError(f"blank_prompt: {path} reads no prompt video (it takes the prompt's skill label)")
+        self.blank_prompt = blank_prompt
         self.needs_frames = sees_images or self.estimator is not None
         self.needs_state = not self.needs_frames
         self.reset()
@@ -106,21 +135,23 @@ class LearnedPolicy:
         checkpoint with PDCP prototypes, how far the prompt lies from them (``ood_distance``, ``ood_skill``:
         :func:`~humanprompt_ros.policies.prompt_fit.prototype_distance`).
         """
-        ep = as_prompt(prompt)
+        ep = None if self.blank_prompt else as_prompt(prompt)
         cfg, skill, tokens = self.model.cfg, None, None
         if cfg.condition in ("skill_oracle", "state"):
-            name = ep.skill
             if self.embedding is not None:
-                name, distance = self.embedding.recognize(self.embedding.clip(ep))
+                clip = blank_clip(self.embedding.video_model.cfg) if ep is None else self.embedding.clip(ep)
+                name, distance = self.embedding.recognize(clip)
                 if report is not None:
                     report.update(recognized_skill=name, prototype_distance=round(distance, 4))
+            else:
+                name = ep.skill
             if name not in cfg.skills:
                 raise ValueError(f"{cfg.condition} policy: the prompt's skill {name!r} is not one it was trained on")
             skill = torch.tensor([cfg.skills.index(name)])
         if cfg.sees_images:
-            clip, plan = self.prompt_clip(ep)
+            clip, plan = (blank_clip(self.model.video_model.cfg), None) if ep is None else self.prompt_clip(ep)
             tokens = self.model.encode_prompt(clip)
-            if report is not None:
+            if report is not None and plan is not None:
                 report.update(
                     prompt_fps=plan.fps,
                     prompt_fps_source=self.prompt_fps_source if plan.fps else "not resampled (source rate unknown)",
@@ -141,11 +172,16 @@ class LearnedPolicy:
         over ROS) and :meth:`reset`: :meth:`set_prompt` without the encoding.
 
         ``tokens``: (1, S, D) floats (tensor or array) shaped like this checkpoint's prompt tokens, all
-        finite; ``skill``: the prompt's skill index (``skill_oracle`` policies only, ignored otherwise).
+        finite (a state-conditioned checkpoint reads none: None or an empty array); ``skill``: the prompt's
+        skill index (``skill_oracle`` and ``state`` policies only, ignored otherwise).
         Anything else raises ``ValueError`` saying why, and the previous prompt stays.
         """
         if not self.model.cfg.sees_images:
-            raise ValueError("a state-conditioned policy takes its prompt with set_prompt (the skill), not as tokens")
+            if tokens is not None and np.size(tokens.cpu() if isinstance(tokens, torch.Tensor) else tokens):
+                raise ValueError("a state-conditioned policy takes a skill index, not prompt tokens")
+            self.tokens, self.skill = None, self._skill_index(skill)
+            self.reset()
+            return
         vm = self.model.video_model
         try:
             t = (
@@ -164,23 +200,30 @@ class LearnedPolicy:
             )
         if not bool(torch.isfinite(t).all()):
             raise ValueError("prompt tokens contain NaN or inf")
-        idx = None
-        if self.model.cfg.condition == "skill_oracle":
-            n = len(self.model.cfg.skills)
-            try:
-                k = int(np.asarray(skill.cpu() if isinstance(skill, torch.Tensor) else skill).reshape(-1)[0])
-            except (TypeError, ValueError, IndexError):
-                k = -1
-            if not 0 <= k < n:
-                raise ValueError(
-                    f"skill_oracle policy: prompt tokens need the prompt's skill index in [0, {n}), got {skill!r}"
-                )
-            idx = torch.tensor([k])
+        idx = self._skill_index(skill) if self.model.cfg.condition == "skill_oracle" else None
         ref = next(self.model.head.parameters())
         self.tokens, self.skill = t.to(ref.device, ref.dtype), idx
         self.reset()
 
+    def _skill_index(self, skill: Any) -> torch.Tensor:
+        """A prompt's skill index as sent with its encoding → (1,) tensor; ``ValueError`` unless in range."""
+        n = len(self.model.cfg.skills)
+        try:
+            k = int(np.asarray(skill.cpu() if isinstance(skill, torch.Tensor) else skill).reshape(-1)[0])
+        except (TypeError, ValueError, IndexError):
+            k = -1
+        if not 0 <= k < n:
+            raise ValueError(
+                f"{self.model.cfg.condition} policy: an encoded prompt needs the prompt's skill index in [0, {n}), "
+                f"got {skill!r}"
+            )
+        return torch.tensor([k])
+
     def reset(self) -> None:
+        cfg = self.model.cfg
+        if self.skill is not None and not self.fixed_execute:  # the prompt's skill may run its own chunk length
+            name = cfg.skills[int(self.skill.reshape(-1)[0])]
+            self.execute = min(self.execute_by_skill.get(name, cfg.policy.execute), cfg.policy.horizon)
         self.t = 0
         self.plans: list[tuple[int, np.ndarray]] = []  # (start step, chunk)
         self.first_frame: np.ndarray | None = None  # the episode's first camera frame (a state estimator's)

@@ -22,7 +22,7 @@ from humanprompt_ros.models.state_estimator import (
 )
 from humanprompt_ros.sim.scene import SimConfig
 from humanprompt_ros.train.common import progress, set_cosine_lr
-from humanprompt_ros.train.stage2_data import PolicyEpisode
+from humanprompt_ros.train.stage2_data import PolicyEpisode, load_policy_episodes
 
 
 @dataclasses.dataclass
@@ -115,3 +115,38 @@ def _as_twin(state: np.ndarray, twin_first: np.ndarray, tolerance: float) -> np.
         out[:, k * OBJECT_SIZE : (k + 1) * OBJECT_SIZE] = mine[:, j]
     out[:, -3:] = twin_first[-3:]
     return out
+
+
+def estimator_episodes(
+    data: list[str], size: int, per_task: int | None = None, twins: bool = False, rollouts: list[str] | None = None
+) -> tuple[list[PolicyEpisode], int]:
+    """The state estimator's training episodes: the successful ones with a state under ``data`` (the first
+    ``per_task`` of each task and embodiment), with ``twins`` also read under their twin task's skill
+    (:func:`twin_views`), plus ``rollouts`` whatever their outcome (a policy's own, saved by ``humanprompt-sim
+    eval --save-dir``: the states a policy gets itself into). → (episodes, how many are twin views)."""
+    episodes = load_policy_episodes(data, size, state=True, per_task=per_task)
+    views = twin_views(episodes) if twins else []
+    extra = load_policy_episodes(rollouts, size, state=True, success=None) if rollouts else []
+    kept = [e for e in (on_table(e) for e in extra) if e is not None]
+    return episodes + views + kept, len(views)
+
+
+TABLE_HALF_EXTENT = (0.42, 0.34)  # m: the table top's half sizes in x and y (sim.scene's table geom)
+
+
+def on_table(ep: PolicyEpisode) -> PolicyEpisode | None:
+    """``ep`` up to the last frame before an object left the table (a policy's rollout can knock one off, and it
+    falls on forever: no image point or height to learn from); None when none is left."""
+    objects = ep.state[:, : (ep.state.shape[1] - 3)].reshape(len(ep.state), -1, OBJECT_SIZE)
+    present = objects[..., 6] > 0
+    beyond = (np.abs(objects[..., :2]) > np.array(TABLE_HALF_EXTENT)).any(-1)
+    off = present & ((objects[..., 2] < -0.02) | beyond)
+    bad = np.flatnonzero(off.any(axis=1))
+    n = int(bad[0]) if len(bad) else len(ep.state)
+    if n < 2:
+        return None
+    if n == len(ep.state):
+        return ep
+    return dataclasses.replace(
+        ep, frames=ep.frames[:n], state=ep.state[:n], proprio=ep.proprio[:n], actions=ep.actions[: n - 1]
+    )

@@ -286,3 +286,43 @@ class RosProcesses:
     def __exit__(self, *exc) -> None:
         for p in self.procs:
             p.kill()
+
+    def start_checkpoint_pair(self, checkpoint: str | Path, prompt_dir: str | Path) -> tuple[RosProcess, RosProcess]:
+        """A prompt encoder and a policy node on one checkpoint (``policy:=checkpoint``, diagnostics every 0.2 s,
+        the policy at 20 Hz), prompts allowed from ``prompt_dir`` → (encoder, policy)."""
+        ckpt = ["-p", "policy:=checkpoint", "-p", f"checkpoint:={checkpoint}", "-p", "diagnostics_period:=0.2"]
+        enc = self.start(
+            "prompt_encoder", "-m", "humanprompt_ros.nodes.prompt_encoder", "--ros-args", *ckpt,
+            "-p", f"prompt_dirs:=['{prompt_dir}']",
+        )  # fmt: skip
+        pol = self.start("policy", "-m", "humanprompt_ros.nodes.policy", "--ros-args", *ckpt, "-p", "rate:=20.0")
+        return enc, pol
+
+
+@contextlib.contextmanager
+def robot_feed(peer, hand, frames, rate: float = 20.0):
+    """Publish, from a thread at ``rate``, the robot's joint states (``hand`` at its neutral pose) and camera
+    frames (``frames`` in turn, then the last one again) on the graph's topics → yields the observation
+    publisher; stops on exit."""
+    from humanprompt_ros.ros import topics
+    from humanprompt_ros.ros.conversions import joint_state
+    from humanprompt_ros.ros.image import numpy_to_image
+
+    obs_pub, js_pub = peer.publisher(topics.OBSERVATION), peer.publisher(topics.JOINT_STATES)
+    stop = threading.Event()
+
+    def feed():
+        k = 0
+        while not stop.wait(1 / rate):
+            stamp = peer.now_msg()
+            js_pub.publish(joint_state(hand.joint_names, hand.neutral(), stamp))
+            obs_pub.publish(numpy_to_image(frames[min(k, len(frames) - 1)], "rgb8", stamp=stamp))
+            k += 1
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        yield obs_pub
+    finally:
+        stop.set()
+        feeder.join()
