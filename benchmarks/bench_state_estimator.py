@@ -20,7 +20,7 @@ import argparse
 
 import numpy as np
 
-from humanprompt_ros.cli.train import add_estimator_args, train_from_args
+from humanprompt_ros.cli.estimator import add_estimator_args, train_from_args
 from humanprompt_ros.models.state_estimator import estimate, load_estimator
 from humanprompt_ros.sim.runner import expert_episode, sim_config
 from humanprompt_ros.sim.tasks import load_task, resolve_task

@@ -11,8 +11,11 @@
 #     in three rounds, the last two with the pipeline's own rollouts on the seen skills;
 #   - a prompt embedding telling which skill the prompt video shows (no skill label reaches the policy).
 # Everything lands under $RUNS and $DATA; each step skips when its output exists.
-# Environment: DATA (data/prompted), RUNS (runs/prompted), EPISODES_SEEN (50), EPISODES_UNSEEN (200),
-# STATE_STEPS (20000), ESTIMATOR_STEPS (20000).
+# Environment: DATA (data/prompted), RUNS (runs/prompted), DEMOS (100 per task and hand), HELDOUT (20),
+# ROLLOUTS (40 per seen skill and round), EPISODES_SEEN (50), EPISODES_UNSEEN (200), STATE_STEPS (20000),
+# ESTIMATOR_STEPS (20000), EMBEDDING_STEPS (2000). A smoke run of the plumbing in a few minutes:
+#   DATA=/tmp/p RUNS=/tmp/p/runs DEMOS=3 HELDOUT=2 ROLLOUTS=1 EPISODES_SEEN=1 EPISODES_UNSEEN=1 STATE_STEPS=20 \
+#   ESTIMATOR_STEPS=20 EMBEDDING_STEPS=20 scripts/train_prompted_state.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
@@ -21,6 +24,10 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 # one torch thread per process: the r
 
 DATA=${DATA:-data/prompted}
 RUNS=${RUNS:-runs/prompted}
+DEMOS=${DEMOS:-100}
+HELDOUT=${HELDOUT:-20}
+ROLLOUTS=${ROLLOUTS:-40}
+EMBEDDING_STEPS=${EMBEDDING_STEPS:-2000}
 EPISODES_SEEN=${EPISODES_SEEN:-50}
 EPISODES_UNSEEN=${EPISODES_UNSEEN:-200}
 STATE_STEPS=${STATE_STEPS:-20000}
@@ -34,10 +41,10 @@ gen() { # out generate-args...
   [ -f "$out/generate_summary.json" ] || humanprompt-sim generate --out "$out" --workers 2 --quiet "$@" >/dev/null
 }
 
-echo "== 1/5 data: 100 robot demos per seen skill, 100 human demos per skill, 20 held-out human demos per skill"
-gen "$DATA/robot" --tasks "$SEEN" --embodiment robot --seed 0 --episodes 100
-gen "$DATA/human" --embodiment human --seed 0 --episodes 100
-gen "$DATA/human_heldout" --embodiment human --seed 1000000 --episodes 20
+echo "== 1/5 data: $DEMOS robot demos per seen skill, $DEMOS human demos per skill, $HELDOUT held-out human demos per skill"
+gen "$DATA/robot" --tasks "$SEEN" --embodiment robot --seed 0 --episodes "$DEMOS"
+gen "$DATA/human" --embodiment human --seed 0 --episodes "$DEMOS"
+gen "$DATA/human_heldout" --embodiment human --seed 1000000 --episodes "$HELDOUT"
 
 echo "== 2/5 state policy and state estimator (round 1) side by side, then the prompt embedding"
 [ -f "$RUNS/state/policy.safetensors" ] ||
@@ -46,7 +53,7 @@ echo "== 2/5 state policy and state estimator (round 1) side by side, then the p
     --set "train.steps=$STATE_STEPS" --set train.ema_decay=0.999 --set "out=$RUNS/state" \
     --set "data=[$DATA/robot, $DATA/human/knock_over, $DATA/human/pick_place, $DATA/human/press_button]" \
     >"$RUNS/state.log" 2>&1 &
-ESTIMATOR="--data $DATA/robot,$DATA/human --per-task 100 --twin-views --steps $ESTIMATOR_STEPS --batch 16 --lr 2e-3 \
+ESTIMATOR="--data $DATA/robot,$DATA/human --per-task $DEMOS --twin-views --steps $ESTIMATOR_STEPS --batch 16 --lr 2e-3 \
   --channels 16,32,32 --first-frame"
 # shellcheck disable=SC2086
 [ -f "$RUNS/estimator1.safetensors" ] ||
@@ -54,7 +61,7 @@ ESTIMATOR="--data $DATA/robot,$DATA/human --per-task 100 --twin-views --steps $E
 wait
 [ -f "$RUNS/prompt_embedding.safetensors" ] ||
   humanprompt-train prompt-embedding --data "$DATA/human" --heldout "$DATA/human_heldout" \
-    --out "$RUNS/prompt_embedding.safetensors" >"$RUNS/prompt_embedding.log" 2>&1
+    --steps "$EMBEDDING_STEPS" --out "$RUNS/prompt_embedding.safetensors" >"$RUNS/prompt_embedding.log" 2>&1
 tail -n 10 "$RUNS/prompt_embedding.log"
 
 echo "== 3/5 the estimator's rounds 2 and 3: the pipeline rolled out on training scenes of the seen skills"
@@ -65,7 +72,7 @@ echo "== 3/5 the estimator's rounds 2 and 3: the pipeline rolled out on training
 rollout() { # round estimator execute seed
   local dir="$RUNS/rollouts$1"
   [ -f "$dir.json" ] ||
-    humanprompt-sim eval --policy "pipe=$RUNS/state/policy.safetensors" --split seen --episodes 40 --seed "$4" \
+    humanprompt-sim eval --policy "pipe=$RUNS/state/policy.safetensors" --split seen --episodes "$ROLLOUTS" --seed "$4" \
       --policy-args "{\"execute\": $3, \"estimator\": \"$2\", \"prompt_embedding\": \"$RUNS/prompt_embedding.safetensors\"}" \
       --workers 2 --save-dir "$dir" --out "$dir.json" | tail -n 8
 }

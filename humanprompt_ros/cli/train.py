@@ -21,11 +21,12 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+
+from humanprompt_ros.cli.estimator import add_estimator_args, cmd_estimator
+from humanprompt_ros.cli.export import add_export_args, cmd_export
 
 
 def _by_root(episodes) -> str:
@@ -115,75 +116,6 @@ def cmd_prompt_embedding(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_estimator_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    """The state estimator's training arguments (``humanprompt-train estimator``, ``bench_state_estimator.py``)."""
-    p.add_argument(
-        "--data",
-        required=required,
-        help="episodes with state.npy (humanprompt-sim generate); several dataset roots separated by commas",
-    )
-    p.add_argument(
-        "--rollouts",
-        default=None,
-        help="also train on these episodes whatever their outcome (a policy's rollouts on training scenes, "
-        "saved with humanprompt-sim eval --save-dir): the states a policy gets itself into",
-    )
-    p.add_argument(
-        "--twin-views",
-        action="store_true",
-        help="also read each episode's frames under its twin task's skill (a shared twin scene of the same seed)",
-    )
-    p.add_argument("--per-task", type=int, default=None, help="only the first N episodes of each task")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--channels", default="32,32,64,64,64")
-    p.add_argument("--shift", type=int, default=4)
-    p.add_argument("--first-frame", action="store_true", help="also read the episode's first frame")
-    p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, required=required, help="save the trained estimator here (safetensors)")
-
-
-def train_from_args(args: argparse.Namespace) -> tuple[Any, list, float]:
-    """Train a state estimator as :func:`add_estimator_args`' arguments say (and save it to ``--out``, if
-    given) → (model, its training episodes, seconds spent training)."""
-    from humanprompt_ros.models.state_estimator import StateEstimatorConfig, save_estimator
-    from humanprompt_ros.sim.runner import sim_config
-    from humanprompt_ros.train.estimator import EstimatorTraining, estimator_episodes, train_estimator
-
-    cfg = StateEstimatorConfig(
-        channels=[int(c) for c in args.channels.split(",")],
-        image_size=args.size,
-        shift=args.shift,
-        first_frame=args.first_frame,
-    )
-    rollouts = args.rollouts.split(",") if args.rollouts else None
-    episodes, views = estimator_episodes(args.data.split(","), args.size, args.per_task, args.twin_views, rollouts)
-    print(f"[estimator] {len(episodes)} episodes ({views} of them twin views)")
-    t0 = time.perf_counter()
-    model = train_estimator(episodes, sim_config(), cfg, EstimatorTraining(args.steps, args.batch, args.lr, args.seed))
-    seconds = time.perf_counter() - t0
-    if args.out:
-        save_estimator(
-            model, args.out, {"data": args.data, "rollouts": args.rollouts, "steps": args.steps, "seed": args.seed}
-        )
-    return model, episodes, seconds
-
-
-def cmd_estimator(args: argparse.Namespace) -> int:
-    try:
-        _, episodes, seconds = train_from_args(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"wrote {args.out} ({args.steps} steps in {seconds / 60:.1f} min); its held-out error: "
-        f"python benchmarks/bench_state_estimator.py --checkpoint {args.out}"
-    )
-    return 0
-
-
 def cmd_eval_stage1(args: argparse.Namespace) -> int:
     from humanprompt_ros.eval.stage1 import evaluate_stage1
     from humanprompt_ros.models.video_model import load_stage1
@@ -263,70 +195,6 @@ def cmd_eval_stage2(args: argparse.Namespace) -> int:
         )
     if args.json:
         print(json.dumps(result))
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from humanprompt_ros.models.checkpoint import convert_checkpoint
-
-    if args.stage1:
-        if args.set or args.dtype or args.estimator or args.prompt_embedding:  # they would be ignored
-            print(
-                "error: --stage1 writes the embedded stage 1 as it is stored; drop --set/--dtype/--estimator/"
-                "--prompt-embedding",
-                file=sys.stderr,
-            )
-            return 2
-        from humanprompt_ros.models.policy_model import extract_stage1
-
-        out = extract_stage1(args.checkpoint, args.out)
-        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): the stage-1 video model inside {args.checkpoint}")
-        return 0
-    from humanprompt_ros.models.checkpoint import INFERENCE_KEYS
-
-    inference = {}
-    for item in args.set or []:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        kind = INFERENCE_KEYS.get(key, int)  # an unknown key is refused below, naming the keys it may be
-        try:
-            if not sep:
-                raise ValueError(item)
-            inference[key] = kind(value)
-        except ValueError:
-            expected = {int: "INTEGER", float: "NUMBER"}.get(kind, "SKILL:N,SKILL:N")
-            print(
-                f"error: --set {item}: expected KEY={expected}, e.g. policy.execute=16, policy.guidance=3 or "
-                "policy.execute_by_skill=rotate:8,pick_lift:8",
-                file=sys.stderr,
-            )
-            return 2
-    try:
-        dtype = args.dtype or "float16"
-        src = args.checkpoint
-        if args.estimator or args.prompt_embedding:
-            from humanprompt_ros.models.bundle import bundle_policy
-
-            src = bundle_policy(args.checkpoint, args.out, args.estimator, args.prompt_embedding)
-        out = convert_checkpoint(src, args.out, dtype, inference)
-        if inference:  # the changed settings must still describe a model that loads
-            from humanprompt_ros.models.checkpoint import CheckpointError
-            from humanprompt_ros.models.policy_model import load_policy_model
-
-            try:
-                load_policy_model(out)
-            except CheckpointError as exc:
-                out.unlink()
-                raise ValueError(
-                    str(exc).replace(str(out), str(args.checkpoint) + " with " + " ".join(args.set))
-                ) from None
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, tensors as {dtype}; "
-        f"was {args.checkpoint.stat().st_size / 1e6:.1f} MB)"
-    )
     return 0
 
 
@@ -455,38 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         help="copy a checkpoint with its weights stored in half precision (for shipping), optionally with a state "
         "estimator and a prompt embedding inside (a bundle)",
     )
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument(
-        "--dtype",
-        choices=["float16", "bfloat16", "float32"],
-        default=None,
-        help="how the copy stores its tensors (default float16)",
-    )
-    p.add_argument(
-        "--stage1",
-        action="store_true",
-        help="write only the policy's embedded stage-1 video model, as a stage-1 checkpoint "
-        "(a stage1: for stage-2 runs that share the shipped model's stage 1)",
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=N",
-        help="change how the checkpoint runs: policy.execute (actions per chunk), policy.execute_by_skill "
-        "(SKILL:N,...: actions per chunk for those skills), policy.inference_steps or policy.guidance "
-        "(classifier-free guidance scale; needs a head trained with global_dropout)",
-    )
-    p.add_argument(
-        "--estimator",
-        type=Path,
-        help="bundle this state estimator (a condition: state policy then runs from camera frames)",
-    )
-    p.add_argument(
-        "--prompt-embedding",
-        type=Path,
-        help="bundle this prompt embedding (a policy that takes a skill then reads it off the prompt video)",
-    )
+    add_export_args(p)
     p.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
     try:
