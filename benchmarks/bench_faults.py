@@ -493,10 +493,10 @@ class Bench:
         rec["fault_s"] = round((end_of_fault or time.time()) - t_fault, 2)
         # wait for the stream to resume (or for --resume-timeout)
         if fault == "kill_prompt_encoder":
-            # the respawned encoder publishes "no prompt": wait for it, then a moment
+            # the respawned encoder re-applies the prompt it kept (resume_file): wait for it, then a moment
             with contextlib.suppress(TimeoutError):
                 c.peer.wait_until(
-                    lambda: any(t > t_fault and not p for t, p in self.prompts), a.resume_timeout, "the prompt cleared"
+                    lambda: any(t > t_fault for t, _ in self.prompts), a.resume_timeout, "the prompt re-applied"
                 )
             time.sleep(1.0)
         else:
@@ -523,16 +523,14 @@ class Bench:
         rec["commands_during_fault"] = sum(t_fault < s <= (end_of_fault or t_fault) for s in stamps)
         h = hold_and_resume(earlier + stamps, t_fault, a.probe, a.hold_gap)
         if fault == "kill_prompt_encoder":
-            # the stream goes on while the encoder is down; the respawned one publishes "no prompt", which
-            # holds the hand for good (until a prompt is set again)
-            t_clear = next((t for t, p in prompts if t > t_fault and not p), None)
-            rec["prompt_cleared_seen_here_after_s"] = None if t_clear is None else round(t_clear - t_fault, 2)
+            # the stream goes on while the encoder is down; the respawned one re-publishes the prompt it kept,
+            # under the same id, so the policy carries on (a cleared or new prompt would stop or restart it)
+            kept = next((p for t, p in reversed(prompts) if t <= t_fault), "")
+            again = next(((t, p) for t, p in prompts if t > t_fault), None)
+            rec["prompt_reapplied_after_s"] = None if again is None else round(again[0] - t_fault, 2)
+            rec["prompt_same_id"] = again is not None and again[1] == kept != ""
             last = max(stamps, default=None)
-            quiet = last is not None and time.time() - last > 0.5
-            h = {"held": quiet, "hold_s": round(last - t_fault, 4) if quiet else None, "resume_s": None}
-            h["gap_s"] = None
-            if quiet and end_of_fault is not None:
-                rec["hold_after_restart_s"] = round(last - end_of_fault, 3)
+            rec["commands_flowing_at_end"] = last is not None and time.time() - last < 0.5
         rec.update(h)
         if h["held"] and h["resume_s"] is not None:
             t_res = t_fault + h["resume_s"]

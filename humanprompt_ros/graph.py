@@ -26,7 +26,9 @@ prompt once and the policy node uses those tokens. Whether the file exists is ch
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,7 +257,9 @@ def build_graph(args: dict[str, str] | None = None, share: Path | str | None = N
     if a["camera_path"]:
         camera_params["path"] = a["camera_path"]
 
-    encoder_params: dict[str, Any] = {"hand": hand, "policy": a["policy"]}
+    # this launch's own file: a respawned encoder re-applies the prompt, a new launch never resumes an old one
+    resume = Path(tempfile.gettempdir()) / f"humanprompt-launch-{os.getpid()}" / "prompt.json"
+    encoder_params: dict[str, Any] = {"hand": hand, "policy": a["policy"], "resume_file": str(resume)}
     if a["prompt"]:
         encoder_params["prompt_video"] = a["prompt"]
     policy_params: dict[str, Any] = {"policy": a["policy"], "hand": hand}

@@ -193,3 +193,77 @@ def test_set_clear_record_over_dds(tmp_path, ros_domain_id, ros_env):
             assert node.returncode is None
         finally:
             c.close()
+
+
+def test_a_kept_prompt_is_resumed_under_its_id_unless_it_changed(tmp_path):
+    """``resume_file``: the validator keeps the active prompt; a new validator (a restarted node) re-applies it
+    under the same id, a changed file under a new one, a cleared one not at all; a moved file is refused."""
+    import os
+
+    from humanprompt_ros.control.prompt import PromptError, PromptValidator
+
+    kept = tmp_path / "launch" / "prompt.json"
+    cfg = PromptEncoderConfig(prompt_dirs=[str(tmp_path)], policy="replay", resume_file=str(kept))
+    good = make_episode(tmp_path / "good")
+    first = PromptValidator(cfg)
+    assert first.resume() is None  # nothing kept yet
+    info = first.validate(str(good))
+    first.remember(info)
+    again = PromptValidator(cfg).resume()
+    assert again["id"] == info["id"] and again["path"] == str(good) and again["actions"] == 6
+    st = (good / "meta.json").stat()
+    os.utime(good / "meta.json", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the episode changed since
+    os.utime(good, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    changed = PromptValidator(cfg).resume()
+    assert changed["path"] == str(good) and changed["id"] != info["id"]
+    first.remember({"id": ""})  # a clear
+    assert PromptValidator(cfg).resume() is None
+    first.remember(info)
+    good.rename(tmp_path / "moved")
+    with pytest.raises(PromptError):
+        PromptValidator(cfg).resume()
+    kept.write_text("not json")
+    with pytest.raises(PromptError, match="not a kept prompt"):
+        PromptValidator(cfg).resume()
+    assert PromptValidator(PromptEncoderConfig(prompt_dirs=[str(tmp_path)], policy="replay")).resume() is None
+
+
+@pytest.mark.ros
+@require_rclpy()
+def test_a_restarted_encoder_re_applies_the_prompt_under_the_same_id(tmp_path, ros_domain_id, ros_env):
+    """Real DDS: SIGKILL the prompt encoder with a prompt set; the restarted node (same parameters, as bringup
+    respawns it) publishes the same prompt under the same id, so a policy node carries on; after a clear, a
+    restart starts without a prompt."""
+    from rcl_interfaces.srv import GetParameters
+
+    from humanprompt_ros.ros.graph_client import GraphClient
+
+    good = make_episode(tmp_path / "good")
+    args = ["-m", "humanprompt_ros.nodes.prompt_encoder", "--ros-args", "-p", "policy:=replay"]
+    args += ["-p", f"prompt_dirs:=['{tmp_path}']", "-p", f"resume_file:={tmp_path / 'launch' / 'prompt.json'}"]
+    with RosProcesses(ros_env) as procs:
+        node = procs.start("prompt_encoder", *args)
+        c = GraphClient(ros_domain_id)
+        try:
+            assert c.enc_params.wait_for_service(timeout_sec=60), node.log()
+            ok, reason = c.set_prompt(str(good))
+            assert ok, reason
+            c.peer.wait_until(lambda: json.loads(c.prompt.last()[1].data).get("id"), 10, "the prompt")
+            before = json.loads(c.prompt.last()[1].data)
+            node.kill()
+            late = c.peer.record("/humanprompt/prompt")
+            node = procs.start("prompt_encoder", *args)
+            c.peer.wait_until(lambda: len(late) and json.loads(late.last()[1].data).get("id"), 60, node.log())
+            after = json.loads(late.last()[1].data)
+            assert after["id"] == before["id"] and after["path"] == str(good), (before, after)
+            get = c.peer.node.create_client(GetParameters, "/prompt_encoder/get_parameters")
+            assert get.wait_for_service(timeout_sec=30)
+            assert c.call(get, GetParameters.Request(names=["prompt_video"])).values[0].string_value == str(good)
+            assert c.trigger(c.enc_clear).success
+            node.kill()
+            cleared = c.peer.record("/humanprompt/prompt")
+            node = procs.start("prompt_encoder", *args)
+            c.peer.wait_until(lambda: len(cleared), 60, node.log())
+            assert json.loads(cleared.last()[1].data) == {"id": ""}
+        finally:
+            c.close()

@@ -362,6 +362,13 @@ class PromptEncoderConfig:
         "previous prompt stays. Needs a checkpoint with PDCP prototypes and a threshold",
     )
     diagnostics_period: float = param(1.0, "seconds between /diagnostics updates", read_only=True, range=(0.05, 60.0))
+    resume_file: str = param(
+        "",
+        "where the active prompt is kept (a small JSON file), so that this node, restarted, re-applies it under the "
+        "same id and the robot carries on; bringup gives each launch its own file, so a new launch never resumes an "
+        "old prompt. Empty: not kept (a restarted node starts without a prompt)",
+        read_only=True,
+    )
 
     def validate(self) -> None:
         if self.policy == "checkpoint" and self.checkpoint and not self.checkpoint.strip():

@@ -10,6 +10,7 @@ A prompt is refused, with the reason, when it breaks a size limit (``max_file_mb
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -163,6 +164,40 @@ class PromptValidator:
         self.encoded = None if encoded is None else (info["id"], *encoded)
         info["encode_s"] = round(time.perf_counter() - t0, 4)
         info["set_at"] = time.time()
+        return info
+
+    def remember(self, info: dict[str, Any]) -> None:
+        """Keep the active prompt's path and id in ``resume_file`` (``{"id": ""}`` after a clear), written
+        atomically; nothing without a ``resume_file``."""
+        if not self.cfg.resume_file:
+            return
+        path = Path(self.cfg.resume_file).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps({"id": info.get("id", ""), "path": info.get("path", "")}))
+        tmp.replace(path)
+
+    def resume(self) -> dict[str, Any] | None:
+        """The prompt kept in ``resume_file`` by an earlier run of this node, validated and encoded again → its
+        message under the same id (so a policy node that runs it carries on), or None when there is none.
+        ``PromptError`` when it is no longer usable (moved, changed into something refused). A file changed since
+        is a new prompt: it gets a new id, and the policy starts it from the beginning."""
+        path = Path(self.cfg.resume_file).expanduser() if self.cfg.resume_file else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            kept = json.loads(path.read_text())
+            pid, video = str(kept["id"]), str(kept["path"])
+        except (ValueError, KeyError, TypeError):
+            raise PromptError(f"{path}: not a kept prompt (expected {{'id': ..., 'path': ...}}); ignored") from None
+        if not pid:
+            return None
+        info = self.validate(video)
+        name, _, count = pid.rpartition("@")
+        if info["id"].rpartition("@")[0] == name and count.isdigit():  # the same file, unchanged
+            info["id"], self.counter = pid, max(self.counter, int(count))
+            if self.encoded is not None:
+                self.encoded = (pid, *self.encoded[1:])
         return info
 
     def _judge_distance(self, real: Path, info: dict[str, Any]) -> None:

@@ -132,7 +132,7 @@ class PromptEncoderNode(Node):
                 self.set_parameters([Parameter("prompt_video", value="")])
                 self._publish({"id": ""})
         else:
-            self._publish({"id": ""})
+            self._resume()
         self.add_on_set_parameters_callback(self._on_set)
         dirs = ", ".join(str(d) for d in self.core.dirs) or "any directory"
         self.get_logger().info(f"ready: backend {self.cfg.policy}, prompts from {dirs}")
@@ -148,7 +148,22 @@ class PromptEncoderNode(Node):
         elif not pid and self.core.checkpoint_id:
             self.tokens_pub.publish(tokens_to_msg(None, "", ""))
         self.pub.publish(String(data=json.dumps(info)))
+        self.core.remember(info)
         self.diag.publish_now()
+
+    def _resume(self) -> None:
+        """After a restart: re-apply the prompt kept in ``resume_file`` (same id), else start without one."""
+        try:
+            info = self.core.resume()
+        except PromptError as exc:
+            self.get_logger().error(f"the prompt kept in {self.cfg.resume_file} is not usable now: {exc}")
+            info = None
+        if info is None:
+            self._publish({"id": ""})
+            return
+        self.set_parameters([Parameter("prompt_video", value=info["path"])])
+        self._activate(info)
+        self.get_logger().info(f"re-applied prompt {info['id']!r}, kept in {self.cfg.resume_file} before a restart")
 
     def _activate(self, info: dict[str, Any]) -> None:
         self._publish(info)
