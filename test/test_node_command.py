@@ -378,6 +378,36 @@ def test_resuming_far_from_the_last_command_starts_from_the_measured_joints(rig)
         rig.feeder.q_robot = old
 
 
+def test_a_driver_restart_holds_until_its_joint_states_and_resumes_from_them(rig):
+    """/joint_states stop (the driver died) while targets and frames go on: the hand holds after
+    joint_states_timeout; the new driver's joint states (the hand elsewhere, as a restarted driver puts it) end the
+    hold, and the first command is one velocity step from them, never from the dead driver's last joints."""
+    rig.peer.wait_until(lambda: len(rig.commands.since(time.monotonic() - 0.1)) > 0, 10, "commands flowing")
+    rig.feeder.send_js.clear()
+    t_stop = time.monotonic()
+    wait_status(
+        rig,
+        lambda d: d["_message"].startswith("holding: joint states stale"),
+        5,
+        "a hold on stale joints",
+        since=t_stop,
+    )
+    held = np.array(rig.commands.last()[1].position)
+    lo, hi = rig.hand.joint_limits
+    lower, upper = lo + 0.05, hi - 0.05
+    moved = np.clip(np.where(held - lower > upper - held, held - 1.3, held + 1.3), lower, upper)
+    old = rig.feeder.q_robot
+    rig.feeder.q_robot = moved
+    t_back = time.monotonic()
+    rig.feeder.send_js.set()
+    try:
+        rig.peer.wait_until(lambda: len(rig.commands.since(t_back)) >= 1, 10, "commands after the new joint states")
+        first = np.array(rig.commands.since(t_back)[0][1].position)
+        assert np.abs(first - moved).max() <= VMAX * 2.0 / RATE + 1e-6
+    finally:
+        rig.feeder.q_robot = old
+
+
 def test_clearing_the_prompt_holds_the_hand(rig):
     rig.peer.wait_until(lambda: len(rig.commands.since(time.monotonic() - 0.1)) > 0, 10, "commands flowing")
     rig.set_prompt("")

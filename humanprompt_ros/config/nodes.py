@@ -220,6 +220,12 @@ class CommandConfig:
         "no motion before the first /joint_states (the velocity limit "
         "needs a start position); false: start from the first target",
     )
+    joint_states_timeout: float = param(
+        0.5,
+        "with require_joint_states: hold when no /joint_states arrived for this long (s), so that after a driver "
+        "restart motion resumes only from the new driver's joint states",
+        range=(0.01, 10.0),
+    )
     joint_limit_margin: float = param(
         0.02, "commands stay this far inside the URDF joint limits (rad or m)", range=(0.0, 0.5)
     )

@@ -30,9 +30,10 @@ Safety (each case counted in the diagnostics, whose message states the current r
 * **No motion without a prompt** (``require_prompt``): the active prompt on ``/humanprompt/prompt``
   (latched JSON) must have a non-empty ``id``; clearing the prompt holds the hand at once, whatever
   the policy still sends.
-* **Watchdog / hold**: when the last valid target is older than ``target_timeout`` or (with
-  ``require_observation``) the last camera frame older than ``observation_timeout``, the node
-  *holds*. ``hold_mode: silent`` (default) publishes no command at all, so position controllers
+* **Watchdog / hold**: when the last valid target is older than ``target_timeout``, (with
+  ``require_observation``) the last camera frame older than ``observation_timeout``, or (with
+  ``require_joint_states``) the last ``/joint_states`` older than ``joint_states_timeout`` (a driver
+  restart: motion resumes only from the new driver's joint states), the node *holds*. ``hold_mode: silent`` (default) publishes no command at all, so position controllers
   keep the last safe command and nothing moves; ``hold_mode: republish`` keeps sending the last
   safe position at the command rate (for drivers that go limp without a command stream). The
   diagnostics message becomes e.g. ``holding: observation stale 0.31 s`` and is published at
@@ -144,6 +145,7 @@ class CommandNode(Node):
         self._lock = threading.RLock()  # state below
         self._hand_lock = threading.Lock()  # pinocchio data is not thread safe
         self.q_meas: np.ndarray | None = None
+        self.js_mono: float | None = None  # monotonic time the latest /joint_states arrived
         self.goal: np.ndarray | None = None
         self.q_cmd: np.ndarray | None = None
         self.action = None
@@ -263,6 +265,7 @@ class CommandNode(Node):
             return
         with self._lock:
             self.q_meas = q
+            self.js_mono = time.monotonic()
 
     def _on_target(self, msg: PoseArray) -> None:
         received = time.monotonic()
@@ -340,6 +343,8 @@ class CommandNode(Node):
         age = now - self.target_mono
         if age > cfg.target_timeout:
             return f"target stale {age:.2f} s"
+        if cfg.require_joint_states and self.js_mono is not None and now - self.js_mono > cfg.joint_states_timeout:
+            return f"joint states stale {now - self.js_mono:.2f} s"
         return None
 
     def _on_timer(self) -> None:
