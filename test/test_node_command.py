@@ -348,6 +348,22 @@ def test_camera_stops_hand_holds_within_200ms_then_resumes(rig):
     wait_status(rig, lambda d: d["_message"] == "commanding", 10, "diagnostics saying commanding", since=t_back)
 
 
+def far_from(rig, held: np.ndarray) -> np.ndarray:
+    """Joints 1.3 rad from ``held`` on the roomier side, inside the hand's limits: where a moved hand or a restarted
+    driver's hand would be."""
+    lo, hi = rig.hand.joint_limits
+    lower, upper = lo + 0.05, hi - 0.05
+    return np.clip(np.where(held - lower > upper - held, held - 1.3, held + 1.3), lower, upper)
+
+
+def first_command_after(rig, resume: threading.Event, what: str) -> tuple[np.ndarray, float]:
+    """Set ``resume`` (an input the feeder had stopped) → (the first command after it, when it was set)."""
+    t_back = time.monotonic()
+    resume.set()
+    rig.peer.wait_until(lambda: len(rig.commands.since(t_back)) >= 1, 10, what)
+    return np.array(rig.commands.since(t_back)[0][1].position), t_back
+
+
 def test_resuming_far_from_the_last_command_starts_from_the_measured_joints(rig):
     """A hold during which the hand ends up more than resync_threshold (1 rad) from the last command (moved by
     hand, a driver restarted): the first command after it is one velocity step from the measured joints, not
@@ -359,18 +375,13 @@ def test_resuming_far_from_the_last_command_starts_from_the_measured_joints(rig)
     t_stop = time.monotonic()
     wait_status(rig, lambda d: d["_message"].startswith("holding"), 5, "a hold", since=t_stop)
     held = np.array(rig.commands.last()[1].position)
-    lo, hi = rig.hand.joint_limits
-    lower, upper = lo + 0.05, hi - 0.05
-    moved = np.clip(np.where(held - lower > upper - held, held - 1.3, held + 1.3), lower, upper)
+    moved = far_from(rig, held)
     assert np.abs(moved - held).max() > 1.0
     old = rig.feeder.q_robot
     rig.feeder.q_robot = moved
     time.sleep(0.3)  # the new joint states arrive while the hand holds
-    t_back = time.monotonic()
-    rig.feeder.send_obs.set()
     try:
-        rig.peer.wait_until(lambda: len(rig.commands.since(t_back)) >= 1, 10, "commands after the hold")
-        first = np.array(rig.commands.since(t_back)[0][1].position)
+        first, t_back = first_command_after(rig, rig.feeder.send_obs, "commands after the hold")
         assert np.abs(first - moved).max() <= VMAX * 2.0 / RATE + 1e-6
         status = wait_status(rig, lambda d: int(d.get("resyncs", 0)) >= 1, 5, "resyncs counted", since=t_back)
         assert int(status["resyncs"]) >= 1
@@ -392,17 +403,11 @@ def test_a_driver_restart_holds_until_its_joint_states_and_resumes_from_them(rig
         "a hold on stale joints",
         since=t_stop,
     )
-    held = np.array(rig.commands.last()[1].position)
-    lo, hi = rig.hand.joint_limits
-    lower, upper = lo + 0.05, hi - 0.05
-    moved = np.clip(np.where(held - lower > upper - held, held - 1.3, held + 1.3), lower, upper)
+    moved = far_from(rig, np.array(rig.commands.last()[1].position))
     old = rig.feeder.q_robot
     rig.feeder.q_robot = moved
-    t_back = time.monotonic()
-    rig.feeder.send_js.set()
     try:
-        rig.peer.wait_until(lambda: len(rig.commands.since(t_back)) >= 1, 10, "commands after the new joint states")
-        first = np.array(rig.commands.since(t_back)[0][1].position)
+        first, _ = first_command_after(rig, rig.feeder.send_js, "commands after the new joint states")
         assert np.abs(first - moved).max() <= VMAX * 2.0 / RATE + 1e-6
     finally:
         rig.feeder.q_robot = old
