@@ -14,7 +14,7 @@ it is given others. The prompt embedding's frozen stage-1 model is stored once w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import torch
 
@@ -77,14 +77,15 @@ def _same_stage1(part: dict[str, torch.Tensor], policy: dict[str, torch.Tensor])
 
 
 def bundled_parts(
-    path: str | Path, meta: dict[str, Any], video_model: CrossPredictionModel
+    path: str | Path, meta: dict[str, Any], video_model: CrossPredictionModel, wanted: Collection[str] = tuple(PARTS)
 ) -> tuple[StateEstimator | None, PromptEmbedding | None]:
-    """The state estimator and prompt embedding inside bundle ``path`` (None for a part it lacks);
-    ``video_model``: the policy's stage-1 model, for a prompt embedding that shares it."""
-    parts = meta.get("bundle") or {}
+    """The state estimator and prompt embedding inside bundle ``path`` (None for a part it lacks or that is not
+    ``wanted``); only their tensors are read. ``video_model``: the policy's stage-1 model, for a prompt embedding
+    that shares it."""
+    parts = {k: v for k, v in (meta.get("bundle") or {}).items() if k in wanted}
     if not parts:
         return None, None
-    tensors, _ = load_checkpoint(path, kind=POLICY_KIND)
+    tensors, _ = load_checkpoint(path, kind=POLICY_KIND, keys=lambda k: k.startswith(BUNDLE_PREFIX))
     estimator = embedding = None
     if "estimator" in parts:
         own = unprefixed(f"{BUNDLE_PREFIX}estimator", tensors)

@@ -17,7 +17,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -67,8 +67,11 @@ def _sniff_unsafe(path: Path) -> str | None:
     return None
 
 
-def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint → (tensors, metadata with ``config`` and extras decoded from JSON).
+def load_checkpoint(
+    path: str | Path, kind: str | None = None, keys: Callable[[str], bool] | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint → (tensors, metadata with ``config`` and extras decoded from JSON). ``keys``: read only
+    the tensors whose names it accepts (the rest are never read from the file).
 
     Raises :class:`CheckpointError` naming the problem: not found, unsafe format (pickle), corrupt,
     another format or version, or another ``kind`` than expected.
@@ -87,7 +90,7 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys() if keys is None or keys(k)}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
             f"{path} is not a readable safetensors checkpoint (corrupt or truncated?): {exc}"

@@ -238,7 +238,7 @@ def load_policy_model(
     path: str | Path, hand: str | None = None, action_dim: int = ACTION_DIM, device: str | torch.device = "cpu"
 ) -> tuple[PromptPolicyModel, dict[str, Any]]:
     """Load a policy checkpoint; refuses one for another hand or action size, with a clear message."""
-    tensors, meta = load_checkpoint(path, kind=KIND)
+    tensors, meta = load_checkpoint(path, kind=KIND, keys=lambda k: not k.startswith(BUNDLE_PREFIX))  # models.bundle
     if meta.get("action_dim") != action_dim:
         raise CheckpointError(
             f"{path}: trained for {meta.get('action_dim')}-D actions, this stack uses {action_dim}-D unified actions"
@@ -247,7 +247,6 @@ def load_policy_model(
         raise CheckpointError(f"{path}: trained for hand {meta.get('hand')!r}, the configured hand is {hand!r}")
     cfg, s1 = embedded_configs(path, meta, Stage2Config)
     model = PromptPolicyModel(cfg, s1, build_video_model(s1.model))
-    tensors = {k: v for k, v in tensors.items() if not k.startswith(BUNDLE_PREFIX)}  # a bundle's parts: models.bundle
     load_weights(model, tensors, f"{path}: weights do not match the model its config describes")
     return model.to(device).eval(), meta
 

@@ -94,7 +94,10 @@ class LearnedPolicy:
         self.tokens: torch.Tensor | None = None
         self.skill: torch.Tensor | None = None
         sees_images = self.model.cfg.sees_images
-        own_estimator, own_embedding = bundled_parts(path, self.meta, self.model.video_model)
+        wanted = [
+            name for name, given in (("estimator", estimator), ("prompt_embedding", prompt_embedding)) if not given
+        ]
+        own_estimator, own_embedding = bundled_parts(path, self.meta, self.model.video_model, wanted)
         self.estimator = own_estimator
         if estimator is not None:
             if sees_images:
