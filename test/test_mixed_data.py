@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers.synthetic_clips import make_dataset
-from helpers.tiny_checkpoint import PLAIN_HEAD, plain_stage2, tiny_config
+from helpers.episodes import expert_dataset
+from helpers.tiny_checkpoint import PLAIN_HEAD, plain_stage2, tiny_stage1
 from humanprompt_ros.config.loader import to_dict
 from humanprompt_ros.config.stage2 import PDCPSwitch, Stage2Config, Stage2Train, load_stage2_config
 from humanprompt_ros.data import dataset_roots, iter_episodes, write_episode
@@ -24,7 +24,7 @@ from humanprompt_ros.models.video_former import VideoFormerConfig
 from humanprompt_ros.sim.runner import expert_episode
 from humanprompt_ros.sim.tasks import load_task, resolve_task
 from humanprompt_ros.train.batcher import Batcher
-from humanprompt_ros.train.stage1 import load_clip_episodes, train_stage1
+from humanprompt_ros.train.stage1 import load_clip_episodes
 from humanprompt_ros.train.stage2_data import load_policy_episodes
 
 TASK = "open_drawer"
@@ -60,9 +60,7 @@ def mix(tmp_path_factory) -> Path:
     """``sim/``: two simulated robot episodes (seeds 0, 1); ``lab/``: a robot episode that also has seed 0 (as
     ``humanprompt-record`` numbers them) and a human episode extracted from a video (seed 0, no skill)."""
     base = tmp_path_factory.mktemp("mix")
-    task = load_task(resolve_task(TASK))
-    for seed in (0, 1):
-        expert_episode(task, "robot", seed).save(base / "sim" / TASK / "robot" / f"{seed:07d}")
+    expert_dataset(base / "sim", (TASK,), "robot", (0, 1))
     shutil.copytree(base / "sim" / TASK / "robot" / "0000000", base / "lab" / TASK / "robot" / "0000000")
     human_video_episode(base / "lab" / TASK / "human" / "0000000")
     return base
@@ -70,8 +68,7 @@ def mix(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("s1")
-    return train_stage1(tiny_config(out, steps=4, ae_steps=4), make_dataset(range(1), size=32, length=12))
+    return tiny_stage1(tmp_path_factory.mktemp("s1"))
 
 
 def test_dataset_roots_take_a_root_a_glob_or_a_list_and_name_what_is_missing(mix, tmp_path):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.synthetic_clips import make_dataset
-from helpers.tiny_checkpoint import tiny_config
+from helpers.episodes import expert_dataset
+from helpers.tiny_checkpoint import tiny_stage1
 from humanprompt_ros.data import iter_episodes, load_episode
 from humanprompt_ros.models.checkpoint import CheckpointError
 from humanprompt_ros.models.prompt_embedding import (
@@ -18,10 +18,7 @@ from humanprompt_ros.models.prompt_embedding import (
     save_prompt_embedding,
 )
 from humanprompt_ros.models.video_model import load_stage1
-from humanprompt_ros.sim.runner import expert_episode
-from humanprompt_ros.sim.tasks import load_task, resolve_task
 from humanprompt_ros.train.prompt_embedding import PromptEmbeddingTraining, recognition, train_prompt_embedding
-from humanprompt_ros.train.stage1 import train_stage1
 
 TASKS = ("open_drawer", "pull_puck", "press_button")
 
@@ -29,18 +26,12 @@ TASKS = ("open_drawer", "pull_puck", "press_button")
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory) -> Path:
     """Three human demonstrations of each of three tasks (MuJoCo, the scripted human hand)."""
-    root = tmp_path_factory.mktemp("human")
-    for name in TASKS:
-        task = load_task(resolve_task(name))
-        for seed in range(3):
-            expert_episode(task, "human", seed).save(root / name / "human" / f"{seed:07d}")
-    return root
+    return expert_dataset(tmp_path_factory.mktemp("human"), TASKS, "human", range(3))
 
 
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("stage1")
-    return train_stage1(tiny_config(out, steps=4, ae_steps=4), make_dataset(range(1), size=32, length=12))
+    return tiny_stage1(tmp_path_factory.mktemp("stage1"))
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.episodes import expert_dataset
 from helpers.ros import RosProcesses, require_rclpy, robot_feed
-from helpers.synthetic_clips import make_dataset
-from helpers.tiny_checkpoint import PLAIN_HEAD, tiny_config
+from helpers.tiny_checkpoint import PLAIN_HEAD, tiny_stage1
 from humanprompt_ros.config.nodes import PolicyConfig, StartupError
 from humanprompt_ros.config.stage2 import PDCPSwitch, Stage2Config, Stage2Train
 from humanprompt_ros.control.backend import build_backend
@@ -22,9 +22,8 @@ from humanprompt_ros.models.frame_encoder import FrameEncoderConfig
 from humanprompt_ros.models.policy_model import load_policy_model
 from humanprompt_ros.policies.learned import LearnedPolicy
 from humanprompt_ros.sim.env import SimEnv
-from humanprompt_ros.sim.runner import expert_episode, run_episode
+from humanprompt_ros.sim.runner import run_episode
 from humanprompt_ros.sim.tasks import load_task, resolve_task
-from humanprompt_ros.train.stage1 import train_stage1
 from humanprompt_ros.train.stage2 import train_stage2
 from humanprompt_ros.train.stage2_data import load_policy_episodes
 
@@ -34,18 +33,12 @@ TASKS = ("open_drawer", "pull_puck")
 @pytest.fixture(scope="module")
 def sim_data(tmp_path_factory) -> Path:
     """Two robot expert episodes of two tasks, saved as a dataset (MuJoCo, with state.npy)."""
-    root = tmp_path_factory.mktemp("sim")
-    for name in TASKS:
-        task = load_task(resolve_task(name))
-        for seed in (0, 1):
-            expert_episode(task, "robot", seed).save(root / name / "robot" / f"{seed:07d}")
-    return root
+    return expert_dataset(tmp_path_factory.mktemp("sim"), TASKS, "robot", (0, 1))
 
 
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("s1")
-    return train_stage1(tiny_config(out, steps=4, ae_steps=4), make_dataset(range(1), size=32, length=12))
+    return tiny_stage1(tmp_path_factory.mktemp("s1"))
 
 
 def tiny_stage2(data: Path, s1: Path, out: Path, **fields) -> Stage2Config:

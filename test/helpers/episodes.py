@@ -41,3 +41,16 @@ def human_prompts(root: Path, tasks: list[str], seed: int) -> dict[tuple[str, in
             expert_episode(load_task(config_path("tasks", f"{task}.yaml")), "human", seed).save(d)
         out[(task, seed)] = str(d)
     return out
+
+
+def expert_dataset(root: Path, tasks: tuple[str, ...], embodiment: str, seeds: range | tuple[int, ...]) -> Path:
+    """Scripted-expert episodes (MuJoCo, with ``state.npy``) of each of ``tasks`` at each of ``seeds``, saved as a
+    dataset ``root/<task>/<embodiment>/<seed:07d>``; → ``root``."""
+    from humanprompt_ros.sim import expert_episode, load_task
+    from humanprompt_ros.sim.tasks import resolve_task
+
+    for name in tasks:
+        task = load_task(resolve_task(name))
+        for seed in seeds:
+            expert_episode(task, embodiment, seed).save(Path(root) / name / embodiment / f"{seed:07d}")
+    return Path(root)

@@ -80,22 +80,30 @@ def tiny_config(out: Path, steps: int = 60, ae_steps: int = 30) -> Stage1Config:
     )
 
 
+def tiny_stage1(out: Path) -> Path:
+    """A stage-1 checkpoint of :func:`tiny_config` trained 4 + 4 steps on one synthetic clip (32×32) under ``out``:
+    a stage 1 that loads and runs, for tests of what is built on it."""
+    from helpers.synthetic_clips import make_dataset
+    from humanprompt_ros.train.stage1 import train_stage1
+
+    return train_stage1(tiny_config(out, steps=4, ae_steps=4), make_dataset(range(1), size=32, length=12))
+
+
 def make_tiny_policy_checkpoint(root: Path, episodes=None, **overrides) -> Path:
     """Train the tiny stage-1 and stage-2 models under ``root``; the policy checkpoint's path. Stage 2 trains
     on ``episodes`` (default: synthetic clips at 32×32, the tiny stage 1's size) with ``overrides`` of its
     ``Stage2Config`` fields (e.g. ``pdcp=PDCPSwitch(enabled=False)``; ``policy`` a dict of head fields)."""
     import torch
 
-    from helpers.synthetic_clips import make_dataset, make_policy_dataset
+    from helpers.synthetic_clips import make_policy_dataset
     from humanprompt_ros.config.stage2 import Stage2Config, Stage2Train
     from humanprompt_ros.models.diffusion_head import PolicyModelConfig
     from humanprompt_ros.models.video_former import VideoFormerConfig
-    from humanprompt_ros.train.stage1 import train_stage1
     from humanprompt_ros.train.stage2 import train_stage2
 
     torch.set_num_threads(1)
     root = Path(root)
-    s1 = train_stage1(tiny_config(root / "stage1", steps=4, ae_steps=4), make_dataset(range(1), size=32, length=12))
+    s1 = tiny_stage1(root / "stage1")
     cfg = Stage2Config(
         data=overrides.pop("data", ""),
         stage1=str(s1),
