@@ -69,20 +69,17 @@ def main() -> None:
     args = ap.parse_args()
     cam = sim_config()
     if args.checkpoint:
-        model, episodes, seconds = load_estimator(args.checkpoint), [], 0.0
-        args.size, args.steps = model.cfg.image_size, 1
+        model = load_estimator(args.checkpoint)
+        print(f"state estimator {args.checkpoint}: channels {model.cfg.channels}, {model.cfg.image_size}² frames")
     elif not args.data:
         ap.error("--data (to train one) or --checkpoint (to measure one) is required")
     else:
         model, episodes, seconds = train_from_args(args)
-    cfg = model.cfg
-    if args.checkpoint:
-        print(f"state estimator {args.checkpoint}: channels {cfg.channels}, {cfg.image_size}² frames")
-    else:
         print(
-            f"state estimator: channels {cfg.channels}, {args.size}² frames, {len(episodes)} episodes, {args.steps} "
-            f"steps of {args.batch} ({seconds / args.steps * 1000:.0f} ms/step)"
+            f"state estimator: channels {model.cfg.channels}, {args.size}² frames, {len(episodes)} episodes, "
+            f"{args.steps} steps of {args.batch} ({seconds / args.steps * 1000:.0f} ms/step)"
         )
+    size = model.cfg.image_size
     print("| task | frames | target cm (mean / p90) | other cm | goal cm | target yaw deg (median) | articulation |")
     print("|---|---|---|---|---|---|---|")
     for name in TASKS:
@@ -92,7 +89,7 @@ def main() -> None:
         errs: list[dict] = []
         for s in range(args.heldout):
             rec = expert_episode(task, "robot", 1_000_000 + s)
-            frames = resize_frames(np.stack(rec.frames), args.size)
+            frames = resize_frames(np.stack(rec.frames), size)
             kinds = [o["kind"] for o in rec.instance["objects"]]
             errs.append(errors(estimate(model, frames, task.skill, cam, frames[0]), rec.state, kinds))
         t, o, g, y, a = (concat(errs, k) for k in ("target", "other", "goal", "yaw", "art"))

@@ -33,8 +33,9 @@ Safety (each case counted in the diagnostics, whose message states the current r
 * **Watchdog / hold**: when the last valid target is older than ``target_timeout``, (with
   ``require_observation``) the last camera frame older than ``observation_timeout``, or (with
   ``require_joint_states``) the last ``/joint_states`` older than ``joint_states_timeout`` (a driver
-  restart: motion resumes only from the new driver's joint states), the node *holds*. ``hold_mode: silent`` (default) publishes no command at all, so position controllers
-  keep the last safe command and nothing moves; ``hold_mode: republish`` keeps sending the last
+  restart: motion resumes only from the new driver's joint states), the node *holds*. ``hold_mode:
+  silent`` (default) publishes no command at all, so position controllers keep the last safe
+  command and nothing moves; ``hold_mode: republish`` keeps sending the last
   safe position at the command rate (for drivers that go limp without a command stream). The
   diagnostics message becomes e.g. ``holding: observation stale 0.31 s`` and is published at
   once. When fresh input returns, commands resume from the last command, velocity limited.
