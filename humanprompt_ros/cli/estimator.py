@@ -4,7 +4,6 @@ command line; ``benchmarks/bench_state_estimator.py`` takes the same arguments a
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Any
 
@@ -66,11 +65,8 @@ def train_from_args(args: argparse.Namespace) -> tuple[Any, list, float]:
 
 
 def cmd_estimator(args: argparse.Namespace) -> int:
-    try:
-        _, episodes, seconds = train_from_args(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """A bad dataset or setting raises ``ValueError``: ``humanprompt-train``'s main prints it (exit code 2)."""
+    _, episodes, seconds = train_from_args(args)
     print(
         f"wrote {args.out} ({args.steps} steps in {seconds / 60:.1f} min); its held-out error: "
         f"python benchmarks/bench_state_estimator.py --checkpoint {args.out}"

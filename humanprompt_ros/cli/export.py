@@ -78,28 +78,23 @@ def cmd_export(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    try:
-        dtype = args.dtype or "float16"
-        src = args.checkpoint
-        if args.estimator or args.prompt_embedding:
-            from humanprompt_ros.models.bundle import bundle_policy
+    # a bad checkpoint, part or setting raises ValueError: humanprompt-train's main prints it (exit code 2)
+    dtype = args.dtype or "float16"
+    src = args.checkpoint
+    if args.estimator or args.prompt_embedding:
+        from humanprompt_ros.models.bundle import bundle_policy
 
-            src = bundle_policy(args.checkpoint, args.out, args.estimator, args.prompt_embedding)
-        out = convert_checkpoint(src, args.out, dtype, inference)
-        if inference:  # the changed settings must still describe a model that loads
-            from humanprompt_ros.models.checkpoint import CheckpointError
-            from humanprompt_ros.models.policy_model import load_policy_model
+        src = bundle_policy(args.checkpoint, args.out, args.estimator, args.prompt_embedding)
+    out = convert_checkpoint(src, args.out, dtype, inference)
+    if inference:  # the changed settings must still describe a model that loads
+        from humanprompt_ros.models.checkpoint import CheckpointError
+        from humanprompt_ros.models.policy_model import load_policy_model
 
-            try:
-                load_policy_model(out)
-            except CheckpointError as exc:
-                out.unlink()
-                raise ValueError(
-                    str(exc).replace(str(out), str(args.checkpoint) + " with " + " ".join(args.set))
-                ) from None
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        try:
+            load_policy_model(out)
+        except CheckpointError as exc:
+            out.unlink()
+            raise ValueError(str(exc).replace(str(out), str(args.checkpoint) + " with " + " ".join(args.set))) from None
     print(
         f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, tensors as {dtype}; "
         f"was {args.checkpoint.stat().st_size / 1e6:.1f} MB)"

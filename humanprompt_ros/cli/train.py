@@ -89,13 +89,9 @@ def cmd_prompt_embedding(args: argparse.Namespace) -> int:
             )
         return found
 
-    try:
-        video_model, s1cfg, _ = load_stage1(args.stage1)
-        episodes = demos(args.data)
-        heldout = demos(args.heldout) if args.heldout else []
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    video_model, s1cfg, _ = load_stage1(args.stage1)  # a ValueError here: main prints it (exit code 2)
+    episodes = demos(args.data)
+    heldout = demos(args.heldout) if args.heldout else []
     print(f"[prompt-embedding] {len(episodes)} human demonstrations ({_by_root(episodes)})")
     run = PromptEmbeddingTraining(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
     cfg = PromptEmbeddingConfig(stage1_tokens=not args.no_stage1)
