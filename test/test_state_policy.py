@@ -269,7 +269,13 @@ def test_a_bundle_carries_its_estimator_and_prompt_embedding_into_ros(
     with pytest.raises(ValueError, match="reads no prompt video"):
         LearnedPolicy(state_checkpoint, blank_prompt=True)
     # given parts replace the bundled ones
-    assert LearnedPolicy(out, estimator=estimator_checkpoint).estimator is not policy.estimator
+    from humanprompt_ros.models.state_estimator import StateEstimator, StateEstimatorConfig, save_estimator
+
+    other = StateEstimator(StateEstimatorConfig(channels=[8, 8], skills=policy.estimator.cfg.skills))
+    other_path = save_estimator(other, tmp_path / "other_estimator.safetensors")
+    replaced = LearnedPolicy(out, estimator=other_path)
+    assert replaced.estimator.cfg.channels == [8, 8] and policy.estimator.cfg.channels == [8, 8, 16]
+    assert replaced.embedding.cfg.skills == policy.embedding.cfg.skills  # the part not replaced: the bundle's
     with pytest.raises(CheckpointError, match="already a bundle"):
         bundle_policy(out, tmp_path / "again.safetensors", estimator_checkpoint)
     with pytest.raises(CheckpointError, match="goes with a condition: state policy"):
