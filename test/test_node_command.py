@@ -126,6 +126,25 @@ def rig():
                 assert node.returncode is None, f"the command node died\n{node.log()}"
 
 
+@pytest.fixture(autouse=True)
+def _restore_feeder(request):
+    """A test that fails leaves the feeder as it found it, so that the tests after it (which build on the state
+    the passing ones leave) are not failed by it too."""
+    if "rig" not in request.fixturenames:
+        yield
+        return
+    feeder = request.getfixturevalue("rig").feeder
+    events = (feeder.send_obs, feeder.send_targets, feeder.send_js)
+    before = [e.is_set() for e in events], feeder.target_msg, feeder.q_robot
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed == failed:
+        return
+    flags, feeder.target_msg, feeder.q_robot = before
+    for event, flag in zip(events, flags):
+        event.set() if flag else event.clear()
+
+
 def command_status(rig, since: float = 0.0) -> list[dict]:
     """The command node's diagnostics received after ``since`` (monotonic), as dicts."""
     out = []
@@ -327,16 +346,18 @@ def test_camera_stops_hand_holds_within_200ms_then_resumes(rig):
     assert status["_level"] == bytes([1])  # WARN
     last_obs = rig.feeder.last_obs_sent
     assert last_obs is not None and last_obs <= t_stop
-    # targets keep coming: still no command may be sent more than 200 ms after the last frame
-    # (judged by the commands' publish stamps, so that this test's own scheduling cannot matter)
+    # targets keep coming: still no command may be sent more than 200 ms after the last frame, judged by the
+    # stamp of the last command the node itself reports (not by this test's recording, which may lose a
+    # message of a 100 Hz stream on a loaded machine, nor by its scheduling)
     last_obs_stamp = rig.feeder.last_obs_stamp
     later = wait_status(rig, lambda d: d["_t"] > status["_t"], 5, "later diagnostics", since=status["_t"])
     assert later["_message"].startswith("holding: observation stale")
     assert later["commands_published"] == status["commands_published"], "commands while holding"
-    rig.peer.wait_until(lambda: len(rig.commands) == int(later["commands_published"]), 5, "every command sent")
-    sent = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for _, m in rig.commands.since(last_obs)]
-    late = [s - last_obs_stamp for s in sent if s - last_obs_stamp > HOLD_DEADLINE]
-    assert not late, f"commands sent {late[0]:.3f} s after the last camera frame"
+    last_sent = float(later["last_command_stamp"])
+    assert last_sent > 0.0
+    assert last_sent - last_obs_stamp <= HOLD_DEADLINE, (
+        f"a command was sent {last_sent - last_obs_stamp:.3f} s after the last camera frame"
+    )
     assert int(status["holds"]) >= 1
     # the camera returns → control resumes, from where it held (no jump beyond the velocity limit)
     held = np.array(rig.commands.last()[1].position)

@@ -184,6 +184,7 @@ class CommandNode(Node):
         self.fresh_handling = LatencyStats(self.cfg.latency_window)  # that target received → its command published
         self._last_target_ns = 0
         self.last_problem = ""
+        self.last_command_stamp = 0.0  # header stamp of the last command, s (0: none yet)
 
         self.pub_js = topics.publisher(self, topics.JOINT_COMMANDS)
         self.pub_ctrl = (
@@ -441,6 +442,7 @@ class CommandNode(Node):
             ]
             self.pub_traj.publish(traj)
         self.counts["commands_published"] += 1
+        self.last_command_stamp = stamp.sec + 1e-9 * stamp.nanosec
         self.cmd_rate.tick()
 
     # -- rviz ----------------------------------------------------------------------------------
@@ -513,7 +515,12 @@ class CommandNode(Node):
     def _diagnostics(self):
         now = time.monotonic()
         with self._lock:
-            values = {"state": self.state, "prompt": self.prompt_id, **self.counts}
+            values = {
+                "state": self.state,
+                "prompt": self.prompt_id,
+                **self.counts,
+                "last_command_stamp": f"{self.last_command_stamp:.6f}",
+            }
             target_age = None if self.target_mono is None else now - self.target_mono
             obs_age = None if self.obs_mono is None else now - self.obs_mono
             holding, state, problem = self.holding, self.state, self.last_problem
