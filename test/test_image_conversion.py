@@ -300,3 +300,24 @@ def test_matches_cv_bridge(encoding, monkeypatch):
     assert bytes(theirs.data) == bytes(ours.data)
     np.testing.assert_array_equal(image_to_numpy(theirs), expected)
     np.testing.assert_array_equal(np.asarray(bridge.imgmsg_to_cv2(ours, desired_encoding="passthrough")), native)
+
+
+def test_the_stamp_is_read_from_a_serialized_frame_without_deserializing_it():
+    from builtin_interfaces.msg import Time
+    from rclpy.serialization import serialize_message
+
+    from humanprompt_ros.ros.image import serialized_stamp_ns
+
+    msg = numpy_to_image(rgb_image(6, 4), stamp=Time(sec=1_796_000_123, nanosec=456_789_012))
+    assert serialized_stamp_ns(serialize_message(msg)) == 1_796_000_123_456_789_012
+    assert serialized_stamp_ns(serialize_message(numpy_to_image(rgb_image(6, 4)))) == 0  # unstamped
+    assert serialized_stamp_ns(b"") == 0 and serialized_stamp_ns(b"\x07\x07" + bytes(20)) == 0  # not CDR
+
+
+def test_a_frame_is_as_old_as_its_stamp_unless_the_stamp_is_zero_or_ahead():
+    from humanprompt_ros.ros.image import captured_monotonic
+
+    now_ns, now = 50_000_000_000, 1000.0
+    assert captured_monotonic(now_ns - 400_000_000, now_ns, now) == pytest.approx(999.6)  # delivered 0.4 s late
+    assert captured_monotonic(0, now_ns, now) == now  # no stamp: its arrival
+    assert captured_monotonic(now_ns + 2_000_000_000, now_ns, now) == now  # a clock ahead of ours: its arrival

@@ -9,6 +9,7 @@ counts in a later diagnostics message (the node reports every 0.2 s here).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -42,6 +43,7 @@ class Feeder:
         self.send_js = threading.Event()
         self.target_msg = None
         self.q_robot = hand.neutral()
+        self.obs_delay = 0.0  # s: frames stamped this long before they are sent (delivered late)
         self.last_obs_sent: float | None = None
         self.last_obs_stamp: float | None = None
         self._stop = threading.Event()
@@ -58,7 +60,9 @@ class Feeder:
         while not self._stop.wait(1 / 30):
             stamp = self.peer.now_msg()
             if self.send_obs.is_set():
-                self.obs_pub.publish(numpy_to_image(frame, stamp=stamp))
+                ns = stamp.sec * 1_000_000_000 + stamp.nanosec - int(self.obs_delay * 1e9)
+                capture = type(stamp)(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+                self.obs_pub.publish(numpy_to_image(frame, stamp=capture))
                 self.last_obs_sent = time.monotonic()
                 self.last_obs_stamp = stamp.sec + 1e-9 * stamp.nanosec
             if self.send_js.is_set():
@@ -143,6 +147,26 @@ def _restore_feeder(request):
     flags, feeder.target_msg, feeder.q_robot = before
     for event, flag in zip(events, flags):
         event.set() if flag else event.clear()
+
+
+def set_string_param(rig, name: str, value: str):
+    """``ros2 param set /command NAME VALUE`` → the node's SetParametersResult."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    client = rig.peer.node.create_client(SetParameters, "/command/set_parameters")
+    try:
+        assert client.wait_for_service(timeout_sec=20)
+        req = SetParameters.Request(
+            parameters=[
+                Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
+            ]
+        )
+        future = client.call_async(req)
+        rig.peer.wait_until(future.done, 10, f"set {name}")
+        return future.result().results[0]
+    finally:
+        rig.peer.node.destroy_client(client)
 
 
 def command_status(rig, since: float = 0.0) -> list[dict]:
@@ -369,6 +393,36 @@ def test_camera_stops_hand_holds_within_200ms_then_resumes(rig):
     wait_status(rig, lambda d: d["_message"] == "commanding", 10, "diagnostics saying commanding", since=t_back)
 
 
+def test_frames_delivered_late_are_stale(rig):
+    """Frames that keep arriving but were captured 0.4 s earlier (a camera resumed after a freeze, a congested
+    link) hold the hand as a stopped camera does; frame_age_from: arrival (a camera on another clock) takes them,
+    and fresh frames resume control."""
+    rig.peer.wait_until(lambda: len(rig.commands.since(time.monotonic() - 0.1)) > 0, 10, "commands flowing")
+    rig.feeder.obs_delay = 0.4
+    try:
+        status = wait_status(
+            rig,
+            lambda d: d["_message"].startswith("holding: observation stale 0.4"),
+            5,
+            "a hold on frames delivered 0.4 s late",
+            since=time.monotonic(),
+        )
+        later = wait_status(rig, lambda d: d["_t"] > status["_t"], 5, "later diagnostics", since=status["_t"])
+        assert later["_message"].startswith("holding: observation stale"), later
+        assert float(later["observation_rate_hz"]) > 10, later  # the frames do arrive
+        assert later["commands_published"] == status["commands_published"], "commands on late frames"
+        assert set_string_param(rig, "frame_age_from", "arrival").successful
+        try:
+            wait_status(
+                rig, lambda d: d["_message"] == "commanding", 10, "commanding by arrival", since=time.monotonic()
+            )
+        finally:
+            assert set_string_param(rig, "frame_age_from", "stamp").successful
+    finally:
+        rig.feeder.obs_delay = 0.0
+    wait_status(rig, lambda d: d["_message"] == "commanding", 10, "commanding on fresh frames", since=time.monotonic())
+
+
 def far_from(rig, held: np.ndarray) -> np.ndarray:
     """Joints 1.3 rad from ``held`` on the roomier side, inside the hand's limits: where a moved hand or a restarted
     driver's hand would be."""
@@ -456,22 +510,7 @@ def test_clearing_the_prompt_holds_the_hand(rig):
 
 def test_hold_mode_can_be_switched_at_runtime_and_is_validated(rig):
     """``ros2 param set /command hold_mode republish``: held position keeps being sent; bad values are refused."""
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
-
-    client = rig.peer.node.create_client(SetParameters, "/command/set_parameters")
-    assert client.wait_for_service(timeout_sec=20)
-
-    def set_param(name, value):
-        req = SetParameters.Request(
-            parameters=[
-                Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
-            ]
-        )
-        future = client.call_async(req)
-        rig.peer.wait_until(future.done, 10, f"set {name}")
-        return future.result().results[0]
-
+    set_param = functools.partial(set_string_param, rig)
     res = set_param("hold_mode", "freeze")
     assert not res.successful and "hold_mode: must be one of ['silent', 'republish']" in res.reason
     assert set_param("hold_mode", "republish").successful

@@ -476,7 +476,8 @@ def test_policy_node_over_dds(tmp_path, ros_env, peer):
 def test_bad_frames_are_dropped_counted_and_never_taken_as_fresh(tmp_path, ros_env, peer):
     """Frames the policy node cannot read (an unsupported encoding, data that does not match the image's size,
     an empty image) are dropped and counted ``frames_bad``, and never refresh the camera: with only those the
-    node pauses as on a stale camera, and the chunk does not advance. A mono8 frame of another size is used."""
+    node pauses as on a stale camera, and the chunk does not advance. A mono8 frame of another size is used.
+    Frames delivered long after their capture stamp are stale too."""
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
@@ -504,6 +505,10 @@ def test_bad_frames_are_dropped_counted_and_never_taken_as_fresh(tmp_path, ros_e
 
     def mono(stamp):
         return numpy_to_image(np.zeros((48, 64), np.uint8), "mono8", stamp=stamp)
+
+    def late(stamp):  # good pixels delivered 0.6 s after their capture (a camera resumed after a freeze)
+        ns = stamp.sec * 1_000_000_000 + stamp.nanosec - 600_000_000
+        return good(type(stamp)(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000))
 
     ep = make_episode(tmp_path / "ep", steps=200)
     hand = load_hand(config_path("hands", "allegro_right.yaml"))
@@ -564,6 +569,28 @@ def test_bad_frames_are_dropped_counted_and_never_taken_as_fresh(tmp_path, ros_e
             running = wait_policy_status(peer, diag, lambda d: d["_message"] == "running", 10, "running", since=t0)
             later = wait_policy_status(peer, diag, lambda d: True, 10, "later diagnostics", since=time.monotonic())
             assert later["frames_bad"] == running["frames_bad"] and later["act_failures"] == "0", later  # all used
+            # readable frames that arrive 0.6 s after their stamp are stale (max_observation_age 0.25 s): paused
+            make[0] = late
+            t_late = time.monotonic()
+            status = wait_policy_status(
+                peer,
+                diag,
+                lambda d: d["_message"].startswith("paused: observation stale"),
+                10,
+                "the node paused on frames delivered late",
+                since=time.monotonic(),
+            )
+            later = wait_policy_status(  # 1 s on: late frames stamped after the last good one are in order
+                peer,
+                diag,
+                lambda d, s=status: int(d["frames_received"]) > int(s["frames_received"]),
+                10,
+                "later diagnostics with more late frames received",
+                since=max(time.monotonic(), t_late + 1.0),
+            )
+            assert later["_message"].startswith("paused: observation stale"), later
+            assert later["targets_published"] == status["targets_published"], later
+            assert later["frames_bad"] == status["frames_bad"], later  # late is not bad: readable, just old
             assert node.returncode is None, node.log()
         finally:
             stop.set()

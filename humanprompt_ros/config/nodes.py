@@ -206,7 +206,14 @@ class CommandConfig:
         read_only=True,
     )
     target_timeout: float = param(0.15, "hold when no valid hand target arrived for this long (s)", range=(0.01, 10.0))
-    observation_timeout: float = param(0.15, "hold when no camera frame arrived for this long (s)", range=(0.01, 10.0))
+    observation_timeout: float = param(
+        0.15, "hold when the latest camera frame is older than this (s; see frame_age_from)", range=(0.01, 10.0)
+    )
+    frame_age_from: Literal["stamp", "arrival"] = param(
+        "stamp",
+        "a camera frame's age: stamp = since its header.stamp (its capture; a frame delivered late is old), "
+        "arrival = since it arrived here (for a camera whose clock is not this machine's)",
+    )
     require_observation: bool = param(
         True, "watch the camera frames (false: targets only, e.g. open-loop replay without a camera)"
     )
@@ -451,8 +458,14 @@ class PolicyConfig:
     )
     max_observation_age: float = param(
         0.25,
-        "pause (no targets, the chunk does not advance) while the latest camera frame is older than this (s)",
+        "pause (no targets, the chunk does not advance) while the latest camera frame is older than this "
+        "(s; see frame_age_from)",
         range=(0.01, 10.0),
+    )
+    frame_age_from: Literal["stamp", "arrival"] = param(
+        "stamp",
+        "a camera frame's age: stamp = since its header.stamp (its capture; a frame delivered late is old), "
+        "arrival = since it arrived here (for a camera whose clock is not this machine's)",
     )
     require_joint_states: bool = param(True, "no targets before the first /joint_states (proprio needs them)")
     wrist_pose_topic: str = param(

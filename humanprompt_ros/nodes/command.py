@@ -31,7 +31,8 @@ Safety (each case counted in the diagnostics, whose message states the current r
   (latched JSON) must have a non-empty ``id``; clearing the prompt holds the hand at once, whatever
   the policy still sends.
 * **Watchdog / hold**: when the last valid target is older than ``target_timeout``, (with
-  ``require_observation``) the last camera frame older than ``observation_timeout``, or (with
+  ``require_observation``) the last camera frame older than ``observation_timeout`` (by its capture
+  stamp with ``frame_age_from: stamp``: frames delivered late do not count as fresh), or (with
   ``require_joint_states``) the last ``/joint_states`` older than ``joint_states_timeout`` (a driver
   restart: motion resumes only from the new driver's joint states), the node *holds*. ``hold_mode:
   silent`` (default) publishes no command at all, so position controllers keep the last safe
@@ -83,6 +84,7 @@ from humanprompt_ros.paths import config_path
 from humanprompt_ros.ros import topics
 from humanprompt_ros.ros.conversions import joint_positions, joint_state, pose_array_to_action, pose_from_matrix
 from humanprompt_ros.ros.diagnostics import OK, WARN, LatencyStats, NodeDiagnostics, RateMeter
+from humanprompt_ros.ros.image import captured_monotonic, serialized_stamp_ns
 from humanprompt_ros.ros.params import declare_config, watch_config
 
 
@@ -234,10 +236,13 @@ class CommandNode(Node):
             self.get_logger().warning(problem, throttle_duration_sec=2.0)
 
     # -- inputs ------------------------------------------------------------------------------
-    def _on_observation(self, _raw: bytes) -> None:
+    def _on_observation(self, raw: bytes) -> None:
         self.obs_rate.tick()
-        with self._lock:
-            self.obs_mono = time.monotonic()
+        now = time.monotonic()
+        if self.cfg.frame_age_from == "stamp":
+            now = captured_monotonic(serialized_stamp_ns(raw), self.get_clock().now().nanoseconds, now)
+        with self._lock:  # a frame older than the latest one (delivered out of order) makes nothing fresher
+            self.obs_mono = now if self.obs_mono is None else max(self.obs_mono, now)
 
     def _on_prompt(self, msg: String) -> None:
         try:

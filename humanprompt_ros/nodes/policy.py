@@ -63,7 +63,11 @@ How it runs
   waits for the state stamped exactly like its frame; a frame older than the newest one (late, from
   an earlier step or episode) is dropped (counted ``frames_out_of_order``).
 * **Stale camera**: while the newest frame is older than ``max_observation_age`` the node pauses:
-  no targets, and the chunk does not advance (the hand holds; it resumes where it stopped).
+  no targets, and the chunk does not advance (the hand holds; it resumes where it stopped). A frame's
+  age counts from its ``header.stamp`` (``frame_age_from: stamp``), so frames delivered late (a camera
+  resumed after a freeze, a congested link) are stale, and a frame stamped before the newest one is
+  dropped (``frames_out_of_order``); ``frame_age_from: arrival`` counts from arrival instead, for a
+  camera whose clock is not this machine's.
 * ``~/reset`` (std_srvs/Trigger): start the active prompt's episode again (``policy.reset()``).
 
 Kept as one module: one ROS 2 node class per file; the chunk runner, the backend and
@@ -96,7 +100,7 @@ from humanprompt_ros.paths import config_path, resolve_checkpoint
 from humanprompt_ros.ros import topics
 from humanprompt_ros.ros.conversions import action_to_pose_array, joint_positions, matrix_from_pose, msg_to_tokens
 from humanprompt_ros.ros.diagnostics import ERROR, OK, WARN, LatencyStats, NodeDiagnostics, RateMeter
-from humanprompt_ros.ros.image import image_to_numpy
+from humanprompt_ros.ros.image import captured_monotonic, image_to_numpy
 from humanprompt_ros.ros.params import declare_config, watch_config
 
 
@@ -214,23 +218,24 @@ class PolicyNode(Node):
             self._problem("frames_bad", f"dropped an observation: {exc}")
             return
         recv_ns, stamp_ns = self.get_clock().now().nanoseconds, Time.from_msg(msg.header.stamp).nanoseconds
+        mono = time.monotonic()
         if stamp_ns > 0:
             self.frame_receive.add((recv_ns - stamp_ns) * 1e-9)
         with self._lock:
             self.counts["frames_received"] += 1
             if (
-                self.cfg.lockstep
+                (self.cfg.lockstep or self.cfg.frame_age_from == "stamp")
                 and self.frame_stamp is not None
                 and Time.from_msg(msg.header.stamp).nanoseconds < Time.from_msg(self.frame_stamp).nanoseconds
             ):
-                self.counts["frames_out_of_order"] += 1  # a late frame of an earlier step (or episode)
+                self.counts["frames_out_of_order"] += 1  # a late frame of an earlier step, episode or moment
                 return
             if not self.frame_used:
                 self.counts["frames_dropped_stale"] += 1  # replaced before any act() saw it
             self.frame, self.frame_stamp, self.frame_mono, self.frame_used = (
                 frame,
                 msg.header.stamp,
-                time.monotonic(),
+                captured_monotonic(stamp_ns, recv_ns, mono) if self.cfg.frame_age_from == "stamp" else mono,
                 False,
             )
             self.frame_recv_ns = recv_ns

@@ -50,6 +50,7 @@ where it works and builds the messages.
 from __future__ import annotations
 
 import functools
+import struct
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,8 @@ __all__ = [
     "image_to_numpy",
     "numpy_to_image",
     "cv_bridge_available",
+    "serialized_stamp_ns",
+    "captured_monotonic",
 ]
 
 
@@ -174,3 +177,21 @@ def cv_bridge_available() -> bool:
         return bool(np.array_equal(np.asarray(back), rgb) and np.array_equal(ours, rgb))
     except Exception:  # noqa: BLE001 - any failure means "not usable here"
         return False
+
+
+def serialized_stamp_ns(raw: bytes) -> int:
+    """``header.stamp`` in ns of a serialized (CDR) message that starts with a ``std_msgs/Header``, such as an
+    ``Image``, read without deserializing its pixels; 0 when ``raw`` is too short or not CDR."""
+    if len(raw) < 12 or raw[0] != 0 or raw[1] not in (0, 1):
+        return 0
+    sec, nanosec = struct.unpack_from("<iI" if raw[1] == 1 else ">iI", raw, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
+def captured_monotonic(stamp_ns: int, now_ns: int, now_monotonic: float) -> float:
+    """When a frame stamped ``stamp_ns`` was captured, on the monotonic clock of ``now_monotonic`` (which is the
+    same moment as ``now_ns`` on the ROS clock): a frame delivered late is as old as its stamp says. A zero stamp,
+    or one ahead of ``now_ns`` (clocks apart), counts as captured now."""
+    if stamp_ns <= 0:
+        return now_monotonic
+    return now_monotonic - max(0.0, (now_ns - stamp_ns) * 1e-9)
