@@ -409,6 +409,7 @@ class SimDriverNode(Node):
             "image_rate_hz": self.image_rate.rate(),
             "tick_rate_hz": self.tick_rate_meter.rate(),
             "lag_s": self.lag_s,
+            "image_subscribers": self.pub_image.get_subscription_count(),
             "last_problem": self.last_problem,
         }
         for k, v in self.render_ms.summary_ms().items():
