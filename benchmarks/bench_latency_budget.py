@@ -144,7 +144,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def execution(checkpoint: str, policy_yaml: str) -> dict:
-    """How the learned policy runs: the checkpoint's chunk (``policy.horizon``, ``execute``, DDIM steps,
+    """How the learned policy runs: the checkpoint's chunk (``policy.horizon``, ``execute`` and its per-skill
+    ``execute_by_skill``, DDIM steps,
     guidance, after its ``inference_overrides``) and the policy node's ``rate`` and ``lookahead``."""
     import yaml
     from safetensors import safe_open
@@ -155,7 +156,7 @@ def execution(checkpoint: str, policy_yaml: str) -> dict:
             meta = f.metadata() or {}
         pc = json.loads(meta.get("config", "{}")).get("policy", {})
         over = json.loads(meta.get("inference_overrides", "{}"))
-        for k in ("horizon", "execute", "inference_steps", "guidance"):
+        for k in ("horizon", "execute", "execute_by_skill", "inference_steps", "guidance"):
             out[k] = over.get(f"policy.{k}", pc.get(k))
     with contextlib.suppress(Exception):
         params = yaml.safe_load(policy_yaml)["policy"]["ros__parameters"]

@@ -591,6 +591,8 @@ def test_bad_frames_are_dropped_counted_and_never_taken_as_fresh(tmp_path, ros_e
             assert later["_message"].startswith("paused: observation stale"), later
             assert later["targets_published"] == status["targets_published"], later
             assert later["frames_bad"] == status["frames_bad"], later  # late is not bad: readable, just old
+            # the first 0.6 s of late frames were stamped before the last mono one: dropped as out of order
+            assert int(later["frames_out_of_order"]) > int(running["frames_out_of_order"]), later
             assert node.returncode is None, node.log()
         finally:
             stop.set()
