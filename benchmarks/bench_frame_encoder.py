@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from humanprompt_ros.models.frame_encoder import FrameEncoder, FrameEncoderConfig, StateProbe
+from humanprompt_ros.progress import progress
 from humanprompt_ros.sim.runner import expert_episode
 from humanprompt_ros.sim.tasks import load_task, resolve_task
-from humanprompt_ros.train.common import progress
 from humanprompt_ros.train.stage2_data import load_policy_episodes
 from humanprompt_ros.video import resize_frames
 

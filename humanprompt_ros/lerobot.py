@@ -49,7 +49,7 @@ import numpy as np
 
 from humanprompt_ros.action import ACTION_DIM, FINGERS
 from humanprompt_ros.data import META_FILE, VIDEO_FILE, Episode, iter_episodes, load_episode, write_episode
-from humanprompt_ros.rosbag import _progress
+from humanprompt_ros.progress import progress as progress_bar
 from humanprompt_ros.video import probe, read_frames, remux_video, time_indices, write_video
 
 CODEBASE_VERSION = "v3.0"
@@ -325,7 +325,7 @@ def export_lerobot(
     episode_rows, sidecar, all_stats = [], [], []
     data, total = _DataWriter(out, schema), 0
     try:
-        with _progress(len(pairs), "export episodes", progress) as bar:
+        with progress_bar(total=len(pairs), desc="export episodes", enabled=progress) as bar:
             for i, ((ep, rel), (n, actions, proprio)) in enumerate(zip(pairs, checked)):
                 meta, extra = dict(ep.meta), _extra_arrays(ep)
                 video = out / VIDEO_PATH.format(video_key=VIDEO_KEY, **_chunk_file(i))
@@ -539,7 +539,7 @@ def import_lerobot(source: str | Path, out: str | Path, *, progress: bool = Fals
                 sidecar[int(record["episode_index"])] = record
     written: list[Path] = []
     data_file, data = None, None
-    with _progress(len(episodes), "import episodes", progress) as bar:
+    with progress_bar(total=len(episodes), desc="import episodes", enabled=progress) as bar:
         for row in episodes:
             i = int(row["episode_index"])
             f = source / info["data_path"].format(

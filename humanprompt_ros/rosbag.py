@@ -61,6 +61,7 @@ from humanprompt_ros.messages import (
     pose_array_to_action,
     quaternion_from_matrix,
 )
+from humanprompt_ros.progress import progress as progress_bar
 
 STORAGES = ("mcap", "sqlite3")
 META_TOPIC = "/humanprompt/episode_meta"
@@ -83,12 +84,6 @@ def _typestore():
     from rosbags.typesys import Stores, get_typestore
 
     return get_typestore(Stores.ROS2_KILTED)
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, dynamic_ncols=True, mininterval=1.0)
 
 
 # -- import ------------------------------------------------------------------------------------------------
@@ -313,7 +308,7 @@ def _read_states(reader, bag: Path, wanted: list[str], image_topic: str, progres
     bag_meta: dict[str, Any] = {}
     frame_id = ""
     conns = [c for c in reader.connections if c.topic in wanted or c.topic == META_TOPIC]
-    with _progress(sum(c.msgcount for c in conns), f"read {bag.name}", progress) as bar:
+    with progress_bar(total=sum(c.msgcount for c in conns), desc=f"read {bag.name}", enabled=progress) as bar:
         for conn, t_ns, raw in reader.messages(connections=conns):
             bar.update()
             msg = reader.deserialize(raw, conn.msgtype)
@@ -337,7 +332,7 @@ def _read_frames(reader, topic: str, pick: np.ndarray, progress: bool) -> list[n
     need = {int(i) for i in pick}
     decoded: dict[int, np.ndarray] = {}
     conns = [c for c in reader.connections if c.topic == topic]
-    with _progress(len(need), "decode frames", progress) as bar:
+    with progress_bar(total=len(need), desc="decode frames", enabled=progress) as bar:
         for i, (conn, _, raw) in enumerate(reader.messages(connections=conns)):
             if i in need:
                 decoded[i] = _decode_frame(reader.deserialize(raw, conn.msgtype), conn.msgtype)
@@ -442,7 +437,7 @@ def export_episode(
             c_joints = add(joint_topic, JOINT_STATE) if joints is not None else None
             put = lambda conn, ns, msg: writer.write(conn, ns, ts.serialize_cdr(msg, conn.msgtype))
             put(c_meta, 0, m.string(json.dumps(ep.meta, default=lambda o: o.tolist())))
-            with _progress(steps, f"export {ep.task or where}", progress) as bar:
+            with progress_bar(total=steps, desc=f"export {ep.task or where}", enabled=progress) as bar:
                 for t, frame in enumerate(_frames(ep, steps)):
                     ns = int(round(t * period))
                     put(c_image, ns, m.image(frame, ns, frame_id))
@@ -487,7 +482,7 @@ def export_dataset(root: str | Path, out: str | Path, *, progress: bool = False,
     if not episodes:
         raise ValueError(f"{root}: no episodes")
     bags = []
-    with _progress(len(episodes), "episodes", progress) as bar:
+    with progress_bar(total=len(episodes), desc="episodes", enabled=progress) as bar:
         for ep in episodes:
             bags.append(export_episode(ep, out / ep.path.relative_to(root), **kwargs))
             bar.update()

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from humanprompt_ros.eval.failures import failure_lines, summarize_failures
+from humanprompt_ros.progress import progress
 from humanprompt_ros.sim.benchmark import SPLITS, load_benchmark, split_tasks
 from humanprompt_ros.sim.results import (
     compare_rows,
@@ -45,12 +46,6 @@ from humanprompt_ros.sim.results import (
     write_eval_file,
 )
 from humanprompt_ros.sim.tasks import BENCHMARK_VERSION, TWIN_SCENES, load_task, task_files
-
-
-def _tqdm(**kw):
-    from tqdm import tqdm
-
-    return tqdm(**kw)
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -113,7 +108,7 @@ def cmd_generate(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     results = []
-    bar = _tqdm(total=total, desc="generate", unit="ep", disable=args.quiet)
+    bar = progress(total=total, desc="generate", unit="ep", enabled=not args.quiet)
     with bar:
         for res in run_jobs(generate_job, jobs, args.workers):
             results += res
@@ -199,11 +194,11 @@ def cmd_eval(args) -> int:
         for chunk in chunks(seeds, size)
     ]
     results: dict[str, list[dict]] = {name: [] for name in rows}
-    bar = _tqdm(
+    bar = progress(
         total=len(rows) * len(files) * len(seeds),
         desc=f"eval {', '.join(rows)}",
         unit="ep",
-        disable=args.quiet or not sys.stderr.isatty(),
+        enabled=not args.quiet and sys.stderr.isatty(),
     )
     with bar:
         for res in run_jobs(eval_job, jobs, args.workers):

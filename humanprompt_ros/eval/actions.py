@@ -10,7 +10,7 @@ import torch
 
 from humanprompt_ros.action import FINGERTIPS, WRIST_POS, action_dim_mask
 from humanprompt_ros.models.policy_model import PromptPolicyModel
-from humanprompt_ros.train.common import progress
+from humanprompt_ros.progress import progress
 from humanprompt_ros.train.stage2_data import PolicyEpisode, chunk
 
 

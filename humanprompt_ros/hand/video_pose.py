@@ -57,6 +57,7 @@ from humanprompt_ros.hand.camera_geometry import (
 from humanprompt_ros.hand.keypoints import BONES, NUM_KEYPOINTS, PALM_POINTS, WRIST, keypoints_to_action
 from humanprompt_ros.hand.tracks import SmoothingConfig, fill_gaps, smooth
 from humanprompt_ros.paths import config_path
+from humanprompt_ros.progress import progress as progress_bar
 from humanprompt_ros.video import iter_video, probe
 
 MEDIAPIPE_VERSION = "0.10.14"
@@ -261,8 +262,6 @@ def track_hand(
     info = probe(video)
     declared_fps, count = info.fps, info.frames
     fps = declared_fps or DEFAULT_FPS
-    from tqdm.auto import tqdm
-
     t0 = time.perf_counter()
     frames: list[np.ndarray] = []
     raw = []  # (21, 3) camera-frame keypoints or None, per frame
@@ -271,7 +270,7 @@ def track_hand(
     previous = None
     with (
         MediaPipeHands(cfg) as detector,
-        tqdm(total=count, desc="hand pose", unit="frame", disable=not progress, dynamic_ncols=True) as bar,
+        progress_bar(total=count, desc="hand pose", unit="frame", enabled=progress) as bar,
     ):
         for frame in _frames(video, cfg.mirrored):
             h, w = frame.shape[:2]

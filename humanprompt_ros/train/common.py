@@ -212,12 +212,3 @@ def plot_metrics(log_path: Path, out_png: Path, title: str = "") -> Path | None:
     fig.savefig(out_png, dpi=90)
     plt.close(fig)
     return out_png
-
-
-def progress(iterable=None, total: int | None = None, desc: str = "", enabled: bool = True, initial: int = 0):
-    """A tqdm progress bar (quiet off the main rank)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        iterable, total=total, desc=desc, disable=not enabled, initial=initial, dynamic_ncols=True, mininterval=1.0
-    )

@@ -20,8 +20,9 @@ from humanprompt_ros.models.state_estimator import (
     shift_batch,
     targets,
 )
+from humanprompt_ros.progress import progress
 from humanprompt_ros.sim.scene import SimConfig
-from humanprompt_ros.train.common import progress, set_cosine_lr
+from humanprompt_ros.train.common import set_cosine_lr
 from humanprompt_ros.train.stage2_data import PolicyEpisode, load_policy_episodes
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from humanprompt_ros.models.policy_model import PromptPolicyModel
-from humanprompt_ros.train.common import progress
+from humanprompt_ros.progress import progress
 from humanprompt_ros.train.stage2_data import PolicyEpisode
 
 

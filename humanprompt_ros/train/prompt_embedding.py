@@ -17,7 +17,8 @@ from humanprompt_ros.config.stage1 import Stage1Config
 from humanprompt_ros.data import Episode
 from humanprompt_ros.models.cross_prediction import CrossPredictionModel
 from humanprompt_ros.models.prompt_embedding import PromptEmbedding, PromptEmbeddingConfig
-from humanprompt_ros.train.common import progress, seed_everything, set_cosine_lr
+from humanprompt_ros.progress import progress
+from humanprompt_ros.train.common import seed_everything, set_cosine_lr
 
 
 @dataclass

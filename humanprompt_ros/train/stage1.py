@@ -24,13 +24,13 @@ from humanprompt_ros.data import DatasetSpec
 from humanprompt_ros.models.checkpoint import load_checkpoint, load_train_state, save_train_state, unprefixed
 from humanprompt_ros.models.cross_prediction import CrossPredictionModel
 from humanprompt_ros.models.video_model import KIND, build_video_model, save_stage1
+from humanprompt_ros.progress import progress
 from humanprompt_ros.train.common import (
     Distributed,
     MetricsLog,
     StepBudget,
     cosine_lr,
     plot_metrics,
-    progress,
     seed_everything,
 )
 from humanprompt_ros.train.datasets import training_episodes

@@ -26,6 +26,7 @@ from humanprompt_ros.models.pdcp import paired_nt_xent
 from humanprompt_ros.models.policy_model import PromptPolicyModel, load_policy_model, save_policy
 from humanprompt_ros.models.state_encoder import encoder_input
 from humanprompt_ros.models.video_model import build_video_model, load_stage1
+from humanprompt_ros.progress import progress
 from humanprompt_ros.train.batcher import Batcher
 from humanprompt_ros.train.common import (
     EMA,
@@ -34,7 +35,6 @@ from humanprompt_ros.train.common import (
     StepBudget,
     cosine_lr,
     plot_metrics,
-    progress,
     seed_everything,
 )
 from humanprompt_ros.train.stage2_data import PolicyEpisode, hand_finger_mask

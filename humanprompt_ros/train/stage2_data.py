@@ -12,7 +12,7 @@ from humanprompt_ros.config.stage2 import Stage2Config
 from humanprompt_ros.data import DatasetSpec
 from humanprompt_ros.hand.hand import HandConfig, load_hand
 from humanprompt_ros.paths import config_path
-from humanprompt_ros.train.common import progress
+from humanprompt_ros.progress import progress
 from humanprompt_ros.train.datasets import training_episodes
 
 
