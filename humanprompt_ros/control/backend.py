@@ -6,9 +6,22 @@ policy without a prompt, or a :class:`~humanprompt_ros.config.nodes.StartupError
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from humanprompt_ros.config.nodes import PolicyConfig, StartupError
 from humanprompt_ros.paths import resolve_checkpoint
 from humanprompt_ros.policies import ScriptedFromPrompt, make_policy
+
+
+def checkpoint_file(value: str) -> Path:
+    """The checkpoint a node's ``checkpoint`` parameter names (empty: the shipped one); ``StartupError`` when it
+    is not a file."""
+    path = resolve_checkpoint(value)
+    if not path.is_file():
+        raise StartupError(
+            f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train, or set checkpoint:=PATH)"
+        )
+    return path
 
 
 def build_backend(cfg: PolicyConfig, hand_name: str):
@@ -20,11 +33,7 @@ def build_backend(cfg: PolicyConfig, hand_name: str):
             raise StartupError(str(exc)) from None
     if cfg.policy == "scripted":
         return ScriptedFromPrompt(chunk=cfg.chunk)
-    path = resolve_checkpoint(cfg.checkpoint)
-    if not path.is_file():
-        raise StartupError(
-            f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train, or set checkpoint:=PATH)"
-        )
+    path = checkpoint_file(cfg.checkpoint)
     try:
         policy = make_policy(
             str(path), hand=hand_name, device=cfg.device, threads=cfg.threads, guidance=cfg.guidance or None

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from humanprompt_ros.config.nodes import PromptEncoderConfig, StartupError, expand_dirs
+from humanprompt_ros.control.backend import checkpoint_file
 from humanprompt_ros.data import PromptLimits, load_prompt
 from humanprompt_ros.models.checkpoint import checkpoint_identity
-from humanprompt_ros.paths import resolve_checkpoint
 from humanprompt_ros.policies import make_policy
 from humanprompt_ros.policies.prompt_fit import has_prototypes, load_calibration
 
@@ -45,12 +45,7 @@ class PromptValidator:
         if cfg.policy == "replay":
             self.backend = make_policy("replay", camera_pose=cfg.camera_pose)
         elif cfg.policy == "checkpoint" and cfg.checkpoint:
-            path = resolve_checkpoint(cfg.checkpoint)
-            if not path.is_file():
-                raise StartupError(
-                    f"checkpoint: no such checkpoint file: {path} (train one with humanprompt-train "
-                    "stage2, or set checkpoint:=PATH, or use policy:=replay)"
-                )
+            path = checkpoint_file(cfg.checkpoint)
             before = checkpoint_identity(path)
             self.backend = make_policy(str(path))
             self.checkpoint_id = before if checkpoint_identity(path) == before else ""
