@@ -119,7 +119,7 @@ def start_bringup(env: dict, *args: str, log_path: str | None = None) -> subproc
 
 def policy_graph_args(policy: str, checkpoint: str | None) -> tuple[list[str], str | None]:
     """bringup's arguments for ``policy`` and, for ``checkpoint``, the file the policy node will load (resolved as
-    it resolves it); ``ValueError`` with the reason when that checkpoint would not load."""
+    it resolves it). A checkpoint that would not load ends the benchmark: the reason on stderr, exit code 2."""
     if policy != "checkpoint":
         return [f"policy:={policy}"], None
     from humanprompt_ros.graph import build_graph, checkpoint_problem
@@ -127,7 +127,8 @@ def policy_graph_args(policy: str, checkpoint: str | None) -> tuple[list[str], s
     specs = build_graph({"sim": "true", "policy": "checkpoint", "checkpoint": checkpoint})
     problem = checkpoint_problem(specs)
     if problem:
-        raise ValueError(problem)
+        print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     path = next(s.parameters["checkpoint"] for s in specs if s.name == "policy")
     return [f"policy:={policy}", f"checkpoint:={path}"], path
 
@@ -348,11 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     mode = args.prompt_seed or ("same" if args.policy == "replay" else "other")
-    try:
-        graph_args, checkpoint = policy_graph_args(args.policy, args.checkpoint)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    graph_args, checkpoint = policy_graph_args(args.policy, args.checkpoint)
     graph_args += ["lockstep:=true"] if args.lockstep else []
     root = Path(args.prompt_dir or tempfile.mkdtemp(prefix="humanprompt-prompts-"))
     t0 = time.monotonic()

@@ -642,11 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench_closed_loop import generate_prompts, policy_graph_args, start_bringup
     from soak import command_checker
 
-    try:
-        graph_args, _ = policy_graph_args(args.policy, args.checkpoint)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    graph_args, _ = policy_graph_args(args.policy, args.checkpoint)
     graph_args.append(f"respawn_delay:={args.respawn_delay}")
     root = Path(args.prompt_dir or REPO / "runs" / "faults" / "prompts").resolve()
     seeds = [1_000_000 + k for k in range(min(args.repeats, 3))]

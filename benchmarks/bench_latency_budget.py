@@ -188,11 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from humanprompt_ros.ros.graph_client import GraphClient
 
-    try:
-        graph_args, checkpoint = policy_graph_args(args.policy, args.checkpoint)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    graph_args, checkpoint = policy_graph_args(args.policy, args.checkpoint)
     mode = "other" if args.policy == "checkpoint" else "same"
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     seeds = list(range(1_000_000, 1_000_000 + args.seeds))

@@ -742,11 +742,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_closed_loop import generate_prompts, policy_graph_args, start_bringup, stop_bringup
 
-    try:
-        graph_args, _ = policy_graph_args(args.policy, args.checkpoint)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    graph_args, _ = policy_graph_args(args.policy, args.checkpoint)
     graph_args.append(f"respawn_delay:={args.respawn_delay}")
     out = Path(args.out or REPO / "runs" / "soak" / time.strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)

@@ -140,8 +140,8 @@ def checkpoint_problem(specs: list["NodeSpec"]) -> str | None:
     return (
         f"policy:=checkpoint needs the checkpoint file {path}, which does not exist (needed by {names}). "
         + ("No trained policy is installed in models/ yet: train" if shipped else "Train")
-        + " one with `humanprompt-train stage2 --config config/stage2.yaml` (after stage1; it writes "
-        "runs/stage2/policy.safetensors) and pass checkpoint:=runs/stage2/policy.safetensors or copy it to "
+        + " one as the shipped file was made (`SHIP=1 scripts/train_prompted_state.sh`, docs/training.md; it "
+        "writes runs/prompted/policy.safetensors) and pass checkpoint:=PATH or copy it to "
         "models/policy.safetensors; or run without the learned policy: policy:=replay"
     )
 

@@ -79,7 +79,11 @@ def test_preflight_refuses_a_missing_checkpoint_before_starting_anything(tmp_pat
     missing = tmp_path / "models" / "policy.safetensors"
     problems = preflight([s for s in build_graph({"checkpoint": str(missing)}) if s.enabled], share_dir())
     assert len(problems) == 1, problems
-    assert str(missing) in problems[0] and "humanprompt-train stage2" in problems[0] and "policy:=replay" in problems[0]
+    assert (
+        str(missing) in problems[0]
+        and "scripts/train_prompted_state.sh" in problems[0]
+        and "policy:=replay" in problems[0]
+    )
     missing.parent.mkdir()
     missing.write_bytes(b"weights")  # preflight checks that the file is there; the policy node checks its content
     assert preflight([s for s in build_graph({"checkpoint": str(missing)}) if s.enabled], share_dir()) == []

@@ -66,7 +66,7 @@ def test_a_missing_checkpoint_is_a_set_up_error_that_says_what_to_do(tmp_path):
     out = demo("--checkpoint", str(missing), "--prompt-dir", str(tmp_path / "prompts"), timeout=60)
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"{missing}, which does not exist" in out.stderr
-    assert "humanprompt-train stage2" in out.stderr and "--policy replay" in out.stderr
+    assert "scripts/train_prompted_state.sh" in out.stderr and "--policy replay" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "prompts").exists()  # failed before any work
 
 

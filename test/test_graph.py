@@ -94,7 +94,7 @@ def test_a_missing_checkpoint_is_named_with_how_to_get_one(tmp_path):
     missing = tmp_path / "models" / "policy.safetensors"
     problem = checkpoint_problem(build_graph({"checkpoint": str(missing)}))
     assert str(missing) in problem and "does not exist" in problem
-    assert "humanprompt-train stage2" in problem and "policy:=replay" in problem
+    assert "scripts/train_prompted_state.sh" in problem and "policy:=replay" in problem
     assert "No trained policy is installed in models/ yet" in problem
     # only the enabled nodes that load it count
     assert checkpoint_problem(build_graph({"checkpoint": str(missing), "nodes": "camera,command"})) is None
