@@ -30,6 +30,18 @@ class PromptError(ValueError):
     """A prompt that cannot be used; the message is the reason shown to the operator."""
 
 
+def _prompt_id(key: str, n: int) -> str:
+    """A prompt's id: ``KEY@N``, KEY naming the file and its version (name-sha1 of path and mtime), N counting the
+    prompts this encoder has set."""
+    return f"{key}@{n}"
+
+
+def _split_id(pid: str) -> tuple[str, int | None]:
+    """``KEY@N`` → (KEY, N); N is None when ``pid`` is not such an id."""
+    key, _, n = pid.rpartition("@")
+    return (key, int(n)) if n.isdigit() else (pid, None)
+
+
 class PromptValidator:
     """The ROS-free core: check and encode a prompt for the configured backend."""
 
@@ -155,7 +167,7 @@ class PromptValidator:
         name = (
             real.name if real.is_file() else "-".join(p for p in (str(ep.task or real.name), str(ep.seed or "")) if p)
         )
-        info["id"] = f"{name}-{digest}@{self.counter}"
+        info["id"] = _prompt_id(f"{name}-{digest}", self.counter)
         self.encoded = None if encoded is None else (info["id"], *encoded)
         info["encode_s"] = round(time.perf_counter() - t0, 4)
         info["set_at"] = time.time()
@@ -188,9 +200,9 @@ class PromptValidator:
         if not pid:
             return None
         info = self.validate(video)
-        name, _, count = pid.rpartition("@")
-        if info["id"].rpartition("@")[0] == name and count.isdigit():  # the same file, unchanged
-            info["id"], self.counter = pid, max(self.counter, int(count))
+        key, count = _split_id(pid)
+        if _split_id(info["id"])[0] == key and count is not None:  # the same file, unchanged
+            info["id"], self.counter = pid, max(self.counter, count)
             if self.encoded is not None:
                 self.encoded = (pid, *self.encoded[1:])
         return info
