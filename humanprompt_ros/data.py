@@ -227,10 +227,15 @@ def write_episode(
     if frames:
         meta.setdefault("image_size", [int(frames[0].shape[0]), int(frames[0].shape[1])])
     meta.setdefault("action_layout", ACTION_LAYOUT)
-    tmp = d / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(meta), indent=1))
-    os.replace(tmp, d / META_FILE)
+    write_meta(d, meta)
     return d
+
+
+def write_meta(directory: Path, meta: dict[str, Any]) -> None:
+    """``directory/meta.json``, written atomically (a reader sees the old file or the new one, never a part)."""
+    tmp = directory / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(meta), indent=1))
+    os.replace(tmp, directory / META_FILE)
 
 
 def _jsonable(x: Any) -> Any:

@@ -55,7 +55,7 @@ from typing import Any, Callable
 import numpy as np
 
 from humanprompt_ros.config.nodes import RecorderConfig, expand_dirs
-from humanprompt_ros.data import FORMAT_VERSION, META_FILE, VIDEO_FILE, write_episode, write_video
+from humanprompt_ros.data import FORMAT_VERSION, META_FILE, VIDEO_FILE, write_episode, write_meta, write_video
 from humanprompt_ros.rosbag import ALIGNMENT, action_source, align, message_times, next_index, robot_arrays
 
 #: How far before ``start`` a stamp counts as a backlog queued before it (dropped): a subscription's history
@@ -463,6 +463,4 @@ def _update_meta(directory: Path, values: dict[str, Any], **more: Any) -> None:
     path = directory / META_FILE
     meta = json.loads(path.read_text()) if path.is_file() else {}
     meta.update(values, **more)
-    tmp = path.with_name(META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, path)
+    write_meta(directory, meta)
