@@ -20,6 +20,9 @@ stream; several datasets read as one (:func:`dataset_roots`: a config's ``data``
 episode directory or a bare video file: :func:`load_prompt` validates it (without decoding it:
 :func:`humanprompt_ros.video.probe`) and says why it is unusable; :meth:`Episode.prompt_clip` decodes
 only the frames a model's clip keeps.
+
+Kept as one module: the format's writer (:func:`write_episode`, :func:`write_meta`) and its readers live
+together, so that they cannot drift apart.
 """
 
 from __future__ import annotations
