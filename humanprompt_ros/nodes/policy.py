@@ -226,7 +226,7 @@ class PolicyNode(Node):
             if (
                 (self.cfg.lockstep or self.cfg.frame_age_from == "stamp")
                 and self.frame_stamp is not None
-                and Time.from_msg(msg.header.stamp).nanoseconds < Time.from_msg(self.frame_stamp).nanoseconds
+                and stamp_ns < Time.from_msg(self.frame_stamp).nanoseconds
             ):
                 self.counts["frames_out_of_order"] += 1  # a late frame of an earlier step, episode or moment
                 return

@@ -28,6 +28,7 @@ from humanprompt_ros.sim.tasks import TWIN_SCENES, GoalMark, ObjectInstance, Tas
 HAND_CONTYPE = 'contype="2" conaffinity="1"'
 WORLD_CONTYPE = 'contype="1" conaffinity="3"'
 COLLISION_GROUP = 3  # Allegro collision primitives: not rendered
+TABLE_HALF_EXTENT = (0.42, 0.34)  # m: the table top's half sizes in x and y (its top at z = 0)
 
 
 @dataclass
@@ -331,7 +332,7 @@ def build_scene(
     <light name="fill" directional="true" pos="-0.5 0.3 1.0" dir="0.4 -0.2 -1" diffuse="0.2 0.2 0.2" castshadow="false"/>
     <camera name="main" pos="{_fmt(cam.pos)}" xyaxes="{_fmt(xy)}" fovy="{cam.fovy}"/>
     <geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" material="floor" contype="0" conaffinity="0"/>
-    <geom name="table" type="box" pos="0 0 -0.02" size="0.42 0.34 0.02" material="table" {WORLD_CONTYPE} friction="0.5 0.005 0.0001"/>
+    <geom name="table" type="box" pos="0 0 -0.02" size="{_fmt(TABLE_HALF_EXTENT)} 0.02" material="table" {WORLD_CONTYPE} friction="0.5 0.005 0.0001"/>
     <geom name="table_leg" type="box" pos="0 0 -0.39" size="0.38 0.3 0.35" rgba="0.4 0.33 0.26 1" contype="0" conaffinity="0"/>
     {goal}
     {"".join(objects)}

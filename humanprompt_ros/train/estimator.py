@@ -21,7 +21,7 @@ from humanprompt_ros.models.state_estimator import (
     targets,
 )
 from humanprompt_ros.progress import progress
-from humanprompt_ros.sim.scene import SimConfig
+from humanprompt_ros.sim.scene import TABLE_HALF_EXTENT, SimConfig
 from humanprompt_ros.train.common import set_cosine_lr
 from humanprompt_ros.train.stage2_data import PolicyEpisode, load_policy_episodes
 
@@ -130,9 +130,6 @@ def estimator_episodes(
     extra = load_policy_episodes(rollouts, size, state=True, success=None) if rollouts else []
     kept = [e for e in (on_table(e) for e in extra) if e is not None]
     return episodes + views + kept, len(views)
-
-
-TABLE_HALF_EXTENT = (0.42, 0.34)  # m: the table top's half sizes in x and y (sim.scene's table geom)
 
 
 def on_table(ep: PolicyEpisode) -> PolicyEpisode | None:
