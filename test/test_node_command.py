@@ -266,21 +266,42 @@ def test_targets_become_commands_within_limits(rig):
     assert {"targets", "hand_joints", "hand_links"} <= ns
 
 
+def published_in_order(rig, stamps: np.ndarray, since: float) -> np.ndarray:
+    """Which received commands (by ``stamps``, in order) are known to directly follow the one before them as the
+    node published them: True for command i when two of the node's diagnostics reports, naming the stamps of the
+    commands it had last published and how many it had published, bracket commands i-1 and i and count as many
+    published between them as this test received (none lost on the way: a loaded machine can drop some)."""
+    known = np.zeros(len(stamps), bool)
+    marks = []  # (index of the received command, the node's count when it was the last one published)
+    for d in command_status(rig, since):
+        hit = np.flatnonzero(np.abs(stamps - float(d["last_command_stamp"])) < 2e-6)
+        if len(hit) and int(d["commands_published"]) > 0:
+            marks.append((int(hit[0]), int(d["commands_published"])))
+    for (i, n), (j, m) in zip(marks, marks[1:]):
+        if j > i and j - i == m - n:
+            known[i + 1 : j + 1] = True
+    return known
+
+
 def test_velocity_limit_is_respected(rig):
     lo, hi = rig.hand.joint_limits
     # jump the target from one side of the range to the other: far more than one step allows
     for q_goal in (lo + 0.25 * (hi - lo), lo + 0.75 * (hi - lo)):
         t0 = time.monotonic()
         rig.feeder.target_msg = target_for(rig, q_goal)
-        rig.peer.wait_until(lambda t0=t0: len(rig.commands.since(t0)) >= 30, 20, "30 commands after the jump")
+        rig.peer.wait_until(lambda t0=t0: len(rig.commands.since(t0)) >= 60, 20, "60 commands after the jump")
+    wait_status(rig, lambda d: True, 5, "diagnostics after the commands", since=time.monotonic())
     msgs = [m for _, m in rig.commands.since(t0)]
     stamps = np.array([m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for m in msgs])
     qs = np.array([m.position for m in msgs])
     steps = np.abs(np.diff(qs, axis=0)).max(axis=1)
     dts = np.diff(stamps)
     assert steps.max() > 0, "the hand did not move"
-    # each step moves at most VMAX * dt (dt capped at 2/RATE), with 3 ms of timing slack
-    bound = VMAX * np.minimum(dts + 0.003, 2.0 / RATE) + 1e-9
+    # each step moves at most VMAX * dt (dt capped at 2/RATE), with 3 ms of timing slack; between two received
+    # commands with others lost in between, the cap holds for each of the steps: at most VMAX * (their dt + slack)
+    consecutive = published_in_order(rig, stamps, t0)[1:]
+    assert consecutive.sum() >= 20 and steps[consecutive].max() > 0, "too few commands known to be consecutive"
+    bound = VMAX * np.where(consecutive, np.minimum(dts + 0.003, 2.0 / RATE), dts + 0.003) + 1e-9
     assert np.all(steps <= bound), (
         f"velocity limit broken: worst step {steps.max():.4f} rad, bound {bound[steps.argmax()]:.4f}"
     )
